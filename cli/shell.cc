@@ -1,0 +1,239 @@
+#include "cli/shell.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "core/status_macros.h"
+
+namespace groupshare::cli {
+namespace {
+
+using Stub = tracker::v1::TrackerService::Stub;
+namespace tv1 = ::groupshare::tracker::v1;
+
+const char* RelationName(tv1::Relation r) {
+  switch (r) {
+    case tv1::RELATION_OWNER: return "owner";
+    case tv1::RELATION_MEMBER: return "member";
+    case tv1::RELATION_PENDING: return "pending";
+    default: return "none";
+  }
+}
+
+std::string HumanSize(uint64_t bytes) {
+  constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return absl::StrCat(bytes, " B");
+  return absl::StrCat(absl::StrFormat("%.1f", value), " ", kUnits[unit]);
+}
+
+}  // namespace
+
+Shell::Shell(peer::TrackerClient& tracker, std::string peer_address, std::ostream& out)
+    : tracker_(tracker), peer_address_(std::move(peer_address)), out_(out) {
+  auto bind = [this](absl::Status (Shell::*fn)(const Args&)) {
+    return [this, fn](const Args& a) { return (this->*fn)(a); };
+  };
+  commands_ = {
+      {"create_user", {"user_id", "password"}, "create an account", false,
+       bind(&Shell::CreateUser)},
+      {"login", {"user_id", "password"}, "log in and share again what you shared before",
+       false, bind(&Shell::Login)},
+      {"create_group", {"group_id"}, "create a group that you own", true,
+       bind(&Shell::CreateGroup)},
+      {"join_group", {"group_id"}, "ask the owner of a group to let you in", true,
+       bind(&Shell::JoinGroup)},
+      {"leave_group", {"group_id"}, "leave a group and stop sharing in it", true,
+       bind(&Shell::LeaveGroup)},
+      {"list_requests", {"group_id"}, "pending join requests of a group you own", true,
+       bind(&Shell::ListRequests)},
+      {"accept_request", {"group_id", "user_id"}, "let a user into your group", true,
+       [this](const Args& a) { return AnswerRequest(a, true); }},
+      {"reject_request", {"group_id", "user_id"}, "refuse a user's join request", true,
+       [this](const Args& a) { return AnswerRequest(a, false); }},
+      {"list_groups", {}, "every group, with its owner, size and your place in it", true,
+       bind(&Shell::ListGroups)},
+      {"list_files", {"group_id"}, "the files shared in a group", true,
+       bind(&Shell::ListFiles)},
+      {"stop_share", {"group_id", "file_name"}, "stop sharing a file", true,
+       bind(&Shell::StopShare)},
+      {"logout", {}, "log out and stop sharing until the next login", true,
+       bind(&Shell::Logout)},
+      {"help", {}, "this list", false, bind(&Shell::Help)},
+      {"quit", {}, "log out and leave the shell", false,
+       [](const Args&) { return absl::OkStatus(); }},
+  };
+}
+
+std::string Shell::Usage(const Command& c) const {
+  std::string usage = c.name;
+  for (const std::string& p : c.params) absl::StrAppend(&usage, " <", p, ">");
+  return usage;
+}
+
+void Shell::Print(const std::string& line) { out_ << line << std::endl; }
+
+bool Shell::Execute(absl::string_view line) {
+  Args words = absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+  if (words.empty() || words[0].front() == '#') return true;
+  std::string name = words[0];
+  Args args(words.begin() + 1, words.end());
+  for (const Command& c : commands_) {
+    if (c.name != name) continue;
+    if (args.size() != c.params.size()) {
+      Print(absl::StrCat("error: usage: ", Usage(c)));
+      return true;
+    }
+    if (name == "quit") return false;
+    if (c.needs_login && !tracker_.user().has_value()) {
+      Print("error: not logged in; log in first with login <user_id> <password>");
+      return true;
+    }
+    absl::Status status = c.run(args);
+    if (!status.ok()) Print(absl::StrCat("error: ", status.message()));
+    return true;
+  }
+  Print(absl::StrCat("error: unknown command '", name, "'; type help for the list"));
+  return true;
+}
+
+void Shell::Close() {
+  if (tracker_.user().has_value()) tracker_.Logout().IgnoreError();
+}
+
+absl::Status Shell::CreateUser(const Args& a) {
+  tv1::CreateUserRequest req;
+  req.set_user_id(a[0]);
+  req.set_password(a[1]);
+  RETURN_IF_ERROR(tracker_.Call(&Stub::CreateUser, req).status());
+  Print(absl::StrCat("user ", a[0], " created; log in with login ", a[0], " <password>"));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::Login(const Args& a) {
+  ASSIGN_OR_RETURN(tv1::LoginResponse resp, tracker_.Login(a[0], a[1], peer_address_));
+  Print(absl::StrCat("logged in as ", a[0]));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::Logout(const Args&) {
+  std::string user = tracker_.user().value_or("");
+  RETURN_IF_ERROR(tracker_.Logout());
+  Print(absl::StrCat("logged out ", user));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::CreateGroup(const Args& a) {
+  tv1::CreateGroupRequest req;
+  req.set_group_id(a[0]);
+  RETURN_IF_ERROR(tracker_.Call(&Stub::CreateGroup, req).status());
+  Print(absl::StrCat("group ", a[0], " created; you own it"));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::JoinGroup(const Args& a) {
+  tv1::JoinGroupRequest req;
+  req.set_group_id(a[0]);
+  RETURN_IF_ERROR(tracker_.Call(&Stub::JoinGroup, req).status());
+  Print(absl::StrCat("asked to join ", a[0], "; its owner must accept"));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::LeaveGroup(const Args& a) {
+  tv1::LeaveGroupRequest req;
+  req.set_group_id(a[0]);
+  ASSIGN_OR_RETURN(auto resp, tracker_.Call(&Stub::LeaveGroup, req));
+  if (resp.group_deleted()) {
+    Print(absl::StrCat("left ", a[0], "; it had no other member and is deleted"));
+  } else if (!resp.new_owner().empty()) {
+    Print(absl::StrCat("left ", a[0], "; ", resp.new_owner(), " owns it now"));
+  } else {
+    Print(absl::StrCat("left ", a[0]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shell::ListRequests(const Args& a) {
+  tv1::ListRequestsRequest req;
+  req.set_group_id(a[0]);
+  ASSIGN_OR_RETURN(auto resp, tracker_.Call(&Stub::ListRequests, req));
+  if (resp.requests().empty()) {
+    Print(absl::StrCat("no pending requests for ", a[0]));
+  }
+  for (const tv1::JoinRequest& r : resp.requests()) {
+    Print(absl::StrCat(r.user_id(), " asked ",
+                       absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                                        absl::FromUnixSeconds(r.requested_at()),
+                                        absl::UTCTimeZone())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shell::AnswerRequest(const Args& a, bool accept) {
+  if (accept) {
+    tv1::AcceptRequestRequest req;
+    req.set_group_id(a[0]);
+    req.set_user_id(a[1]);
+    RETURN_IF_ERROR(tracker_.Call(&Stub::AcceptRequest, req).status());
+    Print(absl::StrCat(a[1], " is now a member of ", a[0]));
+  } else {
+    tv1::RejectRequestRequest req;
+    req.set_group_id(a[0]);
+    req.set_user_id(a[1]);
+    RETURN_IF_ERROR(tracker_.Call(&Stub::RejectRequest, req).status());
+    Print(absl::StrCat("rejected ", a[1], "'s request to join ", a[0]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shell::ListGroups(const Args&) {
+  ASSIGN_OR_RETURN(auto resp, tracker_.Call(&Stub::ListGroups, tv1::ListGroupsRequest()));
+  if (resp.groups().empty()) {
+    Print("no groups yet; create one with create_group <group_id>");
+  }
+  for (const tv1::Group& g : resp.groups()) {
+    Print(absl::StrCat(g.group_id(), " owner=", g.owner(), " members=", g.member_count(),
+                       " you=", RelationName(g.relation())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shell::ListFiles(const Args& a) {
+  tv1::ListFilesRequest req;
+  req.set_group_id(a[0]);
+  ASSIGN_OR_RETURN(auto resp, tracker_.Call(&Stub::ListFiles, req));
+  if (resp.files().empty()) {
+    Print(absl::StrCat("no files in ", a[0], " yet"));
+  }
+  for (const tv1::FileSummary& f : resp.files()) {
+    Print(absl::StrCat(f.name(), " size=", f.size(), " (", HumanSize(f.size()),
+                       ") peers=", f.online_seeders() + f.online_partial(),
+                       " seeders=", f.online_seeders(), " sha1=", f.sha1()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shell::StopShare(const Args& a) {
+  tv1::StopShareRequest req;
+  req.set_group_id(a[0]);
+  req.set_file_name(a[1]);
+  RETURN_IF_ERROR(tracker_.Call(&Stub::StopShare, req).status());
+  Print(absl::StrCat("stopped sharing ", a[1], " in ", a[0]));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::Help(const Args&) {
+  for (const Command& c : commands_) {
+    Print(absl::StrCat(Usage(c), " - ", c.summary));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace groupshare::cli

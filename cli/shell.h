@@ -1,0 +1,66 @@
+// The client's shell: parses one command line at a time, calls the client's
+// services and prints one line per result. Errors print as "error: ..."
+// and say what to do. No business logic lives here.
+//
+// Not thread-safe: one thread feeds it lines.
+#ifndef GROUPSHARE_CLI_SHELL_H_
+#define GROUPSHARE_CLI_SHELL_H_
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "services/peer/tracker_client.h"
+
+namespace groupshare::cli {
+
+class Shell {
+ public:
+  // `peer_address` is the host:port this client's peer service listens on,
+  // sent to the tracker at login. `out` receives the results.
+  Shell(peer::TrackerClient& tracker, std::string peer_address, std::ostream& out);
+
+  // Runs one command line. Returns false once the shell should end (quit).
+  bool Execute(absl::string_view line);
+
+  // Logs out if logged in; call before the process ends.
+  void Close();
+
+ private:
+  using Args = std::vector<std::string>;
+  struct Command {
+    std::string name;
+    std::vector<std::string> params;
+    std::string summary;
+    bool needs_login;
+    std::function<absl::Status(const Args&)> run;
+  };
+
+  std::string Usage(const Command& c) const;
+  void Print(const std::string& line);
+
+  absl::Status CreateUser(const Args& a);
+  absl::Status Login(const Args& a);
+  absl::Status Logout(const Args& a);
+  absl::Status CreateGroup(const Args& a);
+  absl::Status JoinGroup(const Args& a);
+  absl::Status LeaveGroup(const Args& a);
+  absl::Status ListRequests(const Args& a);
+  absl::Status AnswerRequest(const Args& a, bool accept);
+  absl::Status ListGroups(const Args& a);
+  absl::Status ListFiles(const Args& a);
+  absl::Status StopShare(const Args& a);
+  absl::Status Help(const Args& a);
+
+  peer::TrackerClient& tracker_;
+  const std::string peer_address_;
+  std::ostream& out_;
+  std::vector<Command> commands_;
+};
+
+}  // namespace groupshare::cli
+
+#endif  // GROUPSHARE_CLI_SHELL_H_

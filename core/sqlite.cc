@@ -1,0 +1,146 @@
+#include "core/sqlite.h"
+
+#include <sqlite3.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace groupshare::sqlite {
+namespace {
+
+absl::Status Error(sqlite3* db, int rc, absl::string_view what) {
+  std::string message = absl::StrCat(what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+}  // namespace
+
+Statement::Statement(Statement&& other) noexcept
+    : db_(other.db_),
+      stmt_(other.stmt_),
+      next_param_(other.next_param_),
+      bind_status_(std::move(other.bind_status_)) {
+  other.stmt_ = nullptr;
+}
+
+Statement::~Statement() { sqlite3_finalize(stmt_); }
+
+Statement& Statement::Bind(int64_t value) {
+  int rc = sqlite3_bind_int64(stmt_, next_param_++, value);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = Error(db_, rc, "bind");
+  return *this;
+}
+
+Statement& Statement::Bind(absl::string_view text) {
+  int rc = sqlite3_bind_text64(stmt_, next_param_++, text.data(), text.size(),
+                               SQLITE_TRANSIENT, SQLITE_UTF8);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = Error(db_, rc, "bind");
+  return *this;
+}
+
+Statement& Statement::Bind(Blob blob) {
+  int rc = sqlite3_bind_blob64(stmt_, next_param_++, blob.bytes.data(),
+                               blob.bytes.size(), SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = Error(db_, rc, "bind");
+  return *this;
+}
+
+absl::StatusOr<bool> Statement::Step() {
+  if (!bind_status_.ok()) return bind_status_;
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return Error(db_, rc, "database step");
+}
+
+absl::Status Statement::Run() {
+  while (true) {
+    auto row = Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+  }
+}
+
+int64_t Statement::Int(int column) const {
+  return sqlite3_column_int64(stmt_, column);
+}
+
+std::string Statement::Text(int column) const {
+  const void* data = sqlite3_column_blob(stmt_, column);
+  int size = sqlite3_column_bytes(stmt_, column);
+  return data ? std::string(static_cast<const char*>(data), size) : std::string();
+}
+
+bool Statement::IsNull(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                               SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status = absl::UnavailableError(absl::StrCat(
+        "cannot open database '", path, "': ",
+        raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    sqlite3_close(raw);
+    return status;
+  }
+  std::unique_ptr<Database> db(new Database(raw));
+  sqlite3_busy_timeout(raw, 10000);
+  absl::Status status = db->Exec(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+      "PRAGMA foreign_keys=ON;");
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("database '", path, "': ", status.message()));
+  }
+  return db;
+}
+
+Database::~Database() { sqlite3_close_v2(db_); }
+
+absl::Status Database::Exec(absl::string_view sql) {
+  char* message = nullptr;
+  int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &message);
+  if (rc == SQLITE_OK) return absl::OkStatus();
+  absl::Status status = Error(nullptr, rc, message ? message : "exec");
+  sqlite3_free(message);
+  return status;
+}
+
+absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()),
+                              &stmt, nullptr);
+  if (rc != SQLITE_OK) return Error(db_, rc, "prepare");
+  return Statement(db_, stmt);
+}
+
+int Database::Changes() const { return sqlite3_changes(db_); }
+
+Transaction::Transaction(Database& db) : db_(db) {
+  begin_ = db_.Exec("BEGIN IMMEDIATE");
+  done_ = !begin_.ok();
+}
+
+Transaction::~Transaction() {
+  if (!done_) db_.Exec("ROLLBACK").IgnoreError();
+}
+
+absl::Status Transaction::Commit() {
+  absl::Status status = db_.Exec("COMMIT");
+  if (status.ok()) done_ = true;
+  return status;
+}
+
+}  // namespace groupshare::sqlite

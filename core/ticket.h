@@ -1,0 +1,69 @@
+// Download tickets: the tracker signs, for one user, group and file, a
+// permission to pull the file's pieces until an expiry; every peer verifies
+// the signature with the tracker's public key before serving a byte. Ed25519
+// through OpenSSL's EVP API.
+//
+// A ticket travels as text: base64url(claims) "." base64url(signature),
+// where claims is "gs-ticket-v1\n<user>\n<group>\n<file sha1>\n<expiry>"
+// (expiry in Unix seconds). Ids hold no whitespace, so the claims are
+// unambiguous.
+#ifndef GROUPSHARE_CORE_TICKET_H_
+#define GROUPSHARE_CORE_TICKET_H_
+
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace groupshare {
+
+struct Ticket {
+  std::string user_id;
+  std::string group_id;
+  std::string file_sha1;  // lower-case hex
+  absl::Time expires;     // whole seconds
+};
+
+// Holds the tracker's private key. Thread-safe after construction.
+class TicketSigner {
+ public:
+  // A new random key.
+  static absl::StatusOr<std::unique_ptr<TicketSigner>> Generate();
+  // From a 32-byte raw private key (as PrivateKey() returns it).
+  static absl::StatusOr<std::unique_ptr<TicketSigner>> FromPrivateKey(
+      absl::string_view raw);
+  ~TicketSigner();
+
+  std::string PrivateKey() const;  // 32 raw bytes
+  std::string PublicKey() const;   // 32 raw bytes
+  absl::StatusOr<std::string> Sign(const Ticket& ticket) const;
+
+ private:
+  struct Key;
+  explicit TicketSigner(std::unique_ptr<Key> key);
+  std::unique_ptr<Key> key_;
+};
+
+// Holds the tracker's public key. Thread-safe after construction.
+class TicketVerifier {
+ public:
+  // From a 32-byte raw public key; INVALID_ARGUMENT when it is not one.
+  static absl::StatusOr<std::unique_ptr<TicketVerifier>> Create(
+      absl::string_view public_key);
+  ~TicketVerifier();
+
+  // The ticket's claims when `text` is a ticket this key signed and it has
+  // not expired at `now`; PERMISSION_DENIED otherwise, saying why.
+  absl::StatusOr<Ticket> Verify(absl::string_view text, absl::Time now) const;
+
+ private:
+  struct Key;
+  explicit TicketVerifier(std::unique_ptr<Key> key);
+  std::unique_ptr<Key> key_;
+};
+
+}  // namespace groupshare
+
+#endif  // GROUPSHARE_CORE_TICKET_H_

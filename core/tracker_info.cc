@@ -1,0 +1,88 @@
+#include "core/tracker_info.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace groupshare {
+
+std::string HostPort::ToString() const { return absl::StrCat(host, ":", port); }
+
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
+                                       bool allow_port_zero) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a host:port address (", why, ")"));
+  };
+  size_t colon = text.rfind(':');
+  if (colon == absl::string_view::npos) return bad("no ':port'");
+  absl::string_view host = text.substr(0, colon);
+  absl::string_view port_text = text.substr(colon + 1);
+  if (host.empty()) return bad("no host");
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return bad("unclosed '['");
+  } else if (host.find(':') != absl::string_view::npos) {
+    return bad("an IPv6 address needs brackets, as in [::1]:5000");
+  }
+  for (unsigned char c : host) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_' &&
+        c != '[' && c != ']' && c != ':') {
+      return bad("bad character in host");
+    }
+  }
+  int port = 0;
+  if (port_text.empty() || !absl::SimpleAtoi(port_text, &port) ||
+      port_text.find_first_not_of("0123456789") != absl::string_view::npos ||
+      port < 0 || port > 65535) {
+    return bad("port must be a number from 1 to 65535");
+  }
+  if (port == 0 && !allow_port_zero) {
+    return bad("port must be a number from 1 to 65535");
+  }
+  return HostPort{std::string(host), port};
+}
+
+absl::StatusOr<std::vector<HostPort>> ParseTrackerInfo(absl::string_view text) {
+  std::vector<HostPort> out;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_no;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line.front() == '#') continue;
+    auto address = ParseHostPort(line, /*allow_port_zero=*/true);
+    if (!address.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tracker_info line ", line_no, ": ", address.status().message()));
+    }
+    out.push_back(*std::move(address));
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        "tracker_info holds no tracker address; write one host:port a line");
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<HostPort>> ReadTrackerInfo(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot read tracker_info file '", path, "': ", std::strerror(errno)));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto parsed = ParseTrackerInfo(text.str());
+  if (!parsed.ok()) {
+    return absl::Status(parsed.status().code(),
+                        absl::StrCat(path, ": ", parsed.status().message()));
+  }
+  return parsed;
+}
+
+}  // namespace groupshare

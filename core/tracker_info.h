@@ -1,0 +1,40 @@
+// tracker_info.txt: one tracker address ("host:port") a line. Tracker
+// number N (1-based) listens on the Nth address; clients try them in order.
+// Blank lines and lines starting with '#' are skipped.
+#ifndef GROUPSHARE_CORE_TRACKER_INFO_H_
+#define GROUPSHARE_CORE_TRACKER_INFO_H_
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace groupshare {
+
+// A "host:port" address. `host` is an IPv4 address, a DNS name, or an IPv6
+// address in brackets ("[::1]"); the brackets are kept.
+struct HostPort {
+  std::string host;
+  int port = 0;
+
+  std::string ToString() const;
+};
+
+// Parses "host:port"; INVALID_ARGUMENT says what is wrong. A port of 0 is
+// accepted only when `allow_port_zero` (a server that lets the system
+// choose).
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
+                                       bool allow_port_zero = false);
+
+// Reads the addresses of tracker_info.txt. NOT_FOUND when the file cannot
+// be read, INVALID_ARGUMENT (naming the line) when a line is malformed or
+// the file holds no address.
+absl::StatusOr<std::vector<HostPort>> ReadTrackerInfo(const std::string& path);
+
+// The same, from the file's text.
+absl::StatusOr<std::vector<HostPort>> ParseTrackerInfo(absl::string_view text);
+
+}  // namespace groupshare
+
+#endif  // GROUPSHARE_CORE_TRACKER_INFO_H_

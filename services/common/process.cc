@@ -1,0 +1,97 @@
+#include "services/common/process.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace groupshare {
+
+std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_view usage) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-h" || arg == "-help" || arg == "--helpfull") {
+      std::cout << usage << "\nFlags:\n";
+      std::map<std::string, std::string> lines;  // sorted by name
+      for (const auto& [name, flag] : absl::GetAllFlags()) {
+        if (!absl::EndsWith(flag->Filename(), "main.cc")) continue;
+        std::string value = flag->DefaultValue();
+        lines[std::string(name)] = absl::StrCat(
+            "  --", name, "  ", flag->Help(),
+            value.empty() || value == "\"\"" ? "" : absl::StrCat(" (default: ", value, ")"));
+      }
+      for (const auto& [name, line] : lines) std::cout << line << "\n";
+      std::exit(0);
+    }
+  }
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  return std::vector<std::string>(rest.begin() + 1, rest.end());
+}
+
+namespace {
+sigset_t TermSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+}  // namespace
+
+void BlockTermSignals() {
+  sigset_t set = TermSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A peer that goes away mid-write must not kill us.
+  signal(SIGPIPE, SIG_IGN);
+}
+
+void WatchTermSignals(std::function<void(int)> on_signal) {
+  std::thread([on_signal = std::move(on_signal)] {
+    sigset_t set = TermSignals();
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set, &sig) == 0) on_signal(sig);
+    }
+  }).detach();
+}
+
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content) {
+  std::string tmp = absl::StrCat(path, ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    out.flush();
+    if (!out) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot write '", tmp, "': ", std::strerror(errno)));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot rename '", tmp, "' to '", path, "': ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+std::string DefaultStatePath(absl::string_view name) {
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') return std::string(name);
+  std::string dir = absl::StrCat(home, "/.groupshare");
+  mkdir(dir.c_str(), 0700);
+  return absl::StrCat(dir, "/", name);
+}
+
+}  // namespace groupshare

@@ -1,0 +1,36 @@
+// Process plumbing shared by the tracker and client mains: command-line
+// flags with a --help that exits 0, SIGINT/SIGTERM handling on a thread of
+// its own, and writing a file atomically (port files for tests).
+#ifndef GROUPSHARE_SERVICES_COMMON_PROCESS_H_
+#define GROUPSHARE_SERVICES_COMMON_PROCESS_H_
+
+#include <functional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace groupshare {
+
+// Parses absl flags. `--help` (or -h) prints `usage` and the flags defined
+// in the binary's main.cc and exits 0; an unknown or malformed flag
+// prints an error and exits 1. Returns the positional arguments (without argv[0]).
+std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_view usage);
+
+// Blocks SIGINT and SIGTERM in this thread and every thread it starts later;
+// call first thing in main. Then WatchTermSignals calls `on_signal` (from a
+// thread of its own) for each of them that arrives.
+void BlockTermSignals();
+void WatchTermSignals(std::function<void(int signal)> on_signal);
+
+// Writes `content` to `path` through a temporary file and a rename, so a
+// reader never sees it half written.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content);
+
+// $HOME/.groupshare/<name> (or ./<name> without HOME), creating the folder.
+std::string DefaultStatePath(absl::string_view name);
+
+}  // namespace groupshare
+
+#endif  // GROUPSHARE_SERVICES_COMMON_PROCESS_H_

@@ -1,0 +1,113 @@
+#include "services/peer/tracker_client.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+
+namespace groupshare::peer {
+
+TrackerClient::TrackerClient(std::vector<HostPort> trackers, absl::Duration call_timeout)
+    : trackers_(std::move(trackers)), call_timeout_(call_timeout) {
+  for (const HostPort& t : trackers_) {
+    stubs_.push_back(tv1::TrackerService::NewStub(
+        grpc::CreateChannel(t.ToString(), grpc::InsecureChannelCredentials())));
+  }
+}
+
+TrackerClient::~TrackerClient() { StopKeepAlive(); }
+
+TrackerClient::Attempt TrackerClient::Current() {
+  absl::MutexLock lock(&mu_);
+  return {stubs_[current_].get(), current_, token_};
+}
+
+void TrackerClient::Advance(size_t index) {
+  absl::MutexLock lock(&mu_);
+  if (current_ == index) {
+    current_ = (current_ + 1) % stubs_.size();
+    GS_LOG(kWarning) << "tracker " << trackers_[index].ToString()
+                     << " does not answer; trying " << trackers_[current_].ToString();
+  }
+}
+
+std::optional<std::string> TrackerClient::user() const {
+  absl::MutexLock lock(&mu_);
+  if (token_.empty()) return std::nullopt;
+  return user_;
+}
+
+absl::StatusOr<tv1::LoginResponse> TrackerClient::Login(const std::string& user_id,
+                                                        const std::string& password,
+                                                        const std::string& peer_address) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!token_.empty()) {
+      return absl::FailedPreconditionError("already logged in as " + user_ +
+                                           "; logout first");
+    }
+  }
+  StopKeepAlive();  // a loop left from a session that expired
+  tv1::LoginRequest request;
+  request.set_user_id(user_id);
+  request.set_password(password);
+  request.set_peer_address(peer_address);
+  auto response = Call(&tv1::TrackerService::Stub::Login, request);
+  if (!response.ok()) return response.status();
+  absl::Duration interval =
+      std::max(absl::Seconds(response->session_ttl_seconds()) / 3, absl::Seconds(1));
+  {
+    absl::MutexLock lock(&mu_);
+    token_ = response->token();
+    user_ = user_id;
+    keepalive_stop_ = false;
+  }
+  keepalive_ = std::thread(&TrackerClient::KeepAliveLoop, this, response->token(), interval);
+  return response;
+}
+
+absl::Status TrackerClient::Logout() {
+  if (!user().has_value()) {
+    return absl::FailedPreconditionError("not logged in");
+  }
+  auto response = Call(&tv1::TrackerService::Stub::Logout, tv1::LogoutRequest());
+  StopKeepAlive();
+  absl::MutexLock lock(&mu_);
+  token_.clear();
+  user_.clear();
+  if (!response.ok() && response.status().code() != absl::StatusCode::kUnauthenticated) {
+    GS_LOG(kWarning) << "logout did not reach the tracker: " << response.status();
+  }
+  return absl::OkStatus();
+}
+
+void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
+  auto stopped = [this] { return keepalive_stop_; };
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopped), interval)) return;
+      if (token_ != token) return;
+    }
+    auto response = Call(&tv1::TrackerService::Stub::KeepAlive, tv1::KeepAliveRequest());
+    if (response.ok()) continue;
+    GS_LOG(kWarning) << "keep-alive failed: " << response.status();
+    if (response.status().code() == absl::StatusCode::kUnauthenticated) {
+      absl::MutexLock lock(&mu_);
+      if (token_ == token) {
+        token_.clear();
+        user_.clear();
+      }
+      return;
+    }
+  }
+}
+
+void TrackerClient::StopKeepAlive() {
+  {
+    absl::MutexLock lock(&mu_);
+    keepalive_stop_ = true;
+  }
+  if (keepalive_.joinable()) keepalive_.join();
+}
+
+}  // namespace groupshare::peer

@@ -1,0 +1,113 @@
+// The client's connection to the trackers of tracker_info.txt: it sends each
+// call to the current tracker and fails over to the next one when a tracker
+// does not answer; after Login it adds the bearer token to every call and
+// keeps the session alive from a background thread.
+//
+// Thread-safe: the shell, the downloader and the keep-alive thread share one.
+#ifndef GROUPSHARE_SERVICES_PEER_TRACKER_CLIENT_H_
+#define GROUPSHARE_SERVICES_PEER_TRACKER_CLIENT_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/tracker_info.h"
+#include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/common/grpc_status.h"
+
+namespace groupshare::peer {
+
+namespace tv1 = ::groupshare::tracker::v1;
+
+class TrackerClient {
+ public:
+  template <typename Req, typename Resp>
+  using Rpc = grpc::Status (tv1::TrackerService::Stub::*)(grpc::ClientContext*, const Req&,
+                                                         Resp*);
+
+  explicit TrackerClient(std::vector<HostPort> trackers,
+                         absl::Duration call_timeout = absl::Seconds(5));
+  ~TrackerClient();
+  TrackerClient(const TrackerClient&) = delete;
+  TrackerClient& operator=(const TrackerClient&) = delete;
+
+  // Calls `rpc` with the session token (when logged in) on the current
+  // tracker, moving on to the next one while a tracker is UNAVAILABLE or
+  // times out. UNAVAILABLE, naming every tracker, when none answers.
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Call(Rpc<Req, Resp> rpc, const Req& request)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Logs in and starts keeping the session alive. FAILED_PRECONDITION when
+  // a session is open already.
+  absl::StatusOr<tv1::LoginResponse> Login(const std::string& user_id,
+                                           const std::string& password,
+                                           const std::string& peer_address)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the session at the tracker and here. The local session ends even
+  // when no tracker answers. FAILED_PRECONDITION when not logged in.
+  absl::Status Logout() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The logged-in user, if any. A session the tracker no longer knows
+  // (expired, tracker state lost) ends here too at the next keep-alive.
+  std::optional<std::string> user() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Attempt {
+    tv1::TrackerService::Stub* stub;
+    size_t index;
+    std::string token;
+  };
+  Attempt Current() ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves past tracker `index` unless another call did so already.
+  void Advance(size_t index) ABSL_LOCKS_EXCLUDED(mu_);
+  void KeepAliveLoop(std::string token, absl::Duration interval) ABSL_LOCKS_EXCLUDED(mu_);
+  void StopKeepAlive() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::vector<HostPort> trackers_;
+  const absl::Duration call_timeout_;
+
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<tv1::TrackerService::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+  size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string token_ ABSL_GUARDED_BY(mu_);
+  std::string user_ ABSL_GUARDED_BY(mu_);
+  bool keepalive_stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread keepalive_;  // joined only by the thread that runs Login/Logout
+};
+
+template <typename Req, typename Resp>
+absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request) {
+  grpc::Status last;
+  for (size_t tried = 0; tried < trackers_.size(); ++tried) {
+    Attempt attempt = Current();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     absl::ToChronoMilliseconds(call_timeout_));
+    if (!attempt.token.empty()) ctx.AddMetadata("authorization", "Bearer " + attempt.token);
+    Resp response;
+    last = (attempt.stub->*rpc)(&ctx, request, &response);
+    if (last.ok()) return response;
+    if (last.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        last.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return FromGrpcStatus(last);
+    }
+    Advance(attempt.index);
+  }
+  std::string names;
+  for (const HostPort& t : trackers_) names += (names.empty() ? "" : ", ") + t.ToString();
+  return absl::UnavailableError("no tracker answers (tried " + names +
+                                "): " + last.error_message() +
+                                "; check that a tracker runs and try again");
+}
+
+}  // namespace groupshare::peer
+
+#endif  // GROUPSHARE_SERVICES_PEER_TRACKER_CLIENT_H_

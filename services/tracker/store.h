@@ -1,0 +1,171 @@
+// The tracker's state: users, sessions, groups, memberships, join requests,
+// files and who shares them. The rules that must hold atomically (only the
+// owner answers requests, only members register files, ...) are enforced
+// here, inside one transaction each, so every store keeps them alike.
+//
+// Implementations are safe for concurrent use from many threads. Times are
+// passed in by the caller, so tests control the clock. Ids arrive already
+// validated (core/ids.h).
+#ifndef GROUPSHARE_SERVICES_TRACKER_STORE_H_
+#define GROUPSHARE_SERVICES_TRACKER_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace groupshare::tracker {
+
+struct Session {
+  std::string user_id;
+  std::string peer_address;
+  absl::Time expires;
+};
+
+enum class Relation { kNone, kPending, kMember, kOwner };
+
+struct GroupView {
+  std::string group_id;
+  std::string owner;
+  int64_t member_count = 0;
+  Relation relation = Relation::kNone;  // the asking user's
+};
+
+struct JoinRequestView {
+  std::string user_id;
+  absl::Time requested_at;
+};
+
+struct LeaveResult {
+  std::string new_owner;  // when the owner left and the group passed on
+  bool group_deleted = false;
+};
+
+// A file's identity and piece hashes, as registered by its first sharer.
+struct FileRecord {
+  std::string name;
+  uint64_t size = 0;
+  uint32_t piece_size = 0;
+  std::string sha1;                     // lower-case hex
+  std::vector<std::string> piece_sha1;  // lower-case hex, one per piece
+};
+
+struct FileSummaryView {
+  std::string name;
+  uint64_t size = 0;
+  std::string sha1;
+  int64_t online_seeders = 0;
+  int64_t online_partial = 0;
+};
+
+struct PeerView {
+  std::string user_id;
+  std::string address;
+  bool complete = false;
+};
+
+struct ShareView {
+  std::string group_id;
+  std::string file_name;
+  std::string sha1;
+  uint64_t size = 0;
+  bool complete = false;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // A value kept for the tracker itself (its signing key): returns the
+  // stored value for `key`, storing `initial` first when there is none.
+  virtual absl::StatusOr<std::string> GetOrPutMeta(const std::string& key,
+                                                   const std::string& initial) = 0;
+
+  // Accounts. ALREADY_EXISTS for a taken user id.
+  virtual absl::Status CreateUser(const std::string& user_id,
+                                  const std::string& password_hash,
+                                  absl::Time now) = 0;
+  // NOT_FOUND for an unknown user.
+  virtual absl::StatusOr<std::string> GetPasswordHash(const std::string& user_id) = 0;
+
+  // Sessions are keyed by a hash of the token, never the token itself.
+  virtual absl::Status CreateSession(const std::string& token_hash,
+                                     const Session& session, absl::Time now) = 0;
+  // UNAUTHENTICATED when there is no such session or it expired by `now`.
+  virtual absl::StatusOr<Session> GetSession(const std::string& token_hash,
+                                             absl::Time now) = 0;
+  // Moves the expiry of a live session; UNAUTHENTICATED as GetSession.
+  virtual absl::Status ExtendSession(const std::string& token_hash,
+                                     absl::Time now, absl::Time expires) = 0;
+  virtual absl::Status DeleteSession(const std::string& token_hash) = 0;
+
+  // Groups. ALREADY_EXISTS for a taken group id; the creator is owner and
+  // first member.
+  virtual absl::Status CreateGroup(const std::string& owner,
+                                   const std::string& group_id, absl::Time now) = 0;
+  // Every group, ordered by id, with `user_id`'s relation to each.
+  virtual absl::StatusOr<std::vector<GroupView>> ListGroups(
+      const std::string& user_id) = 0;
+  // NOT_FOUND (group), ALREADY_EXISTS (member already, or request pending).
+  virtual absl::Status RequestJoin(const std::string& user_id,
+                                   const std::string& group_id, absl::Time now) = 0;
+  // NOT_FOUND (group, or not a member). Drops the user's shares in the
+  // group; hands an owner's group to the oldest member or deletes it.
+  virtual absl::StatusOr<LeaveResult> LeaveGroup(const std::string& user_id,
+                                                 const std::string& group_id) = 0;
+  // NOT_FOUND (group), PERMISSION_DENIED (not the owner). Oldest first.
+  virtual absl::StatusOr<std::vector<JoinRequestView>> ListRequests(
+      const std::string& owner, const std::string& group_id) = 0;
+  // NOT_FOUND (group, or no pending request from `user_id`),
+  // PERMISSION_DENIED (not the owner).
+  virtual absl::Status AnswerRequest(const std::string& owner,
+                                     const std::string& group_id,
+                                     const std::string& user_id, bool accept,
+                                     absl::Time now) = 0;
+
+  // Files. Each needs `user_id` to be a member: NOT_FOUND (group),
+  // PERMISSION_DENIED (not a member).
+  //
+  // Registers `file` as shared (complete) by the user: true when it is new
+  // to the group, false when the group had it with the same SHA1 already.
+  // ALREADY_EXISTS when the name is taken by other content.
+  virtual absl::StatusOr<bool> AddFile(const std::string& user_id,
+                                       const std::string& group_id,
+                                       const FileRecord& file, absl::Time now) = 0;
+  // Ordered by name; online counts as of `now`.
+  virtual absl::StatusOr<std::vector<FileSummaryView>> ListFiles(
+      const std::string& user_id, const std::string& group_id, absl::Time now) = 0;
+  // NOT_FOUND for an unknown file.
+  virtual absl::StatusOr<FileRecord> GetFile(const std::string& user_id,
+                                             const std::string& group_id,
+                                             const std::string& name) = 0;
+  // Online holders of the file other than `user_id`, seeders first.
+  virtual absl::StatusOr<std::vector<PeerView>> GetPeers(
+      const std::string& user_id, const std::string& group_id,
+      const std::string& name, absl::Time now) = 0;
+  // NOT_FOUND when the file is unknown or the user does not share it.
+  // Forgets the file when its last sharer stops.
+  virtual absl::Status RemoveShare(const std::string& user_id,
+                                   const std::string& group_id,
+                                   const std::string& name) = 0;
+  // Records the user as holding pieces of the file (all when `complete`).
+  // NOT_FOUND for an unknown file. A complete holder stays complete.
+  virtual absl::Status AddHolder(const std::string& user_id,
+                                 const std::string& group_id,
+                                 const std::string& name, bool complete) = 0;
+  // Everything the user shares, in every group.
+  virtual absl::StatusOr<std::vector<ShareView>> ListShares(
+      const std::string& user_id) = 0;
+};
+
+// Opens (creating if needed) a SQLite store at `path`. Several trackers on
+// one machine may share the file.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace groupshare::tracker
+
+#endif  // GROUPSHARE_SERVICES_TRACKER_STORE_H_

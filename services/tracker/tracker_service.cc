@@ -1,0 +1,361 @@
+#include "services/tracker/tracker_service.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/crypto.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "core/tracker_info.h"
+#include "services/common/grpc_status.h"
+
+namespace groupshare::tracker {
+namespace {
+
+constexpr char kSigningKeyMeta[] = "ticket_signing_key";
+constexpr uint32_t kMinPieceSize = 16 << 10;
+constexpr uint32_t kMaxPieceSize = 16 << 20;
+
+absl::Status ValidateUser(const std::string& id) { return ValidateId("user id", id); }
+absl::Status ValidateGroup(const std::string& id) { return ValidateId("group id", id); }
+
+absl::Status ValidateFileInfo(const tv1::FileInfo& f) {
+  RETURN_IF_ERROR(ValidateFileName(f.name()));
+  uint32_t ps = f.piece_size();
+  if (ps < kMinPieceSize || ps > kMaxPieceSize || (ps & (ps - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "piece_size ", ps, " must be a power of two from 16 KiB to 16 MiB"));
+  }
+  if (!IsSha1Hex(f.sha1())) {
+    return absl::InvalidArgumentError("sha1 must be 40 lower-case hex digits");
+  }
+  uint64_t pieces = (f.size() + ps - 1) / ps;
+  if (static_cast<uint64_t>(f.piece_sha1_size()) != pieces) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a file of ", f.size(), " bytes in pieces of ", ps, " bytes has ", pieces,
+        " pieces, but ", f.piece_sha1_size(), " piece hashes were given"));
+  }
+  for (int i = 0; i < f.piece_sha1_size(); ++i) {
+    if (!IsSha1Hex(f.piece_sha1(i))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "piece_sha1[", i, "] must be 40 lower-case hex digits"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+tv1::Relation ToProto(Relation r) {
+  switch (r) {
+    case Relation::kNone: return tv1::RELATION_NONE;
+    case Relation::kPending: return tv1::RELATION_PENDING;
+    case Relation::kMember: return tv1::RELATION_MEMBER;
+    case Relation::kOwner: return tv1::RELATION_OWNER;
+  }
+  return tv1::RELATION_UNSPECIFIED;
+}
+
+void ToProto(const FileRecord& f, tv1::FileInfo* out) {
+  out->set_name(f.name);
+  out->set_size(f.size);
+  out->set_piece_size(f.piece_size);
+  out->set_sha1(f.sha1);
+  for (const std::string& p : f.piece_sha1) out->add_piece_sha1(p);
+}
+
+// Logs one line for the request and converts its status.
+grpc::Status Finish(const char* method, const std::string& user, absl::Time start,
+                    const absl::Status& status) {
+  GS_LOG(kInfo) << method << " user=" << (user.empty() ? "-" : absl::CHexEscape(user))
+                << " code=" << absl::StatusCodeToString(status.code())
+                << " ms=" << absl::ToDoubleMilliseconds(absl::Now() - start);
+  if (!status.ok()) GS_LOG(kDebug) << method << " error: " << status.message();
+  return ToGrpcStatus(status);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> TrackerServiceImpl::Create(
+    Store* store, TrackerOptions options) {
+  ASSIGN_OR_RETURN(auto fresh, TicketSigner::Generate());
+  ASSIGN_OR_RETURN(std::string key, store->GetOrPutMeta(kSigningKeyMeta, fresh->PrivateKey()));
+  ASSIGN_OR_RETURN(auto signer, TicketSigner::FromPrivateKey(key));
+  return std::unique_ptr<TrackerServiceImpl>(
+      new TrackerServiceImpl(store, std::move(options), std::move(signer)));
+}
+
+TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
+                                       std::unique_ptr<TicketSigner> signer)
+    : store_(store), options_(std::move(options)), signer_(std::move(signer)) {}
+
+absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContext* ctx) const {
+  const auto& metadata = ctx->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "not logged in: log in first (send 'authorization: Bearer <token>')");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (!absl::StartsWithIgnoreCase(value, kBearer) || value.size() == kBearer.size()) {
+    return absl::UnauthenticatedError(
+        "the authorization header must read 'Bearer <token>'");
+  }
+  return Sha256Of(value.substr(kBearer.size()));
+}
+
+grpc::Status TrackerServiceImpl::Authed(
+    grpc::ServerContext* ctx, const char* method,
+    const std::function<absl::Status(const std::string&)>& body) {
+  absl::Time start = absl::Now();
+  std::string user = "-";
+  absl::Status status = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
+    ASSIGN_OR_RETURN(Session session, store_->GetSession(token_hash, options_.now()));
+    user = session.user_id;
+    return body(user);
+  }();
+  return Finish(method, user, start, status);
+}
+
+grpc::Status TrackerServiceImpl::Open(const char* method, const std::string& user,
+                                      const std::function<absl::Status()>& body) {
+  absl::Time start = absl::Now();
+  absl::Status status = body();
+  return Finish(method, user, start, status);
+}
+
+grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext*,
+                                            const tv1::CreateUserRequest* req,
+                                            tv1::CreateUserResponse*) {
+  return Open("CreateUser", req->user_id(), [&]() -> absl::Status {
+    RETURN_IF_ERROR(ValidateUser(req->user_id()));
+    RETURN_IF_ERROR(ValidatePassword(req->password()));
+    ASSIGN_OR_RETURN(std::string hash,
+                     HashPassword(req->password(), options_.password_iterations));
+    return store_->CreateUser(req->user_id(), hash, options_.now());
+  });
+}
+
+grpc::Status TrackerServiceImpl::Login(grpc::ServerContext*, const tv1::LoginRequest* req,
+                                       tv1::LoginResponse* resp) {
+  return Open("Login", req->user_id(), [&]() -> absl::Status {
+    RETURN_IF_ERROR(ValidateUser(req->user_id()));
+    RETURN_IF_ERROR(ValidatePassword(req->password()));
+    if (!req->peer_address().empty()) {
+      RETURN_IF_ERROR(ParseHostPort(req->peer_address()).status());
+    }
+    ASSIGN_OR_RETURN(std::string hash, store_->GetPasswordHash(req->user_id()));
+    if (!VerifyPassword(req->password(), hash)) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("wrong password for user '", req->user_id(), "'"));
+    }
+    ASSIGN_OR_RETURN(std::string raw, RandomBytes(32));
+    std::string token = HexEncode(raw);
+    absl::Time now = options_.now();
+    RETURN_IF_ERROR(store_->CreateSession(
+        Sha256Of(token), {req->user_id(), req->peer_address(), now + options_.session_ttl},
+        now));
+    ASSIGN_OR_RETURN(auto shares, store_->ListShares(req->user_id()));
+    resp->set_token(token);
+    resp->set_session_ttl_seconds(
+        static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
+    resp->set_ticket_public_key(signer_->PublicKey());
+    for (const ShareView& s : shares) {
+      tv1::Share* out = resp->add_shares();
+      out->set_group_id(s.group_id);
+      out->set_file_name(s.file_name);
+      out->set_sha1(s.sha1);
+      out->set_size(s.size);
+      out->set_complete(s.complete);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::Logout(grpc::ServerContext* ctx, const tv1::LogoutRequest*,
+                                        tv1::LogoutResponse*) {
+  return Authed(ctx, "Logout", [&](const std::string&) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
+    return store_->DeleteSession(token_hash);
+  });
+}
+
+grpc::Status TrackerServiceImpl::KeepAlive(grpc::ServerContext* ctx,
+                                           const tv1::KeepAliveRequest*,
+                                           tv1::KeepAliveResponse* resp) {
+  return Authed(ctx, "KeepAlive", [&](const std::string&) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
+    absl::Time now = options_.now();
+    RETURN_IF_ERROR(store_->ExtendSession(token_hash, now, now + options_.session_ttl));
+    resp->set_session_ttl_seconds(
+        static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::CreateGroup(grpc::ServerContext* ctx,
+                                             const tv1::CreateGroupRequest* req,
+                                             tv1::CreateGroupResponse*) {
+  return Authed(ctx, "CreateGroup", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    return store_->CreateGroup(user, req->group_id(), options_.now());
+  });
+}
+
+grpc::Status TrackerServiceImpl::ListGroups(grpc::ServerContext* ctx,
+                                            const tv1::ListGroupsRequest*,
+                                            tv1::ListGroupsResponse* resp) {
+  return Authed(ctx, "ListGroups", [&](const std::string& user) -> absl::Status {
+    ASSIGN_OR_RETURN(auto groups, store_->ListGroups(user));
+    for (const GroupView& g : groups) {
+      tv1::Group* out = resp->add_groups();
+      out->set_group_id(g.group_id);
+      out->set_owner(g.owner);
+      out->set_member_count(static_cast<uint32_t>(g.member_count));
+      out->set_relation(ToProto(g.relation));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::JoinGroup(grpc::ServerContext* ctx,
+                                           const tv1::JoinGroupRequest* req,
+                                           tv1::JoinGroupResponse*) {
+  return Authed(ctx, "JoinGroup", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    return store_->RequestJoin(user, req->group_id(), options_.now());
+  });
+}
+
+grpc::Status TrackerServiceImpl::LeaveGroup(grpc::ServerContext* ctx,
+                                            const tv1::LeaveGroupRequest* req,
+                                            tv1::LeaveGroupResponse* resp) {
+  return Authed(ctx, "LeaveGroup", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    ASSIGN_OR_RETURN(LeaveResult result, store_->LeaveGroup(user, req->group_id()));
+    resp->set_new_owner(result.new_owner);
+    resp->set_group_deleted(result.group_deleted);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::ListRequests(grpc::ServerContext* ctx,
+                                              const tv1::ListRequestsRequest* req,
+                                              tv1::ListRequestsResponse* resp) {
+  return Authed(ctx, "ListRequests", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    ASSIGN_OR_RETURN(auto requests, store_->ListRequests(user, req->group_id()));
+    for (const JoinRequestView& r : requests) {
+      tv1::JoinRequest* out = resp->add_requests();
+      out->set_user_id(r.user_id);
+      out->set_requested_at(absl::ToUnixSeconds(r.requested_at));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::AcceptRequest(grpc::ServerContext* ctx,
+                                               const tv1::AcceptRequestRequest* req,
+                                               tv1::AcceptRequestResponse*) {
+  return Authed(ctx, "AcceptRequest", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    RETURN_IF_ERROR(ValidateUser(req->user_id()));
+    return store_->AnswerRequest(user, req->group_id(), req->user_id(), true,
+                                 options_.now());
+  });
+}
+
+grpc::Status TrackerServiceImpl::RejectRequest(grpc::ServerContext* ctx,
+                                               const tv1::RejectRequestRequest* req,
+                                               tv1::RejectRequestResponse*) {
+  return Authed(ctx, "RejectRequest", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    RETURN_IF_ERROR(ValidateUser(req->user_id()));
+    return store_->AnswerRequest(user, req->group_id(), req->user_id(), false,
+                                 options_.now());
+  });
+}
+
+grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
+                                            const tv1::UploadFileRequest* req,
+                                            tv1::UploadFileResponse* resp) {
+  return Authed(ctx, "UploadFile", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    RETURN_IF_ERROR(ValidateFileInfo(req->file()));
+    const tv1::FileInfo& f = req->file();
+    FileRecord record{f.name(), f.size(), f.piece_size(), f.sha1(),
+                      {f.piece_sha1().begin(), f.piece_sha1().end()}};
+    ASSIGN_OR_RETURN(bool created,
+                     store_->AddFile(user, req->group_id(), record, options_.now()));
+    resp->set_created(created);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::ListFiles(grpc::ServerContext* ctx,
+                                           const tv1::ListFilesRequest* req,
+                                           tv1::ListFilesResponse* resp) {
+  return Authed(ctx, "ListFiles", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    ASSIGN_OR_RETURN(auto files, store_->ListFiles(user, req->group_id(), options_.now()));
+    for (const FileSummaryView& f : files) {
+      tv1::FileSummary* out = resp->add_files();
+      out->set_name(f.name);
+      out->set_size(f.size);
+      out->set_sha1(f.sha1);
+      out->set_online_seeders(static_cast<uint32_t>(f.online_seeders));
+      out->set_online_partial(static_cast<uint32_t>(f.online_partial));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,
+                                              const tv1::GetFilePeersRequest* req,
+                                              tv1::GetFilePeersResponse* resp) {
+  return Authed(ctx, "GetFilePeers", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    RETURN_IF_ERROR(ValidateFileName(req->file_name()));
+    absl::Time now = options_.now();
+    ASSIGN_OR_RETURN(FileRecord file,
+                     store_->GetFile(user, req->group_id(), req->file_name()));
+    ASSIGN_OR_RETURN(auto peers,
+                     store_->GetPeers(user, req->group_id(), req->file_name(), now));
+    absl::Time expires = absl::FromUnixSeconds(absl::ToUnixSeconds(now + options_.ticket_ttl));
+    ASSIGN_OR_RETURN(std::string ticket,
+                     signer_->Sign({user, req->group_id(), file.sha1, expires}));
+    ToProto(file, resp->mutable_file());
+    for (const PeerView& p : peers) {
+      tv1::Peer* out = resp->add_peers();
+      out->set_user_id(p.user_id);
+      out->set_address(p.address);
+      out->set_complete(p.complete);
+    }
+    resp->set_ticket(ticket);
+    resp->set_ticket_expires_at(absl::ToUnixSeconds(expires));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status TrackerServiceImpl::StopShare(grpc::ServerContext* ctx,
+                                           const tv1::StopShareRequest* req,
+                                           tv1::StopShareResponse*) {
+  return Authed(ctx, "StopShare", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    RETURN_IF_ERROR(ValidateFileName(req->file_name()));
+    return store_->RemoveShare(user, req->group_id(), req->file_name());
+  });
+}
+
+grpc::Status TrackerServiceImpl::AnnounceHolder(grpc::ServerContext* ctx,
+                                                const tv1::AnnounceHolderRequest* req,
+                                                tv1::AnnounceHolderResponse*) {
+  return Authed(ctx, "AnnounceHolder", [&](const std::string& user) -> absl::Status {
+    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+    RETURN_IF_ERROR(ValidateFileName(req->file_name()));
+    return store_->AddHolder(user, req->group_id(), req->file_name(), req->complete());
+  });
+}
+
+}  // namespace groupshare::tracker

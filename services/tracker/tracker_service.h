@@ -1,0 +1,97 @@
+// groupshare.tracker.v1.TrackerService over a Store: checks the session
+// token and the request's ids, calls the store, and maps the result to the
+// response. Logs one line per request (method, user, code, duration).
+//
+// Thread-safe: gRPC calls the handlers from many threads at once.
+#ifndef GROUPSHARE_SERVICES_TRACKER_TRACKER_SERVICE_H_
+#define GROUPSHARE_SERVICES_TRACKER_TRACKER_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/ticket.h"
+#include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/tracker/store.h"
+
+namespace groupshare::tracker {
+
+namespace tv1 = ::groupshare::tracker::v1;
+
+struct TrackerOptions {
+  // A session not kept alive for this long expires.
+  absl::Duration session_ttl = absl::Seconds(30);
+  // Download tickets are valid for this long.
+  absl::Duration ticket_ttl = absl::Minutes(15);
+  // PBKDF2 iterations for new password hashes.
+  int password_iterations = 200000;
+  // The clock; tests substitute their own.
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+};
+
+class TrackerServiceImpl final : public tv1::TrackerService::Service {
+ public:
+  // Loads the ticket signing key from the store, creating it on first use.
+  // `store` must outlive the service.
+  static absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> Create(
+      Store* store, TrackerOptions options);
+
+  grpc::Status CreateUser(grpc::ServerContext* ctx, const tv1::CreateUserRequest* req,
+                          tv1::CreateUserResponse* resp) override;
+  grpc::Status Login(grpc::ServerContext* ctx, const tv1::LoginRequest* req,
+                     tv1::LoginResponse* resp) override;
+  grpc::Status Logout(grpc::ServerContext* ctx, const tv1::LogoutRequest* req,
+                      tv1::LogoutResponse* resp) override;
+  grpc::Status KeepAlive(grpc::ServerContext* ctx, const tv1::KeepAliveRequest* req,
+                         tv1::KeepAliveResponse* resp) override;
+  grpc::Status CreateGroup(grpc::ServerContext* ctx, const tv1::CreateGroupRequest* req,
+                           tv1::CreateGroupResponse* resp) override;
+  grpc::Status ListGroups(grpc::ServerContext* ctx, const tv1::ListGroupsRequest* req,
+                          tv1::ListGroupsResponse* resp) override;
+  grpc::Status JoinGroup(grpc::ServerContext* ctx, const tv1::JoinGroupRequest* req,
+                         tv1::JoinGroupResponse* resp) override;
+  grpc::Status LeaveGroup(grpc::ServerContext* ctx, const tv1::LeaveGroupRequest* req,
+                          tv1::LeaveGroupResponse* resp) override;
+  grpc::Status ListRequests(grpc::ServerContext* ctx, const tv1::ListRequestsRequest* req,
+                            tv1::ListRequestsResponse* resp) override;
+  grpc::Status AcceptRequest(grpc::ServerContext* ctx,
+                             const tv1::AcceptRequestRequest* req,
+                             tv1::AcceptRequestResponse* resp) override;
+  grpc::Status RejectRequest(grpc::ServerContext* ctx,
+                             const tv1::RejectRequestRequest* req,
+                             tv1::RejectRequestResponse* resp) override;
+  grpc::Status UploadFile(grpc::ServerContext* ctx, const tv1::UploadFileRequest* req,
+                          tv1::UploadFileResponse* resp) override;
+  grpc::Status ListFiles(grpc::ServerContext* ctx, const tv1::ListFilesRequest* req,
+                         tv1::ListFilesResponse* resp) override;
+  grpc::Status GetFilePeers(grpc::ServerContext* ctx, const tv1::GetFilePeersRequest* req,
+                            tv1::GetFilePeersResponse* resp) override;
+  grpc::Status StopShare(grpc::ServerContext* ctx, const tv1::StopShareRequest* req,
+                         tv1::StopShareResponse* resp) override;
+  grpc::Status AnnounceHolder(grpc::ServerContext* ctx,
+                              const tv1::AnnounceHolderRequest* req,
+                              tv1::AnnounceHolderResponse* resp) override;
+
+ private:
+  TrackerServiceImpl(Store* store, TrackerOptions options,
+                     std::unique_ptr<TicketSigner> signer);
+
+  // Runs `body` for an authenticated caller: reads the bearer token, finds
+  // its live session, then calls body(user_id). Logs and converts the result.
+  grpc::Status Authed(grpc::ServerContext* ctx, const char* method,
+                      const std::function<absl::Status(const std::string& user)>& body);
+  // The same for calls that need no session; `user` is only for the log.
+  grpc::Status Open(const char* method, const std::string& user,
+                    const std::function<absl::Status()>& body);
+  absl::StatusOr<std::string> TokenHash(grpc::ServerContext* ctx) const;
+
+  Store* const store_;
+  const TrackerOptions options_;
+  const std::unique_ptr<TicketSigner> signer_;
+};
+
+}  // namespace groupshare::tracker
+
+#endif  // GROUPSHARE_SERVICES_TRACKER_TRACKER_SERVICE_H_
