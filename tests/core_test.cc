@@ -1,0 +1,168 @@
+// The gRPC-free core: ids, tracker_info parsing, hashing, passwords and
+// download tickets.
+
+#include <gtest/gtest.h>
+
+#include "absl/time/clock.h"
+#include "core/crypto.h"
+#include "core/ids.h"
+#include "core/ticket.h"
+#include "core/tracker_info.h"
+
+namespace groupshare {
+namespace {
+
+TEST(Ids, AcceptsPlainIds) {
+  EXPECT_TRUE(ValidateId("user id", "alice").ok());
+  EXPECT_TRUE(ValidateId("user id", std::string(kMaxIdBytes, 'a')).ok());
+  EXPECT_TRUE(ValidateId("user id", "ünïcode-ok_1.2").ok());
+}
+
+TEST(Ids, RefusesEmptyLongSpacesAndControlBytes) {
+  for (std::string bad : {std::string(), std::string(kMaxIdBytes + 1, 'a'),
+                          std::string("a b"), std::string("a\tb"), std::string("a\nb"),
+                          std::string("a\x01"), std::string("a\x7f"),
+                          std::string("a\0b", 3)}) {
+    absl::Status s = ValidateId("group id", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("group id"), absl::string_view::npos) << s;
+  }
+}
+
+TEST(Ids, FileNamesCannotEscapeAFolder) {
+  EXPECT_TRUE(ValidateFileName("movie.mkv").ok());
+  EXPECT_TRUE(ValidateFileName("..hidden").ok());
+  for (const char* bad : {"", ".", "..", "../x", "a/b", "/etc/passwd", "a\\b", "a\nb"}) {
+    EXPECT_EQ(ValidateFileName(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_FALSE(ValidateFileName(std::string(kMaxFileNameBytes + 1, 'x')).ok());
+}
+
+TEST(Ids, Passwords) {
+  EXPECT_TRUE(ValidatePassword("p4ss word").ok());
+  EXPECT_FALSE(ValidatePassword("").ok());
+  EXPECT_FALSE(ValidatePassword("a\nb").ok());
+  EXPECT_FALSE(ValidatePassword(std::string(kMaxPasswordBytes + 1, 'x')).ok());
+}
+
+TEST(TrackerInfo, ParsesLinesSkippingBlanksAndComments) {
+  auto parsed = ParseTrackerInfo("# trackers\n127.0.0.1:5000\n\n  localhost:6000  \n[::1]:7000\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->size(), 3u);
+  EXPECT_EQ((*parsed)[0].ToString(), "127.0.0.1:5000");
+  EXPECT_EQ((*parsed)[1].host, "localhost");
+  EXPECT_EQ((*parsed)[1].port, 6000);
+  EXPECT_EQ((*parsed)[2].ToString(), "[::1]:7000");
+}
+
+TEST(TrackerInfo, NamesTheBadLine) {
+  for (const char* text : {"127.0.0.1:5000\nnot-an-address\n", "1.2.3.4:5000\n1.2.3.4:99999\n",
+                           "x:5000\nx:\n", "x:5000\n:5000\n", "x:1\n::1:5000\n",
+                           "x:1\nhost:12ab\n"}) {
+    auto parsed = ParseTrackerInfo(text);
+    ASSERT_FALSE(parsed.ok()) << text;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find("line 2"), absl::string_view::npos)
+        << parsed.status();
+  }
+}
+
+TEST(TrackerInfo, EmptyAndMissingFiles) {
+  EXPECT_EQ(ParseTrackerInfo("\n# nothing\n").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadTrackerInfo("/nonexistent/tracker_info.txt").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(HostPort, PortZeroOnlyWhenAllowed) {
+  EXPECT_FALSE(ParseHostPort("127.0.0.1:0").ok());
+  EXPECT_TRUE(ParseHostPort("127.0.0.1:0", true).ok());
+  EXPECT_FALSE(ParseHostPort("127.0.0.1:-1", true).ok());
+  EXPECT_FALSE(ParseHostPort("127.0.0.1:65536").ok());
+  EXPECT_TRUE(ParseHostPort("127.0.0.1:65535").ok());
+}
+
+TEST(Crypto, Sha1KnownAnswers) {
+  EXPECT_EQ(HexEncode(Sha1Of("")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(HexEncode(Sha1Of("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  Sha1 incremental;
+  incremental.Update("a");
+  incremental.Update("bc");
+  EXPECT_EQ(HexEncode(incremental.Finish()), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(HexEncode(incremental.Finish()), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+}
+
+TEST(Crypto, HexRoundTrip) {
+  EXPECT_EQ(HexDecode("00ff7a").value(), std::string("\x00\xff\x7a", 3));
+  EXPECT_FALSE(HexDecode("0").has_value());
+  EXPECT_FALSE(HexDecode("zz").has_value());
+  EXPECT_TRUE(IsSha1Hex("da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+  EXPECT_FALSE(IsSha1Hex("DA39A3EE5E6B4B0D3255BFEF95601890AFD80709"));
+  EXPECT_FALSE(IsSha1Hex("da39"));
+}
+
+TEST(Crypto, PasswordsAreSaltedAndVerified) {
+  auto a = HashPassword("secret", 1000);
+  auto b = HashPassword("secret", 1000);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);  // salted
+  EXPECT_EQ(a->find("secret"), std::string::npos);
+  EXPECT_TRUE(VerifyPassword("secret", *a));
+  EXPECT_FALSE(VerifyPassword("Secret", *a));
+  EXPECT_FALSE(VerifyPassword("secret", "garbage"));
+  EXPECT_FALSE(VerifyPassword("secret", "pbkdf2-sha256$0$00$00"));
+}
+
+TEST(Ticket, SignedTicketVerifies) {
+  auto signer = TicketSigner::Generate();
+  ASSERT_TRUE(signer.ok());
+  auto verifier = TicketVerifier::Create((*signer)->PublicKey());
+  ASSERT_TRUE(verifier.ok());
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  Ticket t{"alice", "g1", std::string(40, 'a'), now + absl::Minutes(5)};
+  auto text = (*signer)->Sign(t);
+  ASSERT_TRUE(text.ok());
+  auto back = (*verifier)->Verify(*text, now);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->user_id, "alice");
+  EXPECT_EQ(back->group_id, "g1");
+  EXPECT_EQ(back->file_sha1, t.file_sha1);
+  EXPECT_EQ(back->expires, t.expires);
+}
+
+TEST(Ticket, RefusesExpiredForgedAndForeignTickets) {
+  auto signer = *TicketSigner::Generate();
+  auto other = *TicketSigner::Generate();
+  auto verifier = *TicketVerifier::Create(signer->PublicKey());
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  Ticket t{"alice", "g1", std::string(40, 'a'), now + absl::Minutes(5)};
+  std::string good = *signer->Sign(t);
+
+  EXPECT_EQ(verifier->Verify(good, now + absl::Minutes(5)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(verifier->Verify(*other->Sign(t), now).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  // Change one claim but keep the signature.
+  Ticket forged = t;
+  forged.group_id = "g2";
+  std::string forged_text = *signer->Sign(forged);
+  std::string spliced = forged_text.substr(0, forged_text.find('.')) + good.substr(good.find('.'));
+  EXPECT_EQ(verifier->Verify(spliced, now).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  for (const char* junk : {"", ".", "abc", "a.b.c", "!!!.???"}) {
+    EXPECT_EQ(verifier->Verify(junk, now).status().code(),
+              absl::StatusCode::kPermissionDenied) << junk;
+  }
+}
+
+TEST(Ticket, KeysRoundTrip) {
+  auto signer = *TicketSigner::Generate();
+  auto again = TicketSigner::FromPrivateKey(signer->PrivateKey());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->PublicKey(), signer->PublicKey());
+  EXPECT_FALSE(TicketSigner::FromPrivateKey("short").ok());
+  EXPECT_FALSE(TicketVerifier::Create("short").ok());
+}
+
+}  // namespace
+}  // namespace groupshare

@@ -1,0 +1,403 @@
+// The tracker service in-process over loopback (port 0): tokens, session
+// expiry on a fake clock, authorisation rules, validation and tickets.
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/mutex.h"
+#include "core/ticket.h"
+#include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/common/server_setup.h"
+#include "services/tracker/tracker_service.h"
+#include "tests/testing/temp_dir.h"
+
+namespace groupshare::tracker {
+namespace {
+
+using grpc::StatusCode;
+using Stub = tv1::TrackerService::Stub;
+
+class FakeClock {
+ public:
+  absl::Time Now() {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1'800'000'000);
+};
+
+class TrackerServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start() {
+    auto store = OpenSqliteStore(dir_.File("tracker.db"));
+    ASSERT_TRUE(store.ok());
+    store_ = *std::move(store);
+    TrackerOptions options;
+    options.session_ttl = absl::Seconds(30);
+    options.ticket_ttl = absl::Minutes(10);
+    options.password_iterations = 1000;
+    options.now = [this] { return clock_.Now(); };
+    auto service = TrackerServiceImpl::Create(store_.get(), options);
+    ASSERT_TRUE(service.ok()) << service.status();
+    service_ = *std::move(service);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    int port = 0;
+    auto server = StartServer(builder, "127.0.0.1:0", &port);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = tv1::TrackerService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  }
+
+  void Stop() {
+    server_->Shutdown();
+    server_.reset();
+    service_.reset();
+    store_.reset();
+  }
+
+  // Calls `rpc` with `token` (none when empty) and returns the status.
+  template <typename Req, typename Resp>
+  grpc::Status Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+                    const std::string& token, const Req& req, Resp* resp = nullptr) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    Resp ignored;
+    return (stub_.get()->*rpc)(&ctx, req, resp ? resp : &ignored);
+  }
+
+  void CreateUser(const std::string& user, const std::string& password = "pw") {
+    tv1::CreateUserRequest req;
+    req.set_user_id(user);
+    req.set_password(password);
+    ASSERT_TRUE(Call(&Stub::CreateUser, "", req).ok());
+  }
+
+  tv1::LoginResponse Login(const std::string& user, const std::string& address = "") {
+    tv1::LoginRequest req;
+    req.set_user_id(user);
+    req.set_password("pw");
+    req.set_peer_address(address);
+    tv1::LoginResponse resp;
+    grpc::Status s = Call(&Stub::Login, "", req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  std::string NewUser(const std::string& user, const std::string& address = "") {
+    CreateUser(user);
+    return Login(user, address).token();
+  }
+
+  grpc::Status CreateGroup(const std::string& token, const std::string& group) {
+    tv1::CreateGroupRequest req;
+    req.set_group_id(group);
+    return Call(&Stub::CreateGroup, token, req);
+  }
+  grpc::Status Join(const std::string& token, const std::string& group) {
+    tv1::JoinGroupRequest req;
+    req.set_group_id(group);
+    return Call(&Stub::JoinGroup, token, req);
+  }
+  grpc::Status Accept(const std::string& token, const std::string& group,
+                      const std::string& user) {
+    tv1::AcceptRequestRequest req;
+    req.set_group_id(group);
+    req.set_user_id(user);
+    return Call(&Stub::AcceptRequest, token, req);
+  }
+  static tv1::FileInfo File(const std::string& name) {
+    tv1::FileInfo f;
+    f.set_name(name);
+    f.set_size((1 << 19) + 1);
+    f.set_piece_size(1 << 19);
+    f.set_sha1(std::string(40, 'a'));
+    f.add_piece_sha1(std::string(40, 'b'));
+    f.add_piece_sha1(std::string(40, 'c'));
+    return f;
+  }
+  grpc::Status Upload(const std::string& token, const std::string& group,
+                      const tv1::FileInfo& file) {
+    tv1::UploadFileRequest req;
+    req.set_group_id(group);
+    *req.mutable_file() = file;
+    return Call(&Stub::UploadFile, token, req);
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<TrackerServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Stub> stub_;
+};
+
+TEST_F(TrackerServiceTest, LoginGivesTokenAndTicketKey) {
+  CreateUser("alice", "s3cret");
+  tv1::LoginRequest req;
+  req.set_user_id("alice");
+  req.set_password("s3cret");
+  req.set_peer_address("127.0.0.1:7001");
+  tv1::LoginResponse resp;
+  ASSERT_TRUE(Call(&Stub::Login, "", req, &resp).ok());
+  EXPECT_EQ(resp.token().size(), 64u);
+  EXPECT_EQ(resp.ticket_public_key().size(), 32u);
+  EXPECT_EQ(resp.session_ttl_seconds(), 30u);
+  // Two logins, two different tokens.
+  tv1::LoginResponse again;
+  ASSERT_TRUE(Call(&Stub::Login, "", req, &again).ok());
+  EXPECT_NE(again.token(), resp.token());
+}
+
+TEST_F(TrackerServiceTest, AccountErrorsHaveTheirOwnCodes) {
+  CreateUser("alice");
+  tv1::CreateUserRequest create;
+  create.set_user_id("alice");
+  create.set_password("x");
+  EXPECT_EQ(Call(&Stub::CreateUser, "", create).error_code(), StatusCode::ALREADY_EXISTS);
+  for (std::string bad : {std::string(""), std::string(65, 'a'), std::string("a b"),
+                          std::string("a\x01")}) {
+    create.set_user_id(bad);
+    EXPECT_EQ(Call(&Stub::CreateUser, "", create).error_code(), StatusCode::INVALID_ARGUMENT);
+  }
+  create.set_user_id("bob");
+  create.set_password("");
+  EXPECT_EQ(Call(&Stub::CreateUser, "", create).error_code(), StatusCode::INVALID_ARGUMENT);
+
+  tv1::LoginRequest login;
+  login.set_user_id("alice");
+  login.set_password("wrong");
+  grpc::Status s = Call(&Stub::Login, "", login);
+  EXPECT_EQ(s.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(s.error_message().find("wrong password"), std::string::npos);
+  login.set_user_id("nobody");
+  EXPECT_EQ(Call(&Stub::Login, "", login).error_code(), StatusCode::NOT_FOUND);
+  login.set_user_id("alice");
+  login.set_password("pw");
+  login.set_peer_address("not an address");
+  EXPECT_EQ(Call(&Stub::Login, "", login).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(TrackerServiceTest, EveryOtherCallNeedsALiveSession) {
+  std::string token = NewUser("alice");
+  ASSERT_TRUE(CreateGroup(token, "g").ok());
+  for (const std::string& bad : {std::string(""), std::string("0123"), token + "x"}) {
+    EXPECT_EQ(Call(&Stub::ListGroups, bad, tv1::ListGroupsRequest()).error_code(),
+              StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(CreateGroup(bad, "h").error_code(), StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Join(bad, "g").error_code(), StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Call(&Stub::KeepAlive, bad, tv1::KeepAliveRequest()).error_code(),
+              StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Call(&Stub::Logout, bad, tv1::LogoutRequest()).error_code(),
+              StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Upload(bad, "g", File("f")).error_code(), StatusCode::UNAUTHENTICATED);
+    tv1::GetFilePeersRequest peers;
+    peers.set_group_id("g");
+    peers.set_file_name("f");
+    EXPECT_EQ(Call(&Stub::GetFilePeers, bad, peers).error_code(), StatusCode::UNAUTHENTICATED);
+  }
+  // A header that is not "Bearer <token>".
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Basic " + token);
+  tv1::ListGroupsResponse resp;
+  EXPECT_EQ(stub_->ListGroups(&ctx, tv1::ListGroupsRequest(), &resp).error_code(),
+            StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(TrackerServiceTest, SessionsExpireUnlessKeptAlive) {
+  std::string token = NewUser("alice");
+  clock_.Advance(absl::Seconds(20));
+  tv1::KeepAliveResponse keep;
+  ASSERT_TRUE(Call(&Stub::KeepAlive, token, tv1::KeepAliveRequest(), &keep).ok());
+  EXPECT_EQ(keep.session_ttl_seconds(), 30u);
+  clock_.Advance(absl::Seconds(20));  // 40 s after login, 20 after the keep-alive
+  EXPECT_TRUE(Call(&Stub::ListGroups, token, tv1::ListGroupsRequest()).ok());
+  clock_.Advance(absl::Seconds(11));
+  grpc::Status s = Call(&Stub::ListGroups, token, tv1::ListGroupsRequest());
+  EXPECT_EQ(s.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(s.error_message().find("expired"), std::string::npos);
+  EXPECT_EQ(Call(&Stub::KeepAlive, token, tv1::KeepAliveRequest()).error_code(),
+            StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(TrackerServiceTest, LogoutEndsTheSession) {
+  std::string token = NewUser("alice");
+  ASSERT_TRUE(Call(&Stub::Logout, token, tv1::LogoutRequest()).ok());
+  EXPECT_EQ(Call(&Stub::ListGroups, token, tv1::ListGroupsRequest()).error_code(),
+            StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(TrackerServiceTest, OnlyTheOwnerSeesAndAnswersRequests) {
+  std::string alice = NewUser("alice"), bob = NewUser("bob"), carol = NewUser("carol");
+  ASSERT_TRUE(CreateGroup(alice, "g").ok());
+  EXPECT_EQ(CreateGroup(bob, "g").error_code(), StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(CreateGroup(bob, "bad id").error_code(), StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(Join(bob, "g").ok());
+  EXPECT_EQ(Join(bob, "g").error_code(), StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Join(alice, "g").error_code(), StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Join(bob, "nope").error_code(), StatusCode::NOT_FOUND);
+  ASSERT_TRUE(Join(carol, "g").ok());
+
+  tv1::ListRequestsRequest list;
+  list.set_group_id("g");
+  EXPECT_EQ(Call(&Stub::ListRequests, bob, list).error_code(), StatusCode::PERMISSION_DENIED);
+  tv1::ListRequestsResponse requests;
+  ASSERT_TRUE(Call(&Stub::ListRequests, alice, list, &requests).ok());
+  ASSERT_EQ(requests.requests_size(), 2);
+  EXPECT_EQ(requests.requests(0).user_id(), "bob");
+  EXPECT_GT(requests.requests(0).requested_at(), 0);
+
+  EXPECT_EQ(Accept(carol, "g", "bob").error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Accept(alice, "g", "nobody").error_code(), StatusCode::NOT_FOUND);
+  ASSERT_TRUE(Accept(alice, "g", "bob").ok());
+  tv1::RejectRequestRequest reject;
+  reject.set_group_id("g");
+  reject.set_user_id("carol");
+  EXPECT_EQ(Call(&Stub::RejectRequest, bob, reject).error_code(), StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Call(&Stub::RejectRequest, alice, reject).ok());
+
+  tv1::ListGroupsResponse groups;
+  ASSERT_TRUE(Call(&Stub::ListGroups, carol, tv1::ListGroupsRequest(), &groups).ok());
+  ASSERT_EQ(groups.groups_size(), 1);
+  EXPECT_EQ(groups.groups(0).member_count(), 2u);
+  EXPECT_EQ(groups.groups(0).relation(), tv1::RELATION_NONE);
+  ASSERT_TRUE(Call(&Stub::ListGroups, bob, tv1::ListGroupsRequest(), &groups).ok());
+  EXPECT_EQ(groups.groups(0).relation(), tv1::RELATION_MEMBER);
+
+  tv1::LeaveGroupRequest leave;
+  leave.set_group_id("g");
+  tv1::LeaveGroupResponse left;
+  ASSERT_TRUE(Call(&Stub::LeaveGroup, alice, leave, &left).ok());
+  EXPECT_EQ(left.new_owner(), "bob");
+  EXPECT_EQ(Call(&Stub::LeaveGroup, alice, leave).error_code(), StatusCode::NOT_FOUND);
+}
+
+TEST_F(TrackerServiceTest, OnlyMembersSeeOrRegisterFiles) {
+  std::string alice = NewUser("alice"), bob = NewUser("bob");
+  ASSERT_TRUE(CreateGroup(alice, "g").ok());
+  EXPECT_EQ(Upload(bob, "g", File("f")).error_code(), StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Upload(alice, "g", File("f")).ok());
+  tv1::ListFilesRequest list;
+  list.set_group_id("g");
+  EXPECT_EQ(Call(&Stub::ListFiles, bob, list).error_code(), StatusCode::PERMISSION_DENIED);
+  tv1::GetFilePeersRequest peers;
+  peers.set_group_id("g");
+  peers.set_file_name("f");
+  EXPECT_EQ(Call(&Stub::GetFilePeers, bob, peers).error_code(), StatusCode::PERMISSION_DENIED);
+  tv1::AnnounceHolderRequest announce;
+  announce.set_group_id("g");
+  announce.set_file_name("f");
+  EXPECT_EQ(Call(&Stub::AnnounceHolder, bob, announce).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  tv1::StopShareRequest stop;
+  stop.set_group_id("g");
+  stop.set_file_name("f");
+  EXPECT_EQ(Call(&Stub::StopShare, bob, stop).error_code(), StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(TrackerServiceTest, UploadValidatesTheFileInfo) {
+  std::string alice = NewUser("alice");
+  ASSERT_TRUE(CreateGroup(alice, "g").ok());
+  auto expect_invalid = [&](tv1::FileInfo f, const char* what) {
+    EXPECT_EQ(Upload(alice, "g", f).error_code(), StatusCode::INVALID_ARGUMENT) << what;
+  };
+  tv1::FileInfo f = File("../etc");
+  expect_invalid(f, "path in name");
+  f = File("f");
+  f.set_piece_size(1000);
+  expect_invalid(f, "piece size not a power of two");
+  f = File("f");
+  f.set_sha1("xyz");
+  expect_invalid(f, "bad sha1");
+  f = File("f");
+  f.add_piece_sha1(std::string(40, 'd'));
+  expect_invalid(f, "too many piece hashes");
+  f = File("f");
+  f.set_piece_sha1(1, "nothex");
+  expect_invalid(f, "bad piece hash");
+  f = File("f");
+  f.set_size(0);
+  f.clear_piece_sha1();
+  EXPECT_TRUE(Upload(alice, "g", f).ok()) << "an empty file has no pieces";
+  tv1::FileInfo other = File("f");
+  other.set_sha1(std::string(40, 'e'));
+  EXPECT_EQ(Upload(alice, "g", other).error_code(), StatusCode::ALREADY_EXISTS);
+}
+
+TEST_F(TrackerServiceTest, GetFilePeersSignsATicketForTheCaller) {
+  std::string alice = NewUser("alice", "127.0.0.1:7001");
+  CreateUser("bob");
+  tv1::LoginResponse bob_login = Login("bob", "127.0.0.1:7002");
+  std::string bob = bob_login.token();
+  ASSERT_TRUE(CreateGroup(alice, "g").ok());
+  ASSERT_TRUE(Join(bob, "g").ok());
+  ASSERT_TRUE(Accept(alice, "g", "bob").ok());
+  ASSERT_TRUE(Upload(alice, "g", File("f")).ok());
+
+  tv1::GetFilePeersRequest req;
+  req.set_group_id("g");
+  req.set_file_name("f");
+  tv1::GetFilePeersResponse resp;
+  ASSERT_TRUE(Call(&Stub::GetFilePeers, bob, req, &resp).ok());
+  EXPECT_EQ(resp.file().sha1(), std::string(40, 'a'));
+  EXPECT_EQ(resp.file().piece_sha1_size(), 2);
+  ASSERT_EQ(resp.peers_size(), 1);
+  EXPECT_EQ(resp.peers(0).user_id(), "alice");
+  EXPECT_EQ(resp.peers(0).address(), "127.0.0.1:7001");
+  EXPECT_TRUE(resp.peers(0).complete());
+
+  auto verifier = TicketVerifier::Create(bob_login.ticket_public_key());
+  ASSERT_TRUE(verifier.ok());
+  auto ticket = (*verifier)->Verify(resp.ticket(), clock_.Now());
+  ASSERT_TRUE(ticket.ok()) << ticket.status();
+  EXPECT_EQ(ticket->user_id, "bob");
+  EXPECT_EQ(ticket->group_id, "g");
+  EXPECT_EQ(ticket->file_sha1, std::string(40, 'a'));
+  EXPECT_EQ(absl::ToUnixSeconds(ticket->expires), resp.ticket_expires_at());
+  EXPECT_FALSE((*verifier)->Verify(resp.ticket(), clock_.Now() + absl::Minutes(11)).ok());
+
+  // Bob announces pieces; alice's view shows him as a partial source.
+  tv1::AnnounceHolderRequest announce;
+  announce.set_group_id("g");
+  announce.set_file_name("f");
+  ASSERT_TRUE(Call(&Stub::AnnounceHolder, bob, announce).ok());
+  ASSERT_TRUE(Call(&Stub::GetFilePeers, alice, req, &resp).ok());
+  ASSERT_EQ(resp.peers_size(), 1);
+  EXPECT_EQ(resp.peers(0).user_id(), "bob");
+  EXPECT_FALSE(resp.peers(0).complete());
+
+  // Logged out holders are not offered.
+  ASSERT_TRUE(Call(&Stub::Logout, alice, tv1::LogoutRequest()).ok());
+  ASSERT_TRUE(Call(&Stub::GetFilePeers, bob, req, &resp).ok());
+  EXPECT_EQ(resp.peers_size(), 0);
+}
+
+TEST_F(TrackerServiceTest, LoginReturnsEarlierSharesAndKeyOutlivesRestart) {
+  std::string alice = NewUser("alice");
+  ASSERT_TRUE(CreateGroup(alice, "g").ok());
+  ASSERT_TRUE(Upload(alice, "g", File("f")).ok());
+  std::string key = Login("alice").ticket_public_key();
+  Stop();
+  Start();
+  tv1::LoginResponse again = Login("alice");
+  EXPECT_EQ(again.ticket_public_key(), key);
+  ASSERT_EQ(again.shares_size(), 1);
+  EXPECT_EQ(again.shares(0).group_id(), "g");
+  EXPECT_EQ(again.shares(0).file_name(), "f");
+  EXPECT_TRUE(again.shares(0).complete());
+  // The earlier token still works: sessions are kept too.
+  EXPECT_TRUE(Call(&Stub::ListGroups, alice, tv1::ListGroupsRequest()).ok());
+}
+
+}  // namespace
+}  // namespace groupshare::tracker
