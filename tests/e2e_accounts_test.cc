@@ -1,0 +1,289 @@
+// End to end with the real binaries: a tracker and clients driven through
+// piped stdin, checking what the shell prints; the tracker's command line,
+// stdin and signals; fail-over; and durability across SIGKILL.
+
+#include <signal.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace groupshare {
+namespace {
+
+using testing::Subprocess;
+using testing::TempDir;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class E2E : public ::testing::Test {
+ protected:
+  // Starts tracker `n` of `info` on `db` and reads its port from the first
+  // line it prints.
+  std::unique_ptr<Subprocess> StartTracker(const std::string& info, int n,
+                                           const std::string& db, int* port) {
+    auto t = std::make_unique<Subprocess>(
+        std::vector<std::string>{GS_TRACKER_BIN, info, std::to_string(n), "--db", db,
+                                 "--password_iterations", "1000"},
+        std::map<std::string, std::string>{{"HOME", dir_.path()}}, dir_.File("tracker.log"));
+    std::optional<std::string> line = t->WaitFor("listening on");
+    EXPECT_TRUE(line.has_value()) << testing::ReadFile(dir_.File("tracker.log"));
+    if (line.has_value()) {
+      std::string port_text = line->substr(line->rfind(':') + 1);
+      port_text = port_text.substr(0, port_text.find(' '));
+      EXPECT_TRUE(absl::SimpleAtoi(port_text, port)) << *line;
+    }
+    return t;
+  }
+
+  // A tracker on a free port; clients get `client_info_` naming it.
+  void StartOneTracker() {
+    testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+    tracker_ = StartTracker(dir_.File("bind.txt"), 1, dir_.File("tracker.db"), &port_);
+    client_info_ = dir_.File("tracker_info.txt");
+    testing::WriteFile(client_info_, absl::StrCat("127.0.0.1:", port_, "\n"));
+  }
+
+  std::unique_ptr<Subprocess> StartClient(const std::string& name,
+                                          const std::string& info = "") {
+    return std::make_unique<Subprocess>(
+        std::vector<std::string>{GS_CLIENT_BIN,
+                                 absl::StrCat("127.0.0.1:", testing::UnusedPort()),
+                                 info.empty() ? client_info_ : info, "--state_dir",
+                                 dir_.File(name)},
+        std::map<std::string, std::string>{{"HOME", dir_.path()}},
+        dir_.File(name + ".stderr"));
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Subprocess> tracker_;
+  int port_ = 0;
+  std::string client_info_;
+};
+
+TEST_F(E2E, AccountAndGroupFlowThroughTwoShells) {
+  StartOneTracker();
+  auto alice = StartClient("alice");
+  auto bob = StartClient("bob");
+
+  EXPECT_THAT(alice->Run("list_groups"), StartsWith("error: not logged in"));
+  EXPECT_EQ(alice->Run("create_user alice pw1"),
+            "user alice created; log in with login alice <password>");
+  EXPECT_THAT(alice->Run("create_user alice other"), StartsWith("error: user 'alice' already exists"));
+  EXPECT_EQ(alice->Run("login alice wrong"), "error: wrong password for user 'alice'");
+  EXPECT_THAT(alice->Run("login nobody pw"), StartsWith("error: no user 'nobody'"));
+  EXPECT_EQ(alice->Run("login alice pw1"), "logged in as alice");
+  EXPECT_THAT(alice->Run("login alice pw1"), StartsWith("error: already logged in as alice"));
+  EXPECT_EQ(alice->Run("list_groups"), "no groups yet; create one with create_group <group_id>");
+  EXPECT_EQ(alice->Run("create_group movies"), "group movies created; you own it");
+  EXPECT_THAT(alice->Run("create_group movies"), StartsWith("error: group 'movies' already exists"));
+
+  EXPECT_EQ(bob->Run("create_user bob pw2"), "user bob created; log in with login bob <password>");
+  EXPECT_EQ(bob->Run("login bob pw2"), "logged in as bob");
+  EXPECT_EQ(bob->Run("list_groups"), "movies owner=alice members=1 you=none");
+  EXPECT_THAT(bob->Run("list_files movies"), StartsWith("error: you are not a member"));
+  EXPECT_THAT(bob->Run("join_group nope"), StartsWith("error: no group 'nope'"));
+  EXPECT_EQ(bob->Run("join_group movies"), "asked to join movies; its owner must accept");
+  EXPECT_THAT(bob->Run("join_group movies"), StartsWith("error: you already asked to join"));
+  EXPECT_EQ(bob->Run("list_groups"), "movies owner=alice members=1 you=pending");
+  EXPECT_THAT(bob->Run("list_requests movies"), StartsWith("error: only the owner"));
+  EXPECT_THAT(bob->Run("accept_request movies bob"), StartsWith("error: only the owner"));
+
+  EXPECT_THAT(alice->Run("list_requests movies"), StartsWith("bob asked "));
+  EXPECT_THAT(alice->Run("accept_request movies carol"), StartsWith("error: no pending request"));
+  EXPECT_EQ(alice->Run("accept_request movies bob"), "bob is now a member of movies");
+  EXPECT_EQ(alice->Run("list_requests movies"), "no pending requests for movies");
+  EXPECT_EQ(bob->Run("list_groups"), "movies owner=alice members=2 you=member");
+  EXPECT_EQ(bob->Run("list_files movies"), "no files in movies yet");
+
+  EXPECT_EQ(alice->Run("leave_group movies"), "left movies; bob owns it now");
+  EXPECT_EQ(bob->Run("list_groups"), "movies owner=bob members=1 you=owner");
+  EXPECT_THAT(alice->Run("leave_group movies"), StartsWith("error: you are not a member"));
+  EXPECT_EQ(alice->Run("join_group movies"), "asked to join movies; its owner must accept");
+  EXPECT_EQ(bob->Run("reject_request movies alice"), "rejected alice's request to join movies");
+  EXPECT_EQ(bob->Run("leave_group movies"), "left movies; it had no other member and is deleted");
+  EXPECT_EQ(alice->Run("list_groups"), "no groups yet; create one with create_group <group_id>");
+
+  EXPECT_EQ(alice->Run("logout"), "logged out alice");
+  EXPECT_THAT(alice->Run("create_group x"), StartsWith("error: not logged in"));
+  alice->Send("quit");
+  EXPECT_EQ(alice->Wait(), 0);
+  bob->CloseStdin();  // end of input ends the shell too
+  EXPECT_EQ(bob->Wait(), 0);
+}
+
+TEST_F(E2E, ShellRejectsBadInputWithUsage) {
+  StartOneTracker();
+  auto c = StartClient("c");
+  EXPECT_EQ(c->Run("create_user onlyone"), "error: usage: create_user <user_id> <password>");
+  EXPECT_EQ(c->Run("login a b c"), "error: usage: login <user_id> <password>");
+  EXPECT_EQ(c->Run("frobnicate"), "error: unknown command 'frobnicate'; type help for the list");
+  EXPECT_THAT(c->Run(absl::StrCat("create_user ", std::string(65, 'u'), " pw")),
+              StartsWith("error: user id is 65 bytes long; the limit is 64"));
+  EXPECT_THAT(c->Run("create_user a\x01z pw"), HasSubstr("control characters"));
+  EXPECT_EQ(c->Run("create_user u pw"), "user u created; log in with login u <password>");
+  EXPECT_EQ(c->Run("login u pw"), "logged in as u");
+  EXPECT_EQ(c->Run("accept_request g"), "error: usage: accept_request <group_id> <user_id>");
+  EXPECT_THAT(c->Run(absl::StrCat("create_group ", std::string(65, 'g'))),
+              StartsWith("error: group id is 65 bytes long"));
+  // Blank lines and comments print nothing; help lists every command.
+  c->Send("");
+  c->Send("# a comment");
+  c->Send("help");
+  std::vector<std::string> help;
+  for (int i = 0; i < 14; ++i) help.push_back(c->ReadLine().value_or(""));
+  EXPECT_THAT(help.front(), StartsWith("create_user <user_id> <password> - "));
+  EXPECT_THAT(help.back(), StartsWith("quit - "));
+  EXPECT_NE(c->transcript().find("accept_request <group_id> <user_id> - "), std::string::npos);
+  // The tracker survived all of it.
+  EXPECT_EQ(c->Run("list_groups"), "no groups yet; create one with create_group <group_id>");
+}
+
+TEST_F(E2E, TrackerCommandLineErrors) {
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), GS_TRACKER_BIN);
+    Subprocess p(args, {{"HOME", dir_.path()}}, dir_.File("err.txt"));
+    p.CloseStdin();
+    std::optional<int> code = p.Wait();
+    std::string err = testing::ReadFile(dir_.File("err.txt"));
+    testing::WriteFile(dir_.File("err.txt"), "");
+    return std::make_pair(code.value_or(-1), err);
+  };
+  auto [code, err] = run({dir_.File("missing.txt"), "1"});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("cannot read tracker_info file"));
+
+  testing::WriteFile(dir_.File("bad.txt"), "127.0.0.1:5000\nnonsense\n");
+  std::tie(code, err) = run({dir_.File("bad.txt"), "1"});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("line 2"));
+
+  testing::WriteFile(dir_.File("good.txt"), "127.0.0.1:0\n");
+  std::tie(code, err) = run({dir_.File("good.txt"), "2"});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("from 1 to 1"));
+  std::tie(code, err) = run({dir_.File("good.txt"), "one"});
+  EXPECT_EQ(code, 2);
+  std::tie(code, err) = run({dir_.File("good.txt")});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("expected <tracker_info.txt> <tracker_no>"));
+
+  Subprocess help({GS_TRACKER_BIN, "--help"});
+  EXPECT_THAT(help.ReadLine().value_or(""), StartsWith("Usage: tracker"));
+  EXPECT_EQ(help.Wait(), 0);
+  Subprocess client_help({GS_CLIENT_BIN, "--help"});
+  EXPECT_THAT(client_help.ReadLine().value_or(""), StartsWith("Usage: client"));
+  EXPECT_EQ(client_help.Wait(), 0);
+}
+
+TEST_F(E2E, ClientCommandLineErrors) {
+  auto code_of = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), GS_CLIENT_BIN);
+    Subprocess p(args, {{"HOME", dir_.path()}}, dir_.File("err.txt"));
+    p.CloseStdin();
+    return p.Wait().value_or(-1);
+  };
+  testing::WriteFile(dir_.File("good.txt"), "127.0.0.1:5000\n");
+  EXPECT_EQ(code_of({"127.0.0.1:6000", dir_.File("missing.txt")}), 2);
+  EXPECT_EQ(code_of({"not-an-address", dir_.File("good.txt")}), 2);
+  EXPECT_EQ(code_of({"127.0.0.1:6000"}), 2);
+  EXPECT_THAT(testing::ReadFile(dir_.File("err.txt")), HasSubstr("error: "));
+}
+
+TEST_F(E2E, TrackerStopsOnQuitAndSignalsButNotOnPipeEof) {
+  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+  int port = 0;
+  auto t = StartTracker(dir_.File("bind.txt"), 1, dir_.File("a.db"), &port);
+  t->Send("quit");
+  EXPECT_EQ(t->Wait(), 0);
+
+  t = StartTracker(dir_.File("bind.txt"), 1, dir_.File("a.db"), &port);
+  t->CloseStdin();
+  // Still serving after end of input: a client gets through.
+  testing::WriteFile(dir_.File("info.txt"), absl::StrCat("127.0.0.1:", port, "\n"));
+  auto c = StartClient("c", dir_.File("info.txt"));
+  EXPECT_EQ(c->Run("create_user u pw"), "user u created; log in with login u <password>");
+  t->Signal(SIGTERM);
+  EXPECT_EQ(t->Wait(), 0);
+  EXPECT_THAT(c->Run("create_user v pw"), StartsWith("error: no tracker answers"));
+
+  t = StartTracker(dir_.File("bind.txt"), 1, dir_.File("a.db"), &port);
+  t->Signal(SIGINT);
+  EXPECT_EQ(t->Wait(), 0);
+}
+
+TEST_F(E2E, ClientFailsOverToTheNextTracker) {
+  StartOneTracker();
+  std::string info = dir_.File("two.txt");
+  testing::WriteFile(info, absl::StrCat("127.0.0.1:", testing::UnusedPort(), "\n127.0.0.1:",
+                                        port_, "\n"));
+  auto c = StartClient("c", info);
+  EXPECT_EQ(c->Run("create_user u pw"), "user u created; log in with login u <password>");
+  EXPECT_EQ(c->Run("login u pw"), "logged in as u");
+  EXPECT_EQ(c->Run("create_group g"), "group g created; you own it");
+}
+
+TEST_F(E2E, TwoTrackersOnOneDatabaseShareState) {
+  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n127.0.0.1:0\n");
+  int p1 = 0, p2 = 0;
+  auto t1 = StartTracker(dir_.File("bind.txt"), 1, dir_.File("shared.db"), &p1);
+  auto t2 = StartTracker(dir_.File("bind.txt"), 2, dir_.File("shared.db"), &p2);
+  std::string info = dir_.File("two.txt");
+  testing::WriteFile(info, absl::StrCat("127.0.0.1:", p1, "\n127.0.0.1:", p2, "\n"));
+  auto c = StartClient("c", info);
+  EXPECT_EQ(c->Run("create_user u pw"), "user u created; log in with login u <password>");
+  EXPECT_EQ(c->Run("login u pw"), "logged in as u");
+  EXPECT_EQ(c->Run("create_group g"), "group g created; you own it");
+  t1->Signal(SIGKILL);
+  t1->Wait();
+  // The session and the group live on at tracker 2.
+  EXPECT_EQ(c->Run("list_groups"), "g owner=u members=1 you=owner");
+}
+
+TEST_F(E2E, TrackerKilledWithSigkillLosesNothingItAcknowledged) {
+  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+  int port = 0;
+  auto t = StartTracker(dir_.File("bind.txt"), 1, dir_.File("d.db"), &port);
+  std::string info = dir_.File("info.txt");
+  testing::WriteFile(info, absl::StrCat("127.0.0.1:", port, "\n"));
+  {
+    auto a = StartClient("a", info);
+    auto b = StartClient("b", info);
+    auto c = StartClient("c", info);
+    ASSERT_EQ(a->Run("create_user alice pa"), "user alice created; log in with login alice <password>");
+    ASSERT_EQ(b->Run("create_user bob pb"), "user bob created; log in with login bob <password>");
+    ASSERT_EQ(c->Run("create_user carol pc"), "user carol created; log in with login carol <password>");
+    ASSERT_EQ(a->Run("login alice pa"), "logged in as alice");
+    ASSERT_EQ(b->Run("login bob pb"), "logged in as bob");
+    ASSERT_EQ(c->Run("login carol pc"), "logged in as carol");
+    ASSERT_EQ(a->Run("create_group g1"), "group g1 created; you own it");
+    ASSERT_EQ(a->Run("create_group g2"), "group g2 created; you own it");
+    ASSERT_EQ(b->Run("join_group g1"), "asked to join g1; its owner must accept");
+    ASSERT_EQ(a->Run("accept_request g1 bob"), "bob is now a member of g1");
+    ASSERT_EQ(c->Run("join_group g1"), "asked to join g1; its owner must accept");
+    ASSERT_EQ(c->Run("join_group g2"), "asked to join g2; its owner must accept");
+    // Killed right after the last acknowledgement, with clients still on.
+    t->Signal(SIGKILL);
+    ASSERT_EQ(t->Wait(), 128 + SIGKILL);
+  }
+  testing::WriteFile(dir_.File("again.txt"), absl::StrCat("127.0.0.1:", port, "\n"));
+  t = StartTracker(dir_.File("again.txt"), 1, dir_.File("d.db"), &port);
+  auto a = StartClient("a2", info);
+  EXPECT_EQ(a->Run("login alice pa"), "logged in as alice");
+  EXPECT_EQ(a->Run("list_groups"), "g1 owner=alice members=2 you=owner");
+  EXPECT_EQ(a->ReadLine().value_or(""), "g2 owner=alice members=1 you=owner");
+  EXPECT_THAT(a->Run("list_requests g1"), StartsWith("carol asked "));
+  EXPECT_THAT(a->Run("list_requests g2"), StartsWith("carol asked "));
+  auto b = StartClient("b2", info);
+  EXPECT_EQ(b->Run("login bob pb"), "logged in as bob");
+  EXPECT_EQ(b->Run("list_groups"), "g1 owner=alice members=2 you=member");
+  EXPECT_EQ(b->ReadLine().value_or(""), "g2 owner=alice members=1 you=none");
+  EXPECT_EQ(b->Run("login bob pb"), "error: already logged in as bob; logout first");
+}
+
+}  // namespace
+}  // namespace groupshare
