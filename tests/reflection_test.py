@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""A generic gRPC client that has never seen groupshare's .proto files.
+
+It starts a real tracker on a free loopback port, then learns everything from
+server reflection: it lists the services, describes a method, builds the
+request types from the descriptors the server sends, and calls CreateUser,
+Login and ListGroups with JSON, the way grpcurl would. It also asks the
+standard health service. Only grpcio, protobuf and the reflection proto
+(Debian's python3-grpcio, python3-protobuf, grpc-proto) are used.
+
+usage: reflection_test.py <tracker binary>
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+
+REFLECTION_PROTO_ROOT = "/usr/share/grpc-proto/grpc"
+REFLECTION_PROTO = "reflection/v1alpha/reflection.proto"
+TRACKER = "groupshare.tracker.v1.TrackerService"
+
+failures = []
+passes = []
+
+
+def check(condition, what):
+    print(("ok: " if condition else "FAILED: ") + what, flush=True)
+    (passes if condition else failures).append(what)
+
+
+def load_reflection_module(workdir):
+    # Generated with the grpc-proto root as include path, so no generated
+    # "grpc" package shadows grpcio.
+    subprocess.run(["protoc", "-I" + REFLECTION_PROTO_ROOT, "--python_out=" + workdir,
+                    REFLECTION_PROTO], check=True)
+    sys.path.insert(0, workdir)
+    from reflection.v1alpha import reflection_pb2  # noqa: E402
+    return reflection_pb2
+
+
+class Reflector:
+    def __init__(self, channel, reflection_pb2):
+        self.pb = reflection_pb2
+        self.call = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+        self.pool = descriptor_pool.DescriptorPool()
+        self.added = set()
+
+    def ask(self, **kwargs):
+        return next(iter(self.call(iter([self.pb.ServerReflectionRequest(**kwargs)]),
+                                   timeout=10)))
+
+    def list_services(self):
+        return [s.name for s in self.ask(list_services="").list_services_response.service]
+
+    def load_symbol(self, symbol):
+        files = self.ask(file_containing_symbol=symbol).file_descriptor_response
+        protos = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                  for b in files.file_descriptor_proto]
+        by_name = {p.name: p for p in protos}
+
+        def add(proto):
+            if proto.name in self.added:
+                return
+            for dep in proto.dependency:
+                if dep not in by_name and dep not in self.added:
+                    more = self.ask(file_by_filename=dep).file_descriptor_response
+                    for b in more.file_descriptor_proto:
+                        p = descriptor_pb2.FileDescriptorProto.FromString(b)
+                        by_name.setdefault(p.name, p)
+                if dep in by_name:
+                    add(by_name[dep])
+            self.pool.Add(proto)
+            self.added.add(proto.name)
+
+        for p in protos:
+            add(p)
+        return self.pool.FindServiceByName(symbol)
+
+
+def message_class(desc):
+    return message_factory.MessageFactory(desc.file.pool).GetPrototype(desc)
+
+
+def call_json(channel, service, method_name, body, token=None):
+    method = service.FindMethodByName(method_name)
+    request_cls = message_class(method.input_type)
+    response_cls = message_class(method.output_type)
+    request = json_format.Parse(json.dumps(body), request_cls())
+    stub = channel.unary_unary("/%s/%s" % (service.full_name, method_name),
+                               request_serializer=request_cls.SerializeToString,
+                               response_deserializer=response_cls.FromString)
+    metadata = [("authorization", "Bearer " + token)] if token else None
+    try:
+        response = stub(request, metadata=metadata, timeout=10)
+        return grpc.StatusCode.OK, json.loads(json_format.MessageToJson(response))
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+
+
+def main():
+    tracker_bin = sys.argv[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        reflection_pb2 = load_reflection_module(tmp)
+        info = os.path.join(tmp, "tracker_info.txt")
+        with open(info, "w") as f:
+            f.write("127.0.0.1:0\n")
+        tracker = subprocess.Popen(
+            [tracker_bin, info, "1", "--db", os.path.join(tmp, "t.db"),
+             "--password_iterations", "1000"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, HOME=tmp), text=True)
+        try:
+            first = tracker.stdout.readline()
+            address = first.split(" listening on ")[1].split(" ")[0]
+            channel = grpc.insecure_channel(address)
+            grpc.channel_ready_future(channel).result(timeout=20)
+            reflector = Reflector(channel, reflection_pb2)
+
+            services = reflector.list_services()
+            print("services:", ", ".join(services))
+            check(TRACKER in services, "reflection lists " + TRACKER)
+            check("grpc.health.v1.Health" in services, "reflection lists the health service")
+
+            service = reflector.load_symbol(TRACKER)
+            methods = [m.name for m in service.methods]
+            check({"CreateUser", "Login", "ListGroups", "GetFilePeers"} <= set(methods),
+                  "describe lists the methods: " + " ".join(methods))
+            login = service.FindMethodByName("Login")
+            check(login.input_type.full_name == "groupshare.tracker.v1.LoginRequest" and
+                  "peer_address" in login.input_type.fields_by_name,
+                  "describe shows Login's request fields")
+
+            code, _ = call_json(channel, service, "CreateUser",
+                                {"user_id": "alice", "password": "pw"})
+            check(code == grpc.StatusCode.OK, "CreateUser with JSON")
+            code, _ = call_json(channel, service, "CreateUser",
+                                {"user_id": "alice", "password": "pw"})
+            check(code == grpc.StatusCode.ALREADY_EXISTS, "CreateUser twice is ALREADY_EXISTS")
+            code, body = call_json(channel, service, "Login",
+                                   {"user_id": "alice", "password": "pw"})
+            check(code == grpc.StatusCode.OK and len(body.get("token", "")) == 64,
+                  "Login returns a token")
+            token = body.get("token", "")
+            code, _ = call_json(channel, service, "CreateGroup", {"group_id": "g"}, token)
+            check(code == grpc.StatusCode.OK, "CreateGroup with the bearer token")
+            code, body = call_json(channel, service, "ListGroups", {}, token)
+            check(code == grpc.StatusCode.OK and
+                  body.get("groups", [{}])[0].get("relation") == "RELATION_OWNER",
+                  "ListGroups with the bearer token: %s" % body)
+            code, _ = call_json(channel, service, "ListGroups", {})
+            check(code == grpc.StatusCode.UNAUTHENTICATED, "ListGroups without a token")
+
+            health = channel.unary_unary("/grpc.health.v1.Health/Check")
+            check(health(b"", timeout=10) == b"\x08\x01", "health check says SERVING")
+        finally:
+            tracker.stdin.write("quit\n")
+            tracker.stdin.flush()
+            tracker.wait(timeout=20)
+    print("%d passed, %d failed" % (len(passes), len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
