@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libssl-dev libsqlite3-dev libgtest-dev
+  libssl-dev libsqlite3-dev libgtest-dev libgmock-dev
   # the tests' generic gRPC client, which knows the services only by reflection
   python3 python3-grpcio python3-protobuf grpc-proto
 )
