@@ -1,0 +1,104 @@
+// Which piece to ask which peer for next. Plain data structure, no network,
+// no threads, no lock: its owner (the downloader) serialises access.
+// Peers are opaque ids.
+//
+// The policy:
+//  - the first `random_first` pieces are picked at random, so a new
+//    downloader soon has whole pieces to share;
+//  - then rarest first: among the missing pieces the peer holds and nobody
+//    is fetching, the one the fewest peers hold, ties broken at random;
+//  - each peer has a limit of requests in flight, which the owner raises
+//    for faster peers (SetMaxInFlight);
+//  - endgame: once every missing piece is requested, an idle peer is given
+//    a piece already in flight elsewhere (at most `max_copies` at once);
+//    whoever delivers first wins and the other requests are to be
+//    cancelled (Complete returns them);
+//  - a failed or aborted request, or a removed peer's requests, go back in
+//    the queue.
+#ifndef GROUPSHARE_CORE_PIECE_PICKER_H_
+#define GROUPSHARE_CORE_PIECE_PICKER_H_
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "core/bitfield.h"
+
+namespace groupshare {
+
+using PeerId = uint32_t;
+
+class PiecePicker {
+ public:
+  struct Options {
+    uint32_t random_first = 4;
+    uint32_t max_copies = 2;  // requests of one piece at once, in endgame
+    uint64_t seed = std::random_device{}();
+  };
+
+  PiecePicker(uint32_t piece_count, Options options);
+
+  uint32_t piece_count() const { return static_cast<uint32_t>(have_.size()); }
+
+  // A piece held already (a resumed download).
+  void SetHave(uint32_t piece);
+  bool Have(uint32_t piece) const { return have_.Get(piece); }
+  uint32_t HaveCount() const { return have_.Count(); }
+  bool Done() const { return have_.All(); }
+  const Bitfield& have() const { return have_; }
+
+  // A peer and the pieces it holds (a bitfield of piece_count() bits).
+  // Adding a known peer replaces its pieces.
+  void AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_flight = 2);
+  void PeerHas(PeerId peer, uint32_t piece);
+  // Forgets the peer; its requests in flight go back in the queue.
+  void RemovePeer(PeerId peer);
+  bool HasPeer(PeerId peer) const { return peers_.count(peer) != 0; }
+  void SetMaxInFlight(PeerId peer, uint32_t limit);
+  uint32_t InFlight(PeerId peer) const;
+
+  // The next piece to request from `peer`, now counted in flight from it;
+  // nullopt when the peer is at its limit or holds nothing we can ask for.
+  std::optional<uint32_t> Pick(PeerId peer);
+  // `peer` delivered `piece` and it checked out: it is held now. Returns the
+  // other peers still fetching the same piece (endgame); their requests are
+  // released and should be cancelled.
+  std::vector<PeerId> Complete(PeerId peer, uint32_t piece);
+  // The request failed, stalled or was cancelled: the piece is free to be
+  // asked for again. A request no longer in flight is ignored.
+  void Abort(PeerId peer, uint32_t piece);
+
+  // How many known peers hold the piece.
+  uint32_t Availability(uint32_t piece) const { return availability_[piece]; }
+  // Missing pieces that no known peer holds.
+  uint32_t UnavailableCount() const;
+  // True once every missing piece is requested from somebody.
+  bool InEndgame() const;
+
+  // Recounts everything from scratch: false when the kept counts disagree.
+  // For tests; O(pieces x peers).
+  bool InvariantsHold() const;
+
+ private:
+  struct Peer {
+    Bitfield pieces;
+    uint32_t in_flight = 0;
+    uint32_t max_in_flight = 2;
+  };
+  bool Requested(uint32_t piece, PeerId peer) const;
+  void Release(uint32_t piece, PeerId peer);
+
+  Options options_;
+  std::mt19937_64 rng_;
+  Bitfield have_;
+  std::vector<uint16_t> availability_;
+  std::vector<std::vector<PeerId>> requested_;  // peers fetching each piece
+  uint32_t unrequested_missing_;  // missing pieces with no request in flight
+  std::unordered_map<PeerId, Peer> peers_;
+};
+
+}  // namespace groupshare
+
+#endif  // GROUPSHARE_CORE_PIECE_PICKER_H_

@@ -1,0 +1,267 @@
+// The piece picker alone, with no network. Availability and have-sets are
+// written as strings, one character a piece.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "core/piece_picker.h"
+
+namespace groupshare {
+namespace {
+
+// "1101" -> pieces 0, 1 and 3.
+Bitfield Bits(const std::string& s) {
+  Bitfield b(static_cast<uint32_t>(s.size()));
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '1') b.Set(static_cast<uint32_t>(i));
+  }
+  return b;
+}
+
+PiecePicker::Options NoRandomStart(uint64_t seed = 1) {
+  PiecePicker::Options o;
+  o.random_first = 0;
+  o.seed = seed;
+  return o;
+}
+
+TEST(Bitfield, WireFormIsMostSignificantBitFirst) {
+  Bitfield b(10);
+  b.Set(0);
+  b.Set(9);
+  EXPECT_EQ(b.ToBytes(), std::string("\x80\x40", 2));
+  EXPECT_EQ(b.Count(), 2u);
+  auto back = Bitfield::FromBytes(b.ToBytes(), 10);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->Get(0) && back->Get(9) && !back->Get(5));
+  EXPECT_FALSE(Bitfield::FromBytes(std::string("\x80", 1), 10).ok());       // too short
+  EXPECT_FALSE(Bitfield::FromBytes(std::string("\x80\x20", 2), 10).ok());   // bit 10 set
+  EXPECT_TRUE(Bitfield(7, true).All());
+}
+
+TEST(PiecePicker, RarestFirst) {
+  // availability per piece:   2 1 3 2
+  PiecePicker picker(4, NoRandomStart());
+  picker.AddPeer(1, Bits("1111"), 10);
+  picker.AddPeer(2, Bits("1011"), 10);
+  picker.AddPeer(3, Bits("0110"), 10);
+  EXPECT_EQ(picker.Availability(0), 2u);
+  EXPECT_EQ(picker.Availability(1), 2u);
+  EXPECT_EQ(picker.Availability(2), 3u);
+  EXPECT_EQ(picker.Availability(3), 2u);
+  picker.RemovePeer(3);  // now 2 1 2 2
+  EXPECT_EQ(picker.Pick(1), 1u);  // the only piece with availability 1
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
+TEST(PiecePicker, OnlyPiecesThePeerHolds) {
+  PiecePicker picker(4, NoRandomStart());
+  picker.AddPeer(1, Bits("0010"), 10);
+  picker.AddPeer(2, Bits("1111"), 10);
+  EXPECT_EQ(picker.Pick(1), 2u);
+  EXPECT_EQ(picker.Pick(1), std::nullopt);  // holds nothing else we lack
+}
+
+TEST(PiecePicker, TiesAreBrokenAtRandom) {
+  std::map<uint32_t, int> firsts;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    PiecePicker picker(8, NoRandomStart(seed));
+    picker.AddPeer(1, Bits("11111111"));
+    firsts[*picker.Pick(1)]++;
+  }
+  EXPECT_EQ(firsts.size(), 8u);  // every piece came first for some seed
+  for (const auto& [piece, count] : firsts) EXPECT_GT(count, 5) << piece;
+}
+
+TEST(PiecePicker, SameSeedSameOrder) {
+  auto order = [](uint64_t seed) {
+    PiecePicker picker(16, NoRandomStart(seed));
+    picker.AddPeer(1, Bits("1111111111111111"), 100);
+    std::vector<uint32_t> out;
+    while (auto p = picker.Pick(1)) out.push_back(*p);
+    return out;
+  };
+  EXPECT_EQ(order(7), order(7));
+  EXPECT_NE(order(7), order(8));
+}
+
+TEST(PiecePicker, RandomPiecesFirstThenRarest) {
+  // Piece 0 is rarest (only peer 1), but the first two picks are random.
+  PiecePicker::Options o;
+  o.random_first = 2;
+  int rarest_first_pick = 0;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    o.seed = seed;
+    PiecePicker picker(10, o);
+    picker.AddPeer(1, Bits("1111111111"), 10);
+    picker.AddPeer(2, Bits("0111111111"), 10);
+    uint32_t a = *picker.Pick(1);
+    uint32_t b = *picker.Pick(1);
+    rarest_first_pick += (a == 0);
+    if (a != 0 && b != 0) {
+      // Random phase over: the rarest piece comes next.
+      EXPECT_EQ(picker.Pick(1), 0u) << seed;
+    }
+  }
+  EXPECT_LT(rarest_first_pick, 40);  // not rarest-first from the start
+}
+
+TEST(PiecePicker, PerPeerLimitOnRequestsInFlight) {
+  PiecePicker picker(10, NoRandomStart());
+  picker.AddPeer(1, Bits("1111111111"), 3);
+  EXPECT_TRUE(picker.Pick(1).has_value());
+  EXPECT_TRUE(picker.Pick(1).has_value());
+  uint32_t third = *picker.Pick(1);
+  EXPECT_EQ(picker.Pick(1), std::nullopt);
+  EXPECT_EQ(picker.InFlight(1), 3u);
+  picker.Complete(1, third);
+  EXPECT_TRUE(picker.Pick(1).has_value());
+  picker.SetMaxInFlight(1, 6);  // a faster peer gets more
+  EXPECT_TRUE(picker.Pick(1).has_value());
+  EXPECT_TRUE(picker.Pick(1).has_value());
+  EXPECT_EQ(picker.InFlight(1), 5u);
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
+TEST(PiecePicker, NoPieceIsAskedTwiceBeforeEndgame) {
+  PiecePicker picker(6, NoRandomStart());
+  picker.AddPeer(1, Bits("111111"), 10);
+  picker.AddPeer(2, Bits("111111"), 10);
+  std::set<uint32_t> seen;
+  for (int i = 0; i < 3; ++i) {
+    seen.insert(*picker.Pick(1));
+    seen.insert(*picker.Pick(2));
+  }
+  EXPECT_EQ(seen.size(), 6u);
+  EXPECT_TRUE(picker.InEndgame());
+}
+
+TEST(PiecePicker, EndgameGivesIdlePeersOutstandingPieces) {
+  PiecePicker picker(3, NoRandomStart());
+  picker.AddPeer(1, Bits("111"), 10);
+  picker.AddPeer(2, Bits("111"), 10);
+  uint32_t a = *picker.Pick(1), b = *picker.Pick(1), c = *picker.Pick(1);
+  picker.Complete(1, a);
+  picker.Complete(1, b);
+  EXPECT_FALSE(picker.InEndgame() && picker.Done());
+  ASSERT_TRUE(picker.InEndgame());
+  // Peer 2 is idle: it is asked for the last piece too.
+  EXPECT_EQ(picker.Pick(2), c);
+  EXPECT_EQ(picker.Pick(2), std::nullopt);  // nothing else outstanding
+  // Peer 2 wins; peer 1's copy is to be cancelled.
+  EXPECT_EQ(picker.Complete(2, c), std::vector<PeerId>{1});
+  EXPECT_TRUE(picker.Done());
+  EXPECT_EQ(picker.InFlight(1), 0u);
+  // The loser's late abort is harmless.
+  picker.Abort(1, c);
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
+TEST(PiecePicker, EndgameCopiesAreBounded) {
+  PiecePicker::Options o = NoRandomStart();
+  o.max_copies = 2;
+  PiecePicker picker(1, o);
+  for (PeerId p = 1; p <= 4; ++p) picker.AddPeer(p, Bits("1"), 10);
+  EXPECT_EQ(picker.Pick(1), 0u);
+  EXPECT_EQ(picker.Pick(2), 0u);
+  EXPECT_EQ(picker.Pick(3), std::nullopt);
+  EXPECT_EQ(picker.Pick(1), std::nullopt);  // never twice from one peer
+}
+
+TEST(PiecePicker, FailedRequestIsRequeued) {
+  PiecePicker picker(2, NoRandomStart());
+  picker.AddPeer(1, Bits("10"), 10);
+  picker.AddPeer(2, Bits("11"), 10);
+  EXPECT_EQ(picker.Pick(1), 0u);
+  picker.Abort(1, 0);  // say its SHA1 did not match
+  EXPECT_EQ(picker.InFlight(1), 0u);
+  EXPECT_FALSE(picker.InEndgame());
+  // Rarest first: piece 1 (avail 1) before piece 0 (avail 2)... both are
+  // free again, and peer 2 gets one of them, not a duplicate.
+  std::set<uint32_t> got = {*picker.Pick(2), *picker.Pick(2)};
+  EXPECT_EQ(got, (std::set<uint32_t>{0, 1}));
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
+TEST(PiecePicker, PeerThatDisappearsReleasesItsPieces) {
+  PiecePicker picker(4, NoRandomStart());
+  picker.AddPeer(1, Bits("1111"), 10);
+  std::set<uint32_t> from_one = {*picker.Pick(1), *picker.Pick(1), *picker.Pick(1),
+                                 *picker.Pick(1)};
+  EXPECT_EQ(from_one.size(), 4u);
+  picker.AddPeer(2, Bits("1100"), 10);
+  picker.RemovePeer(1);
+  EXPECT_FALSE(picker.HasPeer(1));
+  EXPECT_EQ(picker.UnavailableCount(), 2u);  // pieces 2 and 3: nobody else has them
+  std::set<uint32_t> from_two;
+  while (auto p = picker.Pick(2)) from_two.insert(*p);
+  EXPECT_EQ(from_two, (std::set<uint32_t>{0, 1}));
+  EXPECT_EQ(picker.Pick(1), std::nullopt);  // unknown peer
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
+TEST(PiecePicker, NewPiecesAtAPeerAreSeen) {
+  PiecePicker picker(3, NoRandomStart());
+  picker.AddPeer(1, Bits("000"), 10);
+  EXPECT_EQ(picker.Pick(1), std::nullopt);
+  EXPECT_EQ(picker.UnavailableCount(), 3u);
+  picker.PeerHas(1, 2);
+  EXPECT_EQ(picker.Availability(2), 1u);
+  EXPECT_EQ(picker.Pick(1), 2u);
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
+TEST(PiecePicker, ResumedPiecesAreNotAskedFor) {
+  PiecePicker picker(4, NoRandomStart());
+  picker.SetHave(0);
+  picker.SetHave(2);
+  picker.AddPeer(1, Bits("1111"), 10);
+  std::set<uint32_t> got;
+  while (auto p = picker.Pick(1)) got.insert(*p);
+  EXPECT_EQ(got, (std::set<uint32_t>{1, 3}));
+  EXPECT_EQ(picker.HaveCount(), 2u);
+}
+
+TEST(PiecePicker, RandomisedRunKeepsItsInvariants) {
+  std::mt19937 rng(42);
+  PiecePicker::Options o;
+  o.seed = 3;
+  PiecePicker picker(64, o);
+  std::vector<std::pair<PeerId, uint32_t>> flying;
+  for (int step = 0; step < 5000 && !picker.Done(); ++step) {
+    PeerId peer = 1 + rng() % 4;
+    switch (rng() % 6) {
+      case 0:
+        if (!picker.HasPeer(peer)) {
+          Bitfield b(64);
+          for (uint32_t i = 0; i < 64; ++i) b.Set(i, rng() % 3 != 0);
+          picker.AddPeer(peer, b, 1 + rng() % 4);
+        }
+        break;
+      case 1:
+        if (rng() % 10 == 0) picker.RemovePeer(peer);
+        break;
+      case 2:
+        picker.PeerHas(peer, rng() % 64);
+        break;
+      default:
+        if (auto p = picker.Pick(peer)) flying.push_back({peer, *p});
+        if (!flying.empty()) {
+          size_t k = rng() % flying.size();
+          auto [who, piece] = flying[k];
+          flying.erase(flying.begin() + static_cast<long>(k));
+          if (rng() % 4 == 0) {
+            picker.Abort(who, piece);
+          } else if (picker.HasPeer(who) && !picker.Have(piece)) {
+            picker.Complete(who, piece);
+          }
+        }
+    }
+    ASSERT_TRUE(picker.InvariantsHold()) << "step " << step;
+  }
+}
+
+}  // namespace
+}  // namespace groupshare
