@@ -1,11 +1,14 @@
 // client <IP>:<PORT> <tracker_info.txt>: the groupshare shell. Reads
 // commands from a terminal or from piped stdin until quit or end of input.
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <iostream>
 #include <string>
+
+#include <grpcpp/server_builder.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -14,12 +17,21 @@
 #include "core/log.h"
 #include "core/tracker_info.h"
 #include "services/common/process.h"
+#include "services/common/server_setup.h"
+#include "services/peer/client_state.h"
+#include "services/peer/node.h"
 #include "services/peer/tracker_client.h"
 
 ABSL_FLAG(std::string, state_dir, "",
           "folder for this client's state and log (default: "
           "~/.groupshare/client-<IP>_<PORT>)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+ABSL_FLAG(std::string, port_file, "",
+          "write the peer service's bound port here once listening (useful with port 0)");
+ABSL_FLAG(int, no_source_timeout, 30,
+          "seconds a download waits for a sharer of its missing pieces before it fails");
+ABSL_FLAG(int, piece_timeout, 20,
+          "seconds a piece may take before it is asked of another peer");
 
 namespace {
 
@@ -40,12 +52,16 @@ int Fail(absl::string_view message) {
 
 int main(int argc, char** argv) {
   using namespace groupshare;
+  // gRPC streams large messages much faster when glibc keeps freed memory
+  // for reuse instead of mapping and unmapping it for every piece.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
   if (args.size() != 2) {
     return Fail("expected <IP>:<PORT> <tracker_info.txt>; see client --help");
   }
-  auto self = ParseHostPort(args[0]);
+  auto self = ParseHostPort(args[0], /*allow_port_zero=*/true);
   if (!self.ok()) return Fail(self.status().message());
   auto trackers = ReadTrackerInfo(args[1]);
   if (!trackers.ok()) return Fail(trackers.status().message());
@@ -63,8 +79,31 @@ int main(int argc, char** argv) {
   }
   if (auto s = log::LogToFile(state_dir + "/client.log"); !s.ok()) return Fail(s.message());
 
+  auto state = peer::ClientState::Open(state_dir + "/state.db");
+  if (!state.ok()) return Fail(state.status().message());
+
   peer::TrackerClient tracker(*std::move(trackers));
-  cli::Shell shell(tracker, self->ToString(), std::cout);
+  peer::NodeOptions options;
+  options.peer_address = self->ToString();
+  options.download.no_source_timeout = absl::Seconds(absl::GetFlag(FLAGS_no_source_timeout));
+  options.download.piece_timeout = absl::Seconds(absl::GetFlag(FLAGS_piece_timeout));
+  peer::Node node(&tracker, *std::move(state), options);
+
+  EnableReflectionAndHealth();
+  grpc::ServerBuilder builder;
+  builder.RegisterService(node.peer_service());
+  int port = 0;
+  auto server = StartServer(builder, self->ToString(), &port);
+  if (!server.ok()) return Fail(server.status().message());
+  // With port 0 the system chose one: advertise that.
+  if (self->port == 0) node.set_peer_address(absl::StrCat(self->host, ":", port));
+  if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    if (auto s = WriteFileAtomically(port_file, absl::StrCat(port, "\n")); !s.ok()) {
+      return Fail(s.message());
+    }
+  }
+  GS_LOG(kInfo) << "peer service listening on " << self->host << ":" << port;
+  cli::Shell shell(tracker, node, std::cout);
   WatchTermSignals([&](int sig) {
     GS_LOG(kInfo) << "signal " << sig << ": logging out and stopping";
     shell.Close();
@@ -79,5 +118,7 @@ int main(int argc, char** argv) {
     if (!shell.Execute(line)) break;
   }
   shell.Close();
+  node.peer_service()->Shutdown();
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
 }

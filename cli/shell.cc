@@ -36,8 +36,8 @@ std::string HumanSize(uint64_t bytes) {
 
 }  // namespace
 
-Shell::Shell(peer::TrackerClient& tracker, std::string peer_address, std::ostream& out)
-    : tracker_(tracker), peer_address_(std::move(peer_address)), out_(out) {
+Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
+    : tracker_(tracker), node_(node), out_(out) {
   auto bind = [this](absl::Status (Shell::*fn)(const Args&)) {
     return [this, fn](const Args& a) { return (this->*fn)(a); };
   };
@@ -62,6 +62,13 @@ Shell::Shell(peer::TrackerClient& tracker, std::string peer_address, std::ostrea
        bind(&Shell::ListGroups)},
       {"list_files", {"group_id"}, "the files shared in a group", true,
        bind(&Shell::ListFiles)},
+      {"upload_file", {"file_path", "group_id"}, "share a file with a group", true,
+       bind(&Shell::UploadFile)},
+      {"download_file", {"group_id", "file_name", "destination_path"},
+       "download a file from the group's members, in the background", true,
+       bind(&Shell::DownloadFile)},
+      {"show_downloads", {}, "downloads: [D] running, [C] complete, [F] failed", true,
+       bind(&Shell::ShowDownloads)},
       {"stop_share", {"group_id", "file_name"}, "stop sharing a file", true,
        bind(&Shell::StopShare)},
       {"logout", {}, "log out and stop sharing until the next login", true,
@@ -105,7 +112,7 @@ bool Shell::Execute(absl::string_view line) {
 }
 
 void Shell::Close() {
-  if (tracker_.user().has_value()) tracker_.Logout().IgnoreError();
+  if (tracker_.user().has_value()) node_.Logout().IgnoreError();
 }
 
 absl::Status Shell::CreateUser(const Args& a) {
@@ -118,14 +125,20 @@ absl::Status Shell::CreateUser(const Args& a) {
 }
 
 absl::Status Shell::Login(const Args& a) {
-  ASSIGN_OR_RETURN(tv1::LoginResponse resp, tracker_.Login(a[0], a[1], peer_address_));
-  Print(absl::StrCat("logged in as ", a[0]));
+  ASSIGN_OR_RETURN(peer::LoginSummary summary, node_.Login(a[0], a[1]));
+  std::string line = absl::StrCat("logged in as ", a[0]);
+  if (summary.sharing > 0) absl::StrAppend(&line, "; sharing ", summary.sharing, " files again");
+  if (summary.resumed > 0) absl::StrAppend(&line, "; resuming ", summary.resumed, " downloads");
+  if (!summary.problems.empty()) {
+    absl::StrAppend(&line, "; not shared again: ", absl::StrJoin(summary.problems, "; "));
+  }
+  Print(line);
   return absl::OkStatus();
 }
 
 absl::Status Shell::Logout(const Args&) {
   std::string user = tracker_.user().value_or("");
-  RETURN_IF_ERROR(tracker_.Logout());
+  RETURN_IF_ERROR(node_.Logout());
   Print(absl::StrCat("logged out ", user));
   return absl::OkStatus();
 }
@@ -147,9 +160,7 @@ absl::Status Shell::JoinGroup(const Args& a) {
 }
 
 absl::Status Shell::LeaveGroup(const Args& a) {
-  tv1::LeaveGroupRequest req;
-  req.set_group_id(a[0]);
-  ASSIGN_OR_RETURN(auto resp, tracker_.Call(&Stub::LeaveGroup, req));
+  ASSIGN_OR_RETURN(auto resp, node_.LeaveGroup(a[0]));
   if (resp.group_deleted()) {
     Print(absl::StrCat("left ", a[0], "; it had no other member and is deleted"));
   } else if (!resp.new_owner().empty()) {
@@ -221,11 +232,49 @@ absl::Status Shell::ListFiles(const Args& a) {
 }
 
 absl::Status Shell::StopShare(const Args& a) {
-  tv1::StopShareRequest req;
-  req.set_group_id(a[0]);
-  req.set_file_name(a[1]);
-  RETURN_IF_ERROR(tracker_.Call(&Stub::StopShare, req).status());
+  RETURN_IF_ERROR(node_.StopShare(a[0], a[1]));
   Print(absl::StrCat("stopped sharing ", a[1], " in ", a[0]));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::UploadFile(const Args& a) {
+  ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(a[0], a[1]));
+  Print(absl::StrCat(up.created ? "shared " : "shared again ", up.name, " in ", a[1], " (",
+                     HumanSize(up.size), ", ", up.pieces, " pieces, sha1 ", up.sha1, ")"));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::DownloadFile(const Args& a) {
+  ASSIGN_OR_RETURN(peer::DownloadProgress p, node_.StartDownload(a[0], a[1], a[2]));
+  Print(absl::StrCat("downloading ", p.name, " from ", a[0], " into ", p.dest, " (",
+                     HumanSize(p.size), "); see show_downloads"));
+  return absl::OkStatus();
+}
+
+absl::Status Shell::ShowDownloads(const Args&) {
+  std::vector<peer::DownloadProgress> downloads = node_.Downloads();
+  if (downloads.empty()) Print("no downloads yet; start one with download_file");
+  for (const peer::DownloadProgress& p : downloads) {
+    std::string line = absl::StrCat("[", peer::DownloadStateLetter(p.state), "] [",
+                                    p.group_id, "] ", p.name);
+    switch (p.state) {
+      case peer::DownloadState::kRunning:
+        absl::StrAppend(
+            &line, " ",
+            absl::StrFormat("%.1f%%", p.size == 0 ? 0.0 : 100.0 * p.bytes_done / p.size),
+            " ", HumanSize(p.bytes_done), "/", HumanSize(p.size), " ",
+            HumanSize(static_cast<uint64_t>(p.bytes_per_second)), "/s peers=", p.peers);
+        break;
+      case peer::DownloadState::kComplete:
+        absl::StrAppend(&line, " -> ", p.dest);
+        break;
+      case peer::DownloadState::kFailed:
+      case peer::DownloadState::kStopped:
+        absl::StrAppend(&line, ": ", p.error.empty() ? "stopped" : p.error);
+        break;
+    }
+    Print(line);
+  }
   return absl::OkStatus();
 }
 

@@ -13,15 +13,16 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "services/peer/node.h"
 #include "services/peer/tracker_client.h"
 
 namespace groupshare::cli {
 
 class Shell {
  public:
-  // `peer_address` is the host:port this client's peer service listens on,
-  // sent to the tracker at login. `out` receives the results.
-  Shell(peer::TrackerClient& tracker, std::string peer_address, std::ostream& out);
+  // `tracker` answers the account and group commands, `node` the sharing
+  // ones; `out` receives the results.
+  Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out);
 
   // Runs one command line. Returns false once the shell should end (quit).
   bool Execute(absl::string_view line);
@@ -53,10 +54,13 @@ class Shell {
   absl::Status ListGroups(const Args& a);
   absl::Status ListFiles(const Args& a);
   absl::Status StopShare(const Args& a);
+  absl::Status UploadFile(const Args& a);
+  absl::Status DownloadFile(const Args& a);
+  absl::Status ShowDownloads(const Args& a);
   absl::Status Help(const Args& a);
 
   peer::TrackerClient& tracker_;
-  const std::string peer_address_;
+  peer::Node& node_;
   std::ostream& out_;
   std::vector<Command> commands_;
 };

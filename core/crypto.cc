@@ -93,6 +93,20 @@ bool IsSha1Hex(absl::string_view hex) {
   return true;
 }
 
+std::string PackSha1Hex(const std::vector<std::string>& hex) {
+  std::string out;
+  out.reserve(hex.size() * 20);
+  for (const std::string& h : hex) out += HexDecode(h).value_or(std::string(20, '\0'));
+  return out;
+}
+
+std::vector<std::string> UnpackSha1Hex(absl::string_view raw) {
+  std::vector<std::string> out;
+  out.reserve(raw.size() / 20);
+  for (size_t i = 0; i + 20 <= raw.size(); i += 20) out.push_back(HexEncode(raw.substr(i, 20)));
+  return out;
+}
+
 absl::StatusOr<std::string> RandomBytes(size_t n) {
   std::string out(n, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()),

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
@@ -45,6 +46,11 @@ std::string HexEncode(const Sha1Digest& digest);
 std::optional<std::string> HexDecode(absl::string_view hex);
 // True for exactly 40 lower-case hex characters.
 bool IsSha1Hex(absl::string_view hex);
+
+// Lists of SHA1 digests kept compactly: hex digests to their raw 20 bytes
+// back to back, and back.
+std::string PackSha1Hex(const std::vector<std::string>& hex);
+std::vector<std::string> UnpackSha1Hex(absl::string_view raw);
 
 // `n` bytes from OpenSSL's CSPRNG; INTERNAL if it fails.
 absl::StatusOr<std::string> RandomBytes(size_t n);

@@ -82,7 +82,8 @@ bool Statement::IsNull(int column) const {
   return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
 }
 
-absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
+                                                         bool full_sync) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -98,8 +99,8 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   std::unique_ptr<Database> db(new Database(raw));
   sqlite3_busy_timeout(raw, 10000);
   absl::Status status = db->Exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-      "PRAGMA foreign_keys=ON;");
+      absl::StrCat("PRAGMA journal_mode=WAL; PRAGMA synchronous=",
+                   full_sync ? "FULL" : "NORMAL", "; PRAGMA foreign_keys=ON;"));
   if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat("database '", path, "': ", status.message()));

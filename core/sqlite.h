@@ -62,9 +62,12 @@ class Statement {
 class Database {
  public:
   // Opens (creating if needed) the database at `path` in WAL mode with
-  // full synchronous commits, foreign keys on and a busy timeout, so that
-  // several processes may share it.
-  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path);
+  // foreign keys on and a busy timeout, so that several processes may share
+  // it. With `full_sync` every commit is on disk before it returns (it
+  // survives a power cut); without, a commit survives a crash of the process
+  // but may be lost with the machine, and is much cheaper.
+  static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
+                                                        bool full_sync = true);
   ~Database();
 
   // Runs one or more statements that take no parameters.

@@ -67,23 +67,6 @@ CREATE TABLE IF NOT EXISTS shares (
 CREATE INDEX IF NOT EXISTS shares_by_user ON shares(user_id);
 )sql";
 
-// Piece hashes are kept as their raw 20-byte digests, back to back.
-std::string PackPieces(const std::vector<std::string>& hex) {
-  std::string out;
-  out.reserve(hex.size() * 20);
-  for (const std::string& h : hex) out += HexDecode(h).value_or(std::string(20, '\0'));
-  return out;
-}
-
-std::vector<std::string> UnpackPieces(const std::string& raw) {
-  std::vector<std::string> out;
-  out.reserve(raw.size() / 20);
-  for (size_t i = 0; i + 20 <= raw.size(); i += 20) {
-    out.push_back(HexEncode(absl::string_view(raw).substr(i, 20)));
-  }
-  return out;
-}
-
 int64_t Secs(absl::Time t) { return absl::ToUnixSeconds(t); }
 
 class SqliteStore final : public Store {
@@ -327,7 +310,7 @@ class SqliteStore final : public Store {
           "INSERT INTO files(group_id, name, size, piece_size, sha1, piece_sha1, "
           "created_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
           group_id, file.name, file.size, file.piece_size, file.sha1,
-          Blob{PackPieces(file.piece_sha1)}, Secs(now)));
+          Blob{PackSha1Hex(file.piece_sha1)}, Secs(now)));
     }
     RETURN_IF_ERROR(db_->Run(
         "INSERT INTO shares(group_id, name, user_id, complete) VALUES(?, ?, ?, 1) "
@@ -530,7 +513,7 @@ class SqliteStore final : public Store {
     if (!row) return std::optional<FileRecord>();
     return std::optional<FileRecord>(FileRecord{
         q.Text(0), static_cast<uint64_t>(q.Int(1)), static_cast<uint32_t>(q.Int(2)),
-        q.Text(3), UnpackPieces(q.Text(4))});
+        q.Text(3), UnpackSha1Hex(q.Text(4))});
   }
   absl::Status DropUnsharedFiles(const std::string& group_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

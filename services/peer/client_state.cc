@@ -1,0 +1,89 @@
+#include "services/peer/client_state.h"
+
+#include "core/crypto.h"
+#include "core/status_macros.h"
+
+namespace groupshare::peer {
+namespace {
+
+using sqlite::Blob;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS shares (
+  user_id TEXT NOT NULL,
+  group_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  sha1 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  piece_size INTEGER NOT NULL,
+  piece_sha1 BLOB NOT NULL,
+  path TEXT NOT NULL,
+  complete INTEGER NOT NULL,
+  have BLOB NOT NULL,
+  PRIMARY KEY (user_id, group_id, sha1));
+)sql";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ClientState>> ClientState::Open(const std::string& path) {
+  // A crash of the client is what the state must survive; a lost power cut
+  // costs at most the last pieces, which are fetched again.
+  ASSIGN_OR_RETURN(auto db, sqlite::Database::Open(path, /*full_sync=*/false));
+  RETURN_IF_ERROR(db->Exec(kSchema));
+  return std::unique_ptr<ClientState>(new ClientState(std::move(db)));
+}
+
+absl::Status ClientState::Put(const ShareRecord& r) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run(
+      "INSERT OR REPLACE INTO shares(user_id, group_id, name, sha1, size, piece_size, "
+      "piece_sha1, path, complete, have) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      r.user_id, r.group_id, r.name, r.sha1, r.size, r.piece_size, Blob{PackSha1Hex(r.piece_sha1)},
+      r.path, r.complete, Blob{r.have});
+}
+
+absl::Status ClientState::UpdateHave(const std::string& user, const std::string& group,
+                                     const std::string& sha1, const std::string& have) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run("UPDATE shares SET have = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
+                  Blob{have}, user, group, sha1);
+}
+
+absl::Status ClientState::MarkComplete(const std::string& user, const std::string& group,
+                                       const std::string& sha1) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run(
+      "UPDATE shares SET complete = 1, have = x'' WHERE user_id = ? AND group_id = ? "
+      "AND sha1 = ?",
+      user, group, sha1);
+}
+
+absl::Status ClientState::Remove(const std::string& user, const std::string& group,
+                                 const std::string& sha1) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run("DELETE FROM shares WHERE user_id = ? AND group_id = ? AND sha1 = ?", user,
+                  group, sha1);
+}
+
+absl::Status ClientState::RemoveGroup(const std::string& user, const std::string& group) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run("DELETE FROM shares WHERE user_id = ? AND group_id = ?", user, group);
+}
+
+absl::StatusOr<std::vector<ShareRecord>> ClientState::List(const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto q, db_->Query(
+      "SELECT group_id, name, sha1, size, piece_size, piece_sha1, path, complete, have "
+      "FROM shares WHERE user_id = ? ORDER BY group_id, name", user));
+  std::vector<ShareRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back({user, q.Text(0), q.Text(1), q.Text(2), static_cast<uint64_t>(q.Int(3)),
+                   static_cast<uint32_t>(q.Int(4)), UnpackSha1Hex(q.Text(5)), q.Text(6),
+                   q.Int(7) != 0, q.Text(8)});
+  }
+  return out;
+}
+
+}  // namespace groupshare::peer

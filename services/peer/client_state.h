@@ -1,0 +1,60 @@
+// The client's own state, in one SQLite file in its state folder: for each
+// user, what it shares (a local path for each file) and, for a download in
+// progress, which pieces are verified, so that a client that crashed resumes
+// where it stopped and shares everything again at the next login.
+//
+// Thread-safe.
+#ifndef GROUPSHARE_SERVICES_PEER_CLIENT_STATE_H_
+#define GROUPSHARE_SERVICES_PEER_CLIENT_STATE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/sqlite.h"
+
+namespace groupshare::peer {
+
+struct ShareRecord {
+  std::string user_id;
+  std::string group_id;
+  std::string name;
+  std::string sha1;
+  uint64_t size = 0;
+  uint32_t piece_size = 0;
+  std::vector<std::string> piece_sha1;  // lower-case hex
+  std::string path;  // the complete file; a download writes to path + ".part"
+  bool complete = false;
+  std::string have;  // bitfield bytes of verified pieces, while incomplete
+};
+
+class ClientState {
+ public:
+  static absl::StatusOr<std::unique_ptr<ClientState>> Open(const std::string& path);
+
+  // Inserts or replaces the record of (user, group, sha1).
+  absl::Status Put(const ShareRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status UpdateHave(const std::string& user, const std::string& group,
+                          const std::string& sha1, const std::string& have)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status MarkComplete(const std::string& user, const std::string& group,
+                            const std::string& sha1) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Remove(const std::string& user, const std::string& group,
+                      const std::string& sha1) ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets every record of the user in the group.
+  absl::Status RemoveGroup(const std::string& user, const std::string& group)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<ShareRecord>> List(const std::string& user)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  explicit ClientState(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}
+  absl::Mutex mu_;
+  std::unique_ptr<sqlite::Database> db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace groupshare::peer
+
+#endif  // GROUPSHARE_SERVICES_PEER_CLIENT_STATE_H_

@@ -1,0 +1,319 @@
+#include "services/peer/node.h"
+
+#include <sys/stat.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "core/crypto.h"
+#include "core/file_hasher.h"
+#include "core/ids.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "core/ticket.h"
+
+namespace groupshare::peer {
+
+namespace tv1 = ::groupshare::tracker::v1;
+using Stub = tv1::TrackerService::Stub;
+
+namespace {
+
+absl::StatusOr<std::string> LoggedIn(TrackerClient* tracker) {
+  auto user = tracker->user();
+  if (!user.has_value()) {
+    return absl::FailedPreconditionError(
+        "not logged in; log in first with login <user_id> <password>");
+  }
+  return *user;
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The absolute path a download is written to: inside `dest` when it is a
+// folder, else `dest` itself, whose folder must exist.
+absl::StatusOr<std::string> ResolveDestination(const std::string& dest, const std::string& name) {
+  if (dest.empty()) return absl::InvalidArgumentError("the destination path is empty");
+  std::string path = IsDir(dest) ? absl::StrCat(dest, "/", name) : dest;
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  char real[PATH_MAX];
+  if (realpath(dir.c_str(), real) == nullptr || !IsDir(real)) {
+    return absl::NotFoundError(absl::StrCat("no folder '", dir, "' to download into"));
+  }
+  if (base.empty() || base == "." || base == "..") {
+    return absl::InvalidArgumentError(absl::StrCat("'", dest, "' does not name a file"));
+  }
+  std::string out = std::string(real) == "/" ? "/" + base : absl::StrCat(real, "/", base);
+  struct stat st;
+  if (stat(out.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("'", out, "' exists already; remove it or choose another destination"));
+  }
+  return out;
+}
+
+absl::Status CheckFileInfo(const tv1::FileInfo& f) {
+  // The tracker is trusted for hashes, but a name from the network never
+  // becomes a path unchecked.
+  RETURN_IF_ERROR(ValidateFileName(f.name()));
+  FileLayout layout{f.size(), f.piece_size()};
+  if (f.piece_size() == 0 || !IsSha1Hex(f.sha1()) ||
+      static_cast<uint64_t>(f.piece_sha1_size()) != layout.PieceCount()) {
+    return absl::InvalidArgumentError("the tracker sent inconsistent file metadata");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptions options)
+    : tracker_(tracker),
+      state_(std::move(state)),
+      options_(std::move(options)),
+      peer_address_(options_.peer_address) {}
+
+void Node::set_peer_address(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  peer_address_ = address;
+}
+
+Node::~Node() {
+  std::vector<std::unique_ptr<Download>> downloads;
+  {
+    absl::MutexLock lock(&mu_);
+    downloads.swap(downloads_);
+  }
+  downloads.clear();
+  peer_service_.Shutdown();
+}
+
+absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
+                                         const std::string& password) {
+  std::string address;
+  {
+    absl::MutexLock lock(&mu_);
+    address = peer_address_;
+  }
+  ASSIGN_OR_RETURN(tv1::LoginResponse login, tracker_->Login(user_id, password, address));
+  auto verifier = TicketVerifier::Create(login.ticket_public_key());
+  if (!verifier.ok()) {
+    tracker_->Logout().IgnoreError();
+    return absl::InternalError("the tracker sent a bad ticket key; try another tracker");
+  }
+  peer_service_.SetTicketVerifier(std::shared_ptr<const TicketVerifier>(*std::move(verifier)));
+  LoginSummary summary;
+  Restore(user_id, login, &summary);
+  return summary;
+}
+
+void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
+                   LoginSummary* summary) {
+  auto records = state_->List(user_id);
+  if (!records.ok()) {
+    summary->problems.push_back(absl::StrCat("state folder: ", records.status().message()));
+    return;
+  }
+  for (const ShareRecord& r : *records) {
+    if (!r.complete) {
+      auto download = MakeDownload(user_id, r.group_id, r.name, r.path);
+      if (!download.ok()) {
+        summary->problems.push_back(
+            absl::StrCat(r.name, " in ", r.group_id, ": ", download.status().message()));
+        continue;
+      }
+      (*download)->Start();
+      absl::MutexLock lock(&mu_);
+      downloads_.push_back(*std::move(download));
+      ++summary->resumed;
+      continue;
+    }
+    FileLayout layout{r.size, r.piece_size};
+    absl::Status served = store_.Add({r.group_id, r.sha1}, r.name, r.path, layout,
+                                     Bitfield(layout.PieceCount(), true));
+    if (!served.ok()) {
+      summary->problems.push_back(absl::StrCat(r.name, " in ", r.group_id, ": ",
+                                               served.message()));
+      continue;
+    }
+    bool known = false;
+    for (const tv1::Share& s : login.shares()) {
+      known |= s.group_id() == r.group_id && s.sha1() == r.sha1 && s.file_name() == r.name;
+    }
+    if (!known) {
+      // The tracker forgot the share (or never heard of it): register again.
+      tv1::UploadFileRequest req;
+      req.set_group_id(r.group_id);
+      tv1::FileInfo* f = req.mutable_file();
+      f->set_name(r.name);
+      f->set_size(r.size);
+      f->set_piece_size(r.piece_size);
+      f->set_sha1(r.sha1);
+      for (const std::string& p : r.piece_sha1) f->add_piece_sha1(p);
+      if (auto up = tracker_->Call(&Stub::UploadFile, req); !up.ok()) {
+        store_.Remove({r.group_id, r.sha1});
+        summary->problems.push_back(
+            absl::StrCat(r.name, " in ", r.group_id, ": ", up.status().message()));
+        continue;
+      }
+    }
+    ++summary->sharing;
+  }
+}
+
+absl::Status Node::Logout() {
+  std::vector<std::unique_ptr<Download>> downloads;
+  {
+    absl::MutexLock lock(&mu_);
+    downloads.swap(downloads_);
+  }
+  downloads.clear();  // each stops; its verified pieces stay recorded
+  store_.RemoveAll();
+  peer_service_.SetTicketVerifier(nullptr);
+  return tracker_->Logout();
+}
+
+absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::string& group_id) {
+  ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
+  RETURN_IF_ERROR(ValidateId("group id", group_id));
+  char real[PATH_MAX];
+  if (realpath(path.c_str(), real) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no file '", path, "'"));
+  }
+  std::string abs = real;
+  if (IsDir(abs)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is a folder; upload_file takes a file"));
+  }
+  std::string name = abs.substr(abs.rfind('/') + 1);
+  RETURN_IF_ERROR(ValidateFileName(name));
+  ASSIGN_OR_RETURN(HashedFile hashed, HashFile(abs));
+
+  tv1::UploadFileRequest req;
+  req.set_group_id(group_id);
+  tv1::FileInfo* f = req.mutable_file();
+  f->set_name(name);
+  f->set_size(hashed.size);
+  f->set_piece_size(hashed.piece_size);
+  f->set_sha1(hashed.sha1);
+  for (const std::string& p : hashed.piece_sha1) f->add_piece_sha1(p);
+  ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::UploadFile, req));
+
+  FileLayout layout{hashed.size, hashed.piece_size};
+  RETURN_IF_ERROR(state_->Put({user, group_id, name, hashed.sha1, hashed.size,
+                               hashed.piece_size, hashed.piece_sha1, abs, true, ""}));
+  RETURN_IF_ERROR(store_.Add({group_id, hashed.sha1}, name, abs, layout,
+                             Bitfield(layout.PieceCount(), true)));
+  return UploadSummary{name, hashed.size, layout.PieceCount(), hashed.sha1, resp.created()};
+}
+
+absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& user_id,
+                                                             const std::string& group_id,
+                                                             const std::string& name,
+                                                             const std::string& dest) {
+  tv1::GetFilePeersRequest req;
+  req.set_group_id(group_id);
+  req.set_file_name(name);
+  ASSIGN_OR_RETURN(tv1::GetFilePeersResponse peers, tracker_->Call(&Stub::GetFilePeers, req));
+  RETURN_IF_ERROR(CheckFileInfo(peers.file()));
+  if (auto served = store_.Get({group_id, peers.file().sha1()}); served.ok()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "you already share this file in ", group_id, " as '", served->name, "'"));
+  }
+  Download::Env env{tracker_, &store_, state_.get(), user_id};
+  return std::make_unique<Download>(env, options_.download, group_id, std::move(peers), dest);
+}
+
+absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id,
+                                                     const std::string& name,
+                                                     const std::string& dest) {
+  ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
+  RETURN_IF_ERROR(ValidateId("group id", group_id));
+  RETURN_IF_ERROR(ValidateFileName(name));
+  ASSIGN_OR_RETURN(std::string path, ResolveDestination(dest, name));
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& d : downloads_) {
+      DownloadProgress p = d->Progress();
+      if (p.state != DownloadState::kRunning) continue;
+      if ((p.group_id == group_id && p.name == name) || p.dest == path) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "already downloading ", p.name, " from ", p.group_id, " into ", p.dest));
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(auto download, MakeDownload(user, group_id, name, path));
+  download->Start();
+  DownloadProgress progress = download->Progress();
+  absl::MutexLock lock(&mu_);
+  downloads_.push_back(std::move(download));
+  return progress;
+}
+
+std::vector<DownloadProgress> Node::Downloads() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<DownloadProgress> out;
+  for (const auto& d : downloads_) out.push_back(d->Progress());
+  return out;
+}
+
+std::vector<std::unique_ptr<Download>> Node::TakeDownloads(const std::string& group_id,
+                                                           const std::string& name) {
+  std::vector<std::unique_ptr<Download>> taken;
+  for (auto it = downloads_.begin(); it != downloads_.end();) {
+    if ((*it)->group_id() == group_id && (name.empty() || (*it)->name() == name)) {
+      taken.push_back(std::move(*it));
+      it = downloads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return taken;
+}
+
+absl::Status Node::StopShare(const std::string& group_id, const std::string& name) {
+  ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
+  std::vector<std::unique_ptr<Download>> stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped = TakeDownloads(group_id, name);
+  }
+  stopped.clear();
+  bool local = false;
+  if (auto key = store_.FindByName(group_id, name); key.has_value()) {
+    store_.Remove(*key);
+    RETURN_IF_ERROR(state_->Remove(user, group_id, key->sha1));
+    local = true;
+  }
+  tv1::StopShareRequest req;
+  req.set_group_id(group_id);
+  req.set_file_name(name);
+  absl::Status status = tracker_->Call(&Stub::StopShare, req).status();
+  if (local && status.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
+  return status;
+}
+
+absl::StatusOr<tv1::LeaveGroupResponse> Node::LeaveGroup(const std::string& group_id) {
+  ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
+  tv1::LeaveGroupRequest req;
+  req.set_group_id(group_id);
+  ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::LeaveGroup, req));
+  std::vector<std::unique_ptr<Download>> stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped = TakeDownloads(group_id, "");
+  }
+  stopped.clear();
+  for (const ShareKey& key : store_.Keys()) {
+    if (key.group_id == group_id) store_.Remove(key);
+  }
+  RETURN_IF_ERROR(state_->RemoveGroup(user, group_id));
+  return resp;
+}
+
+}  // namespace groupshare::peer

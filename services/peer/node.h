@@ -1,0 +1,109 @@
+// Everything a client does besides parsing commands: its session with the
+// tracker, the files it serves (PieceStore + PeerService), its downloads,
+// and the state folder that lets it share again after a restart. The shell
+// calls it; it knows nothing of the shell.
+//
+// Thread-safe.
+#ifndef GROUPSHARE_SERVICES_PEER_NODE_H_
+#define GROUPSHARE_SERVICES_PEER_NODE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/piece_store.h"
+#include "services/peer/client_state.h"
+#include "services/peer/downloader.h"
+#include "services/peer/peer_service.h"
+#include "services/peer/tracker_client.h"
+
+namespace groupshare::peer {
+
+struct NodeOptions {
+  // host:port of this client's PeerService, as the other members reach it.
+  std::string peer_address;
+  DownloadOptions download;
+};
+
+struct LoginSummary {
+  int sharing = 0;   // files served again
+  int resumed = 0;   // downloads taken up again
+  std::vector<std::string> problems;  // shares that could not be restored
+};
+
+struct UploadSummary {
+  std::string name;
+  uint64_t size = 0;
+  uint32_t pieces = 0;
+  std::string sha1;
+  bool created = false;  // false: the group had it already; now one more sharer
+};
+
+class Node {
+ public:
+  Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptions options);
+  ~Node();
+
+  PeerServiceImpl* peer_service() { return &peer_service_; }
+  // The address sent at the next login (once a port 0 is bound).
+  void set_peer_address(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Logs in, then serves again what this user shared from this state
+  // folder and resumes its unfinished downloads.
+  absl::StatusOr<LoginSummary> Login(const std::string& user_id, const std::string& password)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops serving and downloading (downloads resume at the next login),
+  // then ends the session.
+  absl::Status Logout() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Hashes the file (one streaming pass), registers it with the tracker and
+  // serves it. NOT_FOUND / INVALID_ARGUMENT for a path that is not a
+  // readable regular file.
+  absl::StatusOr<UploadSummary> Upload(const std::string& path, const std::string& group_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Starts a download in the background and returns its first progress.
+  // `dest` is a file path, or an existing folder to keep the file's name in.
+  absl::StatusOr<DownloadProgress> StartDownload(const std::string& group_id,
+                                                 const std::string& name,
+                                                 const std::string& dest)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<DownloadProgress> Downloads() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Stops sharing (and downloading) the file, here and at the tracker.
+  absl::Status StopShare(const std::string& group_id, const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Leaves the group at the tracker and stops sharing in it here.
+  absl::StatusOr<tracker::v1::LeaveGroupResponse> LeaveGroup(const std::string& group_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Removes and returns the downloads that match; the caller destroys them
+  // outside the lock (that joins their threads).
+  std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
+                                                       const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::unique_ptr<Download>> MakeDownload(const std::string& user_id,
+                                                         const std::string& group_id,
+                                                         const std::string& name,
+                                                         const std::string& dest);
+  void Restore(const std::string& user_id,
+               const tracker::v1::LoginResponse& login, LoginSummary* summary)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  TrackerClient* const tracker_;
+  const std::unique_ptr<ClientState> state_;
+  const NodeOptions options_;
+  PieceStore store_;
+  PeerServiceImpl peer_service_{&store_};
+
+  mutable absl::Mutex mu_;
+  std::string peer_address_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Download>> downloads_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace groupshare::peer
+
+#endif  // GROUPSHARE_SERVICES_PEER_NODE_H_

@@ -1,0 +1,107 @@
+#include "services/peer/peer_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "services/common/grpc_status.h"
+
+namespace groupshare::peer {
+namespace {
+
+// Pieces go out in chunks of at most this much, well under gRPC's default
+// 4 MiB message limit.
+constexpr uint32_t kChunkBytes = 1 << 20;
+
+}  // namespace
+
+void PeerServiceImpl::SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier) {
+  absl::MutexLock lock(&mu_);
+  verifier_ = std::move(verifier);
+}
+
+void PeerServiceImpl::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_ = true;
+}
+
+bool PeerServiceImpl::shutting_down() const {
+  absl::MutexLock lock(&mu_);
+  return shutdown_;
+}
+
+absl::StatusOr<ShareKey> PeerServiceImpl::Authorize(const std::string& ticket,
+                                                    const std::string& group_id,
+                                                    const std::string& file_sha1) {
+  std::shared_ptr<const TicketVerifier> verifier;
+  {
+    absl::MutexLock lock(&mu_);
+    verifier = verifier_;
+  }
+  if (verifier == nullptr) {
+    return absl::UnavailableError("this peer is logged out and shares nothing now");
+  }
+  ASSIGN_OR_RETURN(Ticket t, verifier->Verify(ticket, absl::Now()));
+  if (t.group_id != group_id || t.file_sha1 != file_sha1) {
+    return absl::PermissionDeniedError(
+        "download ticket refused: it is for another group or file");
+  }
+  return ShareKey{group_id, file_sha1};
+}
+
+grpc::Status PeerServiceImpl::GetBitfield(grpc::ServerContext* ctx,
+                                          const pv1::GetBitfieldRequest* req,
+                                          grpc::ServerWriter<pv1::BitfieldUpdate>* writer) {
+  auto key = Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  if (!key.ok()) {
+    GS_LOG(kDebug) << "GetBitfield refused: " << key.status();
+    return ToGrpcStatus(key.status());
+  }
+  auto snapshot = store_->Get(*key);
+  if (!snapshot.ok()) return ToGrpcStatus(snapshot.status());
+  const uint32_t count = snapshot->layout.PieceCount();
+  pv1::BitfieldUpdate full;
+  full.set_bitfield(snapshot->have.ToBytes());
+  full.set_piece_count(count);
+  if (!writer->Write(full)) return grpc::Status::CANCELLED;
+  size_t cursor = snapshot->cursor;
+  while (!ctx->IsCancelled() && !shutting_down()) {
+    auto added = store_->WaitForNew(*key, &cursor, absl::Milliseconds(500));
+    if (!added.ok()) return grpc::Status::OK;  // stopped sharing: the stream ends
+    for (uint32_t piece : *added) {
+      pv1::BitfieldUpdate have;
+      have.set_have(piece);
+      have.set_piece_count(count);
+      if (!writer->Write(have)) return grpc::Status::CANCELLED;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::GetPiece(grpc::ServerContext* ctx, const pv1::GetPieceRequest* req,
+                                       grpc::ServerWriter<pv1::PieceChunk>* writer) {
+  auto key = Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  if (!key.ok()) {
+    GS_LOG(kDebug) << "GetPiece refused: " << key.status();
+    return ToGrpcStatus(key.status());
+  }
+  for (uint32_t piece : req->pieces()) {
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    auto data = store_->ReadPiece(*key, piece);
+    if (!data.ok()) return ToGrpcStatus(data.status());
+    const uint32_t size = static_cast<uint32_t>(data->size());
+    for (uint32_t offset = 0; offset < size; offset += kChunkBytes) {
+      pv1::PieceChunk chunk;
+      chunk.set_piece(piece);
+      chunk.set_offset(offset);
+      if (offset == 0 && size <= kChunkBytes) {
+        chunk.set_data(*std::move(data));
+      } else {
+        chunk.set_data(data->substr(offset, kChunkBytes));
+      }
+      if (!writer->Write(chunk)) return grpc::Status::CANCELLED;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace groupshare::peer
