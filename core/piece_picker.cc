@@ -87,12 +87,15 @@ std::optional<uint32_t> PiecePicker::Pick(PeerId peer) {
   uint64_t ties = 0;
   // Reservoir sampling among the pieces of the lowest rank keeps the
   // tie-break uniform in one pass.
+  // The random phase draws from every candidate, not just a window.
+  const uint64_t window =
+      random_phase ? std::numeric_limits<uint64_t>::max() : std::max(options_.tie_window, 1u);
   auto consider = [&](uint32_t piece, uint32_t rank) {
     if (rank < best_rank) {
       best = piece;
       best_rank = rank;
       ties = 1;
-    } else if (rank == best_rank && rng_() % ++ties == 0) {
+    } else if (rank == best_rank && ties < window && rng_() % ++ties == 0) {
       best = piece;
     }
   };

@@ -6,7 +6,11 @@
 //  - the first `random_first` pieces are picked at random, so a new
 //    downloader soon has whole pieces to share;
 //  - then rarest first: among the missing pieces the peer holds and nobody
-//    is fetching, the one the fewest peers hold, ties broken at random;
+//    is fetching, the one the fewest peers hold, ties broken at random
+//    among the first `tie_window` tied pieces in file order. The window
+//    keeps the file filling roughly front to back, so the downloader can
+//    hash the whole file while it arrives and writes stay close together,
+//    while still spreading peers over different pieces;
 //  - each peer has a limit of requests in flight, which the owner raises
 //    for faster peers (SetMaxInFlight);
 //  - endgame: once every missing piece is requested, an idle peer is given
@@ -35,6 +39,7 @@ class PiecePicker {
   struct Options {
     uint32_t random_first = 4;
     uint32_t max_copies = 2;  // requests of one piece at once, in endgame
+    uint32_t tie_window = 32;  // tied pieces (in file order) the random pick is among
     uint64_t seed = std::random_device{}();
   };
 

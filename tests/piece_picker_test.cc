@@ -75,6 +75,31 @@ TEST(PiecePicker, TiesAreBrokenAtRandom) {
   for (const auto& [piece, count] : firsts) EXPECT_GT(count, 5) << piece;
 }
 
+TEST(PiecePicker, TiesAreDrawnFromAWindowAtTheFront) {
+  PiecePicker::Options o = NoRandomStart(5);
+  o.tie_window = 4;
+  std::set<uint32_t> seen;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    o.seed = seed;
+    PiecePicker picker(64, o);
+    picker.AddPeer(1, Bitfield(64, true));
+    seen.insert(*picker.Pick(1));
+  }
+  EXPECT_EQ(seen, (std::set<uint32_t>{0, 1, 2, 3}));
+  // Rarity still comes first: a rarer piece far back wins over the window.
+  PiecePicker picker(64, o);
+  Bitfield all(64, true), one(64);
+  one.Set(50);
+  picker.AddPeer(1, all);
+  picker.AddPeer(2, all);
+  picker.AddPeer(3, one);
+  picker.SetHave(50);
+  Bitfield most(64, true);
+  most.Set(40, false);
+  picker.AddPeer(2, most);  // piece 40 now held by peer 1 only
+  EXPECT_EQ(picker.Pick(1), 40u);
+}
+
 TEST(PiecePicker, SameSeedSameOrder) {
   auto order = [](uint64_t seed) {
     PiecePicker picker(16, NoRandomStart(seed));

@@ -95,6 +95,10 @@ class Download {
   // Opens the .part file, reusing the verified pieces a crash left behind.
   absl::Status Prepare() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Finish() ABSL_LOCKS_EXCLUDED(mu_);
+  // Hashes the whole file in order while it arrives, each piece as soon as
+  // it and all before it are on disk, so that little is left to hash at
+  // the end.
+  void HashInOrder() ABSL_LOCKS_EXCLUDED(mu_);
   void Fail(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes in the tracker's view: new sharers become peers, the ticket is
   // renewed.
@@ -123,6 +127,7 @@ class Download {
   tracker::v1::GetFilePeersResponse first_;  // used once, by Run()
   int fd_ = -1;                               // the .part file, open while running
 
+  absl::Mutex write_mu_;  // serialises writes to fd_
   mutable absl::Mutex mu_;
   absl::CondVar changed_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
@@ -139,7 +144,9 @@ class Download {
   bool have_dirty_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time no_source_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<std::string, uint64_t> bytes_by_peer_ ABSL_GUARDED_BY(mu_);
+  std::string whole_sha1_ ABSL_GUARDED_BY(mu_);  // set by HashInOrder at the end
   std::thread coordinator_;
+  std::thread hasher_;
 };
 
 const char* DownloadStateLetter(DownloadState state);
