@@ -30,6 +30,9 @@ ABSL_FLAG(std::string, port_file, "",
           "write the peer service's bound port here once listening (useful with port 0)");
 ABSL_FLAG(int, no_source_timeout, 30,
           "seconds a download waits for a sharer of its missing pieces before it fails");
+ABSL_FLAG(int64_t, max_upload_rate, 0,
+          "KiB a second this client sends to other peers at most, over all downloads "
+          "(0: no limit)");
 ABSL_FLAG(int, piece_timeout, 20,
           "seconds a piece may take before it is asked of another peer");
 
@@ -88,6 +91,9 @@ int main(int argc, char** argv) {
   options.download.no_source_timeout = absl::Seconds(absl::GetFlag(FLAGS_no_source_timeout));
   options.download.piece_timeout = absl::Seconds(absl::GetFlag(FLAGS_piece_timeout));
   peer::Node node(&tracker, *std::move(state), options);
+  if (absl::GetFlag(FLAGS_max_upload_rate) < 0) return Fail("--max_upload_rate must be >= 0");
+  node.peer_service()->SetMaxUploadRate(
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_max_upload_rate)) * 1024);
 
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;

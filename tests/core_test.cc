@@ -166,3 +166,68 @@ TEST(Ticket, KeysRoundTrip) {
 
 }  // namespace
 }  // namespace groupshare
+
+#include <sys/resource.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "core/file_hasher.h"
+#include "tests/testing/temp_dir.h"
+
+namespace groupshare {
+namespace {
+
+long MaxRssKib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+TEST(FileHasher, HashesPiecesAndWholeFile) {
+  testing::TempDir dir;
+  std::string data;
+  for (int i = 0; i < 100000; ++i) data += static_cast<char>(i * 7 + 3);
+  testing::WriteFile(dir.File("f"), data);
+  auto hashed = HashFile(dir.File("f"), 32 << 10);
+  ASSERT_TRUE(hashed.ok()) << hashed.status();
+  EXPECT_EQ(hashed->size, data.size());
+  EXPECT_EQ(hashed->sha1, HexEncode(Sha1Of(data)));
+  ASSERT_EQ(hashed->piece_sha1.size(), 4u);  // 3 full pieces and a short one
+  EXPECT_EQ(hashed->piece_sha1[0], HexEncode(Sha1Of(data.substr(0, 32 << 10))));
+  EXPECT_EQ(hashed->piece_sha1[3], HexEncode(Sha1Of(data.substr(3 * (32 << 10)))));
+}
+
+TEST(FileHasher, RefusesMissingFilesAndFolders) {
+  testing::TempDir dir;
+  EXPECT_EQ(HashFile(dir.File("nope")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(HashFile(dir.path()).status().code(), absl::StatusCode::kInvalidArgument);
+  testing::WriteFile(dir.File("empty"), "");
+  auto empty = HashFile(dir.File("empty"));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->piece_sha1.empty());
+  EXPECT_EQ(empty->sha1, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+}
+
+TEST(FileHasher, SeveralGibibytesInFlatMemory) {
+  testing::TempDir dir;
+  const uint64_t size = (5ull << 29) + 4097;  // 2.5 GiB and a bit, sparse
+  int fd = open(dir.File("big").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+  ASSERT_EQ(pwrite(fd, "end", 3, static_cast<off_t>(size - 3)), 3);
+  close(fd);
+  long before = MaxRssKib();
+  uint64_t last_progress = 0;
+  auto hashed = HashFile(dir.File("big"), kDefaultPieceSize,
+                         [&](uint64_t done, uint64_t) { last_progress = done; });
+  ASSERT_TRUE(hashed.ok()) << hashed.status();
+  EXPECT_EQ(last_progress, size);
+  EXPECT_EQ(hashed->size, size);
+  EXPECT_EQ(hashed->piece_sha1.size(), 5121u);
+  EXPECT_EQ(hashed->piece_sha1[0], HexEncode(Sha1Of(std::string(kDefaultPieceSize, '\0'))));
+  EXPECT_NE(hashed->piece_sha1.back(), hashed->piece_sha1[0]);
+  EXPECT_LT(MaxRssKib() - before, 64 * 1024) << "hashing must not read the file into memory";
+}
+
+}  // namespace
+}  // namespace groupshare

@@ -128,6 +128,8 @@ void Download::Run() {
   const absl::Time started = absl::Now();
   if (absl::Status s = Prepare(); !s.ok()) {
     Fail(s);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
     return;
   }
   hasher_ = std::thread(&Download::HashInOrder, this);
@@ -192,8 +194,12 @@ void Download::Run() {
   SaveProgress();
   if (!failure.ok()) {
     Fail(failure);
+    Withdraw();
   } else if (done) {
-    if (absl::Status s = Finish(); !s.ok()) Fail(s);
+    if (absl::Status s = Finish(); !s.ok()) {
+      Fail(s);
+      Withdraw();
+    }
   } else {
     absl::MutexLock lock(&mu_);
     if (state_ == DownloadState::kRunning) state_ = DownloadState::kStopped;
@@ -266,6 +272,23 @@ absl::Status Download::Prepare() {
   return absl::OkStatus();
 }
 
+void Download::Withdraw() {
+  // A failed download is not served. Its verified pieces stay on disk and
+  // recorded: the same download_file (or the next login) takes them up again.
+  env_.store->Remove(key_);
+  bool announced;
+  {
+    absl::MutexLock lock(&mu_);
+    announced = announced_;
+  }
+  if (announced) {
+    tv1::StopShareRequest req;
+    req.set_group_id(group_id_);
+    req.set_file_name(file_.name());
+    env_.tracker->Call(&tv1::TrackerService::Stub::StopShare, req).IgnoreError();
+  }
+}
+
 void Download::HashInOrder() {
   Sha1 whole;
   std::string buf(layout_.piece_size, '\0');
@@ -294,7 +317,6 @@ absl::Status Download::Finish() {
     sha1 = whole_sha1_;
   }
   if (sha1 != file_.sha1()) {
-    env_.store->Remove(key_);
     env_.state->Remove(env_.user_id, group_id_, file_.sha1()).IgnoreError();
     unlink(part_.c_str());
     return absl::DataLossError(absl::StrCat(

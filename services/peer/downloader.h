@@ -100,6 +100,8 @@ class Download {
   // the end.
   void HashInOrder() ABSL_LOCKS_EXCLUDED(mu_);
   void Fail(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops offering a failed download's pieces, here and at the tracker.
+  void Withdraw() ABSL_LOCKS_EXCLUDED(mu_);
   // Takes in the tracker's view: new sharers become peers, the ticket is
   // renewed.
   void AddPeers(const tracker::v1::GetFilePeersResponse& response)

@@ -1,6 +1,9 @@
 #include "services/peer/peer_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/log.h"
 #include "core/status_macros.h"
 #include "services/common/grpc_status.h"
@@ -17,6 +20,23 @@ constexpr uint32_t kChunkBytes = 1 << 20;
 void PeerServiceImpl::SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier) {
   absl::MutexLock lock(&mu_);
   verifier_ = std::move(verifier);
+}
+
+void PeerServiceImpl::SetMaxUploadRate(uint64_t bytes_per_second) {
+  absl::MutexLock lock(&mu_);
+  max_rate_ = bytes_per_second;
+}
+
+void PeerServiceImpl::Throttle(uint64_t bytes) {
+  absl::Time send_at;
+  {
+    absl::MutexLock lock(&mu_);
+    if (max_rate_ == 0) return;
+    // Each send books its share of the cap after the ones before it.
+    send_at = std::max(next_free_, absl::Now());
+    next_free_ = send_at + absl::Seconds(static_cast<double>(bytes) / max_rate_);
+  }
+  absl::SleepFor(send_at - absl::Now());
 }
 
 void PeerServiceImpl::Shutdown() {
@@ -98,6 +118,7 @@ grpc::Status PeerServiceImpl::GetPiece(grpc::ServerContext* ctx, const pv1::GetP
       } else {
         chunk.set_data(data->substr(offset, kChunkBytes));
       }
+      Throttle(chunk.data().size());
       if (!writer->Write(chunk)) return grpc::Status::CANCELLED;
     }
   }

@@ -24,6 +24,10 @@ class PeerServiceImpl final : public pv1::PeerService::Service {
   // `store` must outlive the service.
   explicit PeerServiceImpl(PieceStore* store) : store_(store) {}
 
+  // Caps what all calls together send, in bytes a second; 0 (the default)
+  // is no cap.
+  void SetMaxUploadRate(uint64_t bytes_per_second) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The key that verifies tickets; null (logged out) refuses every call.
   void SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -41,11 +45,15 @@ class PeerServiceImpl final : public pv1::PeerService::Service {
   absl::StatusOr<ShareKey> Authorize(const std::string& ticket, const std::string& group_id,
                                      const std::string& file_sha1) ABSL_LOCKS_EXCLUDED(mu_);
   bool shutting_down() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until `bytes` more may be sent under the upload cap.
+  void Throttle(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 
   PieceStore* const store_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const TicketVerifier> verifier_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t max_rate_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time next_free_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // the cap's clock
 };
 
 }  // namespace groupshare::peer

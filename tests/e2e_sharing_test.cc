@@ -1,0 +1,435 @@
+// Sharing and downloading end to end with the real binaries on loopback:
+// several seeders, a seeder killed mid-download, a peer that serves corrupt
+// bytes, a non-member asking a peer directly, a partial downloader serving
+// a third client, logout and login, and a killed downloader that resumes.
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <regex>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "core/crypto.h"
+#include "core/file_hasher.h"
+#include "core/ticket.h"
+#include "groupshare/peer/v1/peer.grpc.pb.h"
+#include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/common/server_setup.h"
+#include "tests/testing/cluster.h"
+
+namespace groupshare {
+namespace {
+
+using testing::Cluster;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+namespace tv1 = ::groupshare::tracker::v1;
+namespace pv1 = ::groupshare::peer::v1;
+
+// Bytes each peer supplied, from the downloader's completion log line
+// ("... bytes from alice=123, bob=456").
+std::map<std::string, uint64_t> BytesByPeer(const std::string& log) {
+  std::map<std::string, uint64_t> out;
+  size_t at = log.rfind("bytes from ");
+  if (at == std::string::npos) return out;
+  std::string rest = log.substr(at + 11, log.find('\n', at) - at - 11);
+  for (absl::string_view part : absl::StrSplit(rest, ", ", absl::SkipEmpty())) {
+    std::vector<std::string> kv = absl::StrSplit(part, '=');
+    uint64_t n = 0;
+    if (kv.size() == 2 && absl::SimpleAtoi(kv[1], &n)) out[kv[0]] = n;
+  }
+  return out;
+}
+
+class Sharing : public ::testing::Test {
+ protected:
+  // Writes `size` random bytes to a file named `name` in a folder of `who`.
+  std::string MakeFile(const std::string& who, const std::string& name, size_t size,
+                       uint32_t seed = 1) {
+    std::string dir = cluster_.dir().File("files-" + who);
+    mkdir(dir.c_str(), 0755);
+    std::string path = dir + "/" + name;
+    testing::WriteFile(path, testing::RandomBytes(size, seed));
+    return path;
+  }
+  std::string Dest(const std::string& name) { return cluster_.dir().File(name); }
+
+  Cluster cluster_;
+};
+
+TEST_F(Sharing, ThreeSeedersOneDownloaderByteIdenticalFromSeveralPeers) {
+  // Not a multiple of the piece size: the last piece is short.
+  const size_t size = (24 << 20) + 12345;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "8192"});
+  auto bob = cluster_.StartUser("bob", {"--max_upload_rate", "8192"});
+  auto carol = cluster_.StartUser("carol", {"--max_upload_rate", "8192"});
+  auto dave = cluster_.StartUser("dave");
+  cluster_.AddMember(*alice, *bob, "g");
+  cluster_.AddMember(*alice, *carol, "g");
+  cluster_.AddMember(*alice, *dave, "g");
+  for (auto* c : {alice.get(), bob.get(), carol.get()}) {
+    std::string path = MakeFile(c->name, "movie.bin", size);
+    std::string sha1 = HexEncode(Sha1Of(testing::ReadFile(path)));
+    EXPECT_THAT(c->Run("upload_file " + path + " g"), HasSubstr("movie.bin in g (24.0 MiB, 49 pieces, sha1 " + sha1));
+  }
+  EXPECT_THAT(dave->Run("list_files g"), StartsWith("movie.bin size=25178169 (24.0 MiB) peers=3 seeders=3"));
+  EXPECT_THAT(dave->Run("download_file g movie.bin " + Dest("out.bin")),
+              StartsWith("downloading movie.bin from g into " + Dest("out.bin")));
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] movie.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) ==
+              testing::ReadFile(cluster_.dir().File("files-alice/movie.bin")));
+  auto sources = BytesByPeer(dave->Log());
+  EXPECT_GE(sources.size(), 2u) << dave->Log();
+  uint64_t total = 0;
+  for (const auto& [peer, bytes] : sources) total += bytes;
+  EXPECT_EQ(total, size);
+  // Dave shares it now too.
+  EXPECT_THAT(alice->Run("list_files g"), StartsWith("movie.bin size=25178169 (24.0 MiB) peers=4"));
+}
+
+TEST_F(Sharing, SeederKilledMidDownloadAndTheDownloadStillCompletes) {
+  const size_t size = 24 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});
+  auto bob = cluster_.StartUser("bob", {"--max_upload_rate", "4096"});
+  auto dave = cluster_.StartUser("dave");
+  cluster_.AddMember(*alice, *bob, "g");
+  cluster_.AddMember(*alice, *dave, "g");
+  for (auto* c : {alice.get(), bob.get()}) {
+    EXPECT_THAT(c->Run("upload_file " + MakeFile(c->name, "f.bin", size) + " g"),
+                StartsWith("shared"));
+  }
+  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  // Kill bob once the download is under way.
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  double percent = -1;
+  while (absl::Now() < deadline && (percent = cluster_.DownloadPercent(*dave)) < 10) {
+  }
+  ASSERT_GE(percent, 10);
+  ASSERT_LT(percent, 90) << "the download ran too fast to kill a seeder in the middle";
+  bob->shell->Signal(SIGKILL);
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) ==
+              testing::ReadFile(cluster_.dir().File("files-alice/f.bin")));
+  EXPECT_THAT(dave->Log(), HasSubstr("dropped peer bob"));
+}
+
+// A member whose peer service answers every piece with garbage.
+class CorruptPeer final : public pv1::PeerService::Service {
+ public:
+  explicit CorruptPeer(uint32_t pieces, uint32_t piece_size, uint64_t size)
+      : pieces_(pieces), piece_size_(piece_size), size_(size) {}
+  grpc::Status GetBitfield(grpc::ServerContext* ctx, const pv1::GetBitfieldRequest*,
+                           grpc::ServerWriter<pv1::BitfieldUpdate>* writer) override {
+    pv1::BitfieldUpdate all;
+    all.set_bitfield(Bitfield(pieces_, true).ToBytes());
+    all.set_piece_count(pieces_);
+    writer->Write(all);
+    while (!ctx->IsCancelled()) absl::SleepFor(absl::Milliseconds(20));  // a stream held open
+    return grpc::Status::OK;
+  }
+  grpc::Status GetPiece(grpc::ServerContext*, const pv1::GetPieceRequest* req,
+                        grpc::ServerWriter<pv1::PieceChunk>* writer) override {
+    for (uint32_t piece : req->pieces()) {
+      ++served_;
+      FileLayout layout{size_, piece_size_};
+      pv1::PieceChunk chunk;
+      chunk.set_piece(piece);
+      chunk.set_data(std::string(layout.PieceLength(piece), 'X'));
+      writer->Write(chunk);
+    }
+    return grpc::Status::OK;
+  }
+  int served() const { return served_; }
+
+ private:
+  uint32_t pieces_, piece_size_;
+  uint64_t size_;
+  std::atomic<int> served_{0};
+};
+
+// Calls a tracker RPC with an optional bearer token.
+template <typename Req, typename Resp>
+grpc::Status CallTracker(tv1::TrackerService::Stub* stub,
+                         grpc::Status (tv1::TrackerService::Stub::*rpc)(grpc::ClientContext*,
+                                                                      const Req&, Resp*),
+                         const std::string& token, const Req& req, Resp* resp) {
+  grpc::ClientContext ctx;
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  return (stub->*rpc)(&ctx, req, resp);
+}
+
+TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
+  const size_t size = 16 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "8192"});
+  auto dave = cluster_.StartUser("dave");
+  cluster_.AddMember(*alice, *dave, "g");
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto hashed = HashFile(path);
+  ASSERT_TRUE(hashed.ok());
+
+  // Mallory: a real member, registered as a sharer, serving garbage.
+  CorruptPeer mallory_service(FileLayout{size, hashed->piece_size}.PieceCount(),
+                              hashed->piece_size, size);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&mallory_service);
+  int port = 0;
+  auto server = StartServer(builder, "127.0.0.1:0", &port);
+  ASSERT_TRUE(server.ok());
+  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", cluster_.tracker_port()), grpc::InsecureChannelCredentials()));
+  tv1::CreateUserRequest create;
+  create.set_user_id("mallory");
+  create.set_password("pw");
+  tv1::CreateUserResponse created;
+  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::CreateUser, "", create,
+                          &created).ok());
+  tv1::LoginRequest login;
+  login.set_user_id("mallory");
+  login.set_password("pw");
+  login.set_peer_address(absl::StrCat("127.0.0.1:", port));
+  tv1::LoginResponse session;
+  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", login,
+                          &session).ok());
+  tv1::JoinGroupRequest join;
+  join.set_group_id("g");
+  tv1::JoinGroupResponse joined;
+  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::JoinGroup,
+                          session.token(), join, &joined).ok());
+  EXPECT_EQ(alice->Run("accept_request g mallory"), "mallory is now a member of g");
+  tv1::UploadFileRequest upload;
+  upload.set_group_id("g");
+  upload.mutable_file()->set_name("f.bin");
+  upload.mutable_file()->set_size(size);
+  upload.mutable_file()->set_piece_size(hashed->piece_size);
+  upload.mutable_file()->set_sha1(hashed->sha1);
+  for (const std::string& p : hashed->piece_sha1) upload.mutable_file()->add_piece_sha1(p);
+  tv1::UploadFileResponse uploaded;
+  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::UploadFile,
+                          session.token(), upload, &uploaded).ok());
+
+  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  EXPECT_GE(mallory_service.served(), 3);
+  EXPECT_THAT(dave->Log(), HasSubstr("dropped peer mallory"));
+  EXPECT_THAT(dave->Log(), HasSubstr("failed its SHA1 check"));
+  EXPECT_EQ(BytesByPeer(dave->Log()).count("mallory"), 0u);
+  (*server)->Shutdown(std::chrono::system_clock::now());
+}
+
+TEST_F(Sharing, NonMemberAskingAPeerDirectlyIsRefused) {
+  auto alice = cluster_.StartUser("alice");
+  auto eve = cluster_.StartUser("eve");
+  std::string path = MakeFile("alice", "secret.bin", 1 << 20);
+  EXPECT_EQ(alice->Run("create_group g"), "group g created; you own it");
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  // Eve owns a group of her own, so she can get real tickets, for it only.
+  EXPECT_EQ(eve->Run("create_group h"), "group h created; you own it");
+  std::string other = MakeFile("eve", "other.bin", 1 << 20, 2);
+  EXPECT_THAT(eve->Run("upload_file " + other + " h"), StartsWith("shared"));
+  EXPECT_THAT(eve->Run("download_file g secret.bin " + Dest("x")),
+              StartsWith("error: you are not a member of group 'g'"));
+
+  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", cluster_.tracker_port()), grpc::InsecureChannelCredentials()));
+  auto login = [&](const std::string& user) {
+    tv1::LoginRequest req;
+    req.set_user_id(user);
+    req.set_password("pw-" + user);
+    tv1::LoginResponse resp;
+    EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", req, &resp).ok());
+    return resp;
+  };
+  auto ticket_for = [&](const std::string& token, const std::string& group,
+                        const std::string& file, grpc::StatusCode expect) {
+    tv1::GetFilePeersRequest req;
+    req.set_group_id(group);
+    req.set_file_name(file);
+    tv1::GetFilePeersResponse resp;
+    grpc::Status s = CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers, token,
+                                 req, &resp);
+    EXPECT_EQ(s.error_code(), expect) << s.error_message();
+    return resp;
+  };
+  tv1::LoginResponse eve_session = login("eve");
+  ticket_for(eve_session.token(), "g", "secret.bin", grpc::StatusCode::PERMISSION_DENIED);
+  std::string eve_ticket = ticket_for(eve_session.token(), "h", "other.bin",
+                                      grpc::StatusCode::OK).ticket();
+  tv1::LoginResponse alice_session = login("alice");
+  // Alice's own valid ticket (she is a member) shows what a good call gets.
+  std::string sha1 = HexEncode(Sha1Of(testing::ReadFile(path)));
+  auto forged_signer = *TicketSigner::Generate();
+  std::string forged = *forged_signer->Sign(
+      {"eve", "g", sha1, absl::Now() + absl::Minutes(5)});
+
+  auto peer = pv1::PeerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials()));
+  auto get_piece = [&](const std::string& ticket) {
+    pv1::GetPieceRequest req;
+    req.set_ticket(ticket);
+    req.set_group_id("g");
+    req.set_file_sha1(sha1);
+    req.add_pieces(0);
+    grpc::ClientContext ctx;
+    auto reader = peer->GetPiece(&ctx, req);
+    pv1::PieceChunk chunk;
+    std::string data;
+    while (reader->Read(&chunk)) data += chunk.data();
+    grpc::Status s = reader->Finish();
+    return std::make_pair(s, data);
+  };
+  for (const std::string& bad : {std::string(), forged, eve_ticket, std::string("garbage")}) {
+    auto [status, data] = get_piece(bad);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+    EXPECT_TRUE(data.empty());
+  }
+  pv1::GetBitfieldRequest bits;
+  bits.set_ticket(eve_ticket);
+  bits.set_group_id("g");
+  bits.set_file_sha1(sha1);
+  grpc::ClientContext ctx;
+  auto reader = peer->GetBitfield(&ctx, bits);
+  pv1::BitfieldUpdate update;
+  EXPECT_FALSE(reader->Read(&update));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // The member's ticket works, and the piece is the real one.
+  std::string good = ticket_for(alice_session.token(), "g", "secret.bin",
+                                grpc::StatusCode::OK).ticket();
+  auto [status, data] = get_piece(good);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(data == testing::ReadFile(path).substr(0, 512 << 10));
+}
+
+TEST_F(Sharing, PartialDownloaderServesAThirdClient) {
+  const size_t size = 16 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "2048"});
+  auto bob = cluster_.StartUser("bob");
+  auto carol = cluster_.StartUser("carol");
+  cluster_.AddMember(*alice, *bob, "g");
+  cluster_.AddMember(*alice, *carol, "g");
+  EXPECT_THAT(alice->Run("upload_file " + MakeFile("alice", "f.bin", size) + " g"),
+              StartsWith("shared"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("bob.bin")), StartsWith("downloading"));
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && cluster_.DownloadPercent(*bob) < 20) {
+  }
+  // Bob holds some pieces and is offered as a partial source.
+  EXPECT_THAT(carol->Run("list_files g"), HasSubstr("peers=2 seeders=1"));
+  EXPECT_THAT(carol->Run("download_file g f.bin " + Dest("carol.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*carol, "[C]"), "[C] [g] f.bin -> " + Dest("carol.bin"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("bob.bin"));
+  EXPECT_GT(BytesByPeer(carol->Log())["bob"], 0u) << carol->Log();
+  EXPECT_TRUE(testing::ReadFile(Dest("carol.bin")) ==
+              testing::ReadFile(cluster_.dir().File("files-alice/f.bin")));
+}
+
+TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
+  auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob", {"--no_source_timeout", "2"});
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", 3 << 20);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
+  EXPECT_EQ(alice->Run("logout"), "logged out alice");
+  // The share is kept but offline.
+  EXPECT_THAT(bob->Run("list_files g"), StartsWith("f.bin size=3145728 (3.0 MiB) peers=0"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("first.bin")), StartsWith("downloading"));
+  EXPECT_THAT(cluster_.WaitForDownload(*bob, "[F]"),
+              StartsWith("[F] [g] f.bin: no online peer has"));
+  // A restarted client shares again at login, from its state folder.
+  alice->shell->Send("quit");
+  alice->shell->Wait();
+  alice = cluster_.StartClient("alice");
+  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 files again");
+  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("second.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("second.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("second.bin")) == testing::ReadFile(path));
+  // Bob logs out and in: his completed download is shared again too.
+  EXPECT_EQ(bob->Run("logout"), "logged out bob");
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; sharing 1 files again");
+  EXPECT_EQ(alice->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
+  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1 seeders=1"));
+}
+
+TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
+  const size_t size = 16 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  double percent = -1;
+  while (absl::Now() < deadline && (percent = cluster_.DownloadPercent(*bob)) < 40) {
+  }
+  ASSERT_GE(percent, 40);
+  ASSERT_LT(percent, 95);
+  bob->shell->Signal(SIGKILL);
+  bob->shell->Wait();
+  bob = cluster_.StartClient("bob");
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; resuming 1 downloads");
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  std::smatch m;
+  std::string log = bob->Log();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex("resuming f.bin with (\\d+) of 32 pieces")))
+      << log;
+  EXPECT_GE(std::stoi(m[1]), 8);  // at least a quarter was kept
+}
+
+TEST_F(Sharing, BadInputGetsClearErrors) {
+  auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  EXPECT_THAT(alice->Run("upload_file " + Dest("missing.bin") + " g"),
+              StartsWith("error: no file '"));
+  EXPECT_THAT(alice->Run("upload_file " + cluster_.dir().path() + " g"),
+              HasSubstr("is a folder; upload_file takes a file"));
+  std::string empty = MakeFile("alice", "empty.bin", 0);
+  EXPECT_THAT(alice->Run("upload_file " + empty + " h"), StartsWith("error: no group 'h'"));
+  EXPECT_THAT(alice->Run("upload_file " + empty + " g"),
+              StartsWith("shared empty.bin in g (0 B, 0 pieces, sha1 "
+                         "da39a3ee5e6b4b0d3255bfef95601890afd80709)"));
+  std::string odd = MakeFile("alice", "odd.bin", (1 << 20) + 1);
+  EXPECT_THAT(alice->Run("upload_file " + odd + " g"), HasSubstr("3 pieces"));
+
+  EXPECT_THAT(bob->Run("download_file g ../x " + Dest("y")), StartsWith("error: file name must not contain '/'"));
+  EXPECT_THAT(bob->Run("download_file g .. " + Dest("y")), StartsWith("error: '..' is not a file name"));
+  EXPECT_THAT(bob->Run("download_file g nope.bin " + Dest("y")),
+              StartsWith("error: group 'g' has no file 'nope.bin'"));
+  EXPECT_THAT(bob->Run("download_file g odd.bin " + Dest("no/such/folder/y")),
+              StartsWith("error: no folder '"));
+  EXPECT_THAT(bob->Run("download_file g odd.bin " + odd), HasSubstr("exists already"));
+  // A folder as destination keeps the file's name inside it.
+  std::string into = cluster_.dir().File("into");
+  mkdir(into.c_str(), 0755);
+  EXPECT_THAT(bob->Run("download_file g odd.bin " + into),
+              StartsWith("downloading odd.bin from g into " + into + "/odd.bin"));
+  EXPECT_THAT(bob->Run("download_file g empty.bin " + Dest("empty.out")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C] [g] empty.bin"),
+            "[C] [g] empty.bin -> " + Dest("empty.out"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C] [g] odd.bin"), "[C] [g] odd.bin -> " + into + "/odd.bin");
+  EXPECT_TRUE(testing::ReadFile(into + "/odd.bin") == testing::ReadFile(odd));
+  struct stat st;
+  ASSERT_EQ(stat(Dest("empty.out").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 0);
+  EXPECT_THAT(bob->Run("upload_file"), StartsWith("error: usage: upload_file <file_path> <group_id>"));
+  EXPECT_THAT(bob->Run("stop_share g nope.bin"), StartsWith("error: you do not share 'nope.bin'"));
+}
+
+}  // namespace
+}  // namespace groupshare
