@@ -239,8 +239,9 @@ absl::Status Shell::StopShare(const Args& a) {
 
 absl::Status Shell::UploadFile(const Args& a) {
   ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(a[0], a[1]));
-  Print(absl::StrCat(up.created ? "shared " : "shared again ", up.name, " in ", a[1], " (",
-                     HumanSize(up.size), ", ", up.pieces, " pieces, sha1 ", up.sha1, ")"));
+  Print(absl::StrCat("shared ", up.name, " in ", a[1], " (", HumanSize(up.size), ", ",
+                     up.pieces, " pieces, sha1 ", up.sha1, ")",
+                     up.created ? "" : "; the group had it already, you are one more sharer"));
   return absl::OkStatus();
 }
 

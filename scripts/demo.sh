@@ -1,49 +1,62 @@
 #!/usr/bin/env bash
-# Sets up groupshare (scripts/setup.sh), then runs a tracker and three
-# clients on loopback through the account and group flow, printing what each
-# shell answers. Everything runs in a temporary folder and is stopped at the
-# end.
+# Sets up groupshare (scripts/setup.sh), then runs a tracker and four clients
+# on loopback: alice, bob and carol share one generated file in a group, and
+# dave downloads it from all three at once. Prints each shell's session, the
+# download's progress and the SHA1 check, and stops everything at the end.
+#   scripts/demo.sh [--size_mib N]     (default 256)
 set -euo pipefail
+size_mib=256
+[ "${1:-}" = "--size_mib" ] && size_mib=$2
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 bin=$PWD/${BUILD_DIR:-build}/bin
-
 work=$(mktemp -d -t groupshare-demo.XXXXXX)
-tracker_pid=
-cleanup() {
-  [ -n "$tracker_pid" ] && kill "$tracker_pid" 2>/dev/null && wait "$tracker_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. scripts/cluster.sh
+trap 'stop_cluster; rm -rf "$work"' EXIT
 
-echo "127.0.0.1:0" > "$work/bind.txt"
-# A tracker whose stdin is not a terminal keeps running until SIGTERM.
-"$bin/tracker" "$work/bind.txt" 1 --db "$work/tracker.db" --port_file "$work/port" \
-  </dev/null >"$work/tracker.out" 2>"$work/tracker.log" &
-tracker_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || { echo "demo: the tracker did not start:"; cat "$work/tracker.log"; exit 1; }
-echo "127.0.0.1:$(cat "$work/port")" > "$work/tracker_info.txt"
+start_tracker
 echo "demo: tracker listening on $(cat "$work/tracker_info.txt")"
+echo "demo: generating a ${size_mib} MiB file"
+head -c "$((size_mib << 20))" /dev/urandom > "$work/film.bin"
 
-# Runs one shell session for a user: the commands come from stdin.
-session() {
-  local who=$1 port=$2
+# The seeders send at most 64 MiB/s each, so the download is slow enough to
+# watch; dave takes different pieces from all three at once.
+for who in alice bob carol; do start_client "$who" --max_upload_rate 65536; done
+start_client dave
+for who in alice bob carol dave; do new_user "$who"; done
+expect alice "create_group movies" "group movies created"
+for who in bob carol dave; do admit alice "$who" movies; done
+for who in alice bob carol; do
+  mkdir -p "$work/$who-files"
+  cp "$work/film.bin" "$work/$who-files/film.bin"
+  expect "$who" "upload_file $work/$who-files/film.bin movies" "shared"
+done
+expect dave "list_files movies" "film.bin"
+mkdir "$work/downloads"
+expect dave "download_file movies film.bin $work/downloads" "downloading"
+deadline=$((SECONDS + 300))
+until grep -q '^\[C\]\|^\[F\]' "$work/dave.out"; do
+  [ $SECONDS -lt $deadline ] || { echo "demo: the download did not finish" >&2; exit 1; }
+  cmd dave show_downloads
+  sleep 0.5
+  line=$(grep '^\[D\]' "$work/dave.out" | tail -1 || true)
+  [ -z "$line" ] && continue
+  if [ -t 1 ]; then printf '\rdave> show_downloads: %-70s' "$line"; else echo "dave> show_downloads: $line"; fi
+done
+[ -t 1 ] && echo
+for who in alice bob carol dave; do
   echo
   echo "--- $who's shell"
-  sed 's/^/> /' "$work/cmds"
-  echo "---"
-  HOME=$work "$bin/client" "127.0.0.1:$port" "$work/tracker_info.txt" \
-    --state_dir "$work/$who" < "$work/cmds"
-}
-run() { local who=$1 port=$2; shift 2; printf '%s\n' "$@" > "$work/cmds"; session "$who" "$port"; }
-
-run alice 7101 "create_user alice alicepw" "login alice alicepw" "create_group movies" "list_groups"
-run bob 7102 "create_user bob bobpw" "login bob bobpw" "list_groups" "join_group movies" "list_groups"
-run carol 7103 "create_user carol carolpw" "login carol carolpw" "join_group movies"
-run alice 7101 "login alice alicepw" "list_requests movies" "accept_request movies bob" \
-  "reject_request movies carol" "list_groups"
-run bob 7102 "login bob bobpw" "list_groups" "list_files movies"
-run carol 7103 "login carol carolpw" "list_files movies" "list_groups"
+  cat "$work/$who.out" | grep -v '^\[D\]' | uniq
+done
 echo
-echo "demo: done; stopping the tracker"
+grep "bytes from" "$work/dave/client.log" | sed 's/.*complete: /demo: dave received /'
+want=$(sha1sum < "$work/film.bin" | cut -d' ' -f1)
+got=$(sha1sum < "$work/downloads/film.bin" | cut -d' ' -f1)
+if [ "$want" = "$got" ]; then
+  echo "demo: SHA1 of the download matches the original: $got"
+else
+  echo "demo: SHA1 MISMATCH: $got, expected $want" >&2
+  exit 1
+fi
+echo "demo: done; stopping everything"

@@ -1,0 +1,72 @@
+# Shell helpers to run a tracker and clients on loopback in the background,
+# each client's commands fed through a FIFO. Sourced by scripts/demo.sh and
+# bench/download_bench.sh; they set $bin and $work first.
+
+pids=()
+fds=()
+declare -A fd_of
+
+stop_cluster() {
+  local fd p
+  for fd in "${fds[@]:-}"; do [ -n "$fd" ] && eval "exec $fd>&-"; done
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  wait 2>/dev/null || true
+}
+
+# Waits (at most $3 seconds, default 120) until file $1 has a line matching $2.
+wait_for() {
+  local deadline=$((SECONDS + ${3:-120}))
+  until grep -q -- "$2" "$1" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "timed out waiting for '$2' in $1:" >&2
+      cat "$1" >&2
+      return 1
+    fi
+    sleep 0.02
+  done
+}
+
+# Starts a tracker on a free port; writes $work/tracker_info.txt for clients.
+start_tracker() {
+  echo "127.0.0.1:0" > "$work/bind.txt"
+  "$bin/tracker" "$work/bind.txt" 1 --db "$work/tracker.db" --port_file "$work/tracker.port" \
+    "$@" </dev/null >"$work/tracker.out" 2>"$work/tracker.log" &
+  pids+=($!)
+  local deadline=$((SECONDS + 30))
+  until [ -s "$work/tracker.port" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "the tracker did not start:" >&2; cat "$work/tracker.log" >&2; return 1; }
+    sleep 0.02
+  done
+  echo "127.0.0.1:$(cat "$work/tracker.port")" > "$work/tracker_info.txt"
+}
+
+# Starts client $1 (further arguments are its flags); its answers go to
+# $work/$1.out, its commands come from `cmd $1 ...`.
+start_client() {
+  local name=$1 fd
+  shift
+  mkfifo "$work/$name.in"
+  HOME=$work ${CLIENT_WRAPPER:-} "$bin/client" 127.0.0.1:0 "$work/tracker_info.txt" \
+    --state_dir "$work/$name" "$@" <"$work/$name.in" >"$work/$name.out" 2>&1 &
+  pids+=($!)
+  exec {fd}>"$work/$name.in"
+  fds+=("$fd")
+  fd_of[$name]=$fd
+}
+
+cmd() { echo "$2" >&"${fd_of[$1]}"; }
+
+# Client $1 runs command $2 and waits for an answer matching $3.
+expect() { cmd "$1" "$2"; wait_for "$work/$1.out" "$3"; }
+
+# Creates and logs in user $1 on client $1.
+new_user() {
+  expect "$1" "create_user $1 pw-$1" "user $1 created"
+  expect "$1" "login $1 pw-$1" "logged in as $1"
+}
+
+# Owner $1 lets $2 into group $3.
+admit() {
+  expect "$2" "join_group $3" "asked to join $3"
+  expect "$1" "accept_request $3 $2" "$2 is now a member of $3"
+}
