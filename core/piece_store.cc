@@ -115,7 +115,8 @@ absl::StatusOr<std::vector<uint32_t>> PieceStore::WaitForNew(const ShareKey& key
   }
 }
 
-absl::StatusOr<std::string> PieceStore::ReadPiece(const ShareKey& key, uint32_t piece) const {
+absl::Status PieceStore::ReadPiece(const ShareKey& key, uint32_t piece,
+                                   std::string* out) const {
   std::shared_ptr<File> file;
   FileLayout layout;
   {
@@ -133,12 +134,8 @@ absl::StatusOr<std::string> PieceStore::ReadPiece(const ShareKey& key, uint32_t 
     file = s.file;
     layout = s.layout;
   }
-  std::string data(layout.PieceLength(piece), '\0');
-  if (absl::Status s = ReadFully(file->fd, data.data(), data.size(), layout.PieceOffset(piece));
-      !s.ok()) {
-    return s;
-  }
-  return data;
+  out->resize(layout.PieceLength(piece));
+  return ReadFully(file->fd, out->data(), out->size(), layout.PieceOffset(piece));
 }
 
 }  // namespace groupshare

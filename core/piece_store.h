@@ -62,9 +62,11 @@ class PieceStore {
   absl::StatusOr<std::vector<uint32_t>> WaitForNew(const ShareKey& key, size_t* cursor,
                                                    absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Reads a held piece. NOT_FOUND (share), OUT_OF_RANGE (index),
-  // FAILED_PRECONDITION (not held yet), UNAVAILABLE (disk).
-  absl::StatusOr<std::string> ReadPiece(const ShareKey& key, uint32_t piece) const
+  // Reads a held piece into `*out`, resized to fit (reuse one string for
+  // many pieces: same-size resizes then cost nothing). NOT_FOUND (share),
+  // OUT_OF_RANGE (index), FAILED_PRECONDITION (not held yet), UNAVAILABLE
+  // (disk).
+  absl::Status ReadPiece(const ShareKey& key, uint32_t piece, std::string* out) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

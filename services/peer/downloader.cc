@@ -69,6 +69,7 @@ struct Download::Peer {
   uint64_t bytes_at_tick = 0;
   double rate = 0;  // bytes a second
   std::map<uint32_t, grpc::ClientContext*> active;
+  absl::CondVar wake;  // its workers wait here for something to fetch
 };
 
 Download::Download(Env env, DownloadOptions options, std::string group_id,
@@ -96,6 +97,11 @@ void Download::Stop() {
   absl::MutexLock lock(&mu_);
   stop_ = true;
   changed_.SignalAll();
+  WakeAllPeers();
+}
+
+void Download::WakeAllPeers() {
+  for (const auto& p : peers_) p->wake.SignalAll();
 }
 
 DownloadProgress Download::Progress() const {
@@ -407,7 +413,7 @@ void Download::Tick(absl::Time now) {
                                       want, 2, options_.max_in_flight)));
   }
   rate_ = total;
-  changed_.SignalAll();  // limits may have grown
+  WakeAllPeers();  // limits may have grown
   if (!any_ready || picker_.UnavailableCount() > 0) {
     if (no_source_since_ == absl::InfiniteFuture()) no_source_since_ = now;
   } else {
@@ -440,7 +446,7 @@ void Download::ReadBitfield(Peer* peer) {
     } else if (update.has_have() && update.have() < picker_.piece_count()) {
       picker_.PeerHas(peer->id, update.have());
     }
-    changed_.SignalAll();
+    peer->wake.SignalAll();
   }
   grpc::Status status = reader->Finish();
   absl::MutexLock lock(&mu_);
@@ -464,7 +470,7 @@ void Download::FetchLoop(Peer* peer) {
             break;
           }
         }
-        changed_.Wait(&mu_);
+        peer->wake.Wait(&mu_);
       }
       ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.piece_timeout));
       peer->active[piece] = &ctx;
@@ -480,10 +486,14 @@ void Download::FetchLoop(Peer* peer) {
     }
     absl::MutexLock lock(&mu_);
     peer->active.erase(piece);
+    // A request slot of this peer is free; the coordinator and the hasher
+    // watch every piece.
+    peer->wake.Signal();
     changed_.SignalAll();
     if (written.ok()) {
       peer->failures = 0;
       if (picker_.Have(piece)) continue;  // another peer won the endgame race
+      if (picker_.InEndgame()) WakeAllPeers();  // idle peers may take copies now
       for (PeerId other : picker_.Complete(peer->id, piece)) {
         for (const auto& p : peers_) {
           auto it = p->id == other ? p->active.find(piece) : p->active.end();
@@ -499,6 +509,7 @@ void Download::FetchLoop(Peer* peer) {
       continue;
     }
     picker_.Abort(peer->id, piece);
+    WakeAllPeers();  // the piece may be asked of another peer
     if (data.ok()) {
       // The disk failed us, not the peer: nothing more can be written.
       state_ = DownloadState::kFailed;
@@ -566,6 +577,7 @@ void Download::DropPeer(Peer* peer, const std::string& why) {
   peer->bitfield_ctx.TryCancel();
   for (auto& [piece, ctx] : peer->active) ctx->TryCancel();
   changed_.SignalAll();
+  WakeAllPeers();  // its pieces are free for the others
   if (!stop_) {
     GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << peer->user_id
                   << " at " << peer->address << ": " << why;

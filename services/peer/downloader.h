@@ -115,6 +115,8 @@ class Download {
   absl::StatusOr<std::string> FetchPiece(Peer* peer, uint32_t piece,
                                          grpc::ClientContext* ctx, const std::string& ticket);
   void DropPeer(Peer* peer, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes every peer's workers: pieces were freed or limits changed.
+  void WakeAllPeers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopPeers() ABSL_LOCKS_EXCLUDED(mu_);
   void SaveProgress() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -131,7 +133,7 @@ class Download {
 
   absl::Mutex write_mu_;  // serialises writes to fd_
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;
+  absl::CondVar changed_;  // for the coordinator and the hasher
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   DownloadState state_ ABSL_GUARDED_BY(mu_) = DownloadState::kRunning;
   std::string error_ ABSL_GUARDED_BY(mu_);

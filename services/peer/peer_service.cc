@@ -1,6 +1,7 @@
 #include "services/peer/peer_service.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -20,6 +21,7 @@ constexpr uint32_t kChunkBytes = 1 << 20;
 void PeerServiceImpl::SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier) {
   absl::MutexLock lock(&mu_);
   verifier_ = std::move(verifier);
+  verified_.clear();
 }
 
 void PeerServiceImpl::SetMaxUploadRate(uint64_t bytes_per_second) {
@@ -52,15 +54,28 @@ bool PeerServiceImpl::shutting_down() const {
 absl::StatusOr<ShareKey> PeerServiceImpl::Authorize(const std::string& ticket,
                                                     const std::string& group_id,
                                                     const std::string& file_sha1) {
+  constexpr size_t kMaxCachedTickets = 1024;
   std::shared_ptr<const TicketVerifier> verifier;
+  std::optional<Ticket> cached;
   {
     absl::MutexLock lock(&mu_);
     verifier = verifier_;
+    if (auto it = verified_.find(ticket); it != verified_.end()) cached = it->second;
   }
   if (verifier == nullptr) {
     return absl::UnavailableError("this peer is logged out and shares nothing now");
   }
-  ASSIGN_OR_RETURN(Ticket t, verifier->Verify(ticket, absl::Now()));
+  Ticket t;
+  if (cached.has_value() && absl::Now() < cached->expires) {
+    t = *std::move(cached);
+  } else {
+    ASSIGN_OR_RETURN(t, verifier->Verify(ticket, absl::Now()));
+    absl::MutexLock lock(&mu_);
+    if (verifier_ == verifier) {
+      if (verified_.size() >= kMaxCachedTickets) verified_.clear();
+      verified_[ticket] = t;
+    }
+  }
   if (t.group_id != group_id || t.file_sha1 != file_sha1) {
     return absl::PermissionDeniedError(
         "download ticket refused: it is for another group or file");
@@ -104,22 +119,29 @@ grpc::Status PeerServiceImpl::GetPiece(grpc::ServerContext* ctx, const pv1::GetP
     GS_LOG(kDebug) << "GetPiece refused: " << key.status();
     return ToGrpcStatus(key.status());
   }
+  // Pieces are read into a buffer this server thread keeps between calls,
+  // so reading one costs no allocation and no clearing; it is lent to the
+  // message while that is written.
+  static thread_local std::string buffer;
+  pv1::PieceChunk chunk;
   for (uint32_t piece : req->pieces()) {
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    auto data = store_->ReadPiece(*key, piece);
-    if (!data.ok()) return ToGrpcStatus(data.status());
-    const uint32_t size = static_cast<uint32_t>(data->size());
-    for (uint32_t offset = 0; offset < size; offset += kChunkBytes) {
-      pv1::PieceChunk chunk;
-      chunk.set_piece(piece);
+    if (absl::Status s = store_->ReadPiece(*key, piece, &buffer); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    chunk.set_piece(piece);
+    for (uint32_t offset = 0; offset < buffer.size(); offset += kChunkBytes) {
       chunk.set_offset(offset);
-      if (offset == 0 && size <= kChunkBytes) {
-        chunk.set_data(*std::move(data));
+      bool whole = offset == 0 && buffer.size() <= kChunkBytes;
+      if (whole) {
+        chunk.mutable_data()->swap(buffer);
       } else {
-        chunk.set_data(data->substr(offset, kChunkBytes));
+        chunk.set_data(buffer.substr(offset, kChunkBytes));
       }
       Throttle(chunk.data().size());
-      if (!writer->Write(chunk)) return grpc::Status::CANCELLED;
+      bool sent = writer->Write(chunk);
+      if (whole) chunk.mutable_data()->swap(buffer);
+      if (!sent) return grpc::Status::CANCELLED;
     }
   }
   return grpc::Status::OK;

@@ -8,7 +8,9 @@
 #ifndef GROUPSHARE_SERVICES_PEER_PEER_SERVICE_H_
 #define GROUPSHARE_SERVICES_PEER_PEER_SERVICE_H_
 
+#include <map>
 #include <memory>
+#include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "core/piece_store.h"
@@ -51,6 +53,9 @@ class PeerServiceImpl final : public pv1::PeerService::Service {
   PieceStore* const store_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const TicketVerifier> verifier_ ABSL_GUARDED_BY(mu_);
+  // Tickets verified with the current key: a downloader sends the same one
+  // with every piece, and checking a signature costs more than the lookup.
+  std::map<std::string, Ticket> verified_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t max_rate_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time next_free_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // the cap's clock
