@@ -589,6 +589,7 @@ void Download::StopPeers() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
+    changed_.SignalAll();  // the hasher may be waiting for a piece
     for (const auto& p : peers_) {
       DropPeer(p.get(), "the download ended");
       for (std::thread& t : p->threads) threads.push_back(&t);
