@@ -123,6 +123,49 @@ TEST_F(Sharing, SeederKilledMidDownloadAndTheDownloadStillCompletes) {
   EXPECT_THAT(dave->Log(), HasSubstr("dropped peer bob"));
 }
 
+TEST_F(Sharing, StalledSeederHasItsPiecesAskedOfOthers) {
+  const size_t size = 16 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});
+  auto bob = cluster_.StartUser("bob", {"--max_upload_rate", "4096"});
+  auto dave = cluster_.StartUser("dave", {"--piece_timeout", "2"});
+  cluster_.AddMember(*alice, *bob, "g");
+  cluster_.AddMember(*alice, *dave, "g");
+  for (auto* c : {alice.get(), bob.get()}) {
+    EXPECT_THAT(c->Run("upload_file " + MakeFile(c->name, "f.bin", size) + " g"),
+                StartsWith("shared"));
+  }
+  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && cluster_.DownloadPercent(*dave) < 10) {
+  }
+  bob->shell->Signal(SIGSTOP);  // alive but silent: its connections stay open
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  bob->shell->Signal(SIGCONT);
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) ==
+              testing::ReadFile(cluster_.dir().File("files-alice/f.bin")));
+  // What bob held back came from alice: by timeout or in the endgame.
+  auto sources = BytesByPeer(dave->Log());
+  EXPECT_GT(sources["alice"], size / 2) << dave->Log();
+  EXPECT_EQ(sources["alice"] + sources["bob"], size);
+}
+
+TEST_F(Sharing, SharerAppearingDuringADownloadIsPickedUp) {
+  const size_t size = 16 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "1024"});
+  auto carol = cluster_.StartUser("carol");
+  auto dave = cluster_.StartUser("dave");
+  cluster_.AddMember(*alice, *carol, "g");
+  cluster_.AddMember(*alice, *dave, "g");
+  EXPECT_THAT(alice->Run("upload_file " + MakeFile("alice", "f.bin", size) + " g"),
+              StartsWith("shared"));
+  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  // At 1 MiB/s alice alone would need 16 s; carol arrives after the start.
+  EXPECT_THAT(carol->Run("upload_file " + MakeFile("carol", "f.bin", size) + " g"),
+              HasSubstr("you are one more sharer"));
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_GT(BytesByPeer(dave->Log())["carol"], size / 2) << dave->Log();
+}
+
 // A member whose peer service answers every piece with garbage.
 class CorruptPeer final : public pv1::PeerService::Service {
  public:
