@@ -138,7 +138,7 @@ void Download::Run() {
     fd_ = -1;
     return;
   }
-  hasher_ = std::thread(&Download::HashInOrder, this);
+  HashInOrder(0, nullptr);  // what a resumed download holds already
   {
     absl::MutexLock lock(&mu_);
     AddPeers(first_);
@@ -192,11 +192,9 @@ void Download::Run() {
   }
   absl::Time pieces_done = absl::Now();
   StopPeers();
-  hasher_.join();
   GS_LOG(kDebug) << "download of " << file_.name() << ": pieces in "
-                 << absl::ToDoubleSeconds(pieces_done - started) << " s, peers stopped and "
-                 << "file hashed " << absl::ToDoubleSeconds(absl::Now() - pieces_done)
-                 << " s later";
+                 << absl::ToDoubleSeconds(pieces_done - started) << " s, peers stopped "
+                 << absl::ToDoubleSeconds(absl::Now() - pieces_done) << " s later";
   SaveProgress();
   if (!failure.ok()) {
     Fail(failure);
@@ -295,32 +293,38 @@ void Download::Withdraw() {
   }
 }
 
-void Download::HashInOrder() {
-  Sha1 whole;
-  std::string buf(layout_.piece_size, '\0');
-  for (uint32_t i = 0; i < layout_.PieceCount(); ++i) {
+void Download::HashInOrder(uint32_t piece, const std::string* data) {
+  absl::MutexLock hash_lock(&hash_mu_);
+  if (data != nullptr) {
+    if (piece != next_hash_) return;  // its turn comes when the gap fills
+    whole_.Update(*data);
+    ++next_hash_;
+  }
+  std::string buf;
+  while (next_hash_ < layout_.PieceCount()) {
     {
       absl::MutexLock lock(&mu_);
-      while (!picker_.Have(i)) {
-        if (stop_) return;
-        changed_.Wait(&mu_);
-      }
+      if (!picker_.Have(next_hash_)) return;
     }
-    uint32_t len = layout_.PieceLength(i);
-    if (!ReadFully(fd_, buf.data(), len, layout_.PieceOffset(i)).ok()) return;
-    whole.Update(buf.data(), len);
+    // Completed out of order earlier: read it back (from the page cache).
+    buf.resize(layout_.PieceLength(next_hash_));
+    if (!ReadFully(fd_, buf.data(), buf.size(), layout_.PieceOffset(next_hash_)).ok()) return;
+    whole_.Update(buf);
+    ++next_hash_;
   }
-  absl::MutexLock lock(&mu_);
-  whole_sha1_ = HexEncode(whole.Finish());
 }
 
 absl::Status Download::Finish() {
   // Every piece checked out; the whole file must too before it is renamed
-  // into place. HashInOrder has hashed it by now.
+  // into place. HashInOrder has hashed all of it by now.
+  HashInOrder(0, nullptr);
   std::string sha1;
   {
-    absl::MutexLock lock(&mu_);
-    sha1 = whole_sha1_;
+    absl::MutexLock hash_lock(&hash_mu_);
+    if (next_hash_ != layout_.PieceCount()) {
+      return absl::UnavailableError(absl::StrCat("cannot read '", part_, "' back"));
+    }
+    sha1 = HexEncode(whole_.Finish());
   }
   if (sha1 != file_.sha1()) {
     env_.state->Remove(env_.user_id, group_id_, file_.sha1()).IgnoreError();
@@ -484,51 +488,58 @@ void Download::FetchLoop(Peer* peer) {
       absl::MutexLock write_lock(&write_mu_);
       written = WriteFully(fd_, data->data(), data->size(), layout_.PieceOffset(piece));
     }
-    absl::MutexLock lock(&mu_);
-    peer->active.erase(piece);
-    // A request slot of this peer is free; the coordinator and the hasher
-    // watch every piece.
-    peer->wake.Signal();
-    changed_.SignalAll();
-    if (written.ok()) {
-      peer->failures = 0;
-      if (picker_.Have(piece)) continue;  // another peer won the endgame race
-      if (picker_.InEndgame()) WakeAllPeers();  // idle peers may take copies now
-      for (PeerId other : picker_.Complete(peer->id, piece)) {
-        for (const auto& p : peers_) {
-          auto it = p->id == other ? p->active.find(piece) : p->active.end();
-          if (it != p->active.end()) it->second->TryCancel();
+    bool first = false;  // this worker delivered the piece first
+    {
+      absl::MutexLock lock(&mu_);
+      peer->active.erase(piece);
+      peer->wake.Signal();   // a request slot of this peer is free
+      changed_.SignalAll();  // the coordinator watches every piece
+      if (written.ok()) {
+        peer->failures = 0;
+        first = !picker_.Have(piece);  // else another peer won the endgame race
+        if (first) {
+          if (picker_.InEndgame()) WakeAllPeers();  // idle peers may take copies now
+          for (PeerId other : picker_.Complete(peer->id, piece)) {
+            for (const auto& p : peers_) {
+              auto it = p->id == other ? p->active.find(piece) : p->active.end();
+              if (it != p->active.end()) it->second->TryCancel();
+            }
+          }
+          uint32_t len = layout_.PieceLength(piece);
+          bytes_done_ += len;
+          peer->bytes += len;
+          bytes_by_peer_[peer->user_id] += len;
+          have_dirty_ = true;
+          env_.store->MarkHave(key_, piece);
         }
+      } else {
+        picker_.Abort(peer->id, piece);
+        WakeAllPeers();  // the piece may be asked of another peer
+        if (data.ok()) {
+          // The disk failed us, not the peer: nothing more can be written.
+          state_ = DownloadState::kFailed;
+          error_ = absl::StrCat("writing '", part_, "': ", written.message());
+          stop_ = true;
+          return;
+        }
+        if (!stop_ && !peer->gone && !picker_.Have(piece)) Blame(peer, data.status());
       }
-      uint32_t len = layout_.PieceLength(piece);
-      bytes_done_ += len;
-      peer->bytes += len;
-      bytes_by_peer_[peer->user_id] += len;
-      have_dirty_ = true;
-      env_.store->MarkHave(key_, piece);
-      continue;
     }
-    picker_.Abort(peer->id, piece);
-    WakeAllPeers();  // the piece may be asked of another peer
-    if (data.ok()) {
-      // The disk failed us, not the peer: nothing more can be written.
-      state_ = DownloadState::kFailed;
-      error_ = absl::StrCat("writing '", part_, "': ", written.message());
-      stop_ = true;
-      return;
+    if (first) HashInOrder(piece, &*data);
+  }
+}
+
+void Download::Blame(Peer* peer, const absl::Status& why) {
+  if (why.code() == absl::StatusCode::kDataLoss) {
+    ++peer->strikes;
+    GS_LOG(kWarning) << "peer " << peer->user_id << " at " << peer->address << ": "
+                     << why.message() << " (strike " << peer->strikes << ")";
+    if (peer->strikes >= options_.max_strikes) {
+      DropPeer(peer, absl::StrCat("it sent ", peer->strikes, " corrupt pieces"));
     }
-    if (stop_ || peer->gone || picker_.Have(piece)) continue;  // we cancelled it
-    if (data.status().code() == absl::StatusCode::kDataLoss) {
-      ++peer->strikes;
-      GS_LOG(kWarning) << "peer " << peer->user_id << " at " << peer->address << ": "
-                       << data.status().message() << " (strike " << peer->strikes << ")";
-      if (peer->strikes >= options_.max_strikes) {
-        DropPeer(peer, absl::StrCat("it sent ", peer->strikes, " corrupt pieces"));
-      }
-    } else if (++peer->failures >= options_.max_failures ||
-               data.status().code() == absl::StatusCode::kPermissionDenied) {
-      DropPeer(peer, std::string(data.status().message()));
-    }
+  } else if (++peer->failures >= options_.max_failures ||
+             why.code() == absl::StatusCode::kPermissionDenied) {
+    DropPeer(peer, std::string(why.message()));
   }
 }
 

@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/bitfield.h"
+#include "core/crypto.h"
 #include "core/piece_picker.h"
 #include "core/piece_store.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
@@ -95,10 +96,12 @@ class Download {
   // Opens the .part file, reusing the verified pieces a crash left behind.
   absl::Status Prepare() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Finish() ABSL_LOCKS_EXCLUDED(mu_);
-  // Hashes the whole file in order while it arrives, each piece as soon as
-  // it and all before it are on disk, so that little is left to hash at
-  // the end.
-  void HashInOrder() ABSL_LOCKS_EXCLUDED(mu_);
+  // Feeds the whole-file SHA1, which runs in file order while the file
+  // arrives: `piece` (just verified and written; `data` its bytes, or null)
+  // if it is the next in order, then every following piece already on disk.
+  // Called by whoever completes a piece, so hashing never lags far behind.
+  void HashInOrder(uint32_t piece, const std::string* data)
+      ABSL_LOCKS_EXCLUDED(mu_, hash_mu_);
   void Fail(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
   // Stops offering a failed download's pieces, here and at the tracker.
   void Withdraw() ABSL_LOCKS_EXCLUDED(mu_);
@@ -115,6 +118,9 @@ class Download {
   absl::StatusOr<std::string> FetchPiece(Peer* peer, uint32_t piece,
                                          grpc::ClientContext* ctx, const std::string& ticket);
   void DropPeer(Peer* peer, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A request to `peer` failed for `why`: a strike for a corrupt piece, a
+  // failure otherwise; too many and the peer is dropped.
+  void Blame(Peer* peer, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wakes every peer's workers: pieces were freed or limits changed.
   void WakeAllPeers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopPeers() ABSL_LOCKS_EXCLUDED(mu_);
@@ -133,7 +139,7 @@ class Download {
 
   absl::Mutex write_mu_;  // serialises writes to fd_
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;  // for the coordinator and the hasher
+  absl::CondVar changed_;  // for the coordinator
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   DownloadState state_ ABSL_GUARDED_BY(mu_) = DownloadState::kRunning;
   std::string error_ ABSL_GUARDED_BY(mu_);
@@ -148,9 +154,12 @@ class Download {
   bool have_dirty_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time no_source_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<std::string, uint64_t> bytes_by_peer_ ABSL_GUARDED_BY(mu_);
-  std::string whole_sha1_ ABSL_GUARDED_BY(mu_);  // set by HashInOrder at the end
   std::thread coordinator_;
-  std::thread hasher_;
+
+  // The whole-file SHA1 so far, over pieces [0, next_hash_). Taken before mu_.
+  absl::Mutex hash_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  Sha1 whole_ ABSL_GUARDED_BY(hash_mu_);
+  uint32_t next_hash_ ABSL_GUARDED_BY(hash_mu_) = 0;
 };
 
 const char* DownloadStateLetter(DownloadState state);
