@@ -47,7 +47,7 @@ start_client() {
   shift
   mkfifo "$work/$name.in"
   HOME=$work ${CLIENT_WRAPPER:-} "$bin/client" 127.0.0.1:0 "$work/tracker_info.txt" \
-    --state_dir "$work/$name" "$@" <"$work/$name.in" >"$work/$name.out" 2>&1 &
+    --state_dir "$work/$name" "$@" <"$work/$name.in" >>"$work/$name.out" 2>&1 &
   pids+=($!)
   exec {fd}>"$work/$name.in"
   fds+=("$fd")

@@ -28,7 +28,7 @@ namespace {
 // A peer address is taken back after it went away at most this often.
 constexpr int kMaxPeerAttempts = 3;
 // Requests in flight to a peer cover about this much of its transfer time.
-constexpr absl::Duration kPipelineTarget = absl::Milliseconds(50);
+constexpr absl::Duration kPipelineTarget = absl::Milliseconds(20);
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
 
@@ -445,7 +445,7 @@ void Download::ReadBitfield(Peer* peer) {
         DropPeer(peer, "sent a malformed bitfield");
         break;
       }
-      picker_.AddPeer(peer->id, *bits, 2);
+      picker_.AddPeer(peer->id, *bits, std::max<uint32_t>(options_.max_in_flight / 2, 2));
       peer->ready = true;
     } else if (update.has_have() && update.have() < picker_.piece_count()) {
       picker_.PeerHas(peer->id, update.have());
