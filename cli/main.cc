@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/notification.h"
 #include "cli/shell.h"
 #include "core/log.h"
 #include "core/tracker_info.h"
@@ -26,6 +28,11 @@ ABSL_FLAG(std::string, state_dir, "",
           "folder for this client's state and log (default: "
           "~/.groupshare/client-<IP>_<PORT>)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+ABSL_FLAG(std::string, script, "",
+          "a file of shell commands, one a line, run before any typed ones");
+ABSL_FLAG(bool, headless, false,
+          "read no commands from stdin: run --script (if any), then keep serving the "
+          "shares until SIGTERM or SIGINT (for containers and services)");
 ABSL_FLAG(std::string, port_file, "",
           "write the peer service's bound port here once listening (useful with port 0)");
 ABSL_FLAG(int, no_source_timeout, 30,
@@ -120,12 +127,27 @@ int main(int argc, char** argv) {
     std::exit(0);
   });
 
-  const bool interactive = isatty(STDIN_FILENO);
-  std::string line;
-  while (true) {
-    if (interactive) std::cout << "groupshare> " << std::flush;
-    if (!std::getline(std::cin, line)) break;
-    if (!shell.Execute(line)) break;
+  bool quit = false;
+  if (std::string script = absl::GetFlag(FLAGS_script); !script.empty()) {
+    std::ifstream in(script);
+    if (!in) return Fail(absl::StrCat("cannot read the script '", script, "'"));
+    std::string line;
+    while (!quit && std::getline(in, line)) quit = !shell.Execute(line);
+  }
+  if (absl::GetFlag(FLAGS_headless)) {
+    if (!quit) {
+      GS_LOG(kInfo) << "headless: serving until SIGTERM";
+      absl::Notification forever;  // the signal handler ends the process
+      forever.WaitForNotification();
+    }
+  } else {
+    const bool interactive = isatty(STDIN_FILENO);
+    std::string line;
+    while (!quit) {
+      if (interactive) std::cout << "groupshare> " << std::flush;
+      if (!std::getline(std::cin, line)) break;
+      quit = !shell.Execute(line);
+    }
   }
   shell.Close();
   node.peer_service()->Shutdown();

@@ -6,13 +6,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+#   BUILD_TESTING=OFF scripts/setup.sh   only what the binaries need (containers)
 packages=(
   cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libssl-dev libsqlite3-dev libgtest-dev libgmock-dev
-  # the tests' generic gRPC client, which knows the services only by reflection
-  python3 python3-grpcio python3-protobuf grpc-proto
+  libssl-dev libsqlite3-dev libreadline-dev
 )
+if [ "${BUILD_TESTING:-ON}" != OFF ]; then
+  packages+=(
+    libgtest-dev libgmock-dev
+    # the tests' generic gRPC client, which knows the services only by reflection
+    python3 python3-grpcio python3-protobuf grpc-proto
+    # checking docker-compose.yml, and running its services' commands
+    docker-compose python3-yaml
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -32,6 +40,6 @@ fi
 
 build=${BUILD_DIR:-build}
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING="${BUILD_TESTING:-ON}" >/dev/null
 cmake --build "$build" -j "$jobs"
 echo "setup: built $build/bin/tracker and $build/bin/client"
