@@ -16,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "cli/shell.h"
+#include "cli/terminal.h"
 #include "core/log.h"
 #include "core/tracker_info.h"
 #include "services/common/process.h"
@@ -140,14 +141,10 @@ int main(int argc, char** argv) {
       absl::Notification forever;  // the signal handler ends the process
       forever.WaitForNotification();
     }
-  } else {
-    const bool interactive = isatty(STDIN_FILENO);
-    std::string line;
-    while (!quit) {
-      if (interactive) std::cout << "groupshare> " << std::flush;
-      if (!std::getline(std::cin, line)) break;
-      quit = !shell.Execute(line);
-    }
+  } else if (!quit && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+    cli::RunTerminal(shell, node, state_dir + "/history");
+  } else if (!quit) {
+    cli::RunPiped(shell);
   }
   shell.Close();
   node.peer_service()->Shutdown();

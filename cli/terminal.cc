@@ -1,0 +1,99 @@
+#include "cli/terminal.h"
+
+#include <readline/history.h>
+#include <readline/readline.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace groupshare::cli {
+namespace {
+
+constexpr char kPrompt[] = "groupshare> ";
+constexpr int kBarWidth = 20;
+
+// readline's callback interface calls a plain function; it reaches the loop
+// through these, which only the thread in RunTerminal touches.
+Shell* g_shell = nullptr;
+bool g_done = false;
+
+void OnLine(char* line) {
+  if (line == nullptr) {  // Ctrl-D
+    std::cout << "\n";
+    g_done = true;
+    return;
+  }
+  if (*line != '\0') add_history(line);
+  if (!g_shell->Execute(line)) g_done = true;
+  free(line);
+}
+
+}  // namespace
+
+std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads) {
+  const peer::DownloadProgress* shown = nullptr;
+  int running = 0;
+  for (const auto& d : downloads) {
+    if (d.state != peer::DownloadState::kRunning) continue;
+    if (shown == nullptr) shown = &d;
+    ++running;
+  }
+  if (shown == nullptr) return kPrompt;
+  double fraction = shown->size == 0 ? 0 : static_cast<double>(shown->bytes_done) / shown->size;
+  int filled = static_cast<int>(fraction * kBarWidth);
+  std::string eta = "--";
+  if (shown->bytes_per_second > 0) {
+    eta = absl::StrCat(static_cast<int64_t>((shown->size - shown->bytes_done) /
+                                            shown->bytes_per_second),
+                       "s");
+  }
+  return absl::StrFormat("%s [%s%s] %.1f%% %.1f/%.1f MiB %.1f MiB/s ETA %s peers=%d%s | %s",
+                         shown->name, std::string(filled, '#'),
+                         std::string(kBarWidth - filled, '.'), 100 * fraction,
+                         shown->bytes_done / 1048576.0, shown->size / 1048576.0,
+                         shown->bytes_per_second / 1048576.0, eta, shown->peers,
+                         running > 1 ? absl::StrCat(" (+", running - 1, " more)") : "",
+                         kPrompt);
+}
+
+void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file) {
+  g_shell = &shell;
+  g_done = false;
+  read_history(history_file.c_str());
+  std::string prompt = kPrompt;
+  rl_callback_handler_install(prompt.c_str(), OnLine);
+  while (!g_done) {
+    fd_set in;
+    FD_ZERO(&in);
+    FD_SET(STDIN_FILENO, &in);
+    timeval tick{0, 250000};
+    int ready = select(STDIN_FILENO + 1, &in, nullptr, nullptr, &tick);
+    if (ready > 0) {
+      rl_callback_read_char();
+      continue;
+    }
+    // Between keys: redraw the prompt when the downloads' progress changed.
+    std::string next = ProgressPrompt(node.Downloads());
+    if (next != prompt) {
+      prompt = next;
+      rl_set_prompt(prompt.c_str());
+      rl_redisplay();
+    }
+  }
+  rl_callback_handler_remove();
+  write_history(history_file.c_str());
+  history_truncate_file(history_file.c_str(), 1000);
+}
+
+void RunPiped(Shell& shell) {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (!shell.Execute(line)) return;
+  }
+}
+
+}  // namespace groupshare::cli

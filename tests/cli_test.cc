@@ -1,0 +1,43 @@
+// The shell's terminal prompt: a progress bar of the running downloads.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "cli/terminal.h"
+
+namespace groupshare::cli {
+namespace {
+
+using ::testing::StartsWith;
+
+peer::DownloadProgress Running(const std::string& name, uint64_t done, uint64_t size) {
+  peer::DownloadProgress p;
+  p.name = name;
+  p.bytes_done = done;
+  p.size = size;
+  p.bytes_per_second = 1 << 20;
+  p.peers = 3;
+  return p;
+}
+
+TEST(ProgressPrompt, PlainWithoutRunningDownloads) {
+  EXPECT_EQ(ProgressPrompt({}), "groupshare> ");
+  peer::DownloadProgress done = Running("a", 10, 10);
+  done.state = peer::DownloadState::kComplete;
+  EXPECT_EQ(ProgressPrompt({done}), "groupshare> ");
+}
+
+TEST(ProgressPrompt, BarPercentBytesRateEtaPeers) {
+  EXPECT_EQ(ProgressPrompt({Running("film.mkv", 5 << 20, 20 << 20)}),
+            "film.mkv [#####...............] 25.0% 5.0/20.0 MiB 1.0 MiB/s ETA 15s peers=3 "
+            "| groupshare> ");
+}
+
+TEST(ProgressPrompt, CountsTheOtherDownloads) {
+  EXPECT_THAT(ProgressPrompt({Running("a", 0, 1 << 20), Running("b", 0, 1 << 20),
+                              Running("c", 0, 1 << 20)}),
+              StartsWith("a [....................] 0.0% 0.0/1.0 MiB 1.0 MiB/s ETA 1s peers=3 (+2 more) |"));
+}
+
+}  // namespace
+}  // namespace groupshare::cli
