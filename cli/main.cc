@@ -54,11 +54,6 @@ constexpr char kUsage[] =
     "trackers, one host:port a line, tried in order. Commands come from the terminal\n"
     "or from piped stdin, one a line; type help for the list.\n";
 
-int Fail(absl::string_view message) {
-  std::cerr << "error: " << message << "\n";
-  return 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,14 +69,14 @@ int main(int argc, char** argv) {
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
   if (args.size() != 2) {
-    return Fail("expected <IP>:<PORT> <tracker_info.txt>; see client --help");
+    return FailStartup("expected <IP>:<PORT> <tracker_info.txt>; see client --help");
   }
   auto self = ParseHostPort(args[0], /*allow_port_zero=*/true);
-  if (!self.ok()) return Fail(self.status().message());
+  if (!self.ok()) return FailStartup(self.status().message());
   auto trackers = ReadTrackerInfo(args[1]);
-  if (!trackers.ok()) return Fail(trackers.status().message());
+  if (!trackers.ok()) return FailStartup(trackers.status().message());
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
-    return Fail(s.message());
+    return FailStartup(s.message());
   }
   std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
@@ -90,12 +85,12 @@ int main(int argc, char** argv) {
         "_", self->port));
   }
   if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Fail(absl::StrCat("cannot create state folder '", state_dir, "'"));
+    return FailStartup(absl::StrCat("cannot create state folder '", state_dir, "'"));
   }
-  if (auto s = log::LogToFile(state_dir + "/client.log"); !s.ok()) return Fail(s.message());
+  if (auto s = log::LogToFile(state_dir + "/client.log"); !s.ok()) return FailStartup(s.message());
 
   auto state = peer::ClientState::Open(state_dir + "/state.db");
-  if (!state.ok()) return Fail(state.status().message());
+  if (!state.ok()) return FailStartup(state.status().message());
 
   peer::TrackerClient tracker(*std::move(trackers));
   peer::NodeOptions options;
@@ -103,7 +98,7 @@ int main(int argc, char** argv) {
   options.download.no_source_timeout = absl::Seconds(absl::GetFlag(FLAGS_no_source_timeout));
   options.download.piece_timeout = absl::Seconds(absl::GetFlag(FLAGS_piece_timeout));
   peer::Node node(&tracker, *std::move(state), options);
-  if (absl::GetFlag(FLAGS_max_upload_rate) < 0) return Fail("--max_upload_rate must be >= 0");
+  if (absl::GetFlag(FLAGS_max_upload_rate) < 0) return FailStartup("--max_upload_rate must be >= 0");
   node.peer_service()->SetMaxUploadRate(
       static_cast<uint64_t>(absl::GetFlag(FLAGS_max_upload_rate)) * 1024);
 
@@ -112,12 +107,12 @@ int main(int argc, char** argv) {
   builder.RegisterService(node.peer_service());
   int port = 0;
   auto server = StartServer(builder, self->ToString(), &port);
-  if (!server.ok()) return Fail(server.status().message());
+  if (!server.ok()) return FailStartup(server.status().message());
   // With port 0 the system chose one: advertise that.
   if (self->port == 0) node.set_peer_address(absl::StrCat(self->host, ":", port));
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (auto s = WriteFileAtomically(port_file, absl::StrCat(port, "\n")); !s.ok()) {
-      return Fail(s.message());
+      return FailStartup(s.message());
     }
   }
   GS_LOG(kInfo) << "peer service listening on " << self->host << ":" << port;
@@ -131,7 +126,7 @@ int main(int argc, char** argv) {
   bool quit = false;
   if (std::string script = absl::GetFlag(FLAGS_script); !script.empty()) {
     std::ifstream in(script);
-    if (!in) return Fail(absl::StrCat("cannot read the script '", script, "'"));
+    if (!in) return FailStartup(absl::StrCat("cannot read the script '", script, "'"));
     std::string line;
     while (!quit && std::getline(in, line)) quit = !shell.Execute(line);
   }

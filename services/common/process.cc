@@ -41,6 +41,11 @@ std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_vi
   return std::vector<std::string>(rest.begin() + 1, rest.end());
 }
 
+int FailStartup(absl::string_view message) {
+  std::cerr << "error: " << message << "\n";
+  return 2;
+}
+
 namespace {
 sigset_t TermSignals() {
   sigset_t set;

@@ -18,6 +18,10 @@ namespace groupshare {
 // prints an error and exits 1. Returns the positional arguments (without argv[0]).
 std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_view usage);
 
+// Prints "error: <message>" to stderr and returns 2, the exit code of a
+// process that could not start (bad arguments, files, addresses).
+int FailStartup(absl::string_view message);
+
 // Blocks SIGINT and SIGTERM in this thread and every thread it starts later;
 // call first thing in main. Then WatchTermSignals calls `on_signal` (from a
 // thread of its own) for each of them that arrives.

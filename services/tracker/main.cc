@@ -42,11 +42,6 @@ constexpr char kUsage[] =
     "host:port a line, on the address of that line. Type 'quit' to stop it; SIGINT and\n"
     "SIGTERM stop it too. With stdin not a terminal, end of input does not stop it.\n";
 
-int Fail(absl::string_view message) {
-  std::cerr << "error: " << message << "\n";
-  return 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,22 +49,22 @@ int main(int argc, char** argv) {
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
   if (args.size() != 2) {
-    return Fail("expected <tracker_info.txt> <tracker_no>; see tracker --help");
+    return FailStartup("expected <tracker_info.txt> <tracker_no>; see tracker --help");
   }
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
-    return Fail(s.message());
+    return FailStartup(s.message());
   }
   auto trackers = ReadTrackerInfo(args[0]);
-  if (!trackers.ok()) return Fail(trackers.status().message());
+  if (!trackers.ok()) return FailStartup(trackers.status().message());
   int number = 0;
   if (!absl::SimpleAtoi(args[1], &number) || number < 1 ||
       number > static_cast<int>(trackers->size())) {
-    return Fail(absl::StrCat("tracker_no '", args[1], "' must be a number from 1 to ",
+    return FailStartup(absl::StrCat("tracker_no '", args[1], "' must be a number from 1 to ",
                              trackers->size(), " (the lines of ", args[0], ")"));
   }
   if (absl::GetFlag(FLAGS_session_ttl) < 3 || absl::GetFlag(FLAGS_ticket_ttl) < 10 ||
       absl::GetFlag(FLAGS_password_iterations) < 1) {
-    return Fail("--session_ttl must be at least 3, --ticket_ttl at least 10 and "
+    return FailStartup("--session_ttl must be at least 3, --ticket_ttl at least 10 and "
                 "--password_iterations at least 1");
   }
   const HostPort& address = (*trackers)[number - 1];
@@ -77,24 +72,24 @@ int main(int argc, char** argv) {
   std::string db_path = absl::GetFlag(FLAGS_db);
   if (db_path.empty()) db_path = DefaultStatePath("tracker.db");
   auto store = tracker::OpenSqliteStore(db_path);
-  if (!store.ok()) return Fail(store.status().message());
+  if (!store.ok()) return FailStartup(store.status().message());
 
   tracker::TrackerOptions options;
   options.session_ttl = absl::Seconds(absl::GetFlag(FLAGS_session_ttl));
   options.ticket_ttl = absl::Seconds(absl::GetFlag(FLAGS_ticket_ttl));
   options.password_iterations = absl::GetFlag(FLAGS_password_iterations);
   auto service = tracker::TrackerServiceImpl::Create(store->get(), options);
-  if (!service.ok()) return Fail(service.status().message());
+  if (!service.ok()) return FailStartup(service.status().message());
 
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;
   builder.RegisterService(service->get());
   int port = 0;
   auto server = StartServer(builder, address.ToString(), &port);
-  if (!server.ok()) return Fail(server.status().message());
+  if (!server.ok()) return FailStartup(server.status().message());
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (auto s = WriteFileAtomically(port_file, absl::StrCat(port, "\n")); !s.ok()) {
-      return Fail(s.message());
+      return FailStartup(s.message());
     }
   }
   std::cout << "tracker " << number << " listening on " << address.host << ":" << port
