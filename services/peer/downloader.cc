@@ -418,7 +418,11 @@ void Download::Tick(absl::Time now) {
   }
   rate_ = total;
   WakeAllPeers();  // limits may have grown
-  if (!any_ready || picker_.UnavailableCount() > 0) {
+  // Stuck: pieces are missing that no peer has, and nothing else is under
+  // way (a large download keeps going while a missing piece may reappear).
+  uint32_t in_flight = 0;
+  for (const auto& p : peers_) in_flight += p->gone ? 0 : picker_.InFlight(p->id);
+  if (!any_ready || (picker_.UnavailableCount() > 0 && in_flight == 0)) {
     if (no_source_since_ == absl::InfiniteFuture()) no_source_since_ = now;
   } else {
     no_source_since_ = absl::InfiniteFuture();
