@@ -8,14 +8,19 @@ Login and ListGroups with JSON, the way grpcurl would. It also asks the
 standard health service. Only grpcio, protobuf and the reflection proto
 (Debian's python3-grpcio, python3-protobuf, grpc-proto) are used.
 
-usage: reflection_test.py <tracker binary>
+It does the same for a client's peer service (started headless): lists it,
+describes GetPiece, asks its health, and stops it with SIGTERM.
+
+usage: reflection_test.py <tracker binary> <client binary>
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -105,6 +110,41 @@ def call_json(channel, service, method_name, body, token=None):
         return e.code(), e.details()
 
 
+def check_peer_service(client_bin, tracker_address, tmp, reflection_pb2):
+    info = os.path.join(tmp, "clients_tracker_info.txt")
+    with open(info, "w") as f:
+        f.write(tracker_address + "\n")
+    port_file = os.path.join(tmp, "client.port")
+    client = subprocess.Popen(
+        [client_bin, "127.0.0.1:0", info, "--headless", "--state_dir",
+         os.path.join(tmp, "client"), "--port_file", port_file],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, HOME=tmp))
+    try:
+        deadline = time.time() + 20
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            if time.time() > deadline or client.poll() is not None:
+                check(False, "the headless client starts")
+                return
+            time.sleep(0.02)
+        channel = grpc.insecure_channel("127.0.0.1:" + open(port_file).read().strip())
+        grpc.channel_ready_future(channel).result(timeout=20)
+        reflector = Reflector(channel, reflection_pb2)
+        services = reflector.list_services()
+        print("peer services:", ", ".join(services))
+        check("groupshare.peer.v1.PeerService" in services, "reflection lists the peer service")
+        service = reflector.load_symbol("groupshare.peer.v1.PeerService")
+        get_piece = service.FindMethodByName("GetPiece")
+        check(get_piece is not None and get_piece.server_streaming and
+              "ticket" in get_piece.input_type.fields_by_name,
+              "describe shows GetPiece streaming and taking a ticket")
+        health = channel.unary_unary("/grpc.health.v1.Health/Check")
+        check(health(b"", timeout=10) == b"\x08\x01", "the peer's health check says SERVING")
+    finally:
+        client.send_signal(signal.SIGTERM)
+        check(client.wait(timeout=20) == 0, "SIGTERM stops the headless client cleanly")
+
+
 def main():
     tracker_bin = sys.argv[1]
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,6 +200,8 @@ def main():
 
             health = channel.unary_unary("/grpc.health.v1.Health/Check")
             check(health(b"", timeout=10) == b"\x08\x01", "health check says SERVING")
+
+            check_peer_service(sys.argv[2], address, tmp, reflection_pb2)
         finally:
             tracker.stdin.write("quit\n")
             tracker.stdin.flush()
