@@ -63,6 +63,12 @@ class Sharing : public ::testing::Test {
     return path;
   }
   std::string Dest(const std::string& name) { return cluster_.dir().File(name); }
+  // `who` shares a new file of `size` random bytes (the same for every
+  // client) named `name` in group g.
+  void Share(Cluster::Client& who, const std::string& name, size_t size) {
+    EXPECT_THAT(who.Run("upload_file " + MakeFile(who.name, name, size) + " g"),
+                StartsWith("shared"));
+  }
 
   Cluster cluster_;
 };
@@ -104,16 +110,10 @@ TEST_F(Sharing, SeederKilledMidDownloadAndTheDownloadStillCompletes) {
   auto dave = cluster_.StartUser("dave");
   cluster_.AddMember(*alice, *bob, "g");
   cluster_.AddMember(*alice, *dave, "g");
-  for (auto* c : {alice.get(), bob.get()}) {
-    EXPECT_THAT(c->Run("upload_file " + MakeFile(c->name, "f.bin", size) + " g"),
-                StartsWith("shared"));
-  }
+  for (auto* c : {alice.get(), bob.get()}) Share(*c, "f.bin", size);
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   // Kill bob once the download is under way.
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  double percent = -1;
-  while (absl::Now() < deadline && (percent = cluster_.DownloadPercent(*dave)) < 10) {
-  }
+  double percent = cluster_.WaitForPercent(*dave, 10);
   ASSERT_GE(percent, 10);
   ASSERT_LT(percent, 90) << "the download ran too fast to kill a seeder in the middle";
   bob->shell->Signal(SIGKILL);
@@ -130,14 +130,9 @@ TEST_F(Sharing, StalledSeederHasItsPiecesAskedOfOthers) {
   auto dave = cluster_.StartUser("dave", {"--piece_timeout", "2"});
   cluster_.AddMember(*alice, *bob, "g");
   cluster_.AddMember(*alice, *dave, "g");
-  for (auto* c : {alice.get(), bob.get()}) {
-    EXPECT_THAT(c->Run("upload_file " + MakeFile(c->name, "f.bin", size) + " g"),
-                StartsWith("shared"));
-  }
+  for (auto* c : {alice.get(), bob.get()}) Share(*c, "f.bin", size);
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline && cluster_.DownloadPercent(*dave) < 10) {
-  }
+  ASSERT_GE(cluster_.WaitForPercent(*dave, 10), 10);
   bob->shell->Signal(SIGSTOP);  // alive but silent: its connections stay open
   EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
   bob->shell->Signal(SIGCONT);
@@ -156,8 +151,7 @@ TEST_F(Sharing, SharerAppearingDuringADownloadIsPickedUp) {
   auto dave = cluster_.StartUser("dave");
   cluster_.AddMember(*alice, *carol, "g");
   cluster_.AddMember(*alice, *dave, "g");
-  EXPECT_THAT(alice->Run("upload_file " + MakeFile("alice", "f.bin", size) + " g"),
-              StartsWith("shared"));
+  Share(*alice, "f.bin", size);
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   // At 1 MiB/s alice alone would need 16 s; carol arrives after the start.
   EXPECT_THAT(carol->Run("upload_file " + MakeFile("carol", "f.bin", size) + " g"),
@@ -362,12 +356,9 @@ TEST_F(Sharing, PartialDownloaderServesAThirdClient) {
   auto carol = cluster_.StartUser("carol");
   cluster_.AddMember(*alice, *bob, "g");
   cluster_.AddMember(*alice, *carol, "g");
-  EXPECT_THAT(alice->Run("upload_file " + MakeFile("alice", "f.bin", size) + " g"),
-              StartsWith("shared"));
+  Share(*alice, "f.bin", size);
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("bob.bin")), StartsWith("downloading"));
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline && cluster_.DownloadPercent(*bob) < 20) {
-  }
+  ASSERT_GE(cluster_.WaitForPercent(*bob, 20), 20);
   // Bob holds some pieces and is offered as a partial source.
   EXPECT_THAT(carol->Run("list_files g"), HasSubstr("peers=2 seeders=1"));
   EXPECT_THAT(carol->Run("download_file g f.bin " + Dest("carol.bin")), StartsWith("downloading"));
@@ -415,10 +406,7 @@ TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
   std::string path = MakeFile("alice", "f.bin", size);
   EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  double percent = -1;
-  while (absl::Now() < deadline && (percent = cluster_.DownloadPercent(*bob)) < 40) {
-  }
+  double percent = cluster_.WaitForPercent(*bob, 40);
   ASSERT_GE(percent, 40);
   ASSERT_LT(percent, 95);
   bob->shell->Signal(SIGKILL);

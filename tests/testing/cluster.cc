@@ -102,6 +102,16 @@ double Cluster::DownloadPercent(Client& client) {
   return percent;
 }
 
+double Cluster::WaitForPercent(Client& client, double at_least, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  double percent = DownloadPercent(client);
+  while (percent < at_least && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));  // a download's progress has no event to wait on
+    percent = DownloadPercent(client);
+  }
+  return percent;
+}
+
 std::string RandomBytes(size_t size, uint32_t seed) {
   std::mt19937 rng(seed);
   std::string out(size, '\0');
