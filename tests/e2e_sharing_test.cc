@@ -398,6 +398,34 @@ TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1 seeders=1"));
 }
 
+TEST(SessionExpiry, ClientWhoseSessionExpiredStopsSharingUntilItLogsInAgain) {
+  Cluster cluster({"--session_ttl", "3"});
+  auto alice = cluster.StartUser("alice");
+  auto bob = cluster.StartUser("bob");
+  cluster.AddMember(*alice, *bob, "g");
+  std::string path = cluster.dir().File("f.bin");
+  testing::WriteFile(path, testing::RandomBytes(1 << 20, 3));
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
+  // Frozen past its session's lifetime: no keep-alive reaches the tracker.
+  alice->shell->Signal(SIGSTOP);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && !absl::StrContains(bob->Run("list_files g"), "peers=0")) {
+    absl::SleepFor(absl::Milliseconds(200));  // the tracker's clock has no event to wait on
+  }
+  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=0"));
+  alice->shell->Signal(SIGCONT);
+  // Its next keep-alive learns that the session is gone; it stops sharing.
+  deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && !absl::StrContains(alice->Log(), "ended the session")) {
+    absl::SleepFor(absl::Milliseconds(100));  // the log has no event to wait on
+  }
+  EXPECT_THAT(alice->Log(), HasSubstr("the tracker ended the session"));
+  EXPECT_THAT(alice->Run("list_groups"), StartsWith("error: not logged in"));
+  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 files again");
+  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
+}
+
 TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
   const size_t size = 16 << 20;
   auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});

@@ -76,7 +76,20 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
     : tracker_(tracker),
       state_(std::move(state)),
       options_(std::move(options)),
-      peer_address_(options_.peer_address) {}
+      peer_address_(options_.peer_address) {
+  tracker_->SetSessionLostCallback([this] { StopSharing(); });
+}
+
+void Node::StopSharing() {
+  std::vector<std::unique_ptr<Download>> downloads;
+  {
+    absl::MutexLock lock(&mu_);
+    downloads.swap(downloads_);
+  }
+  downloads.clear();  // each stops; its verified pieces stay recorded
+  store_.RemoveAll();
+  peer_service_.SetTicketVerifier(nullptr);
+}
 
 void Node::set_peer_address(const std::string& address) {
   absl::MutexLock lock(&mu_);
@@ -84,6 +97,7 @@ void Node::set_peer_address(const std::string& address) {
 }
 
 Node::~Node() {
+  tracker_->SetSessionLostCallback(nullptr);
   std::vector<std::unique_ptr<Download>> downloads;
   {
     absl::MutexLock lock(&mu_);
@@ -167,14 +181,7 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
 }
 
 absl::Status Node::Logout() {
-  std::vector<std::unique_ptr<Download>> downloads;
-  {
-    absl::MutexLock lock(&mu_);
-    downloads.swap(downloads_);
-  }
-  downloads.clear();  // each stops; its verified pieces stay recorded
-  store_.RemoveAll();
-  peer_service_.SetTicketVerifier(nullptr);
+  StopSharing();
   return tracker_->Logout();
 }
 

@@ -85,6 +85,8 @@ class Node {
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
                                                        const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops every download (they resume at the next login) and serves nothing.
+  void StopSharing() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::unique_ptr<Download>> MakeDownload(const std::string& user_id,
                                                          const std::string& group_id,
                                                          const std::string& name,

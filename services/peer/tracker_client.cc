@@ -30,6 +30,11 @@ void TrackerClient::Advance(size_t index) {
   }
 }
 
+void TrackerClient::SetSessionLostCallback(std::function<void()> callback) {
+  absl::MutexLock lock(&mu_);
+  on_session_lost_ = std::move(callback);
+}
+
 std::optional<std::string> TrackerClient::user() const {
   absl::MutexLock lock(&mu_);
   if (token_.empty()) return std::nullopt;
@@ -92,11 +97,16 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
     if (response.ok()) continue;
     GS_LOG(kWarning) << "keep-alive failed: " << response.status();
     if (response.status().code() == absl::StatusCode::kUnauthenticated) {
-      absl::MutexLock lock(&mu_);
-      if (token_ == token) {
+      std::function<void()> lost;
+      {
+        absl::MutexLock lock(&mu_);
+        if (token_ != token) return;
         token_.clear();
         user_.clear();
+        lost = on_session_lost_;
       }
+      GS_LOG(kWarning) << "the tracker ended the session; log in again";
+      if (lost) lost();
       return;
     }
   }

@@ -7,6 +7,7 @@
 #ifndef GROUPSHARE_SERVICES_PEER_TRACKER_CLIENT_H_
 #define GROUPSHARE_SERVICES_PEER_TRACKER_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,10 @@ class TrackerClient {
   // (expired, tracker state lost) ends here too at the next keep-alive.
   std::optional<std::string> user() const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Called (from the keep-alive thread) when the tracker ended the session
+  // on its own, so that the client stops sharing as at a logout.
+  void SetSessionLostCallback(std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct Attempt {
     tv1::TrackerService::Stub* stub;
@@ -80,6 +85,7 @@ class TrackerClient {
   std::string token_ ABSL_GUARDED_BY(mu_);
   std::string user_ ABSL_GUARDED_BY(mu_);
   bool keepalive_stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> on_session_lost_ ABSL_GUARDED_BY(mu_);
   std::thread keepalive_;  // joined only by the thread that runs Login/Logout
 };
 

@@ -13,12 +13,14 @@
 
 namespace groupshare::testing {
 
-Cluster::Cluster() {
+Cluster::Cluster(const std::vector<std::string>& tracker_flags) {
   WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+  std::vector<std::string> argv = {GS_TRACKER_BIN, dir_.File("bind.txt"), "1", "--db",
+                                   dir_.File("tracker.db"), "--password_iterations", "1000",
+                                   "--port_file", dir_.File("tracker.port")};
+  argv.insert(argv.end(), tracker_flags.begin(), tracker_flags.end());
   tracker_ = std::make_unique<Subprocess>(
-      std::vector<std::string>{GS_TRACKER_BIN, dir_.File("bind.txt"), "1", "--db",
-                               dir_.File("tracker.db"), "--password_iterations", "1000",
-                               "--port_file", dir_.File("tracker.port")},
+      argv,
       std::map<std::string, std::string>{{"HOME", dir_.path()}}, dir_.File("tracker.log"));
   std::string port = WaitForFile(dir_.File("tracker.port"));
   EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(port), &tracker_port_))

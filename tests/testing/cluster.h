@@ -27,8 +27,8 @@ class Cluster {
     std::string Log() const { return ReadFile(state_dir + "/client.log"); }
   };
 
-  // Starts the tracker.
-  Cluster();
+  // Starts the tracker, with `tracker_flags` added to its command line.
+  explicit Cluster(const std::vector<std::string>& tracker_flags = {});
   ~Cluster();
 
   TempDir& dir() { return dir_; }
