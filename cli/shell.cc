@@ -36,6 +36,44 @@ std::string HumanSize(uint64_t bytes) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view line) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  char quote = 0;
+  for (size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quote != 0) {
+      if (c == quote) {
+        quote = 0;
+      } else if (c == '\\' && quote == '"' && i + 1 < line.size()) {
+        word += line[++i];
+      } else {
+        word += c;
+      }
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < line.size()) {
+      word += line[++i];
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (quote != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unterminated ", std::string(1, quote), " quote; close it or escape it with \\"));
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
 Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
     : tracker_(tracker), node_(node), out_(out) {
   auto bind = [this](absl::Status (Shell::*fn)(const Args&)) {
@@ -88,7 +126,12 @@ std::string Shell::Usage(const Command& c) const {
 void Shell::Print(const std::string& line) { out_ << line << std::endl; }
 
 bool Shell::Execute(absl::string_view line) {
-  Args words = absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+  absl::StatusOr<Args> split = SplitWords(line);
+  if (!split.ok()) {
+    Print(absl::StrCat("error: ", split.status().message()));
+    return true;
+  }
+  Args words = *std::move(split);
   if (words.empty() || words[0].front() == '#') return true;
   std::string name = words[0];
   Args args(words.begin() + 1, words.end());

@@ -12,11 +12,18 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "services/peer/node.h"
 #include "services/peer/tracker_client.h"
 
 namespace groupshare::cli {
+
+// Splits a command line into words at blanks. "double" or 'single' quotes
+// keep blanks inside a word (a path with spaces), and a backslash escapes the
+// next character (in double quotes too). INVALID_ARGUMENT for an unterminated
+// quote.
+absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view line);
 
 class Shell {
  public:

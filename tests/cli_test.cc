@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cli/shell.h"
 #include "cli/terminal.h"
 
 namespace groupshare::cli {
@@ -37,6 +38,19 @@ TEST(ProgressPrompt, CountsTheOtherDownloads) {
   EXPECT_THAT(ProgressPrompt({Running("a", 0, 1 << 20), Running("b", 0, 1 << 20),
                               Running("c", 0, 1 << 20)}),
               StartsWith("a [....................] 0.0% 0.0/1.0 MiB 1.0 MiB/s ETA 1s peers=3 (+2 more) |"));
+}
+
+using Words = std::vector<std::string>;
+
+TEST(SplitWords, BlanksQuotesAndEscapes) {
+  EXPECT_EQ(*SplitWords("  login  alice\tpw \r"), (Words{"login", "alice", "pw"}));
+  EXPECT_EQ(*SplitWords("upload_file \"/home/me/my film.mkv\" g"),
+            (Words{"upload_file", "/home/me/my film.mkv", "g"}));
+  EXPECT_EQ(*SplitWords("upload_file '/a b/c\\d' g"), (Words{"upload_file", "/a b/c\\d", "g"}));
+  EXPECT_EQ(*SplitWords("x my\\ file \"say \\\"hi\\\"\""), (Words{"x", "my file", "say \"hi\""}));
+  EXPECT_EQ(*SplitWords("x \"\" y"), (Words{"x", "", "y"}));
+  EXPECT_TRUE(SplitWords("")->empty());
+  EXPECT_EQ(SplitWords("x \"open").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -486,6 +486,13 @@ TEST_F(Sharing, BadInputGetsClearErrors) {
   struct stat st;
   ASSERT_EQ(stat(Dest("empty.out").c_str(), &st), 0);
   EXPECT_EQ(st.st_size, 0);
+  // Quotes keep a path with spaces in one word.
+  std::string spaced = MakeFile("alice", "my film.bin", 4096);
+  EXPECT_THAT(alice->Run("upload_file \"" + spaced + "\" g"), StartsWith("shared my film.bin in g"));
+  EXPECT_THAT(bob->Run("download_file g 'my film.bin' " + into), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C] [g] my film.bin"),
+            "[C] [g] my film.bin -> " + into + "/my film.bin");
+  EXPECT_THAT(bob->Run("download_file g \"my film.bin"), StartsWith("error: unterminated \" quote"));
   EXPECT_THAT(bob->Run("upload_file"), StartsWith("error: usage: upload_file <file_path> <group_id>"));
   EXPECT_THAT(bob->Run("stop_share g nope.bin"), StartsWith("error: you do not share 'nope.bin'"));
 }
