@@ -41,6 +41,11 @@ ABSL_FLAG(int, no_source_timeout, 30,
 ABSL_FLAG(int64_t, max_upload_rate, 0,
           "KiB a second this client sends to other peers at most, over all downloads "
           "(0: no limit)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: the peer service serves TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM roots: talk TLS to the trackers and peers, verifying them against these");
 ABSL_FLAG(int, piece_timeout, 20,
           "seconds a piece may take before it is asked of another peer");
 
@@ -92,11 +97,19 @@ int main(int argc, char** argv) {
   auto state = peer::ClientState::Open(state_dir + "/state.db");
   if (!state.ok()) return FailStartup(state.status().message());
 
-  peer::TrackerClient tracker(*std::move(trackers));
+  TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+               absl::GetFlag(FLAGS_tls_ca)};
+  auto server_credentials = ServerCredentialsFor(tls);
+  if (!server_credentials.ok()) return FailStartup(server_credentials.status().message());
+  auto channel_credentials = ChannelCredentialsFor(tls);
+  if (!channel_credentials.ok()) return FailStartup(channel_credentials.status().message());
+
+  peer::TrackerClient tracker(*std::move(trackers), *channel_credentials);
   peer::NodeOptions options;
   options.peer_address = self->ToString();
   options.download.no_source_timeout = absl::Seconds(absl::GetFlag(FLAGS_no_source_timeout));
   options.download.piece_timeout = absl::Seconds(absl::GetFlag(FLAGS_piece_timeout));
+  options.download.credentials = *channel_credentials;
   peer::Node node(&tracker, *std::move(state), options);
   if (absl::GetFlag(FLAGS_max_upload_rate) < 0) return FailStartup("--max_upload_rate must be >= 0");
   node.peer_service()->SetMaxUploadRate(
@@ -106,7 +119,7 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.RegisterService(node.peer_service());
   int port = 0;
-  auto server = StartServer(builder, self->ToString(), &port);
+  auto server = StartServer(builder, self->ToString(), &port, *server_credentials);
   if (!server.ok()) return FailStartup(server.status().message());
   // With port 0 the system chose one: advertise that.
   if (self->port == 0) node.set_peer_address(absl::StrCat(self->host, ":", port));

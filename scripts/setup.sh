@@ -19,6 +19,8 @@ if [ "${BUILD_TESTING:-ON}" != OFF ]; then
     python3 python3-grpcio python3-protobuf grpc-proto
     # checking docker-compose.yml, and running its services' commands
     docker-compose python3-yaml
+    # certificates for the TLS test
+    openssl
   )
 fi
 

@@ -426,6 +426,34 @@ TEST(SessionExpiry, ClientWhoseSessionExpiredStopsSharingUntilItLogsInAgain) {
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
 }
 
+TEST(Tls, TrackerAndPeersOverTlsAndPlaintextClientsRefused) {
+  testing::TempDir certs;
+  std::string cert = certs.File("cert.pem"), key = certs.File("key.pem");
+  testing::Subprocess openssl(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+       "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert},
+      {}, certs.File("openssl.log"));
+  openssl.CloseStdin();
+  ASSERT_EQ(openssl.Wait(), 0) << testing::ReadFile(certs.File("openssl.log"));
+  const std::vector<std::string> tls = {"--tls_cert", cert, "--tls_key", key, "--tls_ca", cert};
+
+  Cluster cluster({"--tls_cert", cert, "--tls_key", key});
+  auto alice = cluster.StartUser("alice", tls);
+  auto bob = cluster.StartUser("bob", tls);
+  cluster.AddMember(*alice, *bob, "g");
+  std::string path = cluster.dir().File("f.bin");
+  testing::WriteFile(path, testing::RandomBytes(3 << 20, 4));
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  std::string dest = cluster.dir().File("out.bin");
+  EXPECT_THAT(bob->Run("download_file g f.bin " + dest), StartsWith("downloading"));
+  EXPECT_EQ(cluster.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + dest);
+  EXPECT_TRUE(testing::ReadFile(dest) == testing::ReadFile(path));
+  // A client that does not speak TLS gets nowhere.
+  auto plain = cluster.StartClient("plain");
+  EXPECT_THAT(plain->Run("create_user carol pw"), StartsWith("error: no tracker answers"));
+}
+
 TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
   const size_t size = 16 << 20;
   auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});

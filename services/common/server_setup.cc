@@ -4,6 +4,9 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
 
 namespace groupshare {
@@ -13,10 +16,50 @@ void EnableReflectionAndHealth() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 }
 
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(grpc::ServerBuilder& builder,
-                                                          const std::string& address,
-                                                          int* bound_port) {
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), bound_port);
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read the ", what, " '", path, "'"));
+  }
+  return text.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
+    const TlsFiles& files) {
+  if (files.cert.empty() && files.key.empty()) return grpc::InsecureServerCredentials();
+  if (files.cert.empty() || files.key.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls_cert and --tls_key");
+  }
+  auto cert = ReadPem(files.cert, "TLS certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(files.key, "TLS key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(options);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const TlsFiles& files) {
+  if (files.ca.empty()) return grpc::InsecureChannelCredentials();
+  auto ca = ReadPem(files.ca, "TLS CA file");
+  if (!ca.ok()) return ca.status();
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = *ca;
+  return grpc::SslCredentials(options);
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
+    grpc::ServerBuilder& builder, const std::string& address, int* bound_port,
+    std::shared_ptr<grpc::ServerCredentials> credentials) {
+  if (credentials == nullptr) credentials = grpc::InsecureServerCredentials();
+  builder.AddListeningPort(address, credentials, bound_port);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *bound_port == 0) {
     return absl::UnavailableError(absl::StrCat(

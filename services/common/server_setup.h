@@ -4,6 +4,8 @@
 #ifndef GROUPSHARE_SERVICES_COMMON_SERVER_SETUP_H_
 #define GROUPSHARE_SERVICES_COMMON_SERVER_SETUP_H_
 
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
 #include <memory>
@@ -16,13 +18,28 @@ namespace groupshare {
 // Call once before the first ServerBuilder is made.
 void EnableReflectionAndHealth();
 
-// Adds a plaintext listening port for "host:port" and starts the server
-// with the services already registered on `builder`. Returns the server and
-// stores the bound port (the chosen one for port 0) in `*bound_port`.
-// UNAVAILABLE when the address cannot be bound.
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(grpc::ServerBuilder& builder,
-                                                          const std::string& address,
-                                                          int* bound_port);
+// TLS is optional: with no files named, both sides speak plaintext.
+struct TlsFiles {
+  std::string cert;  // PEM certificate chain a server presents
+  std::string key;   // PEM private key of that certificate
+  std::string ca;    // PEM roots a client trusts to verify servers
+};
+
+// Plaintext without a certificate, TLS with one; INVALID_ARGUMENT when
+// only one of cert and key is given or a file cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
+    const TlsFiles& files);
+// Plaintext without a CA file, TLS verifying servers against it with one.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const TlsFiles& files);
+
+// Adds a listening port for "host:port" and starts the server with the
+// services already registered on `builder`. Returns the server and stores
+// the bound port (the chosen one for port 0) in `*bound_port`. UNAVAILABLE
+// when the address cannot be bound.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
+    grpc::ServerBuilder& builder, const std::string& address, int* bound_port,
+    std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
 
 }  // namespace groupshare
 

@@ -32,13 +32,15 @@ constexpr absl::Duration kPipelineTarget = absl::Milliseconds(20);
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
 
-std::unique_ptr<pv1::PeerService::Stub> PeerStub(const std::string& address) {
+std::unique_ptr<pv1::PeerService::Stub> PeerStub(
+    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   // Each download talks to a peer over a connection of its own.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return pv1::PeerService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+      grpc::CreateCustomChannel(address, credentials, args));
 }
 
 }  // namespace
@@ -372,7 +374,7 @@ void Download::AddPeers(const tv1::GetFilePeersResponse& response) {
     peer->id = next_peer_id_++;
     peer->user_id = p.user_id();
     peer->address = p.address();
-    peer->stub = PeerStub(p.address());
+    peer->stub = PeerStub(p.address(), options_.credentials);
     Peer* raw = peer.get();
     peers_.push_back(std::move(peer));
     raw->threads.emplace_back(&Download::ReadBitfield, this, raw);

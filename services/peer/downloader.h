@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/security/credentials.h>
+
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/bitfield.h"
@@ -44,6 +46,8 @@ struct DownloadOptions {
   int max_strikes = 3;
   // A peer whose requests fail this often in a row is dropped.
   int max_failures = 3;
+  // How to reach peers: plaintext when null.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 enum class DownloadState { kRunning, kComplete, kFailed, kStopped };

@@ -6,11 +6,14 @@
 
 namespace groupshare::peer {
 
-TrackerClient::TrackerClient(std::vector<HostPort> trackers, absl::Duration call_timeout)
+TrackerClient::TrackerClient(std::vector<HostPort> trackers,
+                             std::shared_ptr<grpc::ChannelCredentials> credentials,
+                             absl::Duration call_timeout)
     : trackers_(std::move(trackers)), call_timeout_(call_timeout) {
+  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   for (const HostPort& t : trackers_) {
-    stubs_.push_back(tv1::TrackerService::NewStub(
-        grpc::CreateChannel(t.ToString(), grpc::InsecureChannelCredentials())));
+    stubs_.push_back(
+        tv1::TrackerService::NewStub(grpc::CreateChannel(t.ToString(), credentials)));
   }
 }
 

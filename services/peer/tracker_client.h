@@ -33,7 +33,9 @@ class TrackerClient {
   using Rpc = grpc::Status (tv1::TrackerService::Stub::*)(grpc::ClientContext*, const Req&,
                                                          Resp*);
 
+  // Plaintext unless `credentials` say otherwise.
   explicit TrackerClient(std::vector<HostPort> trackers,
+                         std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr,
                          absl::Duration call_timeout = absl::Seconds(5));
   ~TrackerClient();
   TrackerClient(const TrackerClient&) = delete;

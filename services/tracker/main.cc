@@ -30,6 +30,8 @@ ABSL_FLAG(int, ticket_ttl, 900, "seconds a download ticket stays valid");
 ABSL_FLAG(int, password_iterations, 200000,
           "PBKDF2 iterations for new password hashes");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port here once listening (useful with port 0)");
 
@@ -81,11 +83,14 @@ int main(int argc, char** argv) {
   auto service = tracker::TrackerServiceImpl::Create(store->get(), options);
   if (!service.ok()) return FailStartup(service.status().message());
 
+  auto credentials = ServerCredentialsFor(
+      {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key), ""});
+  if (!credentials.ok()) return FailStartup(credentials.status().message());
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;
   builder.RegisterService(service->get());
   int port = 0;
-  auto server = StartServer(builder, address.ToString(), &port);
+  auto server = StartServer(builder, address.ToString(), &port, *credentials);
   if (!server.ok()) return FailStartup(server.status().message());
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (auto s = WriteFileAtomically(port_file, absl::StrCat(port, "\n")); !s.ok()) {
