@@ -130,8 +130,16 @@ int main(int argc, char** argv) {
   }
   GS_LOG(kInfo) << "peer service listening on " << self->host << ":" << port;
   cli::Shell shell(tracker, node, std::cout);
+  const bool terminal = !absl::GetFlag(FLAGS_headless) && isatty(STDIN_FILENO) &&
+                        isatty(STDOUT_FILENO);
   WatchTermSignals([&](int sig) {
     GS_LOG(kInfo) << "signal " << sig << ": logging out and stopping";
+    if (terminal) {
+      // The terminal loop notices within a tick and ends normally, so that
+      // readline gives the terminal back as it found it.
+      cli::StopTerminal();
+      return;
+    }
     shell.Close();
     std::exit(0);
   });
@@ -149,7 +157,7 @@ int main(int argc, char** argv) {
       absl::Notification forever;  // the signal handler ends the process
       forever.WaitForNotification();
     }
-  } else if (!quit && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+  } else if (!quit && terminal) {
     cli::RunTerminal(shell, node, state_dir + "/history");
   } else if (!quit) {
     cli::RunPiped(shell);

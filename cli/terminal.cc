@@ -5,6 +5,7 @@
 #include <sys/select.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,7 @@ constexpr int kBarWidth = 20;
 // through these, which only the thread in RunTerminal touches.
 Shell* g_shell = nullptr;
 bool g_done = false;
+std::atomic<bool> g_stop{false};  // set from the signal thread
 
 void OnLine(char* line) {
   if (line == nullptr) {  // Ctrl-D
@@ -66,7 +68,7 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
   read_history(history_file.c_str());
   std::string prompt = kPrompt;
   rl_callback_handler_install(prompt.c_str(), OnLine);
-  while (!g_done) {
+  while (!g_done && !g_stop.load()) {
     fd_set in;
     FD_ZERO(&in);
     FD_SET(STDIN_FILENO, &in);
@@ -85,9 +87,12 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
     }
   }
   rl_callback_handler_remove();
+  if (g_stop.load()) std::cout << "\n";
   write_history(history_file.c_str());
   history_truncate_file(history_file.c_str(), 1000);
 }
+
+void StopTerminal() { g_stop.store(true); }
 
 void RunPiped(Shell& shell) {
   std::string line;

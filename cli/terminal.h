@@ -17,6 +17,9 @@ namespace groupshare::cli {
 void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file);
 void RunPiped(Shell& shell);
 
+// Makes RunTerminal return within a tick; safe from any thread.
+void StopTerminal();
+
 // The prompt: "groupshare> ", led by a progress bar of the first running
 // download (percent, bytes, rate, ETA, peers) while any runs.
 std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads);
