@@ -98,12 +98,7 @@ void Node::set_peer_address(const std::string& address) {
 
 Node::~Node() {
   tracker_->SetSessionLostCallback(nullptr);
-  std::vector<std::unique_ptr<Download>> downloads;
-  {
-    absl::MutexLock lock(&mu_);
-    downloads.swap(downloads_);
-  }
-  downloads.clear();
+  StopSharing();
   peer_service_.Shutdown();
 }
 
