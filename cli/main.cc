@@ -65,11 +65,11 @@ int main(int argc, char** argv) {
   using namespace groupshare;
   // gRPC streams large messages much faster when glibc keeps freed memory
   // for reuse instead of mapping and unmapping it for every piece. Few
-  // arenas keep what is kept small: with one arena a thread, dozens of
-  // download threads each held on to pieces' worth of memory (measured with
-  // bench/download_bench.sh: faster, and peak RSS ~80 MiB instead of ~190).
+  // arenas keep what is kept small. The trim threshold stays low, so that
+  // memory a burst of calls took goes back to the system afterwards (the
+  // peer service also trims once it is idle).
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
   mallopt(M_ARENA_MAX, 2);
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -21,14 +22,18 @@ PieceStore::~PieceStore() = default;
 
 absl::Status PieceStore::Add(const ShareKey& key, const std::string& name,
                              const std::string& path, FileLayout layout, Bitfield have) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot open '", path, "': ", std::strerror(errno)));
+        absl::StrCat("cannot open '", path, "': ",
+                     errno == ELOOP ? "it is a symbolic link" : std::strerror(errno)));
   }
   std::shared_ptr<File> file(new File{fd});
   struct stat st;
-  if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) < layout.size) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("'", path, "' is not a regular file"));
+  }
+  if (static_cast<uint64_t>(st.st_size) < layout.size) {
     return absl::FailedPreconditionError(
         absl::StrCat("'", path, "' is shorter than the ", layout.size, " bytes shared"));
   }
@@ -37,34 +42,58 @@ absl::Status PieceStore::Add(const ShareKey& key, const std::string& name,
   share->file = std::move(file);
   share->layout = layout;
   share->have = std::move(have);
-  absl::MutexLock lock(&mu_);
-  shares_[key] = std::move(share);
-  changed_.SignalAll();
+  std::vector<std::shared_ptr<Share>> replaced;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<Share>& slot = shares_[key];
+    if (slot != nullptr) replaced.push_back(std::move(slot));
+    slot = std::move(share);
+  }
+  Gone(replaced);
   return absl::OkStatus();
 }
 
-void PieceStore::MarkHave(const ShareKey& key, uint32_t piece) {
-  absl::MutexLock lock(&mu_);
-  auto it = shares_.find(key);
-  if (it == shares_.end() || piece >= it->second->have.size() ||
-      it->second->have.Get(piece)) {
-    return;
+void PieceStore::Gone(const std::vector<std::shared_ptr<Share>>& shares) {
+  for (const auto& share : shares) {
+    for (const auto& listener : share->listeners) listener->OnGone();
   }
-  it->second->have.Set(piece);
-  it->second->added.push_back(piece);
-  changed_.SignalAll();
+}
+
+void PieceStore::MarkHave(const ShareKey& key, uint32_t piece) {
+  std::vector<std::shared_ptr<Listener>> listeners;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shares_.find(key);
+    if (it == shares_.end() || piece >= it->second->have.size() ||
+        it->second->have.Get(piece)) {
+      return;
+    }
+    it->second->have.Set(piece);
+    listeners = it->second->listeners;
+  }
+  for (const auto& listener : listeners) listener->OnHave(piece);
 }
 
 void PieceStore::Remove(const ShareKey& key) {
-  absl::MutexLock lock(&mu_);
-  shares_.erase(key);
-  changed_.SignalAll();
+  std::vector<std::shared_ptr<Share>> removed;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shares_.find(key);
+    if (it == shares_.end()) return;
+    removed.push_back(std::move(it->second));
+    shares_.erase(it);
+  }
+  Gone(removed);
 }
 
 void PieceStore::RemoveAll() {
-  absl::MutexLock lock(&mu_);
-  shares_.clear();
-  changed_.SignalAll();
+  std::vector<std::shared_ptr<Share>> removed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, share] : shares_) removed.push_back(std::move(share));
+    shares_.clear();
+  }
+  Gone(removed);
 }
 
 std::vector<ShareKey> PieceStore::Keys() const {
@@ -94,29 +123,29 @@ absl::StatusOr<PieceStore::Snapshot> PieceStore::Get(const ShareKey& key) const 
   auto it = shares_.find(key);
   if (it == shares_.end()) return NotServed();
   const Share& s = *it->second;
-  return Snapshot{s.name, s.layout, s.have, s.added.size()};
+  return Snapshot{s.name, s.layout, s.have};
 }
 
-absl::StatusOr<std::vector<uint32_t>> PieceStore::WaitForNew(const ShareKey& key,
-                                                             size_t* cursor,
-                                                             absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
+absl::StatusOr<PieceStore::Snapshot> PieceStore::Subscribe(
+    const ShareKey& key, std::shared_ptr<Listener> listener) {
   absl::MutexLock lock(&mu_);
-  while (true) {
-    auto it = shares_.find(key);
-    if (it == shares_.end()) return NotServed();
-    const std::vector<uint32_t>& added = it->second->added;
-    if (added.size() > *cursor) {
-      std::vector<uint32_t> out(added.begin() + static_cast<long>(*cursor), added.end());
-      *cursor = added.size();
-      return out;
-    }
-    if (changed_.WaitWithDeadline(&mu_, deadline)) return std::vector<uint32_t>();
-  }
+  auto it = shares_.find(key);
+  if (it == shares_.end()) return NotServed();
+  Share& s = *it->second;
+  s.listeners.push_back(std::move(listener));
+  return Snapshot{s.name, s.layout, s.have};
 }
 
-absl::Status PieceStore::ReadPiece(const ShareKey& key, uint32_t piece,
-                                   std::string* out) const {
+void PieceStore::Unsubscribe(const ShareKey& key, const Listener* listener) {
+  absl::MutexLock lock(&mu_);
+  auto it = shares_.find(key);
+  if (it == shares_.end()) return;
+  auto& listeners = it->second->listeners;
+  std::erase_if(listeners, [&](const auto& l) { return l.get() == listener; });
+}
+
+absl::Status PieceStore::Read(const ShareKey& key, uint32_t piece, uint32_t offset,
+                              uint32_t length, std::string* out) const {
   std::shared_ptr<File> file;
   FileLayout layout;
   {
@@ -134,8 +163,14 @@ absl::Status PieceStore::ReadPiece(const ShareKey& key, uint32_t piece,
     file = s.file;
     layout = s.layout;
   }
-  out->resize(layout.PieceLength(piece));
-  return ReadFully(file->fd, out->data(), out->size(), layout.PieceOffset(piece));
+  const uint64_t piece_length = layout.PieceLength(piece);
+  if (length == 0 && offset < piece_length) length = static_cast<uint32_t>(piece_length - offset);
+  if (static_cast<uint64_t>(offset) + length > piece_length) {
+    return absl::OutOfRangeError(absl::StrCat("bytes ", offset, "+", length, " are beyond piece ",
+                                              piece, "'s ", piece_length));
+  }
+  out->resize(length);
+  return ReadFully(file->fd, out->data(), out->size(), layout.PieceOffset(piece) + offset);
 }
 
 }  // namespace groupshare

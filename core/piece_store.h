@@ -1,9 +1,10 @@
 // The files this client serves, whole or in part: for each share (a group
 // and a file SHA1) an open file to read pieces from, the file's layout, and
 // which pieces are held. A download adds its pieces one by one as they are
-// verified; readers wait for new pieces without polling.
+// verified; subscribers hear of each new piece at once, without polling.
 //
-// Thread-safe. Pieces are read from disk only when asked for.
+// Thread-safe. Pieces are read from disk only when asked for. Listeners are
+// called with no lock of the store held.
 #ifndef GROUPSHARE_CORE_PIECE_STORE_H_
 #define GROUPSHARE_CORE_PIECE_STORE_H_
 
@@ -33,21 +34,31 @@ class PieceStore {
     std::string name;
     FileLayout layout;
     Bitfield have;
-    size_t cursor = 0;  // for WaitForNew: pieces added after this snapshot
+  };
+
+  // Hears of one share's changes. Called from the thread that made the
+  // change; must not block and must not call back into the store.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    virtual void OnHave(uint32_t piece) = 0;
+    // The share is no longer served; no call follows.
+    virtual void OnGone() = 0;
   };
 
   PieceStore() = default;
   ~PieceStore();
 
   // Starts serving `path` (read-only) as the share `key`, holding the pieces
-  // in `have`. Replaces an earlier share of the same key. UNAVAILABLE when
-  // the file cannot be opened, FAILED_PRECONDITION when it is shorter than
-  // the layout says.
+  // in `have`. Replaces an earlier share of the same key (its listeners hear
+  // OnGone). UNAVAILABLE when the file cannot be opened or is a symlink,
+  // FAILED_PRECONDITION when it is not a regular file or is shorter than the
+  // layout says.
   absl::Status Add(const ShareKey& key, const std::string& name, const std::string& path,
                    FileLayout layout, Bitfield have) ABSL_LOCKS_EXCLUDED(mu_);
-  // A verified piece is now on disk; wakes the waiters.
+  // A verified piece is now on disk; tells the listeners.
   void MarkHave(const ShareKey& key, uint32_t piece) ABSL_LOCKS_EXCLUDED(mu_);
-  // Stops serving; waiters see NOT_FOUND.
+  // Stops serving; listeners hear OnGone.
   void Remove(const ShareKey& key) ABSL_LOCKS_EXCLUDED(mu_);
   void RemoveAll() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -57,17 +68,25 @@ class PieceStore {
 
   // The share's layout and held pieces; NOT_FOUND when not served.
   absl::StatusOr<Snapshot> Get(const ShareKey& key) const ABSL_LOCKS_EXCLUDED(mu_);
-  // Waits up to `timeout` for pieces added after `*cursor` and returns them
-  // (empty on timeout), moving the cursor. NOT_FOUND once the share is gone.
-  absl::StatusOr<std::vector<uint32_t>> WaitForNew(const ShareKey& key, size_t* cursor,
-                                                   absl::Duration timeout)
+  // The share's snapshot, and from then on `listener` hears of every piece
+  // added and of the share's end, until Unsubscribe. NOT_FOUND when not
+  // served.
+  absl::StatusOr<Snapshot> Subscribe(const ShareKey& key, std::shared_ptr<Listener> listener)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Reads a held piece into `*out`, resized to fit (reuse one string for
-  // many pieces: same-size resizes then cost nothing). NOT_FOUND (share),
-  // OUT_OF_RANGE (index), FAILED_PRECONDITION (not held yet), UNAVAILABLE
-  // (disk).
+  // No call to `listener` starts after this returns (one under way may
+  // still finish).
+  void Unsubscribe(const ShareKey& key, const Listener* listener) ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads `length` bytes at `offset` of a held piece into `*out`, resized to
+  // fit (reuse one string for many reads: same-size resizes then cost
+  // nothing); `length` 0 reads to the piece's end. NOT_FOUND (share),
+  // OUT_OF_RANGE (index or range), FAILED_PRECONDITION (not held yet),
+  // UNAVAILABLE (disk).
+  absl::Status Read(const ShareKey& key, uint32_t piece, uint32_t offset, uint32_t length,
+                    std::string* out) const ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ReadPiece(const ShareKey& key, uint32_t piece, std::string* out) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return Read(key, piece, 0, 0, out);
+  }
 
  private:
   struct File;  // an open file descriptor, closed with its last user
@@ -76,11 +95,12 @@ class PieceStore {
     std::shared_ptr<File> file;
     FileLayout layout;
     Bitfield have;
-    std::vector<uint32_t> added;  // pieces in the order they were added
+    std::vector<std::shared_ptr<Listener>> listeners;
   };
+  // Tells the listeners of `shares` that they are gone.
+  static void Gone(const std::vector<std::shared_ptr<Share>>& shares);
 
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;
   std::map<ShareKey, std::shared_ptr<Share>> shares_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -14,7 +14,7 @@
 namespace groupshare {
 namespace {
 
-constexpr absl::string_view kClaimsTag = "gs-ticket-v1";
+constexpr absl::string_view kClaimsTag = "gs-ticket-v2";
 constexpr size_t kKeyBytes = 32;
 
 struct PkeyDeleter {
@@ -41,7 +41,7 @@ std::string RawKey(EVP_PKEY* key, bool is_private) {
 
 std::string Claims(const Ticket& t) {
   return absl::StrCat(kClaimsTag, "\n", t.user_id, "\n", t.group_id, "\n",
-                      t.file_sha1, "\n", absl::ToUnixSeconds(t.expires));
+                      t.file_sha1, "\n", t.peer, "\n", absl::ToUnixSeconds(t.expires));
 }
 
 }  // namespace
@@ -146,11 +146,11 @@ absl::StatusOr<Ticket> TicketVerifier::Verify(absl::string_view text,
   }
   std::vector<std::string> fields = absl::StrSplit(claims, '\n');
   int64_t expiry = 0;
-  if (fields.size() != 5 || fields[0] != kClaimsTag ||
-      !absl::SimpleAtoi(fields[4], &expiry)) {
+  if (fields.size() != 6 || fields[0] != kClaimsTag ||
+      !absl::SimpleAtoi(fields[5], &expiry)) {
     return denied("malformed claims");
   }
-  Ticket ticket{fields[1], fields[2], fields[3], absl::FromUnixSeconds(expiry)};
+  Ticket ticket{fields[1], fields[2], fields[3], fields[4], absl::FromUnixSeconds(expiry)};
   if (now >= ticket.expires) return denied("expired");
   return ticket;
 }

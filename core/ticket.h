@@ -1,12 +1,14 @@
-// Download tickets: the tracker signs, for one user, group and file, a
-// permission to pull the file's pieces until an expiry; every peer verifies
-// the signature with the tracker's public key before serving a byte. Ed25519
-// through OpenSSL's EVP API.
+// Download tickets: the tracker signs, for one user, group and file and one
+// peer, a permission to pull the file's pieces from that peer until an
+// expiry; every peer verifies the signature with the tracker's public key,
+// and that the ticket names it, before serving a byte. Ed25519 through
+// OpenSSL's EVP API.
 //
 // A ticket travels as text: base64url(claims) "." base64url(signature),
-// where claims is "gs-ticket-v1\n<user>\n<group>\n<file sha1>\n<expiry>"
-// (expiry in Unix seconds). Ids hold no whitespace, so the claims are
-// unambiguous.
+// where claims is
+// "gs-ticket-v2\n<user>\n<group>\n<file sha1>\n<peer address>\n<expiry>"
+// (expiry in Unix seconds). Ids and addresses hold no whitespace, so the
+// claims are unambiguous.
 #ifndef GROUPSHARE_CORE_TICKET_H_
 #define GROUPSHARE_CORE_TICKET_H_
 
@@ -23,6 +25,7 @@ struct Ticket {
   std::string user_id;
   std::string group_id;
   std::string file_sha1;  // lower-case hex
+  std::string peer;       // host:port of the one peer that accepts it
   absl::Time expires;     // whole seconds
 };
 

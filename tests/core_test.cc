@@ -119,7 +119,7 @@ TEST(Ticket, SignedTicketVerifies) {
   auto verifier = TicketVerifier::Create((*signer)->PublicKey());
   ASSERT_TRUE(verifier.ok());
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
-  Ticket t{"alice", "g1", std::string(40, 'a'), now + absl::Minutes(5)};
+  Ticket t{"alice", "g1", std::string(40, 'a'), "127.0.0.1:7001", now + absl::Minutes(5)};
   auto text = (*signer)->Sign(t);
   ASSERT_TRUE(text.ok());
   auto back = (*verifier)->Verify(*text, now);
@@ -127,6 +127,7 @@ TEST(Ticket, SignedTicketVerifies) {
   EXPECT_EQ(back->user_id, "alice");
   EXPECT_EQ(back->group_id, "g1");
   EXPECT_EQ(back->file_sha1, t.file_sha1);
+  EXPECT_EQ(back->peer, "127.0.0.1:7001");
   EXPECT_EQ(back->expires, t.expires);
 }
 
@@ -135,7 +136,7 @@ TEST(Ticket, RefusesExpiredForgedAndForeignTickets) {
   auto other = *TicketSigner::Generate();
   auto verifier = *TicketVerifier::Create(signer->PublicKey());
   absl::Time now = absl::FromUnixSeconds(1'700'000'000);
-  Ticket t{"alice", "g1", std::string(40, 'a'), now + absl::Minutes(5)};
+  Ticket t{"alice", "g1", std::string(40, 'a'), "127.0.0.1:7001", now + absl::Minutes(5)};
   std::string good = *signer->Sign(t);
 
   EXPECT_EQ(verifier->Verify(good, now + absl::Minutes(5)).status().code(),

@@ -265,16 +265,22 @@ TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
   (*server)->Shutdown(std::chrono::system_clock::now());
 }
 
-TEST_F(Sharing, NonMemberAskingAPeerDirectlyIsRefused) {
+TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
   auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob");
+  auto carol = cluster_.StartUser("carol");
   auto eve = cluster_.StartUser("eve");
+  cluster_.AddMember(*alice, *bob, "g");
+  cluster_.AddMember(*alice, *carol, "g");
   std::string path = MakeFile("alice", "secret.bin", 1 << 20);
-  EXPECT_EQ(alice->Run("create_group g"), "group g created; you own it");
   EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
-  // Eve owns a group of her own, so she can get real tickets, for it only.
-  EXPECT_EQ(eve->Run("create_group h"), "group h created; you own it");
-  std::string other = MakeFile("eve", "other.bin", 1 << 20, 2);
-  EXPECT_THAT(eve->Run("upload_file " + other + " h"), StartsWith("shared"));
+  EXPECT_THAT(carol->Run("upload_file " + MakeFile("carol", "secret.bin", 1 << 20) + " g"),
+              StartsWith("shared"));
+  // Eve owns a group of her own where bob shares a file, so she holds real
+  // tickets, for that group only.
+  cluster_.AddMember(*eve, *bob, "h");
+  EXPECT_THAT(bob->Run("upload_file " + MakeFile("bob", "other.bin", 1 << 20, 2) + " h"),
+              StartsWith("shared"));
   EXPECT_THAT(eve->Run("download_file g secret.bin " + Dest("x")),
               StartsWith("error: you are not a member of group 'g'"));
 
@@ -288,8 +294,9 @@ TEST_F(Sharing, NonMemberAskingAPeerDirectlyIsRefused) {
     EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", req, &resp).ok());
     return resp;
   };
+  // The ticket the tracker makes out to `user` for the peer at `port`.
   auto ticket_for = [&](const std::string& token, const std::string& group,
-                        const std::string& file, grpc::StatusCode expect) {
+                        const std::string& file, grpc::StatusCode expect, int port = 0) {
     tv1::GetFilePeersRequest req;
     req.set_group_id(group);
     req.set_file_name(file);
@@ -297,18 +304,26 @@ TEST_F(Sharing, NonMemberAskingAPeerDirectlyIsRefused) {
     grpc::Status s = CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers, token,
                                  req, &resp);
     EXPECT_EQ(s.error_code(), expect) << s.error_message();
-    return resp;
+    for (const tv1::Peer& p : resp.peers()) {
+      if (absl::EndsWith(p.address(), absl::StrCat(":", port))) return p.ticket();
+    }
+    return std::string();
   };
   tv1::LoginResponse eve_session = login("eve");
   ticket_for(eve_session.token(), "g", "secret.bin", grpc::StatusCode::PERMISSION_DENIED);
-  std::string eve_ticket = ticket_for(eve_session.token(), "h", "other.bin",
-                                      grpc::StatusCode::OK).ticket();
-  tv1::LoginResponse alice_session = login("alice");
-  // Alice's own valid ticket (she is a member) shows what a good call gets.
+  std::string eve_ticket =
+      ticket_for(eve_session.token(), "h", "other.bin", grpc::StatusCode::OK, bob->port);
+  ASSERT_FALSE(eve_ticket.empty());
   std::string sha1 = HexEncode(Sha1Of(testing::ReadFile(path)));
   auto forged_signer = *TicketSigner::Generate();
   std::string forged = *forged_signer->Sign(
-      {"eve", "g", sha1, absl::Now() + absl::Minutes(5)});
+      {"eve", "g", sha1, absl::StrCat("127.0.0.1:", alice->port), absl::Now() + absl::Minutes(5)});
+  // Bob is a member; his ticket for carol is refused by alice: a holder
+  // who collects tickets cannot replay them elsewhere.
+  tv1::LoginResponse bob_session = login("bob");
+  std::string for_carol =
+      ticket_for(bob_session.token(), "g", "secret.bin", grpc::StatusCode::OK, carol->port);
+  ASSERT_FALSE(for_carol.empty());
 
   auto peer = pv1::PeerService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials()));
@@ -326,11 +341,13 @@ TEST_F(Sharing, NonMemberAskingAPeerDirectlyIsRefused) {
     grpc::Status s = reader->Finish();
     return std::make_pair(s, data);
   };
-  for (const std::string& bad : {std::string(), forged, eve_ticket, std::string("garbage")}) {
+  for (const std::string& bad :
+       {std::string(), forged, eve_ticket, for_carol, std::string("garbage")}) {
     auto [status, data] = get_piece(bad);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
     EXPECT_TRUE(data.empty());
   }
+  EXPECT_THAT(get_piece(for_carol).first.error_message(), HasSubstr("made out to the peer at"));
   pv1::GetBitfieldRequest bits;
   bits.set_ticket(eve_ticket);
   bits.set_group_id("g");
@@ -341,9 +358,9 @@ TEST_F(Sharing, NonMemberAskingAPeerDirectlyIsRefused) {
   EXPECT_FALSE(reader->Read(&update));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
 
-  // The member's ticket works, and the piece is the real one.
-  std::string good = ticket_for(alice_session.token(), "g", "secret.bin",
-                                grpc::StatusCode::OK).ticket();
+  // Bob's ticket for alice works, and the piece is the real one.
+  std::string good =
+      ticket_for(bob_session.token(), "g", "secret.bin", grpc::StatusCode::OK, alice->port);
   auto [status, data] = get_piece(good);
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_TRUE(data == testing::ReadFile(path).substr(0, 512 << 10));

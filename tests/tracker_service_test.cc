@@ -358,13 +358,16 @@ TEST_F(TrackerServiceTest, GetFilePeersSignsATicketForTheCaller) {
 
   auto verifier = TicketVerifier::Create(bob_login.ticket_public_key());
   ASSERT_TRUE(verifier.ok());
-  auto ticket = (*verifier)->Verify(resp.ticket(), clock_.Now());
+  // The ticket names the caller and the one peer it is for.
+  auto ticket = (*verifier)->Verify(resp.peers(0).ticket(), clock_.Now());
   ASSERT_TRUE(ticket.ok()) << ticket.status();
   EXPECT_EQ(ticket->user_id, "bob");
   EXPECT_EQ(ticket->group_id, "g");
   EXPECT_EQ(ticket->file_sha1, std::string(40, 'a'));
+  EXPECT_EQ(ticket->peer, "127.0.0.1:7001");
   EXPECT_EQ(absl::ToUnixSeconds(ticket->expires), resp.ticket_expires_at());
-  EXPECT_FALSE((*verifier)->Verify(resp.ticket(), clock_.Now() + absl::Minutes(11)).ok());
+  EXPECT_FALSE(
+      (*verifier)->Verify(resp.peers(0).ticket(), clock_.Now() + absl::Minutes(11)).ok());
 
   // Bob announces pieces; alice's view shows him as a partial source.
   tv1::AnnounceHolderRequest announce;

@@ -1,47 +1,34 @@
 #include "services/peer/downloader.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
-
-#include <grpcpp/grpcpp.h>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
-#include "core/file_hasher.h"
 #include "core/log.h"
 #include "core/status_macros.h"
-#include "services/common/grpc_status.h"
 
 namespace groupshare::peer {
 
 namespace tv1 = ::groupshare::tracker::v1;
-namespace pv1 = ::groupshare::peer::v1;
 
 namespace {
 
 // A peer address is taken back after it went away at most this often.
 constexpr int kMaxPeerAttempts = 3;
-// Requests in flight to a peer cover about this much of its transfer time.
-constexpr absl::Duration kPipelineTarget = absl::Milliseconds(20);
+// A peer's window of requests covers about this much of its transfer time.
+constexpr absl::Duration kPipelineTarget = absl::Milliseconds(40);
+constexpr uint32_t kMinWindow = 2;
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
-
-std::unique_ptr<pv1::PeerService::Stub> PeerStub(
-    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials) {
-  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  // Each download talks to a peer over a connection of its own.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return pv1::PeerService::NewStub(
-      grpc::CreateCustomChannel(address, credentials, args));
-}
+// A peer slower than this share of the fastest one may be swapped out for
+// one in reserve.
+constexpr double kSlowShare = 0.25;
 
 }  // namespace
 
@@ -55,38 +42,46 @@ const char* DownloadStateLetter(DownloadState state) {
   return "?";
 }
 
-struct Download::Peer {
-  PeerId id = 0;
-  std::string user_id;
-  std::string address;
-  std::unique_ptr<pv1::PeerService::Stub> stub;
-  grpc::ClientContext bitfield_ctx;
-  std::vector<std::thread> threads;
-  // Guarded by Download::mu_.
-  bool ready = false;  // its bitfield arrived
+// The coordinator's view of one peer. Guarded by Download::mu_.
+struct Download::Link {
+  uint32_t id = 0;
+  tv1::Peer peer;  // user, address and the current ticket
+  std::unique_ptr<PeerLink> link;
+  std::string bitfield_ticket;  // the ticket the bitfield stream was opened with
+  bool ready = false;           // its bitfield arrived
   bool gone = false;
   int strikes = 0;
   int failures = 0;  // in a row
+  uint32_t calls = 0;
+  uint32_t window = kMinWindow;
   uint64_t bytes = 0;
   uint64_t bytes_at_tick = 0;
   double rate = 0;  // bytes a second
-  std::map<uint32_t, grpc::ClientContext*> active;
-  absl::CondVar wake;  // its workers wait here for something to fetch
+  absl::Time since = absl::Now();
 };
 
 Download::Download(Env env, DownloadOptions options, std::string group_id,
                    tv1::GetFilePeersResponse first, std::string dest)
     : env_(std::move(env)),
-      options_(options),
+      options_(std::move(options)),
       group_id_(std::move(group_id)),
       file_(first.file()),
       layout_{first.file().size(), first.file().piece_size()},
       key_{group_id_, first.file().sha1()},
       dest_(std::move(dest)),
-      part_(dest_ + ".part"),
+      part_path_(dest_ + ".part"),
       first_(std::move(first)),
-      picker_(layout_.PieceCount(), PiecePicker::Options{
-                                        options.random_first, 2, std::random_device{}()}) {}
+      picker_(layout_.PieceCount(),
+              PiecePicker::Options{options_.random_first, 2, 32, std::random_device{}()}) {
+  for (const std::string& hex : file_.piece_sha1()) {
+    Sha1Digest digest{};
+    if (auto raw = HexDecode(hex); raw.has_value() && raw->size() == digest.size()) {
+      std::memcpy(digest.data(), raw->data(), digest.size());
+    }
+    expected_.push_back(digest);
+  }
+  workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
+}
 
 Download::~Download() {
   Stop();
@@ -99,16 +94,16 @@ void Download::Stop() {
   absl::MutexLock lock(&mu_);
   stop_ = true;
   changed_.SignalAll();
-  WakeAllPeers();
 }
 
-void Download::WakeAllPeers() {
-  for (const auto& p : peers_) p->wake.SignalAll();
+bool Download::WaitUntilDone(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&ended_), timeout);
 }
 
 DownloadProgress Download::Progress() const {
   absl::MutexLock lock(&mu_);
-  DownloadProgress p;
+  DownloadProgress p = counters_;
   p.group_id = group_id_;
   p.name = file_.name();
   p.dest = dest_;
@@ -118,70 +113,87 @@ DownloadProgress Download::Progress() const {
   p.bytes_done = bytes_done_;
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
-  for (const auto& peer : peers_) p.peers += peer->ready && !peer->gone;
+  for (const auto& l : links_) p.peers += l->ready && !l->gone;
   p.error = error_;
   p.bytes_by_peer = bytes_by_peer_;
   return p;
 }
 
-void Download::Fail(absl::Status status) {
+void Download::Fail(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (state_ != DownloadState::kRunning) return;
   GS_LOG(kWarning) << "download of " << file_.name() << " in " << group_id_
                    << " failed: " << status.message();
-  absl::MutexLock lock(&mu_);
   state_ = DownloadState::kFailed;
   error_ = std::string(status.message());
+  stop_ = true;
+  changed_.SignalAll();
 }
 
 void Download::Run() {
   const absl::Time started = absl::Now();
   if (absl::Status s = Prepare(); !s.ok()) {
     Fail(s);
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-    return;
-  }
-  HashInOrder(0, nullptr);  // what a resumed download holds already
-  {
-    absl::MutexLock lock(&mu_);
-    AddPeers(first_);
+  } else {
+    Actions actions;
+    {
+      absl::MutexLock lock(&mu_);
+      AddPeers(first_, &actions);
+    }
+    Perform(actions);
   }
   absl::Time last_refresh = absl::Now(), last_save = absl::Now();
-  absl::Status failure;
-  bool done = false;
   while (true) {
     bool announce = false, refresh = false;
+    std::optional<absl::Status> no_source;
+    Actions actions;
+    std::vector<PeerLink*> live;
     {
       absl::MutexLock lock(&mu_);
       if (!picker_.Done() && !stop_) changed_.WaitWithTimeout(&mu_, kTick);
-      if (stop_) break;
-      if (picker_.Done()) {
-        done = true;
-        break;
-      }
+      if (stop_ || picker_.Done()) break;
       absl::Time now = absl::Now();
-      if (now - last_tick_ >= kTick) Tick(now);
+      if (now - last_tick_ >= kTick) Tick(now, &actions);
       if (now - no_source_since_ > options_.no_source_timeout) {
         uint32_t missing = picker_.piece_count() - picker_.HaveCount();
-        failure = absl::UnavailableError(absl::StrCat(
-            "no online peer has ", std::max<uint32_t>(picker_.UnavailableCount(), 1), " of the ",
-            missing, " missing pieces; try again when a sharer is back"));
-        break;
+        no_source = absl::UnavailableError(absl::StrCat(
+            "no online peer has ", std::max<uint32_t>(picker_.UnavailableCount(), 1),
+            " of the ", missing, " missing pieces; try again when a sharer is back"));
       }
       announce = !announced_ && picker_.HaveCount() > 0;
-      int live = 0;
-      for (const auto& p : peers_) live += !p->gone;
-      refresh = now - last_refresh >= options_.refresh_interval ||
-                (live == 0 && now - last_refresh >= absl::Seconds(1));
-    }
-    if (announce) {
-      tv1::AnnounceHolderRequest req;
-      req.set_group_id(group_id_);
-      req.set_file_name(file_.name());
-      auto r = env_.tracker->Call(&tv1::TrackerService::Stub::AnnounceHolder, req);
-      if (r.ok()) {
-        absl::MutexLock lock(&mu_);
-        announced_ = true;
+      int connected = 0;
+      for (const auto& l : links_) {
+        connected += !l->gone;
+        if (!l->gone) live.push_back(l->link.get());
       }
+      refresh = now - last_refresh >= options_.refresh_interval ||
+                (connected == 0 && now - last_refresh >= absl::Seconds(1));
+    }
+    {
+      // Calls that brought nothing for too long go back to the picker
+      // through OnCallEnd, as cancelled; the peer gets a failure.
+      const absl::Time before = absl::Now() - options_.piece_timeout;
+      for (PeerLink* l : live) {
+        if (int n = l->CancelStalled(before); n > 0) {
+          absl::MutexLock lock(&mu_);
+          counters_.stalled_calls += n;
+          if (Link* link = Find(l); link != nullptr && !link->gone) {
+            Blame(link, absl::DeadlineExceededError(absl::StrCat(
+                            "it sent nothing for ",
+                            absl::FormatDuration(options_.piece_timeout))),
+                  &actions);
+          }
+        }
+      }
+    }
+    Perform(actions);
+    if (no_source.has_value()) {
+      Fail(*no_source);
+      break;
+    }
+    if (announce && env_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok()) {
+      absl::MutexLock lock(&mu_);
+      announced_ = true;
     }
     if (refresh) {
       Refresh();
@@ -192,88 +204,91 @@ void Download::Run() {
       last_save = absl::Now();
     }
   }
-  absl::Time pieces_done = absl::Now();
-  StopPeers();
+  const absl::Time pieces_done = absl::Now();
+  StopLinks();
   GS_LOG(kDebug) << "download of " << file_.name() << ": pieces in "
-                 << absl::ToDoubleSeconds(pieces_done - started) << " s, peers stopped "
+                 << absl::ToDoubleSeconds(pieces_done - started) << " s, links stopped "
                  << absl::ToDoubleSeconds(absl::Now() - pieces_done) << " s later";
-  SaveProgress();
-  if (!failure.ok()) {
-    Fail(failure);
-    Withdraw();
-  } else if (done) {
+  if (part_ != nullptr) SaveProgress();
+  bool done, failed;
+  {
+    absl::MutexLock lock(&mu_);
+    done = picker_.Done() && state_ == DownloadState::kRunning;
+    failed = state_ == DownloadState::kFailed;
+  }
+  if (done) {
     if (absl::Status s = Finish(); !s.ok()) {
       Fail(s);
-      Withdraw();
+      failed = true;
     }
+  }
+  if (failed) {
+    Withdraw();
   } else {
     absl::MutexLock lock(&mu_);
     if (state_ == DownloadState::kRunning) state_ = DownloadState::kStopped;
   }
-  if (fd_ >= 0) close(fd_);
-  fd_ = -1;
+  absl::MutexLock lock(&mu_);
+  ended_ = true;
 }
 
 absl::Status Download::Prepare() {
+  if (layout_.piece_size == 0 || layout_.piece_size > options_.max_piece_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the tracker announced pieces of ", layout_.piece_size,
+        " bytes; this client takes pieces of 1 to ", options_.max_piece_size, " bytes"));
+  }
   struct stat st;
-  if (stat(dest_.c_str(), &st) == 0) {
+  if (lstat(dest_.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(absl::StrCat(
         "'", dest_, "' exists already; remove it or choose another destination"));
   }
+  // The part file is ours when the state folder records this download.
   Bitfield have(layout_.PieceCount());
+  bool ours = false;
   ASSIGN_OR_RETURN(auto records, env_.state->List(env_.user_id));
   for (const ShareRecord& r : records) {
     if (r.group_id == group_id_ && r.sha1 == file_.sha1() && !r.complete && r.path == dest_) {
+      ours = true;
       if (auto saved = Bitfield::FromBytes(r.have, layout_.PieceCount()); saved.ok()) {
         have = *std::move(saved);
       }
     }
   }
-  fd_ = open(part_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create '", part_, "': ", std::strerror(errno)));
-  }
-  if (fstat(fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) != layout_.size) {
-    have = Bitfield(layout_.PieceCount());
-  }
+  ASSIGN_OR_RETURN(PartFileOpened opened, options_.open_part_file(part_path_, layout_.size, ours));
+  part_ = std::move(opened.file);
+  hasher_ = std::make_unique<WholeFileHasher>(layout_, part_.get());
+  if (opened.fresh) have = Bitfield(layout_.PieceCount());
   // Resume: keep only the recorded pieces that still check out on disk.
   uint32_t kept = 0;
+  std::string data;
   for (uint32_t i = 0; i < have.size(); ++i) {
     if (!have.Get(i)) continue;
-    std::string data(layout_.PieceLength(i), '\0');
-    bool good = ReadFully(fd_, data.data(), data.size(), layout_.PieceOffset(i)).ok() &&
-                HexEncode(Sha1Of(data)) == file_.piece_sha1(static_cast<int>(i));
+    data.resize(layout_.PieceLength(i));
+    bool good = part_->Read(layout_.PieceOffset(i), data.data(), data.size()).ok() &&
+                Sha1Of(data) == expected_[i];
     have.Set(i, good);
     kept += good;
   }
-  if (kept == 0) {
-    if (ftruncate(fd_, 0) != 0) {
-      return absl::UnavailableError(absl::StrCat("cannot truncate '", part_, "'"));
-    }
-    int rc = layout_.size == 0 ? 0 : posix_fallocate(fd_, 0, static_cast<off_t>(layout_.size));
-    if (rc == ENOSPC) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "no room for ", layout_.size, " bytes at '", part_, "'; free some space"));
-    }
-    if (rc != 0 && ftruncate(fd_, static_cast<off_t>(layout_.size)) != 0) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot size '", part_, "': ", std::strerror(errno)));
-    }
-  } else {
-    GS_LOG(kInfo) << "resuming " << file_.name() << " with " << kept << " of "
-                  << have.size() << " pieces verified on disk";
+  if (kept > 0) {
+    GS_LOG(kInfo) << "resuming " << file_.name() << " with " << kept << " of " << have.size()
+                  << " pieces verified on disk";
   }
   ShareRecord record{env_.user_id, group_id_, file_.name(), file_.sha1(), layout_.size,
                      layout_.piece_size, {file_.piece_sha1().begin(), file_.piece_sha1().end()},
                      dest_, false, have.ToBytes()};
   RETURN_IF_ERROR(env_.state->Put(record));
-  RETURN_IF_ERROR(env_.store->Add(key_, file_.name(), part_, layout_, have));
-  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(env_.store->Add(key_, file_.name(), part_path_, layout_, have));
+  {
+    absl::MutexLock lock(&mu_);
+    for (uint32_t i = 0; i < have.size(); ++i) {
+      if (!have.Get(i)) continue;
+      picker_.SetHave(i);
+      bytes_done_ += layout_.PieceLength(i);
+    }
+  }
   for (uint32_t i = 0; i < have.size(); ++i) {
-    if (!have.Get(i)) continue;
-    picker_.SetHave(i);
-    bytes_done_ += layout_.PieceLength(i);
+    if (have.Get(i)) hasher_->Add(i, {});
   }
   return absl::OkStatus();
 }
@@ -287,66 +302,25 @@ void Download::Withdraw() {
     absl::MutexLock lock(&mu_);
     announced = announced_;
   }
-  if (announced) {
-    tv1::StopShareRequest req;
-    req.set_group_id(group_id_);
-    req.set_file_name(file_.name());
-    env_.tracker->Call(&tv1::TrackerService::Stub::StopShare, req).IgnoreError();
-  }
-}
-
-void Download::HashInOrder(uint32_t piece, const std::string* data) {
-  absl::MutexLock hash_lock(&hash_mu_);
-  if (data != nullptr) {
-    if (piece != next_hash_) return;  // its turn comes when the gap fills
-    whole_.Update(*data);
-    ++next_hash_;
-  }
-  std::string buf;
-  while (next_hash_ < layout_.PieceCount()) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (!picker_.Have(next_hash_)) return;
-    }
-    // Completed out of order earlier: read it back (from the page cache).
-    buf.resize(layout_.PieceLength(next_hash_));
-    if (!ReadFully(fd_, buf.data(), buf.size(), layout_.PieceOffset(next_hash_)).ok()) return;
-    whole_.Update(buf);
-    ++next_hash_;
-  }
+  if (announced) env_.tracker->StopShare(group_id_, file_.name()).IgnoreError();
 }
 
 absl::Status Download::Finish() {
   // Every piece checked out; the whole file must too before it is renamed
-  // into place. HashInOrder has hashed all of it by now.
-  HashInOrder(0, nullptr);
-  std::string sha1;
-  {
-    absl::MutexLock hash_lock(&hash_mu_);
-    if (next_hash_ != layout_.PieceCount()) {
-      return absl::UnavailableError(absl::StrCat("cannot read '", part_, "' back"));
-    }
-    sha1 = HexEncode(whole_.Finish());
-  }
+  // into place.
+  ASSIGN_OR_RETURN(std::string sha1, hasher_->Finish());
   if (sha1 != file_.sha1()) {
     env_.state->Remove(env_.user_id, group_id_, file_.sha1()).IgnoreError();
-    unlink(part_.c_str());
+    unlink(part_path_.c_str());
     return absl::DataLossError(absl::StrCat(
         "every piece checked out but the whole file's SHA1 is ", sha1, ", not ", file_.sha1(),
         "; the file was registered with inconsistent hashes"));
   }
-  if (rename(part_.c_str(), dest_.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot rename '", part_, "' to '", dest_,
-                                               "': ", std::strerror(errno)));
-  }
+  RETURN_IF_ERROR(part_->RenameTo(dest_));
   RETURN_IF_ERROR(env_.state->MarkComplete(env_.user_id, group_id_, file_.sha1()));
-  tv1::AnnounceHolderRequest req;
-  req.set_group_id(group_id_);
-  req.set_file_name(file_.name());
-  req.set_complete(true);
-  if (auto r = env_.tracker->Call(&tv1::TrackerService::Stub::AnnounceHolder, req); !r.ok()) {
+  if (absl::Status s = env_.tracker->AnnounceHolder(group_id_, file_.name(), true); !s.ok()) {
     GS_LOG(kWarning) << "could not tell the tracker that " << file_.name()
-                     << " is complete: " << r.status();
+                     << " is complete: " << s;
   }
   absl::MutexLock lock(&mu_);
   state_ = DownloadState::kComplete;
@@ -359,71 +333,305 @@ absl::Status Download::Finish() {
   return absl::OkStatus();
 }
 
-void Download::AddPeers(const tv1::GetFilePeersResponse& response) {
-  ticket_ = response.ticket();
+Download::Link* Download::Find(const PeerLink* link) {
+  uint32_t id = link->id();
+  if (id == 0 || id > links_.size()) return nullptr;
+  return links_[id - 1].get();
+}
+
+void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* actions) {
   for (const tv1::Peer& p : response.peers()) {
     int attempts = 0;
     bool live = false;
-    for (const auto& known : peers_) {
-      if (known->address != p.address()) continue;
+    for (const auto& known : links_) {
+      if (known->peer.address() != p.address()) continue;
       ++attempts;
-      live |= !known->gone;
+      if (!known->gone) {
+        live = true;
+        known->peer.set_ticket(p.ticket());  // renewed
+      }
     }
-    if (live || attempts >= kMaxPeerAttempts) continue;
-    auto peer = std::make_unique<Peer>();
-    peer->id = next_peer_id_++;
-    peer->user_id = p.user_id();
-    peer->address = p.address();
-    peer->stub = PeerStub(p.address(), options_.credentials);
-    Peer* raw = peer.get();
-    peers_.push_back(std::move(peer));
-    raw->threads.emplace_back(&Download::ReadBitfield, this, raw);
-    for (uint32_t i = 0; i < options_.max_in_flight; ++i) {
-      raw->threads.emplace_back(&Download::FetchLoop, this, raw);
+    bool reserved = false;
+    for (tv1::Peer& r : reserve_) {
+      if (r.address() == p.address()) {
+        r = p;
+        reserved = true;
+      }
     }
-    GS_LOG(kDebug) << "download of " << file_.name() << ": peer " << p.user_id() << " at "
-                   << p.address();
+    if (live || reserved || attempts >= kMaxPeerAttempts) continue;
+    uint32_t connected = 0;
+    for (const auto& l : links_) connected += !l->gone;
+    if (connected < options_.max_peers) {
+      Connect(p, actions);
+    } else {
+      reserve_.push_back(p);
+    }
   }
 }
 
+void Download::Connect(const tv1::Peer& peer, Actions* actions) {
+  auto link = std::make_unique<Link>();
+  link->id = static_cast<uint32_t>(links_.size() + 1);
+  link->peer = peer;
+  link->link = std::make_unique<PeerLink>(
+      this, link->id, peer.user_id(), peer.address(),
+      PeerLink::Target{group_id_, file_.sha1(), layout_}, options_.credentials);
+  link->bitfield_ticket = peer.ticket();
+  actions->open.emplace_back(link->link.get(), peer.ticket());
+  ++counters_.peers_connected;
+  GS_LOG(kDebug) << "download of " << file_.name() << ": peer " << peer.user_id() << " at "
+                 << peer.address();
+  links_.push_back(std::move(link));
+}
+
+void Download::Fill(Link* link, Actions* actions) {
+  if (stop_ || !link->ready || link->gone) return;
+  while (link->calls < options_.max_calls_per_peer) {
+    // In endgame each call carries one piece, so that a lost race cancels
+    // only that piece.
+    const uint32_t batch = picker_.InEndgame() ? 1 : options_.max_pieces_per_call;
+    std::vector<uint32_t> pieces;
+    while (pieces.size() < batch) {
+      auto p = picker_.Pick(link->id);
+      if (!p.has_value()) break;
+      pieces.push_back(*p);
+    }
+    if (pieces.empty()) return;
+    ++link->calls;
+    ++counters_.calls;
+    actions->requests.push_back({link->link.get(), std::move(pieces), link->peer.ticket()});
+  }
+}
+
+void Download::FillAll(Actions* actions) {
+  for (const auto& l : links_) Fill(l.get(), actions);
+}
+
+void Download::Drop(Link* link, const std::string& why, Actions* actions) {
+  if (link->gone) return;
+  link->gone = true;
+  ++counters_.peers_dropped;
+  picker_.RemovePeer(link->id);
+  actions->close.push_back(link->link.get());
+  changed_.SignalAll();
+  if (stop_) return;
+  GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << link->peer.user_id()
+                << " at " << link->peer.address() << ": " << why;
+  // A holder in reserve takes its place.
+  if (!reserve_.empty()) {
+    tv1::Peer next = std::move(reserve_.front());
+    reserve_.pop_front();
+    Connect(next, actions);
+  }
+  FillAll(actions);  // its pieces are free for the others
+}
+
+void Download::Blame(Link* link, const absl::Status& why, Actions* actions) {
+  if (why.code() == absl::StatusCode::kDataLoss) {
+    ++link->strikes;
+    GS_LOG(kWarning) << "peer " << link->peer.user_id() << " at " << link->peer.address()
+                     << ": " << why.message() << " (strike " << link->strikes << ")";
+    if (link->strikes >= options_.max_strikes) {
+      Drop(link, absl::StrCat("it sent ", link->strikes, " corrupt pieces"), actions);
+    }
+  } else if (++link->failures >= options_.max_failures ||
+             why.code() == absl::StatusCode::kPermissionDenied ||
+             why.code() == absl::StatusCode::kNotFound) {
+    Drop(link, std::string(why.message()), actions);
+  }
+}
+
+void Download::Perform(Actions& actions) {
+  for (auto& [link, ticket] : actions.open) link->OpenBitfield(ticket);
+  for (PeerLink* link : actions.close) link->Close();
+  for (auto& [link, piece] : actions.cancel) link->CancelPiece(piece);
+  for (auto& r : actions.requests) r.link->Request(std::move(r.pieces), r.ticket);
+  actions = Actions();
+}
+
+void Download::OnBitfield(PeerLink* l, const pv1::BitfieldUpdate& update) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    Link* link = Find(l);
+    if (link == nullptr || link->gone || stop_) return;
+    if (update.has_bitfield()) {
+      auto bits = Bitfield::FromBytes(update.bitfield(), picker_.piece_count());
+      if (update.piece_count() != picker_.piece_count() || !bits.ok()) {
+        Drop(link, "it sent a malformed bitfield", &actions);
+      } else if (!link->ready) {
+        picker_.AddPeer(link->id, *bits, link->window);
+        link->ready = true;
+      } else {  // a stream opened again with a new ticket
+        for (uint32_t i = 0; i < bits->size(); ++i) {
+          if (bits->Get(i)) picker_.PeerHas(link->id, i);
+        }
+      }
+    } else if (update.has_have() && link->ready) {
+      picker_.PeerHas(link->id, update.have());
+    }
+    Fill(link, &actions);
+  }
+  Perform(actions);
+}
+
+void Download::OnBitfieldEnd(PeerLink* l, const absl::Status& status) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    Link* link = Find(l);
+    if (link == nullptr || link->gone || stop_) return;
+    if (status.code() == absl::StatusCode::kPermissionDenied &&
+        link->peer.ticket() != link->bitfield_ticket) {
+      // Its ticket expired, and we hold a newer one.
+      link->bitfield_ticket = link->peer.ticket();
+      actions.open.emplace_back(l, link->peer.ticket());
+    } else {
+      Drop(link, status.ok() ? "it stopped sharing" : std::string(status.message()), &actions);
+    }
+  }
+  Perform(actions);
+}
+
+void Download::OnPiece(PeerLink* l, PeerLink::Piece piece) {
+  absl::MutexLock lock(&mu_);
+  if (stop_ || workers_ == nullptr) return;
+  workers_->Run([this, id = l->id(), piece = std::move(piece)]() mutable {
+    Verify(id, std::move(piece));
+  });
+}
+
+void Download::OnCallEnd(PeerLink* l, std::vector<uint32_t> undelivered,
+                         const absl::Status& status) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    Link* link = Find(l);
+    if (link == nullptr) return;
+    if (link->calls > 0) --link->calls;
+    for (uint32_t piece : undelivered) picker_.Abort(link->id, piece);
+    if (stop_ || link->gone) return;
+    // CANCELLED: we cancelled it (a lost endgame race, a stalled call).
+    if (!status.ok() && status.code() != absl::StatusCode::kCancelled) {
+      Blame(link, status, &actions);
+    }
+    FillAll(&actions);
+  }
+  Perform(actions);
+}
+
+void Download::Verify(uint32_t link_id, PeerLink::Piece piece) {
+  const uint32_t index = piece.index;
+  Sha1 sha1;
+  for (absl::string_view part : piece.data) sha1.Update(part);
+  const bool good = sha1.Finish() == expected_[index];
+  Actions actions;
+  if (!good) {
+    absl::MutexLock lock(&mu_);
+    Link* link = links_[link_id - 1].get();
+    picker_.Abort(link_id, index);
+    ++counters_.corrupt_pieces;
+    if (!link->gone && !stop_ && !picker_.Have(index)) {
+      Blame(link, absl::DataLossError(absl::StrCat("piece ", index, " failed its SHA1 check")),
+            &actions);
+      FillAll(&actions);
+    }
+  } else {
+    {
+      absl::MutexLock lock(&mu_);
+      if (picker_.Have(index) || stop_) return;  // another peer won the endgame race
+    }
+    if (absl::Status written = part_->Write(layout_.PieceOffset(index), piece.data);
+        !written.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        picker_.Abort(link_id, index);
+      }
+      Fail(written);
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (picker_.Have(index)) return;
+      Link* link = links_[link_id - 1].get();
+      for (PeerId other : picker_.Complete(link_id, index)) {
+        actions.cancel.emplace_back(links_[other - 1]->link.get(), index);
+        ++counters_.cancelled_copies;
+      }
+      const uint32_t len = layout_.PieceLength(index);
+      bytes_done_ += len;
+      link->bytes += len;
+      link->failures = 0;
+      bytes_by_peer_[link->peer.user_id()] += len;
+      have_dirty_ = true;
+      if (picker_.Done()) changed_.SignalAll();
+      if (picker_.InEndgame()) {
+        FillAll(&actions);
+      } else {
+        Fill(link, &actions);
+      }
+    }
+    // Shared at once: the bitfield streams of this share hear of it now.
+    env_.store->MarkHave(key_, index);
+    hasher_->Add(index, piece.data);
+  }
+  Perform(actions);
+}
+
 void Download::Refresh() {
-  tv1::GetFilePeersRequest req;
-  req.set_group_id(group_id_);
-  req.set_file_name(file_.name());
-  auto response = env_.tracker->Call(&tv1::TrackerService::Stub::GetFilePeers, req);
+  auto response = env_.tracker->GetFilePeers(group_id_, file_.name());
   if (!response.ok()) {
     GS_LOG(kWarning) << "refreshing the peers of " << file_.name() << ": " << response.status();
     return;
   }
   if (response->file().sha1() != file_.sha1()) return;  // the name now means other content
-  absl::MutexLock lock(&mu_);
-  if (!stop_) AddPeers(*response);
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stop_) AddPeers(*response, &actions);
+  }
+  Perform(actions);
 }
 
-void Download::Tick(absl::Time now) {
+void Download::Tick(absl::Time now, Actions* actions) {
   double seconds = std::max(absl::ToDoubleSeconds(now - last_tick_), 1e-3);
   last_tick_ = now;
-  double total = 0;
+  double total = 0, fastest = 0;
   bool any_ready = false;
-  for (const auto& p : peers_) {
-    if (p->gone) continue;
-    any_ready |= p->ready;
-    double instant = static_cast<double>(p->bytes - p->bytes_at_tick) / seconds;
-    p->bytes_at_tick = p->bytes;
-    p->rate = 0.5 * p->rate + 0.5 * instant;
-    total += p->rate;
+  for (const auto& l : links_) {
+    if (l->gone) continue;
+    any_ready |= l->ready;
+    double instant = static_cast<double>(l->bytes - l->bytes_at_tick) / seconds;
+    l->bytes_at_tick = l->bytes;
+    l->rate = 0.5 * l->rate + 0.5 * instant;
+    total += l->rate;
+    fastest = std::max(fastest, l->rate);
     // Enough requests in flight to cover the pipeline target at its rate.
-    double want = 1 + std::ceil(p->rate * absl::ToDoubleSeconds(kPipelineTarget) /
+    double want = 1 + std::ceil(l->rate * absl::ToDoubleSeconds(kPipelineTarget) /
                                 layout_.piece_size);
-    picker_.SetMaxInFlight(p->id, static_cast<uint32_t>(std::clamp<double>(
-                                      want, 2, options_.max_in_flight)));
+    l->window = static_cast<uint32_t>(std::clamp<double>(want, kMinWindow, options_.max_window));
+    if (l->ready) picker_.SetMaxInFlight(l->id, l->window);
   }
   rate_ = total;
-  WakeAllPeers();  // limits may have grown
+  FillAll(actions);  // windows may have grown
+  // With holders in reserve, the slowest peer makes room now and then.
+  if (!reserve_.empty() && now - last_rotate_ >= options_.rotate_interval) {
+    last_rotate_ = now;
+    Link* slowest = nullptr;
+    for (const auto& l : links_) {
+      if (l->gone || now - l->since < options_.rotate_interval) continue;
+      if (slowest == nullptr || l->rate < slowest->rate) slowest = l.get();
+    }
+    if (slowest != nullptr && slowest->rate < kSlowShare * fastest) {
+      tv1::Peer back = slowest->peer;
+      Drop(slowest, "it is much slower than the others; trying a holder in reserve", actions);
+      reserve_.push_back(back);
+    }
+  }
   // Stuck: pieces are missing that no peer has, and nothing else is under
   // way (a large download keeps going while a missing piece may reappear).
   uint32_t in_flight = 0;
-  for (const auto& p : peers_) in_flight += p->gone ? 0 : picker_.InFlight(p->id);
+  for (const auto& l : links_) in_flight += l->gone ? 0 : picker_.InFlight(l->id);
   if (!any_ready || (picker_.UnavailableCount() > 0 && in_flight == 0)) {
     if (no_source_since_ == absl::InfiniteFuture()) no_source_since_ = now;
   } else {
@@ -431,188 +639,28 @@ void Download::Tick(absl::Time now) {
   }
 }
 
-void Download::ReadBitfield(Peer* peer) {
-  pv1::GetBitfieldRequest req;
-  {
-    absl::MutexLock lock(&mu_);
-    req.set_ticket(ticket_);
-  }
-  req.set_group_id(group_id_);
-  req.set_file_sha1(file_.sha1());
-  auto reader = peer->stub->GetBitfield(&peer->bitfield_ctx, req);
-  pv1::BitfieldUpdate update;
-  while (reader->Read(&update)) {
-    absl::MutexLock lock(&mu_);
-    if (stop_ || peer->gone) break;
-    if (!peer->ready) {
-      auto bits = Bitfield::FromBytes(update.bitfield(), picker_.piece_count());
-      if (!update.has_bitfield() || update.piece_count() != picker_.piece_count() ||
-          !bits.ok()) {
-        DropPeer(peer, "sent a malformed bitfield");
-        break;
-      }
-      picker_.AddPeer(peer->id, *bits, std::max<uint32_t>(options_.max_in_flight / 2, 2));
-      peer->ready = true;
-    } else if (update.has_have() && update.have() < picker_.piece_count()) {
-      picker_.PeerHas(peer->id, update.have());
-    }
-    peer->wake.SignalAll();
-  }
-  grpc::Status status = reader->Finish();
-  absl::MutexLock lock(&mu_);
-  if (!peer->gone) {
-    DropPeer(peer, status.ok() ? "it stopped sharing" : status.error_message());
-  }
-}
-
-void Download::FetchLoop(Peer* peer) {
-  while (true) {
-    uint32_t piece = 0;
-    std::string ticket;
-    grpc::ClientContext ctx;
-    {
-      absl::MutexLock lock(&mu_);
-      while (true) {
-        if (stop_ || peer->gone) return;
-        if (peer->ready) {
-          if (auto p = picker_.Pick(peer->id)) {
-            piece = *p;
-            break;
-          }
-        }
-        peer->wake.Wait(&mu_);
-      }
-      ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.piece_timeout));
-      peer->active[piece] = &ctx;
-      ticket = ticket_;
-    }
-    auto data = FetchPiece(peer, piece, &ctx, ticket);
-    absl::Status written = data.status();
-    if (data.ok()) {
-      // One writer at a time: concurrent writes to one file contend for the
-      // inode lock in the kernel, which spins and costs more than it saves.
-      absl::MutexLock write_lock(&write_mu_);
-      written = WriteFully(fd_, data->data(), data->size(), layout_.PieceOffset(piece));
-    }
-    bool first = false;  // this worker delivered the piece first
-    {
-      absl::MutexLock lock(&mu_);
-      peer->active.erase(piece);
-      peer->wake.Signal();   // a request slot of this peer is free
-      changed_.SignalAll();  // the coordinator watches every piece
-      if (written.ok()) {
-        peer->failures = 0;
-        first = !picker_.Have(piece);  // else another peer won the endgame race
-        if (first) {
-          if (picker_.InEndgame()) WakeAllPeers();  // idle peers may take copies now
-          for (PeerId other : picker_.Complete(peer->id, piece)) {
-            for (const auto& p : peers_) {
-              auto it = p->id == other ? p->active.find(piece) : p->active.end();
-              if (it != p->active.end()) it->second->TryCancel();
-            }
-          }
-          uint32_t len = layout_.PieceLength(piece);
-          bytes_done_ += len;
-          peer->bytes += len;
-          bytes_by_peer_[peer->user_id] += len;
-          have_dirty_ = true;
-          env_.store->MarkHave(key_, piece);
-        }
-      } else {
-        picker_.Abort(peer->id, piece);
-        WakeAllPeers();  // the piece may be asked of another peer
-        if (data.ok()) {
-          // The disk failed us, not the peer: nothing more can be written.
-          state_ = DownloadState::kFailed;
-          error_ = absl::StrCat("writing '", part_, "': ", written.message());
-          stop_ = true;
-          return;
-        }
-        if (!stop_ && !peer->gone && !picker_.Have(piece)) Blame(peer, data.status());
-      }
-    }
-    if (first) HashInOrder(piece, &*data);
-  }
-}
-
-void Download::Blame(Peer* peer, const absl::Status& why) {
-  if (why.code() == absl::StatusCode::kDataLoss) {
-    ++peer->strikes;
-    GS_LOG(kWarning) << "peer " << peer->user_id << " at " << peer->address << ": "
-                     << why.message() << " (strike " << peer->strikes << ")";
-    if (peer->strikes >= options_.max_strikes) {
-      DropPeer(peer, absl::StrCat("it sent ", peer->strikes, " corrupt pieces"));
-    }
-  } else if (++peer->failures >= options_.max_failures ||
-             why.code() == absl::StatusCode::kPermissionDenied) {
-    DropPeer(peer, std::string(why.message()));
-  }
-}
-
-absl::StatusOr<std::string> Download::FetchPiece(Peer* peer, uint32_t piece,
-                                                 grpc::ClientContext* ctx,
-                                                 const std::string& ticket) {
-  pv1::GetPieceRequest req;
-  req.set_ticket(ticket);
-  req.set_group_id(group_id_);
-  req.set_file_sha1(file_.sha1());
-  req.add_pieces(piece);
-  const uint32_t len = layout_.PieceLength(piece);
-  std::string data;
-  absl::Status protocol;
-  auto reader = peer->stub->GetPiece(ctx, req);
-  pv1::PieceChunk chunk;
-  while (reader->Read(&chunk)) {
-    if (chunk.piece() != piece || chunk.offset() != data.size() ||
-        data.size() + chunk.data().size() > len) {
-      protocol = absl::DataLossError(absl::StrCat("piece ", piece, " arrived malformed"));
-      ctx->TryCancel();
-      break;
-    }
-    if (data.empty()) {
-      data = std::move(*chunk.mutable_data());
-    } else {
-      data.append(chunk.data());
-    }
-  }
-  grpc::Status status = reader->Finish();
-  if (!protocol.ok()) return protocol;
-  if (!status.ok()) return FromGrpcStatus(status);
-  if (data.size() != len) {
-    return absl::DataLossError(absl::StrCat("piece ", piece, " arrived short"));
-  }
-  if (HexEncode(Sha1Of(data)) != file_.piece_sha1(static_cast<int>(piece))) {
-    return absl::DataLossError(absl::StrCat("piece ", piece, " failed its SHA1 check"));
-  }
-  return data;
-}
-
-void Download::DropPeer(Peer* peer, const std::string& why) {
-  if (peer->gone) return;
-  peer->gone = true;
-  picker_.RemovePeer(peer->id);
-  peer->bitfield_ctx.TryCancel();
-  for (auto& [piece, ctx] : peer->active) ctx->TryCancel();
-  changed_.SignalAll();
-  WakeAllPeers();  // its pieces are free for the others
-  if (!stop_) {
-    GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << peer->user_id
-                  << " at " << peer->address << ": " << why;
-  }
-}
-
-void Download::StopPeers() {
-  std::vector<std::thread*> threads;
+void Download::StopLinks() {
+  std::vector<PeerLink*> open;
+  std::unique_ptr<WorkQueue> workers;
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
-    changed_.SignalAll();  // the hasher may be waiting for a piece
-    for (const auto& p : peers_) {
-      DropPeer(p.get(), "the download ended");
-      for (std::thread& t : p->threads) threads.push_back(&t);
-    }
+    for (const auto& l : links_) open.push_back(l->link.get());
   }
-  for (std::thread* t : threads) t->join();
+  for (PeerLink* l : open) l->Close();
+  // The workers finish what they hold (their pieces may still be written)
+  // before the links go; new pieces are no longer taken.
+  {
+    absl::MutexLock lock(&mu_);
+    workers = std::move(workers_);
+  }
+  workers.reset();
+  std::vector<std::unique_ptr<PeerLink>> links;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& l : links_) links.push_back(std::move(l->link));
+  }
+  links.clear();  // waits for each link's calls to end
 }
 
 void Download::SaveProgress() {

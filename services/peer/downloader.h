@@ -1,16 +1,31 @@
 // One file's download from the members who share it: different pieces from
 // several peers at once, chosen by the PiecePicker, each checked against its
-// SHA1 before it is written (pwrite into a preallocated "<dest>.part") and
-// shared at once; the whole file's SHA1 is checked before the rename into
-// place.
+// SHA1 before it is written and shared at once; the whole file's SHA1 is
+// checked before the part file is renamed into place.
 //
-// Threads: a coordinator; per peer, one thread reading its GetBitfield
-// stream and a few workers each fetching one piece at a time with GetPiece.
-// All shared state is guarded by one mutex. Public methods are thread-safe.
+// The stages, each its own unit:
+//  - PartFile (core/part_file.h): the "<dest>.part" file, behind an
+//    interface a test can make fail;
+//  - PeerLink (peer_link.h): one per peer, its gRPC streams on the callback
+//    API; pieces arrive as gRPC's own buffers;
+//  - WholeFileHasher (core/whole_file_hasher.h): the whole-file SHA1 while
+//    the file arrives;
+//  - Download (here): the coordinator. It owns the picker and the state,
+//    sizes each peer's window of requests from its measured rate, verifies
+//    and writes pieces on a few worker threads, rotates peers in and out,
+//    and talks to the tracker.
+//
+// Threads: one coordinator and `workers` workers per download, whatever the
+// number of peers; the links' reactions run on gRPC's threads and only hand
+// work over. Every failure goes through Fail(): the reason is recorded, the
+// pieces are no longer offered, and the tracker is told.
+//
+// Public methods are thread-safe.
 #ifndef GROUPSHARE_SERVICES_PEER_DOWNLOADER_H_
 #define GROUPSHARE_SERVICES_PEER_DOWNLOADER_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,31 +38,62 @@
 #include "absl/time/time.h"
 #include "core/bitfield.h"
 #include "core/crypto.h"
+#include "core/part_file.h"
 #include "core/piece_picker.h"
 #include "core/piece_store.h"
-#include "groupshare/peer/v1/peer.grpc.pb.h"
+#include "core/whole_file_hasher.h"
+#include "core/work_queue.h"
+#include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/peer/client_state.h"
-#include "services/peer/tracker_client.h"
+#include "services/peer/peer_link.h"
 
 namespace groupshare::peer {
 
+// What a download asks of the tracker; the node passes its tracker
+// connection, tests a fake.
+class DownloadTracker {
+ public:
+  virtual ~DownloadTracker() = default;
+  virtual absl::StatusOr<tracker::v1::GetFilePeersResponse> GetFilePeers(
+      const std::string& group_id, const std::string& name) = 0;
+  virtual absl::Status AnnounceHolder(const std::string& group_id, const std::string& name,
+                                      bool complete) = 0;
+  virtual absl::Status StopShare(const std::string& group_id, const std::string& name) = 0;
+};
+
 struct DownloadOptions {
-  // Requests in flight to one peer at most; faster peers get more, up to this.
-  uint32_t max_in_flight = 8;
+  // Pieces in flight to one peer at most; each peer's window is sized from
+  // its measured rate, up to this.
+  uint32_t max_window = 32;
+  // Pieces one GetPiece call asks for at most, and calls open to one peer.
+  uint32_t max_pieces_per_call = 16;
+  uint32_t max_calls_per_peer = 4;
+  // Peers connected at once; more holders wait in reserve and are rotated
+  // in when a link fails or is much slower than the others.
+  uint32_t max_peers = 16;
   // Pieces picked at random before rarest-first takes over.
   uint32_t random_first = 4;
-  // A piece not delivered in this time is asked of another peer.
+  // The largest piece this client accepts from a tracker.
+  uint32_t max_piece_size = 16 << 20;
+  // A call that brings nothing for this long is cancelled and its pieces go
+  // to other peers.
   absl::Duration piece_timeout = absl::Seconds(20);
-  // How often the tracker is asked for new sharers (and a fresh ticket).
+  // How often the tracker is asked for new sharers (and fresh tickets).
   absl::Duration refresh_interval = absl::Seconds(5);
   // When missing pieces have had no source for this long, the download fails.
   absl::Duration no_source_timeout = absl::Seconds(30);
+  // How often the slowest peer may be swapped for one in reserve.
+  absl::Duration rotate_interval = absl::Seconds(10);
   // A peer whose pieces fail their SHA1 this often is dropped.
   int max_strikes = 3;
-  // A peer whose requests fail this often in a row is dropped.
+  // A peer whose calls fail this often in a row is dropped.
   int max_failures = 3;
+  // Threads that verify and write pieces.
+  int workers = 2;
   // How to reach peers: plaintext when null.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // How the part file is opened; tests inject faults here.
+  PartFileOpener open_part_file = OpenPartFile;
 };
 
 enum class DownloadState { kRunning, kComplete, kFailed, kStopped };
@@ -62,16 +108,23 @@ struct DownloadProgress {
   uint64_t bytes_done = 0;
   uint64_t size = 0;
   double bytes_per_second = 0;
-  int peers = 0;
+  int peers = 0;  // connected now
   std::string error;
   // Verified bytes received from each peer (by user id).
   std::map<std::string, uint64_t> bytes_by_peer;
+  // Counters, for tests and the log.
+  uint32_t peers_connected = 0;  // links ever opened
+  uint32_t peers_dropped = 0;
+  uint32_t corrupt_pieces = 0;   // failed their SHA1
+  uint32_t cancelled_copies = 0; // endgame duplicates cancelled
+  uint32_t stalled_calls = 0;    // cancelled for bringing nothing
+  uint32_t calls = 0;            // GetPiece calls made
 };
 
-class Download {
+class Download : public PeerLink::Owner {
  public:
   struct Env {
-    TrackerClient* tracker;
+    DownloadTracker* tracker;
     PieceStore* store;
     ClientState* state;
     std::string user_id;
@@ -81,53 +134,75 @@ class Download {
   // checked by the caller; `dest` the final path.
   Download(Env env, DownloadOptions options, std::string group_id,
            tracker::v1::GetFilePeersResponse first, std::string dest);
-  ~Download();  // Stop()s and waits for the threads
+  ~Download() override;  // Stop()s and waits for the threads
   Download(const Download&) = delete;
   Download& operator=(const Download&) = delete;
 
   void Start();
   // Stops early; the verified pieces stay recorded for a later resume.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until the download is no longer running, up to `timeout`.
+  bool WaitUntilDone(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   DownloadProgress Progress() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& dest() const { return dest_; }
   const std::string& group_id() const { return group_id_; }
   const std::string& name() const { return file_.name(); }
 
  private:
-  struct Peer;
+  struct Link;
+  // gRPC work decided under the lock and done after it (gRPC may run
+  // reactions inline, and they take the lock).
+  struct Actions {
+    struct Request {
+      PeerLink* link;
+      std::vector<uint32_t> pieces;
+      std::string ticket;
+    };
+    std::vector<Request> requests;
+    std::vector<std::pair<PeerLink*, std::string>> open;  // bitfield streams
+    std::vector<PeerLink*> close;
+    std::vector<std::pair<PeerLink*, uint32_t>> cancel;
+  };
+
+  // PeerLink::Owner, on gRPC's threads.
+  void OnBitfield(PeerLink* link, const pv1::BitfieldUpdate& update) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnBitfieldEnd(PeerLink* link, const absl::Status& status) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnPiece(PeerLink* link, PeerLink::Piece piece) override ABSL_LOCKS_EXCLUDED(mu_);
+  void OnCallEnd(PeerLink* link, std::vector<uint32_t> undelivered,
+                 const absl::Status& status) override ABSL_LOCKS_EXCLUDED(mu_);
 
   void Run();
-  // Opens the .part file, reusing the verified pieces a crash left behind.
+  // Opens the part file, reusing the verified pieces a crash left behind.
   absl::Status Prepare() ABSL_LOCKS_EXCLUDED(mu_);
+  // Checks the whole file and renames it into place.
   absl::Status Finish() ABSL_LOCKS_EXCLUDED(mu_);
-  // Feeds the whole-file SHA1, which runs in file order while the file
-  // arrives: `piece` (just verified and written; `data` its bytes, or null)
-  // if it is the next in order, then every following piece already on disk.
-  // Called by whoever completes a piece, so hashing never lags far behind.
-  void HashInOrder(uint32_t piece, const std::string* data)
-      ABSL_LOCKS_EXCLUDED(mu_, hash_mu_);
-  void Fail(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
-  // Stops offering a failed download's pieces, here and at the tracker.
+  // The one failure path: records the reason and ends the download, which
+  // then withdraws its pieces here and at the tracker.
+  void Fail(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void Withdraw() ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes in the tracker's view: new sharers become peers, the ticket is
-  // renewed.
-  void AddPeers(const tracker::v1::GetFilePeersResponse& response)
+  // Checks a piece's SHA1, writes it and shares it; on a worker.
+  void Verify(uint32_t link_id, PeerLink::Piece piece) ABSL_LOCKS_EXCLUDED(mu_);
+
+  Link* Find(const PeerLink* link) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // New sharers become links (or wait in reserve); tickets are renewed.
+  void AddPeers(const tracker::v1::GetFilePeersResponse& response, Actions* actions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Connect(const tracker::v1::Peer& peer, Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills the link's window with GetPiece calls.
+  void Fill(Link* link, Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillAll(Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Drop(Link* link, const std::string& why, Actions* actions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A call to `link` failed for `why`: a strike for corrupt data, a failure
+  // otherwise; too many and the peer is dropped.
+  void Blame(Link* link, const absl::Status& why, Actions* actions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Perform(Actions& actions) ABSL_LOCKS_EXCLUDED(mu_);
   void Refresh() ABSL_LOCKS_EXCLUDED(mu_);
-  void Tick(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReadBitfield(Peer* peer) ABSL_LOCKS_EXCLUDED(mu_);
-  void FetchLoop(Peer* peer) ABSL_LOCKS_EXCLUDED(mu_);
-  // Fetches and checks one piece outside the lock. OK with the data, or the
-  // reason it failed (DATA_LOSS for a SHA1 mismatch).
-  absl::StatusOr<std::string> FetchPiece(Peer* peer, uint32_t piece,
-                                         grpc::ClientContext* ctx, const std::string& ticket);
-  void DropPeer(Peer* peer, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A request to `peer` failed for `why`: a strike for a corrupt piece, a
-  // failure otherwise; too many and the peer is dropped.
-  void Blame(Peer* peer, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Wakes every peer's workers: pieces were freed or limits changed.
-  void WakeAllPeers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StopPeers() ABSL_LOCKS_EXCLUDED(mu_);
+  void Tick(absl::Time now, Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StopLinks() ABSL_LOCKS_EXCLUDED(mu_);
   void SaveProgress() ABSL_LOCKS_EXCLUDED(mu_);
 
   const Env env_;
@@ -137,33 +212,32 @@ class Download {
   const FileLayout layout_;
   const ShareKey key_;
   const std::string dest_;
-  const std::string part_;
+  const std::string part_path_;
+  std::vector<Sha1Digest> expected_;          // each piece's SHA1
   tracker::v1::GetFilePeersResponse first_;  // used once, by Run()
-  int fd_ = -1;                               // the .part file, open while running
+  std::unique_ptr<PartFile> part_;            // set by Prepare, before any worker runs
+  std::unique_ptr<WholeFileHasher> hasher_;   // likewise
 
-  absl::Mutex write_mu_;  // serialises writes to fd_
   mutable absl::Mutex mu_;
   absl::CondVar changed_;  // for the coordinator
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;  // Run returned
   DownloadState state_ ABSL_GUARDED_BY(mu_) = DownloadState::kRunning;
   std::string error_ ABSL_GUARDED_BY(mu_);
   PiecePicker picker_ ABSL_GUARDED_BY(mu_);
-  std::string ticket_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
-  PeerId next_peer_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<std::unique_ptr<Link>> links_ ABSL_GUARDED_BY(mu_);  // by id - 1
+  std::deque<tracker::v1::Peer> reserve_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_done_ ABSL_GUARDED_BY(mu_) = 0;
   double rate_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  absl::Time last_rotate_ ABSL_GUARDED_BY(mu_) = absl::Now();
   bool announced_ ABSL_GUARDED_BY(mu_) = false;
   bool have_dirty_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time no_source_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<std::string, uint64_t> bytes_by_peer_ ABSL_GUARDED_BY(mu_);
+  DownloadProgress counters_ ABSL_GUARDED_BY(mu_);  // only its counters are used
   std::thread coordinator_;
-
-  // The whole-file SHA1 so far, over pieces [0, next_hash_). Taken before mu_.
-  absl::Mutex hash_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  Sha1 whole_ ABSL_GUARDED_BY(hash_mu_);
-  uint32_t next_hash_ ABSL_GUARDED_BY(hash_mu_) = 0;
 };
 
 const char* DownloadStateLetter(DownloadState state);

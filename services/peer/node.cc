@@ -58,6 +58,36 @@ absl::StatusOr<std::string> ResolveDestination(const std::string& dest, const st
   return out;
 }
 
+// The tracker as a download sees it.
+class TrackerForDownloads final : public DownloadTracker {
+ public:
+  explicit TrackerForDownloads(TrackerClient* tracker) : tracker_(tracker) {}
+  absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string& group_id,
+                                                         const std::string& name) override {
+    tv1::GetFilePeersRequest req;
+    req.set_group_id(group_id);
+    req.set_file_name(name);
+    return tracker_->Call(&Stub::GetFilePeers, req);
+  }
+  absl::Status AnnounceHolder(const std::string& group_id, const std::string& name,
+                              bool complete) override {
+    tv1::AnnounceHolderRequest req;
+    req.set_group_id(group_id);
+    req.set_file_name(name);
+    req.set_complete(complete);
+    return tracker_->Call(&Stub::AnnounceHolder, req).status();
+  }
+  absl::Status StopShare(const std::string& group_id, const std::string& name) override {
+    tv1::StopShareRequest req;
+    req.set_group_id(group_id);
+    req.set_file_name(name);
+    return tracker_->Call(&Stub::StopShare, req).status();
+  }
+
+ private:
+  TrackerClient* const tracker_;
+};
+
 absl::Status CheckFileInfo(const tv1::FileInfo& f) {
   // The tracker is trusted for hashes, but a name from the network never
   // becomes a path unchecked.
@@ -74,9 +104,11 @@ absl::Status CheckFileInfo(const tv1::FileInfo& f) {
 
 Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptions options)
     : tracker_(tracker),
+      download_tracker_(std::make_unique<TrackerForDownloads>(tracker)),
       state_(std::move(state)),
       options_(std::move(options)),
       peer_address_(options_.peer_address) {
+  peer_service_.SetSelfAddress(peer_address_);
   tracker_->SetSessionLostCallback([this] { StopSharing(); });
 }
 
@@ -94,6 +126,7 @@ void Node::StopSharing() {
 void Node::set_peer_address(const std::string& address) {
   absl::MutexLock lock(&mu_);
   peer_address_ = address;
+  peer_service_.SetSelfAddress(address);
 }
 
 Node::~Node() {
@@ -218,16 +251,14 @@ absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& 
                                                              const std::string& group_id,
                                                              const std::string& name,
                                                              const std::string& dest) {
-  tv1::GetFilePeersRequest req;
-  req.set_group_id(group_id);
-  req.set_file_name(name);
-  ASSIGN_OR_RETURN(tv1::GetFilePeersResponse peers, tracker_->Call(&Stub::GetFilePeers, req));
+  ASSIGN_OR_RETURN(tv1::GetFilePeersResponse peers,
+                   download_tracker_->GetFilePeers(group_id, name));
   RETURN_IF_ERROR(CheckFileInfo(peers.file()));
   if (auto served = store_.Get({group_id, peers.file().sha1()}); served.ok()) {
     return absl::AlreadyExistsError(absl::StrCat(
         "you already share this file in ", group_id, " as '", served->name, "'"));
   }
-  Download::Env env{tracker_, &store_, state_.get(), user_id};
+  Download::Env env{download_tracker_.get(), &store_, state_.get(), user_id};
   return std::make_unique<Download>(env, options_.download, group_id, std::move(peers), dest);
 }
 

@@ -96,6 +96,7 @@ class Node {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   TrackerClient* const tracker_;
+  const std::unique_ptr<DownloadTracker> download_tracker_;  // tracker_ as downloads see it
   const std::unique_ptr<ClientState> state_;
   const NodeOptions options_;
   PieceStore store_;

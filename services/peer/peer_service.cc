@@ -1,7 +1,11 @@
 #include "services/peer/peer_service.h"
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <atomic>
 #include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -12,15 +16,335 @@
 namespace groupshare::peer {
 namespace {
 
-// Pieces go out in chunks of at most this much, well under gRPC's default
-// 4 MiB message limit.
+// Pieces go out in messages of at most this much; a 512 KiB piece is one.
 constexpr uint32_t kChunkBytes = 1 << 20;
+constexpr size_t kMaxCachedTickets = 1024;
+constexpr absl::Duration kHousekeepingInterval = absl::Seconds(1);
+
+// A call refused before it started.
+template <class Message>
+class Refusal final : public grpc::ServerWriteReactor<Message> {
+ public:
+  explicit Refusal(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+// What both calls share: a reference count (gRPC holds one until OnDone;
+// whoever acts on a call from outside holds one meanwhile) and one way to
+// finish, safe against a cancellation from outside running at the same time.
+//
+// gRPC may run a call's reactions inline inside TryCancel, including Finish
+// and OnDone. CutOff therefore marks itself running; a Finish wanted meanwhile
+// waits until TryCancel has returned, so the context stays valid throughout.
+template <class Message>
+class CountedCall : public grpc::ServerWriteReactor<Message> {
+ public:
+  CountedCall(grpc::CallbackServerContext* ctx, std::string user)
+      : ctx_(ctx), user_(std::move(user)) {}
+
+  const std::string& user() const { return user_; }
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // Cancels the call from outside its reactions. The caller holds a
+  // reference.
+  void CutOff() ABSL_LOCKS_EXCLUDED(finish_mu_) {
+    {
+      absl::MutexLock lock(&finish_mu_);
+      if (finished_) return;
+      cutting_off_ = true;
+    }
+    ctx_->TryCancel();
+    std::optional<grpc::Status> deferred;
+    {
+      absl::MutexLock lock(&finish_mu_);
+      cutting_off_ = false;
+      deferred.swap(deferred_);
+    }
+    if (deferred.has_value()) this->Finish(*deferred);
+  }
+
+ protected:
+  // Finishes the call once; later calls do nothing.
+  void FinishOnce(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(finish_mu_) {
+    {
+      absl::MutexLock lock(&finish_mu_);
+      if (finished_) return;
+      finished_ = true;
+      if (cutting_off_) {
+        deferred_ = status;
+        return;
+      }
+    }
+    this->Finish(status);
+  }
+
+  grpc::CallbackServerContext* const ctx_;
+
+ private:
+  const std::string user_;
+  std::atomic<int> refs_{1};
+  absl::Mutex finish_mu_;
+  bool finished_ ABSL_GUARDED_BY(finish_mu_) = false;
+  bool cutting_off_ ABSL_GUARDED_BY(finish_mu_) = false;
+  std::optional<grpc::Status> deferred_ ABSL_GUARDED_BY(finish_mu_);
+};
 
 }  // namespace
+
+// GetBitfield: the full bitfield, then one message a verified piece, fed by
+// a subscription to the share. Ends when the share goes, the ticket
+// expires, or the caller cancels.
+class PeerServiceImpl::BitfieldCall final : public CountedCall<pv1::BitfieldUpdate> {
+ public:
+  // Forwards the store's news to the call while it lives.
+  class Listener final : public PieceStore::Listener {
+   public:
+    explicit Listener(BitfieldCall* call) : call_(call) {}
+    void OnHave(uint32_t piece) override {
+      Forward([piece](BitfieldCall* c) { c->Queue(piece); });
+    }
+    void OnGone() override {
+      Forward([](BitfieldCall* c) { c->End(grpc::Status::OK); });
+    }
+    void Detach() ABSL_LOCKS_EXCLUDED(mu_) {
+      absl::MutexLock lock(&mu_);
+      call_ = nullptr;
+    }
+
+   private:
+    template <class F>
+    void Forward(F f) ABSL_LOCKS_EXCLUDED(mu_) {
+      BitfieldCall* call;
+      {
+        absl::MutexLock lock(&mu_);
+        call = call_;
+        if (call != nullptr) call->Ref();
+      }
+      if (call == nullptr) return;
+      f(call);
+      call->Unref();
+    }
+    absl::Mutex mu_;
+    BitfieldCall* call_ ABSL_GUARDED_BY(mu_);
+  };
+
+  BitfieldCall(PeerServiceImpl* service, grpc::CallbackServerContext* ctx, ShareKey key,
+               Ticket ticket)
+      : CountedCall(ctx, ticket.user_id),
+        service_(service),
+        key_(std::move(key)),
+        expires_(ticket.expires),
+        listener_(std::make_shared<Listener>(this)) {}
+
+  absl::Time expires() const { return expires_; }
+
+  // Subscribes and sends the full bitfield.
+  void Start() {
+    auto snapshot = service_->store_->Subscribe(key_, listener_);
+    if (!snapshot.ok()) {
+      FinishOnce(ToGrpcStatus(snapshot.status()));
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      count_ = snapshot->layout.PieceCount();
+      message_.set_bitfield(snapshot->have.ToBytes());
+      message_.set_piece_count(count_);
+    }
+    StartWrite(&message_);  // writing_ was true from the start
+  }
+
+  void Queue(uint32_t piece) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      pending_.push_back(piece);
+    }
+    Pump();
+  }
+  void End(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!end_.has_value()) end_ = status;
+    }
+    Pump();
+  }
+  // True when a message has waited for the reader since before `when`.
+  bool WritingSince(absl::Time when) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return writing_ && write_started_ < when;
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok && !end_.has_value()) end_ = grpc::Status::CANCELLED;
+    }
+    Pump();
+  }
+  void OnCancel() override { End(grpc::Status::CANCELLED); }
+  void OnDone() override {
+    listener_->Detach();
+    service_->store_->Unsubscribe(key_, listener_.get());
+    service_->Unregister(this);
+    Unref();
+  }
+
+ private:
+  // Starts the next write, or finishes once nothing is being written.
+  void Pump() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || done_) return;
+      if (end_.has_value()) {
+        done_ = true;
+        finish = end_;
+      } else if (!pending_.empty()) {
+        message_.Clear();
+        message_.set_have(pending_.front());
+        message_.set_piece_count(count_);
+        pending_.pop_front();
+        writing_ = true;
+        write_started_ = absl::Now();
+      } else {
+        return;
+      }
+    }
+    if (finish.has_value()) {
+      FinishOnce(*finish);
+    } else {
+      StartWrite(&message_);
+    }
+  }
+
+  PeerServiceImpl* const service_;
+  const ShareKey key_;
+  const absl::Time expires_;
+  const std::shared_ptr<Listener> listener_;
+  absl::Mutex mu_;
+  pv1::BitfieldUpdate message_;  // written while writing_
+  uint32_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<uint32_t> pending_ ABSL_GUARDED_BY(mu_);  // at most one entry a piece
+  bool writing_ ABSL_GUARDED_BY(mu_) = true;  // until Start has sent the bitfield
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// GetPiece: for each chunk in turn, a share of the read budget, a read on
+// the disk threads, the upload cap's turn, one write. Nothing blocks a
+// thread while the reader is slow.
+class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
+ public:
+  PieceCall(PeerServiceImpl* service, grpc::CallbackServerContext* ctx, ShareKey key,
+            std::string user, std::vector<uint32_t> pieces, FileLayout layout)
+      : CountedCall(ctx, std::move(user)),
+        service_(service),
+        key_(std::move(key)),
+        pieces_(std::move(pieces)),
+        layout_(layout) {}
+
+  uint32_t ChunkLength() const {
+    return static_cast<uint32_t>(
+        std::min<uint64_t>(kChunkBytes, layout_.PieceLength(pieces_[index_]) - offset_));
+  }
+
+  // Asks for the budget of the next chunk, or finishes after the last.
+  void Next() {
+    if (index_ == pieces_.size() || cancelled_.load()) {
+      FinishOnce(index_ == pieces_.size() ? grpc::Status::OK : grpc::Status::CANCELLED);
+      return;
+    }
+    if (service_->Reserve(this, ChunkLength())) ScheduleRead();
+  }
+  // The budget is ours: read on the disk threads.
+  void ScheduleRead() {
+    service_->work_.Run([this] { Read(); });
+  }
+  // True when a message has waited for the reader since before `when`.
+  bool WritingSince(absl::Time when) const {
+    int64_t since = write_started_.load();
+    return since != 0 && since < absl::ToUnixMicros(when);
+  }
+
+  void OnWriteDone(bool ok) override {
+    write_started_.store(0);
+    service_->Release(user(), ChunkLength());
+    if (!ok) {
+      FinishOnce(grpc::Status::CANCELLED);
+      return;
+    }
+    offset_ += ChunkLength();
+    if (offset_ == layout_.PieceLength(pieces_[index_])) {
+      offset_ = 0;
+      ++index_;
+    }
+    Next();
+  }
+  void OnCancel() override { cancelled_.store(true); }
+  void OnDone() override {
+    service_->Unregister(this);
+    Unref();
+  }
+
+ private:
+  void Read() {
+    const uint32_t length = ChunkLength();
+    absl::Status read = cancelled_.load() ? absl::CancelledError("cancelled")
+                                          : service_->store_->Read(key_, pieces_[index_], offset_,
+                                                                   length, message_.mutable_data());
+    if (!read.ok()) {
+      service_->Release(user(), length);
+      FinishOnce(ToGrpcStatus(read));
+      return;
+    }
+    message_.set_piece(pieces_[index_]);
+    message_.set_offset(offset_);
+    absl::Time at = service_->SendTime(length);
+    if (at > absl::Now()) {
+      service_->work_.RunAt(at, [this] { Write(); });
+    } else {
+      Write();
+    }
+  }
+  void Write() {
+    write_started_.store(absl::ToUnixMicros(absl::Now()));
+    StartWrite(&message_);
+  }
+
+  PeerServiceImpl* const service_;
+  const ShareKey key_;
+  const std::vector<uint32_t> pieces_;
+  const FileLayout layout_;
+  // One step runs at a time (reserve, read, write), each started by the one
+  // before, so these need no lock.
+  size_t index_ = 0;
+  uint32_t offset_ = 0;
+  pv1::PieceChunk message_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<int64_t> write_started_{0};  // Unix micros; 0 while not writing
+};
+
+PeerServiceImpl::PeerServiceImpl(PieceStore* store, PeerServiceOptions options)
+    : store_(store), options_(options), work_(options.disk_threads) {
+  work_.RunAt(absl::Now() + kHousekeepingInterval, [this] { Housekeep(); });
+}
+
+PeerServiceImpl::~PeerServiceImpl() = default;
 
 void PeerServiceImpl::SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier) {
   absl::MutexLock lock(&mu_);
   verifier_ = std::move(verifier);
+  verified_.clear();
+}
+
+void PeerServiceImpl::SetSelfAddress(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  self_address_ = address;
   verified_.clear();
 }
 
@@ -29,37 +353,36 @@ void PeerServiceImpl::SetMaxUploadRate(uint64_t bytes_per_second) {
   max_rate_ = bytes_per_second;
 }
 
-void PeerServiceImpl::Throttle(uint64_t bytes) {
-  absl::Time send_at;
-  {
-    absl::MutexLock lock(&mu_);
-    if (max_rate_ == 0) return;
-    // Each send books its share of the cap after the ones before it.
-    send_at = std::max(next_free_, absl::Now());
-    next_free_ = send_at + absl::Seconds(static_cast<double>(bytes) / max_rate_);
-  }
-  absl::SleepFor(send_at - absl::Now());
-}
-
 void PeerServiceImpl::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
 }
 
-bool PeerServiceImpl::shutting_down() const {
+uint32_t PeerServiceImpl::open_calls() const {
   absl::MutexLock lock(&mu_);
-  return shutdown_;
+  return calls_;
 }
 
-absl::StatusOr<ShareKey> PeerServiceImpl::Authorize(const std::string& ticket,
-                                                    const std::string& group_id,
-                                                    const std::string& file_sha1) {
-  constexpr size_t kMaxCachedTickets = 1024;
+absl::Time PeerServiceImpl::SendTime(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  if (max_rate_ == 0) return absl::InfinitePast();
+  // Each send books its share of the cap after the ones before it.
+  absl::Time send_at = std::max(next_free_, absl::Now());
+  next_free_ = send_at + absl::Seconds(static_cast<double>(bytes) / max_rate_);
+  return send_at;
+}
+
+absl::StatusOr<Ticket> PeerServiceImpl::Authorize(const std::string& ticket,
+                                                  const std::string& group_id,
+                                                  const std::string& file_sha1) {
   std::shared_ptr<const TicketVerifier> verifier;
   std::optional<Ticket> cached;
+  std::string self;
   {
     absl::MutexLock lock(&mu_);
+    if (shutdown_) return absl::UnavailableError("this peer is shutting down");
     verifier = verifier_;
+    self = self_address_;
     if (auto it = verified_.find(ticket); it != verified_.end()) cached = it->second;
   }
   if (verifier == nullptr) {
@@ -76,75 +399,200 @@ absl::StatusOr<ShareKey> PeerServiceImpl::Authorize(const std::string& ticket,
       verified_[ticket] = t;
     }
   }
+  if (t.peer != self) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "download ticket refused: it is made out to the peer at ", t.peer, ", not to this one (",
+        self, "); ask the tracker for this peer's ticket (GetFilePeers)"));
+  }
   if (t.group_id != group_id || t.file_sha1 != file_sha1) {
     return absl::PermissionDeniedError(
         "download ticket refused: it is for another group or file");
   }
-  return ShareKey{group_id, file_sha1};
+  return t;
 }
 
-grpc::Status PeerServiceImpl::GetBitfield(grpc::ServerContext* ctx,
-                                          const pv1::GetBitfieldRequest* req,
-                                          grpc::ServerWriter<pv1::BitfieldUpdate>* writer) {
-  auto key = Authorize(req->ticket(), req->group_id(), req->file_sha1());
-  if (!key.ok()) {
-    GS_LOG(kDebug) << "GetBitfield refused: " << key.status();
-    return ToGrpcStatus(key.status());
+absl::Status PeerServiceImpl::Admit(const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  if (calls_ >= options_.max_calls) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this peer serves ", options_.max_calls, " calls at once already; try again later"));
   }
-  auto snapshot = store_->Get(*key);
-  if (!snapshot.ok()) return ToGrpcStatus(snapshot.status());
-  const uint32_t count = snapshot->layout.PieceCount();
-  pv1::BitfieldUpdate full;
-  full.set_bitfield(snapshot->have.ToBytes());
-  full.set_piece_count(count);
-  if (!writer->Write(full)) return grpc::Status::CANCELLED;
-  size_t cursor = snapshot->cursor;
-  while (!ctx->IsCancelled() && !shutting_down()) {
-    auto added = store_->WaitForNew(*key, &cursor, absl::Milliseconds(500));
-    if (!added.ok()) return grpc::Status::OK;  // stopped sharing: the stream ends
-    for (uint32_t piece : *added) {
-      pv1::BitfieldUpdate have;
-      have.set_have(piece);
-      have.set_piece_count(count);
-      if (!writer->Write(have)) return grpc::Status::CANCELLED;
-    }
+  uint32_t& mine = calls_by_user_[user];
+  if (mine >= options_.max_calls_per_user) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("user ", user, " has ", mine, " calls open to this peer, the most it serves ",
+                     "one user; end some first"));
   }
-  return grpc::Status::OK;
+  ++mine;
+  ++calls_;
+  return absl::OkStatus();
 }
 
-grpc::Status PeerServiceImpl::GetPiece(grpc::ServerContext* ctx, const pv1::GetPieceRequest* req,
-                                       grpc::ServerWriter<pv1::PieceChunk>* writer) {
-  auto key = Authorize(req->ticket(), req->group_id(), req->file_sha1());
-  if (!key.ok()) {
-    GS_LOG(kDebug) << "GetPiece refused: " << key.status();
-    return ToGrpcStatus(key.status());
+void PeerServiceImpl::Register(BitfieldCall* call) {
+  absl::MutexLock lock(&mu_);
+  bitfield_calls_.insert(call);
+}
+
+void PeerServiceImpl::Register(PieceCall* call) {
+  absl::MutexLock lock(&mu_);
+  piece_calls_.insert(call);
+}
+
+namespace {
+template <class Map>
+void Decrement(Map& map, const std::string& key, uint64_t by) {
+  auto it = map.find(key);
+  if (it == map.end()) return;
+  it->second -= std::min<uint64_t>(it->second, by);
+  if (it->second == 0) map.erase(it);
+}
+}  // namespace
+
+void PeerServiceImpl::Unregister(BitfieldCall* call) {
+  absl::MutexLock lock(&mu_);
+  bitfield_calls_.erase(call);
+  Decrement(calls_by_user_, call->user(), 1);
+  --calls_;
+}
+
+void PeerServiceImpl::Unregister(PieceCall* call) {
+  absl::MutexLock lock(&mu_);
+  piece_calls_.erase(call);
+  Decrement(calls_by_user_, call->user(), 1);
+  --calls_;
+}
+
+bool PeerServiceImpl::Reserve(PieceCall* call, uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  uint64_t& mine = buffered_by_user_[call->user()];
+  // One chunk always fits in an empty budget, whatever the limits say.
+  bool fits = (buffered_ == 0 || buffered_ + bytes <= options_.max_buffered_bytes) &&
+              (mine == 0 || mine + bytes <= options_.max_buffered_bytes_per_user);
+  if (!fits) {
+    if (mine == 0) buffered_by_user_.erase(call->user());
+    waiting_.push_back({call, bytes});
+    return false;
   }
-  // Pieces are read into a buffer this server thread keeps between calls,
-  // so reading one costs no allocation and no clearing; it is lent to the
-  // message while that is written.
-  static thread_local std::string buffer;
-  pv1::PieceChunk chunk;
-  for (uint32_t piece : req->pieces()) {
-    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    if (absl::Status s = store_->ReadPiece(*key, piece, &buffer); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
-    chunk.set_piece(piece);
-    for (uint32_t offset = 0; offset < buffer.size(); offset += kChunkBytes) {
-      chunk.set_offset(offset);
-      bool whole = offset == 0 && buffer.size() <= kChunkBytes;
-      if (whole) {
-        chunk.mutable_data()->swap(buffer);
-      } else {
-        chunk.set_data(buffer.substr(offset, kChunkBytes));
+  buffered_ += bytes;
+  mine += bytes;
+  return true;
+}
+
+void PeerServiceImpl::Release(const std::string& user, uint64_t bytes) {
+  std::vector<PieceCall*> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    buffered_ -= std::min(buffered_, bytes);
+    Decrement(buffered_by_user_, user, bytes);
+    // Waiters in order; one over its own user's share waits without
+    // holding up the others.
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (buffered_ != 0 && buffered_ + it->bytes > options_.max_buffered_bytes) break;
+      uint64_t& mine = buffered_by_user_[it->call->user()];
+      if (mine != 0 && mine + it->bytes > options_.max_buffered_bytes_per_user) {
+        ++it;
+        continue;
       }
-      Throttle(chunk.data().size());
-      bool sent = writer->Write(chunk);
-      if (whole) chunk.mutable_data()->swap(buffer);
-      if (!sent) return grpc::Status::CANCELLED;
+      buffered_ += it->bytes;
+      mine += it->bytes;
+      ready.push_back(it->call);
+      it = waiting_.erase(it);
     }
   }
-  return grpc::Status::OK;
+  for (PieceCall* call : ready) call->ScheduleRead();
+}
+
+void PeerServiceImpl::Housekeep() {
+  const absl::Time now = absl::Now();
+  std::vector<BitfieldCall*> expired;
+  std::vector<PieceCall*> stalled;
+  bool trim = false;
+  {
+    absl::MutexLock lock(&mu_);
+    // Idle after a burst: give the memory back to the system.
+    trim = calls_ == 0 && busy_since_trim_;
+    busy_since_trim_ = calls_ != 0;
+    for (BitfieldCall* call : bitfield_calls_) {
+      if (now >= call->expires()) {
+        call->Ref();
+        expired.push_back(call);
+      }
+    }
+    for (PieceCall* call : piece_calls_) {
+      if (call->WritingSince(now - options_.write_timeout)) {
+        call->Ref();
+        stalled.push_back(call);
+      }
+    }
+  }
+  for (BitfieldCall* call : expired) {
+    call->End(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                           "download ticket expired; ask the tracker for a new one "
+                           "(GetFilePeers) and call again"));
+    // A reader that takes nothing would keep the stream open regardless.
+    if (call->WritingSince(now - options_.write_timeout)) call->CutOff();
+    call->Unref();
+  }
+  for (PieceCall* call : stalled) {
+    GS_LOG(kInfo) << "cutting off a GetPiece call of " << call->user()
+                  << " whose reader took nothing for "
+                  << absl::FormatDuration(options_.write_timeout);
+    call->CutOff();
+    call->Unref();
+  }
+  if (trim) malloc_trim(0);
+  work_.RunAt(now + kHousekeepingInterval, [this] { Housekeep(); });
+}
+
+grpc::ServerWriteReactor<pv1::BitfieldUpdate>* PeerServiceImpl::GetBitfield(
+    grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) {
+  auto ticket = Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  absl::Status admitted = ticket.ok() ? Admit(ticket->user_id) : ticket.status();
+  if (!admitted.ok()) {
+    GS_LOG(kDebug) << "GetBitfield refused: " << admitted;
+    return new Refusal<pv1::BitfieldUpdate>(ToGrpcStatus(admitted));
+  }
+  auto* call = new BitfieldCall(this, ctx, ShareKey{req->group_id(), req->file_sha1()},
+                                *std::move(ticket));
+  Register(call);
+  call->Start();
+  return call;
+}
+
+grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
+    grpc::CallbackServerContext* ctx, const pv1::GetPieceRequest* req) {
+  auto refuse = [](const absl::Status& why) {
+    GS_LOG(kDebug) << "GetPiece refused: " << why;
+    return new Refusal<pv1::PieceChunk>(ToGrpcStatus(why));
+  };
+  const auto& pieces = req->pieces();
+  if (pieces.empty() || static_cast<uint32_t>(pieces.size()) > options_.max_pieces_per_request) {
+    return refuse(absl::InvalidArgumentError(
+        absl::StrCat("a GetPiece call asks for 1 to ", options_.max_pieces_per_request,
+                     " pieces, not ", pieces.size())));
+  }
+  std::vector<uint32_t> sorted(pieces.begin(), pieces.end());
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return refuse(absl::InvalidArgumentError(
+        "a GetPiece call names a piece more than once; ask for each piece once"));
+  }
+  auto ticket = Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  if (!ticket.ok()) return refuse(ticket.status());
+  ShareKey key{req->group_id(), req->file_sha1()};
+  auto snapshot = store_->Get(key);
+  if (!snapshot.ok()) return refuse(snapshot.status());
+  if (sorted.back() >= snapshot->layout.PieceCount()) {
+    return refuse(absl::OutOfRangeError(absl::StrCat(
+        "piece ", sorted.back(), " is out of range; the file has ",
+        snapshot->layout.PieceCount())));
+  }
+  if (absl::Status s = Admit(ticket->user_id); !s.ok()) return refuse(s);
+  auto* call = new PieceCall(this, ctx, std::move(key), ticket->user_id,
+                             {pieces.begin(), pieces.end()}, snapshot->layout);
+  Register(call);
+  call->Next();
+  return call;
 }
 
 }  // namespace groupshare::peer

@@ -1,64 +1,133 @@
-// groupshare.peer.v1.PeerService over the client's PieceStore. Every call
-// must carry a ticket signed by the tracker for the requested group and
-// file; the key that checks tickets arrives with the login and leaves with
-// the logout.
+// groupshare.peer.v1.PeerService over the client's PieceStore, on gRPC's
+// callback API: no thread is parked on a call. Every call must carry a
+// ticket the tracker signed for the requested group and file and for this
+// peer's own address; the key that checks tickets arrives with the login and
+// leaves with the logout.
 //
-// Thread-safe. Uses the synchronous API: a GetBitfield stream holds one
-// server thread while it waits for new pieces.
+// GetBitfield streams are fed by a subscription to their share: a verified
+// piece reaches exactly the streams of its share, at once. They end when
+// the share stops being served or their ticket expires. GetPiece reads the
+// pieces on a small pool of disk threads, one message in flight per call;
+// the bytes read and not yet taken by the network are capped per caller and
+// in all, and a reader that takes nothing for `write_timeout` is cut off.
+//
+// Thread-safe.
 #ifndef GROUPSHARE_SERVICES_PEER_PEER_SERVICE_H_
 #define GROUPSHARE_SERVICES_PEER_PEER_SERVICE_H_
 
+#include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/piece_store.h"
 #include "core/ticket.h"
+#include "core/work_queue.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 
 namespace groupshare::peer {
 
 namespace pv1 = ::groupshare::peer::v1;
 
-class PeerServiceImpl final : public pv1::PeerService::Service {
+// What one peer serves at most; a call past a limit is refused with
+// RESOURCE_EXHAUSTED or INVALID_ARGUMENT, saying which limit.
+struct PeerServiceOptions {
+  // Calls (GetBitfield and GetPiece) open at once, in all and per user.
+  uint32_t max_calls = 512;
+  uint32_t max_calls_per_user = 48;
+  // Pieces one GetPiece call may ask for.
+  uint32_t max_pieces_per_request = 64;
+  // Piece bytes read from disk and not yet taken by the network, in all and
+  // per user. Calls past it wait their turn, holding no thread.
+  uint64_t max_buffered_bytes = 32 << 20;
+  uint64_t max_buffered_bytes_per_user = 8 << 20;
+  // A GetPiece whose reader takes no message for this long is cancelled.
+  absl::Duration write_timeout = absl::Seconds(30);
+  // Threads reading pieces from disk (and running the service's timers).
+  int disk_threads = 2;
+};
+
+class PeerServiceImpl final : public pv1::PeerService::CallbackService {
  public:
   // `store` must outlive the service.
-  explicit PeerServiceImpl(PieceStore* store) : store_(store) {}
+  explicit PeerServiceImpl(PieceStore* store, PeerServiceOptions options = {});
+  ~PeerServiceImpl() override;
 
   // Caps what all calls together send, in bytes a second; 0 (the default)
   // is no cap.
   void SetMaxUploadRate(uint64_t bytes_per_second) ABSL_LOCKS_EXCLUDED(mu_);
-
   // The key that verifies tickets; null (logged out) refuses every call.
   void SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Ends the GetBitfield streams promptly, for a server shutting down.
+  // This peer's address as the tracker knows it: tickets made out to any
+  // other address are refused.
+  void SetSelfAddress(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
+  // Refuses new calls, for a server shutting down.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
-  grpc::Status GetBitfield(grpc::ServerContext* ctx, const pv1::GetBitfieldRequest* req,
-                           grpc::ServerWriter<pv1::BitfieldUpdate>* writer) override;
-  grpc::Status GetPiece(grpc::ServerContext* ctx, const pv1::GetPieceRequest* req,
-                        grpc::ServerWriter<pv1::PieceChunk>* writer) override;
+  // Calls open now (for tests and the log).
+  uint32_t open_calls() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  grpc::ServerWriteReactor<pv1::BitfieldUpdate>* GetBitfield(
+      grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) override;
+  grpc::ServerWriteReactor<pv1::PieceChunk>* GetPiece(
+      grpc::CallbackServerContext* ctx, const pv1::GetPieceRequest* req) override;
 
  private:
-  // The share the request may read: the ticket is valid now and names this
-  // group and file. PERMISSION_DENIED otherwise.
-  absl::StatusOr<ShareKey> Authorize(const std::string& ticket, const std::string& group_id,
-                                     const std::string& file_sha1) ABSL_LOCKS_EXCLUDED(mu_);
-  bool shutting_down() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Waits until `bytes` more may be sent under the upload cap.
-  void Throttle(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  class BitfieldCall;
+  class PieceCall;
+
+  // The ticket's claims when it is valid now, made out to this peer, and
+  // names this group and file. PERMISSION_DENIED (or UNAVAILABLE when
+  // logged out) otherwise.
+  absl::StatusOr<Ticket> Authorize(const std::string& ticket, const std::string& group_id,
+                                   const std::string& file_sha1) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts a call of `user`; RESOURCE_EXHAUSTED past the limits.
+  absl::Status Admit(const std::string& user) ABSL_LOCKS_EXCLUDED(mu_);
+  void Register(BitfieldCall* call) ABSL_LOCKS_EXCLUDED(mu_);
+  void Register(PieceCall* call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets a finished call and its admission.
+  void Unregister(BitfieldCall* call) ABSL_LOCKS_EXCLUDED(mu_);
+  void Unregister(PieceCall* call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes `bytes` of the read budget for `call`, or queues the call, which
+  // then reads when Release frees enough. True when it may read now.
+  bool Reserve(PieceCall* call, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  void Release(const std::string& user, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  // When `bytes` more may be sent under the upload cap.
+  absl::Time SendTime(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends expired bitfield streams and cuts off stalled readers; runs each
+  // second on the work queue.
+  void Housekeep() ABSL_LOCKS_EXCLUDED(mu_);
 
   PieceStore* const store_;
+  const PeerServiceOptions options_;
+
   mutable absl::Mutex mu_;
   std::shared_ptr<const TicketVerifier> verifier_ ABSL_GUARDED_BY(mu_);
+  std::string self_address_ ABSL_GUARDED_BY(mu_);
   // Tickets verified with the current key: a downloader sends the same one
-  // with every piece, and checking a signature costs more than the lookup.
+  // with every call, and checking a signature costs more than the lookup.
   std::map<std::string, Ticket> verified_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t max_rate_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time next_free_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // the cap's clock
+  uint32_t calls_ ABSL_GUARDED_BY(mu_) = 0;
+  bool busy_since_trim_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, uint32_t> calls_by_user_ ABSL_GUARDED_BY(mu_);
+  std::set<BitfieldCall*> bitfield_calls_ ABSL_GUARDED_BY(mu_);
+  std::set<PieceCall*> piece_calls_ ABSL_GUARDED_BY(mu_);
+  uint64_t buffered_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, uint64_t> buffered_by_user_ ABSL_GUARDED_BY(mu_);
+  struct Waiter {
+    PieceCall* call;
+    uint64_t bytes;
+  };
+  std::deque<Waiter> waiting_ ABSL_GUARDED_BY(mu_);
+
+  WorkQueue work_;  // last: its threads stop before the rest goes
 };
 
 }  // namespace groupshare::peer

@@ -26,7 +26,8 @@ ABSL_FLAG(std::string, db, "",
           "it (default: ~/.groupshare/tracker.db)");
 ABSL_FLAG(int, session_ttl, 30,
           "seconds after which a client that stopped sending KeepAlive is offline");
-ABSL_FLAG(int, ticket_ttl, 900, "seconds a download ticket stays valid");
+ABSL_FLAG(int, ticket_ttl, 180,
+          "seconds a download ticket stays valid (downloaders renew theirs every few seconds)");
 ABSL_FLAG(int, password_iterations, 200000,
           "PBKDF2 iterations for new password hashes");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");

@@ -323,16 +323,16 @@ grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,
     ASSIGN_OR_RETURN(auto peers,
                      store_->GetPeers(user, req->group_id(), req->file_name(), now));
     absl::Time expires = absl::FromUnixSeconds(absl::ToUnixSeconds(now + options_.ticket_ttl));
-    ASSIGN_OR_RETURN(std::string ticket,
-                     signer_->Sign({user, req->group_id(), file.sha1, expires}));
     ToProto(file, resp->mutable_file());
     for (const PeerView& p : peers) {
+      ASSIGN_OR_RETURN(std::string ticket,
+                       signer_->Sign({user, req->group_id(), file.sha1, p.address, expires}));
       tv1::Peer* out = resp->add_peers();
       out->set_user_id(p.user_id);
       out->set_address(p.address);
       out->set_complete(p.complete);
+      out->set_ticket(std::move(ticket));
     }
-    resp->set_ticket(ticket);
     resp->set_ticket_expires_at(absl::ToUnixSeconds(expires));
     return absl::OkStatus();
   });

@@ -24,7 +24,7 @@ struct TrackerOptions {
   // A session not kept alive for this long expires.
   absl::Duration session_ttl = absl::Seconds(30);
   // Download tickets are valid for this long.
-  absl::Duration ticket_ttl = absl::Minutes(15);
+  absl::Duration ticket_ttl = absl::Minutes(3);
   // PBKDF2 iterations for new password hashes.
   int password_iterations = 200000;
   // The clock; tests substitute their own.

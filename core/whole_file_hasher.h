@@ -1,0 +1,58 @@
+// The whole file's SHA1, computed while a download arrives. Pieces are
+// hashed in file order: the one that completes the next piece in order
+// hashes it from memory, then any following pieces that arrived earlier,
+// read back from the part file. One caller hashes at a time; the others
+// only record their piece and go on, so nobody waits on disk reads here.
+//
+// Thread-safe.
+#ifndef GROUPSHARE_CORE_WHOLE_FILE_HASHER_H_
+#define GROUPSHARE_CORE_WHOLE_FILE_HASHER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "core/bitfield.h"
+#include "core/crypto.h"
+#include "core/part_file.h"
+
+namespace groupshare {
+
+class WholeFileHasher {
+ public:
+  // `file` must outlive the hasher.
+  WholeFileHasher(FileLayout layout, PartFile* file);
+
+  // `piece` is verified and written; `data` are its bytes (in parts), or
+  // empty to read it back when its turn comes.
+  void Add(uint32_t piece, absl::Span<const absl::string_view> data) ABSL_LOCKS_EXCLUDED(mu_);
+  // The lower-case hex SHA1 of the whole file once every piece was added;
+  // UNAVAILABLE when a read-back failed, FAILED_PRECONDITION when pieces
+  // are missing.
+  absl::StatusOr<std::string> Finish() ABSL_LOCKS_EXCLUDED(mu_);
+  // Pieces hashed so far (in order from the first).
+  uint32_t hashed() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Hashes the run of added pieces from next_ on; the caller holds the
+  // turn (busy_).
+  void Drain() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const FileLayout layout_;
+  PartFile* const file_;
+  mutable absl::Mutex mu_;
+  Bitfield added_ ABSL_GUARDED_BY(mu_);
+  uint32_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  // Touched only by the caller holding the turn.
+  Sha1 sha1_;
+  std::string buffer_;
+};
+
+}  // namespace groupshare
+
+#endif  // GROUPSHARE_CORE_WHOLE_FILE_HASHER_H_

@@ -1,0 +1,282 @@
+#include "services/peer/peer_link.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "core/piece_chunk.h"
+#include "services/common/grpc_status.h"
+
+namespace groupshare::peer {
+namespace {
+
+constexpr char kGetPieceMethod[] = "/groupshare.peer.v1.PeerService/GetPiece";
+// What a message may hold besides its data: the field tags and numbers.
+constexpr int kMessageOverhead = 4096;
+// Our peers send a piece in messages of at most this much.
+constexpr uint32_t kMaxChunkBytes = 1 << 20;
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const FileLayout& layout,
+                                           std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments args;
+  // No message larger than a piece's chunk (or the bitfield) is accepted.
+  uint64_t largest = std::max<uint64_t>(std::min(layout.piece_size, kMaxChunkBytes),
+                                        layout.PieceCount() / 8 + 1);
+  args.SetMaxReceiveMessageSize(static_cast<int>(largest + kMessageOverhead));
+  // Each download talks to a peer over a connection of its own.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, credentials, args);
+}
+
+}  // namespace
+
+// What the link knows of each of its calls. Reference-counted: gRPC holds
+// one until OnDone; a canceller holds one while it cancels, since gRPC may
+// run OnDone inline inside TryCancel.
+class PeerLink::Call {
+ public:
+  virtual ~Call() = default;
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  virtual bool Carries(uint32_t) const { return false; }
+  virtual bool StalledSince(absl::Time) const { return false; }
+
+  grpc::ClientContext ctx;
+
+ private:
+  std::atomic<int> refs_{1};
+};
+
+class PeerLink::BitfieldCall final : public Call,
+                                     public grpc::ClientReadReactor<pv1::BitfieldUpdate> {
+ public:
+  BitfieldCall(PeerLink* link, const std::string& ticket) : link_(link) {
+    request_.set_ticket(ticket);
+    request_.set_group_id(link->target_.group_id);
+    request_.set_file_sha1(link->target_.file_sha1);
+  }
+  void Start() {
+    link_->stub_->async()->GetBitfield(&ctx, &request_, this);
+    StartRead(&update_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    link_->owner_->OnBitfield(link_, update_);
+    StartRead(&update_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    link_->owner_->OnBitfieldEnd(link_, FromGrpcStatus(status));
+    link_->Ended(this);
+    Unref();
+  }
+
+ private:
+  PeerLink* const link_;
+  pv1::GetBitfieldRequest request_;
+  pv1::BitfieldUpdate update_;
+};
+
+class PeerLink::PieceCall final : public Call,
+                                  public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  PieceCall(PeerLink* link, std::vector<uint32_t> pieces, const std::string& ticket)
+      : link_(link), pieces_(std::move(pieces)), progress_(absl::ToUnixMicros(absl::Now())) {
+    pv1::GetPieceRequest req;
+    req.set_ticket(ticket);
+    req.set_group_id(link->target_.group_id);
+    req.set_file_sha1(link->target_.file_sha1);
+    for (uint32_t p : pieces_) req.add_pieces(p);
+    grpc::Slice slice(req.SerializeAsString());
+    request_ = grpc::ByteBuffer(&slice, 1);
+  }
+  void Start() {
+    link_->generic_->PrepareBidiStreamingCall(&ctx, kGetPieceMethod, grpc::StubOptions(), this);
+    StartWriteLast(&request_, grpc::WriteOptions());
+    StartRead(&response_);
+    StartCall();
+  }
+  bool Carries(uint32_t piece) const override {
+    size_t next = next_.load();
+    return std::find(pieces_.begin() + static_cast<long>(std::min(next, pieces_.size())),
+                     pieces_.end(), piece) != pieces_.end();
+  }
+  bool StalledSince(absl::Time before) const override {
+    return progress_.load() < absl::ToUnixMicros(before);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    progress_.store(absl::ToUnixMicros(absl::Now()));
+    absl::Status taken = Take();
+    response_.Clear();
+    if (!taken.ok()) {
+      error_ = taken;
+      ctx.TryCancel();
+      return;
+    }
+    StartRead(&response_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    size_t next = std::min(next_.load(), pieces_.size());
+    std::vector<uint32_t> undelivered(pieces_.begin() + static_cast<long>(next), pieces_.end());
+    absl::Status why = !error_.ok() ? error_ : FromGrpcStatus(status);
+    if (why.ok() && !undelivered.empty()) {
+      why = absl::DataLossError("the peer ended the call before sending every piece asked for");
+    }
+    link_->owner_->OnCallEnd(link_, std::move(undelivered), why);
+    link_->Ended(this);
+    Unref();
+  }
+
+ private:
+  // Takes one message: its data joins the piece being assembled, which is
+  // handed over once whole.
+  absl::Status Take() {
+    auto slices = std::make_unique<std::vector<grpc::Slice>>();
+    if (!response_.Dump(slices.get()).ok()) return absl::DataLossError("unreadable message");
+    std::vector<absl::string_view> buffers;
+    buffers.reserve(slices->size());
+    for (const grpc::Slice& s : *slices) {
+      buffers.emplace_back(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    auto chunk = ParsePieceChunk(buffers);
+    if (!chunk.ok()) return absl::DataLossError("the peer sent a malformed PieceChunk");
+    size_t next = next_.load();
+    if (next == pieces_.size()) return absl::DataLossError("the peer sent pieces not asked for");
+    const uint32_t piece = pieces_[next];
+    const uint32_t length = link_->target_.layout.PieceLength(piece);
+    if (chunk->piece != piece || chunk->offset != received_ ||
+        received_ + chunk->size > length) {
+      return absl::DataLossError(absl::StrCat("piece ", piece, " arrived malformed"));
+    }
+    current_.index = piece;
+    current_.data.insert(current_.data.end(), chunk->data.begin(), chunk->data.end());
+    // The views point into these slices; the vector itself never moves its
+    // elements again, so inlined small slices stay where the views point.
+    holders_.push_back(std::move(slices));
+    received_ += static_cast<uint32_t>(chunk->size);
+    if (received_ == length) {
+      for (auto& h : holders_) {
+        for (grpc::Slice& s : *h) current_.slices.push_back(s);
+      }
+      holders_.clear();
+      received_ = 0;
+      next_.store(next + 1);
+      link_->owner_->OnPiece(link_, std::move(current_));
+      current_ = Piece();
+    }
+    return absl::OkStatus();
+  }
+
+  PeerLink* const link_;
+  const std::vector<uint32_t> pieces_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  std::atomic<size_t> next_{0};          // pieces_[next_] is being received
+  std::atomic<int64_t> progress_;        // Unix micros of the last message
+  uint32_t received_ = 0;                // bytes of pieces_[next_] so far
+  Piece current_;
+  std::vector<std::unique_ptr<std::vector<grpc::Slice>>> holders_;
+  absl::Status error_;
+};
+
+PeerLink::PeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
+                   Target target, std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : owner_(owner),
+      id_(id),
+      user_id_(std::move(user_id)),
+      address_(std::move(address)),
+      target_(std::move(target)) {
+  auto channel = MakeChannel(address_, target_.layout, std::move(credentials));
+  stub_ = pv1::PeerService::NewStub(channel);
+  generic_ = std::make_unique<grpc::GenericStub>(channel);
+}
+
+PeerLink::~PeerLink() {
+  Close();
+  absl::MutexLock lock(&mu_);
+  while (!calls_.empty()) ended_.Wait(&mu_);
+}
+
+void PeerLink::OpenBitfield(const std::string& ticket) {
+  auto* call = new BitfieldCall(this, ticket);
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) {
+      call->Unref();
+      return;
+    }
+    calls_.insert(call);
+    call->Ref();  // ours until Start returns
+  }
+  call->Start();
+  call->Unref();
+}
+
+void PeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) {
+  auto* call = new PieceCall(this, pieces, ticket);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closed_) {
+      calls_.insert(call);
+      call->Ref();  // ours until Start returns
+    } else {
+      call->Unref();
+      call = nullptr;
+    }
+  }
+  if (call == nullptr) {
+    owner_->OnCallEnd(this, std::move(pieces), absl::CancelledError("the link is closed"));
+    return;
+  }
+  // Started outside the lock: gRPC may run reactions inline.
+  call->Start();
+  call->Unref();
+}
+
+void PeerLink::Ended(Call* call) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(call);
+  ended_.SignalAll();
+}
+
+template <class Match>
+int PeerLink::CancelIf(Match match) {
+  std::vector<Call*> picked;
+  {
+    absl::MutexLock lock(&mu_);
+    for (Call* c : calls_) {
+      if (match(c)) {
+        c->Ref();
+        picked.push_back(c);
+      }
+    }
+  }
+  for (Call* c : picked) {
+    c->ctx.TryCancel();
+    c->Unref();
+  }
+  return static_cast<int>(picked.size());
+}
+
+void PeerLink::CancelPiece(uint32_t piece) {
+  CancelIf([piece](Call* c) { return c->Carries(piece); });
+}
+
+int PeerLink::CancelStalled(absl::Time before) {
+  return CancelIf([before](Call* c) { return c->StalledSince(before); });
+}
+
+void PeerLink::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+  CancelIf([](Call*) { return true; });
+}
+
+}  // namespace groupshare::peer

@@ -1,0 +1,110 @@
+// One peer of one download, on gRPC's callback API: its GetBitfield stream
+// and its GetPiece calls, each call carrying several pieces. No thread is
+// parked on a call. Piece bytes are handed over as gRPC received them
+// (slices), never copied into a parsed message: the owner hashes and writes
+// them from there.
+//
+// The channel accepts messages no larger than a piece needs, so a peer that
+// sends oversized chunks is refused by gRPC with RESOURCE_EXHAUSTED.
+//
+// Thread-safe. The owner's callbacks run on gRPC's threads, with no lock of
+// the link held; they must not block and must not destroy the link.
+#ifndef GROUPSHARE_SERVICES_PEER_PEER_LINK_H_
+#define GROUPSHARE_SERVICES_PEER_PEER_LINK_H_
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/bitfield.h"
+#include "groupshare/peer/v1/peer.grpc.pb.h"
+
+namespace groupshare::peer {
+
+namespace pv1 = ::groupshare::peer::v1;
+
+class PeerLink {
+ public:
+  // One whole piece as it arrived, not yet verified.
+  struct Piece {
+    uint32_t index = 0;
+    std::vector<grpc::Slice> slices;       // keep the bytes alive
+    std::vector<absl::string_view> data;   // the piece's bytes, in order
+  };
+
+  class Owner {
+   public:
+    virtual ~Owner() = default;
+    virtual void OnBitfield(PeerLink* link, const pv1::BitfieldUpdate& update) = 0;
+    virtual void OnBitfieldEnd(PeerLink* link, const absl::Status& status) = 0;
+    virtual void OnPiece(PeerLink* link, Piece piece) = 0;
+    // A GetPiece call ended; `undelivered` lists the pieces it did not
+    // bring. DATA_LOSS when the peer sent something malformed.
+    virtual void OnCallEnd(PeerLink* link, std::vector<uint32_t> undelivered,
+                           const absl::Status& status) = 0;
+  };
+
+  struct Target {
+    std::string group_id;
+    std::string file_sha1;
+    FileLayout layout;
+  };
+
+  PeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address, Target target,
+           std::shared_ptr<grpc::ChannelCredentials> credentials);
+  // Close()s and waits for the calls to end.
+  ~PeerLink();
+  PeerLink(const PeerLink&) = delete;
+  PeerLink& operator=(const PeerLink&) = delete;
+
+  uint32_t id() const { return id_; }
+  const std::string& user_id() const { return user_id_; }
+  const std::string& address() const { return address_; }
+
+  // Opens (again) the GetBitfield stream with `ticket`.
+  void OpenBitfield(const std::string& ticket) ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts a GetPiece call for `pieces`, in this order.
+  void Request(std::vector<uint32_t> pieces, const std::string& ticket) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels the calls that carry `piece` (their other pieces too).
+  void CancelPiece(uint32_t piece) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels the GetPiece calls that brought nothing since before `before`;
+  // returns how many.
+  int CancelStalled(absl::Time before) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels every call; no new one starts.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  class Call;
+  class BitfieldCall;
+  class PieceCall;
+
+  void Ended(Call* call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels the calls `match` picks, outside the lock.
+  template <class Match>
+  int CancelIf(Match match) ABSL_LOCKS_EXCLUDED(mu_);
+
+  Owner* const owner_;
+  const uint32_t id_;
+  const std::string user_id_;
+  const std::string address_;
+  const Target target_;
+  std::unique_ptr<pv1::PeerService::Stub> stub_;
+  std::unique_ptr<grpc::GenericStub> generic_;
+
+  absl::Mutex mu_;
+  absl::CondVar ended_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<Call*> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace groupshare::peer
+
+#endif  // GROUPSHARE_SERVICES_PEER_PEER_LINK_H_
