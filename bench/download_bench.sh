@@ -64,6 +64,8 @@ download_once() {
   seed_cpu0=0
   for p in "${seeder_pids[@]}"; do seed_cpu0=$(calc "$seed_cpu0 + $(cpu_of "$p")"); done
   start=$(date +%s.%N)
+  threads0=$(awk '/^Threads/ {print $2}' "/proc/$dl_pid/status")
+  peak_threads=0
   expect dl "download_file bench file.bin $work/out.bin" "downloading file.bin"
   # Polling costs CPU the download needs, so poll slowly and take the end
   # time from the completion line of the client's log instead.
@@ -71,6 +73,9 @@ download_once() {
   until state=$(grep -m1 -o "^\[[CF]\]" "$work/dl.out"); do
     [ $SECONDS -lt $deadline ] || { echo "bench: the download did not finish" >&2; exit 1; }
     cmd dl show_downloads
+    # Threads the download added to the client, at their peak.
+    t=$(( $(awk '/^Threads/ {print $2}' "/proc/$dl_pid/status") - threads0 ))
+    [ "$t" -gt "$peak_threads" ] && peak_threads=$t
     sleep 0.2
   done
   [ "$state" = "[C]" ] || { grep "^\[F\]" "$work/dl.out" >&2; exit 1; }
@@ -83,9 +88,9 @@ download_once() {
   cmp -s "$work/file.bin" "$work/out.bin" || { echo "bench: the download differs" >&2; exit 1; }
   t=$(calc "$end - $start")
   echo "$t" >> "$work/ours"
-  printf "groupshare size_mib=%d seeders=%d seconds=%.2f mib_per_s=%.1f peak_rss_mib=%.1f cpu_downloader=%.2f cpu_seeders=%.2f\n" \
+  printf "groupshare size_mib=%d seeders=%d seconds=%.2f mib_per_s=%.1f peak_rss_mib=%.1f cpu_downloader=%.2f cpu_seeders=%.2f cpu_s_per_gib=%.2f threads=%d\n" \
     "$size_mib" "$seeders" "$t" "$(calc "$size_mib / $t")" "$(calc "$rss_kib / 1024")" \
-    "$dl_cpu" "$seed_cpu"
+    "$dl_cpu" "$seed_cpu" "$(calc "$dl_cpu * 1024 / $size_mib")" "$peak_threads"
   # Ready for the next run: the downloader shares the file now; forget it.
   expect dl "stop_share bench file.bin" "stopped sharing"
   rm -f "$work/out.bin"

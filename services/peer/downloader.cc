@@ -23,7 +23,7 @@ namespace {
 constexpr int kMaxPeerAttempts = 3;
 // A peer's window of requests covers about this much of its transfer time.
 constexpr absl::Duration kPipelineTarget = absl::Milliseconds(40);
-constexpr uint32_t kMinWindow = 2;
+constexpr uint32_t kMinWindow = 4;
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
 // A peer slower than this share of the fastest one may be swapped out for
@@ -387,6 +387,11 @@ void Download::Connect(const tv1::Peer& peer, Actions* actions) {
 void Download::Fill(Link* link, Actions* actions) {
   if (stop_ || !link->ready || link->gone) return;
   while (link->calls < options_.max_calls_per_peer) {
+    // Calls carry several pieces: with one under way, wait until half the
+    // window is free (in endgame, any free slot will do).
+    const uint32_t in_flight = picker_.InFlight(link->id);
+    const uint32_t free = link->window > in_flight ? link->window - in_flight : 0;
+    if (link->calls > 0 && free < link->window / 2 && !picker_.InEndgame()) return;
     // In endgame each call carries one piece, so that a lost race cancels
     // only that piece.
     const uint32_t batch = picker_.InEndgame() ? 1 : options_.max_pieces_per_call;

@@ -1,0 +1,300 @@
+// The download coordinator in-process, against fake peers (gRPC servers in
+// this process, each with its own behaviour) and a fake tracker: a corrupt
+// peer, endgame, a full disk, a stalled link, and more holders than the
+// connection limit. Assertions read DownloadProgress and the fakes'
+// counters, never the log.
+
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "core/crypto.h"
+#include "core/part_file.h"
+#include "core/piece_store.h"
+#include "services/peer/client_state.h"
+#include "services/peer/downloader.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/temp_dir.h"
+
+namespace groupshare::peer {
+namespace {
+
+namespace tv1 = ::groupshare::tracker::v1;
+constexpr uint32_t kPiece = 64 << 10;
+
+// A peer that serves `content` whole, with a behaviour.
+class FakePeer final : public pv1::PeerService::Service {
+ public:
+  enum class Mode { kGood, kCorrupt, kStall, kGone };
+  FakePeer(const std::string* content, Mode mode, absl::Duration per_piece = absl::ZeroDuration())
+      : content_(content), mode_(mode), per_piece_(per_piece) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakePeer() override { server_->Shutdown(std::chrono::system_clock::now()); }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  int served() const { return served_.load(); }
+  int cancelled() const { return cancelled_.load(); }
+
+  grpc::Status GetBitfield(grpc::ServerContext* ctx, const pv1::GetBitfieldRequest*,
+                           grpc::ServerWriter<pv1::BitfieldUpdate>* writer) override {
+    if (mode_ == Mode::kGone) return grpc::Status(grpc::StatusCode::NOT_FOUND, "not shared");
+    FileLayout layout{content_->size(), kPiece};
+    pv1::BitfieldUpdate full;
+    full.set_bitfield(Bitfield(layout.PieceCount(), true).ToBytes());
+    full.set_piece_count(layout.PieceCount());
+    writer->Write(full);
+    while (!ctx->IsCancelled()) absl::SleepFor(absl::Milliseconds(20));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetPiece(grpc::ServerContext* ctx, const pv1::GetPieceRequest* req,
+                        grpc::ServerWriter<pv1::PieceChunk>* writer) override {
+    FileLayout layout{content_->size(), kPiece};
+    for (uint32_t piece : req->pieces()) {
+      if (mode_ == Mode::kStall) {
+        while (!ctx->IsCancelled()) absl::SleepFor(absl::Milliseconds(20));
+      }
+      // Waits in small steps, so that a cancelled call is seen.
+      for (absl::Time until = absl::Now() + per_piece_; absl::Now() < until;) {
+        if (ctx->IsCancelled()) break;
+        absl::SleepFor(absl::Milliseconds(5));
+      }
+      if (ctx->IsCancelled()) {
+        ++cancelled_;
+        return grpc::Status::CANCELLED;
+      }
+      pv1::PieceChunk chunk;
+      chunk.set_piece(piece);
+      chunk.set_data(content_->substr(layout.PieceOffset(piece), layout.PieceLength(piece)));
+      if (mode_ == Mode::kCorrupt) (*chunk.mutable_data())[0] ^= 1;
+      if (!writer->Write(chunk)) return grpc::Status::CANCELLED;
+      ++served_;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::string* const content_;
+  const Mode mode_;
+  const absl::Duration per_piece_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::atomic<int> served_{0};
+  std::atomic<int> cancelled_{0};
+};
+
+class FakeTracker final : public DownloadTracker {
+ public:
+  explicit FakeTracker(tv1::GetFilePeersResponse response) : response_(std::move(response)) {}
+  absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string&,
+                                                         const std::string&) override {
+    return response_;
+  }
+  absl::Status AnnounceHolder(const std::string&, const std::string&, bool complete) override {
+    ++(complete ? completes : announces);
+    return absl::OkStatus();
+  }
+  absl::Status StopShare(const std::string&, const std::string&) override {
+    ++stop_shares;
+    return absl::OkStatus();
+  }
+  std::atomic<int> announces{0}, completes{0}, stop_shares{0};
+
+ private:
+  const tv1::GetFilePeersResponse response_;
+};
+
+// Writes normally until `budget` bytes were written, then reports a full
+// disk.
+class FullDisk final : public PartFile {
+ public:
+  FullDisk(std::unique_ptr<PartFile> real, uint64_t budget)
+      : real_(std::move(real)), budget_(budget) {}
+  absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
+    uint64_t size = 0;
+    for (auto p : parts) size += p.size();
+    if (written_.fetch_add(size) + size > budget_) {
+      return absl::ResourceExhaustedError("cannot write: No space left on device");
+    }
+    return real_->Write(offset, parts);
+  }
+  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    return real_->Read(offset, buf, size);
+  }
+  absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
+
+ private:
+  std::unique_ptr<PartFile> real_;
+  const uint64_t budget_;
+  std::atomic<uint64_t> written_{0};
+};
+
+class DownloadTest : public ::testing::Test {
+ protected:
+  DownloadTest() : content_(testing::RandomBytes(size_, 7)) {
+    state_ = *ClientState::Open(dir_.File("state.db"));
+    FileLayout layout{size_, kPiece};
+    tv1::FileInfo* f = response_.mutable_file();
+    f->set_name("f.bin");
+    f->set_size(size_);
+    f->set_piece_size(kPiece);
+    f->set_sha1(HexEncode(Sha1Of(content_)));
+    for (uint32_t i = 0; i < layout.PieceCount(); ++i) {
+      f->add_piece_sha1(HexEncode(
+          Sha1Of(absl::string_view(content_).substr(layout.PieceOffset(i), layout.PieceLength(i)))));
+    }
+    options_.piece_timeout = absl::Seconds(20);
+  }
+
+  FakePeer* AddPeer(const std::string& user, FakePeer::Mode mode,
+                    absl::Duration per_piece = absl::ZeroDuration()) {
+    peers_.push_back(std::make_unique<FakePeer>(&content_, mode, per_piece));
+    tv1::Peer* p = response_.add_peers();
+    p->set_user_id(user);
+    p->set_address(peers_.back()->address());
+    p->set_ticket("ticket-for-" + user);
+    return peers_.back().get();
+  }
+
+  // Runs the download to its end and returns its last progress.
+  DownloadProgress Run() {
+    tracker_ = std::make_unique<FakeTracker>(response_);
+    Download::Env env{tracker_.get(), &store_, state_.get(), "dave"};
+    Download download(env, options_, "g", response_, dir_.File("out.bin"));
+    download.Start();
+    EXPECT_TRUE(download.WaitUntilDone(absl::Seconds(60)));
+    return download.Progress();
+  }
+  bool Served() { return store_.Get({"g", response_.file().sha1()}).ok(); }
+
+  const uint64_t size_ = (4 << 20) + 1234;  // 65 pieces, the last one short
+  testing::TempDir dir_;
+  std::string content_;
+  std::unique_ptr<ClientState> state_;
+  PieceStore store_;
+  tv1::GetFilePeersResponse response_;
+  DownloadOptions options_;
+  std::vector<std::unique_ptr<FakePeer>> peers_;
+  std::unique_ptr<FakeTracker> tracker_;
+};
+
+TEST_F(DownloadTest, ManyPeersByteExact) {
+  for (int i = 0; i < 4; ++i) AddPeer(absl::StrCat("p", i), FakePeer::Mode::kGood);
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_EQ(p.pieces_done, p.piece_count);
+  EXPECT_EQ(tracker_->completes.load(), 1);
+  EXPECT_TRUE(Served());
+  // Several pieces travel in one call.
+  EXPECT_LT(p.calls, p.piece_count);
+}
+
+TEST_F(DownloadTest, CorruptPeerIsStruckAndDropped) {
+  AddPeer("alice", FakePeer::Mode::kGood, absl::Milliseconds(5));
+  FakePeer* mallory = AddPeer("mallory", FakePeer::Mode::kCorrupt);
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_GE(mallory->served(), options_.max_strikes);
+  EXPECT_GE(p.corrupt_pieces, static_cast<uint32_t>(options_.max_strikes));
+  EXPECT_EQ(p.peers_dropped, 1u);
+  EXPECT_EQ(p.bytes_by_peer.count("mallory"), 0u);
+  EXPECT_EQ(p.bytes_by_peer["alice"], size_);
+}
+
+TEST_F(DownloadTest, EndgameCancelsTheSlowerCopy) {
+  AddPeer("fast", FakePeer::Mode::kGood);
+  FakePeer* slow = AddPeer("slow", FakePeer::Mode::kGood, absl::Seconds(3));
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  // The slow peer's pieces were fetched again from the fast one, and its
+  // copies cancelled.
+  EXPECT_GE(p.cancelled_copies, 1u);
+  EXPECT_EQ(slow->served(), 0);
+  EXPECT_EQ(p.bytes_by_peer["fast"], size_);
+}
+
+TEST_F(DownloadTest, DiskFullHalfWayFailsWithThatReasonAndWithdraws) {
+  AddPeer("alice", FakePeer::Mode::kGood, absl::Milliseconds(20));
+  options_.open_part_file = [this](const std::string& path, uint64_t size, bool ours)
+      -> absl::StatusOr<PartFileOpened> {
+    auto opened = OpenPartFile(path, size, ours);
+    if (!opened.ok()) return opened;
+    opened->file = std::make_unique<FullDisk>(std::move(opened->file), size_ / 2);
+    return opened;
+  };
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kFailed);
+  EXPECT_NE(p.error.find("No space left on device"), std::string::npos) << p.error;
+  EXPECT_GT(p.pieces_done, 0u);
+  EXPECT_LT(p.pieces_done, p.piece_count);
+  // No longer offered, here or at the tracker.
+  EXPECT_FALSE(Served());
+  EXPECT_EQ(tracker_->announces.load(), 1);
+  EXPECT_EQ(tracker_->stop_shares.load(), 1);
+  EXPECT_EQ(tracker_->completes.load(), 0);
+}
+
+TEST_F(DownloadTest, StalledLinksPiecesGoElsewhere) {
+  // Slow enough that the stall is noticed before the endgame would fetch
+  // the stalled pieces anyway.
+  options_.piece_timeout = absl::Milliseconds(300);
+  AddPeer("alice", FakePeer::Mode::kGood, absl::Milliseconds(40));
+  FakePeer* stuck = AddPeer("stuck", FakePeer::Mode::kStall);
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_GE(p.stalled_calls, 1u);
+  EXPECT_EQ(stuck->served(), 0);
+  EXPECT_EQ(p.bytes_by_peer["alice"], size_);
+}
+
+TEST_F(DownloadTest, MoreHoldersThanTheLimitAreRotatedIn) {
+  options_.max_peers = 2;
+  AddPeer("gone1", FakePeer::Mode::kGone);
+  AddPeer("gone2", FakePeer::Mode::kGone);
+  FakePeer* third = AddPeer("third", FakePeer::Mode::kGood, absl::Milliseconds(5));
+  FakePeer* fourth = AddPeer("fourth", FakePeer::Mode::kGood, absl::Milliseconds(5));
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_EQ(p.peers_connected, 4u);
+  EXPECT_EQ(p.peers_dropped, 2u);
+  EXPECT_GT(third->served() + fourth->served(), 0);
+  EXPECT_EQ(p.bytes_by_peer["third"] + p.bytes_by_peer["fourth"], size_);
+}
+
+TEST_F(DownloadTest, PlantedPartFileIsNeverWrittenThrough) {
+  AddPeer("alice", FakePeer::Mode::kGood);
+  testing::WriteFile(dir_.File("precious.txt"), "keep me");
+  ASSERT_EQ(symlink(dir_.File("precious.txt").c_str(), dir_.File("out.bin.part").c_str()), 0);
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kFailed);
+  EXPECT_NE(p.error.find("out.bin.part"), std::string::npos) << p.error;
+  EXPECT_EQ(testing::ReadFile(dir_.File("precious.txt")), "keep me");
+}
+
+TEST_F(DownloadTest, AForeignPartFileIsNotTruncated) {
+  AddPeer("alice", FakePeer::Mode::kGood);
+  testing::WriteFile(dir_.File("out.bin.part"), "the user's own notes");
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kFailed);
+  EXPECT_NE(p.error.find("is not a download of this client"), std::string::npos) << p.error;
+  EXPECT_EQ(testing::ReadFile(dir_.File("out.bin.part")), "the user's own notes");
+}
+
+}  // namespace
+}  // namespace groupshare::peer
