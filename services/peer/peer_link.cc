@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include <grpcpp/resource_quota.h>
+
 #include "absl/strings/str_cat.h"
 #include "core/piece_chunk.h"
 #include "services/common/grpc_status.h"
@@ -15,6 +17,7 @@ constexpr char kGetPieceMethod[] = "/groupshare.peer.v1.PeerService/GetPiece";
 constexpr int kMessageOverhead = 4096;
 // Our peers send a piece in messages of at most this much.
 constexpr uint32_t kMaxChunkBytes = 1 << 20;
+constexpr size_t kLinkMemoryQuota = 24 << 20;
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const FileLayout& layout,
                                            std::shared_ptr<grpc::ChannelCredentials> credentials) {
@@ -26,6 +29,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const Fil
   args.SetMaxReceiveMessageSize(static_cast<int>(largest + kMessageOverhead));
   // Each download talks to a peer over a connection of its own.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // gRPC buffers a whole message before it checks the size limit, and
+  // grants flow-control window for whatever length a message declares. A
+  // memory quota of its own per link makes the transport give up on a peer
+  // that declares more than a few chunks' worth.
+  grpc::ResourceQuota quota(absl::StrCat("peer link to ", address));
+  quota.Resize(kLinkMemoryQuota);
+  args.SetResourceQuota(quota);
   return grpc::CreateCustomChannel(address, credentials, args);
 }
 
