@@ -146,7 +146,7 @@ class PeerLink::PieceCall final : public Call,
   // Takes one message: its data joins the piece being assembled, which is
   // handed over once whole.
   absl::Status Take() {
-    auto slices = std::make_unique<std::vector<grpc::Slice>>();
+    auto slices = std::make_shared<std::vector<grpc::Slice>>();
     if (!response_.Dump(slices.get()).ok()) return absl::DataLossError("unreadable message");
     std::vector<absl::string_view> buffers;
     buffers.reserve(slices->size());
@@ -165,15 +165,11 @@ class PeerLink::PieceCall final : public Call,
     }
     current_.index = piece;
     current_.data.insert(current_.data.end(), chunk->data.begin(), chunk->data.end());
-    // The views point into these slices; the vector itself never moves its
+    // The views point into these slices; the vector never moves its
     // elements again, so inlined small slices stay where the views point.
-    holders_.push_back(std::move(slices));
+    current_.holders.push_back(std::move(slices));
     received_ += static_cast<uint32_t>(chunk->size);
     if (received_ == length) {
-      for (auto& h : holders_) {
-        for (grpc::Slice& s : *h) current_.slices.push_back(s);
-      }
-      holders_.clear();
       received_ = 0;
       next_.store(next + 1);
       link_->owner_->OnPiece(link_, std::move(current_));
@@ -190,7 +186,6 @@ class PeerLink::PieceCall final : public Call,
   std::atomic<int64_t> progress_;        // Unix micros of the last message
   uint32_t received_ = 0;                // bytes of pieces_[next_] so far
   Piece current_;
-  std::vector<std::unique_ptr<std::vector<grpc::Slice>>> holders_;
   absl::Status error_;
 };
 

@@ -36,7 +36,10 @@ class PeerLink {
   // One whole piece as it arrived, not yet verified.
   struct Piece {
     uint32_t index = 0;
-    std::vector<grpc::Slice> slices;       // keep the bytes alive
+    // Keep the bytes alive. The views point into these very Slice objects:
+    // gRPC inlines small slices, whose bytes live inside the object, so the
+    // objects must not be copied or moved, only their holders.
+    std::vector<std::shared_ptr<const std::vector<grpc::Slice>>> holders;
     std::vector<absl::string_view> data;   // the piece's bytes, in order
   };
 
