@@ -14,6 +14,10 @@
 
 namespace groupshare {
 
+// A piece travels in messages whose data is at most this long (a 512 KiB
+// piece is one message). Senders split at it; receivers refuse more.
+constexpr uint32_t kMaxChunkBytes = 1 << 20;
+
 struct PieceChunkView {
   uint32_t piece = 0;
   uint32_t offset = 0;

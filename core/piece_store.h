@@ -83,10 +83,6 @@ class PieceStore {
   // UNAVAILABLE (disk).
   absl::Status Read(const ShareKey& key, uint32_t piece, uint32_t offset, uint32_t length,
                     std::string* out) const ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status ReadPiece(const ShareKey& key, uint32_t piece, std::string* out) const
-      ABSL_LOCKS_EXCLUDED(mu_) {
-    return Read(key, piece, 0, 0, out);
-  }
 
  private:
   struct File;  // an open file descriptor, closed with its last user

@@ -7,11 +7,6 @@ namespace groupshare {
 WholeFileHasher::WholeFileHasher(FileLayout layout, PartFile* file)
     : layout_(layout), file_(file), added_(layout.PieceCount()) {}
 
-uint32_t WholeFileHasher::hashed() const {
-  absl::MutexLock lock(&mu_);
-  return next_;
-}
-
 void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> data) {
   {
     absl::MutexLock lock(&mu_);

@@ -33,8 +33,6 @@ class WholeFileHasher {
   // UNAVAILABLE when a read-back failed, FAILED_PRECONDITION when pieces
   // are missing.
   absl::StatusOr<std::string> Finish() ABSL_LOCKS_EXCLUDED(mu_);
-  // Pieces hashed so far (in order from the first).
-  uint32_t hashed() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Hashes the run of added pieces from next_ on; the caller holds the

@@ -15,8 +15,6 @@ namespace {
 constexpr char kGetPieceMethod[] = "/groupshare.peer.v1.PeerService/GetPiece";
 // What a message may hold besides its data: the field tags and numbers.
 constexpr int kMessageOverhead = 4096;
-// Our peers send a piece in messages of at most this much.
-constexpr uint32_t kMaxChunkBytes = 1 << 20;
 constexpr size_t kLinkMemoryQuota = 24 << 20;
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const FileLayout& layout,

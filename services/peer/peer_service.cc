@@ -10,14 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/log.h"
+#include "core/piece_chunk.h"
 #include "core/status_macros.h"
 #include "services/common/grpc_status.h"
 
 namespace groupshare::peer {
 namespace {
 
-// Pieces go out in messages of at most this much; a 512 KiB piece is one.
-constexpr uint32_t kChunkBytes = 1 << 20;
 constexpr size_t kMaxCachedTickets = 1024;
 constexpr absl::Duration kHousekeepingInterval = absl::Seconds(1);
 
@@ -250,7 +249,7 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
 
   uint32_t ChunkLength() const {
     return static_cast<uint32_t>(
-        std::min<uint64_t>(kChunkBytes, layout_.PieceLength(pieces_[index_]) - offset_));
+        std::min<uint64_t>(kMaxChunkBytes, layout_.PieceLength(pieces_[index_]) - offset_));
   }
 
   // Asks for the budget of the next chunk, or finishes after the last.
@@ -356,11 +355,6 @@ void PeerServiceImpl::SetMaxUploadRate(uint64_t bytes_per_second) {
 void PeerServiceImpl::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
-}
-
-uint32_t PeerServiceImpl::open_calls() const {
-  absl::MutexLock lock(&mu_);
-  return calls_;
 }
 
 absl::Time PeerServiceImpl::SendTime(uint64_t bytes) {

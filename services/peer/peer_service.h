@@ -68,9 +68,6 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // Refuses new calls, for a server shutting down.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Calls open now (for tests and the log).
-  uint32_t open_calls() const ABSL_LOCKS_EXCLUDED(mu_);
-
   grpc::ServerWriteReactor<pv1::BitfieldUpdate>* GetBitfield(
       grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) override;
   grpc::ServerWriteReactor<pv1::PieceChunk>* GetPiece(
