@@ -103,7 +103,8 @@ bool Download::WaitUntilDone(absl::Duration timeout) {
 
 DownloadProgress Download::Progress() const {
   absl::MutexLock lock(&mu_);
-  DownloadProgress p = counters_;
+  DownloadProgress p;
+  p.counters = counters_;
   p.group_id = group_id_;
   p.name = file_.name();
   p.dest = dest_;

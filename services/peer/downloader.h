@@ -98,6 +98,16 @@ struct DownloadOptions {
 
 enum class DownloadState { kRunning, kComplete, kFailed, kStopped };
 
+// What a download has met with, for tests and the log.
+struct DownloadCounters {
+  uint32_t peers_connected = 0;   // links ever opened
+  uint32_t peers_dropped = 0;
+  uint32_t corrupt_pieces = 0;    // failed their SHA1
+  uint32_t cancelled_copies = 0;  // endgame duplicates cancelled
+  uint32_t stalled_calls = 0;     // cancelled for bringing nothing
+  uint32_t calls = 0;             // GetPiece calls made
+};
+
 struct DownloadProgress {
   std::string group_id;
   std::string name;
@@ -112,13 +122,7 @@ struct DownloadProgress {
   std::string error;
   // Verified bytes received from each peer (by user id).
   std::map<std::string, uint64_t> bytes_by_peer;
-  // Counters, for tests and the log.
-  uint32_t peers_connected = 0;  // links ever opened
-  uint32_t peers_dropped = 0;
-  uint32_t corrupt_pieces = 0;   // failed their SHA1
-  uint32_t cancelled_copies = 0; // endgame duplicates cancelled
-  uint32_t stalled_calls = 0;    // cancelled for bringing nothing
-  uint32_t calls = 0;            // GetPiece calls made
+  DownloadCounters counters;
 };
 
 class Download : public PeerLink::Owner {
@@ -236,7 +240,7 @@ class Download : public PeerLink::Owner {
   bool have_dirty_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time no_source_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<std::string, uint64_t> bytes_by_peer_ ABSL_GUARDED_BY(mu_);
-  DownloadProgress counters_ ABSL_GUARDED_BY(mu_);  // only its counters are used
+  DownloadCounters counters_ ABSL_GUARDED_BY(mu_);
   std::thread coordinator_;
 };
 

@@ -323,10 +323,7 @@ absl::Status Node::StopShare(const std::string& group_id, const std::string& nam
     RETURN_IF_ERROR(state_->Remove(user, group_id, key->sha1));
     local = true;
   }
-  tv1::StopShareRequest req;
-  req.set_group_id(group_id);
-  req.set_file_name(name);
-  absl::Status status = tracker_->Call(&Stub::StopShare, req).status();
+  absl::Status status = download_tracker_->StopShare(group_id, name);
   if (local && status.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
   return status;
 }

@@ -445,14 +445,17 @@ void Decrement(Map& map, const std::string& key, uint64_t by) {
 void PeerServiceImpl::Unregister(BitfieldCall* call) {
   absl::MutexLock lock(&mu_);
   bitfield_calls_.erase(call);
-  Decrement(calls_by_user_, call->user(), 1);
-  --calls_;
+  ReleaseAdmission(call->user());
 }
 
 void PeerServiceImpl::Unregister(PieceCall* call) {
   absl::MutexLock lock(&mu_);
   piece_calls_.erase(call);
-  Decrement(calls_by_user_, call->user(), 1);
+  ReleaseAdmission(call->user());
+}
+
+void PeerServiceImpl::ReleaseAdmission(const std::string& user) {
+  Decrement(calls_by_user_, user, 1);
   --calls_;
 }
 

@@ -89,6 +89,8 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // Forgets a finished call and its admission.
   void Unregister(BitfieldCall* call) ABSL_LOCKS_EXCLUDED(mu_);
   void Unregister(PieceCall* call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Gives back the admission Admit counted for `user`.
+  void ReleaseAdmission(const std::string& user) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes `bytes` of the read budget for `call`, or queues the call, which
   // then reads when Release frees enough. True when it may read now.
   bool Reserve(PieceCall* call, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
