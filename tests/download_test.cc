@@ -198,7 +198,7 @@ TEST_F(DownloadTest, ManyPeersByteExact) {
   EXPECT_EQ(tracker_->completes.load(), 1);
   EXPECT_TRUE(Served());
   // Several pieces travel in one call.
-  EXPECT_LT(p.calls, p.piece_count);
+  EXPECT_LT(p.counters.calls, p.piece_count);
 }
 
 TEST_F(DownloadTest, CorruptPeerIsStruckAndDropped) {
@@ -208,8 +208,8 @@ TEST_F(DownloadTest, CorruptPeerIsStruckAndDropped) {
   EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
   EXPECT_GE(mallory->served(), options_.max_strikes);
-  EXPECT_GE(p.corrupt_pieces, static_cast<uint32_t>(options_.max_strikes));
-  EXPECT_EQ(p.peers_dropped, 1u);
+  EXPECT_GE(p.counters.corrupt_pieces, static_cast<uint32_t>(options_.max_strikes));
+  EXPECT_EQ(p.counters.peers_dropped, 1u);
   EXPECT_EQ(p.bytes_by_peer.count("mallory"), 0u);
   EXPECT_EQ(p.bytes_by_peer["alice"], size_);
 }
@@ -222,7 +222,7 @@ TEST_F(DownloadTest, EndgameCancelsTheSlowerCopy) {
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
   // The slow peer's pieces were fetched again from the fast one, and its
   // copies cancelled.
-  EXPECT_GE(p.cancelled_copies, 1u);
+  EXPECT_GE(p.counters.cancelled_copies, 1u);
   EXPECT_EQ(slow->served(), 0);
   EXPECT_EQ(p.bytes_by_peer["fast"], size_);
 }
@@ -257,7 +257,7 @@ TEST_F(DownloadTest, StalledLinksPiecesGoElsewhere) {
   DownloadProgress p = Run();
   EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
-  EXPECT_GE(p.stalled_calls, 1u);
+  EXPECT_GE(p.counters.stalled_calls, 1u);
   EXPECT_EQ(stuck->served(), 0);
   EXPECT_EQ(p.bytes_by_peer["alice"], size_);
 }
@@ -271,8 +271,8 @@ TEST_F(DownloadTest, MoreHoldersThanTheLimitAreRotatedIn) {
   DownloadProgress p = Run();
   EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
-  EXPECT_EQ(p.peers_connected, 4u);
-  EXPECT_EQ(p.peers_dropped, 2u);
+  EXPECT_EQ(p.counters.peers_connected, 4u);
+  EXPECT_EQ(p.counters.peers_dropped, 2u);
   EXPECT_GT(third->served() + fourth->served(), 0);
   EXPECT_EQ(p.bytes_by_peer["third"] + p.bytes_by_peer["fourth"], size_);
 }

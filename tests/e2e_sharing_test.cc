@@ -217,11 +217,19 @@ grpc::Status CallTracker(tv1::TrackerService::Stub* stub,
   return (stub->*rpc)(&ctx, req, resp);
 }
 
-// Makes `user` a member of `group` (owned by `owner`) sharing the file
-// `hashed` from a peer service of the test's own at `port`.
-void RegisterFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
-                        int port, const std::string& group, const HashedFile& hashed,
-                        const std::string& name = "f.bin") {
+// Serves `service`, a peer service of the test's own, on a free port and
+// makes `user` a member of `group` (owned by `owner`) sharing the file
+// `hashed` (as f.bin) from it.
+void StartFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
+                     pv1::PeerService::Service* service, const std::string& group,
+                     const HashedFile& hashed, std::unique_ptr<grpc::Server>* server) {
+  grpc::ServerBuilder builder;
+  builder.RegisterService(service);
+  builder.SetMaxSendMessageSize(64 << 20);  // room for a hostile sharer's messages
+  int port = 0;
+  auto started = StartServer(builder, "127.0.0.1:0", &port);
+  ASSERT_TRUE(started.ok()) << started.status();
+  *server = *std::move(started);
   auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", cluster.tracker_port()), grpc::InsecureChannelCredentials()));
   tv1::CreateUserRequest create;
@@ -246,7 +254,7 @@ void RegisterFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::str
             user + " is now a member of " + group);
   tv1::UploadFileRequest upload;
   upload.set_group_id(group);
-  upload.mutable_file()->set_name(name);
+  upload.mutable_file()->set_name("f.bin");
   upload.mutable_file()->set_size(hashed.size);
   upload.mutable_file()->set_piece_size(hashed.piece_size);
   upload.mutable_file()->set_sha1(hashed.sha1);
@@ -269,12 +277,9 @@ TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
   // Mallory: a real member, registered as a sharer, serving garbage.
   CorruptPeer mallory_service(FileLayout{size, hashed->piece_size}.PieceCount(),
                               hashed->piece_size, size);
-  grpc::ServerBuilder builder;
-  builder.RegisterService(&mallory_service);
-  int port = 0;
-  auto server = StartServer(builder, "127.0.0.1:0", &port);
-  ASSERT_TRUE(server.ok());
-  RegisterFakeSharer(cluster_, *alice, "mallory", port, "g", *hashed);
+  std::unique_ptr<grpc::Server> server;
+  StartFakeSharer(cluster_, *alice, "mallory", &mallory_service, "g", *hashed, &server);
+  ASSERT_NE(server, nullptr);
 
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
@@ -283,7 +288,7 @@ TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
   EXPECT_THAT(dave->Log(), HasSubstr("dropped peer mallory"));
   EXPECT_THAT(dave->Log(), HasSubstr("failed its SHA1 check"));
   EXPECT_EQ(BytesByPeer(dave->Log()).count("mallory"), 0u);
-  (*server)->Shutdown(std::chrono::system_clock::now());
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
@@ -399,13 +404,9 @@ TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   // Mallory answers each 512 KiB piece with a 48 MiB message.
   CorruptPeer mallory_service(FileLayout{size, hashed->piece_size}.PieceCount(),
                               hashed->piece_size, size, 48 << 20);
-  grpc::ServerBuilder builder;
-  builder.RegisterService(&mallory_service);
-  builder.SetMaxSendMessageSize(64 << 20);
-  int port = 0;
-  auto server = StartServer(builder, "127.0.0.1:0", &port);
-  ASSERT_TRUE(server.ok());
-  RegisterFakeSharer(cluster_, *alice, "mallory", port, "g", *hashed);
+  std::unique_ptr<grpc::Server> server;
+  StartFakeSharer(cluster_, *alice, "mallory", &mallory_service, "g", *hashed, &server);
+  ASSERT_NE(server, nullptr);
   const long peak_before = ProcStatus(dave->shell->pid(), "VmHWM");
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
@@ -414,7 +415,7 @@ TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   EXPECT_EQ(BytesByPeer(dave->Log()).count("mallory"), 0u);
   // Not one 48 MiB message was held in memory.
   EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 40 << 10);
-  (*server)->Shutdown(std::chrono::system_clock::now());
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
