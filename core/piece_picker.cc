@@ -1,7 +1,10 @@
 #include "core/piece_picker.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
+
+#include "core/log.h"
 
 namespace groupshare {
 
@@ -13,14 +16,16 @@ PiecePicker::PiecePicker(uint32_t piece_count, Options options)
       requested_(piece_count),
       unrequested_missing_(piece_count) {}
 
-void PiecePicker::SetHave(uint32_t piece) {
-  if (have_.Get(piece)) return;
+void PiecePicker::SetHave(PieceIndex index) {
+  const uint32_t piece = index.value();
+  if (piece >= piece_count() || have_.Get(piece)) return;
   if (requested_[piece].empty()) --unrequested_missing_;
   for (PeerId p : requested_[piece]) {
     if (auto it = peers_.find(p); it != peers_.end()) --it->second.in_flight;
   }
   requested_[piece].clear();
   have_.Set(piece);
+  Check();
 }
 
 void PiecePicker::AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_flight) {
@@ -31,13 +36,16 @@ void PiecePicker::AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_f
   for (uint32_t i = 0; i < pieces.size() && i < piece_count(); ++i) {
     if (pieces.Get(i)) ++availability_[i];
   }
+  Check();
 }
 
-void PiecePicker::PeerHas(PeerId peer, uint32_t piece) {
+void PiecePicker::PeerHas(PeerId peer, PieceIndex index) {
+  const uint32_t piece = index.value();
   auto it = peers_.find(peer);
   if (it == peers_.end() || piece >= piece_count() || it->second.pieces.Get(piece)) return;
   it->second.pieces.Set(piece);
   ++availability_[piece];
+  Check();
 }
 
 void PiecePicker::RemovePeer(PeerId peer) {
@@ -48,6 +56,7 @@ void PiecePicker::RemovePeer(PeerId peer) {
     if (Requested(i, peer)) Release(i, peer);
   }
   peers_.erase(it);
+  Check();
 }
 
 void PiecePicker::SetMaxInFlight(PeerId peer, uint32_t limit) {
@@ -74,7 +83,7 @@ void PiecePicker::Release(uint32_t piece, PeerId peer) {
   if (r.empty() && !have_.Get(piece)) ++unrequested_missing_;
 }
 
-std::optional<uint32_t> PiecePicker::Pick(PeerId peer) {
+std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
   auto it = peers_.find(peer);
   if (it == peers_.end()) return std::nullopt;
   Peer& p = it->second;
@@ -119,20 +128,23 @@ std::optional<uint32_t> PiecePicker::Pick(PeerId peer) {
   if (requested_[*best].empty()) --unrequested_missing_;
   requested_[*best].push_back(peer);
   ++p.in_flight;
-  return best;
+  Check();
+  return PieceIndex(*best);
 }
 
-std::vector<PeerId> PiecePicker::Complete(PeerId peer, uint32_t piece) {
+std::vector<PeerId> PiecePicker::Complete(PeerId peer, PieceIndex piece) {
   std::vector<PeerId> others;
-  for (PeerId p : requested_[piece]) {
+  if (piece.value() >= piece_count()) return others;
+  for (PeerId p : requested_[piece.value()]) {
     if (p != peer) others.push_back(p);
   }
   SetHave(piece);
   return others;
 }
 
-void PiecePicker::Abort(PeerId peer, uint32_t piece) {
-  if (piece < piece_count() && HasPeer(peer)) Release(piece, peer);
+void PiecePicker::Abort(PeerId peer, PieceIndex piece) {
+  if (piece.value() < piece_count() && HasPeer(peer)) Release(piece.value(), peer);
+  Check();
 }
 
 uint32_t PiecePicker::UnavailableCount() const {
@@ -146,7 +158,7 @@ uint32_t PiecePicker::UnavailableCount() const {
 bool PiecePicker::InEndgame() const { return unrequested_missing_ == 0 && !Done(); }
 
 bool PiecePicker::InvariantsHold() const {
-  std::unordered_map<PeerId, uint32_t> in_flight;
+  absl::flat_hash_map<PeerId, uint32_t> in_flight;
   uint32_t unrequested = 0;
   for (uint32_t i = 0; i < piece_count(); ++i) {
     uint32_t avail = 0;
@@ -164,6 +176,13 @@ bool PiecePicker::InvariantsHold() const {
     if (in_flight[id] != p.in_flight) return false;
   }
   return true;
+}
+
+void PiecePicker::Check() const {
+  if (options_.check_invariants && !InvariantsHold()) {
+    GS_LOG(kError) << "piece picker: its counts disagree with a recount";
+    std::abort();
+  }
 }
 
 }  // namespace groupshare

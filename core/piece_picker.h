@@ -19,20 +19,26 @@
 //    cancelled (Complete returns them);
 //  - a failed or aborted request, or a removed peer's requests, go back in
 //    the queue.
+//
+// Pieces and peers are told apart by type (PieceIndex, PeerId). A debug
+// build recounts the picker's state after every change and aborts on the
+// first disagreement (Options::check_invariants).
 #ifndef GROUPSHARE_CORE_PIECE_PICKER_H_
 #define GROUPSHARE_CORE_PIECE_PICKER_H_
 
 #include <cstdint>
 #include <optional>
 #include <random>
-#include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "core/bitfield.h"
+#include "core/strong_id.h"
 
 namespace groupshare {
 
-using PeerId = uint32_t;
+using PieceIndex = StrongId<struct PieceIndexTag>;
+using PeerId = StrongId<struct PeerIdTag>;
 
 class PiecePicker {
  public:
@@ -41,6 +47,11 @@ class PiecePicker {
     uint32_t max_copies = 2;  // requests of one piece at once, in endgame
     uint32_t tie_window = 32;  // tied pieces (in file order) the random pick is among
     uint64_t seed = std::random_device{}();
+#ifdef NDEBUG
+    bool check_invariants = false;
+#else
+    bool check_invariants = true;  // O(pieces x peers) after every change
+#endif
   };
 
   PiecePicker(uint32_t piece_count, Options options);
@@ -48,8 +59,8 @@ class PiecePicker {
   uint32_t piece_count() const { return static_cast<uint32_t>(have_.size()); }
 
   // A piece held already (a resumed download).
-  void SetHave(uint32_t piece);
-  bool Have(uint32_t piece) const { return have_.Get(piece); }
+  void SetHave(PieceIndex piece);
+  bool Have(PieceIndex piece) const { return have_.Get(piece.value()); }
   uint32_t HaveCount() const { return have_.Count(); }
   bool Done() const { return have_.All(); }
   const Bitfield& have() const { return have_; }
@@ -57,7 +68,7 @@ class PiecePicker {
   // A peer and the pieces it holds (a bitfield of piece_count() bits).
   // Adding a known peer replaces its pieces.
   void AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_flight = 2);
-  void PeerHas(PeerId peer, uint32_t piece);
+  void PeerHas(PeerId peer, PieceIndex piece);
   // Forgets the peer; its requests in flight go back in the queue.
   void RemovePeer(PeerId peer);
   bool HasPeer(PeerId peer) const { return peers_.count(peer) != 0; }
@@ -66,24 +77,24 @@ class PiecePicker {
 
   // The next piece to request from `peer`, now counted in flight from it;
   // nullopt when the peer is at its limit or holds nothing we can ask for.
-  std::optional<uint32_t> Pick(PeerId peer);
+  std::optional<PieceIndex> Pick(PeerId peer);
   // `peer` delivered `piece` and it checked out: it is held now. Returns the
   // other peers still fetching the same piece (endgame); their requests are
   // released and should be cancelled.
-  std::vector<PeerId> Complete(PeerId peer, uint32_t piece);
+  std::vector<PeerId> Complete(PeerId peer, PieceIndex piece);
   // The request failed, stalled or was cancelled: the piece is free to be
   // asked for again. A request no longer in flight is ignored.
-  void Abort(PeerId peer, uint32_t piece);
+  void Abort(PeerId peer, PieceIndex piece);
 
   // How many known peers hold the piece.
-  uint32_t Availability(uint32_t piece) const { return availability_[piece]; }
+  uint32_t Availability(PieceIndex piece) const { return availability_[piece.value()]; }
   // Missing pieces that no known peer holds.
   uint32_t UnavailableCount() const;
   // True once every missing piece is requested from somebody.
   bool InEndgame() const;
 
   // Recounts everything from scratch: false when the kept counts disagree.
-  // For tests; O(pieces x peers).
+  // O(pieces x peers).
   bool InvariantsHold() const;
 
  private:
@@ -94,6 +105,8 @@ class PiecePicker {
   };
   bool Requested(uint32_t piece, PeerId peer) const;
   void Release(uint32_t piece, PeerId peer);
+  // In a debug build, aborts when InvariantsHold() is false.
+  void Check() const;
 
   Options options_;
   std::mt19937_64 rng_;
@@ -101,7 +114,7 @@ class PiecePicker {
   std::vector<uint16_t> availability_;
   std::vector<std::vector<PeerId>> requested_;  // peers fetching each piece
   uint32_t unrequested_missing_;  // missing pieces with no request in flight
-  std::unordered_map<PeerId, Peer> peers_;
+  absl::flat_hash_map<PeerId, Peer> peers_;
 };
 
 }  // namespace groupshare

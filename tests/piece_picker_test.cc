@@ -20,6 +20,19 @@ Bitfield Bits(const std::string& s) {
   return b;
 }
 
+PeerId P(uint32_t id) { return PeerId(id); }
+PieceIndex I(uint32_t index) { return PieceIndex(index); }
+
+// The next piece for the peer, which must have one, as a plain number.
+uint32_t Next(PiecePicker& picker, PeerId peer) { return picker.Pick(peer).value().value(); }
+
+// The pieces a peer is given until it has no more, as plain numbers.
+std::set<uint32_t> PickAll(PiecePicker& picker, PeerId peer) {
+  std::set<uint32_t> got;
+  while (auto p = picker.Pick(peer)) got.insert(p->value());
+  return got;
+}
+
 PiecePicker::Options NoRandomStart(uint64_t seed = 1) {
   PiecePicker::Options o;
   o.random_first = 0;
@@ -44,32 +57,32 @@ TEST(Bitfield, WireFormIsMostSignificantBitFirst) {
 TEST(PiecePicker, RarestFirst) {
   // availability per piece:   2 1 3 2
   PiecePicker picker(4, NoRandomStart());
-  picker.AddPeer(1, Bits("1111"), 10);
-  picker.AddPeer(2, Bits("1011"), 10);
-  picker.AddPeer(3, Bits("0110"), 10);
-  EXPECT_EQ(picker.Availability(0), 2u);
-  EXPECT_EQ(picker.Availability(1), 2u);
-  EXPECT_EQ(picker.Availability(2), 3u);
-  EXPECT_EQ(picker.Availability(3), 2u);
-  picker.RemovePeer(3);  // now 2 1 2 2
-  EXPECT_EQ(picker.Pick(1), 1u);  // the only piece with availability 1
+  picker.AddPeer(P(1), Bits("1111"), 10);
+  picker.AddPeer(P(2), Bits("1011"), 10);
+  picker.AddPeer(P(3), Bits("0110"), 10);
+  EXPECT_EQ(picker.Availability(I(0)), 2u);
+  EXPECT_EQ(picker.Availability(I(1)), 2u);
+  EXPECT_EQ(picker.Availability(I(2)), 3u);
+  EXPECT_EQ(picker.Availability(I(3)), 2u);
+  picker.RemovePeer(P(3));  // now 2 1 2 2
+  EXPECT_EQ(picker.Pick(P(1)), I(1));  // the only piece with availability 1
   EXPECT_TRUE(picker.InvariantsHold());
 }
 
 TEST(PiecePicker, OnlyPiecesThePeerHolds) {
   PiecePicker picker(4, NoRandomStart());
-  picker.AddPeer(1, Bits("0010"), 10);
-  picker.AddPeer(2, Bits("1111"), 10);
-  EXPECT_EQ(picker.Pick(1), 2u);
-  EXPECT_EQ(picker.Pick(1), std::nullopt);  // holds nothing else we lack
+  picker.AddPeer(P(1), Bits("0010"), 10);
+  picker.AddPeer(P(2), Bits("1111"), 10);
+  EXPECT_EQ(picker.Pick(P(1)), I(2));
+  EXPECT_EQ(picker.Pick(P(1)), std::nullopt);  // holds nothing else we lack
 }
 
 TEST(PiecePicker, TiesAreBrokenAtRandom) {
   std::map<uint32_t, int> firsts;
   for (uint64_t seed = 0; seed < 200; ++seed) {
     PiecePicker picker(8, NoRandomStart(seed));
-    picker.AddPeer(1, Bits("11111111"));
-    firsts[*picker.Pick(1)]++;
+    picker.AddPeer(P(1), Bits("11111111"));
+    firsts[Next(picker, P(1))]++;
   }
   EXPECT_EQ(firsts.size(), 8u);  // every piece came first for some seed
   for (const auto& [piece, count] : firsts) EXPECT_GT(count, 5) << piece;
@@ -82,30 +95,30 @@ TEST(PiecePicker, TiesAreDrawnFromAWindowAtTheFront) {
   for (uint64_t seed = 0; seed < 100; ++seed) {
     o.seed = seed;
     PiecePicker picker(64, o);
-    picker.AddPeer(1, Bitfield(64, true));
-    seen.insert(*picker.Pick(1));
+    picker.AddPeer(P(1), Bitfield(64, true));
+    seen.insert(Next(picker, P(1)));
   }
   EXPECT_EQ(seen, (std::set<uint32_t>{0, 1, 2, 3}));
   // Rarity still comes first: a rarer piece far back wins over the window.
   PiecePicker picker(64, o);
   Bitfield all(64, true), one(64);
   one.Set(50);
-  picker.AddPeer(1, all);
-  picker.AddPeer(2, all);
-  picker.AddPeer(3, one);
-  picker.SetHave(50);
+  picker.AddPeer(P(1), all);
+  picker.AddPeer(P(2), all);
+  picker.AddPeer(P(3), one);
+  picker.SetHave(I(50));
   Bitfield most(64, true);
   most.Set(40, false);
-  picker.AddPeer(2, most);  // piece 40 now held by peer 1 only
-  EXPECT_EQ(picker.Pick(1), 40u);
+  picker.AddPeer(P(2), most);  // piece 40 now held by peer 1 only
+  EXPECT_EQ(picker.Pick(P(1)), I(40));
 }
 
 TEST(PiecePicker, SameSeedSameOrder) {
   auto order = [](uint64_t seed) {
     PiecePicker picker(16, NoRandomStart(seed));
-    picker.AddPeer(1, Bits("1111111111111111"), 100);
+    picker.AddPeer(P(1), Bits("1111111111111111"), 100);
     std::vector<uint32_t> out;
-    while (auto p = picker.Pick(1)) out.push_back(*p);
+    while (auto p = picker.Pick(P(1))) out.push_back(p->value());
     return out;
   };
   EXPECT_EQ(order(7), order(7));
@@ -120,14 +133,14 @@ TEST(PiecePicker, RandomPiecesFirstThenRarest) {
   for (uint64_t seed = 0; seed < 100; ++seed) {
     o.seed = seed;
     PiecePicker picker(10, o);
-    picker.AddPeer(1, Bits("1111111111"), 10);
-    picker.AddPeer(2, Bits("0111111111"), 10);
-    uint32_t a = *picker.Pick(1);
-    uint32_t b = *picker.Pick(1);
+    picker.AddPeer(P(1), Bits("1111111111"), 10);
+    picker.AddPeer(P(2), Bits("0111111111"), 10);
+    uint32_t a = Next(picker, P(1));
+    uint32_t b = Next(picker, P(1));
     rarest_first_pick += (a == 0);
     if (a != 0 && b != 0) {
       // Random phase over: the rarest piece comes next.
-      EXPECT_EQ(picker.Pick(1), 0u) << seed;
+      EXPECT_EQ(picker.Pick(P(1)), I(0)) << seed;
     }
   }
   EXPECT_LT(rarest_first_pick, 40);  // not rarest-first from the start
@@ -135,29 +148,29 @@ TEST(PiecePicker, RandomPiecesFirstThenRarest) {
 
 TEST(PiecePicker, PerPeerLimitOnRequestsInFlight) {
   PiecePicker picker(10, NoRandomStart());
-  picker.AddPeer(1, Bits("1111111111"), 3);
-  EXPECT_TRUE(picker.Pick(1).has_value());
-  EXPECT_TRUE(picker.Pick(1).has_value());
-  uint32_t third = *picker.Pick(1);
-  EXPECT_EQ(picker.Pick(1), std::nullopt);
-  EXPECT_EQ(picker.InFlight(1), 3u);
-  picker.Complete(1, third);
-  EXPECT_TRUE(picker.Pick(1).has_value());
-  picker.SetMaxInFlight(1, 6);  // a faster peer gets more
-  EXPECT_TRUE(picker.Pick(1).has_value());
-  EXPECT_TRUE(picker.Pick(1).has_value());
-  EXPECT_EQ(picker.InFlight(1), 5u);
+  picker.AddPeer(P(1), Bits("1111111111"), 3);
+  EXPECT_TRUE(picker.Pick(P(1)).has_value());
+  EXPECT_TRUE(picker.Pick(P(1)).has_value());
+  uint32_t third = Next(picker, P(1));
+  EXPECT_EQ(picker.Pick(P(1)), std::nullopt);
+  EXPECT_EQ(picker.InFlight(P(1)), 3u);
+  picker.Complete(P(1), I(third));
+  EXPECT_TRUE(picker.Pick(P(1)).has_value());
+  picker.SetMaxInFlight(P(1), 6);  // a faster peer gets more
+  EXPECT_TRUE(picker.Pick(P(1)).has_value());
+  EXPECT_TRUE(picker.Pick(P(1)).has_value());
+  EXPECT_EQ(picker.InFlight(P(1)), 5u);
   EXPECT_TRUE(picker.InvariantsHold());
 }
 
 TEST(PiecePicker, NoPieceIsAskedTwiceBeforeEndgame) {
   PiecePicker picker(6, NoRandomStart());
-  picker.AddPeer(1, Bits("111111"), 10);
-  picker.AddPeer(2, Bits("111111"), 10);
+  picker.AddPeer(P(1), Bits("111111"), 10);
+  picker.AddPeer(P(2), Bits("111111"), 10);
   std::set<uint32_t> seen;
   for (int i = 0; i < 3; ++i) {
-    seen.insert(*picker.Pick(1));
-    seen.insert(*picker.Pick(2));
+    seen.insert(Next(picker, P(1)));
+    seen.insert(Next(picker, P(2)));
   }
   EXPECT_EQ(seen.size(), 6u);
   EXPECT_TRUE(picker.InEndgame());
@@ -165,22 +178,22 @@ TEST(PiecePicker, NoPieceIsAskedTwiceBeforeEndgame) {
 
 TEST(PiecePicker, EndgameGivesIdlePeersOutstandingPieces) {
   PiecePicker picker(3, NoRandomStart());
-  picker.AddPeer(1, Bits("111"), 10);
-  picker.AddPeer(2, Bits("111"), 10);
-  uint32_t a = *picker.Pick(1), b = *picker.Pick(1), c = *picker.Pick(1);
-  picker.Complete(1, a);
-  picker.Complete(1, b);
+  picker.AddPeer(P(1), Bits("111"), 10);
+  picker.AddPeer(P(2), Bits("111"), 10);
+  uint32_t a = Next(picker, P(1)), b = Next(picker, P(1)), c = Next(picker, P(1));
+  picker.Complete(P(1), I(a));
+  picker.Complete(P(1), I(b));
   EXPECT_FALSE(picker.Done());  // two of three held
   ASSERT_TRUE(picker.InEndgame());
   // Peer 2 is idle: it is asked for the last piece too.
-  EXPECT_EQ(picker.Pick(2), c);
-  EXPECT_EQ(picker.Pick(2), std::nullopt);  // nothing else outstanding
+  EXPECT_EQ(picker.Pick(P(2)), I(c));
+  EXPECT_EQ(picker.Pick(P(2)), std::nullopt);  // nothing else outstanding
   // Peer 2 wins; peer 1's copy is to be cancelled.
-  EXPECT_EQ(picker.Complete(2, c), std::vector<PeerId>{1});
+  EXPECT_EQ(picker.Complete(P(2), I(c)), std::vector<PeerId>{P(1)});
   EXPECT_TRUE(picker.Done());
-  EXPECT_EQ(picker.InFlight(1), 0u);
+  EXPECT_EQ(picker.InFlight(P(1)), 0u);
   // The loser's late abort is harmless.
-  picker.Abort(1, c);
+  picker.Abort(P(1), I(c));
   EXPECT_TRUE(picker.InvariantsHold());
 }
 
@@ -188,64 +201,60 @@ TEST(PiecePicker, EndgameCopiesAreBounded) {
   PiecePicker::Options o = NoRandomStart();
   o.max_copies = 2;
   PiecePicker picker(1, o);
-  for (PeerId p = 1; p <= 4; ++p) picker.AddPeer(p, Bits("1"), 10);
-  EXPECT_EQ(picker.Pick(1), 0u);
-  EXPECT_EQ(picker.Pick(2), 0u);
-  EXPECT_EQ(picker.Pick(3), std::nullopt);
-  EXPECT_EQ(picker.Pick(1), std::nullopt);  // never twice from one peer
+  for (uint32_t p = 1; p <= 4; ++p) picker.AddPeer(P(p), Bits("1"), 10);
+  EXPECT_EQ(picker.Pick(P(1)), I(0));
+  EXPECT_EQ(picker.Pick(P(2)), I(0));
+  EXPECT_EQ(picker.Pick(P(3)), std::nullopt);
+  EXPECT_EQ(picker.Pick(P(1)), std::nullopt);  // never twice from one peer
 }
 
 TEST(PiecePicker, FailedRequestIsRequeued) {
   PiecePicker picker(2, NoRandomStart());
-  picker.AddPeer(1, Bits("10"), 10);
-  picker.AddPeer(2, Bits("11"), 10);
-  EXPECT_EQ(picker.Pick(1), 0u);
-  picker.Abort(1, 0);  // say its SHA1 did not match
-  EXPECT_EQ(picker.InFlight(1), 0u);
+  picker.AddPeer(P(1), Bits("10"), 10);
+  picker.AddPeer(P(2), Bits("11"), 10);
+  EXPECT_EQ(picker.Pick(P(1)), I(0));
+  picker.Abort(P(1), I(0));  // say its SHA1 did not match
+  EXPECT_EQ(picker.InFlight(P(1)), 0u);
   EXPECT_FALSE(picker.InEndgame());
   // Rarest first: piece 1 (avail 1) before piece 0 (avail 2)... both are
   // free again, and peer 2 gets one of them, not a duplicate.
-  std::set<uint32_t> got = {*picker.Pick(2), *picker.Pick(2)};
+  std::set<uint32_t> got = {Next(picker, P(2)), Next(picker, P(2))};
   EXPECT_EQ(got, (std::set<uint32_t>{0, 1}));
   EXPECT_TRUE(picker.InvariantsHold());
 }
 
 TEST(PiecePicker, PeerThatDisappearsReleasesItsPieces) {
   PiecePicker picker(4, NoRandomStart());
-  picker.AddPeer(1, Bits("1111"), 10);
-  std::set<uint32_t> from_one = {*picker.Pick(1), *picker.Pick(1), *picker.Pick(1),
-                                 *picker.Pick(1)};
+  picker.AddPeer(P(1), Bits("1111"), 10);
+  std::set<uint32_t> from_one = {Next(picker, P(1)), Next(picker, P(1)), Next(picker, P(1)),
+                                 Next(picker, P(1))};
   EXPECT_EQ(from_one.size(), 4u);
-  picker.AddPeer(2, Bits("1100"), 10);
-  picker.RemovePeer(1);
-  EXPECT_FALSE(picker.HasPeer(1));
+  picker.AddPeer(P(2), Bits("1100"), 10);
+  picker.RemovePeer(P(1));
+  EXPECT_FALSE(picker.HasPeer(P(1)));
   EXPECT_EQ(picker.UnavailableCount(), 2u);  // pieces 2 and 3: nobody else has them
-  std::set<uint32_t> from_two;
-  while (auto p = picker.Pick(2)) from_two.insert(*p);
-  EXPECT_EQ(from_two, (std::set<uint32_t>{0, 1}));
-  EXPECT_EQ(picker.Pick(1), std::nullopt);  // unknown peer
+  EXPECT_EQ(PickAll(picker, P(2)), (std::set<uint32_t>{0, 1}));
+  EXPECT_EQ(picker.Pick(P(1)), std::nullopt);  // unknown peer
   EXPECT_TRUE(picker.InvariantsHold());
 }
 
 TEST(PiecePicker, NewPiecesAtAPeerAreSeen) {
   PiecePicker picker(3, NoRandomStart());
-  picker.AddPeer(1, Bits("000"), 10);
-  EXPECT_EQ(picker.Pick(1), std::nullopt);
+  picker.AddPeer(P(1), Bits("000"), 10);
+  EXPECT_EQ(picker.Pick(P(1)), std::nullopt);
   EXPECT_EQ(picker.UnavailableCount(), 3u);
-  picker.PeerHas(1, 2);
-  EXPECT_EQ(picker.Availability(2), 1u);
-  EXPECT_EQ(picker.Pick(1), 2u);
+  picker.PeerHas(P(1), I(2));
+  EXPECT_EQ(picker.Availability(I(2)), 1u);
+  EXPECT_EQ(picker.Pick(P(1)), I(2));
   EXPECT_TRUE(picker.InvariantsHold());
 }
 
 TEST(PiecePicker, ResumedPiecesAreNotAskedFor) {
   PiecePicker picker(4, NoRandomStart());
-  picker.SetHave(0);
-  picker.SetHave(2);
-  picker.AddPeer(1, Bits("1111"), 10);
-  std::set<uint32_t> got;
-  while (auto p = picker.Pick(1)) got.insert(*p);
-  EXPECT_EQ(got, (std::set<uint32_t>{1, 3}));
+  picker.SetHave(I(0));
+  picker.SetHave(I(2));
+  picker.AddPeer(P(1), Bits("1111"), 10);
+  EXPECT_EQ(PickAll(picker, P(1)), (std::set<uint32_t>{1, 3}));
   EXPECT_EQ(picker.HaveCount(), 2u);
 }
 
@@ -253,10 +262,11 @@ TEST(PiecePicker, RandomisedRunKeepsItsInvariants) {
   std::mt19937 rng(42);
   PiecePicker::Options o;
   o.seed = 3;
+  o.check_invariants = true;  // every change recounted, in every build
   PiecePicker picker(64, o);
-  std::vector<std::pair<PeerId, uint32_t>> flying;
+  std::vector<std::pair<PeerId, PieceIndex>> flying;
   for (int step = 0; step < 5000 && !picker.Done(); ++step) {
-    PeerId peer = 1 + rng() % 4;
+    PeerId peer(1 + rng() % 4);
     switch (rng() % 6) {
       case 0:
         if (!picker.HasPeer(peer)) {
@@ -269,7 +279,7 @@ TEST(PiecePicker, RandomisedRunKeepsItsInvariants) {
         if (rng() % 10 == 0) picker.RemovePeer(peer);
         break;
       case 2:
-        picker.PeerHas(peer, rng() % 64);
+        picker.PeerHas(peer, I(rng() % 64));
         break;
       default:
         if (auto p = picker.Pick(peer)) flying.push_back({peer, *p});

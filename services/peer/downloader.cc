@@ -44,7 +44,7 @@ const char* DownloadStateLetter(DownloadState state) {
 
 // The coordinator's view of one peer. Guarded by Download::mu_.
 struct Download::Link {
-  uint32_t id = 0;
+  PeerId id;
   tv1::Peer peer;  // user, address and the current ticket
   std::unique_ptr<PeerLink> link;
   std::string bitfield_ticket;  // the ticket the bitfield stream was opened with
@@ -284,7 +284,7 @@ absl::Status Download::Prepare() {
     absl::MutexLock lock(&mu_);
     for (uint32_t i = 0; i < have.size(); ++i) {
       if (!have.Get(i)) continue;
-      picker_.SetHave(i);
+      picker_.SetHave(PieceIndex(i));
       bytes_done_ += layout_.PieceLength(i);
     }
   }
@@ -372,10 +372,10 @@ void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* acti
 
 void Download::Connect(const tv1::Peer& peer, Actions* actions) {
   auto link = std::make_unique<Link>();
-  link->id = static_cast<uint32_t>(links_.size() + 1);
+  link->id = PeerId(static_cast<uint32_t>(links_.size() + 1));
   link->peer = peer;
   link->link = std::make_unique<PeerLink>(
-      this, link->id, peer.user_id(), peer.address(),
+      this, link->id.value(), peer.user_id(), peer.address(),
       PeerLink::Target{group_id_, file_.sha1(), layout_}, options_.credentials);
   link->bitfield_ticket = peer.ticket();
   actions->open.emplace_back(link->link.get(), peer.ticket());
@@ -400,7 +400,7 @@ void Download::Fill(Link* link, Actions* actions) {
     while (pieces.size() < batch) {
       auto p = picker_.Pick(link->id);
       if (!p.has_value()) break;
-      pieces.push_back(*p);
+      pieces.push_back(p->value());
     }
     if (pieces.empty()) return;
     ++link->calls;
@@ -470,11 +470,11 @@ void Download::OnBitfield(PeerLink* l, const pv1::BitfieldUpdate& update) {
         link->ready = true;
       } else {  // a stream opened again with a new ticket
         for (uint32_t i = 0; i < bits->size(); ++i) {
-          if (bits->Get(i)) picker_.PeerHas(link->id, i);
+          if (bits->Get(i)) picker_.PeerHas(link->id, PieceIndex(i));
         }
       }
     } else if (update.has_have() && link->ready) {
-      picker_.PeerHas(link->id, update.have());
+      picker_.PeerHas(link->id, PieceIndex(update.have()));
     }
     Fill(link, &actions);
   }
@@ -502,7 +502,7 @@ void Download::OnBitfieldEnd(PeerLink* l, const absl::Status& status) {
 void Download::OnPiece(PeerLink* l, PeerLink::Piece piece) {
   absl::MutexLock lock(&mu_);
   if (stop_ || workers_ == nullptr) return;
-  workers_->Run([this, id = l->id(), piece = std::move(piece)]() mutable {
+  workers_->Run([this, id = PeerId(l->id()), piece = std::move(piece)]() mutable {
     Verify(id, std::move(piece));
   });
 }
@@ -515,7 +515,7 @@ void Download::OnCallEnd(PeerLink* l, std::vector<uint32_t> undelivered,
     Link* link = Find(l);
     if (link == nullptr) return;
     if (link->calls > 0) --link->calls;
-    for (uint32_t piece : undelivered) picker_.Abort(link->id, piece);
+    for (uint32_t piece : undelivered) picker_.Abort(link->id, PieceIndex(piece));
     if (stop_ || link->gone) return;
     // CANCELLED: we cancelled it (a lost endgame race, a stalled call).
     if (!status.ok() && status.code() != absl::StatusCode::kCancelled) {
@@ -526,18 +526,19 @@ void Download::OnCallEnd(PeerLink* l, std::vector<uint32_t> undelivered,
   Perform(actions);
 }
 
-void Download::Verify(uint32_t link_id, PeerLink::Piece piece) {
+void Download::Verify(PeerId link_id, PeerLink::Piece piece) {
   const uint32_t index = piece.index;
+  const PieceIndex picked(index);
   Sha1 sha1;
   for (absl::string_view part : piece.data) sha1.Update(part);
   const bool good = sha1.Finish() == expected_[index];
   Actions actions;
   if (!good) {
     absl::MutexLock lock(&mu_);
-    Link* link = links_[link_id - 1].get();
-    picker_.Abort(link_id, index);
+    Link* link = links_[link_id.value() - 1].get();
+    picker_.Abort(link_id, picked);
     ++counters_.corrupt_pieces;
-    if (!link->gone && !stop_ && !picker_.Have(index)) {
+    if (!link->gone && !stop_ && !picker_.Have(picked)) {
       Blame(link, absl::DataLossError(absl::StrCat("piece ", index, " failed its SHA1 check")),
             &actions);
       FillAll(&actions);
@@ -545,23 +546,23 @@ void Download::Verify(uint32_t link_id, PeerLink::Piece piece) {
   } else {
     {
       absl::MutexLock lock(&mu_);
-      if (picker_.Have(index) || stop_) return;  // another peer won the endgame race
+      if (picker_.Have(picked) || stop_) return;  // another peer won the endgame race
     }
     if (absl::Status written = part_->Write(layout_.PieceOffset(index), piece.data);
         !written.ok()) {
       {
         absl::MutexLock lock(&mu_);
-        picker_.Abort(link_id, index);
+        picker_.Abort(link_id, picked);
       }
       Fail(written);
       return;
     }
     {
       absl::MutexLock lock(&mu_);
-      if (picker_.Have(index)) return;
-      Link* link = links_[link_id - 1].get();
-      for (PeerId other : picker_.Complete(link_id, index)) {
-        actions.cancel.emplace_back(links_[other - 1]->link.get(), index);
+      if (picker_.Have(picked)) return;
+      Link* link = links_[link_id.value() - 1].get();
+      for (PeerId other : picker_.Complete(link_id, picked)) {
+        actions.cancel.emplace_back(links_[other.value() - 1]->link.get(), index);
         ++counters_.cancelled_copies;
       }
       const uint32_t len = layout_.PieceLength(index);

@@ -187,7 +187,7 @@ class Download : public PeerLink::Owner {
   void Fail(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void Withdraw() ABSL_LOCKS_EXCLUDED(mu_);
   // Checks a piece's SHA1, writes it and shares it; on a worker.
-  void Verify(uint32_t link_id, PeerLink::Piece piece) ABSL_LOCKS_EXCLUDED(mu_);
+  void Verify(PeerId link_id, PeerLink::Piece piece) ABSL_LOCKS_EXCLUDED(mu_);
 
   Link* Find(const PeerLink* link) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // New sharers become links (or wait in reserve); tickets are renewed.
