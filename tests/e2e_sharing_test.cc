@@ -217,19 +217,10 @@ grpc::Status CallTracker(tv1::TrackerService::Stub* stub,
   return (stub->*rpc)(&ctx, req, resp);
 }
 
-// Serves `service`, a peer service of the test's own, on a free port and
-// makes `user` a member of `group` (owned by `owner`) sharing the file
-// `hashed` (as f.bin) from it.
-void StartFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
-                     pv1::PeerService::Service* service, const std::string& group,
-                     const HashedFile& hashed, std::unique_ptr<grpc::Server>* server) {
-  grpc::ServerBuilder builder;
-  builder.RegisterService(service);
-  builder.SetMaxSendMessageSize(64 << 20);  // room for a hostile sharer's messages
-  int port = 0;
-  auto started = StartServer(builder, "127.0.0.1:0", &port);
-  ASSERT_TRUE(started.ok()) << started.status();
-  *server = *std::move(started);
+// Makes `user` a member of `group` (owned by `owner`) sharing the file
+// `hashed` (as f.bin) from 127.0.0.1:`port`, where the test serves it.
+void RegisterFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
+                        const std::string& group, const HashedFile& hashed, int port) {
   auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", cluster.tracker_port()), grpc::InsecureChannelCredentials()));
   tv1::CreateUserRequest create;
@@ -263,6 +254,55 @@ void StartFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string
   ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::UploadFile,
                           session.token(), upload, &uploaded).ok());
 }
+
+// Serves `service`, a peer service of the test's own, on a free port and
+// registers `user` as its sharer (RegisterFakeSharer).
+void StartFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
+                     pv1::PeerService::Service* service, const std::string& group,
+                     const HashedFile& hashed, std::unique_ptr<grpc::Server>* server) {
+  grpc::ServerBuilder builder;
+  builder.RegisterService(service);
+  builder.SetMaxSendMessageSize(64 << 20);  // room for a hostile sharer's messages
+  int port = 0;
+  auto started = StartServer(builder, "127.0.0.1:0", &port);
+  ASSERT_TRUE(started.ok()) << started.status();
+  *server = *std::move(started);
+  RegisterFakeSharer(cluster, owner, user, group, hashed, port);
+}
+
+// A sharer of a whole file held in memory, with any ticket: many of them
+// on one server, each on a port of its own, stand for many seeders.
+class HonestPeer final : public pv1::PeerService::Service {
+ public:
+  HonestPeer(std::string content, uint32_t piece_size)
+      : content_(std::move(content)), layout_{content_.size(), piece_size} {}
+  grpc::Status GetBitfield(grpc::ServerContext* ctx, const pv1::GetBitfieldRequest*,
+                           grpc::ServerWriter<pv1::BitfieldUpdate>* writer) override {
+    pv1::BitfieldUpdate all;
+    all.set_bitfield(Bitfield(layout_.PieceCount(), true).ToBytes());
+    all.set_piece_count(layout_.PieceCount());
+    writer->Write(all);
+    while (!ctx->IsCancelled()) absl::SleepFor(absl::Milliseconds(50));  // a stream held open
+    return grpc::Status::OK;
+  }
+  grpc::Status GetPiece(grpc::ServerContext*, const pv1::GetPieceRequest* req,
+                        grpc::ServerWriter<pv1::PieceChunk>* writer) override {
+    for (uint32_t piece : req->pieces()) {
+      if (piece >= layout_.PieceCount()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no such piece");
+      }
+      pv1::PieceChunk chunk;
+      chunk.set_piece(piece);
+      chunk.set_data(content_.substr(layout_.PieceOffset(piece), layout_.PieceLength(piece)));
+      if (!writer->Write(chunk)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::string content_;
+  const FileLayout layout_;
+};
 
 TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
   const size_t size = 16 << 20;
@@ -509,6 +549,50 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   // The peer service trims once idle and glibc's trim threshold is 8 MiB,
   // but the ~53 MiB peak stayed mapped in some runs; see the closing note.
   for (auto& ctx : contexts) ctx->TryCancel();
+}
+
+TEST_F(Sharing, ThirtyTwoSeedersAtOnceWithAtMostEightDownloadThreads) {
+  const size_t size = 64 << 20;
+  auto alice = cluster_.StartUser("alice");
+  auto dave = cluster_.StartUser("dave", {"--max_peers", "32"});
+  cluster_.AddMember(*alice, *dave, "g");
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto hashed = HashFile(path);
+  ASSERT_TRUE(hashed.ok());
+
+  // 31 more seeders: one server in this process, a port and a user each.
+  constexpr int kFakes = 31;
+  HonestPeer service(testing::ReadFile(path), hashed->piece_size);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  std::vector<int> ports(kFakes);
+  for (int& port : ports) {
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  }
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  for (int i = 0; i < kFakes; ++i) {
+    ASSERT_GT(ports[i], 0);
+    RegisterFakeSharer(cluster_, *alice, absl::StrCat("s", i), "g", *hashed, ports[i]);
+  }
+
+  const pid_t downloader = dave->shell->pid();
+  const long threads_before = ProcStatus(downloader, "Threads");
+  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  long threads_peak = threads_before;
+  const absl::Time deadline = absl::Now() + absl::Seconds(90);
+  while (!absl::StrContains(dave->Run("show_downloads"), "[C]") && absl::Now() < deadline) {
+    threads_peak = std::max(threads_peak, ProcStatus(downloader, "Threads"));
+    absl::SleepFor(absl::Milliseconds(20));  // a sampling interval, not a wait for a condition
+  }
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  EXPECT_LE(threads_peak - threads_before, 8)
+      << "threads before " << threads_before << ", at peak " << threads_peak;
+  // More peers than the default connection limit supplied pieces.
+  EXPECT_GT(BytesByPeer(dave->Log()).size(), 16u) << dave->Log();
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(Sharing, PlantedPartSymlinkLeavesItsTargetUntouched) {
