@@ -8,6 +8,8 @@
 # the machine is shared and noisy, so runs alternate and the last line gives
 # the medians and their ratio.
 #   bench/download_bench.sh [--size_mib N] [--seeders N] [--runs N] [--no_reference]
+#                           [--perf FILE]
+# --perf records the downloader's first run with perf (call graphs) into FILE.
 # Run from the repository after scripts/setup.sh; the reference needs
 # Debian's python3-libtorrent.
 set -euo pipefail
@@ -15,13 +17,15 @@ size_mib=1024
 seeders=4
 reference=1
 runs=3
+perf_out=
 while [ $# -gt 0 ]; do
   case $1 in
     --size_mib) size_mib=$2; shift 2 ;;
     --seeders) seeders=$2; shift 2 ;;
     --no_reference) reference=0; shift ;;
     --runs) runs=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --perf) perf_out=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +70,12 @@ download_once() {
   start=$(date +%s.%N)
   threads0=$(awk '/^Threads/ {print $2}' "/proc/$dl_pid/status")
   peak_threads=0
+  local perf_pid=
+  if [ -n "$perf_out" ]; then
+    perf record -q -g -p "$dl_pid" -o "$perf_out" 2>/dev/null & perf_pid=$!
+    perf_out=  # the first run only
+    sleep 0.5
+  fi
   expect dl "download_file bench file.bin $work/out.bin" "downloading file.bin"
   # Polling costs CPU the download needs, so poll slowly and take the end
   # time from the completion line of the client's log instead.
@@ -78,6 +88,7 @@ download_once() {
     [ "$t" -gt "$peak_threads" ] && peak_threads=$t
     sleep 0.2
   done
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   [ "$state" = "[C]" ] || { grep "^\[F\]" "$work/dl.out" >&2; exit 1; }
   end=$(grep "download of file.bin in bench complete" "$work/dl/client.log" | tail -1 | cut -d' ' -f1)
   end=$(date -d "$end" +%s.%N)

@@ -6,8 +6,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -25,12 +29,144 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::UnavailableError(absl::StrCat(what, " '", path, "': ", std::strerror(e)));
 }
 
+// Direct I/O moves whole blocks of this size, from memory aligned to it.
+constexpr size_t kBlock = 4096;
+// The most a direct write or read moves at once (the bounce buffer's size).
+constexpr size_t kBounceBytes = 1 << 20;
+
+bool Aligned(uint64_t n) { return n % kBlock == 0; }
+
+// Scratch memory for direct I/O, one per thread that does any.
+char* BounceBuffer() {
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<char, Free> buffer(
+      static_cast<char*>(std::aligned_alloc(kBlock, kBounceBytes)));
+  return buffer.get();
+}
+
+// A download writes each byte once, so whole blocks go around the page
+// cache (O_DIRECT, through a second descriptor of the same file): copying
+// them into the cache cost more CPU than hashing them, and a big download
+// would fill the cache with pages nobody reads again. Whatever is not
+// whole blocks (the last piece), and any file system without direct I/O,
+// takes the ordinary path.
 class PosixPartFile final : public PartFile {
  public:
-  PosixPartFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~PosixPartFile() override { close(fd_); }
+  PosixPartFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
+    // Reopening through /proc gets the same file, not whatever the path
+    // names by now.
+    direct_fd_ = open(absl::StrCat("/proc/self/fd/", fd_).c_str(),
+                      O_RDWR | O_DIRECT | O_CLOEXEC);
+    direct_ = direct_fd_ >= 0;
+  }
+  ~PosixPartFile() override {
+    close(fd_);
+    if (direct_fd_ >= 0) close(direct_fd_);
+  }
 
   absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
+    size_t total = 0;
+    for (absl::string_view p : parts) total += p.size();
+    if (UseDirect(offset, total)) {
+      if (absl::Status s = WriteDirect(offset, parts); !s.ok() || direct_) return s;
+      // The file system refused direct I/O after all: the ordinary path.
+    }
+    return WriteBuffered(offset, parts);
+  }
+
+  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    if (UseDirect(offset, size)) {
+      if (absl::Status s = ReadDirect(offset, buf, size); !s.ok() || direct_) return s;
+    }
+    return ReadFully(fd_, buf, size, offset);
+  }
+
+  absl::Status RenameTo(const std::string& dest) override {
+    // RENAME_NOREPLACE: a name planted at the destination (a symlink to
+    // something precious, say) is left alone, never replaced or followed.
+    if (renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == EEXIST) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "'", dest, "' appeared while downloading; the download stays in '", path_,
+            "': move it away and download again"));
+      }
+      return Errno(absl::StrCat("cannot rename to '", dest, "'"), path_);
+    }
+    path_ = dest;
+    return absl::OkStatus();
+  }
+
+ private:
+  bool UseDirect(uint64_t offset, size_t size) const {
+    return direct_.load(std::memory_order_relaxed) && Aligned(offset) && Aligned(size) &&
+           size > 0 && BounceBuffer() != nullptr;
+  }
+
+  // EINVAL from a direct transfer means the file system wants other
+  // alignment or none: direct I/O is off from then on (OK is returned with
+  // direct_ false, for the caller to redo the transfer the ordinary way).
+  absl::Status DirectFailed(absl::string_view what) {
+    if (errno == EINVAL) {
+      direct_ = false;
+      return absl::OkStatus();
+    }
+    return Errno(what, path_);
+  }
+
+  absl::Status WriteDirect(uint64_t offset, absl::Span<const absl::string_view> parts) {
+    char* bounce = BounceBuffer();
+    size_t filled = 0;
+    auto flush = [&]() -> absl::Status {
+      for (size_t done = 0; done < filled;) {
+        ssize_t n = pwrite(direct_fd_, bounce + done, filled - done,
+                           static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) errno = ENOSPC;
+        if (n <= 0) return DirectFailed("cannot write");
+        done += static_cast<size_t>(n);
+        if (!Aligned(done) && done < filled) {  // a short write mid-block: finish it
+          absl::string_view rest(bounce + done, filled - done);
+          if (absl::Status s = WriteBuffered(offset + done, {rest}); !s.ok()) return s;
+          break;
+        }
+      }
+      offset += filled;
+      filled = 0;
+      return absl::OkStatus();
+    };
+    for (absl::string_view p : parts) {
+      while (!p.empty()) {
+        size_t n = std::min(p.size(), kBounceBytes - filled);
+        std::memcpy(bounce + filled, p.data(), n);
+        filled += n;
+        p.remove_prefix(n);
+        if (filled == kBounceBytes) {
+          if (absl::Status s = flush(); !s.ok() || !direct_) return s;
+        }
+      }
+    }
+    return flush();
+  }
+
+  absl::Status ReadDirect(uint64_t offset, char* buf, size_t size) {
+    char* bounce = BounceBuffer();
+    while (size > 0) {
+      const size_t want = std::min(size, kBounceBytes);
+      ssize_t n = pread(direct_fd_, bounce, want, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return DirectFailed("cannot read");
+      if (static_cast<size_t>(n) != want) return ReadFully(fd_, buf, size, offset);
+      std::memcpy(buf, bounce, want);
+      buf += want;
+      offset += want;
+      size -= want;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteBuffered(uint64_t offset, absl::Span<const absl::string_view> parts) {
     std::vector<iovec> iov;
     iov.reserve(parts.size());
     for (absl::string_view p : parts) {
@@ -61,27 +197,9 @@ class PosixPartFile final : public PartFile {
     return absl::OkStatus();
   }
 
-  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
-    return ReadFully(fd_, buf, size, offset);
-  }
-
-  absl::Status RenameTo(const std::string& dest) override {
-    // RENAME_NOREPLACE: a name planted at the destination (a symlink to
-    // something precious, say) is left alone, never replaced or followed.
-    if (renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
-      if (errno == EEXIST) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "'", dest, "' appeared while downloading; the download stays in '", path_,
-            "': move it away and download again"));
-      }
-      return Errno(absl::StrCat("cannot rename to '", dest, "'"), path_);
-    }
-    path_ = dest;
-    return absl::OkStatus();
-  }
-
- private:
   const int fd_;
+  int direct_fd_ = -1;
+  std::atomic<bool> direct_{false};
   std::string path_;
 };
 
