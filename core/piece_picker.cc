@@ -14,7 +14,8 @@ PiecePicker::PiecePicker(uint32_t piece_count, Options options)
       have_(piece_count),
       availability_(piece_count, 0),
       requested_(piece_count),
-      unrequested_missing_(piece_count) {}
+      unrequested_missing_(piece_count),
+      window_start_(piece_count == 0 ? 0 : static_cast<uint32_t>(rng_() % piece_count)) {}
 
 void PiecePicker::SetHave(PieceIndex index) {
   const uint32_t piece = index.value();
@@ -23,6 +24,7 @@ void PiecePicker::SetHave(PieceIndex index) {
   for (PeerId p : requested_[piece]) {
     if (auto it = peers_.find(p); it != peers_.end()) --it->second.in_flight;
   }
+  total_in_flight_ -= static_cast<uint32_t>(requested_[piece].size());
   requested_[piece].clear();
   have_.Set(piece);
   Check();
@@ -80,6 +82,7 @@ void PiecePicker::Release(uint32_t piece, PeerId peer) {
   if (at == r.end()) return;
   r.erase(at);
   --peers_[peer].in_flight;
+  --total_in_flight_;
   if (r.empty() && !have_.Get(piece)) ++unrequested_missing_;
 }
 
@@ -97,20 +100,24 @@ std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
   // Reservoir sampling among the pieces of the lowest rank keeps the
   // tie-break uniform in one pass.
   // The random phase draws from every candidate, not just a window.
-  const uint64_t window =
-      random_phase ? std::numeric_limits<uint64_t>::max() : std::max(options_.tie_window, 1u);
+  // In a swarm, pieces held by one peer alone are drawn from all of them.
+  const bool swarm = peers_.size() > 1;
+  const uint64_t window = std::max(options_.tie_window, 1u);
   auto consider = [&](uint32_t piece, uint32_t rank) {
     if (rank < best_rank) {
       best = piece;
       best_rank = rank;
       ties = 1;
-    } else if (rank == best_rank && ties < window && rng_() % ++ties == 0) {
+    } else if (rank == best_rank &&
+               (ties < window || random_phase || (swarm && rank == 1)) &&
+               rng_() % ++ties == 0) {
       best = piece;
     }
   };
   const uint32_t n = piece_count();
   if (unrequested_missing_ > 0) {
-    for (uint32_t i = 0; i < n; ++i) {
+    for (uint32_t k = 0; k < n; ++k) {
+      const uint32_t i = window_start_ + k < n ? window_start_ + k : window_start_ + k - n;
       if (have_.Get(i) || !requested_[i].empty() || !p.pieces.Get(i)) continue;
       consider(i, random_phase ? 0 : availability_[i]);
     }
@@ -128,6 +135,7 @@ std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
   if (requested_[*best].empty()) --unrequested_missing_;
   requested_[*best].push_back(peer);
   ++p.in_flight;
+  ++total_in_flight_;
   Check();
   return PieceIndex(*best);
 }
@@ -172,10 +180,12 @@ bool PiecePicker::InvariantsHold() const {
     }
   }
   if (unrequested != unrequested_missing_) return false;
+  uint32_t total = 0;
   for (const auto& [id, p] : peers_) {
     if (in_flight[id] != p.in_flight) return false;
+    total += p.in_flight;
   }
-  return true;
+  return total == total_in_flight_;
 }
 
 void PiecePicker::Check() const {

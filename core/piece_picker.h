@@ -7,10 +7,17 @@
 //    downloader soon has whole pieces to share;
 //  - then rarest first: among the missing pieces the peer holds and nobody
 //    is fetching, the one the fewest peers hold, ties broken at random
-//    among the first `tie_window` tied pieces in file order. The window
-//    keeps the file filling roughly front to back, so the downloader can
-//    hash the whole file while it arrives and writes stay close together,
-//    while still spreading peers over different pieces;
+//    among the first `tie_window` tied pieces in file order from a place
+//    each picker draws at random (wrapping round at the end). The window
+//    keeps the file filling roughly in order, so the downloader can hash
+//    the whole file while it arrives and writes stay close together, while
+//    the random start keeps downloaders who begin together off each
+//    other's pieces;
+//  - except in a swarm: with more than one peer, pieces that only one peer
+//    holds are drawn from all of them, not a window, so that downloaders
+//    fetching from one seeder each ask it for different pieces and can
+//    trade them (each byte the seeder sends once is a byte it need not send
+//    again);
 //  - each peer has a limit of requests in flight, which the owner raises
 //    for faster peers (SetMaxInFlight);
 //  - endgame: once every missing piece is requested, an idle peer is given
@@ -74,6 +81,8 @@ class PiecePicker {
   bool HasPeer(PeerId peer) const { return peers_.count(peer) != 0; }
   void SetMaxInFlight(PeerId peer, uint32_t limit);
   uint32_t InFlight(PeerId peer) const;
+  // Requests in flight from all peers.
+  uint32_t TotalInFlight() const { return total_in_flight_; }
 
   // The next piece to request from `peer`, now counted in flight from it;
   // nullopt when the peer is at its limit or holds nothing we can ask for.
@@ -114,6 +123,8 @@ class PiecePicker {
   std::vector<uint16_t> availability_;
   std::vector<std::vector<PeerId>> requested_;  // peers fetching each piece
   uint32_t unrequested_missing_;  // missing pieces with no request in flight
+  uint32_t window_start_;         // where the tie window's file order begins
+  uint32_t total_in_flight_ = 0;
   absl::flat_hash_map<PeerId, Peer> peers_;
 };
 

@@ -88,18 +88,30 @@ TEST(PiecePicker, TiesAreBrokenAtRandom) {
   for (const auto& [piece, count] : firsts) EXPECT_GT(count, 5) << piece;
 }
 
-TEST(PiecePicker, TiesAreDrawnFromAWindowAtTheFront) {
+// The smallest circular span of piece numbers (out of `n`) that holds `got`.
+uint32_t CircularSpan(const std::set<uint32_t>& got, uint32_t n) {
+  std::vector<uint32_t> v(got.begin(), got.end());
+  uint32_t widest_gap = n - v.back() + v.front();
+  for (size_t i = 1; i < v.size(); ++i) widest_gap = std::max(widest_gap, v[i] - v[i - 1]);
+  return n - widest_gap + 1;
+}
+
+TEST(PiecePicker, TiesAreDrawnFromAWindowStartingAnywhere) {
   PiecePicker::Options o = NoRandomStart(5);
   o.tie_window = 4;
-  std::set<uint32_t> seen;
+  std::set<uint32_t> firsts;
   for (uint64_t seed = 0; seed < 100; ++seed) {
     o.seed = seed;
     PiecePicker picker(64, o);
-    picker.AddPeer(P(1), Bitfield(64, true));
-    seen.insert(Next(picker, P(1)));
+    picker.AddPeer(P(1), Bitfield(64, true), 10);
+    std::set<uint32_t> got;
+    for (int i = 0; i < 4; ++i) got.insert(Next(picker, P(1)));
+    firsts.insert(*got.begin());
+    // Four picks from a window of four that moves on by one each time.
+    EXPECT_LE(CircularSpan(got, 64), 7u) << seed;
   }
-  EXPECT_EQ(seen, (std::set<uint32_t>{0, 1, 2, 3}));
-  // Rarity still comes first: a rarer piece far back wins over the window.
+  EXPECT_GT(firsts.size(), 30u);  // the window starts anywhere
+  // Rarity still comes first: a rarer piece outside the window wins.
   PiecePicker picker(64, o);
   Bitfield all(64, true), one(64);
   one.Set(50);
@@ -111,6 +123,25 @@ TEST(PiecePicker, TiesAreDrawnFromAWindowAtTheFront) {
   most.Set(40, false);
   picker.AddPeer(P(2), most);  // piece 40 now held by peer 1 only
   EXPECT_EQ(picker.Pick(P(1)), I(40));
+}
+
+TEST(PiecePicker, InASwarmPiecesOnlyOnePeerHoldsAreDrawnFromAll) {
+  // Peer 1 holds everything, peer 2 (another downloader) nothing yet:
+  // what peer 1 is asked for is spread over the whole file, so that
+  // downloaders who share one seeder ask it for different pieces.
+  PiecePicker::Options o = NoRandomStart();
+  o.tie_window = 4;
+  int spread = 0;
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    o.seed = seed;
+    PiecePicker picker(64, o);
+    picker.AddPeer(P(1), Bitfield(64, true), 10);
+    picker.AddPeer(P(2), Bitfield(64), 10);
+    std::set<uint32_t> got;
+    for (int i = 0; i < 4; ++i) got.insert(Next(picker, P(1)));
+    spread += CircularSpan(got, 64) > 7;
+  }
+  EXPECT_GT(spread, 80);
 }
 
 TEST(PiecePicker, SameSeedSameOrder) {
