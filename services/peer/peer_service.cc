@@ -19,6 +19,8 @@ namespace {
 
 constexpr size_t kMaxCachedTickets = 1024;
 constexpr absl::Duration kHousekeepingInterval = absl::Seconds(1);
+// Pieces whose sends under the upload cap are counted, at most.
+constexpr size_t kMaxSentCounts = 1 << 16;
 
 // A call refused before it started.
 template <class Message>
@@ -303,17 +305,17 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
     }
     message_.set_piece(pieces_[index_]);
     message_.set_offset(offset_);
-    absl::Time at = service_->SendTime(length);
-    if (at > absl::Now()) {
-      service_->work_.RunAt(at, [this] { Write(); });
-    } else {
-      Write();
-    }
+    if (!service_->QueueSend(this, key_, pieces_[index_], offset_, length)) Write();
   }
+
+ public:
+  bool cancelled() const { return cancelled_.load(); }
   void Write() {
     write_started_.store(absl::ToUnixMicros(absl::Now()));
     StartWrite(&message_);
   }
+
+ private:
 
   PeerServiceImpl* const service_;
   const ShareKey key_;
@@ -357,13 +359,71 @@ void PeerServiceImpl::Shutdown() {
   shutdown_ = true;
 }
 
-absl::Time PeerServiceImpl::SendTime(uint64_t bytes) {
-  absl::MutexLock lock(&mu_);
-  if (max_rate_ == 0) return absl::InfinitePast();
-  // Each send books its share of the cap after the ones before it.
-  absl::Time send_at = std::max(next_free_, absl::Now());
-  next_free_ = send_at + absl::Seconds(static_cast<double>(bytes) / max_rate_);
-  return send_at;
+bool PeerServiceImpl::QueueSend(PieceCall* call, const ShareKey& key, uint32_t piece,
+                                uint32_t offset, uint64_t bytes) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (max_rate_ == 0) return false;
+    sends_.push_back(Send{call, absl::StrCat(key.group_id, "/", key.sha1, "/", piece),
+                          offset == 0, bytes, send_seq_++});
+  }
+  PumpSends();
+  return true;
+}
+
+void PeerServiceImpl::PumpSends() {
+  std::vector<PieceCall*> ready;
+  absl::Time timer = absl::InfinitePast();
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    while (!sends_.empty()) {
+      // The piece sent the fewest times goes first; a piece under way
+      // (past its first message) before any new one; then the oldest.
+      auto rank = [&](const Send& s) {
+        uint32_t sent = 0;
+        if (s.first_chunk) {
+          auto it = sent_counts_.find(s.piece_key);
+          sent = it == sent_counts_.end() ? 1 : it->second + 1;
+        }
+        return std::make_pair(sent, s.seq);
+      };
+      auto best = sends_.begin();
+      for (auto it = sends_.begin(); it != sends_.end(); ++it) {
+        if (it->call->cancelled()) {  // costs no share of the cap
+          best = it;
+          break;
+        }
+        if (rank(*it) < rank(*best)) best = it;
+      }
+      if (!best->call->cancelled()) {
+        if (next_free_ > now) break;
+        // Each message books its share of the cap after the one before.
+        next_free_ = std::max(next_free_, now) +
+                     absl::Seconds(static_cast<double>(best->bytes) / max_rate_);
+        if (best->first_chunk) {
+          if (sent_counts_.size() >= kMaxSentCounts) sent_counts_.clear();
+          ++sent_counts_[best->piece_key];
+        }
+      }
+      ready.push_back(best->call);
+      sends_.erase(best);
+    }
+    if (!sends_.empty() && !pump_timer_) {
+      pump_timer_ = true;
+      timer = next_free_;
+    }
+  }
+  if (timer != absl::InfinitePast()) {
+    work_.RunAt(timer, [this] {
+      {
+        absl::MutexLock lock(&mu_);
+        pump_timer_ = false;
+      }
+      PumpSends();
+    });
+  }
+  for (PieceCall* call : ready) call->Write();
 }
 
 absl::StatusOr<Ticket> PeerServiceImpl::Authorize(const std::string& ticket,

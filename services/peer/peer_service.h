@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/piece_store.h"
@@ -95,8 +96,13 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // then reads when Release frees enough. True when it may read now.
   bool Reserve(PieceCall* call, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(const std::string& user, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
-  // When `bytes` more may be sent under the upload cap.
-  absl::Time SendTime(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  // Under an upload cap, queues `call`'s message (`bytes` of `piece` at
+  // `offset` of the share `key`) for its turn and returns true; the call's
+  // Write runs then. False when there is no cap: write at once.
+  bool QueueSend(PieceCall* call, const ShareKey& key, uint32_t piece, uint32_t offset,
+                 uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends what the cap allows now and sets a timer for the rest.
+  void PumpSends() ABSL_LOCKS_EXCLUDED(mu_);
   // Ends expired bitfield streams and cuts off stalled readers; runs each
   // second on the work queue.
   void Housekeep() ABSL_LOCKS_EXCLUDED(mu_);
@@ -113,6 +119,23 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t max_rate_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time next_free_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // the cap's clock
+  // Messages waiting for the cap. The next to go is the first of a piece
+  // sent the fewest times so far (then the oldest): when many downloaders
+  // ask a capped seeder at once, every piece leaves it once before any
+  // leaves it twice, and the downloaders trade the rest among themselves.
+  struct Send {
+    PieceCall* call;
+    std::string piece_key;  // the share and the piece
+    bool first_chunk;       // the piece's first message
+    uint64_t bytes;
+    uint64_t seq;
+  };
+  std::vector<Send> sends_ ABSL_GUARDED_BY(mu_);
+  uint64_t send_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool pump_timer_ ABSL_GUARDED_BY(mu_) = false;
+  // Times each piece was sent under the cap; forgotten when it grows past
+  // kMaxSentCounts entries.
+  absl::flat_hash_map<std::string, uint32_t> sent_counts_ ABSL_GUARDED_BY(mu_);
   uint32_t calls_ ABSL_GUARDED_BY(mu_) = 0;
   bool busy_since_trim_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, uint32_t> calls_by_user_ ABSL_GUARDED_BY(mu_);
