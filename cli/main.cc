@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 8 << 20);
   mallopt(M_ARENA_MAX, 2);
+  DisableMutexDeadlockDetection();
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
   if (args.size() != 2) {

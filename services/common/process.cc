@@ -16,6 +16,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace groupshare {
 
@@ -55,6 +56,10 @@ sigset_t TermSignals() {
   return set;
 }
 }  // namespace
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 void BlockTermSignals() {
   sigset_t set = TermSignals();

@@ -22,6 +22,12 @@ std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_vi
 // process that could not start (bad arguments, files, addresses).
 int FailStartup(absl::string_view message);
 
+// Debian's Abseil checks every Mutex for lock-order cycles, recording a
+// stack trace at each lock: a few percent of a busy client's CPU. The
+// binaries turn that off first thing in main; the tests, which link the
+// same code without these mains, keep it.
+void DisableMutexDeadlockDetection();
+
 // Blocks SIGINT and SIGTERM in this thread and every thread it starts later;
 // call first thing in main. Then WatchTermSignals calls `on_signal` (from a
 // thread of its own) for each of them that arrives.

@@ -23,7 +23,11 @@ namespace {
 constexpr int kMaxPeerAttempts = 3;
 // A peer's window of requests covers about this much of its transfer time.
 constexpr absl::Duration kPipelineTarget = absl::Milliseconds(40);
-constexpr uint32_t kMinWindow = 4;
+// A new link's window, before its rate is known, and the least it shrinks
+// to: two keep a slow (say rate-capped) peer busy without queueing much
+// there, which matters when many downloaders ask one capped seeder.
+constexpr uint32_t kInitialWindow = 4;
+constexpr uint32_t kMinWindow = 2;
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
 // A peer slower than this share of the fastest one may be swapped out for
@@ -53,7 +57,7 @@ struct Download::Link {
   int strikes = 0;
   int failures = 0;  // in a row
   uint32_t calls = 0;
-  uint32_t window = kMinWindow;
+  uint32_t window = kInitialWindow;
   uint64_t bytes = 0;
   uint64_t bytes_at_tick = 0;
   double rate = 0;  // bytes a second
@@ -167,8 +171,9 @@ void Download::Run() {
         connected += !l->gone;
         if (!l->gone) live.push_back(l->link.get());
       }
-      refresh = now - last_refresh >= options_.refresh_interval ||
-                (connected == 0 && now - last_refresh >= absl::Seconds(1));
+      const bool room = static_cast<uint32_t>(connected) < options_.max_peers;
+      refresh = now - last_refresh >=
+                (room ? options_.refresh_interval_with_room : options_.refresh_interval);
     }
     {
       // Calls that brought nothing for too long go back to the picker
@@ -396,8 +401,14 @@ void Download::Fill(Link* link, Actions* actions) {
     // In endgame each call carries one piece, so that a lost race cancels
     // only that piece.
     const uint32_t batch = picker_.InEndgame() ? 1 : options_.max_pieces_per_call;
+    // Past its least window, a link takes only what the download's budget
+    // has left, so fast links get the budget and every link keeps going.
+    const uint64_t budget = options_.max_bytes_in_flight / layout_.piece_size;
+    auto may_pick = [&] {
+      return picker_.InFlight(link->id) < kMinWindow || picker_.TotalInFlight() < budget;
+    };
     std::vector<uint32_t> pieces;
-    while (pieces.size() < batch) {
+    while (pieces.size() < batch && may_pick()) {
       auto p = picker_.Pick(link->id);
       if (!p.has_value()) break;
       pieces.push_back(p->value());

@@ -73,13 +73,20 @@ struct DownloadOptions {
   uint32_t max_peers = 16;
   // Pieces picked at random before rarest-first takes over.
   uint32_t random_first = 4;
+  // Bytes requested from all peers and not yet written, at most, beyond
+  // the two pieces each link may always have asked for: what the download
+  // holds in memory, wherever it waits.
+  uint64_t max_bytes_in_flight = 16 << 20;
   // The largest piece this client accepts from a tracker.
   uint32_t max_piece_size = 16 << 20;
   // A call that brings nothing for this long is cancelled and its pieces go
   // to other peers.
   absl::Duration piece_timeout = absl::Seconds(20);
-  // How often the tracker is asked for new sharers (and fresh tickets).
+  // How often the tracker is asked for new sharers (and fresh tickets);
+  // more often while there is room for more peers, so that downloaders who
+  // start together (a flash crowd) find each other while it matters.
   absl::Duration refresh_interval = absl::Seconds(5);
+  absl::Duration refresh_interval_with_room = absl::Seconds(1);
   // When missing pieces have had no source for this long, the download fails.
   absl::Duration no_source_timeout = absl::Seconds(30);
   // How often the slowest peer may be swapped for one in reserve.

@@ -49,6 +49,7 @@ constexpr char kUsage[] =
 
 int main(int argc, char** argv) {
   using namespace groupshare;
+  DisableMutexDeadlockDetection();
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
   if (args.size() != 2) {
