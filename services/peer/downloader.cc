@@ -1,5 +1,6 @@
 #include "services/peer/downloader.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,6 +235,9 @@ void Download::Run() {
     absl::MutexLock lock(&mu_);
     if (state_ == DownloadState::kRunning) state_ = DownloadState::kStopped;
   }
+  // The links' buffers are free now: give them back to the system rather
+  // than keep the download's peak mapped while the client idles.
+  malloc_trim(0);
   absl::MutexLock lock(&mu_);
   ended_ = true;
 }

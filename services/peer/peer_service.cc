@@ -479,6 +479,7 @@ absl::Status PeerServiceImpl::Admit(const std::string& user) {
   }
   ++mine;
   ++calls_;
+  busy_since_trim_ = true;
   return absl::OkStatus();
 }
 
@@ -568,7 +569,7 @@ void PeerServiceImpl::Housekeep() {
     absl::MutexLock lock(&mu_);
     // Idle after a burst: give the memory back to the system.
     trim = calls_ == 0 && busy_since_trim_;
-    busy_since_trim_ = calls_ != 0;
+    if (trim) busy_since_trim_ = false;
     for (BitfieldCall* call : bitfield_calls_) {
       if (now >= call->expires()) {
         call->Ref();
