@@ -8,8 +8,10 @@
 # the machine is shared and noisy, so runs alternate and the last line gives
 # the medians and their ratio.
 #   bench/download_bench.sh [--size_mib N] [--seeders N] [--runs N] [--no_reference]
-#                           [--perf FILE]
+#                           [--perf FILE] [--pause SECONDS]
 # --perf records the downloader's first run with perf (call graphs) into FILE.
+# --pause waits that long before each groupshare run (the slow mode of a
+# client that sat idle).
 # Run from the repository after scripts/setup.sh; the reference needs
 # Debian's python3-libtorrent.
 set -euo pipefail
@@ -18,6 +20,7 @@ seeders=4
 reference=1
 runs=3
 perf_out=
+pause=0
 while [ $# -gt 0 ]; do
   case $1 in
     --size_mib) size_mib=$2; shift 2 ;;
@@ -25,7 +28,8 @@ while [ $# -gt 0 ]; do
     --no_reference) reference=0; shift ;;
     --runs) runs=$2; shift 2 ;;
     --perf) perf_out=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --pause) pause=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -62,6 +66,7 @@ admit owner dl bench
 
 # One download: prints the groupshare line and its seconds to $work/ours.
 download_once() {
+  sleep "$pause"
   : > "$work/dl.out"
   local dl_cpu0 seed_cpu0 start end dl_cpu seed_cpu rss_kib p t deadline
   dl_cpu0=$(cpu_of "$dl_pid")
