@@ -617,6 +617,22 @@ grpc::ServerWriteReactor<pv1::BitfieldUpdate>* PeerServiceImpl::GetBitfield(
   return call;
 }
 
+absl::StatusOr<std::vector<uint32_t>> CheckPieceRequest(const pv1::GetPieceRequest& req,
+                                                        uint32_t max_pieces) {
+  const auto& pieces = req.pieces();
+  if (pieces.empty() || static_cast<uint32_t>(pieces.size()) > max_pieces) {
+    return absl::InvalidArgumentError(absl::StrCat("a GetPiece call asks for 1 to ", max_pieces,
+                                                   " pieces, not ", pieces.size()));
+  }
+  std::vector<uint32_t> sorted(pieces.begin(), pieces.end());
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return absl::InvalidArgumentError(
+        "a GetPiece call names a piece more than once; ask for each piece once");
+  }
+  return sorted;
+}
+
 grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
     grpc::CallbackServerContext* ctx, const pv1::GetPieceRequest* req) {
   auto refuse = [](const absl::Status& why) {
@@ -624,25 +640,16 @@ grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
     return new Refusal<pv1::PieceChunk>(ToGrpcStatus(why));
   };
   const auto& pieces = req->pieces();
-  if (pieces.empty() || static_cast<uint32_t>(pieces.size()) > options_.max_pieces_per_request) {
-    return refuse(absl::InvalidArgumentError(
-        absl::StrCat("a GetPiece call asks for 1 to ", options_.max_pieces_per_request,
-                     " pieces, not ", pieces.size())));
-  }
-  std::vector<uint32_t> sorted(pieces.begin(), pieces.end());
-  std::sort(sorted.begin(), sorted.end());
-  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-    return refuse(absl::InvalidArgumentError(
-        "a GetPiece call names a piece more than once; ask for each piece once"));
-  }
+  auto sorted = CheckPieceRequest(*req, options_.max_pieces_per_request);
+  if (!sorted.ok()) return refuse(sorted.status());
   auto ticket = Authorize(req->ticket(), req->group_id(), req->file_sha1());
   if (!ticket.ok()) return refuse(ticket.status());
   ShareKey key{req->group_id(), req->file_sha1()};
   auto snapshot = store_->Get(key);
   if (!snapshot.ok()) return refuse(snapshot.status());
-  if (sorted.back() >= snapshot->layout.PieceCount()) {
+  if (sorted->back() >= snapshot->layout.PieceCount()) {
     return refuse(absl::OutOfRangeError(absl::StrCat(
-        "piece ", sorted.back(), " is out of range; the file has ",
+        "piece ", sorted->back(), " is out of range; the file has ",
         snapshot->layout.PieceCount())));
   }
   if (absl::Status s = Admit(ticket->user_id); !s.ok()) return refuse(s);

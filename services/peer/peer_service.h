@@ -51,6 +51,11 @@ struct PeerServiceOptions {
   int disk_threads = 2;
 };
 
+// The pieces a GetPiece request names, sorted, when it names 1 to
+// `max_pieces` of them and none twice; INVALID_ARGUMENT otherwise.
+absl::StatusOr<std::vector<uint32_t>> CheckPieceRequest(const pv1::GetPieceRequest& req,
+                                                        uint32_t max_pieces);
+
 class PeerServiceImpl final : public pv1::PeerService::CallbackService {
  public:
   // `store` must outlive the service.

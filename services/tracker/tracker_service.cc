@@ -20,31 +20,6 @@ constexpr uint32_t kMaxPieceSize = 16 << 20;
 absl::Status ValidateUser(const std::string& id) { return ValidateId("user id", id); }
 absl::Status ValidateGroup(const std::string& id) { return ValidateId("group id", id); }
 
-absl::Status ValidateFileInfo(const tv1::FileInfo& f) {
-  RETURN_IF_ERROR(ValidateFileName(f.name()));
-  uint32_t ps = f.piece_size();
-  if (ps < kMinPieceSize || ps > kMaxPieceSize || (ps & (ps - 1)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "piece_size ", ps, " must be a power of two from 16 KiB to 16 MiB"));
-  }
-  if (!IsSha1Hex(f.sha1())) {
-    return absl::InvalidArgumentError("sha1 must be 40 lower-case hex digits");
-  }
-  uint64_t pieces = (f.size() + ps - 1) / ps;
-  if (static_cast<uint64_t>(f.piece_sha1_size()) != pieces) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a file of ", f.size(), " bytes in pieces of ", ps, " bytes has ", pieces,
-        " pieces, but ", f.piece_sha1_size(), " piece hashes were given"));
-  }
-  for (int i = 0; i < f.piece_sha1_size(); ++i) {
-    if (!IsSha1Hex(f.piece_sha1(i))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "piece_sha1[", i, "] must be 40 lower-case hex digits"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 tv1::Relation ToProto(Relation r) {
   switch (r) {
     case Relation::kNone: return tv1::RELATION_NONE;
@@ -74,6 +49,32 @@ grpc::Status Finish(const char* method, const std::string& user, absl::Time star
 }
 
 }  // namespace
+
+absl::Status ValidateFileInfo(const tv1::FileInfo& f) {
+  RETURN_IF_ERROR(ValidateFileName(f.name()));
+  uint32_t ps = f.piece_size();
+  if (ps < kMinPieceSize || ps > kMaxPieceSize || (ps & (ps - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "piece_size ", ps, " must be a power of two from 16 KiB to 16 MiB"));
+  }
+  if (!IsSha1Hex(f.sha1())) {
+    return absl::InvalidArgumentError("sha1 must be 40 lower-case hex digits");
+  }
+  // Without overflow, for sizes near 2^64 too.
+  const uint64_t pieces = f.size() / ps + (f.size() % ps != 0);
+  if (static_cast<uint64_t>(f.piece_sha1_size()) != pieces) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a file of ", f.size(), " bytes in pieces of ", ps, " bytes has ", pieces,
+        " pieces, but ", f.piece_sha1_size(), " piece hashes were given"));
+  }
+  for (int i = 0; i < f.piece_sha1_size(); ++i) {
+    if (!IsSha1Hex(f.piece_sha1(i))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "piece_sha1[", i, "] must be 40 lower-case hex digits"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> TrackerServiceImpl::Create(
     Store* store, TrackerOptions options) {

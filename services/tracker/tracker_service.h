@@ -20,6 +20,11 @@ namespace groupshare::tracker {
 
 namespace tv1 = ::groupshare::tracker::v1;
 
+// A file's description as a sharer registers it: its name, a power-of-two
+// piece size from 16 KiB to 16 MiB, and well-formed SHA1s, one a piece.
+// INVALID_ARGUMENT naming what is wrong.
+absl::Status ValidateFileInfo(const tv1::FileInfo& f);
+
 struct TrackerOptions {
   // A session not kept alive for this long expires.
   absl::Duration session_ttl = absl::Seconds(30);
