@@ -77,8 +77,10 @@ int main(int argc, char** argv) {
   DisableMutexDeadlockDetection();
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
-  if (args.size() != 2) {
-    return FailStartup("expected <IP>:<PORT> <tracker_info.txt>; see client --help");
+  if (absl::Status s = CheckPositionalArgs(args, {"<IP>:<PORT>", "<tracker_info.txt>"}, 1,
+                                           "client");
+      !s.ok()) {
+    return FailStartup(s.message());
   }
   auto self = ParseHostPort(args[0], /*allow_port_zero=*/true);
   if (!self.ok()) return FailStartup(self.status().message());

@@ -1,16 +1,23 @@
 #include "cli/shell.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "core/status_macros.h"
+#include "core/text.h"
 
 namespace groupshare::cli {
 namespace {
 
 using Stub = tracker::v1::TrackerService::Stub;
 namespace tv1 = ::groupshare::tracker::v1;
+
+// "1 file", "3 files".
+std::string Count(uint64_t n, absl::string_view noun) {
+  return absl::StrCat(n, " ", noun, n == 1 ? "" : "s");
+}
 
 const char* RelationName(tv1::Relation r) {
   switch (r) {
@@ -122,7 +129,20 @@ std::string Shell::Usage(const Command& c) const {
   return usage;
 }
 
-void Shell::Print(const std::string& line) { out_ << line << std::endl; }
+std::string LineForHistory(absl::string_view line) {
+  absl::string_view rest = absl::StripLeadingAsciiWhitespace(line);
+  const size_t end = rest.find_first_of(" \t");
+  const absl::string_view command = rest.substr(0, end);
+  if (command != "login" && command != "create_user") return std::string(line);
+  // The command and the user id stay; the password is never kept.
+  absl::StatusOr<std::vector<std::string>> words = SplitWords(line);
+  std::string user = words.ok() && words->size() > 1 ? (*words)[1] : "";
+  return absl::StrCat(command, user.empty() ? "" : " ", user, " ********");
+}
+
+// Strings from the tracker reach the terminal only through here, escaped
+// so that none can act on it or hide (core/text.h).
+void Shell::Print(const std::string& line) { out_ << EscapeForTerminal(line) << std::endl; }
 
 bool Shell::Execute(absl::string_view line) {
   absl::StatusOr<Args> split = SplitWords(line);
@@ -169,8 +189,8 @@ absl::Status Shell::CreateUser(const Args& a) {
 absl::Status Shell::Login(const Args& a) {
   ASSIGN_OR_RETURN(peer::LoginSummary summary, node_.Login(a[0], a[1]));
   std::string line = absl::StrCat("logged in as ", a[0]);
-  if (summary.sharing > 0) absl::StrAppend(&line, "; sharing ", summary.sharing, " files again");
-  if (summary.resumed > 0) absl::StrAppend(&line, "; resuming ", summary.resumed, " downloads");
+  if (summary.sharing > 0) absl::StrAppend(&line, "; sharing ", Count(summary.sharing, "file"), " again");
+  if (summary.resumed > 0) absl::StrAppend(&line, "; resuming ", Count(summary.resumed, "download"));
   if (!summary.problems.empty()) {
     absl::StrAppend(&line, "; not shared again: ", absl::StrJoin(summary.problems, "; "));
   }
@@ -282,7 +302,7 @@ absl::Status Shell::StopShare(const Args& a) {
 absl::Status Shell::UploadFile(const Args& a) {
   ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(a[0], a[1]));
   Print(absl::StrCat("shared ", up.name, " in ", a[1], " (", HumanSize(up.size), ", ",
-                     up.pieces, " pieces, sha1 ", up.sha1, ")",
+                     Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")",
                      up.created ? "" : "; the group had it already, you are one more sharer"));
   return absl::OkStatus();
 }

@@ -25,6 +25,10 @@ namespace groupshare::cli {
 // quote.
 absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view line);
 
+// The line as history may keep it: a command that carries a password
+// (create_user, login) with the password, and anything after it, masked.
+std::string LineForHistory(absl::string_view line);
+
 class Shell {
  public:
   // `tracker` answers the account and group commands, `node` the sharing

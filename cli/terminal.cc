@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/text.h"
 
 namespace groupshare::cli {
 namespace {
@@ -29,7 +30,7 @@ void OnLine(char* line) {
     g_done = true;
     return;
   }
-  if (*line != '\0') add_history(line);
+  if (*line != '\0') add_history(LineForHistory(line).c_str());
   if (!g_shell->Execute(line)) g_done = true;
   free(line);
 }
@@ -54,7 +55,7 @@ std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads)
                        "s");
   }
   return absl::StrFormat("%s [%s%s] %.1f%% %.1f/%.1f MiB %.1f MiB/s ETA %s peers=%d%s | %s",
-                         shown->name, std::string(filled, '#'),
+                         EscapeForTerminal(shown->name), std::string(filled, '#'),
                          std::string(kBarWidth - filled, '.'), 100 * fraction,
                          shown->bytes_done / 1048576.0, shown->size / 1048576.0,
                          shown->bytes_per_second / 1048576.0, eta, shown->peers,
@@ -66,6 +67,17 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
   g_shell = &shell;
   g_done = false;
   read_history(history_file.c_str());
+  // An older history may hold passwords: masked here, and so on disk at
+  // the next write.
+  for (int i = 0; i < history_length; ++i) {
+    HIST_ENTRY* entry = history_get(history_base + i);
+    if (entry == nullptr) continue;
+    std::string masked = LineForHistory(entry->line);
+    if (masked != entry->line) {
+      HIST_ENTRY* old = replace_history_entry(i, masked.c_str(), entry->data);
+      if (old != nullptr) free_history_entry(old);
+    }
+  }
   std::string prompt = kPrompt;
   rl_callback_handler_install(prompt.c_str(), OnLine);
   while (!g_done && !g_stop.load()) {

@@ -1,11 +1,27 @@
 #include "core/ids.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/text.h"
 
 namespace groupshare {
 namespace {
 
 bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+// OK when `text` is UTF-8 with nothing unsafe to show (core/text.h) and
+// none of `forbidden`; else INVALID_ARGUMENT naming `what` and `rule`.
+absl::Status CheckShown(absl::string_view what, absl::string_view text,
+                        absl::string_view forbidden, absl::string_view rule) {
+  for (size_t at = 0; at < text.size();) {
+    std::optional<char32_t> c = NextCodePoint(text, &at);
+    if (!c.has_value()) return absl::InvalidArgumentError(absl::StrCat(what, " is not UTF-8"));
+    if (IsUnsafeToShow(*c) || (*c < 0x80 && forbidden.find(static_cast<char>(*c)) !=
+                                                   absl::string_view::npos)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " must not contain ", rule));
+    }
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -17,13 +33,8 @@ absl::Status ValidateId(absl::string_view what, absl::string_view id) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, " is ", id.size(), " bytes long; the limit is ", kMaxIdBytes));
   }
-  for (unsigned char c : id) {
-    if (c == ' ' || IsControl(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " must not contain spaces or control characters"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckShown(what, id, " ",
+                    "spaces, control characters, or invisible or bidirectional marks");
 }
 
 absl::Status ValidatePassword(absl::string_view password) {
@@ -51,13 +62,8 @@ absl::Status ValidateFileName(absl::string_view name) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", name, "' is not a file name"));
   }
-  for (unsigned char c : name) {
-    if (c == '/' || c == '\\' || IsControl(c)) {
-      return absl::InvalidArgumentError(
-          "file name must not contain '/', '\\' or control characters");
-    }
-  }
-  return absl::OkStatus();
+  return CheckShown("file name", name, "/\\",
+                    "'/', '\\', control characters, or invisible or bidirectional marks");
 }
 
 }  // namespace groupshare

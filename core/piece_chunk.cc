@@ -69,7 +69,8 @@ absl::StatusOr<PieceChunkView> ParsePieceChunk(absl::Span<const absl::string_vie
   bool have_data = false;
   while (!in.AtEnd()) {
     uint64_t tag;
-    if (!in.Varint(&tag)) return Malformed();
+    // A tag is 32 bits (a field number below 2^29), as protobuf has it.
+    if (!in.Varint(&tag) || tag > UINT32_MAX) return Malformed();
     const uint64_t field = tag >> 3;
     const int wire = static_cast<int>(tag & 7);
     uint64_t value = 0;

@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   std::string joined;
-  for (absl::string_view part : view->data) joined.append(part);
+  for (absl::string_view part : view->data) joined.append(part.data(), part.size());
   if (joined != chunk.data()) std::abort();
   return 0;
 }

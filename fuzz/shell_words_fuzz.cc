@@ -6,6 +6,6 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);
-  (void)groupshare::SplitWords(input);
+  (void)groupshare::cli::SplitWords(input);
   return 0;
 }

@@ -21,6 +21,8 @@ if [ "${BUILD_TESTING:-ON}" != OFF ]; then
     docker-compose python3-yaml
     # certificates for the TLS test
     openssl
+    # the sanitizer, thread-safety and fuzzing builds of scripts/test.sh
+    clang libclang-rt-14-dev
   )
 fi
 

@@ -1,8 +1,50 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh) and runs every test with ctest.
+# Sets up (scripts/setup.sh) and runs every test:
+#   1. the suite (ctest) on the ordinary build (build/);
+#   2. a clang build with AddressSanitizer and UndefinedBehaviorSanitizer
+#      (build-asan/; lock annotations checked, -Werror=thread-safety): the
+#      whole suite again, leaks and the first error fatal;
+#   3. the libFuzzer targets of that build, FUZZ_SECONDS (20) each, from
+#      the corpus in fuzz/corpus;
+#   4. a clang build with ThreadSanitizer (build-tsan/) of the units that
+#      share state between threads: picker, part file, hasher, piece store,
+#      work queue, and the download coordinator with its fakes.
+#   scripts/test.sh            all of it
+#   scripts/test.sh --quick    only 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = --quick ] && quick=1
+jobs=$(nproc 2>/dev/null || echo 2)
+SECONDS=0
+step() { echo "test: $* (at ${SECONDS}s)"; }
+
 scripts/setup.sh
-build=${BUILD_DIR:-build}
-cd "$build"
-ctest --output-on-failure --timeout 300 -j "$(nproc 2>/dev/null || echo 2)"
+step "suite, ordinary build"
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 300 -j "$jobs")
+[ "$quick" = 1 ] && { step "done"; exit 0; }
+
+step "clang build with AddressSanitizer and UndefinedBehaviorSanitizer"
+CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DGS_SANITIZE=address -DGS_FUZZ=ON >/dev/null
+cmake --build build-asan -j "$jobs"
+step "suite under AddressSanitizer and UndefinedBehaviorSanitizer"
+(cd build-asan &&
+  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --output-on-failure --timeout 300 -j "$jobs")
+
+step "fuzzers"
+ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 BUILD_DIR=build-asan fuzz/run.sh
+
+step "clang build with ThreadSanitizer"
+tsan_tests=(piece_picker_test core_test concurrency_test download_test)
+CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DGS_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j "$jobs" --target "${tsan_tests[@]}"
+for t in "${tsan_tests[@]}"; do
+  step "$t under ThreadSanitizer"
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/sanitizers/tsan.supp" \
+    "build-tsan/bin/$t" --gtest_brief=1
+done
+step "done"

@@ -40,6 +40,20 @@ TEST(ProgressPrompt, CountsTheOtherDownloads) {
               StartsWith("a [....................] 0.0% 0.0/1.0 MiB 1.0 MiB/s ETA 1s peers=3 (+2 more) |"));
 }
 
+TEST(ProgressPrompt, NamesAreEscaped) {
+  EXPECT_THAT(ProgressPrompt({Running("a\x1b]0;x\x07\u202e", 0, 1 << 20)}),
+              StartsWith("a\\e]0;x\\x07\\u{202e} ["));
+}
+
+TEST(LineForHistory, PasswordsAreNeverKept) {
+  EXPECT_EQ(LineForHistory("login alice secret"), "login alice ********");
+  EXPECT_EQ(LineForHistory("  create_user eve \"pw with blanks\""), "create_user eve ********");
+  EXPECT_EQ(LineForHistory("login alice \"unterminated"), "login ********");
+  EXPECT_EQ(LineForHistory("login"), "login ********");
+  EXPECT_EQ(LineForHistory("list_groups"), "list_groups");
+  EXPECT_EQ(LineForHistory("download_file g login.txt x"), "download_file g login.txt x");
+}
+
 using Words = std::vector<std::string>;
 
 TEST(SplitWords, BlanksQuotesAndEscapes) {

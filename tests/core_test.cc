@@ -14,6 +14,7 @@
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "core/part_file.h"
+#include "core/text.h"
 #include "core/ticket.h"
 #include "core/tracker_info.h"
 #include "tests/testing/temp_dir.h"
@@ -36,6 +37,28 @@ TEST(Ids, RefusesEmptyLongSpacesAndControlBytes) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(s.message().find("group id"), absl::string_view::npos) << s;
   }
+}
+
+TEST(Ids, InvisibleAndBidirectionalMarksAndBadUtf8AreRefused) {
+  for (std::string bad : {std::string("invoice\u202efdp.exe"), std::string("a\u200bb"),
+                          std::string("a\u0085b"), std::string("a\u009bb"),
+                          std::string("a\u2066b"), std::string("\ufeffa"),
+                          std::string("a\xff"), std::string("a\xc0\x80"),
+                          std::string("a\xed\xa0\x80")}) {
+    EXPECT_EQ(ValidateId("user id", bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(ValidateFileName(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(ValidateFileName("r\u00e9sum\u00e9 \u6587\u4ef6.pdf").ok());
+}
+
+TEST(Text, EscapesWhatWouldActOnOrHideFromATerminal) {
+  EXPECT_EQ(EscapeForTerminal("plain text, caf\u00e9"), "plain text, caf\u00e9");
+  EXPECT_EQ(EscapeForTerminal("\x1b]0;owned\x07"), "\\e]0;owned\\x07");
+  EXPECT_EQ(EscapeForTerminal("\x1b]52;c;aGk=\x07"), "\\e]52;c;aGk=\\x07");
+  EXPECT_EQ(EscapeForTerminal("invoice\u202efdp.exe"), "invoice\\u{202e}fdp.exe");
+  EXPECT_EQ(EscapeForTerminal("a\u009b2Jb"), "a\\u{009b}2Jb");
+  EXPECT_EQ(EscapeForTerminal("line\roverwritten"), "line\\x0doverwritten");
+  EXPECT_EQ(EscapeForTerminal("bad \xff byte"), "bad \\xff byte");
 }
 
 TEST(Ids, FileNamesCannotEscapeAFolder) {

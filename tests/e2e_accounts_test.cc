@@ -174,6 +174,17 @@ TEST_F(E2E, TrackerCommandLineErrors) {
   std::tie(code, err) = run({dir_.File("good.txt")});
   EXPECT_EQ(code, 2);
   EXPECT_THAT(err, HasSubstr("expected <tracker_info.txt> <tracker_no>"));
+  std::tie(code, err) = run({dir_.File("good.txt"), "1", "extra"});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("one argument too many: 'extra'"));
+  // The specification's own command line repeats the tracker_info file.
+  {
+    Subprocess spec({GS_TRACKER_BIN, dir_.File("good.txt"), "1", dir_.File("good.txt"), "--db",
+                     dir_.File("spec.db")},
+                    {{"HOME", dir_.path()}}, dir_.File("err.txt"));
+    spec.Send("quit");
+    EXPECT_EQ(spec.Wait(), 0) << testing::ReadFile(dir_.File("err.txt"));
+  }
 
   Subprocess help({GS_TRACKER_BIN, "--help"});
   EXPECT_THAT(help.ReadLine().value_or(""), StartsWith("Usage: tracker"));
@@ -195,6 +206,14 @@ TEST_F(E2E, ClientCommandLineErrors) {
   EXPECT_EQ(code_of({"not-an-address", dir_.File("good.txt")}), 2);
   EXPECT_EQ(code_of({"127.0.0.1:6000"}), 2);
   EXPECT_THAT(testing::ReadFile(dir_.File("err.txt")), HasSubstr("error: "));
+  EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), "x", "y"}), 2);
+  EXPECT_THAT(testing::ReadFile(dir_.File("err.txt")),
+              HasSubstr("2 arguments too many: 'x' 'y'"));
+  // As the specification writes it: the tracker_info file twice.
+  EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), dir_.File("good.txt"),
+                     "--state_dir", dir_.File("state")}),
+            0)
+      << testing::ReadFile(dir_.File("err.txt"));
 }
 
 TEST_F(E2E, TrackerStopsOnQuitAndSignalsButNotOnPipeEof) {

@@ -32,6 +32,7 @@ namespace {
 
 using testing::Cluster;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 namespace tv1 = ::groupshare::tracker::v1;
 namespace pv1 = ::groupshare::peer::v1;
@@ -197,6 +198,14 @@ class CorruptPeer final : public pv1::PeerService::Service {
   size_t chunk_bytes_;
   std::atomic<int> served_{0};
 };
+
+// AddressSanitizer keeps freed memory in quarantine and maps shadow memory:
+// under it, bounds on a process's memory say nothing, so they go unchecked.
+#ifdef GS_SANITIZED
+constexpr bool kMemoryBoundsHold = false;
+#else
+constexpr bool kMemoryBoundsHold = true;
+#endif
 
 // A field of /proc/<pid>/status, in its own unit (kB for memory).
 long ProcStatus(pid_t pid, const std::string& field) {
@@ -454,7 +463,9 @@ TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   EXPECT_GE(mallory_service.served(), 1);
   EXPECT_EQ(BytesByPeer(dave->Log()).count("mallory"), 0u);
   // Not one 48 MiB message was held in memory.
-  EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 40 << 10);
+  if (kMemoryBoundsHold) {
+    EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 40 << 10);
+  }
   server->Shutdown(std::chrono::system_clock::now());
 }
 
@@ -538,13 +549,17 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   }
   // The seeder stays within bounds, and serves an honest downloader.
   EXPECT_LE(ProcStatus(seeder, "Threads"), threads_before + 8);
-  EXPECT_LE(ProcStatus(seeder, "VmRSS") - rss_before, 64 << 10);
+  if (kMemoryBoundsHold) {
+    EXPECT_LE(ProcStatus(seeder, "VmRSS") - rss_before, 64 << 10);
+  }
   EXPECT_THAT(carol->Run("download_file g f.bin " + Dest("carol.bin")), StartsWith("downloading"));
   EXPECT_EQ(cluster_.WaitForDownload(*carol, "[C]"), "[C] [g] f.bin -> " + Dest("carol.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("carol.bin")) == testing::ReadFile(path));
   EXPECT_LE(ProcStatus(seeder, "Threads"), threads_before + 8);
   rss_peak = std::max(rss_peak, ProcStatus(seeder, "VmRSS"));
-  EXPECT_LE(rss_peak - rss_before, 64 << 10);
+  if (kMemoryBoundsHold) {
+    EXPECT_LE(rss_peak - rss_before, 64 << 10);
+  }
   // Once the streams are gone the seeder is idle, and within a
   // housekeeping round or two the memory goes back to the system.
   for (auto& ctx : contexts) ctx->TryCancel();
@@ -552,6 +567,7 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   for (auto& r : bitfields) r->Finish().IgnoreError();
   pieces.clear();
   bitfields.clear();
+  if (!kMemoryBoundsHold) return;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (ProcStatus(seeder, "VmRSS") - rss_before > 16 << 10 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(100));
@@ -655,14 +671,14 @@ TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
   alice->shell->Send("quit");
   alice->shell->Wait();
   alice = cluster_.StartClient("alice");
-  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 files again");
+  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 file again");
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("second.bin")), StartsWith("downloading"));
   EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("second.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("second.bin")) == testing::ReadFile(path));
   // Bob logs out and in: his completed download is shared again too.
   EXPECT_EQ(bob->Run("logout"), "logged out bob");
-  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; sharing 1 files again");
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; sharing 1 file again");
   EXPECT_EQ(alice->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1 seeders=1"));
 }
@@ -691,8 +707,14 @@ TEST(SessionExpiry, ClientWhoseSessionExpiredStopsSharingUntilItLogsInAgain) {
   }
   EXPECT_THAT(alice->Log(), HasSubstr("the tracker ended the session"));
   EXPECT_THAT(alice->Run("list_groups"), StartsWith("error: not logged in"));
-  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 files again");
+  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 file again");
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
+  // Bob's keep-alives, one a second, are not on the tracker's console; the
+  // refused one of alice is.
+  const std::string console = testing::ReadFile(cluster.dir().File("tracker.log"));
+  EXPECT_THAT(console, HasSubstr("Login user=bob"));
+  EXPECT_THAT(console, HasSubstr("KeepAlive user=- code=UNAUTHENTICATED"));
+  EXPECT_THAT(console, Not(HasSubstr("KeepAlive user=bob")));
 }
 
 TEST(Tls, TrackerAndPeersOverTlsAndPlaintextClientsRefused) {
@@ -737,7 +759,7 @@ TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
   bob->shell->Signal(SIGKILL);
   bob->shell->Wait();
   bob = cluster_.StartClient("bob");
-  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; resuming 1 downloads");
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; resuming 1 download");
   EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
   std::smatch m;

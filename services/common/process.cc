@@ -16,6 +16,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 
 namespace groupshare {
@@ -56,6 +57,25 @@ sigset_t TermSignals() {
   return set;
 }
 }  // namespace
+
+absl::Status CheckPositionalArgs(std::vector<std::string>& args,
+                                 const std::vector<std::string>& names, size_t repeatable,
+                                 absl::string_view binary) {
+  if (args.size() == names.size() + 1 && args.back() == args[repeatable]) args.pop_back();
+  if (args.size() < names.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected ", absl::StrJoin(names, " "), "; ", names[args.size()], " is missing; see ",
+        binary, " --help"));
+  }
+  if (args.size() > names.size()) {
+    const size_t extra = args.size() - names.size();
+    return absl::InvalidArgumentError(absl::StrCat(
+        extra == 1 ? "one argument too many: '" : absl::StrCat(extra, " arguments too many: '"),
+        absl::StrJoin(args.begin() + static_cast<long>(names.size()), args.end(), "' '"),
+        "'; expected ", absl::StrJoin(names, " "), " (see ", binary, " --help)"));
+  }
+  return absl::OkStatus();
+}
 
 void DisableMutexDeadlockDetection() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -22,6 +22,15 @@ std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_vi
 // process that could not start (bad arguments, files, addresses).
 int FailStartup(absl::string_view message);
 
+// Checks a binary's positional arguments against their `names` (say
+// {"<tracker_info.txt>", "<tracker_no>"}). One more argument that repeats
+// the one at `repeatable` is accepted and dropped: the original
+// specification writes the command lines with the tracker_info file twice.
+// INVALID_ARGUMENT saying what is missing or which argument is too many.
+absl::Status CheckPositionalArgs(std::vector<std::string>& args,
+                                 const std::vector<std::string>& names, size_t repeatable,
+                                 absl::string_view binary);
+
 // Debian's Abseil checks every Mutex for lock-order cycles, recording a
 // stack trace at each lock: a few percent of a busy client's CPU. The
 // binaries turn that off first thing in main; the tests, which link the

@@ -408,11 +408,9 @@ void Download::Fill(Link* link, Actions* actions) {
     // Past its least window, a link takes only what the download's budget
     // has left, so fast links get the budget and every link keeps going.
     const uint64_t budget = options_.max_bytes_in_flight / layout_.piece_size;
-    auto may_pick = [&] {
-      return picker_.InFlight(link->id) < kMinWindow || picker_.TotalInFlight() < budget;
-    };
     std::vector<uint32_t> pieces;
-    while (pieces.size() < batch && may_pick()) {
+    while (pieces.size() < batch &&
+           (picker_.InFlight(link->id) < kMinWindow || picker_.TotalInFlight() < budget)) {
       auto p = picker_.Pick(link->id);
       if (!p.has_value()) break;
       pieces.push_back(p->value());

@@ -371,6 +371,15 @@ bool PeerServiceImpl::QueueSend(PieceCall* call, const ShareKey& key, uint32_t p
   return true;
 }
 
+std::pair<uint32_t, uint64_t> PeerServiceImpl::SendRank(const Send& send) const {
+  uint32_t sent = 0;
+  if (send.first_chunk) {
+    auto it = sent_counts_.find(send.piece_key);
+    sent = it == sent_counts_.end() ? 1 : it->second + 1;
+  }
+  return {sent, send.seq};
+}
+
 void PeerServiceImpl::PumpSends() {
   std::vector<PieceCall*> ready;
   absl::Time timer = absl::InfinitePast();
@@ -378,23 +387,13 @@ void PeerServiceImpl::PumpSends() {
     absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
     while (!sends_.empty()) {
-      // The piece sent the fewest times goes first; a piece under way
-      // (past its first message) before any new one; then the oldest.
-      auto rank = [&](const Send& s) {
-        uint32_t sent = 0;
-        if (s.first_chunk) {
-          auto it = sent_counts_.find(s.piece_key);
-          sent = it == sent_counts_.end() ? 1 : it->second + 1;
-        }
-        return std::make_pair(sent, s.seq);
-      };
       auto best = sends_.begin();
       for (auto it = sends_.begin(); it != sends_.end(); ++it) {
         if (it->call->cancelled()) {  // costs no share of the cap
           best = it;
           break;
         }
-        if (rank(*it) < rank(*best)) best = it;
+        if (SendRank(*it) < SendRank(*best)) best = it;
       }
       if (!best->call->cancelled()) {
         if (next_free_ > now) break;

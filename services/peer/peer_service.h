@@ -108,6 +108,12 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
                  uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   // Sends what the cap allows now and sets a timer for the rest.
   void PumpSends() ABSL_LOCKS_EXCLUDED(mu_);
+  struct Send;
+  // Lower goes first: the piece sent the fewest times so far (a piece
+  // under way, past its first message, before any new one), then the
+  // oldest.
+  std::pair<uint32_t, uint64_t> SendRank(const Send& send) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends expired bitfield streams and cuts off stalled readers; runs each
   // second on the work queue.
   void Housekeep() ABSL_LOCKS_EXCLUDED(mu_);

@@ -89,11 +89,10 @@ absl::Status TrackerClient::Logout() {
 }
 
 void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
-  auto stopped = [this] { return keepalive_stop_; };
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopped), interval)) return;
+      if (mu_.AwaitWithTimeout(absl::Condition(&keepalive_stop_), interval)) return;
       if (token_ != token) return;
     }
     auto response = Call(&tv1::TrackerService::Stub::KeepAlive, tv1::KeepAliveRequest());

@@ -52,8 +52,10 @@ int main(int argc, char** argv) {
   DisableMutexDeadlockDetection();
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
-  if (args.size() != 2) {
-    return FailStartup("expected <tracker_info.txt> <tracker_no>; see tracker --help");
+  if (absl::Status s = CheckPositionalArgs(args, {"<tracker_info.txt>", "<tracker_no>"}, 0,
+                                           "tracker");
+      !s.ok()) {
+    return FailStartup(s.message());
   }
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     return FailStartup(s.message());

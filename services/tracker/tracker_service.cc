@@ -38,12 +38,17 @@ void ToProto(const FileRecord& f, tv1::FileInfo* out) {
   for (const std::string& p : f.piece_sha1) out->add_piece_sha1(p);
 }
 
-// Logs one line for the request and converts its status.
+// Logs one line for the request and converts its status. A keep-alive that
+// worked, which every client sends every few seconds, is logged at debug.
 grpc::Status Finish(const char* method, const std::string& user, absl::Time start,
                     const absl::Status& status) {
-  GS_LOG(kInfo) << method << " user=" << (user.empty() ? "-" : absl::CHexEscape(user))
-                << " code=" << absl::StatusCodeToString(status.code())
-                << " ms=" << absl::ToDoubleMilliseconds(absl::Now() - start);
+  const bool routine = status.ok() && absl::string_view(method) == "KeepAlive";
+  if (log::Enabled(routine ? log::kDebug : log::kInfo)) {
+    log::Line(routine ? log::kDebug : log::kInfo)
+        << method << " user=" << (user.empty() ? "-" : absl::CHexEscape(user))
+        << " code=" << absl::StatusCodeToString(status.code())
+        << " ms=" << absl::ToDoubleMilliseconds(absl::Now() - start);
+  }
   if (!status.ok()) GS_LOG(kDebug) << method << " error: " << status.message();
   return ToGrpcStatus(status);
 }

@@ -96,7 +96,7 @@ double Cluster::DownloadPercent(Client& client) {
       size_t pct = line->find('%');
       size_t start = line->rfind(' ', pct);
       if (pct != std::string::npos && start != std::string::npos) {
-        absl::SimpleAtod(line->substr(start + 1, pct - start - 1), &percent);
+        (void)absl::SimpleAtod(line->substr(start + 1, pct - start - 1), &percent);
       }
     }
     if (absl::StartsWith(*line, "quit - ")) break;
