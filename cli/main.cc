@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
   int port = 0;
   auto server = StartServer(builder, self->ToString(), &port, *server_credentials);
   if (!server.ok()) return FailStartup(server.status().message());
+  ReportServing(**server, {groupshare::peer::v1::PeerService::service_full_name()});
   // With port 0 the system chose one: advertise that.
   if (self->port == 0) node.set_peer_address(absl::StrCat(self->host, ":", port));
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {

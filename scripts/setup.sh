@@ -11,12 +11,14 @@ packages=(
   cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libssl-dev libsqlite3-dev libreadline-dev
+  # health.proto, compiled in so that reflection can describe the health service
+  grpc-proto
 )
 if [ "${BUILD_TESTING:-ON}" != OFF ]; then
   packages+=(
     libgtest-dev libgmock-dev
     # the tests' generic gRPC client, which knows the services only by reflection
-    python3 python3-grpcio python3-protobuf grpc-proto
+    python3 python3-grpcio python3-protobuf
     # checking docker-compose.yml, and running its services' commands
     docker-compose python3-yaml
     # certificates for the TLS test

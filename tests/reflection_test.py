@@ -90,6 +90,29 @@ class Reflector:
         return self.pool.FindServiceByName(symbol)
 
 
+def describe_everything(reflector, channel, own_service):
+    """As grpcurl does with no .proto files: every listed service, and every
+    message of every method, resolved through reflection alone; then the
+    health service called through what reflection described, for the
+    server as a whole and for `own_service` by name."""
+    services = reflector.list_services()
+    for name in services:
+        try:
+            service = reflector.load_symbol(name)
+            for method in service.methods:
+                message_class(method.input_type)
+                message_class(method.output_type)
+            check(True, "describe " + name)
+        except Exception as e:  # a symbol not found, a missing file
+            check(False, "describe %s: %s" % (name, e))
+            return
+    health = reflector.load_symbol("grpc.health.v1.Health")
+    for body in ({}, {"service": own_service}):
+        code, answer = call_json(channel, health, "Check", body)
+        check(code == grpc.StatusCode.OK and answer.get("status") == "SERVING",
+              "health %s says SERVING: %s %s" % (body, code, answer))
+
+
 def message_class(desc):
     return message_factory.MessageFactory(desc.file.pool).GetPrototype(desc)
 
@@ -138,8 +161,7 @@ def check_peer_service(client_bin, tracker_address, tmp, reflection_pb2):
         check(get_piece is not None and get_piece.server_streaming and
               "ticket" in get_piece.input_type.fields_by_name,
               "describe shows GetPiece streaming and taking a ticket")
-        health = channel.unary_unary("/grpc.health.v1.Health/Check")
-        check(health(b"", timeout=10) == b"\x08\x01", "the peer's health check says SERVING")
+        describe_everything(reflector, channel, "groupshare.peer.v1.PeerService")
     finally:
         client.send_signal(signal.SIGTERM)
         check(client.wait(timeout=20) == 0, "SIGTERM stops the headless client cleanly")
@@ -198,8 +220,7 @@ def main():
             code, _ = call_json(channel, service, "ListGroups", {})
             check(code == grpc.StatusCode.UNAUTHENTICATED, "ListGroups without a token")
 
-            health = channel.unary_unary("/grpc.health.v1.Health/Check")
-            check(health(b"", timeout=10) == b"\x08\x01", "health check says SERVING")
+            describe_everything(Reflector(channel, reflection_pb2), channel, TRACKER)
 
             check_peer_service(sys.argv[2], address, tmp, reflection_pb2)
         finally:

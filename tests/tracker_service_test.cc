@@ -2,6 +2,7 @@
 // expiry on a fake clock, authorisation rules, validation and tickets.
 
 #include <grpcpp/grpcpp.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "absl/synchronization/mutex.h"
@@ -13,6 +14,8 @@
 
 namespace groupshare::tracker {
 namespace {
+
+using ::testing::HasSubstr;
 
 using grpc::StatusCode;
 using Stub = tv1::TrackerService::Stub;
@@ -206,12 +209,23 @@ TEST_F(TrackerServiceTest, EveryOtherCallNeedsALiveSession) {
     peers.set_file_name("f");
     EXPECT_EQ(Call(&Stub::GetFilePeers, bad, peers).error_code(), StatusCode::UNAUTHENTICATED);
   }
-  // A header that is not "Bearer <token>".
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Basic " + token);
-  tv1::ListGroupsResponse resp;
-  EXPECT_EQ(stub_->ListGroups(&ctx, tv1::ListGroupsRequest(), &resp).error_code(),
-            StatusCode::UNAUTHENTICATED);
+  // The header as RFC 6750 reads it: any case, any number of spaces.
+  auto with_header = [&](const std::string& header) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", header);
+    tv1::ListGroupsResponse resp;
+    return stub_->ListGroups(&ctx, tv1::ListGroupsRequest(), &resp);
+  };
+  EXPECT_TRUE(with_header("Bearer  " + token).ok());
+  EXPECT_TRUE(with_header("bearer " + token + " ").ok());
+  // And what is wrong with one that is not "Bearer <token>".
+  grpc::Status basic = with_header("Basic " + token);
+  EXPECT_EQ(basic.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(basic.error_message(), HasSubstr("scheme is 'Basic', not Bearer"));
+  EXPECT_THAT(with_header("Bearer").error_message(), HasSubstr("no token after Bearer"));
+  EXPECT_THAT(with_header("Bearer a b").error_message(), HasSubstr("characters no token has"));
+  EXPECT_THAT(with_header("Bearer " + token + "=x").error_message(),
+              HasSubstr("characters no token has"));
 }
 
 TEST_F(TrackerServiceTest, SessionsExpireUnlessKeptAlive) {

@@ -3,17 +3,27 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
 
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace groupshare {
 
 void EnableReflectionAndHealth() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Links health.proto's descriptor in, for reflection to serve.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+}
+
+void ReportServing(grpc::Server& server, std::initializer_list<std::string> services) {
+  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+  if (health == nullptr) return;
+  for (const std::string& name : services) health->SetServingStatus(name, true);
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,10 @@ namespace groupshare {
 
 // Call once before the first ServerBuilder is made.
 void EnableReflectionAndHealth();
+
+// Health checks by service name answer SERVING for these (the empty name,
+// the server as a whole, always does).
+void ReportServing(grpc::Server& server, std::initializer_list<std::string> services);
 
 // TLS is optional: with no files named, both sides speak plaintext.
 struct TlsFiles {

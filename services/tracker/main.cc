@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   int port = 0;
   auto server = StartServer(builder, address.ToString(), &port, *credentials);
   if (!server.ok()) return FailStartup(server.status().message());
+  ReportServing(**server, {groupshare::tracker::v1::TrackerService::service_full_name()});
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (auto s = WriteFileAtomically(port_file, absl::StrCat(port, "\n")); !s.ok()) {
       return FailStartup(s.message());

@@ -1,5 +1,6 @@
 #include "services/tracker/tracker_service.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,33 @@ grpc::Status Finish(const char* method, const std::string& user, absl::Time star
 
 }  // namespace
 
+absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value) {
+  const absl::string_view kUse = "; send 'authorization: Bearer <the token Login returned>'";
+  value = absl::StripTrailingAsciiWhitespace(value);
+  const size_t space = value.find(' ');
+  const absl::string_view scheme = value.substr(0, space);
+  if (!absl::EqualsIgnoreCase(scheme, "Bearer")) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the authorization header's scheme is '", absl::CHexEscape(scheme), "', not Bearer",
+        kUse));
+  }
+  absl::string_view token =
+      space == absl::string_view::npos ? "" : absl::StripLeadingAsciiWhitespace(value.substr(space));
+  if (token.empty()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("the authorization header has no token after Bearer", kUse));
+  }
+  // RFC 6750's b64token: these characters, then any number of '='.
+  const size_t end = token.find_first_not_of(
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+  if (end == 0 || (end != absl::string_view::npos &&
+                   token.find_first_not_of('=', end) != absl::string_view::npos)) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the token in the authorization header has characters no token has", kUse));
+  }
+  return token;
+}
+
 absl::Status ValidateFileInfo(const tv1::FileInfo& f) {
   RETURN_IF_ERROR(ValidateFileName(f.name()));
   uint32_t ps = f.piece_size();
@@ -101,13 +129,9 @@ absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContext* c
     return absl::UnauthenticatedError(
         "not logged in: log in first (send 'authorization: Bearer <token>')");
   }
-  absl::string_view value(it->second.data(), it->second.size());
-  constexpr absl::string_view kBearer = "Bearer ";
-  if (!absl::StartsWithIgnoreCase(value, kBearer) || value.size() == kBearer.size()) {
-    return absl::UnauthenticatedError(
-        "the authorization header must read 'Bearer <token>'");
-  }
-  return Sha256Of(value.substr(kBearer.size()));
+  ASSIGN_OR_RETURN(absl::string_view token,
+                   ParseBearer(absl::string_view(it->second.data(), it->second.size())));
+  return Sha256Of(token);
 }
 
 grpc::Status TrackerServiceImpl::Authed(

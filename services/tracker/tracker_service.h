@@ -20,6 +20,11 @@ namespace groupshare::tracker {
 
 namespace tv1 = ::groupshare::tracker::v1;
 
+// The token of an authorization header as RFC 6750 has it: "Bearer" in any
+// case, one or more spaces, a b64token. UNAUTHENTICATED saying what is
+// wrong otherwise.
+absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value);
+
 // A file's description as a sharer registers it: its name, a power-of-two
 // piece size from 16 KiB to 16 MiB, and well-formed SHA1s, one a piece.
 // INVALID_ARGUMENT naming what is wrong.
