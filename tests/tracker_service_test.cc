@@ -303,7 +303,10 @@ TEST_F(TrackerServiceTest, OnlyMembersSeeOrRegisterFiles) {
   ASSERT_TRUE(Upload(alice, "g", File("f")).ok());
   tv1::ListFilesRequest list;
   list.set_group_id("g");
-  EXPECT_EQ(Call(&Stub::ListFiles, bob, list).error_code(), StatusCode::PERMISSION_DENIED);
+  grpc::Status refused = Call(&Stub::ListFiles, bob, list);
+  EXPECT_EQ(refused.error_code(), StatusCode::PERMISSION_DENIED);
+  // What to do, for a shell user and for a gRPC caller alike.
+  EXPECT_THAT(refused.error_message(), HasSubstr("join_group g, or JoinGroup"));
   tv1::GetFilePeersRequest peers;
   peers.set_group_id("g");
   peers.set_file_name("f");

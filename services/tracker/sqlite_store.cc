@@ -437,15 +437,16 @@ class SqliteStore final : public Store {
  private:
   static absl::Status NoSuchUser(const std::string& user_id) {
     return absl::NotFoundError(absl::StrCat(
-        "no user '", user_id, "'; create it first with create_user"));
+        "no user '", user_id, "'; create it first (create_user, or CreateUser)"));
   }
   static absl::Status NoSuchGroup(const std::string& group_id) {
     return absl::NotFoundError(absl::StrCat(
-        "no group '", group_id, "'; see list_groups"));
+        "no group '", group_id, "'; the groups there are: list_groups (ListGroups)"));
   }
   static absl::Status NoSuchFile(const std::string& group_id, const std::string& name) {
     return absl::NotFoundError(absl::StrCat(
-        "group '", group_id, "' has no file '", name, "'; see list_files ", group_id));
+        "group '", group_id, "' has no file '", name, "'; its files: list_files ", group_id,
+        " (ListFiles)"));
   }
 
   absl::StatusOr<bool> Exists(absl::string_view sql, const std::string& a,
@@ -498,8 +499,8 @@ class SqliteStore final : public Store {
     ASSIGN_OR_RETURN(bool member, IsMember(user_id, group_id));
     if (!member) {
       return absl::PermissionDeniedError(absl::StrCat(
-          "you are not a member of group '", group_id, "'; ask to join with join_group ",
-          group_id));
+          "you are not a member of group '", group_id, "'; ask to join it (join_group ",
+          group_id, ", or JoinGroup) and wait for its owner to accept"));
     }
     return absl::OkStatus();
   }
