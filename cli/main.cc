@@ -142,17 +142,10 @@ int main(int argc, char** argv) {
   cli::Shell shell(tracker, node, std::cout);
   const bool terminal = !absl::GetFlag(FLAGS_headless) && isatty(STDIN_FILENO) &&
                         isatty(STDOUT_FILENO);
-  WatchTermSignals([&](int sig) {
-    GS_LOG(kInfo) << "signal " << sig << ": logging out and stopping";
-    if (terminal) {
-      // The terminal loop notices within a tick and ends normally, so that
-      // readline gives the terminal back as it found it.
-      cli::StopTerminal();
-      return;
-    }
-    shell.Close();
-    std::exit(0);
-  });
+  // A signal asks to stop; each loop below notices within a tick and ends
+  // normally (readline gives the terminal back as it found it), and the
+  // shell logs out after the command under way.
+  WatchTermSignals();
 
   bool quit = false;
   if (std::string script = absl::GetFlag(FLAGS_script); !script.empty()) {
@@ -164,8 +157,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_headless)) {
     if (!quit) {
       GS_LOG(kInfo) << "headless: serving until SIGTERM";
-      absl::Notification forever;  // the signal handler ends the process
-      forever.WaitForNotification();
+      WaitForStop();
     }
   } else if (!quit && terminal) {
     cli::RunTerminal(shell, node, state_dir + "/history");

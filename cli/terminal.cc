@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/text.h"
+#include "services/common/process.h"
 
 namespace groupshare::cli {
 namespace {
@@ -22,7 +23,6 @@ constexpr int kBarWidth = 20;
 // through these, which only the thread in RunTerminal touches.
 Shell* g_shell = nullptr;
 bool g_done = false;
-std::atomic<bool> g_stop{false};  // set from the signal thread
 
 void OnLine(char* line) {
   if (line == nullptr) {  // Ctrl-D
@@ -80,7 +80,7 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
   }
   std::string prompt = kPrompt;
   rl_callback_handler_install(prompt.c_str(), OnLine);
-  while (!g_done && !g_stop.load()) {
+  while (!g_done && !StopRequested()) {
     fd_set in;
     FD_ZERO(&in);
     FD_SET(STDIN_FILENO, &in);
@@ -99,18 +99,13 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
     }
   }
   rl_callback_handler_remove();
-  if (g_stop.load()) std::cout << "\n";
+  if (StopRequested()) std::cout << "\n";
   write_history(history_file.c_str());
   history_truncate_file(history_file.c_str(), 1000);
 }
 
-void StopTerminal() { g_stop.store(true); }
-
 void RunPiped(Shell& shell) {
-  std::string line;
-  while (std::getline(std::cin, line)) {
-    if (!shell.Execute(line)) return;
-  }
+  ReadLines(STDIN_FILENO, [&](absl::string_view line) { return shell.Execute(line); });
 }
 
 }  // namespace groupshare::cli

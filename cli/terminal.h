@@ -13,12 +13,10 @@
 
 namespace groupshare::cli {
 
-// Reads commands until quit or end of input.
+// Reads commands until quit, end of input, or a stop asked for by a signal
+// (RequestStop, seen within a tick).
 void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file);
 void RunPiped(Shell& shell);
-
-// Makes RunTerminal return within a tick; safe from any thread.
-void StopTerminal();
 
 // The prompt: "groupshare> ", led by a progress bar of the first running
 // download (percent, bytes, rate, ETA, peers) while any runs.

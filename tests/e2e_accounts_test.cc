@@ -238,6 +238,18 @@ TEST_F(E2E, TrackerStopsOnQuitAndSignalsButNotOnPipeEof) {
   EXPECT_EQ(t->Wait(), 0);
 }
 
+TEST_F(E2E, ClientOnAPipeStopsOnASignalAndLogsOut) {
+  StartOneTracker();
+  auto alice = StartClient("alice");
+  EXPECT_EQ(alice->Run("create_user alice pw"),
+            "user alice created; log in with login alice <password>");
+  EXPECT_EQ(alice->Run("login alice pw"), "logged in as alice");
+  alice->Signal(SIGTERM);
+  EXPECT_EQ(alice->Wait(), 0);
+  // The main loop logged out on its way out: the session is gone.
+  EXPECT_THAT(testing::ReadFile(dir_.File("tracker.log")), HasSubstr("Logout user=alice code=OK"));
+}
+
 TEST_F(E2E, ClientFailsOverToTheNextTracker) {
   StartOneTracker();
   std::string info = dir_.File("two.txt");

@@ -1,7 +1,9 @@
 #include "services/common/process.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -17,7 +19,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "core/log.h"
 
 namespace groupshare {
 
@@ -88,14 +92,71 @@ void BlockTermSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-void WatchTermSignals(std::function<void(int)> on_signal) {
-  std::thread([on_signal = std::move(on_signal)] {
+namespace {
+
+struct Stop {
+  absl::Mutex mu;
+  bool requested ABSL_GUARDED_BY(mu) = false;
+};
+
+Stop& TheStop() {
+  static Stop* stop = new Stop();  // never destroyed: the signal thread may outlive main
+  return *stop;
+}
+
+}  // namespace
+
+void RequestStop() {
+  absl::MutexLock lock(&TheStop().mu);
+  TheStop().requested = true;
+}
+
+bool StopRequested() {
+  absl::MutexLock lock(&TheStop().mu);
+  return TheStop().requested;
+}
+
+void WaitForStop() {
+  Stop& stop = TheStop();
+  absl::MutexLock lock(&stop.mu);
+  stop.mu.Await(absl::Condition(&stop.requested));
+}
+
+void WatchTermSignals() {
+  std::thread([] {
     sigset_t set = TermSignals();
     while (true) {
       int sig = 0;
-      if (sigwait(&set, &sig) == 0) on_signal(sig);
+      if (sigwait(&set, &sig) != 0) continue;
+      GS_LOG(kInfo) << "signal " << sig << ": stopping";
+      RequestStop();
     }
   }).detach();
+}
+
+bool ReadLines(int fd, const std::function<bool(absl::string_view)>& on_line) {
+  std::string pending;
+  char buf[4096];
+  while (!StopRequested()) {
+    pollfd in{fd, POLLIN, 0};
+    int ready = poll(&in, 1, 100);
+    if (ready < 0 && errno != EINTR) return true;
+    if (ready <= 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      if (!pending.empty()) on_line(absl::StripSuffix(pending, "\r"));
+      return true;
+    }
+    pending.append(buf, static_cast<size_t>(n));
+    for (size_t end; (end = pending.find('\n')) != std::string::npos;) {
+      std::string line = pending.substr(0, end);
+      pending.erase(0, end + 1);
+      if (!on_line(absl::StripSuffix(line, "\r"))) return false;
+      if (StopRequested()) return false;
+    }
+  }
+  return false;
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view content) {

@@ -38,10 +38,23 @@ absl::Status CheckPositionalArgs(std::vector<std::string>& args,
 void DisableMutexDeadlockDetection();
 
 // Blocks SIGINT and SIGTERM in this thread and every thread it starts later;
-// call first thing in main. Then WatchTermSignals calls `on_signal` (from a
-// thread of its own) for each of them that arrives.
+// call first thing in main. Then WatchTermSignals logs each of them that
+// arrives (from a thread of its own) and asks the process to stop: the main
+// loop sees it through StopRequested and ends in its own time, never in the
+// middle of a command. The stop is process-wide state, so the signal
+// thread touches nothing that main owns.
 void BlockTermSignals();
-void WatchTermSignals(std::function<void(int signal)> on_signal);
+void WatchTermSignals();
+void RequestStop();
+bool StopRequested();
+// Waits until a stop is asked for.
+void WaitForStop();
+
+// Reads lines from `fd` and hands each (without its line end) to `on_line`
+// until it returns false, the input ends (a last unterminated line is
+// handed over first), or a stop is asked for (seen within 100 ms). True
+// when the input ended.
+bool ReadLines(int fd, const std::function<bool(absl::string_view line)>& on_line);
 
 // Writes `content` to `path` through a temporary file and a rename, so a
 // reader never sees it half written.

@@ -35,6 +35,11 @@ void TrackerClient::Advance(size_t index) {
 
 void TrackerClient::SetSessionLostCallback(std::function<void()> callback) {
   absl::MutexLock lock(&mu_);
+  // Waits out a call under way, unless this is that call.
+  if (std::this_thread::get_id() != keepalive_.get_id()) {
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !calling_lost_; };
+    mu_.Await(absl::Condition(&idle));
+  }
   on_session_lost_ = std::move(callback);
 }
 
@@ -106,9 +111,14 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
         token_.clear();
         user_.clear();
         lost = on_session_lost_;
+        calling_lost_ = lost != nullptr;
       }
       GS_LOG(kWarning) << "the tracker ended the session; log in again";
-      if (lost) lost();
+      if (lost) {
+        lost();
+        absl::MutexLock lock(&mu_);
+        calling_lost_ = false;
+      }
       return;
     }
   }

@@ -63,7 +63,9 @@ class TrackerClient {
   std::optional<std::string> user() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Called (from the keep-alive thread) when the tracker ended the session
-  // on its own, so that the client stops sharing as at a logout.
+  // on its own, so that the client stops sharing as at a logout. Once this
+  // returns, the callback it replaced is not running and will not run: the
+  // owner of what that callback touches may go.
   void SetSessionLostCallback(std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -88,6 +90,7 @@ class TrackerClient {
   std::string user_ ABSL_GUARDED_BY(mu_);
   bool keepalive_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_session_lost_ ABSL_GUARDED_BY(mu_);
+  bool calling_lost_ ABSL_GUARDED_BY(mu_) = false;  // on_session_lost_ runs
   std::thread keepalive_;  // joined only by the thread that runs Login/Logout
 };
 

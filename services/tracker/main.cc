@@ -5,7 +5,6 @@
 
 #include <iostream>
 #include <string>
-#include <thread>
 
 #include <grpcpp/server_builder.h>
 
@@ -13,7 +12,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
 #include "core/log.h"
 #include "core/tracker_info.h"
 #include "services/common/process.h"
@@ -106,28 +104,20 @@ int main(int argc, char** argv) {
             << " (database " << db_path << ")" << std::endl;
   GS_LOG(kInfo) << "tracker " << number << " listening on " << address.host << ":" << port;
 
-  absl::Notification stop;
-  WatchTermSignals([&stop](int sig) {
-    GS_LOG(kInfo) << "signal " << sig << ": stopping";
-    if (!stop.HasBeenNotified()) stop.Notify();
-  });
-  const bool interactive = isatty(STDIN_FILENO);
-  std::thread([&stop, interactive] {
-    std::string line;
-    while (std::getline(std::cin, line)) {
-      absl::string_view cmd = absl::StripAsciiWhitespace(line);
-      if (cmd == "quit" || cmd == "exit") {
-        if (!stop.HasBeenNotified()) stop.Notify();
-        return;
-      }
-      if (!cmd.empty()) std::cout << "error: unknown command '" << cmd
-                                  << "'; type quit to stop the tracker" << std::endl;
+  WatchTermSignals();
+  // The console: quit or exit stops; so does the end of input on a terminal
+  // (Ctrl-D), while a closed pipe does not (a tracker run in the background).
+  const bool input_ended = ReadLines(STDIN_FILENO, [](absl::string_view line) {
+    absl::string_view cmd = absl::StripAsciiWhitespace(line);
+    if (cmd == "quit" || cmd == "exit") return false;
+    if (!cmd.empty()) {
+      std::cout << "error: unknown command '" << cmd << "'; type quit to stop the tracker"
+                << std::endl;
     }
-    // End of input on a terminal (Ctrl-D) stops; a closed pipe does not.
-    if (interactive && !stop.HasBeenNotified()) stop.Notify();
-  }).detach();
-
-  stop.WaitForNotification();
+    return true;
+  });
+  if (!input_ended || isatty(STDIN_FILENO)) RequestStop();
+  WaitForStop();
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   std::cout << "tracker " << number << " stopped" << std::endl;
   return 0;
