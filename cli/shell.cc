@@ -82,6 +82,7 @@ absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view line) {
 
 Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
     : tracker_(tracker), node_(node), out_(out) {
+  Notices();  // what is there already is no news
   auto bind = [this](absl::Status (Shell::*fn)(const Args&)) {
     return [this, fn](const Args& a) { return (this->*fn)(a); };
   };
@@ -167,10 +168,38 @@ bool Shell::Execute(absl::string_view line) {
     }
     absl::Status status = c.run(args);
     if (!status.ok()) Print(absl::StrCat("error: ", status.message()));
+    user_after_command_ = tracker_.user();
     return true;
   }
   Print(absl::StrCat("error: unknown command '", name, "'; type help for the list"));
   return true;
+}
+
+std::vector<std::string> Shell::Notices() {
+  std::vector<std::string> lines;
+  if (user_after_command_.has_value() && !tracker_.user().has_value()) {
+    lines.push_back(absl::StrCat("notice: the tracker ended the session of ",
+                                 *user_after_command_,
+                                 "; your files are not shared until you log in again"));
+    user_after_command_.reset();
+  }
+  for (const peer::DownloadProgress& d : node_.Downloads()) {
+    const std::string key = absl::StrCat(d.group_id, "\n", d.name, "\n", d.dest);
+    auto [it, added] = seen_.try_emplace(key, d.state);
+    const bool changed = !added && it->second != d.state;
+    it->second = d.state;
+    if (!(changed || (added && seen_any_))) continue;
+    if (d.state == peer::DownloadState::kComplete) {
+      lines.push_back(absl::StrCat("notice: download of ", d.name, " from ", d.group_id,
+                                   " complete: ", d.dest));
+    } else if (d.state == peer::DownloadState::kFailed) {
+      lines.push_back(absl::StrCat("notice: download of ", d.name, " from ", d.group_id,
+                                   " failed: ", d.error));
+    }
+  }
+  seen_any_ = true;
+  for (std::string& line : lines) line = EscapeForTerminal(line);
+  return lines;
 }
 
 void Shell::Close() {

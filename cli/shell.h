@@ -7,6 +7,8 @@
 #define GROUPSHARE_CLI_SHELL_H_
 
 #include <functional>
+#include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -41,6 +43,12 @@ class Shell {
   // Logs out if logged in; call before the process ends.
   void Close();
 
+  // What happened since the last call without a command asking: downloads
+  // that completed or failed, a session the tracker ended. One line each,
+  // starting "notice: ", escaped like every line the shell prints; the
+  // caller prints them where they do not disturb what is being typed.
+  std::vector<std::string> Notices();
+
  private:
   using Args = std::vector<std::string>;
   struct Command {
@@ -73,6 +81,11 @@ class Shell {
   peer::TrackerClient& tracker_;
   peer::Node& node_;
   std::ostream& out_;
+  // For Notices: each download's state when last looked at, and the user
+  // logged in after the last command.
+  std::map<std::string, peer::DownloadState> seen_;
+  bool seen_any_ = false;
+  std::optional<std::string> user_after_command_;
   std::vector<Command> commands_;
 };
 

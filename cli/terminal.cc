@@ -90,6 +90,20 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
       rl_callback_read_char();
       continue;
     }
+    // Between keys: news above the prompt, the line being typed kept.
+    if (std::vector<std::string> notices = shell.Notices(); !notices.empty()) {
+      std::string typed(rl_line_buffer, static_cast<size_t>(rl_end));
+      const int point = rl_point;
+      rl_set_prompt("");
+      rl_replace_line("", 0);
+      rl_redisplay();
+      for (const std::string& notice : notices) std::cout << notice << "\n";
+      std::cout.flush();
+      rl_set_prompt(prompt.c_str());
+      rl_replace_line(typed.c_str(), 0);
+      rl_point = point;
+      rl_redisplay();
+    }
     // Between keys: redraw the prompt when the downloads' progress changed.
     std::string next = ProgressPrompt(node.Downloads());
     if (next != prompt) {
@@ -105,7 +119,17 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
 }
 
 void RunPiped(Shell& shell) {
-  ReadLines(STDIN_FILENO, [&](absl::string_view line) { return shell.Execute(line); });
+  // News goes out when the input is idle, and before each command.
+  auto notices = [&] {
+    for (const std::string& notice : shell.Notices()) std::cout << notice << std::endl;
+  };
+  ReadLines(
+      STDIN_FILENO,
+      [&](absl::string_view line) {
+        notices();
+        return shell.Execute(line);
+      },
+      notices);
 }
 
 }  // namespace groupshare::cli

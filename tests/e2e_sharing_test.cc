@@ -33,6 +33,7 @@ namespace {
 using testing::Cluster;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::Optional;
 using ::testing::StartsWith;
 namespace tv1 = ::groupshare::tracker::v1;
 namespace pv1 = ::groupshare::peer::v1;
@@ -92,6 +93,9 @@ TEST_F(Sharing, ThreeSeedersOneDownloaderByteIdenticalFromSeveralPeers) {
   EXPECT_THAT(dave->Run("list_files g"), StartsWith("movie.bin size=25178169 (24.0 MiB) peers=3 seeders=3"));
   EXPECT_THAT(dave->Run("download_file g movie.bin " + Dest("out.bin")),
               StartsWith("downloading movie.bin from g into " + Dest("out.bin")));
+  // Told without asking, on a line of its own.
+  EXPECT_EQ(dave->shell->WaitForNotice("movie.bin"),
+            "notice: download of movie.bin from g complete: " + Dest("out.bin"));
   EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] movie.bin -> " + Dest("out.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) ==
               testing::ReadFile(cluster_.dir().File("files-alice/movie.bin")));
@@ -667,6 +671,8 @@ TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("first.bin")), StartsWith("downloading"));
   EXPECT_THAT(cluster_.WaitForDownload(*bob, "[F]"),
               StartsWith("[F] [g] f.bin: no online peer has"));
+  EXPECT_THAT(bob->shell->WaitForNotice("f.bin"),
+              Optional(StartsWith("notice: download of f.bin from g failed: no online peer has")));
   // A restarted client shares again at login, from its state folder.
   alice->shell->Send("quit");
   alice->shell->Wait();
@@ -706,6 +712,8 @@ TEST(SessionExpiry, ClientWhoseSessionExpiredStopsSharingUntilItLogsInAgain) {
     absl::SleepFor(absl::Milliseconds(100));  // the log has no event to wait on
   }
   EXPECT_THAT(alice->Log(), HasSubstr("the tracker ended the session"));
+  EXPECT_THAT(alice->shell->WaitForNotice("session"),
+              Optional(StartsWith("notice: the tracker ended the session of alice")));
   EXPECT_THAT(alice->Run("list_groups"), StartsWith("error: not logged in"));
   EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 file again");
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));

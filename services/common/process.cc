@@ -134,13 +134,15 @@ void WatchTermSignals() {
   }).detach();
 }
 
-bool ReadLines(int fd, const std::function<bool(absl::string_view)>& on_line) {
+bool ReadLines(int fd, const std::function<bool(absl::string_view)>& on_line,
+               const std::function<void()>& on_idle) {
   std::string pending;
   char buf[4096];
   while (!StopRequested()) {
     pollfd in{fd, POLLIN, 0};
     int ready = poll(&in, 1, 100);
     if (ready < 0 && errno != EINTR) return true;
+    if (ready == 0 && on_idle) on_idle();
     if (ready <= 0) continue;
     ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;

@@ -52,9 +52,11 @@ void WaitForStop();
 
 // Reads lines from `fd` and hands each (without its line end) to `on_line`
 // until it returns false, the input ends (a last unterminated line is
-// handed over first), or a stop is asked for (seen within 100 ms). True
-// when the input ended.
-bool ReadLines(int fd, const std::function<bool(absl::string_view line)>& on_line);
+// handed over first), or a stop is asked for (seen within 100 ms). Calls
+// `on_idle`, if any, whenever 100 ms pass without input. True when the
+// input ended.
+bool ReadLines(int fd, const std::function<bool(absl::string_view line)>& on_line,
+               const std::function<void()>& on_idle = nullptr);
 
 // Writes `content` to `path` through a temporary file and a rename, so a
 // reader never sees it half written.

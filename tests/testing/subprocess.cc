@@ -90,7 +90,28 @@ void Subprocess::CloseStdin() {
 }
 
 std::optional<std::string> Subprocess::ReadLine(absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    std::optional<std::string> line = ReadAnyLine(deadline);
+    if (!line.has_value() || !absl::StartsWith(*line, "notice: ")) return line;
+    notices_.push_back(*line);
+  }
+}
+
+std::optional<std::string> Subprocess::WaitForNotice(absl::string_view needle,
+                                                     absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (size_t seen = 0;; ++seen) {
+    while (seen == notices_.size()) {
+      std::optional<std::string> line = ReadAnyLine(deadline);
+      if (!line.has_value()) return std::nullopt;
+      if (absl::StartsWith(*line, "notice: ")) notices_.push_back(*line);
+    }
+    if (absl::StrContains(notices_[seen], needle)) return notices_[seen];
+  }
+}
+
+std::optional<std::string> Subprocess::ReadAnyLine(absl::Time deadline) {
   while (true) {
     size_t nl = buffer_.find('\n');
     if (nl != std::string::npos) {

@@ -35,7 +35,13 @@ class Subprocess {
   void CloseStdin();
 
   // The next line of stdout, or nullopt at end of output or after `timeout`.
+  // Lines that start with "notice: " (news the client prints unasked) are
+  // set aside in notices() instead.
   std::optional<std::string> ReadLine(absl::Duration timeout = absl::Seconds(20));
+  // The first notice that contains `needle`, waiting for it up to `timeout`.
+  std::optional<std::string> WaitForNotice(absl::string_view needle,
+                                           absl::Duration timeout = absl::Seconds(20));
+  const std::vector<std::string>& notices() const { return notices_; }
   // Reads lines until one contains `needle`; returns it, or nullopt after
   // `timeout` or at end of output. Every line read is added to transcript().
   std::optional<std::string> WaitFor(absl::string_view needle,
@@ -55,6 +61,9 @@ class Subprocess {
   int out_fd_ = -1;
   std::string buffer_;
   std::string transcript_;
+  std::vector<std::string> notices_;
+  // The next line, notice or not.
+  std::optional<std::string> ReadAnyLine(absl::Time deadline);
   bool eof_ = false;
   std::optional<int> exit_code_;
 };
