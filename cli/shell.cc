@@ -1,6 +1,9 @@
 #include "cli/shell.h"
 
+#include <cstdlib>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -13,6 +16,15 @@ namespace {
 
 using Stub = tracker::v1::TrackerService::Stub;
 namespace tv1 = ::groupshare::tracker::v1;
+
+// "~" and "~/..." stand for the home folder, as in a shell.
+std::string ExpandHome(const std::string& path) {
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') return path;
+  if (path == "~") return home;
+  if (absl::StartsWith(path, "~/")) return absl::StrCat(home, path.substr(1));
+  return path;
+}
 
 // "1 file", "3 files".
 std::string Count(uint64_t n, absl::string_view noun) {
@@ -329,7 +341,7 @@ absl::Status Shell::StopShare(const Args& a) {
 }
 
 absl::Status Shell::UploadFile(const Args& a) {
-  ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(a[0], a[1]));
+  ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(ExpandHome(a[0]), a[1]));
   Print(absl::StrCat("shared ", up.name, " in ", a[1], " (", HumanSize(up.size), ", ",
                      Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")",
                      up.created ? "" : "; the group had it already, you are one more sharer"));
@@ -337,7 +349,7 @@ absl::Status Shell::UploadFile(const Args& a) {
 }
 
 absl::Status Shell::DownloadFile(const Args& a) {
-  ASSIGN_OR_RETURN(peer::DownloadProgress p, node_.StartDownload(a[0], a[1], a[2]));
+  ASSIGN_OR_RETURN(peer::DownloadProgress p, node_.StartDownload(a[0], a[1], ExpandHome(a[2])));
   Print(absl::StrCat("downloading ", p.name, " from ", a[0], " into ", p.dest, " (",
                      HumanSize(p.size), "); see show_downloads"));
   return absl::OkStatus();

@@ -682,6 +682,9 @@ TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("second.bin")), StartsWith("downloading"));
   EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("second.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("second.bin")) == testing::ReadFile(path));
+  // The retry took the failed entry's place.
+  EXPECT_EQ(cluster_.Downloads(*bob),
+            std::vector<std::string>{"[C] [g] f.bin -> " + Dest("second.bin")});
   // Bob logs out and in: his completed download is shared again too.
   EXPECT_EQ(bob->Run("logout"), "logged out bob");
   EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; sharing 1 file again");
@@ -800,6 +803,9 @@ TEST_F(Sharing, BadInputGetsClearErrors) {
   EXPECT_THAT(bob->Run("download_file g odd.bin " + Dest("no/such/folder/y")),
               StartsWith("error: no folder '"));
   EXPECT_THAT(bob->Run("download_file g odd.bin " + odd), HasSubstr("exists already"));
+  // A folder nobody may write into (root included) is refused at once.
+  EXPECT_THAT(bob->Run("download_file g odd.bin /proc/self/odd.bin"),
+              StartsWith("error: cannot write into '/proc/"));
   // A folder as destination keeps the file's name inside it.
   std::string into = cluster_.dir().File("into");
   mkdir(into.c_str(), 0755);
@@ -822,6 +828,12 @@ TEST_F(Sharing, BadInputGetsClearErrors) {
   EXPECT_THAT(bob->Run("download_file g \"my film.bin"), StartsWith("error: unterminated \" quote"));
   EXPECT_THAT(bob->Run("upload_file"), StartsWith("error: usage: upload_file <file_path> <group_id>"));
   EXPECT_THAT(bob->Run("stop_share g nope.bin"), StartsWith("error: you do not share 'nope.bin'"));
+  // "~" is the home folder, as in a shell, for both paths.
+  testing::WriteFile(cluster_.dir().File("home-file.bin"), "at home");
+  EXPECT_THAT(alice->Run("upload_file ~/home-file.bin g"), StartsWith("shared home-file.bin in g"));
+  EXPECT_THAT(bob->Run("download_file g home-file.bin ~/from-home.bin"),
+              StartsWith("downloading home-file.bin from g into " +
+                         cluster_.dir().File("from-home.bin")));
 }
 
 }  // namespace

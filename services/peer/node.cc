@@ -1,9 +1,12 @@
 #include "services/peer/node.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
@@ -45,6 +48,12 @@ absl::StatusOr<std::string> ResolveDestination(const std::string& dest, const st
   char real[PATH_MAX];
   if (realpath(dir.c_str(), real) == nullptr || !IsDir(real)) {
     return absl::NotFoundError(absl::StrCat("no folder '", dir, "' to download into"));
+  }
+  // Checked now, not when the first piece arrives.
+  if (access(real, W_OK | X_OK) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot write into '", real, "': ", std::strerror(errno),
+        "; choose another destination"));
   }
   if (base.empty() || base == "." || base == "..") {
     return absl::InvalidArgumentError(absl::StrCat("'", dest, "' does not name a file"));
@@ -283,7 +292,19 @@ absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id
   ASSIGN_OR_RETURN(auto download, MakeDownload(user, group_id, name, path));
   download->Start();
   DownloadProgress progress = download->Progress();
+  std::vector<std::unique_ptr<Download>> replaced;
   absl::MutexLock lock(&mu_);
+  // A retry takes the place of the download it retries.
+  for (auto it = downloads_.begin(); it != downloads_.end();) {
+    const DownloadState state = (*it)->Progress().state;
+    if ((state == DownloadState::kFailed || state == DownloadState::kStopped) &&
+        (*it)->group_id() == group_id && (*it)->name() == name) {
+      replaced.push_back(std::move(*it));
+      it = downloads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   downloads_.push_back(std::move(download));
   return progress;
 }

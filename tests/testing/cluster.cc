@@ -70,16 +70,24 @@ void Cluster::AddMember(Client& owner, Client& member, const std::string& group)
             member.name + " is now a member of " + group);
 }
 
+std::vector<std::string> Cluster::Downloads(Client& client) {
+  client.shell->Send("show_downloads");
+  client.shell->Send("help");  // its last line marks the end of the list
+  std::vector<std::string> lines;
+  while (auto line = client.shell->ReadLine(absl::Seconds(10))) {
+    if (absl::StartsWith(*line, "quit - ")) break;
+    if (absl::StartsWith(*line, "[")) lines.push_back(*line);
+  }
+  return lines;
+}
+
 std::string Cluster::WaitForDownload(Client& client, const std::string& prefix,
                                      absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
-    client.shell->Send("show_downloads");
-    client.shell->Send("help");  // its last line marks the end of the list
     std::string found;
-    while (auto line = client.shell->ReadLine(absl::Seconds(10))) {
-      if (absl::StartsWith(*line, prefix)) found = *line;
-      if (absl::StartsWith(*line, "quit - ")) break;
+    for (const std::string& line : Downloads(client)) {
+      if (absl::StartsWith(line, prefix)) found = line;
     }
     if (!found.empty()) return found;
     absl::SleepFor(absl::Milliseconds(100));  // a download's progress has no event to wait on

@@ -51,6 +51,8 @@ class Cluster {
                               absl::Duration timeout = absl::Seconds(60));
   // The percent done of the first running download, -1 when none runs.
   double DownloadPercent(Client& client);
+  // The lines show_downloads prints now.
+  std::vector<std::string> Downloads(Client& client);
   // Polls until the first running download is `at_least` percent done;
   // returns the last percent seen (-1 when none runs) after `timeout`.
   double WaitForPercent(Client& client, double at_least,
