@@ -42,17 +42,30 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const Fil
 // What the link knows of each of its calls. Reference-counted: gRPC holds
 // one until OnDone; a canceller holds one while it cancels, since gRPC may
 // run OnDone inline inside TryCancel.
+//
+// The call's context holds a reference to the channel. The link outlives
+// every call object (its destructor waits until the last is deleted), so
+// the channel's last reference is never dropped on a gRPC callback thread:
+// destroying a channel there frees the completion queue that thread runs.
 class PeerLink::Call {
  public:
+  explicit Call(PeerLink* link) : link_(link) { link_->CallCreated(); }
   virtual ~Call() = default;
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      PeerLink* link = link_;
+      delete this;
+      link->CallDeleted();
+    }
   }
   virtual bool Carries(uint32_t) const { return false; }
   virtual bool StalledSince(absl::Time) const { return false; }
 
   grpc::ClientContext ctx;
+
+ protected:
+  PeerLink* const link_;
 
  private:
   std::atomic<int> refs_{1};
@@ -61,7 +74,7 @@ class PeerLink::Call {
 class PeerLink::BitfieldCall final : public Call,
                                      public grpc::ClientReadReactor<pv1::BitfieldUpdate> {
  public:
-  BitfieldCall(PeerLink* link, const std::string& ticket) : link_(link) {
+  BitfieldCall(PeerLink* link, const std::string& ticket) : Call(link) {
     request_.set_ticket(ticket);
     request_.set_group_id(link->target_.group_id);
     request_.set_file_sha1(link->target_.file_sha1);
@@ -83,7 +96,6 @@ class PeerLink::BitfieldCall final : public Call,
   }
 
  private:
-  PeerLink* const link_;
   pv1::GetBitfieldRequest request_;
   pv1::BitfieldUpdate update_;
 };
@@ -92,7 +104,7 @@ class PeerLink::PieceCall final : public Call,
                                   public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   PieceCall(PeerLink* link, std::vector<uint32_t> pieces, const std::string& ticket)
-      : link_(link), pieces_(std::move(pieces)), progress_(absl::ToUnixMicros(absl::Now())) {
+      : Call(link), pieces_(std::move(pieces)), progress_(absl::ToUnixMicros(absl::Now())) {
     pv1::GetPieceRequest req;
     req.set_ticket(ticket);
     req.set_group_id(link->target_.group_id);
@@ -176,7 +188,6 @@ class PeerLink::PieceCall final : public Call,
     return absl::OkStatus();
   }
 
-  PeerLink* const link_;
   const std::vector<uint32_t> pieces_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
@@ -202,37 +213,49 @@ PeerLink::PeerLink(Owner* owner, uint32_t id, std::string user_id, std::string a
 PeerLink::~PeerLink() {
   Close();
   absl::MutexLock lock(&mu_);
-  while (!calls_.empty()) ended_.Wait(&mu_);
+  while (live_calls_ > 0) ended_.Wait(&mu_);
+}
+
+void PeerLink::CallCreated() {
+  absl::MutexLock lock(&mu_);
+  ++live_calls_;
+}
+
+void PeerLink::CallDeleted() {
+  absl::MutexLock lock(&mu_);
+  --live_calls_;
+  ended_.SignalAll();
 }
 
 void PeerLink::OpenBitfield(const std::string& ticket) {
   auto* call = new BitfieldCall(this, ticket);
+  bool closed;
   {
     absl::MutexLock lock(&mu_);
-    if (closed_) {
-      call->Unref();
-      return;
+    closed = closed_;
+    if (!closed) {
+      calls_.insert(call);
+      call->Ref();  // ours until Start returns
     }
-    calls_.insert(call);
-    call->Ref();  // ours until Start returns
   }
-  call->Start();
+  // Unref may delete the call, which takes mu_: never under it.
+  if (!closed) call->Start();
   call->Unref();
 }
 
 void PeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) {
   auto* call = new PieceCall(this, pieces, ticket);
+  bool closed;
   {
     absl::MutexLock lock(&mu_);
-    if (!closed_) {
+    closed = closed_;
+    if (!closed) {
       calls_.insert(call);
       call->Ref();  // ours until Start returns
-    } else {
-      call->Unref();
-      call = nullptr;
     }
   }
-  if (call == nullptr) {
+  if (closed) {
+    call->Unref();  // outside mu_: deleting the call takes it
     owner_->OnCallEnd(this, std::move(pieces), absl::CancelledError("the link is closed"));
     return;
   }

@@ -90,6 +90,9 @@ class PeerLink {
   class PieceCall;
 
   void Ended(Call* call) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts call objects alive, so that the destructor can wait for the last.
+  void CallCreated() ABSL_LOCKS_EXCLUDED(mu_);
+  void CallDeleted() ABSL_LOCKS_EXCLUDED(mu_);
   // Cancels the calls `match` picks, outside the lock.
   template <class Match>
   int CancelIf(Match match) ABSL_LOCKS_EXCLUDED(mu_);
@@ -105,7 +108,8 @@ class PeerLink {
   absl::Mutex mu_;
   absl::CondVar ended_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::set<Call*> calls_ ABSL_GUARDED_BY(mu_);
+  std::set<Call*> calls_ ABSL_GUARDED_BY(mu_);  // started and not done
+  int live_calls_ ABSL_GUARDED_BY(mu_) = 0;      // not yet deleted
 };
 
 }  // namespace groupshare::peer
