@@ -36,6 +36,7 @@ const char* RelationName(tv1::Relation r) {
     case tv1::RELATION_OWNER: return "owner";
     case tv1::RELATION_MEMBER: return "member";
     case tv1::RELATION_PENDING: return "pending";
+    case tv1::RELATION_REJECTED: return "rejected";
     default: return "none";
   }
 }
@@ -185,6 +186,12 @@ bool Shell::Execute(absl::string_view line) {
   }
   Print(absl::StrCat("error: unknown command '", name, "'; type help for the list"));
   return true;
+}
+
+std::vector<std::string> Shell::CommandNames() const {
+  std::vector<std::string> names;
+  for (const Command& c : commands_) names.push_back(c.name);
+  return names;
 }
 
 std::vector<std::string> Shell::Notices() {
@@ -344,7 +351,7 @@ absl::Status Shell::UploadFile(const Args& a) {
   ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(ExpandHome(a[0]), a[1]));
   Print(absl::StrCat("shared ", up.name, " in ", a[1], " (", HumanSize(up.size), ", ",
                      Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")",
-                     up.created ? "" : "; the group had it already, you are one more sharer"));
+                     up.created ? "" : "; others share it too, and you are now one of its sources"));
   return absl::OkStatus();
 }
 

@@ -43,6 +43,9 @@ class Shell {
   // Logs out if logged in; call before the process ends.
   void Close();
 
+  // The names of the commands, in the order help lists them.
+  std::vector<std::string> CommandNames() const;
+
   // What happened since the last call without a command asking: downloads
   // that completed or failed, a session the tracker ended. One line each,
   // starting "notice: ", escaped like every line the shell prints; the

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/text.h"
@@ -23,6 +25,30 @@ constexpr int kBarWidth = 20;
 // through these, which only the thread in RunTerminal touches.
 Shell* g_shell = nullptr;
 bool g_done = false;
+
+// Tab completion: the first word from the commands, later words as file
+// names (readline's default).
+std::vector<std::string> g_commands;
+
+char* NextCommand(const char* text, int state) {
+  static size_t next;
+  if (state == 0) next = 0;
+  const absl::string_view prefix(text);
+  while (next < g_commands.size()) {
+    const std::string& name = g_commands[next++];
+    if (absl::StartsWith(name, prefix)) return strdup(name.c_str());
+  }
+  return nullptr;
+}
+
+char** Complete(const char* text, int start, int) {
+  // Only blanks before the word: it is the command.
+  for (int i = 0; i < start; ++i) {
+    if (rl_line_buffer[i] != ' ' && rl_line_buffer[i] != '\t') return nullptr;
+  }
+  rl_attempted_completion_over = 1;
+  return rl_completion_matches(text, NextCommand);
+}
 
 void OnLine(char* line) {
   if (line == nullptr) {  // Ctrl-D
@@ -78,6 +104,8 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
       if (old != nullptr) free_history_entry(old);
     }
   }
+  g_commands = shell.CommandNames();
+  rl_attempted_completion_function = Complete;
   std::string prompt = kPrompt;
   rl_callback_handler_install(prompt.c_str(), OnLine);
   while (!g_done && !StopRequested()) {

@@ -96,6 +96,8 @@ TEST_F(E2E, AccountAndGroupFlowThroughTwoShells) {
   EXPECT_THAT(alice->Run("list_requests movies"), StartsWith("bob asked "));
   EXPECT_THAT(alice->Run("accept_request movies carol"), StartsWith("error: no pending request"));
   EXPECT_EQ(alice->Run("accept_request movies bob"), "bob is now a member of movies");
+  EXPECT_EQ(alice->Run("accept_request movies bob"),
+            "error: 'bob' is a member of group 'movies' already");
   EXPECT_EQ(alice->Run("list_requests movies"), "no pending requests for movies");
   EXPECT_EQ(bob->Run("list_groups"), "movies owner=alice members=2 you=member");
   EXPECT_EQ(bob->Run("list_files movies"), "no files in movies yet");
@@ -104,6 +106,11 @@ TEST_F(E2E, AccountAndGroupFlowThroughTwoShells) {
   EXPECT_EQ(bob->Run("list_groups"), "movies owner=bob members=1 you=owner");
   EXPECT_THAT(alice->Run("leave_group movies"), StartsWith("error: you are not a member"));
   EXPECT_EQ(alice->Run("join_group movies"), "asked to join movies; its owner must accept");
+  EXPECT_EQ(bob->Run("reject_request movies alice"), "rejected alice's request to join movies");
+  // The requester learns of it, until it asks again.
+  EXPECT_EQ(alice->Run("list_groups"), "movies owner=bob members=1 you=rejected");
+  EXPECT_EQ(alice->Run("join_group movies"), "asked to join movies; its owner must accept");
+  EXPECT_EQ(alice->Run("list_groups"), "movies owner=bob members=1 you=pending");
   EXPECT_EQ(bob->Run("reject_request movies alice"), "rejected alice's request to join movies");
   EXPECT_EQ(bob->Run("leave_group movies"), "left movies; it had no other member and is deleted");
   EXPECT_EQ(alice->Run("list_groups"), "no groups yet; create one with create_group <group_id>");

@@ -160,7 +160,7 @@ TEST_F(Sharing, SharerAppearingDuringADownloadIsPickedUp) {
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   // At 1 MiB/s alice alone would need 16 s; carol arrives after the start.
   EXPECT_THAT(carol->Run("upload_file " + MakeFile("carol", "f.bin", size) + " g"),
-              HasSubstr("you are one more sharer"));
+              HasSubstr("others share it too, and you are now one of its sources"));
   EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
   EXPECT_GT(BytesByPeer(dave->Log())["carol"], size / 2) << dave->Log();
 }

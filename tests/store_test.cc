@@ -122,13 +122,18 @@ TEST_F(StoreTest, JoinRequestsFlow) {
             StatusCode::kNotFound);
   ASSERT_TRUE(store_->AnswerRequest("alice", "g", "bob", true, kT0).ok());
   ASSERT_TRUE(store_->AnswerRequest("alice", "g", "carol", false, kT0).ok());
-  EXPECT_EQ(store_->AnswerRequest("alice", "g", "bob", true, kT0).code(), StatusCode::kNotFound);
+  // Bob is a member already; carol's request is gone.
+  EXPECT_EQ(store_->AnswerRequest("alice", "g", "bob", true, kT0).code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->AnswerRequest("alice", "g", "carol", true, kT0).code(),
+            StatusCode::kNotFound);
   EXPECT_EQ(RelationOf("bob", "g"), Relation::kMember);
-  EXPECT_EQ(RelationOf("carol", "g"), Relation::kNone);
+  EXPECT_EQ(RelationOf("carol", "g"), Relation::kRejected);
   EXPECT_TRUE(store_->ListRequests("alice", "g")->empty());
   EXPECT_EQ((*store_->ListGroups("alice"))[0].member_count, 2);
-  // A rejected user may ask again.
+  // A rejected user may ask again, and is pending again.
   EXPECT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
+  EXPECT_EQ(RelationOf("carol", "g"), Relation::kPending);
 }
 
 TEST_F(StoreTest, LeaveHandsOwnershipToOldestMemberThenDeletes) {

@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS requests (
   user_id TEXT NOT NULL REFERENCES users(user_id),
   requested_at INTEGER NOT NULL,
   UNIQUE (group_id, user_id));
+CREATE TABLE IF NOT EXISTS rejections (
+  group_id TEXT NOT NULL REFERENCES groups_(group_id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(user_id),
+  rejected_at INTEGER NOT NULL,
+  PRIMARY KEY (group_id, user_id));
 CREATE TABLE IF NOT EXISTS files (
   group_id TEXT NOT NULL REFERENCES groups_(group_id) ON DELETE CASCADE,
   name TEXT NOT NULL,
@@ -176,7 +181,8 @@ class SqliteStore final : public Store {
         SELECT g.group_id, g.owner,
                (SELECT COUNT(*) FROM members m WHERE m.group_id = g.group_id),
                EXISTS(SELECT 1 FROM members m WHERE m.group_id = g.group_id AND m.user_id = ?1),
-               EXISTS(SELECT 1 FROM requests r WHERE r.group_id = g.group_id AND r.user_id = ?1)
+               EXISTS(SELECT 1 FROM requests r WHERE r.group_id = g.group_id AND r.user_id = ?1),
+               EXISTS(SELECT 1 FROM rejections j WHERE j.group_id = g.group_id AND j.user_id = ?1)
         FROM groups_ g ORDER BY g.group_id)sql", user_id));
     std::vector<GroupView> out;
     while (true) {
@@ -189,6 +195,8 @@ class SqliteStore final : public Store {
         g.relation = Relation::kMember;
       } else if (q.Int(4)) {
         g.relation = Relation::kPending;
+      } else if (q.Int(5)) {
+        g.relation = Relation::kRejected;
       }
       out.push_back(std::move(g));
     }
@@ -215,6 +223,9 @@ class SqliteStore final : public Store {
     RETURN_IF_ERROR(db_->Run(
         "INSERT INTO requests(group_id, user_id, requested_at) VALUES(?, ?, ?)",
         group_id, user_id, Secs(now)));
+    // Asking again: an earlier rejection is history.
+    RETURN_IF_ERROR(db_->Run("DELETE FROM rejections WHERE group_id = ? AND user_id = ?",
+                             group_id, user_id));
     return tx.Commit();
   }
 
@@ -278,13 +289,23 @@ class SqliteStore final : public Store {
     RETURN_IF_ERROR(db_->Run("DELETE FROM requests WHERE group_id = ? AND user_id = ?",
                              group_id, user_id));
     if (db_->Changes() == 0) {
+      ASSIGN_OR_RETURN(bool member, IsMember(user_id, group_id));
+      if (member) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("'", user_id, "' is a member of group '", group_id, "' already"));
+      }
       return absl::NotFoundError(absl::StrCat(
           "no pending request from '", user_id, "' to join group '", group_id,
-          "'; see list_requests ", group_id));
+          "'; the requests: list_requests ", group_id, " (ListRequests)"));
     }
     if (accept) {
       RETURN_IF_ERROR(db_->Run(
           "INSERT INTO members(group_id, user_id, joined_at) VALUES(?, ?, ?)",
+          group_id, user_id, Secs(now)));
+    } else {
+      // Kept, so that the requester can see it, until it asks again.
+      RETURN_IF_ERROR(db_->Run(
+          "INSERT OR REPLACE INTO rejections(group_id, user_id, rejected_at) VALUES(?, ?, ?)",
           group_id, user_id, Secs(now)));
     }
     return tx.Commit();

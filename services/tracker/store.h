@@ -26,7 +26,7 @@ struct Session {
   absl::Time expires;
 };
 
-enum class Relation { kNone, kPending, kMember, kOwner };
+enum class Relation { kNone, kPending, kMember, kOwner, kRejected };
 
 struct GroupView {
   std::string group_id;

@@ -27,6 +27,7 @@ tv1::Relation ToProto(Relation r) {
     case Relation::kPending: return tv1::RELATION_PENDING;
     case Relation::kMember: return tv1::RELATION_MEMBER;
     case Relation::kOwner: return tv1::RELATION_OWNER;
+    case Relation::kRejected: return tv1::RELATION_REJECTED;
   }
   return tv1::RELATION_UNSPECIFIED;
 }
