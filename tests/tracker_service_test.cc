@@ -284,7 +284,7 @@ TEST_F(TrackerServiceTest, OnlyTheOwnerSeesAndAnswersRequests) {
   ASSERT_TRUE(Call(&Stub::ListGroups, carol, tv1::ListGroupsRequest(), &groups).ok());
   ASSERT_EQ(groups.groups_size(), 1);
   EXPECT_EQ(groups.groups(0).member_count(), 2u);
-  EXPECT_EQ(groups.groups(0).relation(), tv1::RELATION_NONE);
+  EXPECT_EQ(groups.groups(0).relation(), tv1::RELATION_REJECTED);
   ASSERT_TRUE(Call(&Stub::ListGroups, bob, tv1::ListGroupsRequest(), &groups).ok());
   EXPECT_EQ(groups.groups(0).relation(), tv1::RELATION_MEMBER);
 
