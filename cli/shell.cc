@@ -1,5 +1,6 @@
 #include "cli/shell.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/ascii.h"
@@ -125,8 +126,9 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
       {"download_file", {"group_id", "file_name", "destination_path"},
        "download a file from the group's members, in the background", true,
        bind(&Shell::DownloadFile)},
-      {"show_downloads", {}, "downloads: [D] running, [C] complete, [F] failed", true,
-       bind(&Shell::ShowDownloads)},
+      {"show_downloads", {},
+       "downloads: [D] running, [C] complete, [F] failed; --clear forgets the finished ones",
+       true, bind(&Shell::ShowDownloads), {"--clear"}},
       {"stop_share", {"group_id", "file_name"}, "stop sharing a file", true,
        bind(&Shell::StopShare)},
       {"logout", {}, "log out and stop sharing until the next login", true,
@@ -140,6 +142,7 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
 std::string Shell::Usage(const Command& c) const {
   std::string usage = c.name;
   for (const std::string& p : c.params) absl::StrAppend(&usage, " <", p, ">");
+  for (const std::string& f : c.flags) absl::StrAppend(&usage, " [", f, "]");
   return usage;
 }
 
@@ -170,7 +173,14 @@ bool Shell::Execute(absl::string_view line) {
   Args args(words.begin() + 1, words.end());
   for (const Command& c : commands_) {
     if (c.name != name) continue;
-    if (args.size() != c.params.size()) {
+    bool fits = args.size() >= c.params.size() &&
+                args.size() <= c.params.size() + c.flags.size();
+    for (size_t i = c.params.size(); fits && i < args.size(); ++i) {
+      fits = std::count(c.flags.begin(), c.flags.end(), args[i]) == 1 &&
+             std::count(args.begin() + static_cast<long>(c.params.size()), args.end(),
+                        args[i]) == 1;
+    }
+    if (!fits) {
       Print(absl::StrCat("error: usage: ", Usage(c)));
       return true;
     }
@@ -207,7 +217,7 @@ std::vector<std::string> Shell::Notices() {
     auto [it, added] = seen_.try_emplace(key, d.state);
     const bool changed = !added && it->second != d.state;
     it->second = d.state;
-    if (!(changed || (added && seen_any_))) continue;
+    if (!(changed || (added && seen_any_ && !d.earlier))) continue;
     if (d.state == peer::DownloadState::kComplete) {
       lines.push_back(absl::StrCat("notice: download of ", d.name, " from ", d.group_id,
                                    " complete: ", d.dest));
@@ -362,7 +372,12 @@ absl::Status Shell::DownloadFile(const Args& a) {
   return absl::OkStatus();
 }
 
-absl::Status Shell::ShowDownloads(const Args&) {
+absl::Status Shell::ShowDownloads(const Args& a) {
+  if (!a.empty()) {  // --clear
+    RETURN_IF_ERROR(node_.ClearFinishedDownloads());
+    Print("forgot the finished downloads");
+    return absl::OkStatus();
+  }
   std::vector<peer::DownloadProgress> downloads = node_.Downloads();
   if (downloads.empty()) Print("no downloads yet; start one with download_file");
   for (const peer::DownloadProgress& p : downloads) {

@@ -60,6 +60,8 @@ class Shell {
     std::string summary;
     bool needs_login;
     std::function<absl::Status(const Args&)> run;
+    // Flags that may follow the parameters, each at most once.
+    std::vector<std::string> flags = {};
   };
 
   std::string Usage(const Command& c) const;

@@ -658,6 +658,27 @@ TEST_F(Sharing, PartialDownloaderServesAThirdClient) {
               testing::ReadFile(cluster_.dir().File("files-alice/f.bin")));
 }
 
+TEST_F(Sharing, CompletedDownloadsAreListedUntilClearedAcrossRestarts) {
+  auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  Share(*alice, "f.bin", 1 << 20);
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("f.bin")), StartsWith("downloading"));
+  const std::string done = "[C] [g] f.bin -> " + Dest("f.bin");
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), done);
+  EXPECT_EQ(bob->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
+  EXPECT_EQ(cluster_.Downloads(*bob), std::vector<std::string>{done});
+  bob->shell->Send("quit");
+  EXPECT_EQ(bob->shell->Wait(), 0);
+  bob = cluster_.StartClient("bob");
+  EXPECT_THAT(bob->Run("login bob pw-bob"), StartsWith("logged in as bob"));
+  EXPECT_EQ(cluster_.Downloads(*bob), std::vector<std::string>{done});
+  EXPECT_TRUE(bob->shell->notices().empty());  // history is no news
+  EXPECT_EQ(bob->Run("show_downloads --clear"), "forgot the finished downloads");
+  EXPECT_EQ(bob->Run("show_downloads"), "no downloads yet; start one with download_file");
+  EXPECT_EQ(bob->Run("show_downloads --all"), "error: usage: show_downloads [--clear]");
+}
+
 TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
   auto alice = cluster_.StartUser("alice");
   auto bob = cluster_.StartUser("bob", {"--no_source_timeout", "2"});

@@ -21,6 +21,13 @@ CREATE TABLE IF NOT EXISTS shares (
   complete INTEGER NOT NULL,
   have BLOB NOT NULL,
   PRIMARY KEY (user_id, group_id, sha1));
+CREATE TABLE IF NOT EXISTS completed (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id TEXT NOT NULL,
+  group_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  path TEXT NOT NULL,
+  size INTEGER NOT NULL);
 )sql";
 
 }  // namespace
@@ -84,6 +91,32 @@ absl::StatusOr<std::vector<ShareRecord>> ClientState::List(const std::string& us
                    q.Int(7) != 0, q.Text(8)});
   }
   return out;
+}
+
+absl::Status ClientState::AddCompleted(const CompletedRecord& record) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run(
+      "INSERT INTO completed(user_id, group_id, name, path, size) VALUES(?, ?, ?, ?, ?)",
+      record.user_id, record.group_id, record.name, record.path,
+      static_cast<int64_t>(record.size));
+}
+
+absl::StatusOr<std::vector<CompletedRecord>> ClientState::ListCompleted(const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto q, db_->Query(
+      "SELECT group_id, name, path, size FROM completed WHERE user_id = ? ORDER BY seq", user));
+  std::vector<CompletedRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back({user, q.Text(0), q.Text(1), q.Text(2), static_cast<uint64_t>(q.Int(3))});
+  }
+  return out;
+}
+
+absl::Status ClientState::ClearCompleted(const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run("DELETE FROM completed WHERE user_id = ?", user);
 }
 
 }  // namespace groupshare::peer

@@ -1,7 +1,8 @@
 // The client's own state, in one SQLite file in its state folder: for each
 // user, what it shares (a local path for each file) and, for a download in
 // progress, which pieces are verified, so that a client that crashed resumes
-// where it stopped and shares everything again at the next login.
+// where it stopped and shares everything again at the next login; and the
+// downloads it completed.
 //
 // Thread-safe.
 #ifndef GROUPSHARE_SERVICES_PEER_CLIENT_STATE_H_
@@ -30,6 +31,16 @@ struct ShareRecord {
   std::string have;  // bitfield bytes of verified pieces, while incomplete
 };
 
+// A download that completed, as show_downloads keeps listing it (across
+// restarts and stop_share) until cleared.
+struct CompletedRecord {
+  std::string user_id;
+  std::string group_id;
+  std::string name;
+  std::string path;
+  uint64_t size = 0;
+};
+
 class ClientState {
  public:
   static absl::StatusOr<std::unique_ptr<ClientState>> Open(const std::string& path);
@@ -48,6 +59,12 @@ class ClientState {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<ShareRecord>> List(const std::string& user)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The history of completed downloads, oldest first.
+  absl::Status AddCompleted(const CompletedRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<CompletedRecord>> ListCompleted(const std::string& user)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status ClearCompleted(const std::string& user) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   explicit ClientState(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}

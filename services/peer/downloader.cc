@@ -328,6 +328,8 @@ absl::Status Download::Finish() {
   }
   RETURN_IF_ERROR(part_->RenameTo(dest_));
   RETURN_IF_ERROR(env_.state->MarkComplete(env_.user_id, group_id_, file_.sha1()));
+  env_.state->AddCompleted({env_.user_id, group_id_, file_.name(), dest_, layout_.size})
+      .IgnoreError();  // only show_downloads' history would miss it
   if (absl::Status s = env_.tracker->AnnounceHolder(group_id_, file_.name(), true); !s.ok()) {
     GS_LOG(kWarning) << "could not tell the tracker that " << file_.name()
                      << " is complete: " << s;

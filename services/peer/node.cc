@@ -3,10 +3,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
@@ -310,10 +312,54 @@ absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id
 }
 
 std::vector<DownloadProgress> Node::Downloads() const {
-  absl::MutexLock lock(&mu_);
   std::vector<DownloadProgress> out;
-  for (const auto& d : downloads_) out.push_back(d->Progress());
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& d : downloads_) out.push_back(d->Progress());
+  }
+  // Then the completed downloads of earlier runs (or whose Download is
+  // gone with a stop_share), from the state folder.
+  std::optional<std::string> user = tracker_->user();
+  if (!user.has_value()) return out;
+  auto completed = state_->ListCompleted(*user);
+  if (!completed.ok()) return out;
+  std::vector<DownloadProgress> earlier;
+  for (const CompletedRecord& r : *completed) {
+    auto same = [&](const DownloadProgress& p) {
+      return p.group_id == r.group_id && p.name == r.name && p.dest == r.path;
+    };
+    if (std::any_of(out.begin(), out.end(), same) ||
+        std::any_of(earlier.begin(), earlier.end(), same)) {
+      continue;
+    }
+    DownloadProgress p;
+    p.group_id = r.group_id;
+    p.name = r.name;
+    p.dest = r.path;
+    p.state = DownloadState::kComplete;
+    p.size = p.bytes_done = r.size;
+    p.earlier = true;
+    earlier.push_back(std::move(p));
+  }
+  out.insert(out.begin(), earlier.begin(), earlier.end());
   return out;
+}
+
+absl::Status Node::ClearFinishedDownloads() {
+  ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
+  std::vector<std::unique_ptr<Download>> finished;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = downloads_.begin(); it != downloads_.end();) {
+      if ((*it)->Progress().state != DownloadState::kRunning) {
+        finished.push_back(std::move(*it));
+        it = downloads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return state_->ClearCompleted(user);
 }
 
 std::vector<std::unique_ptr<Download>> Node::TakeDownloads(const std::string& group_id,

@@ -71,6 +71,9 @@ class Node {
                                                  const std::string& dest)
       ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<DownloadProgress> Downloads() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets the downloads that are not running, and the history of
+  // completed ones.
+  absl::Status ClearFinishedDownloads() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stops sharing (and downloading) the file, here and at the tracker.
   absl::Status StopShare(const std::string& group_id, const std::string& name)
