@@ -75,9 +75,9 @@ std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads)
   double fraction = shown->size == 0 ? 0 : static_cast<double>(shown->bytes_done) / shown->size;
   int filled = static_cast<int>(fraction * kBarWidth);
   std::string eta = "--";
-  if (shown->bytes_per_second > 0) {
+  if (shown->eta_bytes_per_second > 0) {
     eta = absl::StrCat(static_cast<int64_t>((shown->size - shown->bytes_done) /
-                                            shown->bytes_per_second),
+                                            shown->eta_bytes_per_second),
                        "s");
   }
   return absl::StrFormat("%s [%s%s] %.1f%% %.1f/%.1f MiB %.1f MiB/s ETA %s peers=%d%s | %s",

@@ -17,6 +17,7 @@ peer::DownloadProgress Running(const std::string& name, uint64_t done, uint64_t 
   p.bytes_done = done;
   p.size = size;
   p.bytes_per_second = 1 << 20;
+  p.eta_bytes_per_second = 1 << 20;
   p.peers = 3;
   return p;
 }
@@ -38,6 +39,12 @@ TEST(ProgressPrompt, CountsTheOtherDownloads) {
   EXPECT_THAT(ProgressPrompt({Running("a", 0, 1 << 20), Running("b", 0, 1 << 20),
                               Running("c", 0, 1 << 20)}),
               StartsWith("a [....................] 0.0% 0.0/1.0 MiB 1.0 MiB/s ETA 1s peers=3 (+2 more) |"));
+}
+
+TEST(ProgressPrompt, TheEtaUsesTheSmoothedRate) {
+  peer::DownloadProgress p = Running("f", 5 << 20, 20 << 20);
+  p.bytes_per_second = 15 << 20;  // a burst just now
+  EXPECT_THAT(ProgressPrompt({p}), ::testing::HasSubstr("15.0 MiB/s ETA 15s "));
 }
 
 TEST(ProgressPrompt, NamesAreEscaped) {

@@ -31,6 +31,7 @@ constexpr uint32_t kInitialWindow = 4;
 constexpr uint32_t kMinWindow = 2;
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
+constexpr absl::Duration kEtaSmoothing = absl::Seconds(8);
 // A peer slower than this share of the fastest one may be swapped out for
 // one in reserve.
 constexpr double kSlowShare = 0.25;
@@ -119,6 +120,7 @@ DownloadProgress Download::Progress() const {
   p.bytes_done = bytes_done_;
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
+  p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;
   for (const auto& l : links_) p.peers += l->ready && !l->gone;
   p.error = error_;
   p.bytes_by_peer = bytes_by_peer_;
@@ -635,6 +637,12 @@ void Download::Tick(absl::Time now, Actions* actions) {
     if (l->ready) picker_.SetMaxInFlight(l->id, l->window);
   }
   rate_ = total;
+  // The ETA's rate moves slowly (a time constant of kEtaSmoothing), so that
+  // a bursty peer, a capped one say, does not make the ETA jump about.
+  eta_rate_ = eta_rate_ == 0
+                  ? total
+                  : eta_rate_ + (total - eta_rate_) *
+                                    std::min(1.0, seconds / absl::ToDoubleSeconds(kEtaSmoothing));
   FillAll(actions);  // windows may have grown
   // With holders in reserve, the slowest peer makes room now and then.
   if (!reserve_.empty() && now - last_rotate_ >= options_.rotate_interval) {

@@ -125,6 +125,7 @@ struct DownloadProgress {
   uint64_t bytes_done = 0;
   uint64_t size = 0;
   double bytes_per_second = 0;
+  double eta_bytes_per_second = 0;  // smoothed over several seconds, for the ETA
   int peers = 0;  // connected now
   std::string error;
   // A completed download of an earlier run, from the state folder's history.
@@ -243,6 +244,7 @@ class Download : public PeerLink::Owner {
   std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_done_ ABSL_GUARDED_BY(mu_) = 0;
   double rate_ ABSL_GUARDED_BY(mu_) = 0;
+  double eta_rate_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::Now();
   absl::Time last_rotate_ ABSL_GUARDED_BY(mu_) = absl::Now();
   bool announced_ ABSL_GUARDED_BY(mu_) = false;
