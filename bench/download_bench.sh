@@ -40,8 +40,6 @@ work=$(mktemp -d -t groupshare-bench.XXXXXX)
 . scripts/cluster.sh
 trap 'stop_cluster; rm -rf "$work"' EXIT
 
-# Arithmetic without bc: calc "1 / 3" prints 0.333333.
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
 # CPU seconds (user + system) process $1 has used so far.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
@@ -112,7 +110,6 @@ download_once() {
   rm -f "$work/out.bin"
 }
 
-median() { sort -n "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 for run in $(seq "$runs"); do
   download_once

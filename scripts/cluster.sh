@@ -1,6 +1,6 @@
 # Shell helpers to run a tracker and clients on loopback in the background,
-# each client's commands fed through a FIFO. Sourced by scripts/demo.sh and
-# bench/download_bench.sh; they set $bin and $work first.
+# each client's commands fed through a FIFO, and a little arithmetic. Sourced
+# by scripts/demo.sh and the benchmarks; they set $bin and $work first.
 
 pids=()
 fds=()
@@ -70,3 +70,9 @@ admit() {
   expect "$2" "join_group $3" "asked to join $3"
   expect "$1" "accept_request $3 $2" "$2 is now a member of $3"
 }
+
+# Arithmetic without bc: calc "1 / 3" prints 0.333333.
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+
+# The median of the numbers in file $1, one a line.
+median() { sort -n "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
