@@ -23,8 +23,10 @@ if [ "${BUILD_TESTING:-ON}" != OFF ]; then
     docker-compose python3-yaml
     # certificates for the TLS test
     openssl
-    # the sanitizer, thread-safety and fuzzing builds of scripts/test.sh
-    clang libclang-rt-14-dev
+    # the sanitizer, thread-safety and fuzzing builds of scripts/test.sh, and
+    # llvm-symbolizer, without which sanitizer reports have no names and the
+    # suppressions of tests/sanitizers/ cannot match
+    clang libclang-rt-14-dev llvm-14
   )
 fi
 

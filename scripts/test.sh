@@ -24,6 +24,10 @@ step "suite, ordinary build"
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 300 -j "$jobs")
 [ "$quick" = 1 ] && { step "done"; exit 0; }
 
+# Reports name functions (and suppressions match them) only with a symbolizer.
+symbolizer=/usr/lib/llvm-14/bin/llvm-symbolizer
+export ASAN_SYMBOLIZER_PATH=$symbolizer TSAN_SYMBOLIZER_PATH=$symbolizer
+
 step "clang build with AddressSanitizer and UndefinedBehaviorSanitizer"
 CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DGS_SANITIZE=address -DGS_FUZZ=ON >/dev/null
@@ -44,7 +48,7 @@ CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 cmake --build build-tsan -j "$jobs" --target "${tsan_tests[@]}"
 for t in "${tsan_tests[@]}"; do
   step "$t under ThreadSanitizer"
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/sanitizers/tsan.supp" \
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 external_symbolizer_path=$symbolizer suppressions=$PWD/tests/sanitizers/tsan.supp" \
     "build-tsan/bin/$t" --gtest_brief=1
 done
 step "done"
