@@ -23,6 +23,8 @@ if [ "${BUILD_TESTING:-ON}" != OFF ]; then
     docker-compose python3-yaml
     # certificates for the TLS test
     openssl
+    # a real terminal for the shell's terminal test
+    tmux
     # the sanitizer, thread-safety and fuzzing builds of scripts/test.sh, and
     # llvm-symbolizer, without which sanitizer reports have no names and the
     # suppressions of tests/sanitizers/ cannot match

@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""The client's shell in a real terminal (tmux): Tab completes a command's
+name, passwords never reach the history file, and a download that finishes
+while a command is half typed is announced above the prompt, the typed text
+kept.
+
+usage: terminal_test.py TRACKER_BIN CLIENT_BIN
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+failures = []
+
+
+def check(condition, what):
+    print(("ok: " if condition else "FAILED: ") + what)
+    if not condition:
+        failures.append(what)
+
+
+def wait_until(predicate, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+class Pane:
+    """A client running in its own tmux server and window."""
+
+    def __init__(self, socket, command, env):
+        self.socket = socket
+        subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-x", "150", "-y", "30",
+                        " ".join(command)], check=True, env=env)
+
+    def keys(self, *keys):
+        subprocess.run(["tmux", "-S", self.socket, "send-keys"] + list(keys), check=True)
+
+    def text(self):
+        return subprocess.run(["tmux", "-S", self.socket, "capture-pane", "-p", "-S", "-100"],
+                              check=True, capture_output=True, text=True).stdout
+
+    def close(self):
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+
+
+def piped_client(client_bin, info, tmp, name):
+    return subprocess.Popen(
+        [client_bin, "127.0.0.1:0", info, "--state_dir", os.path.join(tmp, name)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env=dict(os.environ, HOME=tmp))
+
+
+def run(client, command):
+    client.stdin.write(command + "\n")
+    client.stdin.flush()
+    return client.stdout.readline().strip()
+
+
+def main():
+    tracker_bin, client_bin = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory() as tmp:
+        bind = os.path.join(tmp, "bind.txt")
+        with open(bind, "w") as f:
+            f.write("127.0.0.1:0\n")
+        port_file = os.path.join(tmp, "tracker.port")
+        tracker = subprocess.Popen(
+            [tracker_bin, bind, "1", "--db", os.path.join(tmp, "t.db"), "--port_file", port_file,
+             "--password_iterations", "1000"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pane = None
+        sharer = None
+        try:
+            check(wait_until(lambda: os.path.exists(port_file) and
+                             open(port_file).read().strip()), "the tracker starts")
+            info = os.path.join(tmp, "tracker_info.txt")
+            with open(info, "w") as f:
+                f.write("127.0.0.1:%s\n" % open(port_file).read().strip())
+            env = dict(os.environ, HOME=tmp, TERM="xterm")
+            pane = Pane(os.path.join(tmp, "tmux.sock"),
+                        [client_bin, "127.0.0.1:0", info, "--state_dir",
+                         os.path.join(tmp, "eve")], env)
+            check(wait_until(lambda: "groupshare>" in pane.text()), "the prompt shows")
+            for line in ["create_user eve pweve", "login eve wrong", "login eve pweve",
+                         "create_group g"]:
+                pane.keys(line, "Enter")
+            check(wait_until(lambda: "group g created" in pane.text()), "commands run")
+
+            pane.keys("show_d", "Tab")
+            check(wait_until(lambda: "groupshare> show_downloads" in pane.text()),
+                  "Tab completes show_d to show_downloads")
+            pane.keys("Enter")
+            check(wait_until(lambda: "no downloads yet" in pane.text()), "the completed command runs")
+
+            # A member shares a file; eve starts its download, then types
+            # half a command while it finishes.
+            sharer = piped_client(client_bin, info, tmp, "sam")
+            check(run(sharer, "create_user sam pwsam").startswith("user sam created"), "sam")
+            check(run(sharer, "login sam pwsam").startswith("logged in as sam"), "sam logs in")
+            check(run(sharer, "join_group g").startswith("asked to join g"), "sam asks to join")
+            pane.keys("accept_request g sam", "Enter")
+            check(wait_until(lambda: "sam is now a member of g" in pane.text()), "eve accepts")
+            path = os.path.join(tmp, "film.bin")
+            with open(path, "wb") as f:
+                f.write(os.urandom(1 << 20))
+            check(run(sharer, "upload_file %s g" % path).startswith("shared film.bin"),
+                  "sam shares a file")
+            pane.keys("download_file g film.bin %s" % os.path.join(tmp, "out.bin"), "Enter")
+            pane.keys("list_gr")
+            check(wait_until(lambda: "notice: download of film.bin from g complete" in
+                             pane.text()), "the finished download is announced")
+            lines = [l for l in pane.text().splitlines() if l.strip()]
+            check(lines[-1].rstrip().endswith("groupshare> list_gr"),
+                  "below the notice, the prompt and the half-typed command: %r" % lines[-1])
+            pane.keys("oups", "Enter")
+            check(wait_until(lambda: "owner=eve" in pane.text()), "the kept text runs as typed")
+
+            pane.keys("quit", "Enter")
+            history = os.path.join(tmp, "eve", "history")
+            check(wait_until(lambda: os.path.exists(history)), "the history is written")
+            text = open(history).read()
+            check("pweve" not in text and "wrong" not in text,
+                  "no password in the history file: %r" % text)
+            check("login eve ********" in text and "create_user eve ********" in text,
+                  "the commands are kept, masked")
+        finally:
+            if pane:
+                pane.close()
+            if sharer:
+                sharer.stdin.close()
+                sharer.wait(timeout=20)
+            tracker.stdin.write(b"quit\n")
+            tracker.stdin.flush()
+            tracker.wait(timeout=20)
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
