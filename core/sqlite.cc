@@ -1,5 +1,9 @@
 #include "core/sqlite.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
@@ -84,6 +88,19 @@ bool Statement::IsNull(int column) const {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                          bool full_sync) {
+  // Readable by this user only: a tracker's database holds password hashes
+  // and the ticket-signing key. SQLite gives its -wal and -shm files the
+  // mode of the database file.
+  if (path != ":memory:") {
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+      struct stat st;
+      if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 077) != 0) {
+        fchmod(fd, st.st_mode & 0700);
+      }
+      close(fd);
+    }
+  }
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |

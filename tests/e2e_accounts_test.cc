@@ -74,8 +74,8 @@ TEST_F(E2E, AccountAndGroupFlowThroughTwoShells) {
   EXPECT_EQ(alice->Run("create_user alice pw1"),
             "user alice created; log in with login alice <password>");
   EXPECT_THAT(alice->Run("create_user alice other"), StartsWith("error: user 'alice' already exists"));
-  EXPECT_EQ(alice->Run("login alice wrong"), "error: wrong password for user 'alice'");
-  EXPECT_THAT(alice->Run("login nobody pw"), StartsWith("error: no user 'nobody'"));
+  EXPECT_EQ(alice->Run("login alice wrong"), "error: wrong user id or password for 'alice'; check both, or create the account first (create_user, or CreateUser)");
+  EXPECT_THAT(alice->Run("login nobody pw"), StartsWith("error: wrong user id or password"));
   EXPECT_EQ(alice->Run("login alice pw1"), "logged in as alice");
   EXPECT_THAT(alice->Run("login alice pw1"), StartsWith("error: already logged in as alice"));
   EXPECT_EQ(alice->Run("list_groups"), "no groups yet; create one with create_group <group_id>");
@@ -243,6 +243,24 @@ TEST_F(E2E, TrackerStopsOnQuitAndSignalsButNotOnPipeEof) {
   t = StartTracker(dir_.File("bind.txt"), 1, dir_.File("a.db"), &port);
   t->Signal(SIGINT);
   EXPECT_EQ(t->Wait(), 0);
+}
+
+TEST_F(E2E, NeitherBinaryStartsOnAnAddressInUse) {
+  StartOneTracker();
+  const std::string taken = absl::StrCat("127.0.0.1:", port_);
+  testing::WriteFile(dir_.File("taken.txt"), taken + "\n");
+  Subprocess second({GS_TRACKER_BIN, dir_.File("taken.txt"), "1", "--db", dir_.File("other.db")},
+                    {{"HOME", dir_.path()}}, dir_.File("second.err"));
+  second.CloseStdin();
+  EXPECT_EQ(second.Wait(), 2);
+  EXPECT_THAT(testing::ReadFile(dir_.File("second.err")),
+              HasSubstr("cannot listen on " + taken + ": the address is in use"));
+  Subprocess client({GS_CLIENT_BIN, taken, client_info_, "--state_dir", dir_.File("c")},
+                    {{"HOME", dir_.path()}}, dir_.File("client.err"));
+  client.CloseStdin();
+  EXPECT_EQ(client.Wait(), 2);
+  EXPECT_THAT(testing::ReadFile(dir_.File("client.err")),
+              HasSubstr("cannot listen on " + taken + ": the address is in use"));
 }
 
 TEST_F(E2E, ClientOnAPipeStopsOnASignalAndLogsOut) {

@@ -1,6 +1,8 @@
 // The tracker's SQLite store on a temporary file: every operation, its
 // failure codes, and that a reopened store has everything.
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "services/tracker/store.h"
@@ -176,6 +178,12 @@ TEST_F(StoreTest, AddListAndGetFiles) {
   FileRecord f = MakeFile("movie");
   EXPECT_TRUE(*store_->AddFile("alice", "g", f, kT0));
   EXPECT_FALSE(*store_->AddFile("bob", "g", f, kT0));  // same content: one more sharer
+  // The same SHA1 with other piece hashes: refused, the first stands.
+  ASSERT_FALSE(f.piece_sha1.empty());
+  FileRecord bogus = f;
+  bogus.piece_sha1[0] = std::string(40, '0');
+  EXPECT_EQ(store_->AddFile("bob", "g", bogus, kT0).status().code(),
+            StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_->AddFile("bob", "g", MakeFile("movie", 'b'), kT0).status().code(),
             StatusCode::kAlreadyExists);
   auto got = store_->GetFile("bob", "g", "movie");
@@ -290,6 +298,28 @@ TEST_F(StoreTest, ReopenedStoreHasEverything) {
   EXPECT_EQ(store_->ListRequests("alice", "g")->size(), 1u);
   EXPECT_EQ(store_->GetFile("bob", "g", "movie")->piece_sha1.size(), 3u);
   EXPECT_TRUE(store_->GetSession("tok-alice", kT0).ok());
+}
+
+// The database holds password hashes and the ticket-signing key.
+TEST(SqliteStore, DatabaseFilesAreReadableByTheirOwnerOnly) {
+  testing::TempDir dir;
+  auto mode = [](const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
+  };
+  {
+    auto store = OpenSqliteStore(dir.File("new.db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateUser("alice", "hash", absl::FromUnixSeconds(1)).ok());
+    EXPECT_EQ(mode(dir.File("new.db")), 0600);
+    const int wal = mode(dir.File("new.db-wal"));
+    EXPECT_TRUE(wal == -1 || wal == 0600) << std::oct << wal;
+  }
+  // One made before, readable by all, is closed up.
+  testing::WriteFile(dir.File("old.db"), "");
+  chmod(dir.File("old.db").c_str(), 0644);
+  ASSERT_TRUE(OpenSqliteStore(dir.File("old.db")).ok());
+  EXPECT_EQ(mode(dir.File("old.db")), 0600);
 }
 
 TEST(SqliteStore, UnopenablePathIsAnError) {

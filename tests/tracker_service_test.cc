@@ -182,9 +182,12 @@ TEST_F(TrackerServiceTest, AccountErrorsHaveTheirOwnCodes) {
   login.set_password("wrong");
   grpc::Status s = Call(&Stub::Login, "", login);
   EXPECT_EQ(s.error_code(), StatusCode::UNAUTHENTICATED);
-  EXPECT_NE(s.error_message().find("wrong password"), std::string::npos);
+  EXPECT_NE(s.error_message().find("wrong user id or password"), std::string::npos);
+  // An unknown user is told the same: nothing tells which accounts exist.
   login.set_user_id("nobody");
-  EXPECT_EQ(Call(&Stub::Login, "", login).error_code(), StatusCode::NOT_FOUND);
+  grpc::Status unknown = Call(&Stub::Login, "", login);
+  EXPECT_EQ(unknown.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(unknown.error_message().find("wrong user id or password"), std::string::npos);
   login.set_user_id("alice");
   login.set_password("pw");
   login.set_peer_address("not an address");

@@ -1,5 +1,6 @@
 #include "services/common/server_setup.h"
 
+#include <grpc/impl/codegen/grpc_types.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
@@ -69,12 +70,15 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     grpc::ServerBuilder& builder, const std::string& address, int* bound_port,
     std::shared_ptr<grpc::ServerCredentials> credentials) {
   if (credentials == nullptr) credentials = grpc::InsecureServerCredentials();
+  // gRPC sets SO_REUSEPORT by default: a second process on a taken address
+  // would then start and take a share of the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(address, credentials, bound_port);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || *bound_port == 0) {
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", address,
-        " (is the port in use, or the address not on this machine?)"));
+        ": the address is in use (by another process?) or not on this machine"));
   }
   return server;
 }

@@ -326,6 +326,14 @@ class SqliteStore final : public Store {
             "group '", group_id, "' already has a different file named '", file.name,
             "'; rename yours and upload it again"));
       }
+      // Same content, other piece hashes: one of the two registrations is
+      // wrong, and the first one stands.
+      if (existing->piece_sha1 != file.piece_sha1) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "'", file.name, "' in group '", group_id,
+            "' is registered with the same SHA1 but other piece hashes; hash the file "
+            "again (upload_file, or UploadFile with the piece hashes of that content)"));
+      }
     } else {
       RETURN_IF_ERROR(db_->Run(
           "INSERT INTO files(group_id, name, size, piece_size, sha1, piece_sha1, "

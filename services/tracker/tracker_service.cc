@@ -121,7 +121,11 @@ absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> TrackerServiceImpl::Create(
 
 TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
                                        std::unique_ptr<TicketSigner> signer)
-    : store_(store), options_(std::move(options)), signer_(std::move(signer)) {}
+    : store_(store),
+      options_(std::move(options)),
+      signer_(std::move(signer)),
+      dummy_hash_(HashPassword("not a password", options_.password_iterations)
+                      .value_or(std::string())) {}
 
 absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContext* ctx) const {
   const auto& metadata = ctx->client_metadata();
@@ -176,10 +180,16 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext*, const tv1::LoginReq
     if (!req->peer_address().empty()) {
       RETURN_IF_ERROR(ParseHostPort(req->peer_address()).status());
     }
-    ASSIGN_OR_RETURN(std::string hash, store_->GetPasswordHash(req->user_id()));
-    if (!VerifyPassword(req->password(), hash)) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("wrong password for user '", req->user_id(), "'"));
+    // An unknown user costs the same hash as a wrong password and gets the
+    // same answer, so that neither the code nor the time tells which
+    // accounts exist.
+    absl::StatusOr<std::string> hash = store_->GetPasswordHash(req->user_id());
+    if (!hash.ok() && hash.status().code() != absl::StatusCode::kNotFound) return hash.status();
+    const bool known = hash.ok();
+    if (!VerifyPassword(req->password(), known ? *hash : dummy_hash_) || !known) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          "wrong user id or password for '", req->user_id(),
+          "'; check both, or create the account first (create_user, or CreateUser)"));
     }
     ASSIGN_OR_RETURN(std::string raw, RandomBytes(32));
     std::string token = HexEncode(raw);

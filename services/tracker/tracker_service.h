@@ -100,6 +100,8 @@ class TrackerServiceImpl final : public tv1::TrackerService::Service {
   Store* const store_;
   const TrackerOptions options_;
   const std::unique_ptr<TicketSigner> signer_;
+  // What an unknown user's password is checked against (see Login).
+  const std::string dummy_hash_;
 };
 
 }  // namespace groupshare::tracker
