@@ -569,6 +569,9 @@ void PeerServiceImpl::Housekeep() {
     // Idle after a burst: give the memory back to the system.
     trim = calls_ == 0 && busy_since_trim_;
     if (trim) busy_since_trim_ = false;
+    // With no call left, the send counts of the last crowd mean nothing to
+    // the next one.
+    if (calls_ == 0) sent_counts_.clear();
     for (BitfieldCall* call : bitfield_calls_) {
       if (now >= call->expires()) {
         call->Ref();

@@ -144,8 +144,8 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   std::vector<Send> sends_ ABSL_GUARDED_BY(mu_);
   uint64_t send_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool pump_timer_ ABSL_GUARDED_BY(mu_) = false;
-  // Times each piece was sent under the cap; forgotten when it grows past
-  // kMaxSentCounts entries.
+  // Times each piece was sent under the cap; forgotten when no call is left
+  // or it grows past kMaxSentCounts entries.
   absl::flat_hash_map<std::string, uint32_t> sent_counts_ ABSL_GUARDED_BY(mu_);
   uint32_t calls_ ABSL_GUARDED_BY(mu_) = 0;
   bool busy_since_trim_ ABSL_GUARDED_BY(mu_) = false;
