@@ -286,7 +286,12 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
     }
     Next();
   }
-  void OnCancel() override { cancelled_.store(true); }
+  void OnCancel() override {
+    cancelled_.store(true);
+    // If it waits for the upload cap, it goes now (and fails at once),
+    // rather than when its turn would have come.
+    service_->PumpSends();
+  }
   void OnDone() override {
     service_->Unregister(this);
     Unref();
