@@ -5,10 +5,13 @@
 #include <signal.h>
 
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/ticket.h"
+#include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -261,6 +264,59 @@ TEST_F(E2E, NeitherBinaryStartsOnAnAddressInUse) {
   EXPECT_EQ(client.Wait(), 2);
   EXPECT_THAT(testing::ReadFile(dir_.File("client.err")),
               HasSubstr("cannot listen on " + taken + ": the address is in use"));
+}
+
+// A tracker that answers with terminal escape sequences and spoofing
+// characters in what the shell prints: a group id that sets the terminal's
+// title and writes its clipboard, an owner with a right-to-left override,
+// an error message that clears the screen.
+class InjectingTracker final : public tracker::v1::TrackerService::Service {
+ public:
+  grpc::Status Login(grpc::ServerContext*, const tracker::v1::LoginRequest*,
+                     tracker::v1::LoginResponse* resp) override {
+    resp->set_token(std::string(64, 'a'));
+    resp->set_session_ttl_seconds(30);
+    resp->set_ticket_public_key(TicketSigner::Generate().value()->PublicKey());
+    return grpc::Status::OK;
+  }
+  grpc::Status KeepAlive(grpc::ServerContext*, const tracker::v1::KeepAliveRequest*,
+                         tracker::v1::KeepAliveResponse*) override {
+    return grpc::Status::OK;
+  }
+  grpc::Status ListGroups(grpc::ServerContext*, const tracker::v1::ListGroupsRequest*,
+                          tracker::v1::ListGroupsResponse* resp) override {
+    tracker::v1::Group* g = resp->add_groups();
+    g->set_group_id("evil\x1b]0;owned\x07\x1b]52;c;aGk=\x07");
+    g->set_owner("mallory\u202efdp.exe");
+    g->set_member_count(1);
+    g->set_relation(tracker::v1::RELATION_NONE);
+    return grpc::Status::OK;
+  }
+  grpc::Status CreateGroup(grpc::ServerContext*, const tracker::v1::CreateGroupRequest*,
+                           tracker::v1::CreateGroupResponse*) override {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "\x1b[2J\rgone");
+  }
+};
+
+TEST_F(E2E, StringsFromATrackerCannotActOnTheTerminal) {
+  InjectingTracker service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  testing::WriteFile(dir_.File("evil.txt"), absl::StrCat("127.0.0.1:", port, "\n"));
+  auto c = StartClient("c", dir_.File("evil.txt"));
+  EXPECT_EQ(c->Run("login x y"), "logged in as x");
+  EXPECT_EQ(c->Run("list_groups"),
+            "evil\\e]0;owned\\x07\\e]52;c;aGk=\\x07 owner=mallory\\u{202e}fdp.exe members=1 "
+            "you=none");
+  EXPECT_EQ(c->Run("create_group g"), "error: \\e[2J\\x0dgone");
+  EXPECT_EQ(c->transcript().find('\x1b'), std::string::npos);
+  c->CloseStdin();
+  c->Wait();
+  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(E2E, ClientOnAPipeStopsOnASignalAndLogsOut) {
