@@ -86,7 +86,7 @@ struct DownloadOptions {
   // more often while there is room for more peers, so that downloaders who
   // start together (a flash crowd) find each other while it matters.
   absl::Duration refresh_interval = absl::Seconds(5);
-  absl::Duration refresh_interval_with_room = absl::Seconds(1);
+  absl::Duration refresh_interval_with_room = absl::Milliseconds(500);
   // When missing pieces have had no source for this long, the download fails.
   absl::Duration no_source_timeout = absl::Seconds(30);
   // How often the slowest peer may be swapped for one in reserve.
