@@ -121,8 +121,11 @@ std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
       if (have_.Get(i) || !requested_[i].empty() || !p.pieces.Get(i)) continue;
       consider(i, random_phase ? 0 : availability_[i]);
     }
-  } else {
-    // Endgame: every missing piece is in flight somewhere. Prefer the
+  }
+  if (!best.has_value() && (unrequested_missing_ == 0 || p.in_flight == 0)) {
+    // Endgame: every missing piece is in flight somewhere; or this peer is
+    // idle, with nothing unasked that it holds. Either way it takes a copy
+    // of a piece under way elsewhere (a slower peer's, say), preferring the
     // pieces with the fewest copies requested, then the rarest.
     for (uint32_t i = 0; i < n; ++i) {
       if (have_.Get(i) || !p.pieces.Get(i) || Requested(i, peer)) continue;

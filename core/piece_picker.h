@@ -23,7 +23,10 @@
 //  - endgame: once every missing piece is requested, an idle peer is given
 //    a piece already in flight elsewhere (at most `max_copies` at once);
 //    whoever delivers first wins and the other requests are to be
-//    cancelled (Complete returns them);
+//    cancelled (Complete returns them). Before the endgame too, a peer with
+//    nothing in flight and nothing unasked that it holds takes such a copy:
+//    a piece waiting at a slow peer (a capped seeder in a crowd) need not
+//    wait there while another peer that has it idles;
 //  - a failed or aborted request, or a removed peer's requests, go back in
 //    the queue.
 //

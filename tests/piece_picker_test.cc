@@ -228,6 +228,23 @@ TEST(PiecePicker, EndgameGivesIdlePeersOutstandingPieces) {
   EXPECT_TRUE(picker.InvariantsHold());
 }
 
+TEST(PiecePicker, AnIdlePeerTakesACopyOfAPieceWaitingElsewhereBeforeEndgame) {
+  PiecePicker picker(3, NoRandomStart());
+  picker.AddPeer(P(1), Bits("111"), 2);  // a slow seeder, at its limit
+  const uint32_t a = Next(picker, P(1)), b = Next(picker, P(1));
+  std::string held(3, '0');
+  held[a] = held[b] = '1';
+  picker.AddPeer(P(2), Bits(held), 2);  // holds what peer 1 is sending
+  ASSERT_FALSE(picker.InEndgame());     // the third piece is unasked
+  auto copy = picker.Pick(P(2));
+  ASSERT_TRUE(copy.has_value());
+  EXPECT_TRUE(copy->value() == a || copy->value() == b);
+  EXPECT_EQ(picker.Pick(P(2)), std::nullopt);  // one copy while it has one in flight
+  // Peer 2 delivers first: peer 1's request is the one to cancel.
+  EXPECT_EQ(picker.Complete(P(2), *copy), std::vector<PeerId>{P(1)});
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
 TEST(PiecePicker, EndgameCopiesAreBounded) {
   PiecePicker::Options o = NoRandomStart();
   o.max_copies = 2;
