@@ -11,10 +11,34 @@ TrackerClient::TrackerClient(std::vector<HostPort> trackers,
                              absl::Duration call_timeout)
     : trackers_(std::move(trackers)), call_timeout_(call_timeout) {
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
+  // gRPC's reconnect backoff grows towards two minutes; a tracker that was
+  // down for a while should be reached within a second of coming back.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   for (const HostPort& t : trackers_) {
-    stubs_.push_back(
-        tv1::TrackerService::NewStub(grpc::CreateChannel(t.ToString(), credentials)));
+    stubs_.push_back(tv1::TrackerService::NewStub(
+        grpc::CreateCustomChannel(t.ToString(), credentials, args)));
   }
+}
+
+std::string DescribeUnreachable(const grpc::Status& status) {
+  const std::string& raw = status.error_message();
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return "none answered in time";
+  }
+  if (raw.find("Connection refused") != std::string::npos) {
+    return "nothing listens at those addresses";
+  }
+  if (raw.find("No route to host") != std::string::npos ||
+      raw.find("Network is unreachable") != std::string::npos) {
+    return "this machine has no route to them";
+  }
+  if (raw.find("DNS") != std::string::npos || raw.find("resolve") != std::string::npos) {
+    return "their names do not resolve";
+  }
+  return raw;
 }
 
 TrackerClient::~TrackerClient() { StopKeepAlive(); }

@@ -94,6 +94,10 @@ class TrackerClient {
   std::thread keepalive_;  // joined only by the thread that runs Login/Logout
 };
 
+// Why no tracker answered, as a person would say it (gRPC's own text names
+// its internals: "failed to connect to all addresses; last error: ...").
+std::string DescribeUnreachable(const grpc::Status& status);
+
 template <typename Req, typename Resp>
 absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request) {
   grpc::Status last;
@@ -115,7 +119,7 @@ absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request)
   std::string names;
   for (const HostPort& t : trackers_) names += (names.empty() ? "" : ", ") + t.ToString();
   return absl::UnavailableError("no tracker answers (tried " + names +
-                                "): " + last.error_message() +
+                                "): " + DescribeUnreachable(last) +
                                 "; check that a tracker runs and try again");
 }
 
