@@ -227,34 +227,23 @@ void PeerLink::CallDeleted() {
   ended_.SignalAll();
 }
 
+bool PeerLink::Admit(Call* call) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return false;
+  calls_.insert(call);
+  call->Ref();  // the starter's, until Start returns
+  return true;
+}
+
 void PeerLink::OpenBitfield(const std::string& ticket) {
   auto* call = new BitfieldCall(this, ticket);
-  bool closed;
-  {
-    absl::MutexLock lock(&mu_);
-    closed = closed_;
-    if (!closed) {
-      calls_.insert(call);
-      call->Ref();  // ours until Start returns
-    }
-  }
-  // Unref may delete the call, which takes mu_: never under it.
-  if (!closed) call->Start();
-  call->Unref();
+  if (Admit(call)) call->Start();
+  call->Unref();  // outside mu_: deleting the call takes it
 }
 
 void PeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) {
   auto* call = new PieceCall(this, pieces, ticket);
-  bool closed;
-  {
-    absl::MutexLock lock(&mu_);
-    closed = closed_;
-    if (!closed) {
-      calls_.insert(call);
-      call->Ref();  // ours until Start returns
-    }
-  }
-  if (closed) {
+  if (!Admit(call)) {
     call->Unref();  // outside mu_: deleting the call takes it
     owner_->OnCallEnd(this, std::move(pieces), absl::CancelledError("the link is closed"));
     return;

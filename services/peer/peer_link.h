@@ -89,6 +89,9 @@ class PeerLink {
   class BitfieldCall;
   class PieceCall;
 
+  // Counts `call` among those to cancel at Close, with a reference for the
+  // caller to drop once it has started it; false when the link is closed.
+  bool Admit(Call* call) ABSL_LOCKS_EXCLUDED(mu_);
   void Ended(Call* call) ABSL_LOCKS_EXCLUDED(mu_);
   // Counts call objects alive, so that the destructor can wait for the last.
   void CallCreated() ABSL_LOCKS_EXCLUDED(mu_);
