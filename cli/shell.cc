@@ -217,7 +217,7 @@ std::vector<std::string> Shell::Notices() {
     auto [it, added] = seen_.try_emplace(key, d.state);
     const bool changed = !added && it->second != d.state;
     it->second = d.state;
-    if (!(changed || (added && seen_any_ && !d.earlier))) continue;
+    if (!(changed || (added && seen_any_))) continue;
     if (d.state == peer::DownloadState::kComplete) {
       lines.push_back(absl::StrCat("notice: download of ", d.name, " from ", d.group_id,
                                    " complete: ", d.dest));
@@ -378,7 +378,7 @@ absl::Status Shell::ShowDownloads(const Args& a) {
     Print("forgot the finished downloads");
     return absl::OkStatus();
   }
-  std::vector<peer::DownloadProgress> downloads = node_.Downloads();
+  std::vector<peer::DownloadProgress> downloads = node_.DownloadsWithHistory();
   if (downloads.empty()) Print("no downloads yet; start one with download_file");
   for (const peer::DownloadProgress& p : downloads) {
     std::string line = absl::StrCat("[", peer::DownloadStateLetter(p.state), "] [",

@@ -128,8 +128,6 @@ struct DownloadProgress {
   double eta_bytes_per_second = 0;  // smoothed over several seconds, for the ETA
   int peers = 0;  // connected now
   std::string error;
-  // A completed download of an earlier run, from the state folder's history.
-  bool earlier = false;
   // Verified bytes received from each peer (by user id).
   std::map<std::string, uint64_t> bytes_by_peer;
   DownloadCounters counters;

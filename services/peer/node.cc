@@ -312,11 +312,14 @@ absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id
 }
 
 std::vector<DownloadProgress> Node::Downloads() const {
+  absl::MutexLock lock(&mu_);
   std::vector<DownloadProgress> out;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& d : downloads_) out.push_back(d->Progress());
-  }
+  for (const auto& d : downloads_) out.push_back(d->Progress());
+  return out;
+}
+
+std::vector<DownloadProgress> Node::DownloadsWithHistory() const {
+  std::vector<DownloadProgress> out = Downloads();
   // Then the completed downloads of earlier runs (or whose Download is
   // gone with a stop_share), from the state folder.
   std::optional<std::string> user = tracker_->user();
@@ -338,7 +341,6 @@ std::vector<DownloadProgress> Node::Downloads() const {
     p.dest = r.path;
     p.state = DownloadState::kComplete;
     p.size = p.bytes_done = r.size;
-    p.earlier = true;
     earlier.push_back(std::move(p));
   }
   out.insert(out.begin(), earlier.begin(), earlier.end());

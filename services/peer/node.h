@@ -70,7 +70,12 @@ class Node {
                                                  const std::string& name,
                                                  const std::string& dest)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The downloads of this run, as the progress prompt and the notices
+  // follow them (no I/O).
   std::vector<DownloadProgress> Downloads() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The same, led by the completed downloads of earlier runs from the
+  // state folder: what show_downloads lists.
+  std::vector<DownloadProgress> DownloadsWithHistory() const ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets the downloads that are not running, and the history of
   // completed ones.
   absl::Status ClearFinishedDownloads() ABSL_LOCKS_EXCLUDED(mu_);
