@@ -324,30 +324,54 @@ absl::Status Shell::AnswerRequest(const Args& a, bool accept) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Calls a listing RPC page after page, printing each as it comes, until the
+// last. Returns how many items there were. A tracker that never says "last
+// page" is cut off after 10,000 pages.
+template <typename Req, typename Resp, typename OnPage>
+absl::StatusOr<int64_t> EachPage(peer::TrackerClient& tracker,
+                                 peer::TrackerClient::Rpc<Req, Resp> rpc, Req req,
+                                 const OnPage& on_page) {
+  int64_t items = 0;
+  for (int page = 0; page < 10000; ++page) {
+    ASSIGN_OR_RETURN(Resp resp, tracker.Call(rpc, req));
+    items += on_page(resp);
+    if (resp.next_page_token().empty() || resp.next_page_token() == req.page_token()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  return items;
+}
+
+}  // namespace
+
 absl::Status Shell::ListGroups(const Args&) {
-  ASSIGN_OR_RETURN(auto resp, tracker_.Call(&Stub::ListGroups, tv1::ListGroupsRequest()));
-  if (resp.groups().empty()) {
-    Print("no groups yet; create one with create_group <group_id>");
-  }
-  for (const tv1::Group& g : resp.groups()) {
-    Print(absl::StrCat(g.group_id(), " owner=", g.owner(), " members=", g.member_count(),
-                       " you=", RelationName(g.relation())));
-  }
+  ASSIGN_OR_RETURN(int64_t groups,
+                   EachPage(tracker_, &Stub::ListGroups, tv1::ListGroupsRequest(),
+                            [&](const tv1::ListGroupsResponse& resp) {
+    for (const tv1::Group& g : resp.groups()) {
+      Print(absl::StrCat(g.group_id(), " owner=", g.owner(), " members=", g.member_count(),
+                         " you=", RelationName(g.relation())));
+    }
+    return resp.groups_size();
+  }));
+  if (groups == 0) Print("no groups yet; create one with create_group <group_id>");
   return absl::OkStatus();
 }
 
 absl::Status Shell::ListFiles(const Args& a) {
   tv1::ListFilesRequest req;
   req.set_group_id(a[0]);
-  ASSIGN_OR_RETURN(auto resp, tracker_.Call(&Stub::ListFiles, req));
-  if (resp.files().empty()) {
-    Print(absl::StrCat("no files in ", a[0], " yet"));
-  }
-  for (const tv1::FileSummary& f : resp.files()) {
-    Print(absl::StrCat(f.name(), " size=", f.size(), " (", HumanSize(f.size()),
-                       ") peers=", f.online_seeders() + f.online_partial(),
-                       " seeders=", f.online_seeders(), " sha1=", f.sha1()));
-  }
+  ASSIGN_OR_RETURN(int64_t files, EachPage(tracker_, &Stub::ListFiles, req,
+                                           [&](const tv1::ListFilesResponse& resp) {
+    for (const tv1::FileSummary& f : resp.files()) {
+      Print(absl::StrCat(f.name(), " size=", f.size(), " (", HumanSize(f.size()),
+                         ") peers=", f.online_seeders() + f.online_partial(),
+                         " seeders=", f.online_seeders(), " sha1=", f.sha1()));
+    }
+    return resp.files_size();
+  }));
+  if (files == 0) Print(absl::StrCat("no files in ", a[0], " yet"));
   return absl::OkStatus();
 }
 

@@ -29,12 +29,21 @@ absl::Status Error(sqlite3* db, int rc, absl::string_view what) {
 Statement::Statement(Statement&& other) noexcept
     : db_(other.db_),
       stmt_(other.stmt_),
+      cached_(other.cached_),
       next_param_(other.next_param_),
       bind_status_(std::move(other.bind_status_)) {
   other.stmt_ = nullptr;
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+  if (stmt_ == nullptr) return;
+  if (cached_) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+}
 
 Statement& Statement::Bind(int64_t value) {
   int rc = sqlite3_bind_int64(stmt_, next_param_++, value);
@@ -82,6 +91,12 @@ std::string Statement::Text(int column) const {
   return data ? std::string(static_cast<const char*>(data), size) : std::string();
 }
 
+int Statement::ColumnCount() const { return sqlite3_column_count(stmt_); }
+
+bool Statement::IsInteger(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_INTEGER;
+}
+
 bool Statement::IsNull(int column) const {
   return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
 }
@@ -125,7 +140,24 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
   return db;
 }
 
-Database::~Database() { sqlite3_close_v2(db_); }
+Database::~Database() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+void Database::SetBusyTimeout(int milliseconds) { sqlite3_busy_timeout(db_, milliseconds); }
+
+absl::StatusOr<Statement> Database::PrepareCached(absl::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return Error(db_, rc, "prepare");
+    it = cache_.emplace(std::string(sql), stmt).first;
+  }
+  return Statement(db_, it->second, true);
+}
 
 absl::Status Database::Exec(absl::string_view sql) {
   char* message = nullptr;
@@ -141,7 +173,7 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
   int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()),
                               &stmt, nullptr);
   if (rc != SQLITE_OK) return Error(db_, rc, "prepare");
-  return Statement(db_, stmt);
+  return Statement(db_, stmt, false);
 }
 
 int Database::Changes() const { return sqlite3_changes(db_); }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -49,12 +50,16 @@ class Statement {
   int64_t Int(int column) const;
   std::string Text(int column) const;
   bool IsNull(int column) const;
+  int ColumnCount() const;
+  bool IsInteger(int column) const;
 
  private:
   friend class Database;
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(sqlite3* db, sqlite3_stmt* stmt, bool cached)
+      : db_(db), stmt_(stmt), cached_(cached) {}
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  bool cached_;  // owned by the Database's cache: reset, not finalized
   int next_param_ = 1;
   absl::Status bind_status_;
 };
@@ -73,6 +78,13 @@ class Database {
   // Runs one or more statements that take no parameters.
   absl::Status Exec(absl::string_view sql);
   absl::StatusOr<Statement> Prepare(absl::string_view sql);
+  // As Prepare, but keeps the compiled statement for the next call with the
+  // same text. One Statement per text may be alive at a time.
+  absl::StatusOr<Statement> PrepareCached(absl::string_view sql);
+
+  // How long a statement waits for another connection's lock before it
+  // fails with UNAVAILABLE (10 s unless set).
+  void SetBusyTimeout(int milliseconds);
 
   // Prepares `sql`, binds `args` and runs it to the end.
   template <typename... Args>
@@ -97,6 +109,7 @@ class Database {
  private:
   explicit Database(sqlite3* db) : db_(db) {}
   sqlite3* db_;
+  absl::flat_hash_map<std::string, sqlite3_stmt*> cache_;
 };
 
 // BEGIN IMMEDIATE on construction; rolls back on destruction unless

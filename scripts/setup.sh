@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 packages=(
   cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libssl-dev libsqlite3-dev libreadline-dev
+  libssl-dev libsqlite3-dev libpq-dev libreadline-dev
   # health.proto, compiled in so that reflection can describe the health service
   grpc-proto
 )
@@ -23,6 +23,9 @@ if [ "${BUILD_TESTING:-ON}" != OFF ]; then
     docker-compose python3-yaml
     # certificates for the TLS test
     openssl
+    # the store tests on PostgreSQL, and trackers on hosts of their own
+    # (network namespaces) over a primary and a streaming standby
+    postgresql iproute2
     # a real terminal for the shell's terminal test
     tmux
     # the sanitizer, thread-safety and fuzzing builds of scripts/test.sh, and

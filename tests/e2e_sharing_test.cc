@@ -713,7 +713,20 @@ TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1 seeders=1"));
 }
 
-TEST(SessionExpiry, ClientWhoseSessionExpiredStopsSharingUntilItLogsInAgain) {
+// Polls `client`'s list_files g until its first line contains `needle`.
+bool WaitForListing(Cluster::Client& client, absl::string_view needle,
+                    absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (absl::StrContains(client.Run("list_files g"), needle)) return true;
+    absl::SleepFor(absl::Milliseconds(100));  // the tracker's clock has no event to wait on
+  }
+  return false;
+}
+
+// A client that could not reach the tracker for longer than its session's
+// lifetime is offline meanwhile, and then carries on: logged in, sharing.
+TEST(SessionExpiry, ClientOfflineForAWhileKeepsItsSession) {
   Cluster cluster({"--session_ttl", "3"});
   auto alice = cluster.StartUser("alice");
   auto bob = cluster.StartUser("bob");
@@ -724,29 +737,102 @@ TEST(SessionExpiry, ClientWhoseSessionExpiredStopsSharingUntilItLogsInAgain) {
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
   // Frozen past its session's lifetime: no keep-alive reaches the tracker.
   alice->shell->Signal(SIGSTOP);
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline && !absl::StrContains(bob->Run("list_files g"), "peers=0")) {
-    absl::SleepFor(absl::Milliseconds(200));  // the tracker's clock has no event to wait on
-  }
-  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=0"));
+  EXPECT_TRUE(WaitForListing(*bob, "peers=0"));
   alice->shell->Signal(SIGCONT);
-  // Its next keep-alive learns that the session is gone; it stops sharing.
-  deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline && !absl::StrContains(alice->Log(), "ended the session")) {
-    absl::SleepFor(absl::Milliseconds(100));  // the log has no event to wait on
+  EXPECT_TRUE(WaitForListing(*bob, "peers=1"));
+  EXPECT_THAT(alice->Run("list_groups"), StartsWith("g owner=alice"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + cluster.dir().File("out.bin")),
+              StartsWith("downloading"));
+  EXPECT_THAT(bob->shell->WaitForNotice("f.bin"), Optional(HasSubstr("complete")));
+  EXPECT_TRUE(testing::ReadFile(cluster.dir().File("out.bin")) == testing::ReadFile(path));
+  EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
+  EXPECT_THAT(testing::ReadFile(cluster.dir().File("tracker.log")),
+              HasSubstr("session of alice is back"));
+}
+
+// A session the tracker no longer knows (its database was lost) ends at
+// once: the client says so unasked and stops sharing.
+TEST(SessionExpiry, SessionTheTrackerForgotEndsAndTheShellSaysSo) {
+  Cluster cluster({"--session_ttl", "3"});
+  auto alice = cluster.StartUser("alice");
+  auto bob = cluster.StartUser("bob");
+  cluster.KillTracker();
+  for (const char* f : {"tracker.db", "tracker.db-wal", "tracker.db-shm"}) {
+    std::remove(cluster.dir().File(f).c_str());
   }
-  EXPECT_THAT(alice->Log(), HasSubstr("the tracker ended the session"));
+  cluster.StartTracker();
   EXPECT_THAT(alice->shell->WaitForNotice("session"),
               Optional(StartsWith("notice: the tracker ended the session of alice")));
+  EXPECT_THAT(alice->Log(), HasSubstr("the tracker ended the session"));
   EXPECT_THAT(alice->Run("list_groups"), StartsWith("error: not logged in"));
-  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 file again");
-  EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
   // Bob's keep-alives, one a second, are not on the tracker's console; the
-  // refused one of alice is.
+  // refused ones are.
+  EXPECT_THAT(bob->shell->WaitForNotice("session"), Optional(HasSubstr("session of bob")));
   const std::string console = testing::ReadFile(cluster.dir().File("tracker.log"));
-  EXPECT_THAT(console, HasSubstr("Login user=bob"));
   EXPECT_THAT(console, HasSubstr("KeepAlive user=- code=UNAUTHENTICATED"));
   EXPECT_THAT(console, Not(HasSubstr("KeepAlive user=bob")));
+}
+
+// The tracker down for 15 s, three times the session's lifetime: clients
+// say plainly that no tracker answers, and when it is back they are still
+// logged in and sharing, without a word about sessions.
+TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
+  Cluster cluster({"--session_ttl", "5"});
+  auto alice = cluster.StartUser("alice");
+  auto bob = cluster.StartUser("bob");
+  cluster.AddMember(*alice, *bob, "g");
+  std::string path = cluster.dir().File("f.bin");
+  testing::WriteFile(path, testing::RandomBytes(3 << 20, 5));
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  cluster.KillTracker();
+  EXPECT_THAT(bob->Run("list_files g"),
+              StartsWith("error: no tracker answers (tried 127.0.0.1:" +
+                         std::to_string(cluster.tracker_port()) +
+                         "): nothing listens at those addresses"));
+  absl::SleepFor(absl::Seconds(15));  // the outage itself
+  const absl::Time back = absl::Now();
+  cluster.StartTracker();
+  // Commands work again at once (the channel reconnects within a second).
+  EXPECT_THAT(alice->Run("list_groups"), StartsWith("g owner=alice"));
+  EXPECT_LT(absl::Now() - back, absl::Seconds(5));
+  EXPECT_TRUE(WaitForListing(*bob, "peers=1"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + cluster.dir().File("out.bin")),
+              StartsWith("downloading"));
+  EXPECT_THAT(bob->shell->WaitForNotice("f.bin"), Optional(HasSubstr("complete")));
+  EXPECT_TRUE(testing::ReadFile(cluster.dir().File("out.bin")) == testing::ReadFile(path));
+  EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
+}
+
+// One user logged in from two clients: each shares its own file, both are
+// downloadable, list_files counts clients, and one logging out leaves the
+// other online.
+TEST(OneUser, TwoClientsShareDifferentFilesBothDownloadable) {
+  Cluster cluster;
+  auto laptop = cluster.StartUser("alice");
+  auto desk = cluster.StartClient("alice-desk");
+  EXPECT_THAT(desk->Run("login alice pw-alice"), StartsWith("logged in as alice"));
+  auto bob = cluster.StartUser("bob");
+  cluster.AddMember(*laptop, *bob, "g");
+  std::string one = cluster.dir().File("one.bin"), two = cluster.dir().File("two.bin");
+  testing::WriteFile(one, testing::RandomBytes(2 << 20, 1));
+  testing::WriteFile(two, testing::RandomBytes(2 << 20, 2));
+  EXPECT_THAT(laptop->Run("upload_file " + one + " g"), StartsWith("shared"));
+  EXPECT_THAT(desk->Run("upload_file " + two + " g"), StartsWith("shared"));
+  EXPECT_THAT(desk->Run("upload_file " + one + " g"), HasSubstr("now one of its sources"));
+  EXPECT_THAT(bob->Run("list_files g"), StartsWith("one.bin size=2097152 (2.0 MiB) peers=2"));
+  EXPECT_THAT(bob->shell->ReadLine(), Optional(StartsWith("two.bin size=2097152 (2.0 MiB) peers=1")));
+  for (const char* name : {"one.bin", "two.bin"}) {
+    const std::string out = cluster.dir().File(std::string("out-") + name);
+    EXPECT_THAT(bob->Run(absl::StrCat("download_file g ", name, " ", out)),
+                StartsWith("downloading"));
+    EXPECT_THAT(bob->shell->WaitForNotice(name), Optional(HasSubstr("complete")));
+    EXPECT_TRUE(testing::ReadFile(out) == testing::ReadFile(cluster.dir().File(name)));
+  }
+  EXPECT_THAT(laptop->Run("logout"), StartsWith("logged out"));
+  // bob has both now: one.bin from him and the desk client, two.bin the same.
+  EXPECT_THAT(bob->Run("list_files g"), StartsWith("one.bin size=2097152 (2.0 MiB) peers=2"));
+  EXPECT_THAT(bob->shell->ReadLine(), Optional(StartsWith("two.bin size=2097152 (2.0 MiB) peers=2")));
+  EXPECT_THAT(desk->Run("list_groups"), StartsWith("g owner=alice"));
 }
 
 TEST(Tls, TrackerAndPeersOverTlsAndPlaintextClientsRefused) {

@@ -1,11 +1,16 @@
-// The tracker's SQLite store on a temporary file: every operation, its
-// failure codes, and that a reopened store has everything.
+// The tracker's store on both back-ends, SQLite on a temporary file and a
+// PostgreSQL server of the test's own: every operation, its failure codes,
+// the limits, paging, retried requests, and that a reopened store has
+// everything.
 
 #include <sys/stat.h>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/sqlite.h"
 #include "services/tracker/store.h"
+#include "tests/testing/postgres.h"
 #include "tests/testing/temp_dir.h"
 
 namespace groupshare::tracker {
@@ -23,17 +28,39 @@ FileRecord MakeFile(const std::string& name, char fill = 'a', uint64_t size = 3 
   return f;
 }
 
-class StoreTest : public ::testing::Test {
+enum class Backend { kSqlite, kPostgres };
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
+  static void TearDownTestSuite() {
+    postgres_.reset();
+    postgres_dir_.reset();
+  }
   void SetUp() override {
     Reopen();
     for (const char* u : {"alice", "bob", "carol"}) {
       ASSERT_TRUE(store_->CreateUser(u, std::string("hash-") + u, kT0).ok());
     }
   }
-  void Reopen() {
+  void Reopen(StoreLimits limits = {}) {
     store_.reset();
-    auto opened = OpenSqliteStore(dir_.File("tracker.db"));
+    absl::StatusOr<std::unique_ptr<Store>> opened;
+    if (GetParam() == Backend::kSqlite) {
+      opened = OpenSqliteStore(dir_.File("tracker.db"), limits);
+    } else {
+      if (conninfo_.empty()) {
+        if (postgres_ == nullptr) {
+          postgres_dir_ = std::make_unique<testing::TempDir>();
+          auto server = testing::PostgresServer::Start(postgres_dir_->File("pg"));
+          ASSERT_TRUE(server.ok()) << server.status();
+          postgres_ = *std::move(server);
+        }
+        auto db = postgres_->NewDatabase();
+        ASSERT_TRUE(db.ok()) << db.status();
+        conninfo_ = *db;
+      }
+      opened = OpenPostgresStore(conninfo_, limits);
+    }
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = *std::move(opened);
   }
@@ -48,7 +75,7 @@ class StoreTest : public ::testing::Test {
     ASSERT_TRUE(store_->CreateSession("tok-" + user, {user, address, kT0 + ttl}, kT0).ok());
   }
   Relation RelationOf(const std::string& user, const std::string& group) {
-    auto groups = store_->ListGroups(user);
+    auto groups = store_->ListGroups(user, {});
     if (!groups.ok()) {
       ADD_FAILURE() << groups.status();
       return Relation::kNone;
@@ -60,39 +87,202 @@ class StoreTest : public ::testing::Test {
     return Relation::kNone;
   }
 
+  static inline std::unique_ptr<testing::TempDir> postgres_dir_;
+  static inline std::unique_ptr<testing::PostgresServer> postgres_;
   testing::TempDir dir_;
+  std::string conninfo_;
   std::unique_ptr<Store> store_;
 };
 
-TEST_F(StoreTest, Users) {
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const auto& info) {
+                           return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+                         });
+
+TEST_P(StoreTest, Users) {
   EXPECT_EQ(store_->CreateUser("alice", "x", kT0).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(*store_->GetPasswordHash("alice"), "hash-alice");
   EXPECT_EQ(store_->GetPasswordHash("zed").status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, SessionsExpireAndExtend) {
-  ASSERT_TRUE(store_->CreateSession("t1", {"alice", "127.0.0.1:1", kT0 + absl::Seconds(10)},
+TEST_P(StoreTest, SessionsExtendAndEnd) {
+  ASSERT_TRUE(store_->CreateSession("t1", {"alice", "127.0.0.1:1", kT0 + absl::Seconds(10), "c1"},
                                     kT0).ok());
-  auto s = store_->GetSession("t1", kT0 + absl::Seconds(9));
-  ASSERT_TRUE(s.ok());
+  auto s = store_->GetSession("t1");
+  ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->user_id, "alice");
   EXPECT_EQ(s->peer_address, "127.0.0.1:1");
-  EXPECT_EQ(store_->GetSession("t1", kT0 + absl::Seconds(10)).status().code(),
-            StatusCode::kUnauthenticated);
-  EXPECT_EQ(store_->GetSession("nope", kT0).status().code(), StatusCode::kUnauthenticated);
-  ASSERT_TRUE(store_->ExtendSession("t1", kT0 + absl::Seconds(5), kT0 + absl::Seconds(60)).ok());
-  EXPECT_TRUE(store_->GetSession("t1", kT0 + absl::Seconds(59)).ok());
-  EXPECT_EQ(store_->ExtendSession("t1", kT0 + absl::Seconds(61), kT0 + absl::Seconds(90)).code(),
-            StatusCode::kUnauthenticated);
+  EXPECT_EQ(s->client_id, "c1");
+  EXPECT_EQ(s->expires, kT0 + absl::Seconds(10));
+  EXPECT_EQ(store_->GetSession("nope").status().code(), StatusCode::kUnauthenticated);
+  ASSERT_TRUE(store_->ExtendSession("t1", kT0 + absl::Seconds(60)).ok());
+  EXPECT_EQ(store_->GetSession("t1")->expires, kT0 + absl::Seconds(60));
+  EXPECT_EQ(store_->ExtendSession("nope", kT0).code(), StatusCode::kUnauthenticated);
   ASSERT_TRUE(store_->DeleteSession("t1").ok());
-  EXPECT_FALSE(store_->GetSession("t1", kT0).ok());
+  EXPECT_FALSE(store_->GetSession("t1").ok());
 }
 
-TEST_F(StoreTest, CreateAndListGroups) {
+TEST_P(StoreTest, ExpiredSessionsAreKeptForADay) {
+  ASSERT_TRUE(store_->CreateSession("old", {"alice", "", kT0, ""}, kT0).ok());
+  // Expired, yet still known (it may come back) ...
+  ASSERT_TRUE(store_->CreateSession("new", {"bob", "", kT0 + absl::Hours(2), ""},
+                                    kT0 + absl::Hours(1)).ok());
+  EXPECT_TRUE(store_->GetSession("old").ok());
+  // ... until a day past its expiry.
+  ASSERT_TRUE(store_->CreateSession("newer", {"bob", "", kT0 + absl::Hours(30), ""},
+                                    kT0 + absl::Hours(25)).ok());
+  EXPECT_EQ(store_->GetSession("old").status().code(), StatusCode::kUnauthenticated);
+}
+
+TEST_P(StoreTest, ANewLoginOfAClientEndsItsEarlierSessionOnly) {
+  auto login = [&](const std::string& token, const std::string& client) {
+    return store_->CreateSession(token, {"alice", "127.0.0.1:1", kT0 + absl::Minutes(1), client},
+                                 kT0);
+  };
+  ASSERT_TRUE(login("a1", "laptop").ok());
+  ASSERT_TRUE(login("b1", "desktop").ok());
+  ASSERT_TRUE(login("a2", "laptop").ok());
+  EXPECT_FALSE(store_->GetSession("a1").ok());
+  EXPECT_TRUE(store_->GetSession("a2").ok());
+  EXPECT_TRUE(store_->GetSession("b1").ok());
+  // Clients that name no client id never end each other's sessions.
+  ASSERT_TRUE(login("n1", "").ok());
+  ASSERT_TRUE(login("n2", "").ok());
+  EXPECT_TRUE(store_->GetSession("n1").ok());
+}
+
+TEST_P(StoreTest, SessionsPerUserAreLimited) {
+  StoreLimits limits;
+  limits.sessions_per_user = 2;
+  Reopen(limits);
+  auto login = [&](const std::string& token, absl::Time now) {
+    return store_->CreateSession(token, {"alice", "", now + absl::Seconds(30), token}, now);
+  };
+  ASSERT_TRUE(login("a", kT0).ok());
+  ASSERT_TRUE(login("b", kT0).ok());
+  absl::Status third = login("c", kT0);
+  EXPECT_EQ(third.code(), StatusCode::kResourceExhausted) << third;
+  EXPECT_THAT(std::string(third.message()), ::testing::HasSubstr("log out"));
+  // Expired sessions do not count.
+  EXPECT_TRUE(login("c", kT0 + absl::Minutes(1)).ok());
+}
+
+// Each of a user's clients is a source of its own: its shares, its address.
+TEST_P(StoreTest, OneUserOnTwoClientsIsTwoSources) {
+  MakeGroupWithBob();
+  ASSERT_TRUE(store_->CreateSession("tok-laptop", {"bob", "127.0.0.1:1001",
+                                                   kT0 + absl::Minutes(1), "laptop"}, kT0).ok());
+  ASSERT_TRUE(store_->CreateSession("tok-desk", {"bob", "127.0.0.1:1002",
+                                                 kT0 + absl::Minutes(1), "desk"}, kT0).ok());
+  ASSERT_TRUE(store_->AddFile("bob", "laptop", "g", MakeFile("movie"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("bob", "desk", "g", MakeFile("movie"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("bob", "desk", "g", MakeFile("song", 'b'), kT0).ok());
+
+  auto files = *store_->ListFiles("alice", "g", {}, kT0);
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].name, "movie");
+  EXPECT_EQ(files[0].online_seeders, 2);
+  auto peers = *store_->GetPeers("alice", "", "g", "movie", kT0);
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[0].address, "127.0.0.1:1002");
+  EXPECT_EQ(peers[1].address, "127.0.0.1:1001");
+  // The user's other client is a peer of this one; the client itself not.
+  peers = *store_->GetPeers("bob", "laptop", "g", "movie", kT0);
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].client_id, "desk");
+  EXPECT_EQ(store_->ListShares("bob", "laptop")->size(), 1u);
+  EXPECT_EQ(store_->ListShares("bob", "desk")->size(), 2u);
+
+  // One client logging out leaves the other online.
+  ASSERT_TRUE(store_->DeleteSession("tok-laptop").ok());
+  peers = *store_->GetPeers("alice", "", "g", "movie", kT0);
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].address, "127.0.0.1:1002");
+  EXPECT_EQ(store_->ListFiles("alice", "g", {}, kT0)->front().online_seeders, 1);
+  // Stopping a share on one client leaves the other's.
+  EXPECT_EQ(store_->RemoveShare("bob", "laptop", "g", "song").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->RemoveShare("bob", "laptop", "g", "movie").ok());
+  EXPECT_EQ(store_->ListFiles("alice", "g", {}, kT0)->size(), 2u);
+}
+
+TEST_P(StoreTest, ListingsPage) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->CreateGroup("alice", "g" + std::to_string(i), kT0).ok());
+    ASSERT_TRUE(store_->AddFile("alice", "", "g0", MakeFile("f" + std::to_string(i)), kT0).ok());
+  }
+  std::vector<std::string> seen;
+  PageRequest page{"", 2};
+  while (true) {
+    auto groups = *store_->ListGroups("bob", page);
+    for (const GroupView& g : groups) seen.push_back(g.group_id);
+    if (static_cast<int64_t>(groups.size()) < page.size) break;
+    page.after = groups.back().group_id;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"g0", "g1", "g2", "g3", "g4"}));
+  auto files = *store_->ListFiles("alice", "g0", {"f1", 2}, kT0);
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].name, "f2");
+  EXPECT_EQ(files[1].name, "f3");
+  // Byte order, whatever the database's locale.
+  ASSERT_TRUE(store_->CreateGroup("bob", "Z", kT0).ok());
+  ASSERT_TRUE(store_->CreateGroup("bob", "_a", kT0).ok());
+  auto groups = *store_->ListGroups("bob", {});
+  EXPECT_EQ(groups.front().group_id, "Z");
+  EXPECT_EQ(groups.back().group_id, "g4");
+}
+
+TEST_P(StoreTest, LimitsOnGroupsRequestsAndFiles) {
+  StoreLimits limits;
+  limits.groups_per_owner = 2;
+  limits.pending_requests_per_group = 1;
+  limits.files_per_group = 2;
+  Reopen(limits);
+  ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
+  ASSERT_TRUE(store_->CreateGroup("alice", "h", kT0).ok());
+  EXPECT_EQ(store_->CreateGroup("alice", "i", kT0).code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(store_->CreateGroup("bob", "i", kT0).ok());
+  ASSERT_TRUE(store_->RequestJoin("bob", "g", kT0).ok());
+  EXPECT_EQ(store_->RequestJoin("carol", "g", kT0).code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("a"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("b"), kT0).ok());
+  EXPECT_EQ(store_->AddFile("alice", "", "g", MakeFile("c"), kT0).status().code(),
+            StatusCode::kResourceExhausted);
+  // A second sharer of a file the group has is no new file.
+  ASSERT_TRUE(store_->AnswerRequest("alice", "g", "bob", true, kT0).ok());
+  EXPECT_TRUE(store_->AddFile("bob", "", "g", MakeFile("a"), kT0).ok());
+}
+
+TEST_P(StoreTest, RequestsAreRecordedOnce) {
+  const absl::Duration claim = absl::Seconds(10);
+  auto first = store_->BeginRequest("k1", kT0, claim);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->has_value());
+  // A copy while the first runs: try again later.
+  EXPECT_EQ(store_->BeginRequest("k1", kT0 + absl::Seconds(1), claim).status().code(),
+            StatusCode::kUnavailable);
+  RequestOutcome outcome{static_cast<int>(StatusCode::kAlreadyExists), "taken",
+                         std::string("\x00\x01", 2)};
+  ASSERT_TRUE(store_->FinishRequest("k1", &outcome).ok());
+  auto again = store_->BeginRequest("k1", kT0 + absl::Seconds(2), claim);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->code, outcome.code);
+  EXPECT_EQ((*again)->message, "taken");
+  EXPECT_EQ((*again)->response, outcome.response);
+  // A dropped claim runs again; a claim left by a dead tracker is taken over.
+  ASSERT_TRUE(store_->BeginRequest("k2", kT0, claim).ok());
+  ASSERT_TRUE(store_->FinishRequest("k2", nullptr).ok());
+  EXPECT_FALSE(store_->BeginRequest("k2", kT0, claim)->has_value());
+  EXPECT_FALSE(store_->BeginRequest("k2", kT0 + absl::Seconds(11), claim)->has_value());
+  // Forgotten after an hour.
+  EXPECT_FALSE(store_->BeginRequest("k1", kT0 + absl::Hours(2), claim)->has_value());
+}
+
+TEST_P(StoreTest, CreateAndListGroups) {
   ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
   EXPECT_EQ(store_->CreateGroup("bob", "g", kT0).code(), StatusCode::kAlreadyExists);
   ASSERT_TRUE(store_->CreateGroup("bob", "a-first", kT0).ok());
-  auto groups = *store_->ListGroups("alice");
+  auto groups = *store_->ListGroups("alice", {});
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].group_id, "a-first");
   EXPECT_EQ(groups[0].relation, Relation::kNone);
@@ -102,7 +292,7 @@ TEST_F(StoreTest, CreateAndListGroups) {
   EXPECT_EQ(groups[1].relation, Relation::kOwner);
 }
 
-TEST_F(StoreTest, JoinRequestsFlow) {
+TEST_P(StoreTest, JoinRequestsFlow) {
   ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
   EXPECT_EQ(store_->RequestJoin("bob", "nope", kT0).code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->RequestJoin("alice", "g", kT0).code(), StatusCode::kAlreadyExists);
@@ -132,13 +322,13 @@ TEST_F(StoreTest, JoinRequestsFlow) {
   EXPECT_EQ(RelationOf("bob", "g"), Relation::kMember);
   EXPECT_EQ(RelationOf("carol", "g"), Relation::kRejected);
   EXPECT_TRUE(store_->ListRequests("alice", "g")->empty());
-  EXPECT_EQ((*store_->ListGroups("alice"))[0].member_count, 2);
+  EXPECT_EQ((*store_->ListGroups("alice", {}))[0].member_count, 2);
   // A rejected user may ask again, and is pending again.
   EXPECT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
   EXPECT_EQ(RelationOf("carol", "g"), Relation::kPending);
 }
 
-TEST_F(StoreTest, LeaveHandsOwnershipToOldestMemberThenDeletes) {
+TEST_P(StoreTest, LeaveHandsOwnershipToOldestMemberThenDeletes) {
   MakeGroupWithBob();
   ASSERT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
   ASSERT_TRUE(store_->AnswerRequest("alice", "g", "carol", true, kT0).ok());
@@ -157,34 +347,34 @@ TEST_F(StoreTest, LeaveHandsOwnershipToOldestMemberThenDeletes) {
   left = store_->LeaveGroup("bob", "g");
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->group_deleted);
-  EXPECT_TRUE(store_->ListGroups("bob")->empty());
+  EXPECT_TRUE(store_->ListGroups("bob", {})->empty());
   // The id is free again.
   EXPECT_TRUE(store_->CreateGroup("carol", "g", kT0).ok());
 }
 
-TEST_F(StoreTest, FilesNeedMembership) {
+TEST_P(StoreTest, FilesNeedMembership) {
   MakeGroupWithBob();
   FileRecord f = MakeFile("movie");
-  EXPECT_EQ(store_->AddFile("carol", "g", f, kT0).status().code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(store_->AddFile("alice", "nope", f, kT0).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(store_->ListFiles("carol", "g", kT0).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(store_->AddFile("carol", "", "g", f, kT0).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(store_->AddFile("alice", "", "nope", f, kT0).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListFiles("carol", "g", {}, kT0).status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(store_->GetFile("carol", "g", "movie").status().code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(store_->GetPeers("carol", "g", "movie", kT0).status().code(),
+  EXPECT_EQ(store_->GetPeers("carol", "", "g", "movie", kT0).status().code(),
             StatusCode::kPermissionDenied);
 }
 
-TEST_F(StoreTest, AddListAndGetFiles) {
+TEST_P(StoreTest, AddListAndGetFiles) {
   MakeGroupWithBob();
   FileRecord f = MakeFile("movie");
-  EXPECT_TRUE(*store_->AddFile("alice", "g", f, kT0));
-  EXPECT_FALSE(*store_->AddFile("bob", "g", f, kT0));  // same content: one more sharer
+  EXPECT_TRUE(*store_->AddFile("alice", "", "g", f, kT0));
+  EXPECT_FALSE(*store_->AddFile("bob", "", "g", f, kT0));  // same content: one more sharer
   // The same SHA1 with other piece hashes: refused, the first stands.
   ASSERT_FALSE(f.piece_sha1.empty());
   FileRecord bogus = f;
   bogus.piece_sha1[0] = std::string(40, '0');
-  EXPECT_EQ(store_->AddFile("bob", "g", bogus, kT0).status().code(),
+  EXPECT_EQ(store_->AddFile("bob", "", "g", bogus, kT0).status().code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store_->AddFile("bob", "g", MakeFile("movie", 'b'), kT0).status().code(),
+  EXPECT_EQ(store_->AddFile("bob", "", "g", MakeFile("movie", 'b'), kT0).status().code(),
             StatusCode::kAlreadyExists);
   auto got = store_->GetFile("bob", "g", "movie");
   ASSERT_TRUE(got.ok());
@@ -195,83 +385,83 @@ TEST_F(StoreTest, AddListAndGetFiles) {
   EXPECT_EQ(store_->GetFile("bob", "g", "nope").status().code(), StatusCode::kNotFound);
 
   // Nobody online yet.
-  auto files = *store_->ListFiles("alice", "g", kT0);
+  auto files = *store_->ListFiles("alice", "g", {}, kT0);
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].online_seeders, 0);
   Online("alice", "127.0.0.1:1001");
-  files = *store_->ListFiles("alice", "g", kT0);
+  files = *store_->ListFiles("alice", "g", {}, kT0);
   EXPECT_EQ(files[0].online_seeders, 1);
   // Sessions expire: the share goes offline but stays registered.
-  files = *store_->ListFiles("alice", "g", kT0 + absl::Minutes(5));
+  files = *store_->ListFiles("alice", "g", {}, kT0 + absl::Minutes(5));
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].online_seeders, 0);
 }
 
-TEST_F(StoreTest, PeersAreOnlineHoldersOtherThanTheCaller) {
+TEST_P(StoreTest, PeersAreOnlineHoldersOtherThanTheCaller) {
   MakeGroupWithBob();
   ASSERT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
   ASSERT_TRUE(store_->AnswerRequest("alice", "g", "carol", true, kT0).ok());
-  ASSERT_TRUE(store_->AddFile("alice", "g", MakeFile("movie"), kT0).ok());
-  EXPECT_EQ(store_->AddHolder("bob", "g", "nope", false).code(), StatusCode::kNotFound);
-  ASSERT_TRUE(store_->AddHolder("bob", "g", "movie", false).ok());
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
+  EXPECT_EQ(store_->AddHolder("bob", "", "g", "nope", false).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
   Online("alice", "127.0.0.1:1001");
   Online("bob", "127.0.0.1:1002");
 
-  auto peers = *store_->GetPeers("carol", "g", "movie", kT0);
+  auto peers = *store_->GetPeers("carol", "", "g", "movie", kT0);
   ASSERT_EQ(peers.size(), 2u);
   EXPECT_EQ(peers[0].user_id, "alice");
   EXPECT_TRUE(peers[0].complete);
   EXPECT_EQ(peers[0].address, "127.0.0.1:1001");
   EXPECT_EQ(peers[1].user_id, "bob");
   EXPECT_FALSE(peers[1].complete);
-  auto files = *store_->ListFiles("carol", "g", kT0);
+  auto files = *store_->ListFiles("carol", "g", {}, kT0);
   EXPECT_EQ(files[0].online_seeders, 1);
   EXPECT_EQ(files[0].online_partial, 1);
 
-  peers = *store_->GetPeers("alice", "g", "movie", kT0);
+  peers = *store_->GetPeers("alice", "", "g", "movie", kT0);
   ASSERT_EQ(peers.size(), 1u);
   EXPECT_EQ(peers[0].user_id, "bob");
 
   // Completing upgrades; a later partial announce does not downgrade.
-  ASSERT_TRUE(store_->AddHolder("bob", "g", "movie", true).ok());
-  ASSERT_TRUE(store_->AddHolder("bob", "g", "movie", false).ok());
-  EXPECT_TRUE((*store_->GetPeers("carol", "g", "movie", kT0))[1].complete);
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", true).ok());
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
+  EXPECT_TRUE((*store_->GetPeers("carol", "", "g", "movie", kT0))[1].complete);
 
   // Logging out takes a holder offline.
   ASSERT_TRUE(store_->DeleteSession("tok-bob").ok());
-  EXPECT_EQ(store_->GetPeers("carol", "g", "movie", kT0)->size(), 1u);
+  EXPECT_EQ(store_->GetPeers("carol", "", "g", "movie", kT0)->size(), 1u);
 }
 
-TEST_F(StoreTest, StopShareForgetsFileWithItsLastSharer) {
+TEST_P(StoreTest, StopShareForgetsFileWithItsLastSharer) {
   MakeGroupWithBob();
-  ASSERT_TRUE(store_->AddFile("alice", "g", MakeFile("movie"), kT0).ok());
-  ASSERT_TRUE(store_->AddFile("bob", "g", MakeFile("movie"), kT0).ok());
-  EXPECT_EQ(store_->RemoveShare("alice", "g", "nope").code(), StatusCode::kNotFound);
-  ASSERT_TRUE(store_->RemoveShare("alice", "g", "movie").ok());
-  EXPECT_EQ(store_->RemoveShare("alice", "g", "movie").code(), StatusCode::kNotFound);
-  EXPECT_EQ(store_->ListFiles("alice", "g", kT0)->size(), 1u);
-  ASSERT_TRUE(store_->RemoveShare("bob", "g", "movie").ok());
-  EXPECT_TRUE(store_->ListFiles("alice", "g", kT0)->empty());
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("bob", "", "g", MakeFile("movie"), kT0).ok());
+  EXPECT_EQ(store_->RemoveShare("alice", "", "g", "nope").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->RemoveShare("alice", "", "g", "movie").ok());
+  EXPECT_EQ(store_->RemoveShare("alice", "", "g", "movie").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListFiles("alice", "g", {}, kT0)->size(), 1u);
+  ASSERT_TRUE(store_->RemoveShare("bob", "", "g", "movie").ok());
+  EXPECT_TRUE(store_->ListFiles("alice", "g", {}, kT0)->empty());
 }
 
-TEST_F(StoreTest, LeavingDropsTheLeaversShares) {
+TEST_P(StoreTest, LeavingDropsTheLeaversShares) {
   MakeGroupWithBob();
-  ASSERT_TRUE(store_->AddFile("bob", "g", MakeFile("movie"), kT0).ok());
-  ASSERT_TRUE(store_->AddFile("alice", "g", MakeFile("song"), kT0).ok());
-  ASSERT_TRUE(store_->AddFile("bob", "g", MakeFile("song"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("bob", "", "g", MakeFile("movie"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("song"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("bob", "", "g", MakeFile("song"), kT0).ok());
   ASSERT_TRUE(store_->LeaveGroup("bob", "g").ok());
-  auto files = *store_->ListFiles("alice", "g", kT0);
+  auto files = *store_->ListFiles("alice", "g", {}, kT0);
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(files[0].name, "song");
-  EXPECT_TRUE(store_->ListShares("bob")->empty());
+  EXPECT_TRUE(store_->ListShares("bob", "")->empty());
 }
 
-TEST_F(StoreTest, ListSharesCoversEveryGroup) {
+TEST_P(StoreTest, ListSharesCoversEveryGroup) {
   MakeGroupWithBob();
   ASSERT_TRUE(store_->CreateGroup("bob", "h", kT0).ok());
-  ASSERT_TRUE(store_->AddFile("bob", "g", MakeFile("movie"), kT0).ok());
-  ASSERT_TRUE(store_->AddFile("bob", "h", MakeFile("song", 'c'), kT0).ok());
-  auto shares = *store_->ListShares("bob");
+  ASSERT_TRUE(store_->AddFile("bob", "", "g", MakeFile("movie"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("bob", "", "h", MakeFile("song", 'c'), kT0).ok());
+  auto shares = *store_->ListShares("bob", "");
   ASSERT_EQ(shares.size(), 2u);
   EXPECT_EQ(shares[0].group_id, "g");
   EXPECT_EQ(shares[0].file_name, "movie");
@@ -280,24 +470,24 @@ TEST_F(StoreTest, ListSharesCoversEveryGroup) {
   EXPECT_EQ(shares[1].sha1, std::string(40, 'c'));
 }
 
-TEST_F(StoreTest, MetaKeepsTheFirstValue) {
+TEST_P(StoreTest, MetaKeepsTheFirstValue) {
   EXPECT_EQ(*store_->GetOrPutMeta("k", "one"), "one");
   EXPECT_EQ(*store_->GetOrPutMeta("k", "two"), "one");
   std::string binary("\x00\xff\x01", 3);
   EXPECT_EQ(*store_->GetOrPutMeta("b", binary), binary);
 }
 
-TEST_F(StoreTest, ReopenedStoreHasEverything) {
+TEST_P(StoreTest, ReopenedStoreHasEverything) {
   MakeGroupWithBob();
   ASSERT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
-  ASSERT_TRUE(store_->AddFile("alice", "g", MakeFile("movie"), kT0).ok());
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
   Online("alice", "127.0.0.1:1001");
   Reopen();
   EXPECT_EQ(*store_->GetPasswordHash("bob"), "hash-bob");
   EXPECT_EQ(RelationOf("bob", "g"), Relation::kMember);
   EXPECT_EQ(store_->ListRequests("alice", "g")->size(), 1u);
   EXPECT_EQ(store_->GetFile("bob", "g", "movie")->piece_sha1.size(), 3u);
-  EXPECT_TRUE(store_->GetSession("tok-alice", kT0).ok());
+  EXPECT_TRUE(store_->GetSession("tok-alice").ok());
 }
 
 // The database holds password hashes and the ticket-signing key.
@@ -320,6 +510,52 @@ TEST(SqliteStore, DatabaseFilesAreReadableByTheirOwnerOnly) {
   chmod(dir.File("old.db").c_str(), 0644);
   ASSERT_TRUE(OpenSqliteStore(dir.File("old.db")).ok());
   EXPECT_EQ(mode(dir.File("old.db")), 0600);
+}
+
+// A database of a tracker from before versioning is upgraded in place:
+// what it held stays, shares become those of the client with no name.
+TEST(SqliteStore, UpgradesAnUnversionedDatabase) {
+  testing::TempDir dir;
+  {
+    auto db = sqlite::Database::Open(dir.File("old.db"));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec(R"sql(
+      CREATE TABLE users (user_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL,
+                          created_at INTEGER NOT NULL);
+      CREATE TABLE sessions (token_hash BLOB PRIMARY KEY, user_id TEXT NOT NULL,
+        peer_address TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE TABLE groups_ (group_id TEXT PRIMARY KEY, owner TEXT NOT NULL,
+                            created_at INTEGER NOT NULL);
+      CREATE TABLE members (seq INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL,
+        user_id TEXT NOT NULL, joined_at INTEGER NOT NULL, UNIQUE (group_id, user_id));
+      CREATE TABLE files (group_id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+        piece_size INTEGER NOT NULL, sha1 TEXT NOT NULL, piece_sha1 BLOB NOT NULL,
+        created_at INTEGER NOT NULL, PRIMARY KEY (group_id, name));
+      CREATE TABLE shares (group_id TEXT NOT NULL, name TEXT NOT NULL, user_id TEXT NOT NULL,
+        complete INTEGER NOT NULL, PRIMARY KEY (group_id, name, user_id));
+      INSERT INTO users VALUES ('alice', 'h', 1);
+      INSERT INTO groups_ VALUES ('g', 'alice', 1);
+      INSERT INTO members(group_id, user_id, joined_at) VALUES ('g', 'alice', 1);
+      INSERT INTO files VALUES ('g', 'movie', 10, 524288, 'ab', x'', 1);
+      INSERT INTO shares VALUES ('g', 'movie', 'alice', 1);
+    )sql").ok());
+  }
+  auto store = OpenSqliteStore(dir.File("old.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->GetPasswordHash("alice"), "h");
+  auto shares = (*store)->ListShares("alice", "");
+  ASSERT_TRUE(shares.ok()) << shares.status();
+  ASSERT_EQ(shares->size(), 1u);
+  EXPECT_EQ((*shares)[0].file_name, "movie");
+  // Opening it again finds it current.
+  store->reset();
+  EXPECT_TRUE(OpenSqliteStore(dir.File("old.db")).ok());
+}
+
+TEST(PostgresStore, UnreachableDatabaseIsUnavailable) {
+  auto store = OpenPostgresStore("host=127.0.0.1 port=1 dbname=x connect_timeout=2");
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(store.status().message()), ::testing::HasSubstr("out of reach"));
 }
 
 TEST(SqliteStore, UnopenablePathIsAnError) {

@@ -20,6 +20,8 @@ using ::testing::HasSubstr;
 using grpc::StatusCode;
 using Stub = tv1::TrackerService::Stub;
 
+tv1::CreateGroupResponse* const kNoResponse = nullptr;
+
 class FakeClock {
  public:
   absl::Time Now() {
@@ -72,9 +74,11 @@ class TrackerServiceTest : public ::testing::Test {
   // Calls `rpc` with `token` (none when empty) and returns the status.
   template <typename Req, typename Resp>
   grpc::Status Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
-                    const std::string& token, const Req& req, Resp* resp = nullptr) {
+                    const std::string& token, const Req& req, Resp* resp = nullptr,
+                    const std::string& request_id = "") {
     grpc::ClientContext ctx;
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    if (!request_id.empty()) ctx.AddMetadata("request-id", request_id);
     Resp ignored;
     return (stub_.get()->*rpc)(&ctx, req, resp ? resp : &ignored);
   }
@@ -231,20 +235,137 @@ TEST_F(TrackerServiceTest, EveryOtherCallNeedsALiveSession) {
               HasSubstr("characters no token has"));
 }
 
-TEST_F(TrackerServiceTest, SessionsExpireUnlessKeptAlive) {
-  std::string token = NewUser("alice");
+// A session not kept alive goes offline (its shares with it), and comes
+// back with its client's next call: time without a reachable tracker does
+// not end it.
+TEST_F(TrackerServiceTest, SessionsGoOfflineUnlessKeptAliveAndComeBack) {
+  std::string alice = NewUser("alice", "127.0.0.1:1001");
+  std::string bob = NewUser("bob");
+  ASSERT_TRUE(CreateGroup(alice, "g").ok());
+  ASSERT_TRUE(Join(bob, "g").ok());
+  ASSERT_TRUE(Accept(alice, "g", "bob").ok());
+  ASSERT_TRUE(Upload(alice, "g", File("movie")).ok());
+  auto seeders = [&] {
+    tv1::ListFilesRequest req;
+    req.set_group_id("g");
+    tv1::ListFilesResponse resp;
+    EXPECT_TRUE(Call(&Stub::ListFiles, bob, req, &resp).ok());
+    return resp.files(0).online_seeders();
+  };
   clock_.Advance(absl::Seconds(20));
   tv1::KeepAliveResponse keep;
-  ASSERT_TRUE(Call(&Stub::KeepAlive, token, tv1::KeepAliveRequest(), &keep).ok());
+  ASSERT_TRUE(Call(&Stub::KeepAlive, alice, tv1::KeepAliveRequest(), &keep).ok());
+  ASSERT_TRUE(Call(&Stub::KeepAlive, bob, tv1::KeepAliveRequest(), &keep).ok());
   EXPECT_EQ(keep.session_ttl_seconds(), 30u);
   clock_.Advance(absl::Seconds(20));  // 40 s after login, 20 after the keep-alive
-  EXPECT_TRUE(Call(&Stub::ListGroups, token, tv1::ListGroupsRequest()).ok());
+  EXPECT_EQ(seeders(), 1u);
   clock_.Advance(absl::Seconds(11));
-  grpc::Status s = Call(&Stub::ListGroups, token, tv1::ListGroupsRequest());
+  ASSERT_TRUE(Call(&Stub::KeepAlive, bob, tv1::KeepAliveRequest()).ok());
+  EXPECT_EQ(seeders(), 0u);  // alice expired: offline
+  // Ten minutes unreachable; then her keep-alive arrives.
+  clock_.Advance(absl::Minutes(10));
+  ASSERT_TRUE(Call(&Stub::KeepAlive, bob, tv1::KeepAliveRequest()).ok());
+  ASSERT_TRUE(Call(&Stub::KeepAlive, alice, tv1::KeepAliveRequest()).ok());
+  EXPECT_EQ(seeders(), 1u);
+  // A day past its expiry a session is gone for good.
+  clock_.Advance(absl::Hours(25));
+  NewUser("carol");  // a login sweeps the old sessions
+  grpc::Status s = Call(&Stub::KeepAlive, alice, tv1::KeepAliveRequest());
   EXPECT_EQ(s.error_code(), StatusCode::UNAUTHENTICATED);
-  EXPECT_NE(s.error_message().find("expired"), std::string::npos);
-  EXPECT_EQ(Call(&Stub::KeepAlive, token, tv1::KeepAliveRequest()).error_code(),
-            StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("log in again"));
+}
+
+TEST_F(TrackerServiceTest, ARetriedWriteIsAppliedOnce) {
+  std::string alice = NewUser("alice"), bob = NewUser("bob");
+  tv1::CreateGroupRequest req;
+  req.set_group_id("g");
+  ASSERT_TRUE(Call(&Stub::CreateGroup, alice, req, kNoResponse, "r-1").ok());
+  // The retry of a call whose answer was lost gets the first answer.
+  EXPECT_TRUE(Call(&Stub::CreateGroup, alice, req, kNoResponse, "r-1").ok());
+  // Without the id, or with another, it is a new call.
+  EXPECT_EQ(Call(&Stub::CreateGroup, alice, req).error_code(), StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Call(&Stub::CreateGroup, alice, req, kNoResponse, "r-2").error_code(),
+            StatusCode::ALREADY_EXISTS);
+  // An error is an answer too, and is the same on the retry.
+  EXPECT_EQ(Call(&Stub::CreateGroup, alice, req, kNoResponse, "r-2").error_code(),
+            StatusCode::ALREADY_EXISTS);
+  // Ids are the caller's: bob's r-1 is his own.
+  EXPECT_EQ(Call(&Stub::CreateGroup, bob, req, kNoResponse, "r-1").error_code(),
+            StatusCode::ALREADY_EXISTS);
+  // An answer with a body comes back whole.
+  ASSERT_TRUE(Join(bob, "g").ok());
+  ASSERT_TRUE(Accept(alice, "g", "bob").ok());
+  tv1::LeaveGroupRequest leave;
+  leave.set_group_id("g");
+  tv1::LeaveGroupResponse first, again;
+  ASSERT_TRUE(Call(&Stub::LeaveGroup, alice, leave, &first, "r-3").ok());
+  ASSERT_TRUE(Call(&Stub::LeaveGroup, alice, leave, &again, "r-3").ok());
+  EXPECT_EQ(first.new_owner(), "bob");
+  EXPECT_EQ(again.new_owner(), "bob");
+  EXPECT_EQ(Call(&Stub::CreateGroup, alice, req, kNoResponse, "bad id!").error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  tv1::ListGroupsResponse groups;
+  ASSERT_TRUE(Call(&Stub::ListGroups, alice, tv1::ListGroupsRequest(), &groups).ok());
+  EXPECT_EQ(groups.groups_size(), 1);
+}
+
+TEST_F(TrackerServiceTest, ListingsComeInPages) {
+  std::string alice = NewUser("alice");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(CreateGroup(alice, "g" + std::to_string(i)).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Upload(alice, "g0", File("f" + std::to_string(i))).ok());
+  std::vector<std::string> seen;
+  tv1::ListGroupsRequest req;
+  req.set_page_size(2);
+  for (int pages = 1; pages <= 10; ++pages) {
+    tv1::ListGroupsResponse resp;
+    ASSERT_TRUE(Call(&Stub::ListGroups, alice, req, &resp).ok());
+    EXPECT_LE(resp.groups_size(), 2);
+    for (const auto& g : resp.groups()) seen.push_back(g.group_id());
+    if (resp.next_page_token().empty()) {
+      EXPECT_EQ(pages, 3);
+      break;
+    }
+    req.set_page_token(resp.next_page_token());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"g0", "g1", "g2", "g3", "g4"}));
+  tv1::ListFilesRequest files;
+  files.set_group_id("g0");
+  files.set_page_size(2);
+  tv1::ListFilesResponse page;
+  ASSERT_TRUE(Call(&Stub::ListFiles, alice, files, &page).ok());
+  ASSERT_EQ(page.files_size(), 2);
+  files.set_page_token(page.next_page_token());
+  ASSERT_TRUE(Call(&Stub::ListFiles, alice, files, &page).ok());
+  ASSERT_EQ(page.files_size(), 1);
+  EXPECT_EQ(page.files(0).name(), "f2");
+  EXPECT_TRUE(page.next_page_token().empty());
+  files.set_page_token("not!base64");
+  EXPECT_EQ(Call(&Stub::ListFiles, alice, files).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(TrackerServiceTest, FailedLoginsBackOffPerUser) {
+  CreateUser("alice");
+  CreateUser("bob");
+  auto login = [&](const std::string& user, const std::string& password) {
+    tv1::LoginRequest req;
+    req.set_user_id(user);
+    req.set_password(password);
+    return Call(&Stub::Login, "", req);
+  };
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(login("alice", "wrong").error_code(), StatusCode::UNAUTHENTICATED);
+  }
+  EXPECT_EQ(login("alice", "wrong").error_code(), StatusCode::UNAUTHENTICATED);
+  // Now even the right password waits, and nothing is hashed meanwhile.
+  grpc::Status s = login("alice", "pw");
+  EXPECT_EQ(s.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("too many failed logins for 'alice'; wait 1 s"));
+  // Unknown users back off alike, and other users are not held up.
+  for (int i = 0; i < 6; ++i) login("nobody", "wrong").IgnoreError();
+  EXPECT_EQ(login("nobody", "pw").error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(login("bob", "pw").ok());
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_TRUE(login("alice", "pw").ok());
 }
 
 TEST_F(TrackerServiceTest, LogoutEndsTheSession) {

@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS shares (
   complete INTEGER NOT NULL,
   have BLOB NOT NULL,
   PRIMARY KEY (user_id, group_id, sha1));
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS completed (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   user_id TEXT NOT NULL,
@@ -38,6 +41,17 @@ absl::StatusOr<std::unique_ptr<ClientState>> ClientState::Open(const std::string
   ASSIGN_OR_RETURN(auto db, sqlite::Database::Open(path, /*full_sync=*/false));
   RETURN_IF_ERROR(db->Exec(kSchema));
   return std::unique_ptr<ClientState>(new ClientState(std::move(db)));
+}
+
+absl::StatusOr<std::string> ClientState::ClientId() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(std::string fresh, RandomBytes(12));
+  RETURN_IF_ERROR(db_->Run("INSERT OR IGNORE INTO meta(key, value) VALUES('client_id', ?)",
+                           HexEncode(fresh)));
+  ASSIGN_OR_RETURN(auto q, db_->Query("SELECT value FROM meta WHERE key = 'client_id'"));
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return absl::InternalError("the client id vanished from the state folder");
+  return q.Text(0);
 }
 
 absl::Status ClientState::Put(const ShareRecord& r) {

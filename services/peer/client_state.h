@@ -45,6 +45,10 @@ class ClientState {
  public:
   static absl::StatusOr<std::unique_ptr<ClientState>> Open(const std::string& path);
 
+  // This client's name among a user's clients, made on first use and kept:
+  // the tracker keeps each client's shares apart.
+  absl::StatusOr<std::string> ClientId() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Inserts or replaces the record of (user, group, sha1).
   absl::Status Put(const ShareRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status UpdateHave(const std::string& user, const std::string& group,

@@ -153,7 +153,9 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
     absl::MutexLock lock(&mu_);
     address = peer_address_;
   }
-  ASSIGN_OR_RETURN(tv1::LoginResponse login, tracker_->Login(user_id, password, address));
+  ASSIGN_OR_RETURN(std::string client_id, state_->ClientId());
+  ASSIGN_OR_RETURN(tv1::LoginResponse login,
+                   tracker_->Login(user_id, password, address, client_id));
   auto verifier = TicketVerifier::Create(login.ticket_public_key());
   if (!verifier.ok()) {
     tracker_->Logout().IgnoreError();

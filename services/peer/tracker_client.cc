@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
 #include "core/log.h"
 
 namespace groupshare::peer {
@@ -41,6 +43,13 @@ std::string DescribeUnreachable(const grpc::Status& status) {
   return raw;
 }
 
+std::string NewRequestId() {
+  // Unique enough among one user's calls of the last hour; not a secret.
+  thread_local absl::BitGen gen;
+  return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16),
+                      absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
+
 TrackerClient::~TrackerClient() { StopKeepAlive(); }
 
 TrackerClient::Attempt TrackerClient::Current() {
@@ -50,7 +59,7 @@ TrackerClient::Attempt TrackerClient::Current() {
 
 void TrackerClient::Advance(size_t index) {
   absl::MutexLock lock(&mu_);
-  if (current_ == index) {
+  if (current_ == index && stubs_.size() > 1) {
     current_ = (current_ + 1) % stubs_.size();
     GS_LOG(kWarning) << "tracker " << trackers_[index].ToString()
                      << " does not answer; trying " << trackers_[current_].ToString();
@@ -75,7 +84,8 @@ std::optional<std::string> TrackerClient::user() const {
 
 absl::StatusOr<tv1::LoginResponse> TrackerClient::Login(const std::string& user_id,
                                                         const std::string& password,
-                                                        const std::string& peer_address) {
+                                                        const std::string& peer_address,
+                                                        const std::string& client_id) {
   {
     absl::MutexLock lock(&mu_);
     if (!token_.empty()) {
@@ -88,6 +98,7 @@ absl::StatusOr<tv1::LoginResponse> TrackerClient::Login(const std::string& user_
   request.set_user_id(user_id);
   request.set_password(password);
   request.set_peer_address(peer_address);
+  request.set_client_id(client_id);
   auto response = Call(&tv1::TrackerService::Stub::Login, request);
   if (!response.ok()) return response.status();
   absl::Duration interval =
@@ -118,15 +129,28 @@ absl::Status TrackerClient::Logout() {
 }
 
 void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
+  // After a failure (no tracker answers) the next try comes sooner, from
+  // half a second doubling back to the interval: the session lives on, and
+  // is kept alive again within a second or so of a tracker's return.
+  absl::Duration wait = interval;
+  bool failing = false;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&keepalive_stop_), interval)) return;
+      if (mu_.AwaitWithTimeout(absl::Condition(&keepalive_stop_), wait)) return;
       if (token_ != token) return;
     }
     auto response = Call(&tv1::TrackerService::Stub::KeepAlive, tv1::KeepAliveRequest());
-    if (response.ok()) continue;
-    GS_LOG(kWarning) << "keep-alive failed: " << response.status();
+    if (response.ok()) {
+      if (failing) GS_LOG(kInfo) << "a tracker answers again; the session goes on";
+      failing = false;
+      wait = interval;
+      continue;
+    }
+    wait = failing ? std::min(wait * 2, interval) : absl::Milliseconds(500);
+    failing = true;
+    GS_LOG(kWarning) << "keep-alive failed (next try in " << absl::FormatDuration(wait)
+                     << "): " << response.status();
     if (response.status().code() == absl::StatusCode::kUnauthenticated) {
       std::function<void()> lost;
       {

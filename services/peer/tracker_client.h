@@ -7,6 +7,7 @@
 #ifndef GROUPSHARE_SERVICES_PEER_TRACKER_CLIENT_H_
 #define GROUPSHARE_SERVICES_PEER_TRACKER_CLIENT_H_
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -43,7 +44,9 @@ class TrackerClient {
 
   // Calls `rpc` with the session token (when logged in) on the current
   // tracker, moving on to the next one while a tracker is UNAVAILABLE or
-  // times out. UNAVAILABLE, naming every tracker, when none answers.
+  // times out. UNAVAILABLE, naming every tracker, when none answers. Every
+  // attempt carries the same request-id, so a call that changes state and
+  // is tried again is applied once.
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Call(Rpc<Req, Resp> rpc, const Req& request)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -52,7 +55,8 @@ class TrackerClient {
   // a session is open already.
   absl::StatusOr<tv1::LoginResponse> Login(const std::string& user_id,
                                            const std::string& password,
-                                           const std::string& peer_address)
+                                           const std::string& peer_address,
+                                           const std::string& client_id = "")
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the session at the tracker and here. The local session ends even
   // when no tracker answers. FAILED_PRECONDITION when not logged in.
@@ -98,15 +102,33 @@ class TrackerClient {
 // its internals: "failed to connect to all addresses; last error: ...").
 std::string DescribeUnreachable(const grpc::Status& status);
 
+// How long a call waits for a tracker's channel to connect once every
+// tracker failed fast: a little more than the longest reconnect backoff.
+inline constexpr absl::Duration kReconnectWait = absl::Milliseconds(1300);
+
+// A fresh random request-id.
+std::string NewRequestId();
+
 template <typename Req, typename Resp>
 absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request) {
-  grpc::Status last;
-  for (size_t tried = 0; tried < trackers_.size(); ++tried) {
+  grpc::Status last, first_round;
+  const std::string request_id = NewRequestId();
+  // A first round fails fast on trackers that are down. When all are, a
+  // second round waits a moment for each to connect: a tracker that has
+  // just come back is reached once its channel's reconnect backoff (at
+  // most a second) runs out, rather than at the next command.
+  const size_t attempts = 2 * trackers_.size();
+  for (size_t tried = 0; tried < attempts; ++tried) {
+    const bool waiting = tried >= trackers_.size();
+    if (waiting && last.error_code() != grpc::StatusCode::UNAVAILABLE) break;
     Attempt attempt = Current();
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
-                     absl::ToChronoMilliseconds(call_timeout_));
+                     absl::ToChronoMilliseconds(waiting ? std::min(call_timeout_, kReconnectWait)
+                                                        : call_timeout_));
+    ctx.set_wait_for_ready(waiting);
     if (!attempt.token.empty()) ctx.AddMetadata("authorization", "Bearer " + attempt.token);
+    ctx.AddMetadata("request-id", request_id);
     Resp response;
     last = (attempt.stub->*rpc)(&ctx, request, &response);
     if (last.ok()) return response;
@@ -114,12 +136,13 @@ absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request)
         last.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
       return FromGrpcStatus(last);
     }
+    if (!waiting) first_round = last;
     Advance(attempt.index);
   }
   std::string names;
   for (const HostPort& t : trackers_) names += (names.empty() ? "" : ", ") + t.ToString();
   return absl::UnavailableError("no tracker answers (tried " + names +
-                                "): " + DescribeUnreachable(last) +
+                                "): " + DescribeUnreachable(first_round) +
                                 "; check that a tracker runs and try again");
 }
 

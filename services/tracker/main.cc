@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/server_builder.h>
 
 #include "absl/flags/flag.h"
@@ -20,8 +21,22 @@
 #include "services/tracker/tracker_service.h"
 
 ABSL_FLAG(std::string, db, "",
-          "SQLite file that holds the tracker's state; trackers of one machine may share "
-          "it (default: ~/.groupshare/tracker.db)");
+          "where the tracker's state is: a SQLite file, which the trackers of one machine "
+          "may share (default: ~/.groupshare/tracker.db), or a PostgreSQL database that "
+          "trackers on several hosts share, as a postgresql:// URI or libpq key=value "
+          "conninfo (e.g. 'host=db1,db2 dbname=groupshare target_session_attrs=read-write')");
+ABSL_FLAG(int, db_connections, 8, "PostgreSQL connections (SQLite: reader connections)");
+ABSL_FLAG(int, max_groups_per_owner, 100, "groups one user may own");
+ABSL_FLAG(int, max_pending_requests, 1000, "join requests waiting in one group");
+ABSL_FLAG(int, max_files_per_group, 10000, "files one group may hold");
+ABSL_FLAG(int, max_sessions_per_user, 16, "clients one user may be logged in from at once");
+ABSL_FLAG(int, max_streams_per_connection, 100, "concurrent calls on one connection");
+ABSL_FLAG(int, max_threads, 64,
+          "threads serving calls; calls beyond them get RESOURCE_EXHAUSTED at once");
+ABSL_FLAG(int, idle_connection_timeout, 300,
+          "seconds after which a connection with no call is closed");
+ABSL_FLAG(int, hash_slots, 1,
+          "passwords hashed at once (each hash takes a core for tens of milliseconds)");
 ABSL_FLAG(int, session_ttl, 30,
           "seconds after which a client that stopped sending KeepAlive is offline");
 ABSL_FLAG(int, ticket_ttl, 180,
@@ -73,15 +88,33 @@ int main(int argc, char** argv) {
   }
   const HostPort& address = (*trackers)[number - 1];
 
-  std::string db_path = absl::GetFlag(FLAGS_db);
-  if (db_path.empty()) db_path = DefaultStatePath("tracker.db");
-  auto store = tracker::OpenSqliteStore(db_path);
+  for (int limit : {absl::GetFlag(FLAGS_db_connections), absl::GetFlag(FLAGS_max_groups_per_owner),
+                    absl::GetFlag(FLAGS_max_pending_requests),
+                    absl::GetFlag(FLAGS_max_files_per_group),
+                    absl::GetFlag(FLAGS_max_sessions_per_user),
+                    absl::GetFlag(FLAGS_max_streams_per_connection),
+                    absl::GetFlag(FLAGS_max_threads), absl::GetFlag(FLAGS_idle_connection_timeout),
+                    absl::GetFlag(FLAGS_hash_slots)}) {
+    if (limit < 1) return FailStartup("limits (--max_*, --db_connections, --hash_slots, ...) "
+                                      "must be at least 1");
+  }
+  tracker::StoreLimits limits;
+  limits.groups_per_owner = absl::GetFlag(FLAGS_max_groups_per_owner);
+  limits.pending_requests_per_group = absl::GetFlag(FLAGS_max_pending_requests);
+  limits.files_per_group = absl::GetFlag(FLAGS_max_files_per_group);
+  limits.sessions_per_user = absl::GetFlag(FLAGS_max_sessions_per_user);
+  std::string db = absl::GetFlag(FLAGS_db);
+  if (db.empty()) db = DefaultStatePath("tracker.db");
+  const bool postgres = tracker::IsPostgresConninfo(db);
+  auto store = postgres ? tracker::OpenPostgresStore(db, limits, absl::GetFlag(FLAGS_db_connections))
+                        : tracker::OpenSqliteStore(db, limits, absl::GetFlag(FLAGS_db_connections));
   if (!store.ok()) return FailStartup(store.status().message());
 
   tracker::TrackerOptions options;
   options.session_ttl = absl::Seconds(absl::GetFlag(FLAGS_session_ttl));
   options.ticket_ttl = absl::Seconds(absl::GetFlag(FLAGS_ticket_ttl));
   options.password_iterations = absl::GetFlag(FLAGS_password_iterations);
+  options.login.hash_slots = absl::GetFlag(FLAGS_hash_slots);
   auto service = tracker::TrackerServiceImpl::Create(store->get(), options);
   if (!service.ok()) return FailStartup(service.status().message());
 
@@ -91,6 +124,13 @@ int main(int argc, char** argv) {
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;
   builder.RegisterService(service->get());
+  grpc::ResourceQuota quota("tracker");
+  quota.SetMaxThreads(absl::GetFlag(FLAGS_max_threads));
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             absl::GetFlag(FLAGS_max_streams_per_connection));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             absl::GetFlag(FLAGS_idle_connection_timeout) * 1000);
   int port = 0;
   auto server = StartServer(builder, address.ToString(), &port, *credentials);
   if (!server.ok()) return FailStartup(server.status().message());
@@ -101,7 +141,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << "tracker " << number << " listening on " << address.host << ":" << port
-            << " (database " << db_path << ")" << std::endl;
+            << " (database " << (postgres ? "PostgreSQL" : db) << ")" << std::endl;
   GS_LOG(kInfo) << "tracker " << number << " listening on " << address.host << ":" << port;
 
   WatchTermSignals();

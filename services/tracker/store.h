@@ -11,11 +11,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace groupshare::tracker {
@@ -24,6 +26,32 @@ struct Session {
   std::string user_id;
   std::string peer_address;
   absl::Time expires;
+  // Which of the user's clients holds the session ('' for one that does
+  // not say). Shares belong to a (user, client) pair.
+  std::string client_id;
+};
+
+// Bounds on what one user can make the tracker keep. RESOURCE_EXHAUSTED
+// when a call would pass one.
+struct StoreLimits {
+  int64_t groups_per_owner = 100;
+  int64_t pending_requests_per_group = 1000;
+  int64_t files_per_group = 10000;
+  int64_t sessions_per_user = 16;  // live ones
+};
+
+// One page of a listing: items after `after` (an item's key; empty for the
+// first page), at most `size` of them.
+struct PageRequest {
+  std::string after;
+  int64_t size = 1000;
+};
+
+// The recorded answer of a call that changed state (see BeginRequest).
+struct RequestOutcome {
+  int code = 0;  // absl::StatusCode
+  std::string message;
+  std::string response;  // the serialized response message
 };
 
 enum class Relation { kNone, kPending, kMember, kOwner, kRejected };
@@ -58,12 +86,14 @@ struct FileSummaryView {
   std::string name;
   uint64_t size = 0;
   std::string sha1;
+  // Live clients that share the file whole / in part.
   int64_t online_seeders = 0;
   int64_t online_partial = 0;
 };
 
 struct PeerView {
   std::string user_id;
+  std::string client_id;
   std::string address;
   bool complete = false;
 };
@@ -92,25 +122,41 @@ class Store {
   // NOT_FOUND for an unknown user.
   virtual absl::StatusOr<std::string> GetPasswordHash(const std::string& user_id) = 0;
 
-  // Sessions are keyed by a hash of the token, never the token itself.
+  // Sessions are keyed by a hash of the token, never the token itself. A
+  // new session of a named client ends that client's earlier sessions.
+  // RESOURCE_EXHAUSTED when the user has sessions_per_user live ones.
+  // Sessions a day past their expiry are forgotten.
   virtual absl::Status CreateSession(const std::string& token_hash,
                                      const Session& session, absl::Time now) = 0;
-  // UNAUTHENTICATED when there is no such session or it expired by `now`.
-  virtual absl::StatusOr<Session> GetSession(const std::string& token_hash,
-                                             absl::Time now) = 0;
-  // Moves the expiry of a live session; UNAUTHENTICATED as GetSession.
+  // The session, expired or not (the caller decides what an expired one
+  // may do). UNAUTHENTICATED when there is no such session. Reads only.
+  virtual absl::StatusOr<Session> GetSession(const std::string& token_hash) = 0;
+  // Moves the expiry of a session; UNAUTHENTICATED as GetSession.
   virtual absl::Status ExtendSession(const std::string& token_hash,
-                                     absl::Time now, absl::Time expires) = 0;
+                                     absl::Time expires) = 0;
   virtual absl::Status DeleteSession(const std::string& token_hash) = 0;
+
+  // Retried calls. Claims `key` (a hash of caller, method and request id)
+  // for a call about to run: nullopt when the call is new and is now
+  // claimed; the recorded outcome when it ran already; UNAVAILABLE while
+  // another copy of it runs (claimed within `claim_ttl`). Records older
+  // than an hour are forgotten.
+  virtual absl::StatusOr<std::optional<RequestOutcome>> BeginRequest(
+      const std::string& key, absl::Time now, absl::Duration claim_ttl) = 0;
+  // Records the outcome of a claimed call, or with nullptr drops the claim
+  // (the call may run again).
+  virtual absl::Status FinishRequest(const std::string& key,
+                                     const RequestOutcome* outcome) = 0;
 
   // Groups. ALREADY_EXISTS for a taken group id; the creator is owner and
   // first member.
   virtual absl::Status CreateGroup(const std::string& owner,
                                    const std::string& group_id, absl::Time now) = 0;
-  // Every group, ordered by id, with `user_id`'s relation to each.
+  // Groups ordered by id, one page, with `user_id`'s relation to each.
   virtual absl::StatusOr<std::vector<GroupView>> ListGroups(
-      const std::string& user_id) = 0;
-  // NOT_FOUND (group), ALREADY_EXISTS (member already, or request pending).
+      const std::string& user_id, const PageRequest& page) = 0;
+  // NOT_FOUND (group), ALREADY_EXISTS (member already, or request pending),
+  // RESOURCE_EXHAUSTED (the group has too many pending requests).
   virtual absl::Status RequestJoin(const std::string& user_id,
                                    const std::string& group_id, absl::Time now) = 0;
   // NOT_FOUND (group, or not a member). Drops the user's shares in the
@@ -130,41 +176,62 @@ class Store {
   // Files. Each needs `user_id` to be a member: NOT_FOUND (group),
   // PERMISSION_DENIED (not a member).
   //
-  // Registers `file` as shared (complete) by the user: true when it is new
-  // to the group, false when the group had it with the same SHA1 already.
-  // ALREADY_EXISTS when the name is taken by other content.
+  // Registers `file` as shared (complete) by the user's client: true when
+  // it is new to the group, false when the group had it with the same SHA1
+  // already. ALREADY_EXISTS when the name is taken by other content,
+  // FAILED_PRECONDITION for the same content with other piece hashes,
+  // RESOURCE_EXHAUSTED when the group holds files_per_group files.
   virtual absl::StatusOr<bool> AddFile(const std::string& user_id,
+                                       const std::string& client_id,
                                        const std::string& group_id,
                                        const FileRecord& file, absl::Time now) = 0;
-  // Ordered by name; online counts as of `now`.
+  // Ordered by name, one page; online counts as of `now`.
   virtual absl::StatusOr<std::vector<FileSummaryView>> ListFiles(
-      const std::string& user_id, const std::string& group_id, absl::Time now) = 0;
+      const std::string& user_id, const std::string& group_id, const PageRequest& page,
+      absl::Time now) = 0;
   // NOT_FOUND for an unknown file.
   virtual absl::StatusOr<FileRecord> GetFile(const std::string& user_id,
                                              const std::string& group_id,
                                              const std::string& name) = 0;
-  // Online holders of the file other than `user_id`, seeders first.
+  // Online holders of the file other than the caller's own client (the
+  // user's other clients are peers too), seeders first.
   virtual absl::StatusOr<std::vector<PeerView>> GetPeers(
-      const std::string& user_id, const std::string& group_id,
+      const std::string& user_id, const std::string& client_id,
+      const std::string& group_id,
       const std::string& name, absl::Time now) = 0;
   // NOT_FOUND when the file is unknown or the user does not share it.
   // Forgets the file when its last sharer stops.
   virtual absl::Status RemoveShare(const std::string& user_id,
+                                   const std::string& client_id,
                                    const std::string& group_id,
                                    const std::string& name) = 0;
   // Records the user as holding pieces of the file (all when `complete`).
   // NOT_FOUND for an unknown file. A complete holder stays complete.
   virtual absl::Status AddHolder(const std::string& user_id,
+                                 const std::string& client_id,
                                  const std::string& group_id,
                                  const std::string& name, bool complete) = 0;
-  // Everything the user shares, in every group.
+  // Everything the user's client shares, in every group.
   virtual absl::StatusOr<std::vector<ShareView>> ListShares(
-      const std::string& user_id) = 0;
+      const std::string& user_id, const std::string& client_id) = 0;
 };
 
-// Opens (creating if needed) a SQLite store at `path`. Several trackers on
-// one machine may share the file.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// Opens (creating if needed, upgrading an older schema) a SQLite store at
+// `path`. Several trackers on one machine may share the file.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       StoreLimits limits = {},
+                                                       int readers = 4);
+
+// Opens a PostgreSQL store: `conninfo` is a postgresql:// URI or a libpq
+// key=value string (several hosts with target_session_attrs=read-write for
+// a primary with standbys). Creates or upgrades the schema. UNAVAILABLE
+// when the database cannot be reached.
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& conninfo,
+                                                         StoreLimits limits = {},
+                                                         int connections = 8);
+
+// True when `db` names a PostgreSQL database rather than a SQLite file.
+bool IsPostgresConninfo(absl::string_view db);
 
 }  // namespace groupshare::tracker
 

@@ -1,5 +1,7 @@
 #include "services/tracker/tracker_service.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -55,7 +57,40 @@ grpc::Status Finish(const char* method, const std::string& user, absl::Time star
   return ToGrpcStatus(status);
 }
 
+// "ipv4:127.0.0.1:5000" -> "ipv4:127.0.0.1": whom a login came from.
+std::string SourceAddress(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos || colon < 5 ? peer : peer.substr(0, colon);
+}
+
+// A page token is the key of the last item of the page before, in base64
+// (names may hold any bytes but NUL and '/').
+std::string PageToken(const std::string& last) { return absl::WebSafeBase64Escape(last); }
+
 }  // namespace
+
+bool IsRequestId(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
+        c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<PageRequest> TrackerServiceImpl::ReadPage(uint32_t size,
+                                                         const std::string& token) const {
+  PageRequest page;
+  page.size = size == 0 ? options_.page_size
+                        : std::min<int64_t>(size, options_.max_page_size);
+  if (!token.empty() && !absl::WebSafeBase64Unescape(token, &page.after)) {
+    return absl::InvalidArgumentError(
+        "page_token is not one this tracker gave; pass next_page_token as it came");
+  }
+  return page;
+}
 
 absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value) {
   const absl::string_view kUse = "; send 'authorization: Bearer <the token Login returned>'";
@@ -125,7 +160,8 @@ TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
       options_(std::move(options)),
       signer_(std::move(signer)),
       dummy_hash_(HashPassword("not a password", options_.password_iterations)
-                      .value_or(std::string())) {}
+                      .value_or(std::string())),
+      login_guard_(options_.login) {}
 
 absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContext* ctx) const {
   const auto& metadata = ctx->client_metadata();
@@ -141,16 +177,59 @@ absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContext* c
 
 grpc::Status TrackerServiceImpl::Authed(
     grpc::ServerContext* ctx, const char* method,
-    const std::function<absl::Status(const std::string&)>& body) {
+    const std::function<absl::Status(const Session&)>& body) {
   absl::Time start = absl::Now();
   std::string user = "-";
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
-    ASSIGN_OR_RETURN(Session session, store_->GetSession(token_hash, options_.now()));
+    ASSIGN_OR_RETURN(Session session, store_->GetSession(token_hash));
     user = session.user_id;
-    return body(user);
+    const absl::Time now = options_.now();
+    if (session.expires <= now) {
+      // The client could not reach a tracker for a while (trackers
+      // restarting, a fail-over, its network): time offline does not end a
+      // session, so it is live again from its next call.
+      GS_LOG(kInfo) << "session of " << absl::CHexEscape(user) << " is back, "
+                    << absl::FormatDuration(now - session.expires) << " after it expired";
+      session.expires = now + options_.session_ttl;
+      RETURN_IF_ERROR(store_->ExtendSession(token_hash, session.expires));
+    }
+    return body(session);
   }();
   return Finish(method, user, start, status);
+}
+
+absl::Status TrackerServiceImpl::Once(
+    grpc::ServerContext* ctx, const char* method, const std::string& caller,
+    google::protobuf::Message* response, const std::function<absl::Status()>& body) {
+  auto it = ctx->client_metadata().find("request-id");
+  if (it == ctx->client_metadata().end()) return body();
+  const absl::string_view id(it->second.data(), it->second.size());
+  if (!IsRequestId(id)) {
+    return absl::InvalidArgumentError(
+        "request-id must be 1 to 64 of the characters A-Z a-z 0-9 . _ -");
+  }
+  const std::string key = Sha256Of(absl::StrCat(caller, "\n", method, "\n", id));
+  absl::StatusOr<std::optional<RequestOutcome>> earlier =
+      store_->BeginRequest(key, options_.now(), options_.request_claim_ttl);
+  if (!earlier.ok()) return earlier.status();
+  if (earlier->has_value()) {
+    // A retry: the first call's answer, not a second application.
+    const RequestOutcome& o = **earlier;
+    if (!response->ParseFromString(o.response)) {
+      return absl::InternalError("a recorded answer does not parse");
+    }
+    return absl::Status(static_cast<absl::StatusCode>(o.code), o.message);
+  }
+  absl::Status status = body();
+  // An answer that says "try again" is not recorded: the retry runs anew.
+  const bool transient = status.code() == absl::StatusCode::kUnavailable ||
+                         status.code() == absl::StatusCode::kInternal;
+  RequestOutcome outcome{static_cast<int>(status.code()), std::string(status.message()),
+                         status.ok() ? response->SerializeAsString() : std::string()};
+  absl::Status recorded = store_->FinishRequest(key, transient ? nullptr : &outcome);
+  if (!recorded.ok()) GS_LOG(kWarning) << method << ": request-id not recorded: " << recorded;
+  return status;
 }
 
 grpc::Status TrackerServiceImpl::Open(const char* method, const std::string& user,
@@ -160,19 +239,23 @@ grpc::Status TrackerServiceImpl::Open(const char* method, const std::string& use
   return Finish(method, user, start, status);
 }
 
-grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext*,
+grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext* ctx,
                                             const tv1::CreateUserRequest* req,
-                                            tv1::CreateUserResponse*) {
+                                            tv1::CreateUserResponse* resp) {
   return Open("CreateUser", req->user_id(), [&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
     RETURN_IF_ERROR(ValidatePassword(req->password()));
-    ASSIGN_OR_RETURN(std::string hash,
-                     HashPassword(req->password(), options_.password_iterations));
-    return store_->CreateUser(req->user_id(), hash, options_.now());
+    return Once(ctx, "CreateUser", "", resp, [&]() -> absl::Status {
+      absl::StatusOr<std::string> hash;
+      RETURN_IF_ERROR(login_guard_.Hash(
+          [&] { hash = HashPassword(req->password(), options_.password_iterations); }));
+      if (!hash.ok()) return hash.status();
+      return store_->CreateUser(req->user_id(), *hash, options_.now());
+    });
   });
 }
 
-grpc::Status TrackerServiceImpl::Login(grpc::ServerContext*, const tv1::LoginRequest* req,
+grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::LoginRequest* req,
                                        tv1::LoginResponse* resp) {
   return Open("Login", req->user_id(), [&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
@@ -180,13 +263,24 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext*, const tv1::LoginReq
     if (!req->peer_address().empty()) {
       RETURN_IF_ERROR(ParseHostPort(req->peer_address()).status());
     }
+    if (!req->client_id().empty() && !IsRequestId(req->client_id())) {
+      return absl::InvalidArgumentError(
+          "client_id must be up to 64 of the characters A-Z a-z 0-9 . _ -");
+    }
+    const std::string source = SourceAddress(ctx->peer());
+    RETURN_IF_ERROR(login_guard_.Admit(req->user_id(), source, options_.now()));
     // An unknown user costs the same hash as a wrong password and gets the
     // same answer, so that neither the code nor the time tells which
     // accounts exist.
     absl::StatusOr<std::string> hash = store_->GetPasswordHash(req->user_id());
     if (!hash.ok() && hash.status().code() != absl::StatusCode::kNotFound) return hash.status();
     const bool known = hash.ok();
-    if (!VerifyPassword(req->password(), known ? *hash : dummy_hash_) || !known) {
+    bool verified = false;
+    RETURN_IF_ERROR(login_guard_.Hash([&] {
+      verified = VerifyPassword(req->password(), known ? *hash : dummy_hash_) && known;
+    }));
+    login_guard_.Record(req->user_id(), source, verified, options_.now());
+    if (!verified) {
       return absl::UnauthenticatedError(absl::StrCat(
           "wrong user id or password for '", req->user_id(),
           "'; check both, or create the account first (create_user, or CreateUser)"));
@@ -195,9 +289,10 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext*, const tv1::LoginReq
     std::string token = HexEncode(raw);
     absl::Time now = options_.now();
     RETURN_IF_ERROR(store_->CreateSession(
-        Sha256Of(token), {req->user_id(), req->peer_address(), now + options_.session_ttl},
+        Sha256Of(token),
+        {req->user_id(), req->peer_address(), now + options_.session_ttl, req->client_id()},
         now));
-    ASSIGN_OR_RETURN(auto shares, store_->ListShares(req->user_id()));
+    ASSIGN_OR_RETURN(auto shares, store_->ListShares(req->user_id(), req->client_id()));
     resp->set_token(token);
     resp->set_session_ttl_seconds(
         static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
@@ -216,7 +311,7 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext*, const tv1::LoginReq
 
 grpc::Status TrackerServiceImpl::Logout(grpc::ServerContext* ctx, const tv1::LogoutRequest*,
                                         tv1::LogoutResponse*) {
-  return Authed(ctx, "Logout", [&](const std::string&) -> absl::Status {
+  return Authed(ctx, "Logout", [&](const Session&) -> absl::Status {
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
     return store_->DeleteSession(token_hash);
   });
@@ -225,10 +320,9 @@ grpc::Status TrackerServiceImpl::Logout(grpc::ServerContext* ctx, const tv1::Log
 grpc::Status TrackerServiceImpl::KeepAlive(grpc::ServerContext* ctx,
                                            const tv1::KeepAliveRequest*,
                                            tv1::KeepAliveResponse* resp) {
-  return Authed(ctx, "KeepAlive", [&](const std::string&) -> absl::Status {
+  return Authed(ctx, "KeepAlive", [&](const Session&) -> absl::Status {
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
-    absl::Time now = options_.now();
-    RETURN_IF_ERROR(store_->ExtendSession(token_hash, now, now + options_.session_ttl));
+    RETURN_IF_ERROR(store_->ExtendSession(token_hash, options_.now() + options_.session_ttl));
     resp->set_session_ttl_seconds(
         static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
     return absl::OkStatus();
@@ -237,18 +331,26 @@ grpc::Status TrackerServiceImpl::KeepAlive(grpc::ServerContext* ctx,
 
 grpc::Status TrackerServiceImpl::CreateGroup(grpc::ServerContext* ctx,
                                              const tv1::CreateGroupRequest* req,
-                                             tv1::CreateGroupResponse*) {
-  return Authed(ctx, "CreateGroup", [&](const std::string& user) -> absl::Status {
+                                             tv1::CreateGroupResponse* resp) {
+  return Authed(ctx, "CreateGroup", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return store_->CreateGroup(user, req->group_id(), options_.now());
+    return Once(ctx, "CreateGroup", user, resp, [&] {
+      return store_->CreateGroup(user, req->group_id(), options_.now());
+    });
   });
 }
 
 grpc::Status TrackerServiceImpl::ListGroups(grpc::ServerContext* ctx,
-                                            const tv1::ListGroupsRequest*,
+                                            const tv1::ListGroupsRequest* req,
                                             tv1::ListGroupsResponse* resp) {
-  return Authed(ctx, "ListGroups", [&](const std::string& user) -> absl::Status {
-    ASSIGN_OR_RETURN(auto groups, store_->ListGroups(user));
+  return Authed(ctx, "ListGroups", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
+    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token()));
+    ASSIGN_OR_RETURN(auto groups, store_->ListGroups(user, page));
+    if (static_cast<int64_t>(groups.size()) == page.size) {
+      resp->set_next_page_token(PageToken(groups.back().group_id));
+    }
     for (const GroupView& g : groups) {
       tv1::Group* out = resp->add_groups();
       out->set_group_id(g.group_id);
@@ -262,29 +364,36 @@ grpc::Status TrackerServiceImpl::ListGroups(grpc::ServerContext* ctx,
 
 grpc::Status TrackerServiceImpl::JoinGroup(grpc::ServerContext* ctx,
                                            const tv1::JoinGroupRequest* req,
-                                           tv1::JoinGroupResponse*) {
-  return Authed(ctx, "JoinGroup", [&](const std::string& user) -> absl::Status {
+                                           tv1::JoinGroupResponse* resp) {
+  return Authed(ctx, "JoinGroup", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return store_->RequestJoin(user, req->group_id(), options_.now());
+    return Once(ctx, "JoinGroup", user, resp, [&] {
+      return store_->RequestJoin(user, req->group_id(), options_.now());
+    });
   });
 }
 
 grpc::Status TrackerServiceImpl::LeaveGroup(grpc::ServerContext* ctx,
                                             const tv1::LeaveGroupRequest* req,
                                             tv1::LeaveGroupResponse* resp) {
-  return Authed(ctx, "LeaveGroup", [&](const std::string& user) -> absl::Status {
+  return Authed(ctx, "LeaveGroup", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    ASSIGN_OR_RETURN(LeaveResult result, store_->LeaveGroup(user, req->group_id()));
-    resp->set_new_owner(result.new_owner);
-    resp->set_group_deleted(result.group_deleted);
-    return absl::OkStatus();
+    return Once(ctx, "LeaveGroup", user, resp, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(LeaveResult result, store_->LeaveGroup(user, req->group_id()));
+      resp->set_new_owner(result.new_owner);
+      resp->set_group_deleted(result.group_deleted);
+      return absl::OkStatus();
+    });
   });
 }
 
 grpc::Status TrackerServiceImpl::ListRequests(grpc::ServerContext* ctx,
                                               const tv1::ListRequestsRequest* req,
                                               tv1::ListRequestsResponse* resp) {
-  return Authed(ctx, "ListRequests", [&](const std::string& user) -> absl::Status {
+  return Authed(ctx, "ListRequests", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     ASSIGN_OR_RETURN(auto requests, store_->ListRequests(user, req->group_id()));
     for (const JoinRequestView& r : requests) {
@@ -298,48 +407,60 @@ grpc::Status TrackerServiceImpl::ListRequests(grpc::ServerContext* ctx,
 
 grpc::Status TrackerServiceImpl::AcceptRequest(grpc::ServerContext* ctx,
                                                const tv1::AcceptRequestRequest* req,
-                                               tv1::AcceptRequestResponse*) {
-  return Authed(ctx, "AcceptRequest", [&](const std::string& user) -> absl::Status {
+                                               tv1::AcceptRequestResponse* resp) {
+  return Authed(ctx, "AcceptRequest", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    return store_->AnswerRequest(user, req->group_id(), req->user_id(), true,
-                                 options_.now());
+    return Once(ctx, "AcceptRequest", user, resp, [&] {
+      return store_->AnswerRequest(user, req->group_id(), req->user_id(), true, options_.now());
+    });
   });
 }
 
 grpc::Status TrackerServiceImpl::RejectRequest(grpc::ServerContext* ctx,
                                                const tv1::RejectRequestRequest* req,
-                                               tv1::RejectRequestResponse*) {
-  return Authed(ctx, "RejectRequest", [&](const std::string& user) -> absl::Status {
+                                               tv1::RejectRequestResponse* resp) {
+  return Authed(ctx, "RejectRequest", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    return store_->AnswerRequest(user, req->group_id(), req->user_id(), false,
-                                 options_.now());
+    return Once(ctx, "RejectRequest", user, resp, [&] {
+      return store_->AnswerRequest(user, req->group_id(), req->user_id(), false, options_.now());
+    });
   });
 }
 
 grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
                                             const tv1::UploadFileRequest* req,
                                             tv1::UploadFileResponse* resp) {
-  return Authed(ctx, "UploadFile", [&](const std::string& user) -> absl::Status {
+  return Authed(ctx, "UploadFile", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileInfo(req->file()));
     const tv1::FileInfo& f = req->file();
     FileRecord record{f.name(), f.size(), f.piece_size(), f.sha1(),
                       {f.piece_sha1().begin(), f.piece_sha1().end()}};
-    ASSIGN_OR_RETURN(bool created,
-                     store_->AddFile(user, req->group_id(), record, options_.now()));
-    resp->set_created(created);
-    return absl::OkStatus();
+    return Once(ctx, "UploadFile", user, resp, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(bool created, store_->AddFile(user, session.client_id, req->group_id(),
+                                                     record, options_.now()));
+      resp->set_created(created);
+      return absl::OkStatus();
+    });
   });
 }
 
 grpc::Status TrackerServiceImpl::ListFiles(grpc::ServerContext* ctx,
                                            const tv1::ListFilesRequest* req,
                                            tv1::ListFilesResponse* resp) {
-  return Authed(ctx, "ListFiles", [&](const std::string& user) -> absl::Status {
+  return Authed(ctx, "ListFiles", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    ASSIGN_OR_RETURN(auto files, store_->ListFiles(user, req->group_id(), options_.now()));
+    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token()));
+    ASSIGN_OR_RETURN(auto files, store_->ListFiles(user, req->group_id(), page, options_.now()));
+    if (static_cast<int64_t>(files.size()) == page.size) {
+      resp->set_next_page_token(PageToken(files.back().name));
+    }
     for (const FileSummaryView& f : files) {
       tv1::FileSummary* out = resp->add_files();
       out->set_name(f.name);
@@ -355,14 +476,15 @@ grpc::Status TrackerServiceImpl::ListFiles(grpc::ServerContext* ctx,
 grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,
                                               const tv1::GetFilePeersRequest* req,
                                               tv1::GetFilePeersResponse* resp) {
-  return Authed(ctx, "GetFilePeers", [&](const std::string& user) -> absl::Status {
+  return Authed(ctx, "GetFilePeers", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileName(req->file_name()));
     absl::Time now = options_.now();
     ASSIGN_OR_RETURN(FileRecord file,
                      store_->GetFile(user, req->group_id(), req->file_name()));
-    ASSIGN_OR_RETURN(auto peers,
-                     store_->GetPeers(user, req->group_id(), req->file_name(), now));
+    ASSIGN_OR_RETURN(auto peers, store_->GetPeers(user, session.client_id, req->group_id(),
+                                                  req->file_name(), now));
     absl::Time expires = absl::FromUnixSeconds(absl::ToUnixSeconds(now + options_.ticket_ttl));
     ToProto(file, resp->mutable_file());
     for (const PeerView& p : peers) {
@@ -381,21 +503,26 @@ grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,
 
 grpc::Status TrackerServiceImpl::StopShare(grpc::ServerContext* ctx,
                                            const tv1::StopShareRequest* req,
-                                           tv1::StopShareResponse*) {
-  return Authed(ctx, "StopShare", [&](const std::string& user) -> absl::Status {
+                                           tv1::StopShareResponse* resp) {
+  return Authed(ctx, "StopShare", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileName(req->file_name()));
-    return store_->RemoveShare(user, req->group_id(), req->file_name());
+    return Once(ctx, "StopShare", user, resp, [&] {
+      return store_->RemoveShare(user, session.client_id, req->group_id(), req->file_name());
+    });
   });
 }
 
 grpc::Status TrackerServiceImpl::AnnounceHolder(grpc::ServerContext* ctx,
                                                 const tv1::AnnounceHolderRequest* req,
                                                 tv1::AnnounceHolderResponse*) {
-  return Authed(ctx, "AnnounceHolder", [&](const std::string& user) -> absl::Status {
+  return Authed(ctx, "AnnounceHolder", [&](const Session& session) -> absl::Status {
+    const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileName(req->file_name()));
-    return store_->AddHolder(user, req->group_id(), req->file_name(), req->complete());
+    return store_->AddHolder(user, session.client_id, req->group_id(), req->file_name(),
+                             req->complete());
   });
 }
 

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "core/ticket.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/tracker/login_guard.h"
 #include "services/tracker/store.h"
 
 namespace groupshare::tracker {
@@ -30,6 +31,9 @@ absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value);
 // INVALID_ARGUMENT naming what is wrong.
 absl::Status ValidateFileInfo(const tv1::FileInfo& f);
 
+// A request-id or client_id: 1 to 64 of [A-Za-z0-9._-].
+bool IsRequestId(absl::string_view id);
+
 struct TrackerOptions {
   // A session not kept alive for this long expires.
   absl::Duration session_ttl = absl::Seconds(30);
@@ -37,6 +41,13 @@ struct TrackerOptions {
   absl::Duration ticket_ttl = absl::Minutes(3);
   // PBKDF2 iterations for new password hashes.
   int password_iterations = 200000;
+  // Listing pages: the size when the caller names none, and the most.
+  int64_t page_size = 500;
+  int64_t max_page_size = 1000;
+  // A retried call (same request-id) waits this long for the first copy
+  // before taking over from it.
+  absl::Duration request_claim_ttl = absl::Seconds(10);
+  LoginGuardOptions login;
   // The clock; tests substitute their own.
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -91,7 +102,13 @@ class TrackerServiceImpl final : public tv1::TrackerService::Service {
   // Runs `body` for an authenticated caller: reads the bearer token, finds
   // its live session, then calls body(user_id). Logs and converts the result.
   grpc::Status Authed(grpc::ServerContext* ctx, const char* method,
-                      const std::function<absl::Status(const std::string& user)>& body);
+                      const std::function<absl::Status(const Session& session)>& body);
+  // Runs `body`, which changes state and fills `response`, once per
+  // request-id of `caller` (see tracker.proto); a call without one just runs.
+  absl::Status Once(grpc::ServerContext* ctx, const char* method, const std::string& caller,
+                    google::protobuf::Message* response,
+                    const std::function<absl::Status()>& body);
+  absl::StatusOr<PageRequest> ReadPage(uint32_t size, const std::string& token) const;
   // The same for calls that need no session; `user` is only for the log.
   grpc::Status Open(const char* method, const std::string& user,
                     const std::function<absl::Status()>& body);
@@ -102,6 +119,7 @@ class TrackerServiceImpl final : public tv1::TrackerService::Service {
   const std::unique_ptr<TicketSigner> signer_;
   // What an unknown user's password is checked against (see Login).
   const std::string dummy_hash_;
+  LoginGuard login_guard_;
 };
 
 }  // namespace groupshare::tracker

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstdio>
 #include <random>
 
 #include "absl/strings/ascii.h"
@@ -13,20 +15,33 @@
 
 namespace groupshare::testing {
 
-Cluster::Cluster(const std::vector<std::string>& tracker_flags) {
-  WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+Cluster::Cluster(const std::vector<std::string>& tracker_flags)
+    : tracker_flags_(tracker_flags) {
+  StartTracker();
+  tracker_info_ = dir_.File("tracker_info.txt");
+  WriteFile(tracker_info_, absl::StrCat("127.0.0.1:", tracker_port_, "\n"));
+}
+
+void Cluster::StartTracker() {
+  // The first start takes a port the system chooses; a restart takes it again.
+  WriteFile(dir_.File("bind.txt"), absl::StrCat("127.0.0.1:", tracker_port_, "\n"));
+  std::remove(dir_.File("tracker.port").c_str());
   std::vector<std::string> argv = {GS_TRACKER_BIN, dir_.File("bind.txt"), "1", "--db",
                                    dir_.File("tracker.db"), "--password_iterations", "1000",
                                    "--port_file", dir_.File("tracker.port")};
-  argv.insert(argv.end(), tracker_flags.begin(), tracker_flags.end());
+  argv.insert(argv.end(), tracker_flags_.begin(), tracker_flags_.end());
   tracker_ = std::make_unique<Subprocess>(
       argv,
       std::map<std::string, std::string>{{"HOME", dir_.path()}}, dir_.File("tracker.log"));
   std::string port = WaitForFile(dir_.File("tracker.port"));
   EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(port), &tracker_port_))
       << ReadFile(dir_.File("tracker.log"));
-  tracker_info_ = dir_.File("tracker_info.txt");
-  WriteFile(tracker_info_, absl::StrCat("127.0.0.1:", tracker_port_, "\n"));
+}
+
+void Cluster::KillTracker() {
+  tracker_->Signal(SIGKILL);
+  EXPECT_TRUE(tracker_->Wait().has_value());
+  tracker_.reset();
 }
 
 Cluster::~Cluster() = default;

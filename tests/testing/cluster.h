@@ -35,6 +35,11 @@ class Cluster {
   const std::string& tracker_info() const { return tracker_info_; }
   int tracker_port() const { return tracker_port_; }
 
+  // Kills the tracker with SIGKILL, as a crash would, and waits for it.
+  void KillTracker();
+  // Starts the tracker again, on its port and database.
+  void StartTracker();
+
   // Starts (or restarts, keeping its state folder) a client named `name`.
   // `flags` are added to its command line.
   std::unique_ptr<Client> StartClient(const std::string& name,
@@ -60,6 +65,7 @@ class Cluster {
 
  private:
   TempDir dir_;
+  std::vector<std::string> tracker_flags_;
   std::unique_ptr<Subprocess> tracker_;
   int tracker_port_ = 0;
   std::string tracker_info_;

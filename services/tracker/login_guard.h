@@ -1,0 +1,71 @@
+// What stands between a storm of password guesses and the tracker: a
+// backoff per user id and per source address after failed logins, and a
+// small bounded pool for password hashing, so that guesses cannot take the
+// cores other calls need.
+//
+// Thread-safe.
+#ifndef GROUPSHARE_SERVICES_TRACKER_LOGIN_GUARD_H_
+#define GROUPSHARE_SERVICES_TRACKER_LOGIN_GUARD_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace groupshare::tracker {
+
+struct LoginGuardOptions {
+  // Passwords hashed at once; the rest wait up to `slot_wait`.
+  int hash_slots = 1;
+  absl::Duration slot_wait = absl::Seconds(3);
+  // Failures allowed before a backoff starts, per user id and per source
+  // address (one address may be many people behind one NAT).
+  int free_failures_per_user = 5;
+  int free_failures_per_source = 30;
+  // The backoff doubles from a second to this.
+  absl::Duration max_backoff = absl::Seconds(60);
+  // Failures are forgotten after this long without another.
+  absl::Duration forget_after = absl::Minutes(15);
+};
+
+class LoginGuard {
+ public:
+  explicit LoginGuard(LoginGuardOptions options) : options_(options) {}
+
+  // OK, or RESOURCE_EXHAUSTED saying how long to wait when the user id or
+  // the source failed too often. Costs no hashing.
+  absl::Status Admit(const std::string& user_id, const std::string& source, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Records how an admitted attempt went. A success clears the user's
+  // failures (not the source's).
+  void Record(const std::string& user_id, const std::string& source, bool ok, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Runs `hash` on a hashing slot. UNAVAILABLE when no slot frees up in
+  // time (the tracker is busy checking passwords).
+  absl::Status Hash(const std::function<void()>& hash) ABSL_LOCKS_EXCLUDED(slots_mu_);
+
+ private:
+  struct Failures {
+    int count = 0;
+    absl::Time last;
+    absl::Time blocked_until;
+  };
+  absl::Status Check(const std::string& key, absl::string_view what, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fail(const std::string& key, int free, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const LoginGuardOptions options_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Failures> failures_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex slots_mu_;
+  int busy_slots_ ABSL_GUARDED_BY(slots_mu_) = 0;
+};
+
+}  // namespace groupshare::tracker
+
+#endif  // GROUPSHARE_SERVICES_TRACKER_LOGIN_GUARD_H_

@@ -1,0 +1,319 @@
+// SqlDatabase on PostgreSQL through libpq: a pool of connections, each with
+// its own prepared statements, made as needed and dropped after a failure
+// (the next one finds the new primary of a multi-host conninfo).
+
+#include <libpq-fe.h>
+
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "core/log.h"
+#include "core/status_macros.h"
+#include "services/tracker/sql_database.h"
+
+namespace groupshare::tracker {
+namespace {
+
+constexpr Oid kByteaOid = 17;
+// Any number both trackers agree on: writers take it for their transaction.
+constexpr int64_t kWriteLock = 0x67730001;
+
+// Ids and names compare byte by byte (COLLATE "C"), as in SQLite, so that
+// the order of a listing and its pages do not depend on the server's locale.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value BYTEA NOT NULL);
+CREATE TABLE users (
+  user_id TEXT COLLATE "C" PRIMARY KEY,
+  password_hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL);
+CREATE TABLE sessions (
+  token_hash BYTEA PRIMARY KEY,
+  user_id TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
+  peer_address TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  client_id TEXT NOT NULL DEFAULT '');
+CREATE INDEX sessions_by_user ON sessions(user_id, expires_at);
+CREATE INDEX sessions_by_client ON sessions(user_id, client_id);
+CREATE TABLE groups_ (
+  group_id TEXT COLLATE "C" PRIMARY KEY,
+  owner TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
+  created_at BIGINT NOT NULL);
+CREATE INDEX groups_by_owner ON groups_(owner);
+CREATE TABLE members (
+  seq BIGSERIAL PRIMARY KEY,
+  group_id TEXT COLLATE "C" NOT NULL REFERENCES groups_(group_id) ON DELETE CASCADE,
+  user_id TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
+  joined_at BIGINT NOT NULL,
+  UNIQUE (group_id, user_id));
+CREATE TABLE requests (
+  seq BIGSERIAL PRIMARY KEY,
+  group_id TEXT COLLATE "C" NOT NULL REFERENCES groups_(group_id) ON DELETE CASCADE,
+  user_id TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
+  requested_at BIGINT NOT NULL,
+  UNIQUE (group_id, user_id));
+CREATE TABLE rejections (
+  group_id TEXT COLLATE "C" NOT NULL REFERENCES groups_(group_id) ON DELETE CASCADE,
+  user_id TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
+  rejected_at BIGINT NOT NULL,
+  PRIMARY KEY (group_id, user_id));
+CREATE TABLE files (
+  group_id TEXT COLLATE "C" NOT NULL REFERENCES groups_(group_id) ON DELETE CASCADE,
+  name TEXT COLLATE "C" NOT NULL,
+  size BIGINT NOT NULL,
+  piece_size BIGINT NOT NULL,
+  sha1 TEXT NOT NULL,
+  piece_sha1 BYTEA NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (group_id, name));
+CREATE TABLE shares (
+  group_id TEXT COLLATE "C" NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  user_id TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
+  client_id TEXT NOT NULL,
+  complete BIGINT NOT NULL,
+  PRIMARY KEY (group_id, name, user_id, client_id),
+  FOREIGN KEY (group_id, name) REFERENCES files(group_id, name) ON DELETE CASCADE);
+CREATE INDEX shares_by_user ON shares(user_id, client_id);
+CREATE TABLE request_log (
+  key BYTEA PRIMARY KEY,
+  at BIGINT NOT NULL,
+  done BIGINT NOT NULL,
+  code BIGINT NOT NULL,
+  message TEXT NOT NULL,
+  response BYTEA NOT NULL);
+CREATE INDEX request_log_by_time ON request_log(at);
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (0);
+)sql";
+
+// The first line of libpq's message, which may span several.
+std::string FirstLine(const char* message) {
+  absl::string_view m = message ? message : "";
+  return std::string(absl::StripTrailingAsciiWhitespace(m.substr(0, m.find('\n'))));
+}
+
+absl::Status Unreachable(absl::string_view why) {
+  return absl::UnavailableError(
+      absl::StrCat("the tracker's database is out of reach (", why,
+                   "); try again, or another tracker"));
+}
+
+class PgConnection final : public SqlConnection {
+ public:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  ~PgConnection() override { PQfinish(conn_); }
+
+  // False once the connection failed: it is dropped, not pooled again.
+  bool healthy() const { return healthy_ && PQstatus(conn_) == CONNECTION_OK; }
+
+  absl::StatusOr<SqlRows> Execute(absl::string_view sql,
+                                  absl::Span<const SqlParam> params) override {
+    ASSIGN_OR_RETURN(const std::string* name, Prepared(sql, params.size()));
+    std::vector<std::string> texts(params.size());
+    std::vector<const char*> values(params.size());
+    std::vector<int> lengths(params.size());
+    std::vector<int> formats(params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (auto* n = std::get_if<int64_t>(&params[i])) {
+        texts[i] = std::to_string(*n);
+      } else if (auto* t = std::get_if<std::string>(&params[i])) {
+        texts[i] = *t;
+      } else {
+        texts[i] = std::get<SqlBytes>(params[i]).bytes;
+        formats[i] = 1;
+      }
+      values[i] = texts[i].data();
+      lengths[i] = static_cast<int>(texts[i].size());
+    }
+    PGresult* res = PQexecPrepared(conn_, name->c_str(), static_cast<int>(params.size()),
+                                   values.data(), lengths.data(), formats.data(), 0);
+    return Collect(res);
+  }
+
+  absl::Status ExecuteScript(absl::string_view sql) override {
+    return Collect(PQexec(conn_, std::string(sql).c_str())).status();
+  }
+
+ private:
+  absl::StatusOr<const std::string*> Prepared(absl::string_view sql, size_t params) {
+    auto it = prepared_.find(sql);
+    if (it != prepared_.end()) return &it->second;
+    std::string name = absl::StrCat("s", prepared_.size());
+    std::string text(sql);
+    RETURN_IF_ERROR(Collect(PQprepare(conn_, name.c_str(), text.c_str(),
+                                      static_cast<int>(params), nullptr))
+                        .status());
+    return &prepared_.emplace(std::move(text), std::move(name)).first->second;
+  }
+
+  absl::StatusOr<SqlRows> Collect(PGresult* res) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> owned(res, &PQclear);
+    const ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Failure(res);
+    SqlRows rows;
+    const int n = PQntuples(res), columns = PQnfields(res);
+    for (int r = 0; r < n; ++r) {
+      SqlRows::Row row(columns);
+      for (int c = 0; c < columns; ++c) {
+        if (PQgetisnull(res, r, c)) continue;
+        const char* v = PQgetvalue(res, r, c);
+        if (PQftype(res, c) == kByteaOid) {
+          size_t size = 0;
+          unsigned char* raw =
+              PQunescapeBytea(reinterpret_cast<const unsigned char*>(v), &size);
+          if (raw == nullptr) return absl::InternalError("bad bytea from the database");
+          row[c] = std::string(reinterpret_cast<const char*>(raw), size);
+          PQfreemem(raw);
+        } else {
+          row[c] = std::string(v, PQgetlength(res, r, c));
+        }
+      }
+      rows.Add(std::move(row));
+    }
+    const char* tuples = PQcmdTuples(res);
+    rows.set_affected(tuples && *tuples ? std::strtoll(tuples, nullptr, 10) : 0);
+    return rows;
+  }
+
+  absl::Status Failure(PGresult* res) {
+    const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    std::string message = FirstLine(res ? PQresultErrorMessage(res) : PQerrorMessage(conn_));
+    if (message.empty()) message = FirstLine(PQerrorMessage(conn_));
+    absl::string_view code = state ? state : "";
+    if (PQstatus(conn_) != CONNECTION_OK || code.empty() || absl::StartsWith(code, "08") ||
+        absl::StartsWith(code, "57P") || code == "25006") {
+      // Gone, shutting down, or a standby now (read only): never reuse.
+      healthy_ = false;
+      return Unreachable(message);
+    }
+    if (code == "40001" || code == "40P01" || code == "55P03") {
+      return absl::UnavailableError(absl::StrCat("the database is busy (", message,
+                                                 "); try again"));
+    }
+    if (code == "23505") return absl::AlreadyExistsError(message);
+    return absl::InternalError(absl::StrCat("database: ", message, " (", code, ")"));
+  }
+
+  PGconn* const conn_;
+  bool healthy_ = true;
+  absl::flat_hash_map<std::string, std::string> prepared_;
+};
+
+class PostgresDatabase final : public SqlDatabase {
+ public:
+  PostgresDatabase(std::string conninfo, int max_connections)
+      : conninfo_(std::move(conninfo)), max_connections_(max_connections) {}
+
+  absl::Status Connect() {
+    ASSIGN_OR_RETURN(auto c, Acquire());
+    Release(std::move(c));
+    return absl::OkStatus();
+  }
+
+  absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body) override {
+    ASSIGN_OR_RETURN(auto c, Acquire());
+    absl::Status status = c->ExecuteScript("BEGIN");
+    if (status.ok()) {
+      status = c->Execute("SELECT pg_advisory_xact_lock($1)", {SqlParam{kWriteLock}}).status();
+    }
+    if (status.ok()) status = body(*c);
+    if (status.ok()) {
+      status = c->ExecuteScript("COMMIT");
+    } else if (c->healthy()) {
+      c->ExecuteScript("ROLLBACK").IgnoreError();
+    }
+    Release(std::move(c));
+    return status;
+  }
+
+  absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) override {
+    ASSIGN_OR_RETURN(auto c, Acquire());
+    absl::Status status = body(*c);
+    Release(std::move(c));
+    return status;
+  }
+
+  const std::vector<std::string>& Migrations() const override {
+    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1};
+    return *kMigrations;
+  }
+
+  absl::StatusOr<int> SchemaVersion(SqlConnection& c) override {
+    ASSIGN_OR_RETURN(SqlRows t, c.Execute(
+        "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END", {}));
+    if (t.Int(0, 0) == 0) return 0;
+    ASSIGN_OR_RETURN(SqlRows v, c.Execute("SELECT version FROM schema_version", {}));
+    return v.empty() ? 0 : static_cast<int>(v.Int(0, 0));
+  }
+
+  absl::Status SetSchemaVersion(SqlConnection& c, int version) override {
+    return c.Execute("UPDATE schema_version SET version = $1", {SqlParam{int64_t{version}}})
+        .status();
+  }
+
+ private:
+  absl::StatusOr<std::unique_ptr<PgConnection>> Acquire() {
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !idle_.empty() || open_ < max_connections_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        return c;
+      }
+      ++open_;
+    }
+    // Earlier keywords are defaults that the conninfo's own override.
+    const char* keys[] = {"connect_timeout", "tcp_user_timeout", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count",
+                          "application_name", "dbname", nullptr};
+    const char* values[] = {"3", "4000", "5", "1", "3", "groupshare-tracker",
+                            conninfo_.c_str(), nullptr};
+    PGconn* conn = PQconnectdbParams(keys, values, 1);
+    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+      std::string why = conn ? FirstLine(PQerrorMessage(conn)) : "out of memory";
+      PQfinish(conn);
+      absl::MutexLock lock(&mu_);
+      --open_;
+      return Unreachable(why);
+    }
+    return std::make_unique<PgConnection>(conn);
+  }
+
+  void Release(std::unique_ptr<PgConnection> c) {
+    absl::MutexLock lock(&mu_);
+    if (c->healthy()) {
+      idle_.push_back(std::move(c));
+    } else {
+      --open_;
+      GS_LOG(kWarning) << "dropped a database connection that failed";
+    }
+  }
+
+  const std::string conninfo_;
+  const int max_connections_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
+  int open_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqlDatabase>> OpenPostgresDatabase(const std::string& conninfo,
+                                                                  int connections) {
+  auto db = std::make_unique<PostgresDatabase>(conninfo, connections);
+  RETURN_IF_ERROR(db->Connect());
+  return std::unique_ptr<SqlDatabase>(std::move(db));
+}
+
+}  // namespace groupshare::tracker
