@@ -116,10 +116,18 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
       close(fd);
     }
   }
+  // Each Database is used by one thread at a time (its owner's mutex), so
+  // SQLite's own locks are only cost: no per-connection mutex, and no
+  // global allocator statistics, whose mutex every malloc would take.
+  static const bool configured = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)configured;
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_FULLMUTEX,
+                               SQLITE_OPEN_NOMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) {
     absl::Status status = absl::UnavailableError(absl::StrCat(

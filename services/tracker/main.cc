@@ -31,7 +31,7 @@ ABSL_FLAG(int, max_pending_requests, 1000, "join requests waiting in one group")
 ABSL_FLAG(int, max_files_per_group, 10000, "files one group may hold");
 ABSL_FLAG(int, max_sessions_per_user, 16, "clients one user may be logged in from at once");
 ABSL_FLAG(int, max_streams_per_connection, 100, "concurrent calls on one connection");
-ABSL_FLAG(int, max_threads, 64,
+ABSL_FLAG(int, max_threads, 256,
           "threads serving calls; calls beyond them get RESOURCE_EXHAUSTED at once");
 ABSL_FLAG(int, idle_connection_timeout, 300,
           "seconds after which a connection with no call is closed");

@@ -40,7 +40,7 @@ CREATE TABLE sessions (
   expires_at BIGINT NOT NULL,
   client_id TEXT NOT NULL DEFAULT '');
 CREATE INDEX sessions_by_user ON sessions(user_id, expires_at);
-CREATE INDEX sessions_by_client ON sessions(user_id, client_id);
+CREATE INDEX sessions_by_client ON sessions(user_id, client_id, expires_at);
 CREATE TABLE groups_ (
   group_id TEXT COLLATE "C" PRIMARY KEY,
   owner TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
@@ -157,25 +157,26 @@ class PgConnection final : public SqlConnection {
     std::unique_ptr<PGresult, decltype(&PQclear)> owned(res, &PQclear);
     const ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Failure(res);
-    SqlRows rows;
     const int n = PQntuples(res), columns = PQnfields(res);
+    SqlRows rows(columns);
     for (int r = 0; r < n; ++r) {
-      SqlRows::Row row(columns);
       for (int c = 0; c < columns; ++c) {
-        if (PQgetisnull(res, r, c)) continue;
+        if (PQgetisnull(res, r, c)) {
+          rows.AddCell(std::nullopt);
+          continue;
+        }
         const char* v = PQgetvalue(res, r, c);
         if (PQftype(res, c) == kByteaOid) {
           size_t size = 0;
           unsigned char* raw =
               PQunescapeBytea(reinterpret_cast<const unsigned char*>(v), &size);
           if (raw == nullptr) return absl::InternalError("bad bytea from the database");
-          row[c] = std::string(reinterpret_cast<const char*>(raw), size);
+          rows.AddCell(std::string(reinterpret_cast<const char*>(raw), size));
           PQfreemem(raw);
         } else {
-          row[c] = std::string(v, PQgetlength(res, r, c));
+          rows.AddCell(std::string(v, PQgetlength(res, r, c)));
         }
       }
-      rows.Add(std::move(row));
     }
     const char* tuples = PQcmdTuples(res);
     rows.set_affected(tuples && *tuples ? std::strtoll(tuples, nullptr, 10) : 0);

@@ -38,22 +38,24 @@ using SqlParam = std::variant<int64_t, std::string, SqlBytes>;
 // The rows of a query, or the count of rows a change touched.
 class SqlRows {
  public:
-  using Row = std::vector<std::optional<std::string>>;
+  explicit SqlRows(size_t columns = 0) : columns_(columns) {}
 
-  size_t size() const { return rows_.size(); }
-  bool empty() const { return rows_.empty(); }
+  size_t size() const { return columns_ == 0 ? 0 : cells_.size() / columns_; }
+  bool empty() const { return cells_.empty(); }
   // Row r, column c; "" for NULL.
   const std::string& Text(size_t r, size_t c) const;
   int64_t Int(size_t r, size_t c) const;
-  bool IsNull(size_t r, size_t c) const { return !rows_[r][c].has_value(); }
+  bool IsNull(size_t r, size_t c) const { return !cells_[r * columns_ + c].has_value(); }
   // Rows inserted, updated or deleted by the statement.
   int64_t affected() const { return affected_; }
 
-  void Add(Row row) { rows_.push_back(std::move(row)); }
+  // Filling: a row's cells in column order, NULL as nullopt.
+  void AddCell(std::optional<std::string> cell) { cells_.push_back(std::move(cell)); }
   void set_affected(int64_t n) { affected_ = n; }
 
  private:
-  std::vector<Row> rows_;
+  size_t columns_;
+  std::vector<std::optional<std::string>> cells_;  // row after row
   int64_t affected_ = 0;
 };
 

@@ -89,9 +89,13 @@ absl::Status RequireOwner(SqlConnection& c, const std::string& user_id,
 }
 absl::Status RequireMember(SqlConnection& c, const std::string& user_id,
                            const std::string& group_id) {
-  RETURN_IF_ERROR(RequireGroup(c, group_id).status());
-  ASSIGN_OR_RETURN(bool member, IsMember(c, user_id, group_id));
-  if (!member) {
+  // One statement: this runs before every read of a group.
+  ASSIGN_OR_RETURN(SqlRows rows, Q(c,
+      "SELECT CASE WHEN EXISTS(SELECT 1 FROM members m WHERE m.group_id = g.group_id "
+      "AND m.user_id = $2) THEN 1 ELSE 0 END FROM groups_ g WHERE g.group_id = $1",
+      group_id, user_id));
+  if (rows.empty()) return NoSuchGroup(group_id);
+  if (rows.Int(0, 0) == 0) {
     return absl::PermissionDeniedError(absl::StrCat(
         "you are not a member of group '", group_id, "'; ask to join it (join_group ",
         group_id, ", or JoinGroup) and wait for its owner to accept"));
@@ -499,15 +503,13 @@ class SqlStore final : public Store {
       // live session.
       ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
           SELECT f.name, f.size, f.sha1,
-            (SELECT COUNT(*) FROM shares s WHERE s.group_id = f.group_id AND s.name = f.name
-               AND s.complete = 1 AND EXISTS(SELECT 1 FROM sessions x
-                 WHERE x.user_id = s.user_id AND x.client_id = s.client_id
-                   AND x.expires_at > $2)),
-            (SELECT COUNT(*) FROM shares s WHERE s.group_id = f.group_id AND s.name = f.name
-               AND s.complete = 0 AND EXISTS(SELECT 1 FROM sessions x
-                 WHERE x.user_id = s.user_id AND x.client_id = s.client_id
-                   AND x.expires_at > $2))
-          FROM files f WHERE f.group_id = $1 AND f.name > $3 ORDER BY f.name LIMIT $4)sql",
+            COUNT(CASE WHEN s.complete = 1 THEN 1 END),
+            COUNT(CASE WHEN s.complete = 0 THEN 1 END)
+          FROM files f LEFT JOIN shares s ON s.group_id = f.group_id AND s.name = f.name
+            AND EXISTS(SELECT 1 FROM sessions x WHERE x.user_id = s.user_id
+                         AND x.client_id = s.client_id AND x.expires_at > $2)
+          WHERE f.group_id = $1 AND f.name > $3
+          GROUP BY f.group_id, f.name ORDER BY f.group_id, f.name LIMIT $4)sql",
           group_id, Secs(now), page.after, page.size));
       for (size_t r = 0; r < rows.size(); ++r) {
         out.push_back({rows.Text(r, 0), static_cast<uint64_t>(rows.Int(r, 1)),
@@ -625,12 +627,12 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqlStore(
 
 const std::string& SqlRows::Text(size_t r, size_t c) const {
   static const std::string* const kEmpty = new std::string;
-  const auto& v = rows_[r][c];
+  const auto& v = cells_[r * columns_ + c];
   return v.has_value() ? *v : *kEmpty;
 }
 
 int64_t SqlRows::Int(size_t r, size_t c) const {
-  const auto& v = rows_[r][c];
+  const auto& v = cells_[r * columns_ + c];
   return v.has_value() ? std::strtoll(v->c_str(), nullptr, 10) : 0;
 }
 

@@ -80,7 +80,7 @@ CREATE INDEX IF NOT EXISTS shares_by_user ON shares(user_id);
 // change state are remembered by request id; groups are counted by owner.
 constexpr char kSchemaV2[] = R"sql(
 ALTER TABLE sessions ADD COLUMN client_id TEXT NOT NULL DEFAULT '';
-CREATE INDEX sessions_by_client ON sessions(user_id, client_id);
+CREATE INDEX sessions_by_client ON sessions(user_id, client_id, expires_at);
 CREATE TABLE shares_v2 (
   group_id TEXT NOT NULL,
   name TEXT NOT NULL,
@@ -129,17 +129,18 @@ class SqliteConnection final : public SqlConnection {
         stmt.Bind(sqlite::Blob{std::get<SqlBytes>(p).bytes});
       }
     }
-    SqlRows rows;
     const int columns = stmt.ColumnCount();
+    SqlRows rows(columns);
     while (true) {
       ASSIGN_OR_RETURN(bool more, stmt.Step());
       if (!more) break;
-      SqlRows::Row row(columns);
       for (int c = 0; c < columns; ++c) {
-        if (stmt.IsNull(c)) continue;
-        row[c] = stmt.IsInteger(c) ? std::to_string(stmt.Int(c)) : stmt.Text(c);
+        if (stmt.IsNull(c)) {
+          rows.AddCell(std::nullopt);
+        } else {
+          rows.AddCell(stmt.IsInteger(c) ? std::to_string(stmt.Int(c)) : stmt.Text(c));
+        }
       }
-      rows.Add(std::move(row));
     }
     rows.set_affected(columns == 0 ? db_->Changes() : 0);
     return rows;
