@@ -25,6 +25,19 @@ TrackerClient::TrackerClient(std::vector<HostPort> trackers,
   }
 }
 
+bool IsTransportFailure(const grpc::Status& status) {
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return true;
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  // gRPC's own words; a tracker's own UNAVAILABLE says something else.
+  const std::string& m = status.error_message();
+  for (const char* transport : {"failed to connect", "Failed to connect", "Connection reset",
+                                "Socket closed", "Broken pipe", "keepalive watchdog",
+                                "Empty update", "GOAWAY", "DNS resolution failed"}) {
+    if (m.find(transport) != std::string::npos) return true;
+  }
+  return m.empty();
+}
+
 std::string DescribeUnreachable(const grpc::Status& status) {
   const std::string& raw = status.error_message();
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {

@@ -101,6 +101,9 @@ class TrackerClient {
 // Why no tracker answered, as a person would say it (gRPC's own text names
 // its internals: "failed to connect to all addresses; last error: ...").
 std::string DescribeUnreachable(const grpc::Status& status);
+// True when `status` says that no answer came (no connection, no reply in
+// time), false for an answer of a tracker, UNAVAILABLE ones included.
+bool IsTransportFailure(const grpc::Status& status);
 
 // How long a call waits for a tracker's channel to connect once every
 // tracker failed fast: a little more than the longest reconnect backoff.
@@ -111,7 +114,7 @@ std::string NewRequestId();
 
 template <typename Req, typename Resp>
 absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request) {
-  grpc::Status last, first_round;
+  grpc::Status last, first_round, answered;
   const std::string request_id = NewRequestId();
   // A first round fails fast on trackers that are down. When all are, a
   // second round waits a moment for each to connect: a tracker that has
@@ -120,7 +123,7 @@ absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request)
   const size_t attempts = 2 * trackers_.size();
   for (size_t tried = 0; tried < attempts; ++tried) {
     const bool waiting = tried >= trackers_.size();
-    if (waiting && last.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    if (waiting && (last.error_code() != grpc::StatusCode::UNAVAILABLE || !answered.ok())) break;
     Attempt attempt = Current();
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
@@ -137,10 +140,17 @@ absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request)
       return FromGrpcStatus(last);
     }
     if (!waiting) first_round = last;
+    if (!IsTransportFailure(last)) answered = last;
     Advance(attempt.index);
   }
   std::string names;
   for (const HostPort& t : trackers_) names += (names.empty() ? "" : ", ") + t.ToString();
+  if (!answered.ok()) {
+    // A tracker answered that it cannot serve (its database is out of
+    // reach, say): its own words say what is wrong.
+    return absl::UnavailableError("no tracker can serve this now (tried " + names +
+                                  "): " + answered.error_message());
+  }
   return absl::UnavailableError("no tracker answers (tried " + names +
                                 "): " + DescribeUnreachable(first_round) +
                                 "; check that a tracker runs and try again");
