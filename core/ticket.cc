@@ -50,7 +50,7 @@ struct TicketSigner::Key {
   PkeyPtr pkey;
 };
 struct TicketVerifier::Key {
-  PkeyPtr pkey;
+  std::vector<PkeyPtr> pkeys;
 };
 
 TicketSigner::TicketSigner(std::unique_ptr<Key> key) : key_(std::move(key)) {}
@@ -107,16 +107,27 @@ TicketVerifier::~TicketVerifier() = default;
 
 absl::StatusOr<std::unique_ptr<TicketVerifier>> TicketVerifier::Create(
     absl::string_view public_key) {
-  if (public_key.size() != kKeyBytes) {
-    return absl::InvalidArgumentError("an Ed25519 public key is 32 bytes");
+  return Create(std::vector<std::string>{std::string(public_key)});
+}
+
+absl::StatusOr<std::unique_ptr<TicketVerifier>> TicketVerifier::Create(
+    const std::vector<std::string>& public_keys) {
+  if (public_keys.empty() || public_keys.size() > kMaxVerifierKeys) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a verifier takes 1 to ", kMaxVerifierKeys, " keys"));
   }
-  PkeyPtr pkey(EVP_PKEY_new_raw_public_key(
-      EVP_PKEY_ED25519, nullptr,
-      reinterpret_cast<const unsigned char*>(public_key.data()),
-      public_key.size()));
-  if (!pkey) return absl::InvalidArgumentError("not an Ed25519 public key");
-  return std::unique_ptr<TicketVerifier>(
-      new TicketVerifier(std::make_unique<Key>(Key{std::move(pkey)})));
+  auto key = std::make_unique<Key>();
+  for (const std::string& public_key : public_keys) {
+    if (public_key.size() != kKeyBytes) {
+      return absl::InvalidArgumentError("an Ed25519 public key is 32 bytes");
+    }
+    PkeyPtr pkey(EVP_PKEY_new_raw_public_key(
+        EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(public_key.data()),
+        public_key.size()));
+    if (!pkey) return absl::InvalidArgumentError("not an Ed25519 public key");
+    key->pkeys.push_back(std::move(pkey));
+  }
+  return std::unique_ptr<TicketVerifier>(new TicketVerifier(std::move(key)));
 }
 
 absl::StatusOr<Ticket> TicketVerifier::Verify(absl::string_view text,
@@ -133,17 +144,21 @@ absl::StatusOr<Ticket> TicketVerifier::Verify(absl::string_view text,
       !absl::WebSafeBase64Unescape(parts[1], &sig)) {
     return denied("malformed");
   }
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
-  if (!ctx ||
-      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr,
-                           key_->pkey.get()) != 1 ||
-      EVP_DigestVerify(ctx.get(),
-                       reinterpret_cast<const unsigned char*>(sig.data()),
-                       sig.size(),
-                       reinterpret_cast<const unsigned char*>(claims.data()),
-                       claims.size()) != 1) {
-    return denied("bad signature");
+  // Any of the keys: around a rotation, tickets of the previous key and of
+  // the next are both good.
+  bool signed_by_one = false;
+  for (const PkeyPtr& pkey : key_->pkeys) {
+    std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+    if (ctx &&
+        EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) == 1 &&
+        EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
+                         sig.size(), reinterpret_cast<const unsigned char*>(claims.data()),
+                         claims.size()) == 1) {
+      signed_by_one = true;
+      break;
+    }
   }
+  if (!signed_by_one) return denied("bad signature");
   std::vector<std::string> fields = absl::StrSplit(claims, '\n');
   int64_t expiry = 0;
   if (fields.size() != 6 || fields[0] != kClaimsTag ||

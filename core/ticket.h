@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
@@ -49,12 +50,18 @@ class TicketSigner {
   std::unique_ptr<Key> key_;
 };
 
-// Holds the tracker's public key. Thread-safe after construction.
+inline constexpr size_t kMaxVerifierKeys = 4;
+
+// Holds the tracker's public keys. Thread-safe after construction.
 class TicketVerifier {
  public:
   // From a 32-byte raw public key; INVALID_ARGUMENT when it is not one.
   static absl::StatusOr<std::unique_ptr<TicketVerifier>> Create(
       absl::string_view public_key);
+  // Accepting tickets signed with any of 1 to kMaxVerifierKeys keys (the
+  // tracker's keys around a rotation).
+  static absl::StatusOr<std::unique_ptr<TicketVerifier>> Create(
+      const std::vector<std::string>& public_keys);
   ~TicketVerifier();
 
   // The ticket's claims when `text` is a ticket this key signed and it has

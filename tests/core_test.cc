@@ -188,6 +188,23 @@ TEST(Ticket, RefusesExpiredForgedAndForeignTickets) {
   }
 }
 
+// Around a key rotation peers accept the old key and the new one.
+TEST(Ticket, AVerifierOfSeveralKeysAcceptsEach) {
+  auto old_key = *TicketSigner::Generate();
+  auto new_key = *TicketSigner::Generate();
+  auto stranger = *TicketSigner::Generate();
+  auto verifier = TicketVerifier::Create({new_key->PublicKey(), old_key->PublicKey()});
+  ASSERT_TRUE(verifier.ok()) << verifier.status();
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  Ticket t{"alice", "g1", std::string(40, 'a'), "127.0.0.1:7001", now + absl::Minutes(5)};
+  EXPECT_TRUE((*verifier)->Verify(*old_key->Sign(t), now).ok());
+  EXPECT_TRUE((*verifier)->Verify(*new_key->Sign(t), now).ok());
+  EXPECT_EQ((*verifier)->Verify(*stranger->Sign(t), now).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_FALSE(TicketVerifier::Create(std::vector<std::string>{}).ok());
+  EXPECT_FALSE(TicketVerifier::Create({new_key->PublicKey(), "short"}).ok());
+}
+
 TEST(Ticket, KeysRoundTrip) {
   auto signer = *TicketSigner::Generate();
   auto again = TicketSigner::FromPrivateKey(signer->PrivateKey());

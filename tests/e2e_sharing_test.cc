@@ -803,6 +803,34 @@ TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
   EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
 }
 
+// The ticket key rotated while peers share: they hear of the new key from
+// their keep-alives before it signs, and downloads go on.
+TEST(TicketKeys, RotationWhileSharing) {
+  Cluster cluster({"--session_ttl", "3", "--ticket_ttl", "10"});
+  auto alice = cluster.StartUser("alice");
+  auto bob = cluster.StartUser("bob");
+  cluster.AddMember(*alice, *bob, "g");
+  std::string path = cluster.dir().File("f.bin");
+  testing::WriteFile(path, testing::RandomBytes(2 << 20, 9));
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  testing::Subprocess rotate({GS_TRACKER_BIN, "--db", cluster.dir().File("tracker.db"),
+                              "--rotate_ticket_key", "--session_ttl", "3", "--ticket_ttl", "10"},
+                             std::map<std::string, std::string>{{"HOME", cluster.dir().path()}});
+  rotate.CloseStdin();
+  EXPECT_THAT(rotate.ReadLine(), Optional(HasSubstr("the new key signs from")));
+  EXPECT_EQ(rotate.Wait(), 0);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && !absl::StrContains(alice->Log(), "ticket keys changed")) {
+    absl::SleepFor(absl::Milliseconds(100));  // the log has no event to wait on
+  }
+  EXPECT_THAT(alice->Log(), HasSubstr("the tracker's ticket keys changed"));
+  absl::SleepFor(absl::Seconds(5));  // past the lead: the new key signs now
+  EXPECT_THAT(bob->Run("download_file g f.bin " + cluster.dir().File("out.bin")),
+              StartsWith("downloading"));
+  EXPECT_THAT(bob->shell->WaitForNotice("f.bin"), Optional(HasSubstr("complete")));
+  EXPECT_TRUE(testing::ReadFile(cluster.dir().File("out.bin")) == testing::ReadFile(path));
+}
+
 // One user logged in from two clients: each shares its own file, both are
 // downloadable, list_files counts clients, and one logging out leaves the
 // other online.

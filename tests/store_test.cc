@@ -72,7 +72,7 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
   }
   void Online(const std::string& user, const std::string& address,
               absl::Duration ttl = absl::Seconds(30)) {
-    ASSERT_TRUE(store_->CreateSession("tok-" + user, {user, address, kT0 + ttl}, kT0).ok());
+    ASSERT_TRUE(store_->CreateSession("tok-" + user, {user, address, kT0 + ttl, ""}, kT0).ok());
   }
   Relation RelationOf(const std::string& user, const std::string& group) {
     auto groups = store_->ListGroups(user, {});

@@ -475,6 +475,67 @@ TEST_F(TrackerServiceTest, UploadValidatesTheFileInfo) {
   EXPECT_EQ(Upload(alice, "g", other).error_code(), StatusCode::ALREADY_EXISTS);
 }
 
+// A rotated key is announced a session before it signs, and the key it
+// replaces is accepted a ticket lifetime more: no ticket is ever refused.
+TEST_F(TrackerServiceTest, TicketKeysRotateWithoutARefusedTicket) {
+  std::string alice = NewUser("alice", "127.0.0.1:7001");
+  CreateUser("bob");
+  tv1::LoginResponse bob_login = Login("bob", "127.0.0.1:7002");
+  ASSERT_EQ(bob_login.ticket_public_keys_size(), 1);
+  const std::string old_key = bob_login.ticket_public_keys(0);
+  EXPECT_EQ(bob_login.ticket_public_key(), old_key);
+  ASSERT_TRUE(CreateGroup(alice, "g").ok());
+  ASSERT_TRUE(Join(bob_login.token(), "g").ok());
+  ASSERT_TRUE(Accept(alice, "g", "bob").ok());
+  ASSERT_TRUE(Upload(alice, "g", File("f")).ok());
+  auto keys_now = [&] {
+    tv1::KeepAliveResponse keep;
+    EXPECT_TRUE(Call(&Stub::KeepAlive, bob_login.token(), tv1::KeepAliveRequest(), &keep).ok());
+    return std::vector<std::string>(keep.ticket_public_keys().begin(),
+                                    keep.ticket_public_keys().end());
+  };
+  auto ticket = [&] {
+    tv1::GetFilePeersRequest req;
+    req.set_group_id("g");
+    req.set_file_name("f");
+    tv1::GetFilePeersResponse resp;
+    EXPECT_TRUE(Call(&Stub::KeepAlive, alice, tv1::KeepAliveRequest()).ok());
+    EXPECT_TRUE(Call(&Stub::GetFilePeers, bob_login.token(), req, &resp).ok());
+    if (resp.peers_size() != 1) {
+      ADD_FAILURE() << "no peer";
+      return std::string();
+    }
+    return resp.peers(0).ticket();
+  };
+  auto signed_by = [&](const std::string& key, const std::string& text) {
+    return (*TicketVerifier::Create(key))->Verify(text, clock_.Now()).ok();
+  };
+  TrackerOptions options;
+  options.session_ttl = absl::Seconds(30);
+  options.ticket_ttl = absl::Minutes(10);
+  auto signs_from = TicketKeys::Rotate(store_.get(), KeyTimes(options), clock_.Now());
+  ASSERT_TRUE(signs_from.ok()) << signs_from.status();
+  EXPECT_GT(*signs_from, clock_.Now() + absl::Seconds(29));
+  // Within seconds the tracker announces the new key, and still signs with the old.
+  clock_.Advance(absl::Seconds(6));
+  std::vector<std::string> keys = keys_now();
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[1], old_key);
+  const std::string new_key = keys[0];
+  EXPECT_TRUE(signed_by(old_key, ticket()));
+  // From its time on the new key signs; the old one is still announced.
+  clock_.Advance(*signs_from - clock_.Now());
+  EXPECT_TRUE(signed_by(new_key, ticket()));
+  EXPECT_EQ(keys_now().size(), 2u);
+  // A ticket lifetime later the old key is gone.
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_EQ(keys_now(), std::vector<std::string>{new_key});
+  // A restarted tracker finds the same keys.
+  Stop();
+  Start();
+  EXPECT_EQ(Login("bob").ticket_public_keys(0), new_key);
+}
+
 TEST_F(TrackerServiceTest, GetFilePeersSignsATicketForTheCaller) {
   std::string alice = NewUser("alice", "127.0.0.1:7001");
   CreateUser("bob");

@@ -121,6 +121,11 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
       peer_address_(options_.peer_address) {
   peer_service_.SetSelfAddress(peer_address_);
   tracker_->SetSessionLostCallback([this] { StopSharing(); });
+  tracker_->SetTicketKeysCallback([this](const std::vector<std::string>& keys) {
+    if (absl::Status s = AcceptTicketKeys(keys, /*at_login=*/false); !s.ok()) {
+      GS_LOG(kWarning) << "the tracker sent bad ticket keys; keeping the ones of before: " << s;
+    }
+  });
 }
 
 void Node::StopSharing() {
@@ -131,6 +136,8 @@ void Node::StopSharing() {
   }
   downloads.clear();  // each stops; its verified pieces stay recorded
   store_.RemoveAll();
+  absl::MutexLock lock(&mu_);
+  ticket_keys_.clear();
   peer_service_.SetTicketVerifier(nullptr);
 }
 
@@ -142,8 +149,21 @@ void Node::set_peer_address(const std::string& address) {
 
 Node::~Node() {
   tracker_->SetSessionLostCallback(nullptr);
+  tracker_->SetTicketKeysCallback(nullptr);
   StopSharing();
   peer_service_.Shutdown();
+}
+
+absl::Status Node::AcceptTicketKeys(const std::vector<std::string>& keys, bool at_login) {
+  absl::MutexLock lock(&mu_);
+  // After a logout (no keys), a late keep-alive must not open the door.
+  if (!at_login && ticket_keys_.empty()) return absl::OkStatus();
+  if (keys == ticket_keys_) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto verifier, TicketVerifier::Create(keys));
+  peer_service_.SetTicketVerifier(std::shared_ptr<const TicketVerifier>(std::move(verifier)));
+  if (!ticket_keys_.empty()) GS_LOG(kInfo) << "the tracker's ticket keys changed";
+  ticket_keys_ = keys;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
@@ -156,12 +176,13 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
   ASSIGN_OR_RETURN(std::string client_id, state_->ClientId());
   ASSIGN_OR_RETURN(tv1::LoginResponse login,
                    tracker_->Login(user_id, password, address, client_id));
-  auto verifier = TicketVerifier::Create(login.ticket_public_key());
-  if (!verifier.ok()) {
+  std::vector<std::string> keys(login.ticket_public_keys().begin(),
+                                login.ticket_public_keys().end());
+  if (keys.empty()) keys.push_back(login.ticket_public_key());  // an older tracker
+  if (absl::Status s = AcceptTicketKeys(keys, /*at_login=*/true); !s.ok()) {
     tracker_->Logout().IgnoreError();
     return absl::InternalError("the tracker sent a bad ticket key; try another tracker");
   }
-  peer_service_.SetTicketVerifier(std::shared_ptr<const TicketVerifier>(*std::move(verifier)));
   LoginSummary summary;
   Restore(user_id, login, &summary);
   return summary;

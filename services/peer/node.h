@@ -95,6 +95,10 @@ class Node {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stops every download (they resume at the next login) and serves nothing.
   void StopSharing() ABSL_LOCKS_EXCLUDED(mu_);
+  // Serves tickets signed with any of `keys` from now on (at login, or as a
+  // keep-alive brings them when the tracker rotates its key).
+  absl::Status AcceptTicketKeys(const std::vector<std::string>& keys, bool at_login)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::unique_ptr<Download>> MakeDownload(const std::string& user_id,
                                                          const std::string& group_id,
                                                          const std::string& name,
@@ -112,6 +116,7 @@ class Node {
 
   mutable absl::Mutex mu_;
   std::string peer_address_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> ticket_keys_ ABSL_GUARDED_BY(mu_);  // empty when logged out
   std::vector<std::unique_ptr<Download>> downloads_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -79,14 +79,24 @@ void TrackerClient::Advance(size_t index) {
   }
 }
 
-void TrackerClient::SetSessionLostCallback(std::function<void()> callback) {
-  absl::MutexLock lock(&mu_);
+void TrackerClient::AwaitNoCallback() {
   // Waits out a call under way, unless this is that call.
   if (std::this_thread::get_id() != keepalive_.get_id()) {
-    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !calling_lost_; };
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !calling_; };
     mu_.Await(absl::Condition(&idle));
   }
+}
+
+void TrackerClient::SetSessionLostCallback(std::function<void()> callback) {
+  absl::MutexLock lock(&mu_);
+  AwaitNoCallback();
   on_session_lost_ = std::move(callback);
+}
+
+void TrackerClient::SetTicketKeysCallback(KeysCallback callback) {
+  absl::MutexLock lock(&mu_);
+  AwaitNoCallback();
+  on_keys_ = std::move(callback);
 }
 
 std::optional<std::string> TrackerClient::user() const {
@@ -158,6 +168,18 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
       if (failing) GS_LOG(kInfo) << "a tracker answers again; the session goes on";
       failing = false;
       wait = interval;
+      KeysCallback keys;
+      {
+        absl::MutexLock lock(&mu_);
+        if (token_ != token) return;
+        keys = on_keys_;
+        calling_ = keys != nullptr;
+      }
+      if (keys && response->ticket_public_keys_size() > 0) {
+        keys({response->ticket_public_keys().begin(), response->ticket_public_keys().end()});
+      }
+      absl::MutexLock lock(&mu_);
+      calling_ = false;
       continue;
     }
     wait = failing ? std::min(wait * 2, interval) : absl::Milliseconds(500);
@@ -172,13 +194,13 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
         token_.clear();
         user_.clear();
         lost = on_session_lost_;
-        calling_lost_ = lost != nullptr;
+        calling_ = lost != nullptr;
       }
       GS_LOG(kWarning) << "the tracker ended the session; log in again";
       if (lost) {
         lost();
         absl::MutexLock lock(&mu_);
-        calling_lost_ = false;
+        calling_ = false;
       }
       return;
     }

@@ -71,6 +71,11 @@ class TrackerClient {
   // returns, the callback it replaced is not running and will not run: the
   // owner of what that callback touches may go.
   void SetSessionLostCallback(std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
+  // Called (from the keep-alive thread) with the ticket keys each
+  // keep-alive brings, so that peers follow a key rotation. Replaced as
+  // SetSessionLostCallback.
+  using KeysCallback = std::function<void(const std::vector<std::string>& public_keys)>;
+  void SetTicketKeysCallback(KeysCallback callback) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Attempt {
@@ -94,7 +99,10 @@ class TrackerClient {
   std::string user_ ABSL_GUARDED_BY(mu_);
   bool keepalive_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_session_lost_ ABSL_GUARDED_BY(mu_);
-  bool calling_lost_ ABSL_GUARDED_BY(mu_) = false;  // on_session_lost_ runs
+  KeysCallback on_keys_ ABSL_GUARDED_BY(mu_);
+  bool calling_ ABSL_GUARDED_BY(mu_) = false;  // a callback runs
+  // Waits until no callback runs, unless this is the keep-alive thread.
+  void AwaitNoCallback() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::thread keepalive_;  // joined only by the thread that runs Login/Logout
 };
 

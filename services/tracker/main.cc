@@ -46,6 +46,10 @@ ABSL_FLAG(int, password_iterations, 200000,
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(bool, rotate_ticket_key, false,
+          "rotate the download-ticket key of --db and exit: the new key is announced to "
+          "clients at once and signs from --session_ttl seconds on; the old one is accepted "
+          "for --ticket_ttl seconds more. Takes no other arguments.");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port here once listening (useful with port 0)");
 
@@ -53,10 +57,67 @@ namespace {
 
 constexpr char kUsage[] =
     "Usage: tracker [flags] <tracker_info.txt> <tracker_no>\n"
+    "       tracker --db <database> --rotate_ticket_key\n"
     "\n"
     "Runs tracker number <tracker_no> (1-based) of tracker_info.txt, which holds one\n"
     "host:port a line, on the address of that line. Type 'quit' to stop it; SIGINT and\n"
     "SIGTERM stop it too. With stdin not a terminal, end of input does not stop it.\n";
+
+// The database of --db, with the limits of the flags.
+absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::string* described) {
+  using namespace groupshare;
+  for (int limit : {absl::GetFlag(FLAGS_db_connections), absl::GetFlag(FLAGS_max_groups_per_owner),
+                    absl::GetFlag(FLAGS_max_pending_requests),
+                    absl::GetFlag(FLAGS_max_files_per_group),
+                    absl::GetFlag(FLAGS_max_sessions_per_user),
+                    absl::GetFlag(FLAGS_max_streams_per_connection),
+                    absl::GetFlag(FLAGS_max_threads), absl::GetFlag(FLAGS_idle_connection_timeout),
+                    absl::GetFlag(FLAGS_hash_slots)}) {
+    if (limit < 1) {
+      return absl::InvalidArgumentError(
+          "limits (--max_*, --db_connections, --hash_slots, ...) must be at least 1");
+    }
+  }
+  tracker::StoreLimits limits;
+  limits.groups_per_owner = absl::GetFlag(FLAGS_max_groups_per_owner);
+  limits.pending_requests_per_group = absl::GetFlag(FLAGS_max_pending_requests);
+  limits.files_per_group = absl::GetFlag(FLAGS_max_files_per_group);
+  limits.sessions_per_user = absl::GetFlag(FLAGS_max_sessions_per_user);
+  std::string db = absl::GetFlag(FLAGS_db);
+  if (db.empty()) db = DefaultStatePath("tracker.db");
+  const int connections = absl::GetFlag(FLAGS_db_connections);
+  if (tracker::IsPostgresConninfo(db)) {
+    *described = "PostgreSQL";  // the conninfo may hold a password
+    return tracker::OpenPostgresStore(db, limits, connections);
+  }
+  *described = db;
+  return tracker::OpenSqliteStore(db, limits, connections);
+}
+
+groupshare::tracker::TrackerOptions OptionsFromFlags() {
+  groupshare::tracker::TrackerOptions options;
+  options.session_ttl = absl::Seconds(absl::GetFlag(FLAGS_session_ttl));
+  options.ticket_ttl = absl::Seconds(absl::GetFlag(FLAGS_ticket_ttl));
+  options.password_iterations = absl::GetFlag(FLAGS_password_iterations);
+  options.login.hash_slots = absl::GetFlag(FLAGS_hash_slots);
+  return options;
+}
+
+int RotateTicketKey() {
+  using namespace groupshare;
+  std::string described;
+  auto store = OpenStore(&described);
+  if (!store.ok()) return FailStartup(store.status().message());
+  const absl::Time now = absl::Now();
+  auto signs_from =
+      tracker::TicketKeys::Rotate(store->get(), tracker::KeyTimes(OptionsFromFlags()), now);
+  if (!signs_from.ok()) return FailStartup(signs_from.status().message());
+  std::cout << "rotated the ticket key of " << described << ": the new key signs from "
+            << absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", *signs_from, absl::UTCTimeZone())
+            << " (in " << absl::ToInt64Seconds(*signs_from - now)
+            << " s); running trackers take it up within 5 s" << std::endl;
+  return 0;
+}
 
 }  // namespace
 
@@ -65,14 +126,17 @@ int main(int argc, char** argv) {
   DisableMutexDeadlockDetection();
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
-  if (absl::Status s = CheckPositionalArgs(args, {"<tracker_info.txt>", "<tracker_no>"}, 0,
-                                           "tracker");
+  const bool rotate = absl::GetFlag(FLAGS_rotate_ticket_key);
+  if (absl::Status s = rotate ? CheckPositionalArgs(args, {}, 0, "tracker --rotate_ticket_key")
+                              : CheckPositionalArgs(args, {"<tracker_info.txt>", "<tracker_no>"},
+                                                    0, "tracker");
       !s.ok()) {
     return FailStartup(s.message());
   }
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     return FailStartup(s.message());
   }
+  if (rotate) return RotateTicketKey();
   auto trackers = ReadTrackerInfo(args[0]);
   if (!trackers.ok()) return FailStartup(trackers.status().message());
   int number = 0;
@@ -88,34 +152,10 @@ int main(int argc, char** argv) {
   }
   const HostPort& address = (*trackers)[number - 1];
 
-  for (int limit : {absl::GetFlag(FLAGS_db_connections), absl::GetFlag(FLAGS_max_groups_per_owner),
-                    absl::GetFlag(FLAGS_max_pending_requests),
-                    absl::GetFlag(FLAGS_max_files_per_group),
-                    absl::GetFlag(FLAGS_max_sessions_per_user),
-                    absl::GetFlag(FLAGS_max_streams_per_connection),
-                    absl::GetFlag(FLAGS_max_threads), absl::GetFlag(FLAGS_idle_connection_timeout),
-                    absl::GetFlag(FLAGS_hash_slots)}) {
-    if (limit < 1) return FailStartup("limits (--max_*, --db_connections, --hash_slots, ...) "
-                                      "must be at least 1");
-  }
-  tracker::StoreLimits limits;
-  limits.groups_per_owner = absl::GetFlag(FLAGS_max_groups_per_owner);
-  limits.pending_requests_per_group = absl::GetFlag(FLAGS_max_pending_requests);
-  limits.files_per_group = absl::GetFlag(FLAGS_max_files_per_group);
-  limits.sessions_per_user = absl::GetFlag(FLAGS_max_sessions_per_user);
-  std::string db = absl::GetFlag(FLAGS_db);
-  if (db.empty()) db = DefaultStatePath("tracker.db");
-  const bool postgres = tracker::IsPostgresConninfo(db);
-  auto store = postgres ? tracker::OpenPostgresStore(db, limits, absl::GetFlag(FLAGS_db_connections))
-                        : tracker::OpenSqliteStore(db, limits, absl::GetFlag(FLAGS_db_connections));
+  std::string described;
+  auto store = OpenStore(&described);
   if (!store.ok()) return FailStartup(store.status().message());
-
-  tracker::TrackerOptions options;
-  options.session_ttl = absl::Seconds(absl::GetFlag(FLAGS_session_ttl));
-  options.ticket_ttl = absl::Seconds(absl::GetFlag(FLAGS_ticket_ttl));
-  options.password_iterations = absl::GetFlag(FLAGS_password_iterations);
-  options.login.hash_slots = absl::GetFlag(FLAGS_hash_slots);
-  auto service = tracker::TrackerServiceImpl::Create(store->get(), options);
+  auto service = tracker::TrackerServiceImpl::Create(store->get(), OptionsFromFlags());
   if (!service.ok()) return FailStartup(service.status().message());
 
   auto credentials = ServerCredentialsFor(
@@ -141,7 +181,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << "tracker " << number << " listening on " << address.host << ":" << port
-            << " (database " << (postgres ? "PostgreSQL" : db) << ")" << std::endl;
+            << " (database " << described << ")" << std::endl;
   GS_LOG(kInfo) << "tracker " << number << " listening on " << address.host << ":" << port;
 
   WatchTermSignals();

@@ -160,6 +160,24 @@ class SqlStore final : public Store {
     return value;
   }
 
+  absl::StatusOr<std::string> GetMeta(const std::string& key) override {
+    std::string value;
+    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+      ASSIGN_OR_RETURN(SqlRows rows, Q(c, "SELECT value FROM meta WHERE key = $1", key));
+      if (rows.empty()) return absl::NotFoundError(absl::StrCat("no meta value '", key, "'"));
+      value = rows.Text(0, 0);
+      return absl::OkStatus();
+    }));
+    return value;
+  }
+
+  absl::Status PutMeta(const std::string& key, const std::string& value) override {
+    return db_->Write([&](SqlConnection& c) -> absl::Status {
+      return Q(c, "INSERT INTO meta(key, value) VALUES($1, $2) "
+                  "ON CONFLICT (key) DO UPDATE SET value = $2", key, SqlBytes{value}).status();
+    });
+  }
+
   absl::Status CreateUser(const std::string& user_id, const std::string& password_hash,
                           absl::Time now) override {
     return db_->Write([&](SqlConnection& c) -> absl::Status {

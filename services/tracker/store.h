@@ -114,6 +114,10 @@ class Store {
   // stored value for `key`, storing `initial` first when there is none.
   virtual absl::StatusOr<std::string> GetOrPutMeta(const std::string& key,
                                                    const std::string& initial) = 0;
+  // The value for `key`; NOT_FOUND when there is none. Reads only.
+  virtual absl::StatusOr<std::string> GetMeta(const std::string& key) = 0;
+  // Stores `value` for `key`, replacing what was there.
+  virtual absl::Status PutMeta(const std::string& key, const std::string& value) = 0;
 
   // Accounts. ALREADY_EXISTS for a taken user id.
   virtual absl::Status CreateUser(const std::string& user_id,

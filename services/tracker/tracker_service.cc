@@ -16,7 +16,6 @@
 namespace groupshare::tracker {
 namespace {
 
-constexpr char kSigningKeyMeta[] = "ticket_signing_key";
 constexpr uint32_t kMinPieceSize = 16 << 10;
 constexpr uint32_t kMaxPieceSize = 16 << 20;
 
@@ -68,6 +67,10 @@ std::string SourceAddress(const std::string& peer) {
 std::string PageToken(const std::string& last) { return absl::WebSafeBase64Escape(last); }
 
 }  // namespace
+
+TicketKeyTimes KeyTimes(const TrackerOptions& options) {
+  return {options.ticket_ttl, options.session_ttl, absl::Seconds(5)};
+}
 
 bool IsRequestId(absl::string_view id) {
   if (id.empty() || id.size() > 64) return false;
@@ -147,18 +150,16 @@ absl::Status ValidateFileInfo(const tv1::FileInfo& f) {
 
 absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> TrackerServiceImpl::Create(
     Store* store, TrackerOptions options) {
-  ASSIGN_OR_RETURN(auto fresh, TicketSigner::Generate());
-  ASSIGN_OR_RETURN(std::string key, store->GetOrPutMeta(kSigningKeyMeta, fresh->PrivateKey()));
-  ASSIGN_OR_RETURN(auto signer, TicketSigner::FromPrivateKey(key));
+  ASSIGN_OR_RETURN(auto keys, TicketKeys::Load(store, KeyTimes(options), options.now()));
   return std::unique_ptr<TrackerServiceImpl>(
-      new TrackerServiceImpl(store, std::move(options), std::move(signer)));
+      new TrackerServiceImpl(store, std::move(options), std::move(keys)));
 }
 
 TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
-                                       std::unique_ptr<TicketSigner> signer)
+                                       std::unique_ptr<TicketKeys> keys)
     : store_(store),
       options_(std::move(options)),
-      signer_(std::move(signer)),
+      keys_(std::move(keys)),
       dummy_hash_(HashPassword("not a password", options_.password_iterations)
                       .value_or(std::string())),
       login_guard_(options_.login) {}
@@ -296,7 +297,8 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::Logi
     resp->set_token(token);
     resp->set_session_ttl_seconds(
         static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
-    resp->set_ticket_public_key(signer_->PublicKey());
+    resp->set_ticket_public_key(keys_->Signer(now)->PublicKey());
+    for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
     for (const ShareView& s : shares) {
       tv1::Share* out = resp->add_shares();
       out->set_group_id(s.group_id);
@@ -322,7 +324,9 @@ grpc::Status TrackerServiceImpl::KeepAlive(grpc::ServerContext* ctx,
                                            tv1::KeepAliveResponse* resp) {
   return Authed(ctx, "KeepAlive", [&](const Session&) -> absl::Status {
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
-    RETURN_IF_ERROR(store_->ExtendSession(token_hash, options_.now() + options_.session_ttl));
+    const absl::Time now = options_.now();
+    RETURN_IF_ERROR(store_->ExtendSession(token_hash, now + options_.session_ttl));
+    for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
     resp->set_session_ttl_seconds(
         static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
     return absl::OkStatus();
@@ -487,9 +491,10 @@ grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,
                                                   req->file_name(), now));
     absl::Time expires = absl::FromUnixSeconds(absl::ToUnixSeconds(now + options_.ticket_ttl));
     ToProto(file, resp->mutable_file());
+    const std::shared_ptr<const TicketSigner> signer = keys_->Signer(now);
     for (const PeerView& p : peers) {
       ASSIGN_OR_RETURN(std::string ticket,
-                       signer_->Sign({user, req->group_id(), file.sha1, p.address, expires}));
+                       signer->Sign({user, req->group_id(), file.sha1, p.address, expires}));
       tv1::Peer* out = resp->add_peers();
       out->set_user_id(p.user_id);
       out->set_address(p.address);

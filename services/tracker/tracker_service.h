@@ -16,6 +16,7 @@
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/tracker/login_guard.h"
 #include "services/tracker/store.h"
+#include "services/tracker/ticket_keys.h"
 
 namespace groupshare::tracker {
 
@@ -52,9 +53,13 @@ struct TrackerOptions {
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
 
+// The times of the ticket keys that follow from the options: a replaced key
+// lives a ticket lifetime more, a new one is announced a session before.
+TicketKeyTimes KeyTimes(const TrackerOptions& options);
+
 class TrackerServiceImpl final : public tv1::TrackerService::Service {
  public:
-  // Loads the ticket signing key from the store, creating it on first use.
+  // Loads the ticket signing keys from the store, creating the first.
   // `store` must outlive the service.
   static absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> Create(
       Store* store, TrackerOptions options);
@@ -96,8 +101,7 @@ class TrackerServiceImpl final : public tv1::TrackerService::Service {
                               tv1::AnnounceHolderResponse* resp) override;
 
  private:
-  TrackerServiceImpl(Store* store, TrackerOptions options,
-                     std::unique_ptr<TicketSigner> signer);
+  TrackerServiceImpl(Store* store, TrackerOptions options, std::unique_ptr<TicketKeys> keys);
 
   // Runs `body` for an authenticated caller: reads the bearer token, finds
   // its live session, then calls body(user_id). Logs and converts the result.
@@ -116,7 +120,7 @@ class TrackerServiceImpl final : public tv1::TrackerService::Service {
 
   Store* const store_;
   const TrackerOptions options_;
-  const std::unique_ptr<TicketSigner> signer_;
+  const std::unique_ptr<TicketKeys> keys_;
   // What an unknown user's password is checked against (see Login).
   const std::string dummy_hash_;
   LoginGuard login_guard_;
