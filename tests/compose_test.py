@@ -4,10 +4,12 @@
 1. `docker-compose config -q` accepts the file.
 2. The very commands its services run (same binaries, flags and script
    files) start here, with a loopback address of their own in place of each
-   service name and folders in place of the volumes. Through the clients'
-   stdin, as `docker compose attach` would, alice shares the sample file and
-   bob downloads it; the SHA1 must match. Then SIGTERM stops every service
-   cleanly (exit 0), and the tracker sees a stopped client go offline.
+   service name and folders in place of the volumes; the PostgreSQL service
+   is a local PostgreSQL server on its address. Through the clients' stdin,
+   as `docker compose attach` would, alice shares the sample file and bob
+   downloads it; the SHA1 must match. The first tracker stops and the
+   clients carry on at the second. Then SIGTERM stops every service cleanly
+   (exit 0), and the tracker sees a stopped client go offline.
 
 usage: compose_test.py <repository> <bin folder>
 """
@@ -107,7 +109,7 @@ def main():
                 ports[key] = free_port(hosts[name])
             return "%s:%d" % (hosts[name], ports[key])
 
-        service_address = re.compile(r"\b([a-z]+):(\d+)\b")
+        service_address = re.compile(r"\b([a-z][a-z0-9]*):(\d+)\b")
         # The image's /etc/groupshare is the repository's deploy/, with the
         # tracker_info rewritten the same way.
         etc = os.path.join(tmp, "etc")
@@ -130,8 +132,24 @@ def main():
                     return source + path[len(target):]
             return path
 
+        postgres_dir = os.path.join(tmp, "postgres")
+        os.chmod(tmp, 0o755)
         try:
-            for name in ["tracker", "alice", "bob", "carol"]:
+            # The database service: a local server where the trackers' --db
+            # points, with the database POSTGRES_DB names.
+            pg = services["postgres"]
+            db_address = service_address.sub(address, "postgres:5432")
+            host, port = db_address.split(":")
+            conninfo = subprocess.run(
+                [os.path.join(repo, "tests", "testing", "postgres.sh"), "start", postgres_dir,
+                 host, port], check=True, capture_output=True, text=True, timeout=120).stdout
+            created = subprocess.run(
+                ["psql", conninfo.strip(), "-qc",
+                 "CREATE DATABASE %s" % pg["environment"]["POSTGRES_DB"]],
+                capture_output=True, text=True, timeout=60)
+            check(created.returncode == 0, "a PostgreSQL server stands in for the postgres "
+                  "service " + created.stderr.strip())
+            for name in ["tracker", "tracker2", "alice", "bob", "carol"]:
                 spec = services[name]
                 data = os.path.join(tmp, name + "-data")
                 os.makedirs(data)
@@ -146,9 +164,9 @@ def main():
                 argv[0] = os.path.join(bin_dir, argv[0])
                 print("$ " + " ".join(argv), flush=True)
                 started[name] = Service(name, argv, dict(os.environ, HOME=data))
-                if name == "tracker":
-                    check(started[name].wait_for("listening on") is not None,
-                          "the tracker starts as its service does")
+                if name.startswith("tracker"):
+                    check(started[name].wait_for("listening on .* \\(database PostgreSQL\\)")
+                          is not None, name + " starts as its service does, on PostgreSQL")
             alice, bob = started["alice"], started["bob"]
             for name in ["alice", "bob", "carol"]:
                 check(started[name].wait_for("logged in as " + name) is not None,
@@ -175,16 +193,21 @@ def main():
                 check(hashlib.sha1(a.read()).digest() == hashlib.sha1(b.read()).digest(),
                       "the download's SHA1 matches")
             check(bob.run("list_files movies", "peers=2") is not None, "two peers share it")
+            check(started["tracker"].stop() == 0, "SIGTERM stops the first tracker cleanly")
+            check(bob.run("list_files movies", "peers=2") is not None,
+                  "bob carries on at the second tracker, still logged in")
             check(alice.stop() == 0, "SIGTERM stops alice cleanly")
             check(bob.run("list_files movies", "peers=1") is not None,
                   "the tracker marks the stopped client offline at once")
-            for name in ["carol", "bob", "tracker"]:
+            for name in ["carol", "bob", "tracker2"]:
                 check(started[name].stop() == 0, "SIGTERM stops %s cleanly" % name)
         finally:
             for service in started.values():
                 if service.proc.poll() is None:
                     service.proc.kill()
                     service.proc.wait()
+            subprocess.run([os.path.join(repo, "tests", "testing", "postgres.sh"), "stop",
+                            postgres_dir], capture_output=True, timeout=60)
     print("%d passed, %d failed" % (len(passes), len(failures)))
     return 1 if failures else 0
 
