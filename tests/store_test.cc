@@ -206,6 +206,37 @@ TEST_P(StoreTest, OneUserOnTwoClientsIsTwoSources) {
   EXPECT_EQ(store_->ListFiles("alice", "g", {}, kT0)->size(), 2u);
 }
 
+// Two trackers over one database: what one changes, the other lists at
+// once (its cache of a group's files follows the group's files version).
+TEST_P(StoreTest, ListingsSeeWhatAnotherTrackerChanged) {
+  MakeGroupWithBob();
+  Online("alice", "127.0.0.1:1001");
+  Online("bob", "127.0.0.1:1002");
+  auto other = GetParam() == Backend::kSqlite ? OpenSqliteStore(dir_.File("tracker.db"))
+                                              : OpenPostgresStore(conninfo_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
+  EXPECT_EQ((*other)->ListFiles("bob", "g", {}, kT0)->size(), 1u);
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
+  auto files = *(*other)->ListFiles("bob", "g", {}, kT0);
+  EXPECT_EQ(files[0].online_seeders, 1);
+  EXPECT_EQ(files[0].online_partial, 1);
+  ASSERT_TRUE(store_->AddFile("bob", "", "g", MakeFile("song", 'b'), kT0).ok());
+  EXPECT_EQ((*other)->ListFiles("bob", "g", {}, kT0)->size(), 2u);
+  ASSERT_TRUE(store_->RemoveShare("alice", "", "g", "movie").ok());
+  files = *(*other)->ListFiles("bob", "g", {}, kT0);
+  EXPECT_EQ(files[0].online_seeders, 0);
+  EXPECT_EQ(files[0].online_partial, 1);
+  // A session's end is seen at once too (it is no part of the cache).
+  ASSERT_TRUE(store_->DeleteSession("tok-bob").ok());
+  EXPECT_EQ((*other)->ListFiles("alice", "g", {}, kT0)->front().online_partial, 0);
+  // A group deleted and made again is another group.
+  ASSERT_TRUE(store_->LeaveGroup("bob", "g").ok());
+  ASSERT_TRUE(store_->LeaveGroup("alice", "g").ok());
+  ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
+  EXPECT_TRUE((*other)->ListFiles("alice", "g", {}, kT0)->empty());
+}
+
 TEST_P(StoreTest, ListingsPage) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(store_->CreateGroup("alice", "g" + std::to_string(i), kT0).ok());

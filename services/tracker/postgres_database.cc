@@ -44,7 +44,8 @@ CREATE INDEX sessions_by_client ON sessions(user_id, client_id, expires_at);
 CREATE TABLE groups_ (
   group_id TEXT COLLATE "C" PRIMARY KEY,
   owner TEXT COLLATE "C" NOT NULL REFERENCES users(user_id),
-  created_at BIGINT NOT NULL);
+  created_at BIGINT NOT NULL,
+  files_version BIGINT NOT NULL DEFAULT 0);
 CREATE INDEX groups_by_owner ON groups_(owner);
 CREATE TABLE members (
   seq BIGSERIAL PRIMARY KEY,
@@ -207,66 +208,27 @@ class PgConnection final : public SqlConnection {
   absl::flat_hash_map<std::string, std::string> prepared_;
 };
 
-class PostgresDatabase final : public SqlDatabase {
+// Connections to one database, made as needed up to a number, dropped
+// after a failure.
+class PgPool {
  public:
-  PostgresDatabase(std::string conninfo, int max_connections)
+  PgPool(std::string conninfo, int max_connections)
       : conninfo_(std::move(conninfo)), max_connections_(max_connections) {}
 
-  absl::Status Connect() {
-    ASSIGN_OR_RETURN(auto c, Acquire());
-    Release(std::move(c));
-    return absl::OkStatus();
-  }
-
-  absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body) override {
-    ASSIGN_OR_RETURN(auto c, Acquire());
-    absl::Status status = c->ExecuteScript("BEGIN");
-    if (status.ok()) {
-      status = c->Execute("SELECT pg_advisory_xact_lock($1)", {SqlParam{kWriteLock}}).status();
-    }
-    if (status.ok()) status = body(*c);
-    if (status.ok()) {
-      status = c->ExecuteScript("COMMIT");
-    } else if (c->healthy()) {
-      c->ExecuteScript("ROLLBACK").IgnoreError();
-    }
-    Release(std::move(c));
-    return status;
-  }
-
-  absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) override {
-    ASSIGN_OR_RETURN(auto c, Acquire());
-    absl::Status status = body(*c);
-    Release(std::move(c));
-    return status;
-  }
-
-  const std::vector<std::string>& Migrations() const override {
-    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1};
-    return *kMigrations;
-  }
-
-  absl::StatusOr<int> SchemaVersion(SqlConnection& c) override {
-    ASSIGN_OR_RETURN(SqlRows t, c.Execute(
-        "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END", {}));
-    if (t.Int(0, 0) == 0) return 0;
-    ASSIGN_OR_RETURN(SqlRows v, c.Execute("SELECT version FROM schema_version", {}));
-    return v.empty() ? 0 : static_cast<int>(v.Int(0, 0));
-  }
-
-  absl::Status SetSchemaVersion(SqlConnection& c, int version) override {
-    return c.Execute("UPDATE schema_version SET version = $1", {SqlParam{int64_t{version}}})
-        .status();
-  }
-
- private:
-  absl::StatusOr<std::unique_ptr<PgConnection>> Acquire() {
+  // A connection, or UNAVAILABLE when none frees up within `wait` (every
+  // one is stuck: a commit waiting for a synchronous standby that is down,
+  // say) or the database cannot be reached.
+  absl::StatusOr<std::unique_ptr<PgConnection>> Acquire(absl::Duration wait) {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return !idle_.empty() || open_ < max_connections_;
       };
-      mu_.Await(absl::Condition(&ready));
+      if (!mu_.AwaitWithTimeout(absl::Condition(&ready), wait)) {
+        return absl::UnavailableError(
+            "the tracker's database does not answer in time (is its synchronous standby "
+            "down?); try again later");
+      }
       if (!idle_.empty()) {
         auto c = std::move(idle_.back());
         idle_.pop_back();
@@ -292,20 +254,87 @@ class PostgresDatabase final : public SqlDatabase {
   }
 
   void Release(std::unique_ptr<PgConnection> c) {
+    if (!c->healthy()) {
+      GS_LOG(kWarning) << "dropped a database connection that failed";
+      c.reset();
+    }
     absl::MutexLock lock(&mu_);
-    if (c->healthy()) {
+    if (c != nullptr) {
       idle_.push_back(std::move(c));
     } else {
       --open_;
-      GS_LOG(kWarning) << "dropped a database connection that failed";
     }
   }
 
+ private:
   const std::string conninfo_;
   const int max_connections_;
   absl::Mutex mu_;
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// How long a call waits for a connection of its pool.
+constexpr absl::Duration kPoolWait = absl::Seconds(4);
+
+class PostgresDatabase final : public SqlDatabase {
+ public:
+  // Writes are serialised anyway (the advisory lock), so two writer
+  // connections are enough; readers have their own, so that reads go on
+  // while writes wait (for a synchronous standby, say).
+  PostgresDatabase(const std::string& conninfo, int readers)
+      : writers_(conninfo, 2), readers_(conninfo, readers) {}
+
+  absl::Status Connect() {
+    ASSIGN_OR_RETURN(auto c, readers_.Acquire(kPoolWait));
+    readers_.Release(std::move(c));
+    return absl::OkStatus();
+  }
+
+  absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body) override {
+    ASSIGN_OR_RETURN(auto c, writers_.Acquire(kPoolWait));
+    absl::Status status = c->ExecuteScript("BEGIN");
+    if (status.ok()) {
+      status = c->Execute("SELECT pg_advisory_xact_lock($1)", {SqlParam{kWriteLock}}).status();
+    }
+    if (status.ok()) status = body(*c);
+    if (status.ok()) {
+      status = c->ExecuteScript("COMMIT");
+    } else if (c->healthy()) {
+      c->ExecuteScript("ROLLBACK").IgnoreError();
+    }
+    writers_.Release(std::move(c));
+    return status;
+  }
+
+  absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) override {
+    ASSIGN_OR_RETURN(auto c, readers_.Acquire(kPoolWait));
+    absl::Status status = body(*c);
+    readers_.Release(std::move(c));
+    return status;
+  }
+
+  const std::vector<std::string>& Migrations() const override {
+    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1};
+    return *kMigrations;
+  }
+
+  absl::StatusOr<int> SchemaVersion(SqlConnection& c) override {
+    ASSIGN_OR_RETURN(SqlRows t, c.Execute(
+        "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END", {}));
+    if (t.Int(0, 0) == 0) return 0;
+    ASSIGN_OR_RETURN(SqlRows v, c.Execute("SELECT version FROM schema_version", {}));
+    return v.empty() ? 0 : static_cast<int>(v.Int(0, 0));
+  }
+
+  absl::Status SetSchemaVersion(SqlConnection& c, int version) override {
+    return c.Execute("UPDATE schema_version SET version = $1", {SqlParam{int64_t{version}}})
+        .status();
+  }
+
+ private:
+  PgPool writers_;
+  PgPool readers_;
 };
 
 }  // namespace

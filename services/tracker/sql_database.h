@@ -96,9 +96,10 @@ class SqlDatabase {
 absl::StatusOr<std::unique_ptr<SqlDatabase>> OpenSqliteDatabase(const std::string& path,
                                                                 int readers = 4);
 
-// PostgreSQL through libpq: a pool of `connections`, made as needed and
-// made again after a failure; writes take a transaction-scoped advisory
-// lock.
+// PostgreSQL through libpq: `connections` reader connections and two
+// writer ones, made as needed and made again after a failure; writes take
+// a transaction-scoped advisory lock. A call that finds every connection of
+// its pool busy for 4 s answers UNAVAILABLE.
 absl::StatusOr<std::unique_ptr<SqlDatabase>> OpenPostgresDatabase(
     const std::string& conninfo, int connections = 8);
 

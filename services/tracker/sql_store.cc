@@ -4,6 +4,12 @@
 
 #include <utility>
 
+#include <algorithm>
+#include <limits>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -87,20 +93,40 @@ absl::Status RequireOwner(SqlConnection& c, const std::string& user_id,
   }
   return absl::OkStatus();
 }
-absl::Status RequireMember(SqlConnection& c, const std::string& user_id,
-                           const std::string& group_id) {
-  // One statement: this runs before every read of a group.
+// The version of the group's files (see BumpFiles) when `user_id` is a
+// member; NOT_FOUND (group) or PERMISSION_DENIED (not a member) otherwise.
+// One statement: this runs before every read of a group.
+absl::StatusOr<int64_t> RequireMemberFilesVersion(SqlConnection& c, const std::string& user_id,
+                                                  const std::string& group_id) {
   ASSIGN_OR_RETURN(SqlRows rows, Q(c,
       "SELECT CASE WHEN EXISTS(SELECT 1 FROM members m WHERE m.group_id = g.group_id "
-      "AND m.user_id = $2) THEN 1 ELSE 0 END FROM groups_ g WHERE g.group_id = $1",
-      group_id, user_id));
+      "AND m.user_id = $2) THEN 1 ELSE 0 END, g.files_version FROM groups_ g "
+      "WHERE g.group_id = $1", group_id, user_id));
   if (rows.empty()) return NoSuchGroup(group_id);
   if (rows.Int(0, 0) == 0) {
     return absl::PermissionDeniedError(absl::StrCat(
         "you are not a member of group '", group_id, "'; ask to join it (join_group ",
         group_id, ", or JoinGroup) and wait for its owner to accept"));
   }
-  return absl::OkStatus();
+  return rows.Int(0, 1);
+}
+absl::Status RequireMember(SqlConnection& c, const std::string& user_id,
+                           const std::string& group_id) {
+  return RequireMemberFilesVersion(c, user_id, group_id).status();
+}
+// Gives the group's files a new version: every change to its files or
+// shares calls this in its transaction. A random number, so that a group
+// deleted and made again never repeats a version a cache has seen.
+absl::Status BumpFiles(SqlConnection& c, const std::string& group_id) {
+  static absl::Mutex mu(absl::kConstInit);
+  static absl::BitGen* const gen = new absl::BitGen;
+  int64_t version;
+  {
+    absl::MutexLock lock(&mu);
+    version = absl::Uniform<int64_t>(*gen, 1, std::numeric_limits<int64_t>::max());
+  }
+  return Q(c, "UPDATE groups_ SET files_version = $2 WHERE group_id = $1", group_id, version)
+      .status();
 }
 absl::StatusOr<std::optional<FileRecord>> FindFile(SqlConnection& c,
                                                    const std::string& group_id,
@@ -117,6 +143,28 @@ absl::Status DropUnsharedFiles(SqlConnection& c, const std::string& group_id) {
   return Q(c, "DELETE FROM files WHERE group_id = $1 AND NOT EXISTS (SELECT 1 FROM shares s "
               "WHERE s.group_id = $1 AND s.name = files.name)", group_id).status();
 }
+
+// A group's files with who holds each, as of one files_version. Which
+// holders are online is read anew each time (sessions come and go without
+// changing the files).
+struct GroupFiles {
+  struct Holder {
+    std::string user_id;
+    std::string client_id;
+    bool complete;
+  };
+  struct File {
+    std::string name;
+    uint64_t size;
+    std::string sha1;
+    std::vector<Holder> holders;
+  };
+  int64_t version = 0;
+  std::vector<File> files;  // by name
+};
+
+// Files kept in the cache of ListFiles at most; past it, it starts over.
+constexpr size_t kMaxCachedFiles = 200000;
 
 class SqlStore final : public Store {
  public:
@@ -407,6 +455,7 @@ class SqlStore final : public Store {
                         group_id, user_id).status());
       RETURN_IF_ERROR(Q(c, "DELETE FROM shares WHERE group_id = $1 AND user_id = $2",
                         group_id, user_id).status());
+      RETURN_IF_ERROR(BumpFiles(c, group_id));
       RETURN_IF_ERROR(DropUnsharedFiles(c, group_id));
       if (owner != user_id) return absl::OkStatus();
       ASSIGN_OR_RETURN(SqlRows next, Q(c,
@@ -502,6 +551,7 @@ class SqlStore final : public Store {
             group_id, file.name, file.size, file.piece_size, file.sha1,
             SqlBytes{PackSha1Hex(file.piece_sha1)}, Secs(now)).status());
       }
+      RETURN_IF_ERROR(BumpFiles(c, group_id));
       return Q(c, "INSERT INTO shares(group_id, name, user_id, client_id, complete) "
                   "VALUES($1, $2, $3, $4, 1) ON CONFLICT (group_id, name, user_id, client_id) "
                   "DO UPDATE SET complete = 1",
@@ -516,22 +566,27 @@ class SqlStore final : public Store {
                                                          absl::Time now) override {
     std::vector<FileSummaryView> out;
     RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
-      RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
+      ASSIGN_OR_RETURN(int64_t version, RequireMemberFilesVersion(c, user_id, group_id));
+      ASSIGN_OR_RETURN(std::shared_ptr<const GroupFiles> files,
+                       FilesOf(c, group_id, version));
       // Each share is one client's; it is online while that client has a
       // live session.
-      ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
-          SELECT f.name, f.size, f.sha1,
-            COUNT(CASE WHEN s.complete = 1 THEN 1 END),
-            COUNT(CASE WHEN s.complete = 0 THEN 1 END)
-          FROM files f LEFT JOIN shares s ON s.group_id = f.group_id AND s.name = f.name
-            AND EXISTS(SELECT 1 FROM sessions x WHERE x.user_id = s.user_id
-                         AND x.client_id = s.client_id AND x.expires_at > $2)
-          WHERE f.group_id = $1 AND f.name > $3
-          GROUP BY f.group_id, f.name ORDER BY f.group_id, f.name LIMIT $4)sql",
-          group_id, Secs(now), page.after, page.size));
-      for (size_t r = 0; r < rows.size(); ++r) {
-        out.push_back({rows.Text(r, 0), static_cast<uint64_t>(rows.Int(r, 1)),
-                       rows.Text(r, 2), rows.Int(r, 3), rows.Int(r, 4)});
+      ASSIGN_OR_RETURN(SqlRows live, Q(c,
+          "SELECT x.user_id, x.client_id FROM sessions x JOIN members m "
+          "ON m.user_id = x.user_id WHERE m.group_id = $1 AND x.expires_at > $2",
+          group_id, Secs(now)));
+      absl::flat_hash_set<std::pair<std::string, std::string>> online;
+      for (size_t r = 0; r < live.size(); ++r) online.emplace(live.Text(r, 0), live.Text(r, 1));
+      auto it = std::upper_bound(
+          files->files.begin(), files->files.end(), page.after,
+          [](const std::string& after, const GroupFiles::File& f) { return after < f.name; });
+      for (; it != files->files.end() && static_cast<int64_t>(out.size()) < page.size; ++it) {
+        FileSummaryView view{it->name, it->size, it->sha1, 0, 0};
+        for (const GroupFiles::Holder& h : it->holders) {
+          if (!online.contains(std::make_pair(h.user_id, h.client_id))) continue;
+          ++(h.complete ? view.online_seeders : view.online_partial);
+        }
+        out.push_back(std::move(view));
       }
       return absl::OkStatus();
     }));
@@ -591,6 +646,7 @@ class SqlStore final : public Store {
         return absl::NotFoundError(absl::StrCat("you do not share '", name, "' in group '",
                                                 group_id, "' from this client"));
       }
+      RETURN_IF_ERROR(BumpFiles(c, group_id));
       return DropUnsharedFiles(c, group_id);
     });
   }
@@ -602,6 +658,7 @@ class SqlStore final : public Store {
       RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
       ASSIGN_OR_RETURN(auto file, FindFile(c, group_id, name));
       if (!file.has_value()) return NoSuchFile(group_id, name);
+      RETURN_IF_ERROR(BumpFiles(c, group_id));
       // A complete holder stays complete.
       return Q(c, "INSERT INTO shares(group_id, name, user_id, client_id, complete) "
                   "VALUES($1, $2, $3, $4, $5) ON CONFLICT (group_id, name, user_id, client_id) "
@@ -629,8 +686,52 @@ class SqlStore final : public Store {
   }
 
  private:
+  // The group's files as of `version`, from the cache or read anew.
+  absl::StatusOr<std::shared_ptr<const GroupFiles>> FilesOf(SqlConnection& c,
+                                                            const std::string& group_id,
+                                                            int64_t version)
+      ABSL_LOCKS_EXCLUDED(cache_mu_) {
+    {
+      absl::MutexLock lock(&cache_mu_);
+      auto it = cache_.find(group_id);
+      if (it != cache_.end() && it->second->version == version) return it->second;
+    }
+    // Read after the version: what is read is that version or newer, and a
+    // newer one has another version in the database, so it is read again.
+    ASSIGN_OR_RETURN(SqlRows rows, Q(c,
+        "SELECT f.name, f.size, f.sha1, s.user_id, s.client_id, s.complete FROM files f "
+        "LEFT JOIN shares s ON s.group_id = f.group_id AND s.name = f.name "
+        "WHERE f.group_id = $1 ORDER BY f.group_id, f.name", group_id));
+    auto files = std::make_shared<GroupFiles>();
+    files->version = version;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (files->files.empty() || files->files.back().name != rows.Text(r, 0)) {
+        files->files.push_back(
+            {rows.Text(r, 0), static_cast<uint64_t>(rows.Int(r, 1)), rows.Text(r, 2), {}});
+      }
+      if (!rows.IsNull(r, 3)) {
+        files->files.back().holders.push_back(
+            {rows.Text(r, 3), rows.Text(r, 4), rows.Int(r, 5) != 0});
+      }
+    }
+    absl::MutexLock lock(&cache_mu_);
+    auto& slot = cache_[group_id];
+    if (slot != nullptr) cached_files_ -= slot->files.size();
+    if (cached_files_ + files->files.size() > kMaxCachedFiles) {
+      cache_.clear();
+      cached_files_ = 0;
+    }
+    cached_files_ += files->files.size();
+    cache_[group_id] = files;
+    return std::shared_ptr<const GroupFiles>(files);
+  }
+
   const std::unique_ptr<SqlDatabase> db_;
   const StoreLimits limits_;
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const GroupFiles>> cache_
+      ABSL_GUARDED_BY(cache_mu_);
+  size_t cached_files_ ABSL_GUARDED_BY(cache_mu_) = 0;
 };
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqlStore(

@@ -77,7 +77,8 @@ CREATE INDEX IF NOT EXISTS shares_by_user ON shares(user_id);
 )sql";
 
 // Version 2: shares and sessions belong to a client of a user; calls that
-// change state are remembered by request id; groups are counted by owner.
+// change state are remembered by request id; groups are counted by owner;
+// a group's files have a version that changes with them (for caches).
 constexpr char kSchemaV2[] = R"sql(
 ALTER TABLE sessions ADD COLUMN client_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX sessions_by_client ON sessions(user_id, client_id, expires_at);
@@ -94,6 +95,7 @@ DROP TABLE shares;
 ALTER TABLE shares_v2 RENAME TO shares;
 CREATE INDEX shares_by_user ON shares(user_id, client_id);
 CREATE INDEX groups_by_owner ON groups_(owner);
+ALTER TABLE groups_ ADD COLUMN files_version INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE request_log (
   key BLOB PRIMARY KEY,
   at INTEGER NOT NULL,

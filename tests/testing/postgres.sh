@@ -38,7 +38,7 @@ configure() {  # address port
 listen_addresses = '$1'
 port = $2
 unix_socket_directories = '$dir'
-fsync = off
+fsync = ${GS_PG_FSYNC:-off}
 max_connections = 100
 wal_keep_size = 64MB
 CONF

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Tracker benchmark: starts a tracker on loopback, on SQLite and then on a
+# local PostgreSQL server (tests/testing/postgres.sh, fsync on), and drives
+# it with bench/tracker_bench.cc (gRPC's async API, every answer's status
+# checked). For each back-end it prints, one line a run:
+#   - ListFiles of a group of 100 files, of 1 file, GetFilePeers and
+#     KeepAlive, 64 calls in flight over 4 connections;
+#   - ListFiles of 100 files with 16 in flight (latency);
+#   - ListFiles of 1 file with 16 in flight while 32 threads log in with wrong
+#     passwords (a login storm; the tracker hashes with its default cost).
+#   bench/tracker_bench.sh [--seconds N] [--backend sqlite|postgres|both]
+# Run from the repository after scripts/setup.sh (PostgreSQL comes with the
+# test packages: scripts/test.sh installs it).
+set -euo pipefail
+seconds=10
+backend=both
+while [ $# -gt 0 ]; do
+  case $1 in
+    --seconds) seconds=$2; shift 2 ;;
+    --backend) backend=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+cd "$(dirname "$0")/.."
+repo=$PWD
+bin=$PWD/${BUILD_DIR:-build}/bin
+[ -x "$bin/tracker_bench" ] || { echo "build first: scripts/setup.sh" >&2; exit 1; }
+work=$(mktemp -d -t groupshare-tracker-bench.XXXXXX)
+chmod 0755 "$work"
+. scripts/cluster.sh
+trap 'stop_cluster; "$repo/tests/testing/postgres.sh" stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+measure() {  # label, tracker flags...
+  local label=$1; shift
+  rm -f "$work/tracker.port" "$work/tracker.db"*
+  start_tracker --log_level warning "$@"
+  local target=127.0.0.1:$(cat "$work/tracker.port")
+  local load=("$bin/tracker_bench" --target "$target" --seconds "$seconds" --connections 4)
+  "${load[@]}" --in_flight 64 --calls ListFiles100,ListFiles1,GetFilePeers,KeepAlive \
+    --prefix bench | sed "s/^/$label /"
+  "${load[@]}" --in_flight 16 --calls ListFiles100 --prefix bench | sed "s/^/$label /"
+  "${load[@]}" --in_flight 16 --calls ListFiles1 --login_storm 32 --prefix bench |
+    sed "s/^/$label login-storm /"
+  stop_cluster
+  pids=()
+}
+
+if [ "$backend" != postgres ]; then
+  measure sqlite
+fi
+if [ "$backend" != sqlite ]; then
+  admin=$(GS_PG_FSYNC=on tests/testing/postgres.sh start "$work/pg" 127.0.0.1 "$(python3 -c '
+import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
+  psql "$admin" -qc "CREATE DATABASE bench"
+  measure postgres --db "${admin/dbname=postgres/dbname=bench}"
+fi
