@@ -5,7 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "core/ticket.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/common/server_setup.h"
@@ -602,6 +606,44 @@ TEST_F(TrackerServiceTest, LoginReturnsEarlierSharesAndKeyOutlivesRestart) {
   EXPECT_TRUE(again.shares(0).complete());
   // The earlier token still works: sessions are kept too.
   EXPECT_TRUE(Call(&Stub::ListGroups, alice, tv1::ListGroupsRequest()).ok());
+}
+
+// Password hashing runs on a bounded number of slots: a storm of logins
+// cannot take every core, and a caller that waits too long is told to try
+// again rather than queued for ever.
+TEST(LoginGuard, HashingRunsOnBoundedSlots) {
+  LoginGuardOptions options;
+  options.hash_slots = 2;
+  options.slot_wait = absl::Milliseconds(300);
+  LoginGuard guard(options);
+  absl::Mutex mu;
+  int running = 0, most = 0;
+  absl::Notification release;
+  std::vector<std::thread> threads;
+  std::atomic<int> refused{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      absl::Status s = guard.Hash([&] {
+        {
+          absl::MutexLock lock(&mu);
+          most = std::max(most, ++running);
+        }
+        release.WaitForNotificationWithTimeout(absl::Seconds(5));
+        absl::MutexLock lock(&mu);
+        --running;
+      });
+      if (s.code() == absl::StatusCode::kUnavailable) ++refused;
+    });
+  }
+  // The two without a slot give up after slot_wait.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (refused < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  release.Notify();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(most, 2);
+  EXPECT_EQ(refused, 2);
+  // Free again.
+  EXPECT_TRUE(guard.Hash([] {}).ok());
 }
 
 }  // namespace
