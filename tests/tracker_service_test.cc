@@ -308,9 +308,23 @@ TEST_F(TrackerServiceTest, ARetriedWriteIsAppliedOnce) {
   EXPECT_EQ(again.new_owner(), "bob");
   EXPECT_EQ(Call(&Stub::CreateGroup, alice, req, kNoResponse, "bad id!").error_code(),
             StatusCode::INVALID_ARGUMENT);
+  // The same id on another request is another call.
+  tv1::CreateGroupRequest other;
+  other.set_group_id("h");
+  EXPECT_TRUE(Call(&Stub::CreateGroup, alice, other, kNoResponse, "r-1").ok());
+  // Without a session too: two people who picked the same id each get
+  // their account.
+  for (const char* user : {"carol", "dave"}) {
+    tv1::CreateUserRequest create;
+    create.set_user_id(user);
+    create.set_password("pw");
+    tv1::CreateUserResponse created;
+    EXPECT_TRUE(Call(&Stub::CreateUser, "", create, &created, "1").ok());
+  }
+  EXPECT_FALSE(Login("dave").token().empty());
   tv1::ListGroupsResponse groups;
   ASSERT_TRUE(Call(&Stub::ListGroups, alice, tv1::ListGroupsRequest(), &groups).ok());
-  EXPECT_EQ(groups.groups_size(), 1);
+  EXPECT_EQ(groups.groups_size(), 2);
 }
 
 TEST_F(TrackerServiceTest, ListingsComeInPages) {

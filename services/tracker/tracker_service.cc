@@ -202,7 +202,8 @@ grpc::Status TrackerServiceImpl::Authed(
 
 absl::Status TrackerServiceImpl::Once(
     grpc::ServerContext* ctx, const char* method, const std::string& caller,
-    google::protobuf::Message* response, const std::function<absl::Status()>& body) {
+    const google::protobuf::Message& request, google::protobuf::Message* response,
+    const std::function<absl::Status()>& body) {
   auto it = ctx->client_metadata().find("request-id");
   if (it == ctx->client_metadata().end()) return body();
   const absl::string_view id(it->second.data(), it->second.size());
@@ -210,7 +211,10 @@ absl::Status TrackerServiceImpl::Once(
     return absl::InvalidArgumentError(
         "request-id must be 1 to 64 of the characters A-Z a-z 0-9 . _ -");
   }
-  const std::string key = Sha256Of(absl::StrCat(caller, "\n", method, "\n", id));
+  // The request is part of the key: the same id on another request (two
+  // callers without a session that picked the same id, say) is another call.
+  const std::string key = Sha256Of(
+      absl::StrCat(caller, "\n", method, "\n", id, "\n", request.SerializeAsString()));
   absl::StatusOr<std::optional<RequestOutcome>> earlier =
       store_->BeginRequest(key, options_.now(), options_.request_claim_ttl);
   if (!earlier.ok()) return earlier.status();
@@ -246,7 +250,7 @@ grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext* ctx,
   return Open("CreateUser", req->user_id(), [&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
     RETURN_IF_ERROR(ValidatePassword(req->password()));
-    return Once(ctx, "CreateUser", "", resp, [&]() -> absl::Status {
+    return Once(ctx, "CreateUser", "", *req, resp, [&]() -> absl::Status {
       absl::StatusOr<std::string> hash;
       RETURN_IF_ERROR(login_guard_.Hash(
           [&] { hash = HashPassword(req->password(), options_.password_iterations); }));
@@ -339,7 +343,7 @@ grpc::Status TrackerServiceImpl::CreateGroup(grpc::ServerContext* ctx,
   return Authed(ctx, "CreateGroup", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return Once(ctx, "CreateGroup", user, resp, [&] {
+    return Once(ctx, "CreateGroup", user, *req, resp, [&] {
       return store_->CreateGroup(user, req->group_id(), options_.now());
     });
   });
@@ -372,7 +376,7 @@ grpc::Status TrackerServiceImpl::JoinGroup(grpc::ServerContext* ctx,
   return Authed(ctx, "JoinGroup", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return Once(ctx, "JoinGroup", user, resp, [&] {
+    return Once(ctx, "JoinGroup", user, *req, resp, [&] {
       return store_->RequestJoin(user, req->group_id(), options_.now());
     });
   });
@@ -384,7 +388,7 @@ grpc::Status TrackerServiceImpl::LeaveGroup(grpc::ServerContext* ctx,
   return Authed(ctx, "LeaveGroup", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return Once(ctx, "LeaveGroup", user, resp, [&]() -> absl::Status {
+    return Once(ctx, "LeaveGroup", user, *req, resp, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(LeaveResult result, store_->LeaveGroup(user, req->group_id()));
       resp->set_new_owner(result.new_owner);
       resp->set_group_deleted(result.group_deleted);
@@ -416,7 +420,7 @@ grpc::Status TrackerServiceImpl::AcceptRequest(grpc::ServerContext* ctx,
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    return Once(ctx, "AcceptRequest", user, resp, [&] {
+    return Once(ctx, "AcceptRequest", user, *req, resp, [&] {
       return store_->AnswerRequest(user, req->group_id(), req->user_id(), true, options_.now());
     });
   });
@@ -429,7 +433,7 @@ grpc::Status TrackerServiceImpl::RejectRequest(grpc::ServerContext* ctx,
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    return Once(ctx, "RejectRequest", user, resp, [&] {
+    return Once(ctx, "RejectRequest", user, *req, resp, [&] {
       return store_->AnswerRequest(user, req->group_id(), req->user_id(), false, options_.now());
     });
   });
@@ -445,7 +449,7 @@ grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
     const tv1::FileInfo& f = req->file();
     FileRecord record{f.name(), f.size(), f.piece_size(), f.sha1(),
                       {f.piece_sha1().begin(), f.piece_sha1().end()}};
-    return Once(ctx, "UploadFile", user, resp, [&]() -> absl::Status {
+    return Once(ctx, "UploadFile", user, *req, resp, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(bool created, store_->AddFile(user, session.client_id, req->group_id(),
                                                      record, options_.now()));
       resp->set_created(created);
@@ -513,7 +517,7 @@ grpc::Status TrackerServiceImpl::StopShare(grpc::ServerContext* ctx,
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileName(req->file_name()));
-    return Once(ctx, "StopShare", user, resp, [&] {
+    return Once(ctx, "StopShare", user, *req, resp, [&] {
       return store_->RemoveShare(user, session.client_id, req->group_id(), req->file_name());
     });
   });

@@ -108,8 +108,10 @@ class TrackerServiceImpl final : public tv1::TrackerService::Service {
   grpc::Status Authed(grpc::ServerContext* ctx, const char* method,
                       const std::function<absl::Status(const Session& session)>& body);
   // Runs `body`, which changes state and fills `response`, once per
-  // request-id of `caller` (see tracker.proto); a call without one just runs.
+  // request-id of `caller` and `request` (see tracker.proto); a call
+  // without a request-id just runs.
   absl::Status Once(grpc::ServerContext* ctx, const char* method, const std::string& caller,
+                    const google::protobuf::Message& request,
                     google::protobuf::Message* response,
                     const std::function<absl::Status()>& body);
   absl::StatusOr<PageRequest> ReadPage(uint32_t size, const std::string& token) const;
