@@ -724,16 +724,35 @@ bool WaitForListing(Cluster::Client& client, absl::string_view needle,
   return false;
 }
 
+// alice shares f.bin (random bytes) in group g, of which bob is a member.
+struct AliceSharesWithBob {
+  AliceSharesWithBob(const std::vector<std::string>& tracker_flags, size_t size)
+      : cluster(tracker_flags),
+        alice(cluster.StartUser("alice")),
+        bob(cluster.StartUser("bob")),
+        path(cluster.dir().File("f.bin")) {
+    cluster.AddMember(*alice, *bob, "g");
+    testing::WriteFile(path, testing::RandomBytes(size, static_cast<uint32_t>(size)));
+    EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  }
+  // bob downloads f.bin, which must arrive byte for byte.
+  void ExpectBobDownloads() {
+    const std::string out = cluster.dir().File("out.bin");
+    EXPECT_THAT(bob->Run("download_file g f.bin " + out), StartsWith("downloading"));
+    EXPECT_THAT(bob->shell->WaitForNotice("f.bin"), Optional(HasSubstr("complete")));
+    EXPECT_TRUE(testing::ReadFile(out) == testing::ReadFile(path));
+  }
+
+  Cluster cluster;
+  std::unique_ptr<Cluster::Client> alice, bob;
+  const std::string path;
+};
+
 // A client that could not reach the tracker for longer than its session's
 // lifetime is offline meanwhile, and then carries on: logged in, sharing.
 TEST(SessionExpiry, ClientOfflineForAWhileKeepsItsSession) {
-  Cluster cluster({"--session_ttl", "3"});
-  auto alice = cluster.StartUser("alice");
-  auto bob = cluster.StartUser("bob");
-  cluster.AddMember(*alice, *bob, "g");
-  std::string path = cluster.dir().File("f.bin");
-  testing::WriteFile(path, testing::RandomBytes(1 << 20, 3));
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  AliceSharesWithBob peers({"--session_ttl", "3"}, 1 << 20);
+  auto& [cluster, alice, bob, path] = peers;
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
   // Frozen past its session's lifetime: no keep-alive reaches the tracker.
   alice->shell->Signal(SIGSTOP);
@@ -741,10 +760,7 @@ TEST(SessionExpiry, ClientOfflineForAWhileKeepsItsSession) {
   alice->shell->Signal(SIGCONT);
   EXPECT_TRUE(WaitForListing(*bob, "peers=1"));
   EXPECT_THAT(alice->Run("list_groups"), StartsWith("g owner=alice"));
-  EXPECT_THAT(bob->Run("download_file g f.bin " + cluster.dir().File("out.bin")),
-              StartsWith("downloading"));
-  EXPECT_THAT(bob->shell->WaitForNotice("f.bin"), Optional(HasSubstr("complete")));
-  EXPECT_TRUE(testing::ReadFile(cluster.dir().File("out.bin")) == testing::ReadFile(path));
+  peers.ExpectBobDownloads();
   EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
   EXPECT_THAT(testing::ReadFile(cluster.dir().File("tracker.log")),
               HasSubstr("session of alice is back"));
@@ -777,13 +793,8 @@ TEST(SessionExpiry, SessionTheTrackerForgotEndsAndTheShellSaysSo) {
 // say plainly that no tracker answers, and when it is back they are still
 // logged in and sharing, without a word about sessions.
 TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
-  Cluster cluster({"--session_ttl", "5"});
-  auto alice = cluster.StartUser("alice");
-  auto bob = cluster.StartUser("bob");
-  cluster.AddMember(*alice, *bob, "g");
-  std::string path = cluster.dir().File("f.bin");
-  testing::WriteFile(path, testing::RandomBytes(3 << 20, 5));
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  AliceSharesWithBob peers({"--session_ttl", "5"}, 3 << 20);
+  auto& [cluster, alice, bob, path] = peers;
   cluster.KillTracker();
   EXPECT_THAT(bob->Run("list_files g"),
               StartsWith("error: no tracker answers (tried 127.0.0.1:" +
@@ -796,23 +807,15 @@ TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
   EXPECT_THAT(alice->Run("list_groups"), StartsWith("g owner=alice"));
   EXPECT_LT(absl::Now() - back, absl::Seconds(5));
   EXPECT_TRUE(WaitForListing(*bob, "peers=1"));
-  EXPECT_THAT(bob->Run("download_file g f.bin " + cluster.dir().File("out.bin")),
-              StartsWith("downloading"));
-  EXPECT_THAT(bob->shell->WaitForNotice("f.bin"), Optional(HasSubstr("complete")));
-  EXPECT_TRUE(testing::ReadFile(cluster.dir().File("out.bin")) == testing::ReadFile(path));
+  peers.ExpectBobDownloads();
   EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
 }
 
 // The ticket key rotated while peers share: they hear of the new key from
 // their keep-alives before it signs, and downloads go on.
 TEST(TicketKeys, RotationWhileSharing) {
-  Cluster cluster({"--session_ttl", "3", "--ticket_ttl", "10"});
-  auto alice = cluster.StartUser("alice");
-  auto bob = cluster.StartUser("bob");
-  cluster.AddMember(*alice, *bob, "g");
-  std::string path = cluster.dir().File("f.bin");
-  testing::WriteFile(path, testing::RandomBytes(2 << 20, 9));
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  AliceSharesWithBob peers({"--session_ttl", "3", "--ticket_ttl", "10"}, 2 << 20);
+  auto& [cluster, alice, bob, path] = peers;
   testing::Subprocess rotate({GS_TRACKER_BIN, "--db", cluster.dir().File("tracker.db"),
                               "--rotate_ticket_key", "--session_ttl", "3", "--ticket_ttl", "10"},
                              std::map<std::string, std::string>{{"HOME", cluster.dir().path()}});
@@ -825,10 +828,7 @@ TEST(TicketKeys, RotationWhileSharing) {
   }
   EXPECT_THAT(alice->Log(), HasSubstr("the tracker's ticket keys changed"));
   absl::SleepFor(absl::Seconds(5));  // past the lead: the new key signs now
-  EXPECT_THAT(bob->Run("download_file g f.bin " + cluster.dir().File("out.bin")),
-              StartsWith("downloading"));
-  EXPECT_THAT(bob->shell->WaitForNotice("f.bin"), Optional(HasSubstr("complete")));
-  EXPECT_TRUE(testing::ReadFile(cluster.dir().File("out.bin")) == testing::ReadFile(path));
+  peers.ExpectBobDownloads();
 }
 
 // One user logged in from two clients: each shares its own file, both are

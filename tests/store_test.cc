@@ -284,29 +284,44 @@ TEST_P(StoreTest, LimitsOnGroupsRequestsAndFiles) {
   EXPECT_TRUE(store_->AddFile("bob", "", "g", MakeFile("a"), kT0).ok());
 }
 
-TEST_P(StoreTest, RequestsAreRecordedOnce) {
-  const absl::Duration claim = absl::Seconds(10);
-  auto first = store_->BeginRequest("k1", kT0, claim);
+TEST_P(StoreTest, AChangeRunsOnceAndKeepsItsAnswer) {
+  int runs = 0;
+  auto create = [&](const std::string& key, const std::string& group, absl::Time now) {
+    return store_->RunOnce(key, now, [&](std::string* response) {
+      ++runs;
+      *response = "made " + group;
+      return store_->CreateGroup("alice", group, now);
+    });
+  };
+  auto first = create("k1", "g", kT0);
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_FALSE(first->has_value());
-  // A copy while the first runs: try again later.
-  EXPECT_EQ(store_->BeginRequest("k1", kT0 + absl::Seconds(1), claim).status().code(),
-            StatusCode::kUnavailable);
-  RequestOutcome outcome{static_cast<int>(StatusCode::kAlreadyExists), "taken",
-                         std::string("\x00\x01", 2)};
-  ASSERT_TRUE(store_->FinishRequest("k1", &outcome).ok());
-  auto again = store_->BeginRequest("k1", kT0 + absl::Seconds(2), claim);
-  ASSERT_TRUE(again.ok() && again->has_value());
-  EXPECT_EQ((*again)->code, outcome.code);
-  EXPECT_EQ((*again)->message, "taken");
-  EXPECT_EQ((*again)->response, outcome.response);
-  // A dropped claim runs again; a claim left by a dead tracker is taken over.
-  ASSERT_TRUE(store_->BeginRequest("k2", kT0, claim).ok());
-  ASSERT_TRUE(store_->FinishRequest("k2", nullptr).ok());
-  EXPECT_FALSE(store_->BeginRequest("k2", kT0, claim)->has_value());
-  EXPECT_FALSE(store_->BeginRequest("k2", kT0 + absl::Seconds(11), claim)->has_value());
+  EXPECT_EQ(first->code, 0);
+  EXPECT_EQ(first->response, "made g");
+  // The retry gets the first answer; the change does not run again.
+  auto again = create("k1", "g", kT0 + absl::Seconds(1));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->code, 0);
+  EXPECT_EQ(again->response, "made g");
+  EXPECT_EQ(runs, 1);
+  // An error is an answer too, and what it tried is rolled back.
+  auto taken = create("k2", "g", kT0);
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(taken->code, static_cast<int>(StatusCode::kAlreadyExists));
+  EXPECT_THAT(taken->message, ::testing::HasSubstr("already exists"));
+  EXPECT_TRUE(taken->response.empty());
+  // A change that says "try again" is rolled back and not recorded.
+  auto busy = store_->RunOnce("k4", kT0, [&](std::string*) {
+    EXPECT_TRUE(store_->CreateGroup("alice", "lost", kT0).ok());
+    return absl::UnavailableError("busy");
+  });
+  EXPECT_EQ(busy.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store_->ListGroups("alice", {})->size(), 1u);  // g only
+  runs = 0;
+  EXPECT_TRUE(create("k4", "lost", kT0)->code == 0);
+  EXPECT_EQ(runs, 1);
   // Forgotten after an hour.
-  EXPECT_FALSE(store_->BeginRequest("k1", kT0 + absl::Hours(2), claim)->has_value());
+  EXPECT_EQ(create("k1", "g", kT0 + absl::Hours(2))->code,
+            static_cast<int>(StatusCode::kAlreadyExists));
 }
 
 TEST_P(StoreTest, CreateAndListGroups) {

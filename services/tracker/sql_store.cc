@@ -174,7 +174,7 @@ class SqlStore final : public Store {
   // Brings the schema to the newest version, in one transaction (two
   // trackers starting at once upgrade it once).
   absl::Status Upgrade() {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(int version, db_->SchemaVersion(c));
       const auto& migrations = db_->Migrations();
       if (version > static_cast<int>(migrations.size())) {
@@ -197,7 +197,7 @@ class SqlStore final : public Store {
   absl::StatusOr<std::string> GetOrPutMeta(const std::string& key,
                                            const std::string& initial) override {
     std::string value;
-    RETURN_IF_ERROR(db_->Write([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Write([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(Q(c, "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT DO NOTHING",
                         key, SqlBytes{initial}).status());
       ASSIGN_OR_RETURN(SqlRows rows, Q(c, "SELECT value FROM meta WHERE key = $1", key));
@@ -220,7 +220,7 @@ class SqlStore final : public Store {
   }
 
   absl::Status PutMeta(const std::string& key, const std::string& value) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       return Q(c, "INSERT INTO meta(key, value) VALUES($1, $2) "
                   "ON CONFLICT (key) DO UPDATE SET value = $2", key, SqlBytes{value}).status();
     });
@@ -228,7 +228,7 @@ class SqlStore final : public Store {
 
   absl::Status CreateUser(const std::string& user_id, const std::string& password_hash,
                           absl::Time now) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(bool exists, UserExists(c, user_id));
       if (exists) {
         return absl::AlreadyExistsError(absl::StrCat(
@@ -256,7 +256,7 @@ class SqlStore final : public Store {
 
   absl::Status CreateSession(const std::string& token_hash, const Session& session,
                              absl::Time now) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       // Sessions a day past their expiry cannot come back.
       RETURN_IF_ERROR(Q(c, "DELETE FROM sessions WHERE expires_at < $1",
                         Secs(now - absl::Hours(24))).status());
@@ -298,7 +298,7 @@ class SqlStore final : public Store {
   }
 
   absl::Status ExtendSession(const std::string& token_hash, absl::Time expires) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(SqlRows rows, Q(c,
           "UPDATE sessions SET expires_at = $1 WHERE token_hash = $2", Secs(expires),
           SqlBytes{token_hash}));
@@ -311,56 +311,50 @@ class SqlStore final : public Store {
   }
 
   absl::Status DeleteSession(const std::string& token_hash) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       return Q(c, "DELETE FROM sessions WHERE token_hash = $1", SqlBytes{token_hash})
           .status();
     });
   }
 
-  absl::StatusOr<std::optional<RequestOutcome>> BeginRequest(
-      const std::string& key, absl::Time now, absl::Duration claim_ttl) override {
-    std::optional<RequestOutcome> outcome;
-    RETURN_IF_ERROR(db_->Write([&](SqlConnection& c) -> absl::Status {
+  absl::StatusOr<RequestOutcome> RunOnce(
+      const std::string& key, absl::Time now,
+      const std::function<absl::Status(std::string* response)>& change) override {
+    RequestOutcome outcome;
+    absl::Status transient;
+    absl::Status status = Write([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(Q(c, "DELETE FROM request_log WHERE at < $1",
                         Secs(now - absl::Hours(1))).status());
       ASSIGN_OR_RETURN(SqlRows rows, Q(c,
-          "SELECT done, code, message, response, at FROM request_log WHERE key = $1",
-          SqlBytes{key}));
-      if (rows.empty()) {
-        return Q(c, "INSERT INTO request_log(key, at, done, code, message, response) "
-                    "VALUES($1, $2, 0, 0, '', $3)", SqlBytes{key}, Secs(now), SqlBytes{""})
-            .status();
-      }
-      if (rows.Int(0, 0) != 0) {
-        outcome = RequestOutcome{static_cast<int>(rows.Int(0, 1)), rows.Text(0, 2),
-                                 rows.Text(0, 3)};
+          "SELECT code, message, response FROM request_log WHERE key = $1", SqlBytes{key}));
+      if (!rows.empty()) {
+        // A retry: the first call's answer. (A copy that ran at the same
+        // time waited for the write lock, and reads this too.)
+        outcome = {static_cast<int>(rows.Int(0, 0)), rows.Text(0, 1), rows.Text(0, 2)};
         return absl::OkStatus();
       }
-      if (absl::FromUnixSeconds(rows.Int(0, 4)) + claim_ttl > now) {
-        return absl::UnavailableError(
-            "the same request (same request-id) is still under way; try again shortly");
+      // The change writes through this store, on this transaction.
+      absl::Status changed = change(&outcome.response);
+      if (changed.code() == absl::StatusCode::kUnavailable ||
+          changed.code() == absl::StatusCode::kInternal) {
+        transient = changed;
+        return changed;  // rolled back; a retry runs it anew
       }
-      // A claim whose tracker died with it: this copy runs instead.
-      return Q(c, "UPDATE request_log SET at = $1 WHERE key = $2", Secs(now), SqlBytes{key})
-          .status();
-    }));
-    return outcome;
-  }
-
-  absl::Status FinishRequest(const std::string& key, const RequestOutcome* outcome) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
-      if (outcome == nullptr) {
-        return Q(c, "DELETE FROM request_log WHERE key = $1", SqlBytes{key}).status();
-      }
-      return Q(c, "UPDATE request_log SET done = 1, code = $1, message = $2, response = $3 "
-                  "WHERE key = $4", outcome->code, outcome->message,
-               SqlBytes{outcome->response}, SqlBytes{key}).status();
+      outcome.code = static_cast<int>(changed.code());
+      outcome.message = std::string(changed.message());
+      if (!changed.ok()) outcome.response.clear();
+      return Q(c, "INSERT INTO request_log(key, at, done, code, message, response) "
+                  "VALUES($1, $2, 1, $3, $4, $5)", SqlBytes{key}, Secs(now), outcome.code,
+               outcome.message, SqlBytes{outcome.response}).status();
     });
+    if (!transient.ok()) return transient;
+    RETURN_IF_ERROR(status);
+    return outcome;
   }
 
   absl::Status CreateGroup(const std::string& owner, const std::string& group_id,
                            absl::Time now) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(auto found, GroupOwner(c, group_id));
       if (found.has_value()) {
         return absl::AlreadyExistsError(absl::StrCat(
@@ -413,7 +407,7 @@ class SqlStore final : public Store {
 
   absl::Status RequestJoin(const std::string& user_id, const std::string& group_id,
                            absl::Time now) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireGroup(c, group_id).status());
       ASSIGN_OR_RETURN(bool member, IsMember(c, user_id, group_id));
       if (member) {
@@ -444,7 +438,7 @@ class SqlStore final : public Store {
   absl::StatusOr<LeaveResult> LeaveGroup(const std::string& user_id,
                                          const std::string& group_id) override {
     LeaveResult result;
-    RETURN_IF_ERROR(db_->Write([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Write([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(std::string owner, RequireGroup(c, group_id));
       ASSIGN_OR_RETURN(bool member, IsMember(c, user_id, group_id));
       if (!member) {
@@ -490,7 +484,7 @@ class SqlStore final : public Store {
   absl::Status AnswerRequest(const std::string& owner, const std::string& group_id,
                              const std::string& user_id, bool accept,
                              absl::Time now) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireOwner(c, owner, group_id));
       ASSIGN_OR_RETURN(SqlRows deleted, Q(c,
           "DELETE FROM requests WHERE group_id = $1 AND user_id = $2", group_id, user_id));
@@ -519,7 +513,7 @@ class SqlStore final : public Store {
                                const std::string& group_id, const FileRecord& file,
                                absl::Time now) override {
     bool created = false;
-    RETURN_IF_ERROR(db_->Write([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Write([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
       ASSIGN_OR_RETURN(auto existing, FindFile(c, group_id, file.name));
       created = !existing.has_value();
@@ -637,7 +631,7 @@ class SqlStore final : public Store {
 
   absl::Status RemoveShare(const std::string& user_id, const std::string& client_id,
                            const std::string& group_id, const std::string& name) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
       ASSIGN_OR_RETURN(SqlRows deleted, Q(c,
           "DELETE FROM shares WHERE group_id = $1 AND name = $2 AND user_id = $3 "
@@ -654,7 +648,7 @@ class SqlStore final : public Store {
   absl::Status AddHolder(const std::string& user_id, const std::string& client_id,
                          const std::string& group_id, const std::string& name,
                          bool complete) override {
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
+    return Write([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
       ASSIGN_OR_RETURN(auto file, FindFile(c, group_id, name));
       if (!file.has_value()) return NoSuchFile(group_id, name);
@@ -686,6 +680,35 @@ class SqlStore final : public Store {
   }
 
  private:
+  // Runs `body` in a write transaction; called inside another on this
+  // thread (a change under RunOnce), it runs on that transaction's
+  // connection within a savepoint, which an error rolls back alone.
+  absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body) {
+    if (open_tx_.store == this) {
+      SqlConnection& c = *open_tx_.connection;
+      RETURN_IF_ERROR(c.ExecuteScript("SAVEPOINT nested"));
+      absl::Status status = body(c);
+      if (!status.ok()) {
+        c.ExecuteScript("ROLLBACK TO SAVEPOINT nested").IgnoreError();
+      }
+      c.ExecuteScript("RELEASE SAVEPOINT nested").IgnoreError();
+      return status;
+    }
+    return db_->Write([&](SqlConnection& c) -> absl::Status {
+      open_tx_ = {this, &c};
+      absl::Status status = body(c);
+      open_tx_ = {};
+      return status;
+    });
+  }
+
+  // The write transaction this thread has open, if any.
+  struct OpenTransaction {
+    const SqlStore* store = nullptr;
+    SqlConnection* connection = nullptr;
+  };
+  static thread_local OpenTransaction open_tx_;
+
   // The group's files as of `version`, from the cache or read anew.
   absl::StatusOr<std::shared_ptr<const GroupFiles>> FilesOf(SqlConnection& c,
                                                             const std::string& group_id,
@@ -733,6 +756,8 @@ class SqlStore final : public Store {
       ABSL_GUARDED_BY(cache_mu_);
   size_t cached_files_ ABSL_GUARDED_BY(cache_mu_) = 0;
 };
+
+thread_local SqlStore::OpenTransaction SqlStore::open_tx_;
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqlStore(
     absl::StatusOr<std::unique_ptr<SqlDatabase>> db, StoreLimits limits) {

@@ -10,6 +10,7 @@
 #define GROUPSHARE_SERVICES_TRACKER_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,7 +48,7 @@ struct PageRequest {
   int64_t size = 1000;
 };
 
-// The recorded answer of a call that changed state (see BeginRequest).
+// The recorded answer of a call that changed state (see RunOnce).
 struct RequestOutcome {
   int code = 0;  // absl::StatusCode
   std::string message;
@@ -140,17 +141,17 @@ class Store {
                                      absl::Time expires) = 0;
   virtual absl::Status DeleteSession(const std::string& token_hash) = 0;
 
-  // Retried calls. Claims `key` (a hash of caller, method and request id)
-  // for a call about to run: nullopt when the call is new and is now
-  // claimed; the recorded outcome when it ran already; UNAVAILABLE while
-  // another copy of it runs (claimed within `claim_ttl`). Records older
-  // than an hour are forgotten.
-  virtual absl::StatusOr<std::optional<RequestOutcome>> BeginRequest(
-      const std::string& key, absl::Time now, absl::Duration claim_ttl) = 0;
-  // Records the outcome of a claimed call, or with nullptr drops the claim
-  // (the call may run again).
-  virtual absl::Status FinishRequest(const std::string& key,
-                                     const RequestOutcome* outcome) = 0;
+  // Retried calls. Runs `change` (which calls this store's methods and
+  // serializes its response into `*response`) once per `key` (a hash of
+  // caller, method, request id and request): in one transaction with the
+  // record of its outcome, so that the change and its answer are kept
+  // together or not at all. When `key` has an outcome already, returns it
+  // without running `change`. A change that fails with UNAVAILABLE or
+  // INTERNAL (try again) is rolled back and not recorded: this returns its
+  // status. Records older than an hour are forgotten.
+  virtual absl::StatusOr<RequestOutcome> RunOnce(
+      const std::string& key, absl::Time now,
+      const std::function<absl::Status(std::string* response)>& change) = 0;
 
   // Groups. ALREADY_EXISTS for a taken group id; the creator is owner and
   // first member.

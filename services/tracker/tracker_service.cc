@@ -215,26 +215,18 @@ absl::Status TrackerServiceImpl::Once(
   // callers without a session that picked the same id, say) is another call.
   const std::string key = Sha256Of(
       absl::StrCat(caller, "\n", method, "\n", id, "\n", request.SerializeAsString()));
-  absl::StatusOr<std::optional<RequestOutcome>> earlier =
-      store_->BeginRequest(key, options_.now(), options_.request_claim_ttl);
-  if (!earlier.ok()) return earlier.status();
-  if (earlier->has_value()) {
-    // A retry: the first call's answer, not a second application.
-    const RequestOutcome& o = **earlier;
-    if (!response->ParseFromString(o.response)) {
-      return absl::InternalError("a recorded answer does not parse");
-    }
-    return absl::Status(static_cast<absl::StatusCode>(o.code), o.message);
+  // The change and its recorded answer commit together; a retry gets the
+  // first call's answer (status and response), not a second application.
+  ASSIGN_OR_RETURN(RequestOutcome outcome,
+                   store_->RunOnce(key, options_.now(), [&](std::string* serialized) {
+                     absl::Status status = body();
+                     if (status.ok()) *serialized = response->SerializeAsString();
+                     return status;
+                   }));
+  if (!response->ParseFromString(outcome.response)) {
+    return absl::InternalError("a recorded answer does not parse");
   }
-  absl::Status status = body();
-  // An answer that says "try again" is not recorded: the retry runs anew.
-  const bool transient = status.code() == absl::StatusCode::kUnavailable ||
-                         status.code() == absl::StatusCode::kInternal;
-  RequestOutcome outcome{static_cast<int>(status.code()), std::string(status.message()),
-                         status.ok() ? response->SerializeAsString() : std::string()};
-  absl::Status recorded = store_->FinishRequest(key, transient ? nullptr : &outcome);
-  if (!recorded.ok()) GS_LOG(kWarning) << method << ": request-id not recorded: " << recorded;
-  return status;
+  return absl::Status(static_cast<absl::StatusCode>(outcome.code), outcome.message);
 }
 
 grpc::Status TrackerServiceImpl::Open(const char* method, const std::string& user,

@@ -45,9 +45,6 @@ struct TrackerOptions {
   // Listing pages: the size when the caller names none, and the most.
   int64_t page_size = 500;
   int64_t max_page_size = 1000;
-  // A retried call (same request-id) waits this long for the first copy
-  // before taking over from it.
-  absl::Duration request_claim_ttl = absl::Seconds(10);
   LoginGuardOptions login;
   // The clock; tests substitute their own.
   std::function<absl::Time()> now = [] { return absl::Now(); };
