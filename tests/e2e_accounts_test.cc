@@ -29,10 +29,13 @@ class E2E : public ::testing::Test {
   // Starts tracker `n` of `info` on `db` and reads its port from the first
   // line it prints.
   std::unique_ptr<Subprocess> StartTracker(const std::string& info, int n,
-                                           const std::string& db, int* port) {
+                                           const std::string& db, int* port,
+                                           const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> argv = {GS_TRACKER_BIN, info, std::to_string(n), "--db", db,
+                                     "--password_iterations", "1000"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
     auto t = std::make_unique<Subprocess>(
-        std::vector<std::string>{GS_TRACKER_BIN, info, std::to_string(n), "--db", db,
-                                 "--password_iterations", "1000"},
+        argv,
         std::map<std::string, std::string>{{"HOME", dir_.path()}}, dir_.File("tracker.log"));
     std::optional<std::string> line = t->WaitFor("listening on");
     EXPECT_TRUE(line.has_value()) << testing::ReadFile(dir_.File("tracker.log"));
@@ -345,6 +348,27 @@ TEST_F(E2E, ClientFailsOverToTheNextTracker) {
   EXPECT_EQ(c->Run("create_user u pw"), "user u created; log in with login u <password>");
   EXPECT_EQ(c->Run("login u pw"), "logged in as u");
   EXPECT_EQ(c->Run("create_group g"), "group g created; you own it");
+}
+
+// A connection that carries no call is closed after
+// --idle_connection_timeout: idle connections cannot pile up.
+TEST_F(E2E, TrackerClosesIdleConnections) {
+  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+  int port = 0;
+  auto t = StartTracker(dir_.File("bind.txt"), 1, dir_.File("idle.db"), &port,
+                        {"--idle_connection_timeout", "1"});
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(10)));
+  // The server's GOAWAY moves the channel out of READY.
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(10);
+  bool closed = false;
+  while (!closed && std::chrono::system_clock::now() < deadline) {
+    if (!channel->WaitForStateChange(GRPC_CHANNEL_READY, deadline)) break;
+    closed = channel->GetState(false) != GRPC_CHANNEL_READY;
+  }
+  EXPECT_TRUE(closed);
 }
 
 TEST_F(E2E, TwoTrackersOnOneDatabaseShareState) {

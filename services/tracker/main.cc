@@ -33,6 +33,9 @@ ABSL_FLAG(int, max_sessions_per_user, 16, "clients one user may be logged in fro
 ABSL_FLAG(int, max_streams_per_connection, 100, "concurrent calls on one connection");
 ABSL_FLAG(int, max_threads, 256,
           "threads serving calls; calls beyond them get RESOURCE_EXHAUSTED at once");
+ABSL_FLAG(int, max_memory_mb, 1024,
+          "memory gRPC may use for connections and calls; under pressure it closes idle "
+          "connections and refuses new calls");
 ABSL_FLAG(int, idle_connection_timeout, 300,
           "seconds after which a connection with no call is closed");
 ABSL_FLAG(int, hash_slots, 1,
@@ -72,6 +75,7 @@ absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::strin
                     absl::GetFlag(FLAGS_max_sessions_per_user),
                     absl::GetFlag(FLAGS_max_streams_per_connection),
                     absl::GetFlag(FLAGS_max_threads), absl::GetFlag(FLAGS_idle_connection_timeout),
+                    absl::GetFlag(FLAGS_max_memory_mb),
                     absl::GetFlag(FLAGS_hash_slots)}) {
     if (limit < 1) {
       return absl::InvalidArgumentError(
@@ -166,6 +170,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(service->get());
   grpc::ResourceQuota quota("tracker");
   quota.SetMaxThreads(absl::GetFlag(FLAGS_max_threads));
+  quota.Resize(static_cast<size_t>(absl::GetFlag(FLAGS_max_memory_mb)) << 20);
   builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              absl::GetFlag(FLAGS_max_streams_per_connection));
