@@ -5,6 +5,9 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <thread>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -235,6 +238,41 @@ TEST_P(StoreTest, ListingsSeeWhatAnotherTrackerChanged) {
   ASSERT_TRUE(store_->LeaveGroup("alice", "g").ok());
   ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
   EXPECT_TRUE((*other)->ListFiles("alice", "g", {}, kT0)->empty());
+}
+
+// Readers and writers at once, over the pools and the files cache (run
+// under ThreadSanitizer too): every listing is one the writers made.
+TEST_P(StoreTest, ReadsAndWritesAtOnce) {
+  MakeGroupWithBob();
+  Online("alice", "127.0.0.1:1001");
+  constexpr int kFiles = 40;
+  std::atomic<bool> bad{false};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = w; i < kFiles; i += 2) {
+        const std::string name = "f" + std::to_string(i);
+        if (!store_->AddFile("alice", "", "g", MakeFile(name), kT0).ok() ||
+            !store_->AddHolder("bob", "", "g", name, false).ok()) {
+          bad = true;
+        }
+      }
+    });
+  }
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto files = store_->ListFiles("bob", "g", {}, kT0);
+        if (!files.ok() || files->size() > static_cast<size_t>(kFiles)) bad = true;
+        for (const FileSummaryView& f : files.value_or(std::vector<FileSummaryView>{})) {
+          if (f.online_seeders != 1) bad = true;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(store_->ListFiles("bob", "g", {}, kT0)->size(), static_cast<size_t>(kFiles));
 }
 
 TEST_P(StoreTest, ListingsPage) {
