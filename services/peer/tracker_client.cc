@@ -182,11 +182,13 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
       calling_ = false;
       continue;
     }
-    wait = failing ? std::min(wait * 2, interval) : absl::Milliseconds(500);
-    failing = true;
-    GS_LOG(kWarning) << "keep-alive failed (next try in " << absl::FormatDuration(wait)
-                     << "): " << response.status();
-    if (response.status().code() == absl::StatusCode::kUnauthenticated) {
+    if (response.status().code() != absl::StatusCode::kUnauthenticated) {
+      wait = failing ? std::min(wait * 2, interval) : absl::Milliseconds(500);
+      failing = true;
+      GS_LOG(kWarning) << "keep-alive failed (next try in " << absl::FormatDuration(wait)
+                       << "): " << response.status();
+    } else {
+      GS_LOG(kWarning) << "keep-alive refused: " << response.status();
       std::function<void()> lost;
       {
         absl::MutexLock lock(&mu_);
