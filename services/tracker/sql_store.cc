@@ -2,15 +2,13 @@
 // Every change runs in one write transaction, so its checks and its writes
 // are atomic; reads run on readers beside it.
 
-#include <utility>
-
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
