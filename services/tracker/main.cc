@@ -25,7 +25,8 @@ ABSL_FLAG(std::string, db, "",
           "may share (default: ~/.groupshare/tracker.db), or a PostgreSQL database that "
           "trackers on several hosts share, as a postgresql:// URI or libpq key=value "
           "conninfo (e.g. 'host=db1,db2 dbname=groupshare target_session_attrs=read-write')");
-ABSL_FLAG(int, db_connections, 8, "PostgreSQL connections (SQLite: reader connections)");
+ABSL_FLAG(int, db_connections, 8,
+          "reader connections to the database (PostgreSQL opens two more for writes)");
 ABSL_FLAG(int, max_groups_per_owner, 100, "groups one user may own");
 ABSL_FLAG(int, max_pending_requests, 1000, "join requests waiting in one group");
 ABSL_FLAG(int, max_files_per_group, 10000, "files one group may hold");
@@ -111,7 +112,9 @@ int RotateTicketKey() {
   using namespace groupshare;
   std::string described;
   auto store = OpenStore(&described);
-  if (!store.ok()) return FailStartup(store.status().message());
+  if (!store.ok()) {
+    return FailStartup(absl::StrCat("cannot open the database of --db: ", store.status().message()));
+  }
   const absl::Time now = absl::Now();
   auto signs_from =
       tracker::TicketKeys::Rotate(store->get(), tracker::KeyTimes(OptionsFromFlags()), now);
@@ -158,7 +161,9 @@ int main(int argc, char** argv) {
 
   std::string described;
   auto store = OpenStore(&described);
-  if (!store.ok()) return FailStartup(store.status().message());
+  if (!store.ok()) {
+    return FailStartup(absl::StrCat("cannot open the database of --db: ", store.status().message()));
+  }
   auto service = tracker::TrackerServiceImpl::Create(store->get(), OptionsFromFlags());
   if (!service.ok()) return FailStartup(service.status().message());
 
