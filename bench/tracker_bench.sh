@@ -7,7 +7,10 @@
 #     KeepAlive, 64 calls in flight over 4 connections;
 #   - ListFiles of 100 files with 16 in flight (latency);
 #   - ListFiles of 1 file with 16 in flight while 32 threads log in with wrong
-#     passwords (a login storm; the tracker hashes with its default cost).
+#     passwords (a login storm; the tracker hashes with its default cost),
+#     once as it comes (the backoff per address soon refuses it unhashed)
+#     and once with the backoffs out of the way (every guess is hashed: what
+#     a storm from many addresses would cost).
 #   bench/tracker_bench.sh [--seconds N] [--backend sqlite|postgres|both]
 # Run from the repository after scripts/setup.sh (PostgreSQL comes with the
 # test packages: scripts/test.sh installs it).
@@ -31,17 +34,29 @@ chmod 0755 "$work"
 . scripts/cluster.sh
 trap 'stop_cluster; "$repo/tests/testing/postgres.sh" stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
+tracker_at() {  # tracker flags...; sets $target
+  rm -f "$work/tracker.port"
+  start_tracker --log_level warning "$@"
+  target=127.0.0.1:$(cat "$work/tracker.port")
+}
+
 measure() {  # label, tracker flags...
   local label=$1; shift
-  rm -f "$work/tracker.port" "$work/tracker.db"*
-  start_tracker --log_level warning "$@"
-  local target=127.0.0.1:$(cat "$work/tracker.port")
-  local load=("$bin/tracker_bench" --target "$target" --seconds "$seconds" --connections 4)
-  "${load[@]}" --in_flight 64 --calls ListFiles100,ListFiles1,GetFilePeers,KeepAlive \
-    --prefix bench | sed "s/^/$label /"
-  "${load[@]}" --in_flight 16 --calls ListFiles100 --prefix bench | sed "s/^/$label /"
-  "${load[@]}" --in_flight 16 --calls ListFiles1 --login_storm 32 --prefix bench |
+  rm -f "$work/tracker.db"*
+  tracker_at "$@"
+  local load=("$bin/tracker_bench" --target "$target" --seconds "$seconds" --connections 4
+              --prefix bench)
+  "${load[@]}" --in_flight 64 --calls ListFiles100,ListFiles1,GetFilePeers,KeepAlive |
+    sed "s/^/$label /"
+  "${load[@]}" --in_flight 16 --calls ListFiles100 | sed "s/^/$label /"
+  "${load[@]}" --in_flight 16 --calls ListFiles1 --login_storm 32 |
     sed "s/^/$label login-storm /"
+  stop_cluster
+  pids=()
+  tracker_at "$@" --failed_logins_per_user 1000000 --failed_logins_per_source 1000000
+  load[2]=$target
+  "${load[@]}" --in_flight 16 --calls ListFiles1 --login_storm 32 |
+    sed "s/^/$label login-storm-every-guess-hashed /"
   stop_cluster
   pids=()
 }

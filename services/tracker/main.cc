@@ -39,6 +39,11 @@ ABSL_FLAG(int, max_memory_mb, 1024,
           "connections and refuses new calls");
 ABSL_FLAG(int, idle_connection_timeout, 300,
           "seconds after which a connection with no call is closed");
+ABSL_FLAG(int, failed_logins_per_user, 5,
+          "failed logins for one user id (in 15 minutes) before its logins back off, from 1 s "
+          "doubling to 60 s");
+ABSL_FLAG(int, failed_logins_per_source, 30,
+          "failed logins from one address (in 15 minutes) before its logins back off");
 ABSL_FLAG(int, hash_slots, 1,
           "passwords hashed at once (each hash takes a core for tens of milliseconds)");
 ABSL_FLAG(int, session_ttl, 30,
@@ -77,6 +82,8 @@ absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::strin
                     absl::GetFlag(FLAGS_max_streams_per_connection),
                     absl::GetFlag(FLAGS_max_threads), absl::GetFlag(FLAGS_idle_connection_timeout),
                     absl::GetFlag(FLAGS_max_memory_mb),
+                    absl::GetFlag(FLAGS_failed_logins_per_user),
+                    absl::GetFlag(FLAGS_failed_logins_per_source),
                     absl::GetFlag(FLAGS_hash_slots)}) {
     if (limit < 1) {
       return absl::InvalidArgumentError(
@@ -105,6 +112,8 @@ groupshare::tracker::TrackerOptions OptionsFromFlags() {
   options.ticket_ttl = absl::Seconds(absl::GetFlag(FLAGS_ticket_ttl));
   options.password_iterations = absl::GetFlag(FLAGS_password_iterations);
   options.login.hash_slots = absl::GetFlag(FLAGS_hash_slots);
+  options.login.free_failures_per_user = absl::GetFlag(FLAGS_failed_logins_per_user);
+  options.login.free_failures_per_source = absl::GetFlag(FLAGS_failed_logins_per_source);
   return options;
 }
 
