@@ -72,6 +72,27 @@ class E2E : public ::testing::Test {
   std::string client_info_;
 };
 
+// The tracker answers listings in pages; the shell follows them all.
+TEST_F(E2E, ShellFollowsListingPages) {
+  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+  tracker_ = StartTracker(dir_.File("bind.txt"), 1, dir_.File("pages.db"), &port_,
+                          {"--page_size", "2"});
+  client_info_ = dir_.File("tracker_info.txt");
+  testing::WriteFile(client_info_, absl::StrCat("127.0.0.1:", port_, "\n"));
+  auto alice = StartClient("alice");
+  EXPECT_THAT(alice->Run("create_user alice pw1"), StartsWith("user alice created"));
+  EXPECT_EQ(alice->Run("login alice pw1"), "logged in as alice");
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_THAT(alice->Run(absl::StrCat("create_group g", i)), StartsWith("group g"));
+  }
+  EXPECT_EQ(alice->Run("list_groups"), "g0 owner=alice members=1 you=owner");
+  for (int i = 1; i < 5; ++i) {
+    EXPECT_EQ(alice->ReadLine(), absl::StrCat("g", i, " owner=alice members=1 you=owner"));
+  }
+  // Nothing more was printed: the next command's answer comes next.
+  EXPECT_EQ(alice->Run("create_group g9"), "group g9 created; you own it");
+}
+
 TEST_F(E2E, AccountAndGroupFlowThroughTwoShells) {
   StartOneTracker();
   auto alice = StartClient("alice");

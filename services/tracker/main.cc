@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 
@@ -44,6 +45,9 @@ ABSL_FLAG(int, failed_logins_per_user, 5,
           "doubling to 60 s");
 ABSL_FLAG(int, failed_logins_per_source, 30,
           "failed logins from one address (in 15 minutes) before its logins back off");
+ABSL_FLAG(int, page_size, 500,
+          "ListGroups and ListFiles items in one answer when the caller names no page_size "
+          "(at most 1000 either way)");
 ABSL_FLAG(int, hash_slots, 1,
           "passwords hashed at once (each hash takes a core for tens of milliseconds)");
 ABSL_FLAG(int, session_ttl, 30,
@@ -81,7 +85,7 @@ absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::strin
                     absl::GetFlag(FLAGS_max_sessions_per_user),
                     absl::GetFlag(FLAGS_max_streams_per_connection),
                     absl::GetFlag(FLAGS_max_threads), absl::GetFlag(FLAGS_idle_connection_timeout),
-                    absl::GetFlag(FLAGS_max_memory_mb),
+                    absl::GetFlag(FLAGS_max_memory_mb), absl::GetFlag(FLAGS_page_size),
                     absl::GetFlag(FLAGS_failed_logins_per_user),
                     absl::GetFlag(FLAGS_failed_logins_per_source),
                     absl::GetFlag(FLAGS_hash_slots)}) {
@@ -112,6 +116,7 @@ groupshare::tracker::TrackerOptions OptionsFromFlags() {
   options.ticket_ttl = absl::Seconds(absl::GetFlag(FLAGS_ticket_ttl));
   options.password_iterations = absl::GetFlag(FLAGS_password_iterations);
   options.login.hash_slots = absl::GetFlag(FLAGS_hash_slots);
+  options.page_size = std::min(absl::GetFlag(FLAGS_page_size), 1000);
   options.login.free_failures_per_user = absl::GetFlag(FLAGS_failed_logins_per_user);
   options.login.free_failures_per_source = absl::GetFlag(FLAGS_failed_logins_per_source);
   return options;
