@@ -2,7 +2,11 @@
 // piped stdin, checking what the shell prints; the tracker's command line,
 // stdin and signals; fail-over; and durability across SIGKILL.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
@@ -71,6 +75,56 @@ class E2E : public ::testing::Test {
   int port_ = 0;
   std::string client_info_;
 };
+
+// A flood of connections that never call is bounded by the tracker's
+// memory quota: past it, gRPC closes connections, and the tracker still
+// serves a real client.
+TEST_F(E2E, AFloodOfIdleConnectionsIsBounded) {
+  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
+  tracker_ = StartTracker(dir_.File("bind.txt"), 1, dir_.File("flood.db"), &port_,
+                          {"--max_memory_mb", "2"});
+  client_info_ = dir_.File("tracker_info.txt");
+  testing::WriteFile(client_info_, absl::StrCat("127.0.0.1:", port_, "\n"));
+  // HTTP/2's client preface and an empty SETTINGS frame, then silence.
+  const std::string preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0", 33);
+  std::vector<int> fds;
+  for (int i = 0; i < 600; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        write(fd, preface.data(), preface.size()) != static_cast<ssize_t>(preface.size())) {
+      if (fd >= 0) close(fd);
+      break;
+    }
+    fds.push_back(fd);
+  }
+  ASSERT_GE(fds.size(), 500u);
+  // Count the connections the tracker closed (end of stream once its
+  // frames are read), until some are or a deadline.
+  auto closed = [&] {
+    int n = 0;
+    for (int fd : fds) {
+      char buf[4096];
+      ssize_t got;
+      while ((got = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+      }
+      if (got == 0) ++n;
+    }
+    return n;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  int n = 0;
+  while ((n = closed()) == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));  // no event to wait on but the sockets
+  }
+  EXPECT_GT(n, 0);
+  auto alice = StartClient("alice");
+  EXPECT_THAT(alice->Run("create_user alice pw1"), StartsWith("user alice created"));
+  for (int fd : fds) close(fd);
+}
 
 // The tracker answers listings in pages; the shell follows them all.
 TEST_F(E2E, ShellFollowsListingPages) {

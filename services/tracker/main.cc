@@ -35,9 +35,10 @@ ABSL_FLAG(int, max_sessions_per_user, 16, "clients one user may be logged in fro
 ABSL_FLAG(int, max_streams_per_connection, 100, "concurrent calls on one connection");
 ABSL_FLAG(int, max_threads, 256,
           "threads serving calls; calls beyond them get RESOURCE_EXHAUSTED at once");
-ABSL_FLAG(int, max_memory_mb, 1024,
-          "memory gRPC may use for connections and calls; under pressure it closes idle "
-          "connections and refuses new calls");
+ABSL_FLAG(int, max_memory_mb, 256,
+          "memory gRPC may use for connections and calls (an idle connection holds about "
+          "13 KiB of it); under pressure it closes connections, so this bounds how many "
+          "stay open");
 ABSL_FLAG(int, idle_connection_timeout, 300,
           "seconds after which a connection with no call is closed");
 ABSL_FLAG(int, failed_logins_per_user, 5,
