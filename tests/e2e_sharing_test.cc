@@ -462,13 +462,14 @@ TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   ASSERT_NE(server, nullptr);
   const long peak_before = ProcStatus(dave->shell->pid(), "VmHWM");
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"))
+      << dave->Log();
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
-  EXPECT_GE(mallory_service.served(), 1);
-  EXPECT_EQ(BytesByPeer(dave->Log()).count("mallory"), 0u);
+  EXPECT_GE(mallory_service.served(), 1) << dave->Log();
+  EXPECT_EQ(BytesByPeer(dave->Log()).count("mallory"), 0u) << dave->Log();
   // Not one 48 MiB message was held in memory.
   if (kMemoryBoundsHold) {
-    EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 40 << 10);
+    EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 40 << 10) << dave->Log();
   }
   server->Shutdown(std::chrono::system_clock::now());
 }
