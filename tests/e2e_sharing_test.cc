@@ -454,9 +454,9 @@ TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
   auto hashed = HashFile(path);
   ASSERT_TRUE(hashed.ok());
-  // Mallory answers each 512 KiB piece with a 48 MiB message.
+  // Mallory answers each 512 KiB piece with a 96 MiB message.
   CorruptPeer mallory_service(FileLayout{size, hashed->piece_size}.PieceCount(),
-                              hashed->piece_size, size, 48 << 20);
+                              hashed->piece_size, size, 96 << 20);
   std::unique_ptr<grpc::Server> server;
   StartFakeSharer(cluster_, *alice, "mallory", &mallory_service, "g", *hashed, &server);
   ASSERT_NE(server, nullptr);
@@ -467,9 +467,10 @@ TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
   EXPECT_GE(mallory_service.served(), 1) << dave->Log();
   EXPECT_EQ(BytesByPeer(dave->Log()).count("mallory"), 0u) << dave->Log();
-  // Not one 48 MiB message was held in memory.
+  // Not one 96 MiB message was held in memory. (An honest download of it
+  // grows the peak by up to about 42 MiB when the machine is busy.)
   if (kMemoryBoundsHold) {
-    EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 40 << 10) << dave->Log();
+    EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 64 << 10) << dave->Log();
   }
   server->Shutdown(std::chrono::system_clock::now());
 }
