@@ -798,6 +798,14 @@ TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
   AliceSharesWithBob peers({"--session_ttl", "5"}, 3 << 20);
   auto& [cluster, alice, bob, path] = peers;
   cluster.KillTracker();
+  // Said plainly (the reason depends on whether the connection had broken
+  // off yet), and with no word of gRPC's.
+  const std::string down = bob->Run("list_files g");
+  EXPECT_THAT(down, StartsWith("error: no tracker answers (tried 127.0.0.1:" +
+                               std::to_string(cluster.tracker_port()) + "): "));
+  for (const char* grpc_words : {"Socket closed", "failed to connect", "UNKNOWN", "ipv4:"}) {
+    EXPECT_THAT(down, Not(HasSubstr(grpc_words)));
+  }
   EXPECT_THAT(bob->Run("list_files g"),
               StartsWith("error: no tracker answers (tried 127.0.0.1:" +
                          std::to_string(cluster.tracker_port()) +

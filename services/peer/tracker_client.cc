@@ -53,6 +53,12 @@ std::string DescribeUnreachable(const grpc::Status& status) {
   if (raw.find("DNS") != std::string::npos || raw.find("resolve") != std::string::npos) {
     return "their names do not resolve";
   }
+  for (const char* broken : {"Socket closed", "Connection reset", "Broken pipe", "GOAWAY",
+                             "keepalive watchdog", "Empty update"}) {
+    if (raw.find(broken) != std::string::npos) {
+      return "the connection broke off and none answers again";
+    }
+  }
   return raw;
 }
 
