@@ -830,14 +830,25 @@ TEST(TicketKeys, RotationWhileSharing) {
                               "--rotate_ticket_key", "--session_ttl", "3", "--ticket_ttl", "10"},
                              std::map<std::string, std::string>{{"HOME", cluster.dir().path()}});
   rotate.CloseStdin();
-  EXPECT_THAT(rotate.ReadLine(), Optional(HasSubstr("the new key signs from")));
+  const absl::Time rotated = absl::Now();
+  const std::string said = rotate.ReadLine().value_or("");
+  EXPECT_THAT(said, HasSubstr("the new key signs from"));
   EXPECT_EQ(rotate.Wait(), 0);
+  // "... (in N s); ...": when the new key signs.
+  int lead = 0;
+  const size_t in = said.find("(in ");
+  ASSERT_NE(in, std::string::npos) << said;
+  ASSERT_TRUE(absl::SimpleAtoi(said.substr(in + 4, said.find(' ', in + 4) - in - 4), &lead))
+      << said;
+  EXPECT_GE(lead, 8);  // a session (3 s) and a tracker's refresh (5 s)
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (absl::Now() < deadline && !absl::StrContains(alice->Log(), "ticket keys changed")) {
     absl::SleepFor(absl::Milliseconds(100));  // the log has no event to wait on
   }
   EXPECT_THAT(alice->Log(), HasSubstr("the tracker's ticket keys changed"));
-  absl::SleepFor(absl::Seconds(5));  // past the lead: the new key signs now
+  // Heard of before it signs; then tickets of the new key are served.
+  EXPECT_LT(absl::Now(), rotated + absl::Seconds(lead));
+  absl::SleepFor(rotated + absl::Seconds(lead + 1) - absl::Now());  // the lead itself
   peers.ExpectBobDownloads();
 }
 

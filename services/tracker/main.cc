@@ -62,8 +62,8 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --t
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(bool, rotate_ticket_key, false,
           "rotate the download-ticket key of --db and exit: the new key is announced to "
-          "clients at once and signs from --session_ttl seconds on; the old one is accepted "
-          "for --ticket_ttl seconds more. Takes no other arguments.");
+          "clients at once and signs from --session_ttl + 5 seconds on; the old one is "
+          "accepted for --ticket_ttl seconds more. Takes no other arguments.");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port here once listening (useful with port 0)");
 

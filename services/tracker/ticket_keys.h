@@ -23,8 +23,9 @@ namespace groupshare::tracker {
 struct TicketKeyTimes {
   // How long a ticket is valid: a replaced key is accepted this long more.
   absl::Duration ticket_ttl = absl::Minutes(3);
-  // How long before it signs a new key is announced: a session's lifetime,
-  // so that every live client has heard of it from a keep-alive.
+  // How long before it signs a new key is announced: long enough for every
+  // tracker to read it and every live client to hear of it from a
+  // keep-alive (a session's lifetime and `refresh`).
   absl::Duration lead = absl::Seconds(30);
   // How often a tracker reads the keys again (another may have rotated).
   absl::Duration refresh = absl::Seconds(5);

@@ -69,7 +69,11 @@ std::string PageToken(const std::string& last) { return absl::WebSafeBase64Escap
 }  // namespace
 
 TicketKeyTimes KeyTimes(const TrackerOptions& options) {
-  return {options.ticket_ttl, options.session_ttl, absl::Seconds(5)};
+  // Every tracker has read a new key within `refresh`, and every live
+  // client has heard of it from a keep-alive within a session's lifetime
+  // after that: only then does it sign.
+  const absl::Duration refresh = absl::Seconds(5);
+  return {options.ticket_ttl, options.session_ttl + refresh, refresh};
 }
 
 bool IsRequestId(absl::string_view id) {

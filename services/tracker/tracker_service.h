@@ -51,7 +51,8 @@ struct TrackerOptions {
 };
 
 // The times of the ticket keys that follow from the options: a replaced key
-// lives a ticket lifetime more, a new one is announced a session before.
+// lives a ticket lifetime more, a new one is announced a session's lifetime
+// and a refresh before it signs.
 TicketKeyTimes KeyTimes(const TrackerOptions& options);
 
 class TrackerServiceImpl final : public tv1::TrackerService::Service {
