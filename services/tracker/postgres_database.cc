@@ -85,7 +85,6 @@ CREATE INDEX shares_by_user ON shares(user_id, client_id);
 CREATE TABLE request_log (
   key BYTEA PRIMARY KEY,
   at BIGINT NOT NULL,
-  done BIGINT NOT NULL,
   code BIGINT NOT NULL,
   message TEXT NOT NULL,
   response BYTEA NOT NULL);

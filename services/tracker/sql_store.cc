@@ -341,8 +341,8 @@ class SqlStore final : public Store {
       outcome.code = static_cast<int>(changed.code());
       outcome.message = std::string(changed.message());
       if (!changed.ok()) outcome.response.clear();
-      return Q(c, "INSERT INTO request_log(key, at, done, code, message, response) "
-                  "VALUES($1, $2, 1, $3, $4, $5)", SqlBytes{key}, Secs(now), outcome.code,
+      return Q(c, "INSERT INTO request_log(key, at, code, message, response) "
+                  "VALUES($1, $2, $3, $4, $5)", SqlBytes{key}, Secs(now), outcome.code,
                outcome.message, SqlBytes{outcome.response}).status();
     });
     if (!transient.ok()) return transient;

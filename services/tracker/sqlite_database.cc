@@ -99,7 +99,6 @@ ALTER TABLE groups_ ADD COLUMN files_version INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE request_log (
   key BLOB PRIMARY KEY,
   at INTEGER NOT NULL,
-  done INTEGER NOT NULL,
   code INTEGER NOT NULL,
   message TEXT NOT NULL,
   response BLOB NOT NULL);
