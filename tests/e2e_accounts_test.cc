@@ -51,10 +51,11 @@ class E2E : public ::testing::Test {
     return t;
   }
 
-  // A tracker on a free port; clients get `client_info_` naming it.
-  void StartOneTracker() {
+  // A tracker on a free port, with `flags` added; clients get
+  // `client_info_` naming it.
+  void StartOneTracker(const std::vector<std::string>& flags = {}) {
     testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
-    tracker_ = StartTracker(dir_.File("bind.txt"), 1, dir_.File("tracker.db"), &port_);
+    tracker_ = StartTracker(dir_.File("bind.txt"), 1, dir_.File("tracker.db"), &port_, flags);
     client_info_ = dir_.File("tracker_info.txt");
     testing::WriteFile(client_info_, absl::StrCat("127.0.0.1:", port_, "\n"));
   }
@@ -80,11 +81,7 @@ class E2E : public ::testing::Test {
 // memory quota: past it, gRPC closes connections, and the tracker still
 // serves a real client.
 TEST_F(E2E, AFloodOfIdleConnectionsIsBounded) {
-  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
-  tracker_ = StartTracker(dir_.File("bind.txt"), 1, dir_.File("flood.db"), &port_,
-                          {"--max_memory_mb", "2"});
-  client_info_ = dir_.File("tracker_info.txt");
-  testing::WriteFile(client_info_, absl::StrCat("127.0.0.1:", port_, "\n"));
+  StartOneTracker({"--max_memory_mb", "2"});
   // HTTP/2's client preface and an empty SETTINGS frame, then silence.
   const std::string preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0", 33);
   std::vector<int> fds;
@@ -128,11 +125,7 @@ TEST_F(E2E, AFloodOfIdleConnectionsIsBounded) {
 
 // The tracker answers listings in pages; the shell follows them all.
 TEST_F(E2E, ShellFollowsListingPages) {
-  testing::WriteFile(dir_.File("bind.txt"), "127.0.0.1:0\n");
-  tracker_ = StartTracker(dir_.File("bind.txt"), 1, dir_.File("pages.db"), &port_,
-                          {"--page_size", "2"});
-  client_info_ = dir_.File("tracker_info.txt");
-  testing::WriteFile(client_info_, absl::StrCat("127.0.0.1:", port_, "\n"));
+  StartOneTracker({"--page_size", "2"});
   auto alice = StartClient("alice");
   EXPECT_THAT(alice->Run("create_user alice pw1"), StartsWith("user alice created"));
   EXPECT_EQ(alice->Run("login alice pw1"), "logged in as alice");

@@ -1,6 +1,7 @@
 #include "services/peer/tracker_client.h"
 
 #include <algorithm>
+#include <initializer_list>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -25,17 +26,29 @@ TrackerClient::TrackerClient(std::vector<HostPort> trackers,
   }
 }
 
+namespace {
+
+bool Contains(const std::string& text, std::initializer_list<const char*> any) {
+  for (const char* needle : any) {
+    if (text.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// gRPC's words for a connection that was up and broke off.
+constexpr std::initializer_list<const char*> kBrokenConnection = {
+    "Socket closed", "Connection reset", "Broken pipe", "GOAWAY", "keepalive watchdog",
+    "Empty update"};
+
+}  // namespace
+
 bool IsTransportFailure(const grpc::Status& status) {
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return true;
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
   // gRPC's own words; a tracker's own UNAVAILABLE says something else.
   const std::string& m = status.error_message();
-  for (const char* transport : {"failed to connect", "Failed to connect", "Connection reset",
-                                "Socket closed", "Broken pipe", "keepalive watchdog",
-                                "Empty update", "GOAWAY", "DNS resolution failed"}) {
-    if (m.find(transport) != std::string::npos) return true;
-  }
-  return m.empty();
+  return m.empty() || Contains(m, kBrokenConnection) ||
+         Contains(m, {"failed to connect", "Failed to connect", "DNS resolution failed"});
 }
 
 std::string DescribeUnreachable(const grpc::Status& status) {
@@ -53,12 +66,7 @@ std::string DescribeUnreachable(const grpc::Status& status) {
   if (raw.find("DNS") != std::string::npos || raw.find("resolve") != std::string::npos) {
     return "their names do not resolve";
   }
-  for (const char* broken : {"Socket closed", "Connection reset", "Broken pipe", "GOAWAY",
-                             "keepalive watchdog", "Empty update"}) {
-    if (raw.find(broken) != std::string::npos) {
-      return "the connection broke off and none answers again";
-    }
-  }
+  if (Contains(raw, kBrokenConnection)) return "the connection broke off and none answers again";
   return raw;
 }
 
