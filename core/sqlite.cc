@@ -101,21 +101,25 @@ bool Statement::IsNull(int column) const {
   return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
 }
 
+namespace {
+
+// Readable by this user only: a tracker's database holds password hashes
+// and the ticket-signing key, and SQLite gives its -wal and -shm files the
+// mode of the database file. Changed by name, never through a descriptor
+// of our own: POSIX locks belong to the process, and closing any
+// descriptor of the file drops every lock this process's SQLite holds on
+// it; another process's last connection then believes it is alone,
+// checkpoints and deletes the WAL in use here.
+void RestrictToOwner(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) return;
+  if ((st.st_mode & 077) != 0) chmod(path.c_str(), st.st_mode & 0700);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                          bool full_sync) {
-  // Readable by this user only: a tracker's database holds password hashes
-  // and the ticket-signing key. SQLite gives its -wal and -shm files the
-  // mode of the database file.
-  if (path != ":memory:") {
-    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0) {
-      struct stat st;
-      if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 077) != 0) {
-        fchmod(fd, st.st_mode & 0700);
-      }
-      close(fd);
-    }
-  }
   // Each Database is used by one thread at a time (its owner's mutex), so
   // SQLite's own locks are only cost: no per-connection mutex, and no
   // global allocator statistics, whose mutex every malloc would take.
@@ -137,6 +141,10 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
     return status;
   }
   std::unique_ptr<Database> db(new Database(raw));
+  if (path != ":memory:") {
+    // Before the journal exists, so that SQLite gives it this mode too.
+    for (const char* suffix : {"", "-wal", "-shm"}) RestrictToOwner(path + suffix);
+  }
   sqlite3_busy_timeout(raw, 10000);
   absl::Status status = db->Exec(
       absl::StrCat("PRAGMA journal_mode=WAL; PRAGMA synchronous=",

@@ -3,7 +3,10 @@
 // the limits, paging, retried requests, and that a reopened store has
 // everything.
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -634,6 +637,53 @@ TEST(SqliteStore, UpgradesAnUnversionedDatabase) {
   // Opening it again finds it current.
   store->reset();
   EXPECT_TRUE(OpenSqliteStore(dir.File("old.db")).ok());
+}
+
+// Whether another process holds a lock on SQLite's shared-lock range of the
+// database file `path` (SQLite's unix locking: 510 bytes from 2^30 + 2). A
+// process is not told of its own locks, so a child asks.
+bool AnotherProcessSeesASharedLock(const std::string& path) {
+  pid_t child = fork();
+  if (child == 0) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct flock probe = {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_start = (1 << 30) + 2;
+    probe.l_len = 510;
+    // The child never closes its descriptor before it exits; it has no
+    // locks of its own to lose.
+    _exit(fd >= 0 && fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type == F_RDLCK ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// In WAL mode every connection keeps a shared lock on the database file
+// while it is open, and the last connection of all (in any process) to
+// close checkpoints and deletes the WAL. POSIX locks belong to the
+// process: closing any descriptor of the file drops them all, so code that
+// opens the file itself while SQLite holds it makes another process's
+// tracker delete the WAL under this one. The store, with its pool of
+// connections opened one after another and in use, keeps its locks.
+TEST(SqliteStore, KeepsItsLocksOnTheDatabaseFile) {
+  testing::TempDir dir;
+  const std::string path = dir.File("tracker.db");
+  auto store = OpenSqliteStore(path, {}, 4);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateUser("alice", "hash", kT0).ok());
+  ASSERT_TRUE((*store)->GetPasswordHash("alice").ok());
+  EXPECT_TRUE(AnotherProcessSeesASharedLock(path));
+  // A second store on the same file, as a second tracker on this machine
+  // would open it, leaves the first one's locks alone too.
+  auto second = OpenSqliteStore(path, {}, 4);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*second)->GetPasswordHash("alice").ok());
+  second->reset();
+  EXPECT_TRUE(AnotherProcessSeesASharedLock(path));
+  struct stat st;
+  EXPECT_EQ(stat((path + "-wal").c_str(), &st), 0) << "the WAL in use was deleted";
 }
 
 TEST(PostgresStore, UnreachableDatabaseIsUnavailable) {
