@@ -8,10 +8,13 @@
 # the machine is shared and noisy, so runs alternate and the last line gives
 # the medians and their ratio.
 #   bench/download_bench.sh [--size_mib N] [--seeders N] [--runs N] [--no_reference]
-#                           [--perf FILE] [--pause SECONDS]
+#                           [--perf FILE] [--pause SECONDS] [--log_dir DIR]
 # --perf records the downloader's first run with perf (call graphs) into FILE.
 # --pause waits that long before each groupshare run (the slow mode of a
 # client that sat idle).
+# --log_dir keeps the downloading client's log and shell output there.
+# Exit status 3: the downloading client died (bench/download_soak.sh counts
+# these).
 # Run from the repository after scripts/setup.sh; the reference needs
 # Debian's python3-libtorrent.
 set -euo pipefail
@@ -21,6 +24,7 @@ reference=1
 runs=3
 perf_out=
 pause=0
+log_dir=
 while [ $# -gt 0 ]; do
   case $1 in
     --size_mib) size_mib=$2; shift 2 ;;
@@ -29,7 +33,8 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --perf) perf_out=$2; shift 2 ;;
     --pause) pause=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --log_dir) log_dir=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +43,12 @@ bin=$PWD/${BUILD_DIR:-build}/bin
 [ -x "$bin/client" ] || { echo "build first: scripts/setup.sh" >&2; exit 1; }
 work=$(mktemp -d -t groupshare-bench.XXXXXX)
 . scripts/cluster.sh
-trap 'stop_cluster; rm -rf "$work"' EXIT
+keep_logs() {
+  [ -n "$log_dir" ] || return 0
+  mkdir -p "$log_dir"
+  cp "$work/dl/client.log" "$work/dl.out" "$log_dir/" 2>/dev/null || true
+}
+trap 'keep_logs; stop_cluster; rm -rf "$work"' EXIT
 
 
 # CPU seconds (user + system) process $1 has used so far.
@@ -85,6 +95,11 @@ download_once() {
   deadline=$((SECONDS + 600))
   until state=$(grep -m1 -o "^\[[CF]\]" "$work/dl.out"); do
     [ $SECONDS -lt $deadline ] || { echo "bench: the download did not finish" >&2; exit 1; }
+    if ! kill -0 "$dl_pid" 2>/dev/null; then
+      wait "$dl_pid" && rc=0 || rc=$?
+      echo "bench: the downloading client died (exit status $rc)" >&2
+      exit 3
+    fi
     cmd dl show_downloads
     # Threads the download added to the client, at their peak.
     t=$(( $(awk '/^Threads/ {print $2}' "/proc/$dl_pid/status") - threads0 ))

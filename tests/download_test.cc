@@ -7,16 +7,20 @@
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "core/crypto.h"
 #include "core/part_file.h"
+#include "core/piece_chunk.h"
 #include "core/piece_store.h"
 #include "services/peer/client_state.h"
 #include "services/peer/downloader.h"
@@ -33,8 +37,9 @@ constexpr uint32_t kPiece = 64 << 10;
 class FakePeer final : public pv1::PeerService::Service {
  public:
   enum class Mode { kGood, kCorrupt, kStall, kGone };
-  FakePeer(const std::string* content, Mode mode, absl::Duration per_piece = absl::ZeroDuration())
-      : content_(content), mode_(mode), per_piece_(per_piece) {
+  FakePeer(const std::string* content, const uint32_t* piece_size, Mode mode,
+           absl::Duration per_piece = absl::ZeroDuration())
+      : content_(content), piece_size_(piece_size), mode_(mode), per_piece_(per_piece) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(this);
@@ -49,7 +54,7 @@ class FakePeer final : public pv1::PeerService::Service {
   grpc::Status GetBitfield(grpc::ServerContext* ctx, const pv1::GetBitfieldRequest*,
                            grpc::ServerWriter<pv1::BitfieldUpdate>* writer) override {
     if (mode_ == Mode::kGone) return grpc::Status(grpc::StatusCode::NOT_FOUND, "not shared");
-    FileLayout layout{content_->size(), kPiece};
+    FileLayout layout{content_->size(), *piece_size_};
     pv1::BitfieldUpdate full;
     full.set_bitfield(Bitfield(layout.PieceCount(), true).ToBytes());
     full.set_piece_count(layout.PieceCount());
@@ -60,7 +65,7 @@ class FakePeer final : public pv1::PeerService::Service {
 
   grpc::Status GetPiece(grpc::ServerContext* ctx, const pv1::GetPieceRequest* req,
                         grpc::ServerWriter<pv1::PieceChunk>* writer) override {
-    FileLayout layout{content_->size(), kPiece};
+    FileLayout layout{content_->size(), *piece_size_};
     for (uint32_t piece : req->pieces()) {
       if (mode_ == Mode::kStall) {
         while (!ctx->IsCancelled()) absl::SleepFor(absl::Milliseconds(20));
@@ -74,11 +79,15 @@ class FakePeer final : public pv1::PeerService::Service {
         ++cancelled_;
         return grpc::Status::CANCELLED;
       }
-      pv1::PieceChunk chunk;
-      chunk.set_piece(piece);
-      chunk.set_data(content_->substr(layout.PieceOffset(piece), layout.PieceLength(piece)));
-      if (mode_ == Mode::kCorrupt) (*chunk.mutable_data())[0] ^= 1;
-      if (!writer->Write(chunk)) return grpc::Status::CANCELLED;
+      for (uint32_t offset = 0; offset < layout.PieceLength(piece); offset += kMaxChunkBytes) {
+        pv1::PieceChunk chunk;
+        chunk.set_piece(piece);
+        chunk.set_offset(offset);
+        chunk.set_data(content_->substr(layout.PieceOffset(piece) + offset,
+                                        std::min(kMaxChunkBytes, layout.PieceLength(piece) - offset)));
+        if (mode_ == Mode::kCorrupt && offset == 0) (*chunk.mutable_data())[0] ^= 1;
+        if (!writer->Write(chunk)) return grpc::Status::CANCELLED;
+      }
       ++served_;
     }
     return grpc::Status::OK;
@@ -86,6 +95,7 @@ class FakePeer final : public pv1::PeerService::Service {
 
  private:
   const std::string* const content_;
+  const uint32_t* const piece_size_;
   const Mode mode_;
   const absl::Duration per_piece_;
   int port_ = 0;
@@ -140,26 +150,54 @@ class FullDisk final : public PartFile {
   std::atomic<uint64_t> written_{0};
 };
 
+// Writes wait until the test opens the gate: the workers then hold every
+// piece that arrives.
+class GatedDisk final : public PartFile {
+ public:
+  GatedDisk(std::unique_ptr<PartFile> real, absl::Notification* gate)
+      : real_(std::move(real)), gate_(gate) {}
+  absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
+    gate_->WaitForNotification();
+    return real_->Write(offset, parts);
+  }
+  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    return real_->Read(offset, buf, size);
+  }
+  absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
+
+ private:
+  std::unique_ptr<PartFile> real_;
+  absl::Notification* const gate_;
+};
+
 class DownloadTest : public ::testing::Test {
  protected:
-  DownloadTest() : content_(testing::RandomBytes(size_, 7)) {
+  DownloadTest() {
     state_ = *ClientState::Open(dir_.File("state.db"));
-    FileLayout layout{size_, kPiece};
+    SetContent(testing::RandomBytes(size_, 7), kPiece);
+    options_.piece_timeout = absl::Seconds(20);
+  }
+
+  // The file the peers share, in pieces of `piece_size`.
+  void SetContent(std::string content, uint32_t piece_size) {
+    content_ = std::move(content);
+    piece_size_ = piece_size;
+    FileLayout layout{content_.size(), piece_size_};
     tv1::FileInfo* f = response_.mutable_file();
     f->set_name("f.bin");
-    f->set_size(size_);
-    f->set_piece_size(kPiece);
+    f->set_size(content_.size());
+    f->set_piece_size(piece_size_);
     f->set_sha1(HexEncode(Sha1Of(content_)));
+    f->clear_piece_sha1();
     for (uint32_t i = 0; i < layout.PieceCount(); ++i) {
       f->add_piece_sha1(HexEncode(
           Sha1Of(absl::string_view(content_).substr(layout.PieceOffset(i), layout.PieceLength(i)))));
     }
-    options_.piece_timeout = absl::Seconds(20);
   }
 
   FakePeer* AddPeer(const std::string& user, FakePeer::Mode mode,
                     absl::Duration per_piece = absl::ZeroDuration()) {
-    peers_.push_back(std::make_unique<FakePeer>(&content_, mode, per_piece));
+    peers_.push_back(std::make_unique<FakePeer>(&content_, &piece_size_, mode, per_piece));
     tv1::Peer* p = response_.add_peers();
     p->set_user_id(user);
     p->set_address(peers_.back()->address());
@@ -178,9 +216,40 @@ class DownloadTest : public ::testing::Test {
   }
   bool Served() { return store_.Get({"g", response_.file().sha1()}).ok(); }
 
+  // Part files whose writes wait for `gate`.
+  void GateWrites(absl::Notification* gate) {
+    options_.open_part_file = [gate](const std::string& path, uint64_t size, bool ours)
+        -> absl::StatusOr<PartFileOpened> {
+      auto opened = OpenPartFile(path, size, ours);
+      if (!opened.ok()) return opened;
+      opened->file = std::make_unique<GatedDisk>(std::move(opened->file), gate);
+      return opened;
+    };
+  }
+
+  // Runs a download whose writes wait until `ready` says so of its
+  // progress (or 30 s pass), then lets them go; returns its last progress.
+  DownloadProgress RunGated(const std::function<bool(const DownloadProgress&)>& ready) {
+    absl::Notification gate;
+    GateWrites(&gate);
+    tracker_ = std::make_unique<FakeTracker>(response_);
+    Download::Env env{tracker_.get(), &store_, state_.get(), "dave"};
+    Download download(env, options_, "g", response_, dir_.File("out.bin"));
+    download.Start();
+    for (absl::Time deadline = absl::Now() + absl::Seconds(30);
+         !ready(download.Progress()) && absl::Now() < deadline;) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_TRUE(ready(download.Progress()));
+    gate.Notify();
+    EXPECT_TRUE(download.WaitUntilDone(absl::Seconds(60)));
+    return download.Progress();
+  }
+
   const uint64_t size_ = (4 << 20) + 1234;  // 65 pieces, the last one short
   testing::TempDir dir_;
   std::string content_;
+  uint32_t piece_size_ = kPiece;
   std::unique_ptr<ClientState> state_;
   PieceStore store_;
   tv1::GetFilePeersResponse response_;
@@ -275,6 +344,39 @@ TEST_F(DownloadTest, MoreHoldersThanTheLimitAreRotatedIn) {
   EXPECT_EQ(p.counters.peers_dropped, 2u);
   EXPECT_GT(third->served() + fourth->served(), 0);
   EXPECT_EQ(p.bytes_by_peer["third"] + p.bytes_by_peer["fourth"], size_);
+}
+
+// gRPC charges the pieces the workers hold to the link's memory quota; a
+// quota too small for them makes gRPC end the connection ("Buffers full").
+// The workers then release pieces whose connection is gone, outside gRPC's
+// threads: that must neither crash nor leak (run under ASan too).
+TEST_F(DownloadTest, PiecesHeldPastTheirLinksEndAreReleasedSafely) {
+  options_.link_memory_quota = 128 << 10;  // two pieces
+  options_.no_source_timeout = absl::Seconds(2);
+  AddPeer("alice", FakePeer::Mode::kGood);
+  DownloadProgress p = RunGated([](const DownloadProgress& p) {
+    return p.counters.peers_dropped > 0 && p.pieces_held > 0;
+  });
+  EXPECT_GE(p.counters.peers_dropped, 1u);
+  // It may complete over a new link, or fail once the attempts are spent.
+  EXPECT_NE(p.state, DownloadState::kRunning);
+  if (p.state == DownloadState::kComplete) {
+    EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  }
+}
+
+// With its quota sized by the download, an honest peer is never cut off,
+// however long the workers hold what it sent: here the two largest pieces a
+// tracker may announce, which a link may always have asked for.
+TEST_F(DownloadTest, PiecesTheWorkersHoldNeverExhaustALink) {
+  SetContent(testing::RandomBytes(64 << 20, 9), options_.max_piece_size);
+  AddPeer("alice", FakePeer::Mode::kGood);
+  DownloadProgress p = RunGated([&](const DownloadProgress& p) {
+    return p.counters.peers_dropped > 0 || p.pieces_held >= 2;
+  });
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_EQ(p.counters.peers_dropped, 0u);
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
 }
 
 TEST_F(DownloadTest, PlantedPartFileIsNeverWrittenThrough) {

@@ -36,6 +36,22 @@ constexpr absl::Duration kEtaSmoothing = absl::Seconds(8);
 // one in reserve.
 constexpr double kSlowShare = 0.25;
 
+// The memory quota of a link: twice the most a link may hold, plus room for
+// what gRPC reads and frames around it. A link holds at most its window of
+// requested pieces (received, queued or being written: a piece leaves the
+// picker's count only once written), and past kMinWindow only what the
+// download's budget allows; the received pieces also keep alive the read
+// buffers they were cut from. So an honest peer never fills it, however
+// long the workers hold its pieces ("Buffers full" would end the
+// connection).
+uint64_t LinkMemoryQuota(const DownloadOptions& options, uint32_t piece_size) {
+  if (options.link_memory_quota != 0) return options.link_memory_quota;
+  const uint64_t budget_pieces = options.max_bytes_in_flight / piece_size;
+  const uint64_t pieces = std::min<uint64_t>(std::max<uint32_t>(options.max_window, kMinWindow),
+                                             std::max<uint64_t>(budget_pieces, kMinWindow) + 1);
+  return 2 * pieces * piece_size + (16 << 20);
+}
+
 }  // namespace
 
 const char* DownloadStateLetter(DownloadState state) {
@@ -118,6 +134,7 @@ DownloadProgress Download::Progress() const {
   p.pieces_done = picker_.HaveCount();
   p.piece_count = picker_.piece_count();
   p.bytes_done = bytes_done_;
+  p.pieces_held = pieces_held_;
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
   p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;
@@ -389,7 +406,9 @@ void Download::Connect(const tv1::Peer& peer, Actions* actions) {
   link->peer = peer;
   link->link = std::make_unique<PeerLink>(
       this, link->id.value(), peer.user_id(), peer.address(),
-      PeerLink::Target{group_id_, file_.sha1(), layout_}, options_.credentials);
+      PeerLink::Target{group_id_, file_.sha1(), layout_,
+                       LinkMemoryQuota(options_, layout_.piece_size)},
+      options_.credentials);
   link->bitfield_ticket = peer.ticket();
   actions->open.emplace_back(link->link.get(), peer.ticket());
   ++counters_.peers_connected;
@@ -519,8 +538,11 @@ void Download::OnBitfieldEnd(PeerLink* l, const absl::Status& status) {
 void Download::OnPiece(PeerLink* l, PeerLink::Piece piece) {
   absl::MutexLock lock(&mu_);
   if (stop_ || workers_ == nullptr) return;
+  ++pieces_held_;
   workers_->Run([this, id = PeerId(l->id()), piece = std::move(piece)]() mutable {
-    Verify(id, std::move(piece));
+    Verify(id, std::move(piece));  // the piece's bytes are released there
+    absl::MutexLock lock(&mu_);
+    --pieces_held_;
   });
 }
 

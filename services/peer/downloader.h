@@ -97,6 +97,9 @@ struct DownloadOptions {
   int max_failures = 3;
   // Threads that verify and write pieces.
   int workers = 2;
+  // What gRPC may hold for one peer at once (see PeerLink::Target); 0 sizes
+  // it from the budget above, so that an honest peer is never cut off.
+  uint64_t link_memory_quota = 0;
   // How to reach peers: plaintext when null.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   // How the part file is opened; tests inject faults here.
@@ -127,6 +130,7 @@ struct DownloadProgress {
   double bytes_per_second = 0;
   double eta_bytes_per_second = 0;  // smoothed over several seconds, for the ETA
   int peers = 0;  // connected now
+  uint32_t pieces_held = 0;  // received, not yet verified and written
   std::string error;
   // Verified bytes received from each peer (by user id).
   std::map<std::string, uint64_t> bytes_by_peer;
@@ -241,6 +245,7 @@ class Download : public PeerLink::Owner {
   std::deque<tracker::v1::Peer> reserve_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_done_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;
   double rate_ ABSL_GUARDED_BY(mu_) = 0;
   double eta_rate_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::Now();

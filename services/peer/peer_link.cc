@@ -15,10 +15,11 @@ namespace {
 constexpr char kGetPieceMethod[] = "/groupshare.peer.v1.PeerService/GetPiece";
 // What a message may hold besides its data: the field tags and numbers.
 constexpr int kMessageOverhead = 4096;
-constexpr size_t kLinkMemoryQuota = 24 << 20;
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const FileLayout& layout,
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           const PeerLink::Target& target,
                                            std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  const FileLayout& layout = target.layout;
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
   // No message larger than a piece's chunk (or the bitfield) is accepted.
@@ -32,7 +33,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, const Fil
   // memory quota of its own per link makes the transport give up on a peer
   // that declares more than a few chunks' worth.
   grpc::ResourceQuota quota(absl::StrCat("peer link to ", address));
-  quota.Resize(kLinkMemoryQuota);
+  quota.Resize(target.memory_quota);
   args.SetResourceQuota(quota);
   return grpc::CreateCustomChannel(address, credentials, args);
 }
@@ -131,8 +132,7 @@ class PeerLink::PieceCall final : public Call,
   void OnReadDone(bool ok) override {
     if (!ok) return;
     progress_.store(absl::ToUnixMicros(absl::Now()));
-    absl::Status taken = Take();
-    response_.Clear();
+    absl::Status taken = Take();  // takes response_'s message
     if (!taken.ok()) {
       error_ = taken;
       ctx.TryCancel();
@@ -156,11 +156,14 @@ class PeerLink::PieceCall final : public Call,
   // Takes one message: its data joins the piece being assembled, which is
   // handed over once whole.
   absl::Status Take() {
-    auto slices = std::make_shared<std::vector<grpc::Slice>>();
-    if (!response_.Dump(slices.get()).ok()) return absl::DataLossError("unreadable message");
+    auto received = std::make_shared<Received>();
+    received->message.Swap(&response_);
+    if (!received->message.Dump(&received->slices).ok()) {
+      return absl::DataLossError("unreadable message");
+    }
     std::vector<absl::string_view> buffers;
-    buffers.reserve(slices->size());
-    for (const grpc::Slice& s : *slices) {
+    buffers.reserve(received->slices.size());
+    for (const grpc::Slice& s : received->slices) {
       buffers.emplace_back(reinterpret_cast<const char*>(s.begin()), s.size());
     }
     auto chunk = ParsePieceChunk(buffers);
@@ -177,7 +180,7 @@ class PeerLink::PieceCall final : public Call,
     current_.data.insert(current_.data.end(), chunk->data.begin(), chunk->data.end());
     // The views point into these slices; the vector never moves its
     // elements again, so inlined small slices stay where the views point.
-    current_.holders.push_back(std::move(slices));
+    current_.holders.push_back(std::move(received));
     received_ += static_cast<uint32_t>(chunk->size);
     if (received_ == length) {
       received_ = 0;
@@ -205,7 +208,7 @@ PeerLink::PeerLink(Owner* owner, uint32_t id, std::string user_id, std::string a
       user_id_(std::move(user_id)),
       address_(std::move(address)),
       target_(std::move(target)) {
-  auto channel = MakeChannel(address_, target_.layout, std::move(credentials));
+  auto channel = MakeChannel(address_, target_, std::move(credentials));
   stub_ = pv1::PeerService::NewStub(channel);
   generic_ = std::make_unique<grpc::GenericStub>(channel);
 }

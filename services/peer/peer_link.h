@@ -33,13 +33,24 @@ namespace pv1 = ::groupshare::peer::v1;
 
 class PeerLink {
  public:
+  // One message as gRPC received it. gRPC charged its bytes to the link's
+  // memory quota, and returning the last of them may wake gRPC's memory
+  // reclaimer, which needs gRPC's execution context on the releasing
+  // thread: a worker without one crashed there. So the slices are released
+  // through the ByteBuffer, whose destruction sets that context up, on any
+  // thread, whether or not the link and its channel still exist.
+  struct Received {
+    grpc::ByteBuffer message;         // declared first: destroyed last
+    std::vector<grpc::Slice> slices;  // the message's, the views point into them
+  };
+
   // One whole piece as it arrived, not yet verified.
   struct Piece {
     uint32_t index = 0;
     // Keep the bytes alive. The views point into these very Slice objects:
     // gRPC inlines small slices, whose bytes live inside the object, so the
     // objects must not be copied or moved, only their holders.
-    std::vector<std::shared_ptr<const std::vector<grpc::Slice>>> holders;
+    std::vector<std::shared_ptr<const Received>> holders;
     std::vector<absl::string_view> data;   // the piece's bytes, in order
   };
 
@@ -59,6 +70,10 @@ class PeerLink {
     std::string group_id;
     std::string file_sha1;
     FileLayout layout;
+    // The bytes gRPC may hold for this link at once: what it is reading and
+    // every piece the owner still holds. Past it gRPC ends the connection
+    // ("Buffers full"), so the owner sizes it above what it may ever hold.
+    uint64_t memory_quota = 24 << 20;
   };
 
   PeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address, Target target,
