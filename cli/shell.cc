@@ -227,6 +227,7 @@ std::vector<std::string> Shell::Notices() {
     }
   }
   seen_any_ = true;
+  for (const std::string& notice : node_.TakeNotices()) lines.push_back("notice: " + notice);
   for (std::string& line : lines) line = EscapeForTerminal(line);
   return lines;
 }

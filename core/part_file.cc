@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -35,6 +36,16 @@ constexpr size_t kBlock = 4096;
 constexpr size_t kBounceBytes = 1 << 20;
 
 bool Aligned(uint64_t n) { return n % kBlock == 0; }
+
+// The process's umask, read without changing it (umask() can only set).
+mode_t CurrentUmask() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Umask:", 0) == 0) return static_cast<mode_t>(std::stoul(line.substr(6), nullptr, 8));
+  }
+  return 022;
+}
 
 // Scratch memory for direct I/O, one per thread that does any.
 char* BounceBuffer() {
@@ -83,7 +94,14 @@ class PosixPartFile final : public PartFile {
     return ReadFully(fd_, buf, size, offset);
   }
 
+  absl::Status Sync() override {
+    if (fsync(fd_) != 0) return Errno("cannot flush", path_);
+    return absl::OkStatus();
+  }
+
   absl::Status RenameTo(const std::string& dest) override {
+    // Complete: now readable as any new file of this user's.
+    if (fchmod(fd_, 0666 & ~CurrentUmask()) != 0) return Errno("cannot set the mode of", path_);
     // RENAME_NOREPLACE: a name planted at the destination (a symlink to
     // something precious, say) is left alone, never replaced or followed.
     if (renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
@@ -95,6 +113,14 @@ class PosixPartFile final : public PartFile {
       return Errno(absl::StrCat("cannot rename to '", dest, "'"), path_);
     }
     path_ = dest;
+    // The new name is durable once its folder is.
+    const size_t slash = dest.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : dest.substr(0, slash == 0 ? 1 : slash);
+    int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return Errno("cannot open the folder of", dest);
+    const bool synced = fsync(dir_fd) == 0;
+    close(dir_fd);
+    if (!synced) return Errno("cannot flush the folder of", dest);
     return absl::OkStatus();
   }
 
@@ -221,7 +247,7 @@ absl::StatusOr<PartFileOpened> OpenPartFile(const std::string& path, uint64_t si
   int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   bool fresh = false;
   if (fd < 0 && errno == ENOENT) {
-    fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     fresh = true;
   }
   if (fd < 0) {

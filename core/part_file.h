@@ -30,8 +30,11 @@ class PartFile {
   virtual absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) = 0;
   // Reads exactly `size` bytes at `offset`; UNAVAILABLE on failure.
   virtual absl::Status Read(uint64_t offset, char* buf, size_t size) = 0;
-  // Moves the file onto `dest`; ALREADY_EXISTS when anything (a symlink
-  // included) is there, UNAVAILABLE on other failures.
+  // Makes everything written durable (fsync); UNAVAILABLE on failure.
+  virtual absl::Status Sync() = 0;
+  // Moves the file onto `dest`, with the mode the umask gives new files,
+  // and makes the rename durable (fsync of the folder); ALREADY_EXISTS when
+  // anything (a symlink included) is there, UNAVAILABLE on other failures.
   virtual absl::Status RenameTo(const std::string& dest) = 0;
 };
 
@@ -42,7 +45,8 @@ struct PartFileOpened {
 };
 
 // Opens the part file at `path` for a file of `size` bytes. A missing one
-// is created (O_EXCL) and preallocated. An existing one is reused when
+// is created (O_EXCL, readable by this user only while it is incomplete)
+// and preallocated. An existing one is reused when
 // `ours` says the client's state records it; its size must then be `size`,
 // or it is emptied and preallocated anew. FAILED_PRECONDITION for an
 // existing part file that is not ours, a symlink, or not a regular file;

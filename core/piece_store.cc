@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/file_hasher.h"
+#include "core/status_macros.h"
 
 namespace groupshare {
 
@@ -20,8 +21,49 @@ struct PieceStore::File {
 
 PieceStore::~PieceStore() = default;
 
+namespace {
+
+FileStamp StampOf(const struct stat& st) {
+  return {static_cast<uint64_t>(st.st_size),
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+absl::Status ChangedError(const std::string& name) {
+  return absl::DataLossError(absl::StrCat(
+      "the sharer's copy of ", name, " changed since it was shared; it no longer shares it"));
+}
+
+}  // namespace
+
+absl::StatusOr<FileStamp> StampOf(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("'", path, "': ", std::strerror(errno)));
+  }
+  return StampOf(st);
+}
+
+void PieceStore::SetChangedCallback(
+    std::function<void(const ShareKey&, const std::string& name)> callback) {
+  absl::MutexLock lock(&mu_);
+  changed_ = std::move(callback);
+}
+
+void PieceStore::Changed(const ShareKey& key, const std::shared_ptr<Share>& share) const {
+  std::function<void(const ShareKey&, const std::string&)> callback;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shares_.find(key);
+    if (it == shares_.end() || it->second != share) return;  // said already
+    callback = changed_;
+  }
+  const_cast<PieceStore*>(this)->Remove(key);
+  if (callback) callback(key, share->name);
+}
+
 absl::Status PieceStore::Add(const ShareKey& key, const std::string& name,
-                             const std::string& path, FileLayout layout, Bitfield have) {
+                             const std::string& path, FileLayout layout, Bitfield have,
+                             std::optional<FileStamp> stamp) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     return absl::UnavailableError(
@@ -37,7 +79,12 @@ absl::Status PieceStore::Add(const ShareKey& key, const std::string& name,
     return absl::FailedPreconditionError(
         absl::StrCat("'", path, "' is shorter than the ", layout.size, " bytes shared"));
   }
+  if (stamp.has_value() && StampOf(st) != *stamp) {
+    return absl::DataLossError(absl::StrCat(
+        "'", path, "' changed since it was shared (its size or modification time)"));
+  }
   auto share = std::make_shared<Share>();
+  share->stamp = stamp;
   share->name = name;
   share->file = std::move(file);
   share->layout = layout;
@@ -146,13 +193,15 @@ void PieceStore::Unsubscribe(const ShareKey& key, const Listener* listener) {
 
 absl::Status PieceStore::Read(const ShareKey& key, uint32_t piece, uint32_t offset,
                               uint32_t length, std::string* out) const {
+  std::shared_ptr<Share> share;
   std::shared_ptr<File> file;
   FileLayout layout;
   {
     absl::MutexLock lock(&mu_);
     auto it = shares_.find(key);
     if (it == shares_.end()) return NotServed();
-    const Share& s = *it->second;
+    share = it->second;
+    const Share& s = *share;
     if (piece >= s.layout.PieceCount()) {
       return absl::OutOfRangeError(absl::StrCat(
           "piece ", piece, " is out of range; the file has ", s.layout.PieceCount()));
@@ -169,8 +218,24 @@ absl::Status PieceStore::Read(const ShareKey& key, uint32_t piece, uint32_t offs
     return absl::OutOfRangeError(absl::StrCat("bytes ", offset, "+", length, " are beyond piece ",
                                               piece, "'s ", piece_length));
   }
+  // A stamped file is checked before and after the read: pieces that no
+  // longer match their hashes are never sent as the shared file's.
+  auto unchanged = [&] {
+    struct stat st;
+    return !share->stamp.has_value() ||
+           (fstat(file->fd, &st) == 0 && StampOf(st) == *share->stamp);
+  };
+  if (!unchanged()) {
+    Changed(key, share);
+    return ChangedError(share->name);
+  }
   out->resize(length);
-  return ReadFully(file->fd, out->data(), out->size(), layout.PieceOffset(piece) + offset);
+  RETURN_IF_ERROR(ReadFully(file->fd, out->data(), out->size(), layout.PieceOffset(piece) + offset));
+  if (!unchanged()) {
+    Changed(key, share);
+    return ChangedError(share->name);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace groupshare

@@ -9,6 +9,7 @@
 #define GROUPSHARE_CORE_PIECE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,6 +28,17 @@ struct ShareKey {
   std::string sha1;  // lower-case hex of the whole file
   auto operator<=>(const ShareKey&) const = default;
 };
+
+// What a complete file looked like when it was hashed or finished: one whose
+// size or modification time differ has changed, and its pieces no longer
+// match their hashes.
+struct FileStamp {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+// The stamp of the file at `path` now; NOT_FOUND when it is gone.
+absl::StatusOr<FileStamp> StampOf(const std::string& path);
 
 class PieceStore {
  public:
@@ -51,11 +63,17 @@ class PieceStore {
 
   // Starts serving `path` (read-only) as the share `key`, holding the pieces
   // in `have`. Replaces an earlier share of the same key (its listeners hear
-  // OnGone). UNAVAILABLE when the file cannot be opened or is a symlink,
-  // FAILED_PRECONDITION when it is not a regular file or is shorter than the
-  // layout says.
+  // OnGone). With a `stamp` (a complete file), the file must still look so,
+  // now and at every read. UNAVAILABLE when the file cannot be opened or is
+  // a symlink, FAILED_PRECONDITION when it is not a regular file, is shorter
+  // than the layout says, or does not match `stamp` (DATA_LOSS).
   absl::Status Add(const ShareKey& key, const std::string& name, const std::string& path,
-                   FileLayout layout, Bitfield have) ABSL_LOCKS_EXCLUDED(mu_);
+                   FileLayout layout, Bitfield have,
+                   std::optional<FileStamp> stamp = std::nullopt) ABSL_LOCKS_EXCLUDED(mu_);
+  // Called (on the reading thread, no lock held) when a read finds that a
+  // stamped share's file changed; the share is no longer served by then.
+  void SetChangedCallback(std::function<void(const ShareKey&, const std::string& name)> callback)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A verified piece is now on disk; tells the listeners.
   void MarkHave(const ShareKey& key, uint32_t piece) ABSL_LOCKS_EXCLUDED(mu_);
   // Stops serving; listeners hear OnGone.
@@ -80,7 +98,7 @@ class PieceStore {
   // fit (reuse one string for many reads: same-size resizes then cost
   // nothing); `length` 0 reads to the piece's end. NOT_FOUND (share),
   // OUT_OF_RANGE (index or range), FAILED_PRECONDITION (not held yet),
-  // UNAVAILABLE (disk).
+  // UNAVAILABLE (disk), DATA_LOSS (the file changed: the share is dropped).
   absl::Status Read(const ShareKey& key, uint32_t piece, uint32_t offset, uint32_t length,
                     std::string* out) const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -91,13 +109,18 @@ class PieceStore {
     std::shared_ptr<File> file;
     FileLayout layout;
     Bitfield have;
+    std::optional<FileStamp> stamp;
     std::vector<std::shared_ptr<Listener>> listeners;
   };
+  // Stops serving `key` if it is still `share`, and says why.
+  void Changed(const ShareKey& key, const std::shared_ptr<Share>& share) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Tells the listeners of `shares` that they are gone.
   static void Gone(const std::vector<std::shared_ptr<Share>>& shares);
 
   mutable absl::Mutex mu_;
   std::map<ShareKey, std::shared_ptr<Share>> shares_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const ShareKey&, const std::string&)> changed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace groupshare

@@ -4,6 +4,8 @@
 // connection limit. Assertions read DownloadProgress and the fakes'
 // counters, never the log.
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
@@ -142,6 +144,7 @@ class FullDisk final : public PartFile {
   absl::Status Read(uint64_t offset, char* buf, size_t size) override {
     return real_->Read(offset, buf, size);
   }
+  absl::Status Sync() override { return real_->Sync(); }
   absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
 
  private:
@@ -163,11 +166,40 @@ class GatedDisk final : public PartFile {
   absl::Status Read(uint64_t offset, char* buf, size_t size) override {
     return real_->Read(offset, buf, size);
   }
+  absl::Status Sync() override { return real_->Sync(); }
   absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
 
  private:
   std::unique_ptr<PartFile> real_;
   absl::Notification* const gate_;
+};
+
+// Records the order of Sync and RenameTo, and whether the download was
+// already recorded complete when the file was renamed.
+class RecordingDisk final : public PartFile {
+ public:
+  RecordingDisk(std::unique_ptr<PartFile> real, std::vector<std::string>* events,
+                std::function<bool()> recorded_complete)
+      : real_(std::move(real)), events_(events), recorded_complete_(std::move(recorded_complete)) {}
+  absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
+    return real_->Write(offset, parts);
+  }
+  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    return real_->Read(offset, buf, size);
+  }
+  absl::Status Sync() override {
+    events_->push_back("sync");
+    return real_->Sync();
+  }
+  absl::Status RenameTo(const std::string& dest) override {
+    events_->push_back(recorded_complete_() ? "rename after complete" : "rename");
+    return real_->RenameTo(dest);
+  }
+
+ private:
+  std::unique_ptr<PartFile> real_;
+  std::vector<std::string>* const events_;
+  const std::function<bool()> recorded_complete_;
 };
 
 class DownloadTest : public ::testing::Test {
@@ -377,6 +409,40 @@ TEST_F(DownloadTest, PiecesTheWorkersHoldNeverExhaustALink) {
   EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
   EXPECT_EQ(p.counters.peers_dropped, 0u);
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+}
+
+// A completed download is flushed to disk before it is renamed into place,
+// and only then recorded complete (what the next login serves unchecked).
+TEST_F(DownloadTest, DataIsDurableBeforeTheFileIsRenamedAndCalledComplete) {
+  AddPeer("alice", FakePeer::Mode::kGood);
+  std::vector<std::string> events;
+  options_.open_part_file = [&](const std::string& path, uint64_t size, bool ours)
+      -> absl::StatusOr<PartFileOpened> {
+    auto opened = OpenPartFile(path, size, ours);
+    if (!opened.ok()) return opened;
+    opened->file = std::make_unique<RecordingDisk>(std::move(opened->file), &events, [&] {
+      auto records = state_->List("dave");
+      return records.ok() && !records->empty() && records->front().complete;
+    });
+    return opened;
+  };
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_EQ(events, (std::vector<std::string>{"sync", "rename"}));
+  auto records = state_->List("dave");
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 1u);
+  EXPECT_TRUE(records->front().complete);
+  // The finished file's stamp is what the next login checks it against.
+  auto stamp = StampOf(dir_.File("out.bin"));
+  ASSERT_TRUE(stamp.ok());
+  EXPECT_EQ(records->front().mtime_ns, stamp->mtime_ns);
+  // Incomplete it was this user's only; complete, it has a new file's mode.
+  struct stat st;
+  ASSERT_EQ(stat(dir_.File("out.bin").c_str(), &st), 0);
+  const mode_t mask = umask(0);
+  umask(mask);
+  EXPECT_EQ(st.st_mode & 0777, 0666 & ~mask);
 }
 
 TEST_F(DownloadTest, PlantedPartFileIsNeverWrittenThrough) {

@@ -3,6 +3,7 @@
 // bytes, a non-member asking a peer directly, a partial downloader serving
 // a third client, logout and login, and a killed downloader that resumes.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -65,6 +66,17 @@ class Sharing : public ::testing::Test {
     return path;
   }
   std::string Dest(const std::string& name) { return cluster_.dir().File(name); }
+  // Gives the file at `path` new bytes of the same size, modified later
+  // than the file system's clock tick could blur.
+  static void Rewrite(const std::string& path, uint32_t seed) {
+    const std::string old = testing::ReadFile(path);
+    testing::WriteFile(path, testing::RandomBytes(old.size(), seed));
+    struct stat st;
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    times[1].tv_sec += 2;
+    ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  }
   // `who` shares a new file of `size` random bytes (the same for every
   // client) named `name` in group g.
   void Share(Cluster::Client& who, const std::string& name, size_t size) {
@@ -713,6 +725,46 @@ TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
   EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; sharing 1 file again");
   EXPECT_EQ(alice->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1 seeders=1"));
+}
+
+// A shared file edited while its sharer was logged out is not served as it
+// is at the next login: its pieces no longer match the hashes the group
+// has. The sharer stops sharing it, here and at the tracker, and says so.
+TEST_F(Sharing, AFileChangedWhileLoggedOutIsNotSharedAgain) {
+  auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", 1 << 20);
+  std::string kept = MakeFile("alice", "kept.bin", 1 << 20, 2);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  EXPECT_THAT(alice->Run("upload_file " + kept + " g"), StartsWith("shared"));
+  EXPECT_EQ(alice->Run("logout"), "logged out alice");
+  Rewrite(path, 3);
+  EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 file again");
+  EXPECT_THAT(alice->shell->WaitForNotice("f.bin"),
+              Optional(StartsWith("notice: stopped sharing f.bin in g: its file changed since it "
+                                  "was shared")));
+  EXPECT_THAT(bob->Run("list_files g"), StartsWith("kept.bin"));
+  EXPECT_EQ(bob->shell->ReadLine(absl::Seconds(1)), std::nullopt) << "f.bin is still listed";
+}
+
+// A sharer whose file is edited while it shares it stops serving it at the
+// next request for a piece (it would send bytes that fail their hashes)
+// and says so; a downloader then finds nobody with it.
+TEST_F(Sharing, AFileChangedWhileSharedIsNoLongerServed) {
+  auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob", {"--no_source_timeout", "2"});
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", 1 << 20);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  Rewrite(path, 3);
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_THAT(alice->shell->WaitForNotice("f.bin"),
+              Optional(StartsWith("notice: stopped sharing f.bin in g: it changed since it was "
+                                  "shared")));
+  EXPECT_THAT(cluster_.WaitForDownload(*bob, "[F]"), StartsWith("[F] [g] f.bin"));
+  struct stat st;
+  EXPECT_NE(stat(Dest("out.bin").c_str(), &st), 0) << "a file that fails its hashes was finished";
 }
 
 // Polls `client`'s list_files g until its first line contains `needle`.

@@ -40,6 +40,14 @@ absl::StatusOr<std::unique_ptr<ClientState>> ClientState::Open(const std::string
   // costs at most the last pieces, which are fetched again.
   ASSIGN_OR_RETURN(auto db, sqlite::Database::Open(path, /*full_sync=*/false));
   RETURN_IF_ERROR(db->Exec(kSchema));
+  // Version 1: the file's modification time, to recognise a changed file.
+  ASSIGN_OR_RETURN(auto version, db->Query("PRAGMA user_version"));
+  ASSIGN_OR_RETURN(bool row, version.Step());
+  if (row && version.Int(0) < 1) {
+    RETURN_IF_ERROR(db->Exec(
+        "BEGIN; ALTER TABLE shares ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0; "
+        "PRAGMA user_version = 1; COMMIT;"));
+  }
   return std::unique_ptr<ClientState>(new ClientState(std::move(db)));
 }
 
@@ -58,9 +66,9 @@ absl::Status ClientState::Put(const ShareRecord& r) {
   absl::MutexLock lock(&mu_);
   return db_->Run(
       "INSERT OR REPLACE INTO shares(user_id, group_id, name, sha1, size, piece_size, "
-      "piece_sha1, path, complete, have) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "piece_sha1, path, complete, have, mtime_ns) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       r.user_id, r.group_id, r.name, r.sha1, r.size, r.piece_size, Blob{PackSha1Hex(r.piece_sha1)},
-      r.path, r.complete, Blob{r.have});
+      r.path, r.complete, Blob{r.have}, r.mtime_ns);
 }
 
 absl::Status ClientState::UpdateHave(const std::string& user, const std::string& group,
@@ -71,12 +79,19 @@ absl::Status ClientState::UpdateHave(const std::string& user, const std::string&
 }
 
 absl::Status ClientState::MarkComplete(const std::string& user, const std::string& group,
-                                       const std::string& sha1) {
+                                       const std::string& sha1, int64_t mtime_ns) {
   absl::MutexLock lock(&mu_);
   return db_->Run(
-      "UPDATE shares SET complete = 1, have = x'' WHERE user_id = ? AND group_id = ? "
-      "AND sha1 = ?",
-      user, group, sha1);
+      "UPDATE shares SET complete = 1, have = x'', mtime_ns = ? WHERE user_id = ? "
+      "AND group_id = ? AND sha1 = ?",
+      mtime_ns, user, group, sha1);
+}
+
+absl::Status ClientState::SetMtime(const std::string& user, const std::string& group,
+                                   const std::string& sha1, int64_t mtime_ns) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run("UPDATE shares SET mtime_ns = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
+                  mtime_ns, user, group, sha1);
 }
 
 absl::Status ClientState::Remove(const std::string& user, const std::string& group,
@@ -94,15 +109,15 @@ absl::Status ClientState::RemoveGroup(const std::string& user, const std::string
 absl::StatusOr<std::vector<ShareRecord>> ClientState::List(const std::string& user) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(auto q, db_->Query(
-      "SELECT group_id, name, sha1, size, piece_size, piece_sha1, path, complete, have "
-      "FROM shares WHERE user_id = ? ORDER BY group_id, name", user));
+      "SELECT group_id, name, sha1, size, piece_size, piece_sha1, path, complete, have, "
+      "mtime_ns FROM shares WHERE user_id = ? ORDER BY group_id, name", user));
   std::vector<ShareRecord> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
     out.push_back({user, q.Text(0), q.Text(1), q.Text(2), static_cast<uint64_t>(q.Int(3)),
                    static_cast<uint32_t>(q.Int(4)), UnpackSha1Hex(q.Text(5)), q.Text(6),
-                   q.Int(7) != 0, q.Text(8)});
+                   q.Int(7) != 0, q.Text(8), q.Int(9)});
   }
   return out;
 }

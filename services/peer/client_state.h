@@ -29,6 +29,10 @@ struct ShareRecord {
   std::string path;  // the complete file; a download writes to path + ".part"
   bool complete = false;
   std::string have;  // bitfield bytes of verified pieces, while incomplete
+  // The complete file's modification time (ns since the epoch) when it was
+  // hashed or finished; with `size`, how a changed file is recognised. 0:
+  // not recorded (a record of an older client).
+  int64_t mtime_ns = 0;
 };
 
 // A download that completed, as show_downloads keeps listing it (across
@@ -54,8 +58,13 @@ class ClientState {
   absl::Status UpdateHave(const std::string& user, const std::string& group,
                           const std::string& sha1, const std::string& have)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The download is complete, and its file's modification time is
+  // `mtime_ns`.
   absl::Status MarkComplete(const std::string& user, const std::string& group,
-                            const std::string& sha1) ABSL_LOCKS_EXCLUDED(mu_);
+                            const std::string& sha1, int64_t mtime_ns) ABSL_LOCKS_EXCLUDED(mu_);
+  // Records the modification time of a complete share's file.
+  absl::Status SetMtime(const std::string& user, const std::string& group,
+                        const std::string& sha1, int64_t mtime_ns) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Remove(const std::string& user, const std::string& group,
                       const std::string& sha1) ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets every record of the user in the group.

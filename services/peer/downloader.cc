@@ -345,8 +345,12 @@ absl::Status Download::Finish() {
         "every piece checked out but the whole file's SHA1 is ", sha1, ", not ", file_.sha1(),
         "; the file was registered with inconsistent hashes"));
   }
+  // Durable before it is called complete: after a power cut the file is
+  // whole, or still a part file whose pieces are checked again.
+  RETURN_IF_ERROR(part_->Sync());
   RETURN_IF_ERROR(part_->RenameTo(dest_));
-  RETURN_IF_ERROR(env_.state->MarkComplete(env_.user_id, group_id_, file_.sha1()));
+  ASSIGN_OR_RETURN(FileStamp stamp, StampOf(dest_));
+  RETURN_IF_ERROR(env_.state->MarkComplete(env_.user_id, group_id_, file_.sha1(), stamp.mtime_ns));
   env_.state->AddCompleted({env_.user_id, group_id_, file_.name(), dest_, layout_.size})
       .IgnoreError();  // only show_downloads' history would miss it
   if (absl::Status s = env_.tracker->AnnounceHolder(group_id_, file_.name(), true); !s.ok()) {

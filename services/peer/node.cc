@@ -121,6 +121,14 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
       peer_address_(options_.peer_address) {
   peer_service_.SetSelfAddress(peer_address_);
   tracker_->SetSessionLostCallback([this] { StopSharing(); });
+  store_.SetChangedCallback([this](const ShareKey& key, const std::string& name) {
+    std::optional<std::string> user = tracker_->user();
+    if (!user.has_value()) return;
+    background_.Run([this, user = *user, key, name] {
+      ForgetChanged(user, key.group_id, name, key.sha1,
+                    "it changed since it was shared (a peer asked for a piece)");
+    });
+  });
   tracker_->SetTicketKeysCallback([this](const std::vector<std::string>& keys) {
     if (absl::Status s = AcceptTicketKeys(keys, /*at_login=*/false); !s.ok()) {
       GS_LOG(kWarning) << "the tracker sent bad ticket keys; keeping the ones of before: " << s;
@@ -148,6 +156,7 @@ void Node::set_peer_address(const std::string& address) {
 }
 
 Node::~Node() {
+  store_.SetChangedCallback(nullptr);
   tracker_->SetSessionLostCallback(nullptr);
   tracker_->SetTicketKeysCallback(nullptr);
   StopSharing();
@@ -210,8 +219,24 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
       continue;
     }
     FileLayout layout{r.size, r.piece_size};
+    FileStamp stamp{r.size, r.mtime_ns};
+    if (r.mtime_ns == 0) {
+      // Recorded by an older client: the file as it is now, if its size
+      // still fits, is taken as the one shared.
+      if (auto now = StampOf(r.path); now.ok() && now->size == r.size) {
+        stamp = *now;
+        state_->SetMtime(user_id, r.group_id, r.sha1, stamp.mtime_ns).IgnoreError();
+      }
+    }
     absl::Status served = store_.Add({r.group_id, r.sha1}, r.name, r.path, layout,
-                                     Bitfield(layout.PieceCount(), true));
+                                     Bitfield(layout.PieceCount(), true), stamp);
+    if (served.code() == absl::StatusCode::kDataLoss || served.code() == absl::StatusCode::kNotFound) {
+      ForgetChanged(user_id, r.group_id, r.name, r.sha1,
+                    served.code() == absl::StatusCode::kNotFound
+                        ? "its file is gone"
+                        : "its file changed since it was shared (its size or modification time)");
+      continue;
+    }
     if (!served.ok()) {
       summary->problems.push_back(absl::StrCat(r.name, " in ", r.group_id, ": ",
                                                served.message()));
@@ -242,6 +267,29 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
   }
 }
 
+void Node::ForgetChanged(const std::string& user_id, const std::string& group_id,
+                         const std::string& name, const std::string& sha1,
+                         const std::string& why) {
+  store_.Remove({group_id, sha1});
+  state_->Remove(user_id, group_id, sha1).IgnoreError();
+  std::string notice = absl::StrCat("stopped sharing ", name, " in ", group_id, ": ", why,
+                                    "; upload_file it again to share what it holds now");
+  if (absl::Status s = download_tracker_->StopShare(group_id, name);
+      !s.ok() && s.code() != absl::StatusCode::kNotFound) {
+    absl::StrAppend(&notice, " (the tracker could not be told: ", s.message(), ")");
+  }
+  GS_LOG(kWarning) << notice;
+  absl::MutexLock lock(&mu_);
+  notices_.push_back(std::move(notice));
+}
+
+std::vector<std::string> Node::TakeNotices() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  out.swap(notices_);
+  return out;
+}
+
 absl::Status Node::Logout() {
   StopSharing();
   return tracker_->Logout();
@@ -261,7 +309,13 @@ absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::s
   }
   std::string name = abs.substr(abs.rfind('/') + 1);
   RETURN_IF_ERROR(ValidateFileName(name));
+  ASSIGN_OR_RETURN(FileStamp before, StampOf(abs));
   ASSIGN_OR_RETURN(HashedFile hashed, HashFile(abs));
+  if (absl::StatusOr<FileStamp> after = StampOf(abs);
+      !after.ok() || *after != before || hashed.size != before.size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", path, "' changed while it was hashed; upload it again once nothing writes to it"));
+  }
 
   tv1::UploadFileRequest req;
   req.set_group_id(group_id);
@@ -275,9 +329,10 @@ absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::s
 
   FileLayout layout{hashed.size, hashed.piece_size};
   RETURN_IF_ERROR(state_->Put({user, group_id, name, hashed.sha1, hashed.size,
-                               hashed.piece_size, hashed.piece_sha1, abs, true, ""}));
+                               hashed.piece_size, hashed.piece_sha1, abs, true, "",
+                               before.mtime_ns}));
   RETURN_IF_ERROR(store_.Add({group_id, hashed.sha1}, name, abs, layout,
-                             Bitfield(layout.PieceCount(), true)));
+                             Bitfield(layout.PieceCount(), true), before));
   return UploadSummary{name, hashed.size, layout.PieceCount(), hashed.sha1, resp.created()};
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/piece_store.h"
+#include "core/work_queue.h"
 #include "services/peer/client_state.h"
 #include "services/peer/downloader.h"
 #include "services/peer/peer_service.h"
@@ -83,6 +84,10 @@ class Node {
   // Stops sharing (and downloading) the file, here and at the tracker.
   absl::Status StopShare(const std::string& group_id, const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // What happened to shares since the last call, for the shell to tell: a
+  // share whose file changed and is no longer served. One sentence each.
+  std::vector<std::string> TakeNotices() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Leaves the group at the tracker and stops sharing in it here.
   absl::StatusOr<tracker::v1::LeaveGroupResponse> LeaveGroup(const std::string& group_id)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -106,6 +111,11 @@ class Node {
   void Restore(const std::string& user_id,
                const tracker::v1::LoginResponse& login, LoginSummary* summary)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The file of a share changed since it was hashed: forgets the share here
+  // and at the tracker, and says so.
+  void ForgetChanged(const std::string& user_id, const std::string& group_id,
+                     const std::string& name, const std::string& sha1, const std::string& why)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   TrackerClient* const tracker_;
   const std::unique_ptr<DownloadTracker> download_tracker_;  // tracker_ as downloads see it
@@ -118,6 +128,10 @@ class Node {
   std::string peer_address_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> ticket_keys_ ABSL_GUARDED_BY(mu_);  // empty when logged out
   std::vector<std::unique_ptr<Download>> downloads_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> notices_ ABSL_GUARDED_BY(mu_);
+  // Work that must not run where it is noticed (a peer call's reading
+  // thread). Declared last: destroyed (and joined) first.
+  WorkQueue background_{1};
 };
 
 }  // namespace groupshare::peer
