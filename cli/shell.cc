@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "core/status_macros.h"
 #include "core/text.h"
@@ -52,6 +53,20 @@ std::string HumanSize(uint64_t bytes) {
   }
   if (unit == 0) return absl::StrCat(bytes, " B");
   return absl::StrCat(absl::StrFormat("%.1f", value), " ", kUnits[unit]);
+}
+
+// The tracker's messages name its calls (for any gRPC client); the shell
+// speaks of its own commands instead.
+std::string InShellWords(absl::string_view message) {
+  static const auto* const kCommands = new std::vector<std::pair<std::string, std::string>>{
+      {"CreateUser", "create_user"},     {"Login", "login"},
+      {"Logout", "logout"},              {"CreateGroup", "create_group"},
+      {"ListGroups", "list_groups"},     {"JoinGroup", "join_group"},
+      {"LeaveGroup", "leave_group"},     {"ListRequests", "list_requests"},
+      {"AcceptRequest", "accept_request"}, {"RejectRequest", "reject_request"},
+      {"UploadFile", "upload_file"},     {"ListFiles", "list_files"},
+      {"StopShare", "stop_share"}};
+  return absl::StrReplaceAll(message, *kCommands);
 }
 
 }  // namespace
@@ -190,7 +205,7 @@ bool Shell::Execute(absl::string_view line) {
       return true;
     }
     absl::Status status = c.run(args);
-    if (!status.ok()) Print(absl::StrCat("error: ", status.message()));
+    if (!status.ok()) Print(absl::StrCat("error: ", InShellWords(status.message())));
     user_after_command_ = tracker_.user();
     return true;
   }
@@ -384,9 +399,11 @@ absl::Status Shell::StopShare(const Args& a) {
 
 absl::Status Shell::UploadFile(const Args& a) {
   ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(ExpandHome(a[0]), a[1]));
+  const char* news = up.already_yours ? "; you share this already"
+                     : up.created      ? ""
+                                       : "; others share it too, and you are now one of its sources";
   Print(absl::StrCat("shared ", up.name, " in ", a[1], " (", HumanSize(up.size), ", ",
-                     Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")",
-                     up.created ? "" : "; others share it too, and you are now one of its sources"));
+                     Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")", news));
   return absl::OkStatus();
 }
 

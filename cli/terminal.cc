@@ -63,30 +63,62 @@ void OnLine(char* line) {
 
 }  // namespace
 
-std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads) {
+std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads, int width) {
   const peer::DownloadProgress* shown = nullptr;
   int running = 0;
+  double total_rate = 0;
+  auto fraction = [](const peer::DownloadProgress& d) {
+    return d.size == 0 ? 0.0 : static_cast<double>(d.bytes_done) / d.size;
+  };
   for (const auto& d : downloads) {
     if (d.state != peer::DownloadState::kRunning) continue;
-    if (shown == nullptr) shown = &d;
+    if (shown == nullptr || fraction(d) > fraction(*shown)) shown = &d;
     ++running;
+    total_rate += d.bytes_per_second;
   }
   if (shown == nullptr) return kPrompt;
-  double fraction = shown->size == 0 ? 0 : static_cast<double>(shown->bytes_done) / shown->size;
-  int filled = static_cast<int>(fraction * kBarWidth);
-  std::string eta = "--";
-  if (shown->eta_bytes_per_second > 0) {
-    eta = absl::StrCat(static_cast<int64_t>((shown->size - shown->bytes_done) /
-                                            shown->eta_bytes_per_second),
-                       "s");
+  const double done = fraction(*shown);
+  std::string pace;
+  if (shown->waiting_for_sharer) {
+    pace = absl::StrCat("waiting for a sharer (gives up in ",
+                        std::max<int64_t>(0, absl::ToInt64Seconds(shown->gives_up_in)), "s)");
+  } else {
+    std::string eta = "--";
+    if (shown->eta_bytes_per_second > 0) {
+      eta = absl::StrCat(static_cast<int64_t>((shown->size - shown->bytes_done) /
+                                              shown->eta_bytes_per_second),
+                         "s");
+    }
+    pace = absl::StrFormat("%.1f MiB/s ETA %s", shown->bytes_per_second / 1048576.0, eta);
   }
-  return absl::StrFormat("%s [%s%s] %.1f%% %.1f/%.1f MiB %.1f MiB/s ETA %s peers=%d%s | %s",
-                         EscapeForTerminal(shown->name), std::string(filled, '#'),
-                         std::string(kBarWidth - filled, '.'), 100 * fraction,
-                         shown->bytes_done / 1048576.0, shown->size / 1048576.0,
-                         shown->bytes_per_second / 1048576.0, eta, shown->peers,
-                         running > 1 ? absl::StrCat(" (+", running - 1, " more)") : "",
-                         kPrompt);
+  const std::string others =
+      running > 1 ? absl::StrFormat(" (+%d more; %d at %.1f MiB/s)", running - 1, running,
+                                    total_rate / 1048576.0)
+                  : "";
+  const int filled = static_cast<int>(done * kBarWidth);
+  const std::string bar =
+      absl::StrCat(" [", std::string(filled, '#'), std::string(kBarWidth - filled, '.'), "]");
+  const std::string rest = absl::StrFormat(" %.1f%% %.1f/%.1f MiB %s peers=%d%s | %s", 100 * done,
+                                           shown->bytes_done / 1048576.0, shown->size / 1048576.0,
+                                           pace, shown->peers, others, kPrompt);
+  const std::string name = EscapeForTerminal(shown->name);
+  if (width <= 0) return absl::StrCat(name, bar, rest);
+  // Within the terminal's width, from the fullest form to the barest: the
+  // name cut, then the bar gone, then only the percent and the pace.
+  const size_t room = static_cast<size_t>(width) - 1;
+  auto cut = [&](size_t others) {
+    const size_t keep = room > others + 3 ? room - others - 3 : 0;
+    return name.size() <= keep ? name : name.substr(0, std::max<size_t>(keep, 8)) + "...";
+  };
+  std::string brief = absl::StrFormat(
+      " %.0f%% %s%s | %s", 100 * done,
+      shown->waiting_for_sharer ? "waiting for a sharer" : pace.substr(pace.find("ETA")),
+      running > 1 ? absl::StrCat(" (+", running - 1, ")") : "", kPrompt);
+  for (const std::string& tail : {bar + rest, rest, brief}) {
+    std::string candidate = cut(tail.size()) + tail;
+    if (candidate.size() <= room) return candidate;
+  }
+  return cut(brief.size()) + brief;
 }
 
 void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file) {
@@ -108,7 +140,16 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
   rl_attempted_completion_function = Complete;
   std::string prompt = kPrompt;
   rl_callback_handler_install(prompt.c_str(), OnLine);
+  // Ctrl-C clears the line, as in bash; quit and Ctrl-D leave.
+  InterruptOnSigint();
   while (!g_done && !StopRequested()) {
+    if (TakeInterrupt()) {
+      rl_replace_line("", 0);
+      std::cout << "^C\n";
+      std::cout.flush();
+      rl_on_new_line();
+      rl_redisplay();
+    }
     fd_set in;
     FD_ZERO(&in);
     FD_SET(STDIN_FILENO, &in);
@@ -133,7 +174,9 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
       rl_redisplay();
     }
     // Between keys: redraw the prompt when the downloads' progress changed.
-    std::string next = ProgressPrompt(node.Downloads());
+    int rows = 0, columns = 0;
+    rl_get_screen_size(&rows, &columns);
+    std::string next = ProgressPrompt(node.Downloads(), columns);
     if (next != prompt) {
       prompt = next;
       rl_set_prompt(prompt.c_str());
@@ -141,7 +184,10 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
     }
   }
   rl_callback_handler_remove();
+  // Nothing of the progress prompt stays behind on the terminal.
+  std::cout << "\r\033[K";
   if (StopRequested()) std::cout << "\n";
+  std::cout.flush();
   write_history(history_file.c_str());
   history_truncate_file(history_file.c_str(), 1000);
 }

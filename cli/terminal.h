@@ -18,9 +18,11 @@ namespace groupshare::cli {
 void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file);
 void RunPiped(Shell& shell);
 
-// The prompt: "groupshare> ", led by a progress bar of the first running
-// download (percent, bytes, rate, ETA, peers) while any runs.
-std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads);
+// The prompt: "groupshare> ", led while downloads run by a progress bar of
+// the one nearest completion (percent, bytes, rate and ETA, or how long it
+// still waits for a sharer; peers) and, with several, their count and total
+// rate. `width` > 0 keeps it within that many columns (the name is cut).
+std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads, int width = 0);
 
 }  // namespace groupshare::cli
 

@@ -38,7 +38,33 @@ TEST(ProgressPrompt, BarPercentBytesRateEtaPeers) {
 TEST(ProgressPrompt, CountsTheOtherDownloads) {
   EXPECT_THAT(ProgressPrompt({Running("a", 0, 1 << 20), Running("b", 0, 1 << 20),
                               Running("c", 0, 1 << 20)}),
-              StartsWith("a [....................] 0.0% 0.0/1.0 MiB 1.0 MiB/s ETA 1s peers=3 (+2 more) |"));
+              StartsWith("a [....................] 0.0% 0.0/1.0 MiB 1.0 MiB/s ETA 1s peers=3 "
+                         "(+2 more; 3 at 3.0 MiB/s) |"));
+}
+
+TEST(ProgressPrompt, ShowsTheDownloadNearestCompletion) {
+  EXPECT_THAT(ProgressPrompt({Running("a", 1 << 19, 4 << 20), Running("b", 3 << 20, 4 << 20)}),
+              StartsWith("b [###############.....] 75.0%"));
+}
+
+TEST(ProgressPrompt, WaitingForASharerInsteadOfAnEta) {
+  peer::DownloadProgress p = Running("f", 5 << 20, 20 << 20);
+  p.bytes_per_second = 0;
+  p.peers = 0;
+  p.waiting_for_sharer = true;
+  p.gives_up_in = absl::Seconds(23);
+  EXPECT_EQ(ProgressPrompt({p}), "f [#####...............] 25.0% 5.0/20.0 MiB waiting for a sharer "
+                                 "(gives up in 23s) peers=0 | groupshare> ");
+}
+
+TEST(ProgressPrompt, KeepsWithinTheTerminalsWidth) {
+  std::vector<peer::DownloadProgress> two = {Running(std::string(200, 'n'), 0, 1 << 20),
+                                             Running("b", 0, 1 << 20)};
+  for (int width : {60, 80, 120, 300}) {
+    std::string prompt = ProgressPrompt(two, width);
+    EXPECT_LT(prompt.size(), static_cast<size_t>(std::max(width, 60))) << prompt;
+    EXPECT_THAT(prompt, ::testing::EndsWith("| groupshare> "));
+  }
 }
 
 TEST(ProgressPrompt, TheEtaUsesTheSmoothedRate) {

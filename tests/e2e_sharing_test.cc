@@ -738,6 +738,12 @@ TEST_F(Sharing, AFileChangedWhileLoggedOutIsNotSharedAgain) {
   std::string kept = MakeFile("alice", "kept.bin", 1 << 20, 2);
   EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
   EXPECT_THAT(alice->Run("upload_file " + kept + " g"), StartsWith("shared"));
+  // Again: nothing new for the group, nor for alice.
+  EXPECT_THAT(alice->Run("upload_file " + kept + " g"), ::testing::EndsWith("; you share this already"));
+  EXPECT_THAT(bob->Run("upload_file " + MakeFile("bob", "kept.bin", 1 << 20, 2) + " g"),
+              ::testing::EndsWith("; others share it too, and you are now one of its sources"));
+  // The shell names its own commands, not the tracker's calls.
+  EXPECT_EQ(bob->Run("list_files nosuch"), "error: no group 'nosuch'; list_groups lists the groups there are");
   EXPECT_EQ(alice->Run("logout"), "logged out alice");
   Rewrite(path, 3);
   EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 file again");

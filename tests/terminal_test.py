@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The client's shell in a real terminal (tmux): Tab completes a command's
-name, passwords never reach the history file, and a download that finishes
+name, passwords never reach the history file, a download that finishes
 while a command is half typed is announced above the prompt, the typed text
-kept.
+kept, and Ctrl-C clears the line without ending the client.
 
 usage: terminal_test.py TRACKER_BIN CLIENT_BIN
 """
@@ -120,6 +120,17 @@ def main():
                   "below the notice, the prompt and the half-typed command: %r" % lines[-1])
             pane.keys("oups", "Enter")
             check(wait_until(lambda: "owner=eve" in pane.text()), "the kept text runs as typed")
+
+            # Ctrl-C clears the half-typed line, as in bash, and ends nothing.
+            pane.keys("list_gro")
+            check(wait_until(lambda: pane.text().rstrip().endswith("groupshare> list_gro")),
+                  "a half-typed command")
+            pane.keys("C-c")
+            check(wait_until(lambda: "^C" in pane.text()), "Ctrl-C is shown")
+            pane.keys("help", "Enter")
+            check(wait_until(lambda: "log out and leave the shell" in pane.text()),
+                  "after Ctrl-C the client still runs, and the cleared line was not kept")
+            check("list_grohelp" not in pane.text(), "the line was cleared")
 
             pane.keys("quit", "Enter")
             history = os.path.join(tmp, "eve", "history")

@@ -448,7 +448,7 @@ TEST_F(TrackerServiceTest, OnlyMembersSeeOrRegisterFiles) {
   grpc::Status refused = Call(&Stub::ListFiles, bob, list);
   EXPECT_EQ(refused.error_code(), StatusCode::PERMISSION_DENIED);
   // What to do, for a shell user and for a gRPC caller alike.
-  EXPECT_THAT(refused.error_message(), HasSubstr("join_group g, or JoinGroup"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("ask to join it (JoinGroup)"));
   tv1::GetFilePeersRequest peers;
   peers.set_group_id("g");
   peers.set_file_name("f");

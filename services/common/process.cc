@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <atomic>
 #include <thread>
 
 #include "absl/flags/parse.h"
@@ -122,12 +123,22 @@ void WaitForStop() {
   stop.mu.Await(absl::Condition(&stop.requested));
 }
 
+std::atomic<bool> g_interrupt_on_sigint{false};
+std::atomic<bool> g_interrupted{false};
+
+void InterruptOnSigint() { g_interrupt_on_sigint = true; }
+bool TakeInterrupt() { return g_interrupted.exchange(false); }
+
 void WatchTermSignals() {
   std::thread([] {
     sigset_t set = TermSignals();
     while (true) {
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
+      if (sig == SIGINT && g_interrupt_on_sigint) {
+        g_interrupted = true;
+        continue;
+      }
       GS_LOG(kInfo) << "signal " << sig << ": stopping";
       RequestStop();
     }

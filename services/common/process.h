@@ -47,6 +47,11 @@ void BlockTermSignals();
 void WatchTermSignals();
 void RequestStop();
 bool StopRequested();
+// From now on SIGINT interrupts instead of stopping (a terminal's Ctrl-C
+// clears the line being typed); TakeInterrupt says whether one came since
+// the last call. SIGTERM still stops.
+void InterruptOnSigint();
+bool TakeInterrupt();
 // Waits until a stop is asked for.
 void WaitForStop();
 

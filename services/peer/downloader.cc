@@ -135,6 +135,10 @@ DownloadProgress Download::Progress() const {
   p.piece_count = picker_.piece_count();
   p.bytes_done = bytes_done_;
   p.pieces_held = pieces_held_;
+  if (state_ == DownloadState::kRunning && no_source_since_ != absl::InfiniteFuture()) {
+    p.waiting_for_sharer = true;
+    p.gives_up_in = options_.no_source_timeout - (absl::Now() - no_source_since_);
+  }
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
   p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;

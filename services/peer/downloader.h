@@ -131,6 +131,10 @@ struct DownloadProgress {
   double eta_bytes_per_second = 0;  // smoothed over several seconds, for the ETA
   int peers = 0;  // connected now
   uint32_t pieces_held = 0;  // received, not yet verified and written
+  // No peer can send what is missing: the download fails if that lasts
+  // `gives_up_in` longer.
+  bool waiting_for_sharer = false;
+  absl::Duration gives_up_in = absl::ZeroDuration();
   std::string error;
   // Verified bytes received from each peer (by user id).
   std::map<std::string, uint64_t> bytes_by_peer;

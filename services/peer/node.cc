@@ -328,12 +328,14 @@ absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::s
   ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::UploadFile, req));
 
   FileLayout layout{hashed.size, hashed.piece_size};
+  const bool already = store_.Get({group_id, hashed.sha1}).ok();
   RETURN_IF_ERROR(state_->Put({user, group_id, name, hashed.sha1, hashed.size,
                                hashed.piece_size, hashed.piece_sha1, abs, true, "",
                                before.mtime_ns}));
   RETURN_IF_ERROR(store_.Add({group_id, hashed.sha1}, name, abs, layout,
                              Bitfield(layout.PieceCount(), true), before));
-  return UploadSummary{name, hashed.size, layout.PieceCount(), hashed.sha1, resp.created()};
+  return UploadSummary{name, hashed.size, layout.PieceCount(), hashed.sha1, resp.created(),
+                       already};
 }
 
 absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& user_id,

@@ -40,6 +40,7 @@ struct UploadSummary {
   uint32_t pieces = 0;
   std::string sha1;
   bool created = false;  // false: the group had it already; now one more sharer
+  bool already_yours = false;  // this client shared it already
 };
 
 class Node {

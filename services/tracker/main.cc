@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "tracker " << number << " listening on " << address.host << ":" << port
             << " (database " << described << ")" << std::endl;
-  GS_LOG(kInfo) << "tracker " << number << " listening on " << address.host << ":" << port;
+  GS_LOG(kDebug) << "tracker " << number << " listening on " << address.host << ":" << port;
 
   WatchTermSignals();
   // The console: quit or exit stops; so does the end of input on a terminal

@@ -38,12 +38,11 @@ absl::StatusOr<SqlRows> Q(SqlConnection& c, absl::string_view sql, const Args&..
 
 absl::Status NoSuchGroup(const std::string& group_id) {
   return absl::NotFoundError(absl::StrCat(
-      "no group '", group_id, "'; the groups there are: list_groups (ListGroups)"));
+      "no group '", group_id, "'; ListGroups lists the groups there are"));
 }
 absl::Status NoSuchFile(const std::string& group_id, const std::string& name) {
   return absl::NotFoundError(absl::StrCat("group '", group_id, "' has no file '", name,
-                                          "'; its files: list_files ", group_id,
-                                          " (ListFiles)"));
+                                          "'; ListFiles lists its files"));
 }
 absl::Status Limit(absl::string_view what, int64_t limit, absl::string_view then) {
   return absl::ResourceExhaustedError(
@@ -103,8 +102,8 @@ absl::StatusOr<int64_t> RequireMemberFilesVersion(SqlConnection& c, const std::s
   if (rows.empty()) return NoSuchGroup(group_id);
   if (rows.Int(0, 0) == 0) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "you are not a member of group '", group_id, "'; ask to join it (join_group ",
-        group_id, ", or JoinGroup) and wait for its owner to accept"));
+        "you are not a member of group '", group_id,
+        "'; ask to join it (JoinGroup) and wait for its owner to accept"));
   }
   return rows.Int(0, 1);
 }
@@ -244,7 +243,7 @@ class SqlStore final : public Store {
                        Q(c, "SELECT password_hash FROM users WHERE user_id = $1", user_id));
       if (rows.empty()) {
         return absl::NotFoundError(absl::StrCat(
-            "no user '", user_id, "'; create it first (create_user, or CreateUser)"));
+            "no user '", user_id, "'; create it first (CreateUser)"));
       }
       hash = rows.Text(0, 0);
       return absl::OkStatus();
@@ -494,7 +493,7 @@ class SqlStore final : public Store {
         }
         return absl::NotFoundError(absl::StrCat(
             "no pending request from '", user_id, "' to join group '", group_id,
-            "'; the requests: list_requests ", group_id, " (ListRequests)"));
+            "'; ListRequests lists the requests"));
       }
       if (accept) {
         return Q(c, "INSERT INTO members(group_id, user_id, joined_at) VALUES($1, $2, $3)",

@@ -289,7 +289,7 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::Logi
     if (!verified) {
       return absl::UnauthenticatedError(absl::StrCat(
           "wrong user id or password for '", req->user_id(),
-          "'; check both, or create the account first (create_user, or CreateUser)"));
+          "'; check both, or create the account first (CreateUser)"));
     }
     ASSIGN_OR_RETURN(std::string raw, RandomBytes(32));
     std::string token = HexEncode(raw);
