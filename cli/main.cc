@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   if (!self.ok()) return FailStartup(self.status().message());
   auto trackers = ReadTrackerInfo(args[1]);
   if (!trackers.ok()) return FailStartup(trackers.status().message());
+  RouteGrpcLogs();
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     return FailStartup(s.message());
   }

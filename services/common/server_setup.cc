@@ -1,6 +1,7 @@
 #include "services/common/server_setup.h"
 
 #include <grpc/impl/codegen/grpc_types.h>
+#include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
@@ -10,9 +11,17 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/log.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace groupshare {
+
+void RouteGrpcLogs() {
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    GS_LOG(kDebug) << "grpc: " << gpr_log_severity_string(args->severity) << " " << args->file
+                   << ":" << args->line << " " << args->message;
+  });
+}
 
 void EnableReflectionAndHealth() {
   grpc::EnableDefaultHealthCheckService(true);

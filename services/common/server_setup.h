@@ -19,6 +19,11 @@ namespace groupshare {
 // Call once before the first ServerBuilder is made.
 void EnableReflectionAndHealth();
 
+// gRPC's own log lines go to ours, at debug level: the binaries report
+// failures in their own words, and gRPC's dump of them (a port in use, say)
+// shows only with --log_level debug.
+void RouteGrpcLogs();
+
 // Health checks by service name answer SERVING for these (the empty name,
 // the server as a whole, always does).
 void ReportServing(grpc::Server& server, std::initializer_list<std::string> services);

@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
       !s.ok()) {
     return FailStartup(s.message());
   }
+  RouteGrpcLogs();
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     return FailStartup(s.message());
   }
