@@ -127,77 +127,78 @@ class FakeTracker final : public DownloadTracker {
   const tv1::GetFilePeersResponse response_;
 };
 
+// Forwards everything to the real part file; the fakes below override only
+// what they change, as leveldb's EnvWrapper lets a test do.
+class PartFileWrapper : public PartFile {
+ public:
+  explicit PartFileWrapper(std::unique_ptr<PartFile> real) : real_(std::move(real)) {}
+  absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
+    return real_->Write(offset, parts);
+  }
+  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    return real_->Read(offset, buf, size);
+  }
+  absl::Status Sync() override { return real_->Sync(); }
+  absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
+
+ private:
+  std::unique_ptr<PartFile> real_;
+};
+
 // Writes normally until `budget` bytes were written, then reports a full
 // disk.
-class FullDisk final : public PartFile {
+class FullDisk final : public PartFileWrapper {
  public:
   FullDisk(std::unique_ptr<PartFile> real, uint64_t budget)
-      : real_(std::move(real)), budget_(budget) {}
+      : PartFileWrapper(std::move(real)), budget_(budget) {}
   absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
     uint64_t size = 0;
     for (auto p : parts) size += p.size();
     if (written_.fetch_add(size) + size > budget_) {
       return absl::ResourceExhaustedError("cannot write: No space left on device");
     }
-    return real_->Write(offset, parts);
+    return PartFileWrapper::Write(offset, parts);
   }
-  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
-    return real_->Read(offset, buf, size);
-  }
-  absl::Status Sync() override { return real_->Sync(); }
-  absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
 
  private:
-  std::unique_ptr<PartFile> real_;
   const uint64_t budget_;
   std::atomic<uint64_t> written_{0};
 };
 
 // Writes wait until the test opens the gate: the workers then hold every
 // piece that arrives.
-class GatedDisk final : public PartFile {
+class GatedDisk final : public PartFileWrapper {
  public:
   GatedDisk(std::unique_ptr<PartFile> real, absl::Notification* gate)
-      : real_(std::move(real)), gate_(gate) {}
+      : PartFileWrapper(std::move(real)), gate_(gate) {}
   absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
     gate_->WaitForNotification();
-    return real_->Write(offset, parts);
+    return PartFileWrapper::Write(offset, parts);
   }
-  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
-    return real_->Read(offset, buf, size);
-  }
-  absl::Status Sync() override { return real_->Sync(); }
-  absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
 
  private:
-  std::unique_ptr<PartFile> real_;
   absl::Notification* const gate_;
 };
 
 // Records the order of Sync and RenameTo, and whether the download was
 // already recorded complete when the file was renamed.
-class RecordingDisk final : public PartFile {
+class RecordingDisk final : public PartFileWrapper {
  public:
   RecordingDisk(std::unique_ptr<PartFile> real, std::vector<std::string>* events,
                 std::function<bool()> recorded_complete)
-      : real_(std::move(real)), events_(events), recorded_complete_(std::move(recorded_complete)) {}
-  absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
-    return real_->Write(offset, parts);
-  }
-  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
-    return real_->Read(offset, buf, size);
-  }
+      : PartFileWrapper(std::move(real)),
+        events_(events),
+        recorded_complete_(std::move(recorded_complete)) {}
   absl::Status Sync() override {
     events_->push_back("sync");
-    return real_->Sync();
+    return PartFileWrapper::Sync();
   }
   absl::Status RenameTo(const std::string& dest) override {
     events_->push_back(recorded_complete_() ? "rename after complete" : "rename");
-    return real_->RenameTo(dest);
+    return PartFileWrapper::RenameTo(dest);
   }
 
  private:
-  std::unique_ptr<PartFile> real_;
   std::vector<std::string>* const events_;
   const std::function<bool()> recorded_complete_;
 };

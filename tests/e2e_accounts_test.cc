@@ -31,8 +31,12 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
+struct TwoTrackersOnOneFile;
+
 class E2E : public ::testing::Test {
  protected:
+  friend struct TwoTrackersOnOneFile;
+
   // Starts tracker `n` of `info` on `db` and reads its port from the first
   // line it prints.
   std::unique_ptr<Subprocess> StartTracker(const std::string& info, int n,
@@ -480,25 +484,40 @@ std::vector<std::string> DeletedOpenFiles(pid_t pid) {
   return deleted;
 }
 
+// Trackers 1 and 2 on one SQLite file, on ports of their own (kept across
+// restarts), and a client for each that knows that tracker only, so that its
+// writes go through that one.
+struct TwoTrackersOnOneFile {
+  explicit TwoTrackersOnOneFile(E2E* test) : test(test), db(test->dir_.File("shared.db")) {
+    testing::WriteFile(bind, absl::StrCat("127.0.0.1:", ports[0], "\n127.0.0.1:", ports[1], "\n"));
+    for (int i = 0; i < 2; ++i) {
+      trackers[i] = Start(i);
+      std::string info = test->dir_.File(absl::StrCat("only", i + 1, ".txt"));
+      testing::WriteFile(info, absl::StrCat("127.0.0.1:", ports[i], "\n"));
+      clients[i] = test->StartClient(absl::StrCat("c", i + 1), info);
+    }
+  }
+  std::unique_ptr<Subprocess> Start(int i) {
+    int port = 0;
+    return test->StartTracker(bind, i + 1, db, &port);
+  }
+
+  E2E* const test;
+  const std::string db;
+  const std::string bind = test->dir_.File("bind.txt");
+  const int ports[2] = {testing::UnusedPort(), testing::UnusedPort()};
+  std::unique_ptr<Subprocess> trackers[2];
+  std::unique_ptr<Subprocess> clients[2];
+};
+
 // Two trackers on one SQLite file, as the README suggests for fail-over on
 // one machine: each is stopped cleanly and started again in turn while a
 // client writes through the other. Nothing acknowledged is lost, the one
 // still running never writes into a deleted WAL, and the file checks out.
 TEST_F(E2E, TwoTrackersOnOneSqliteFileSurviveCleanStopsInTurn) {
-  const int ports[2] = {testing::UnusedPort(), testing::UnusedPort()};
-  testing::WriteFile(dir_.File("bind.txt"), absl::StrCat("127.0.0.1:", ports[0], "\n127.0.0.1:",
-                                                         ports[1], "\n"));
-  const std::string db = dir_.File("shared.db");
-  int port = 0;
-  std::unique_ptr<Subprocess> trackers[2];
-  std::unique_ptr<Subprocess> clients[2];
-  for (int i = 0; i < 2; ++i) {
-    trackers[i] = StartTracker(dir_.File("bind.txt"), i + 1, db, &port);
-    // Each client knows one tracker only, so its writes go through that one.
-    std::string info = dir_.File(absl::StrCat("only", i + 1, ".txt"));
-    testing::WriteFile(info, absl::StrCat("127.0.0.1:", ports[i], "\n"));
-    clients[i] = StartClient(absl::StrCat("c", i + 1), info);
-  }
+  TwoTrackersOnOneFile two(this);
+  auto& trackers = two.trackers;
+  auto& clients = two.clients;
   std::vector<std::string> users;
   auto create = [&](int via, const std::string& user) {
     EXPECT_EQ(clients[via]->Run("create_user " + user + " pw"),
@@ -514,7 +533,7 @@ TEST_F(E2E, TwoTrackersOnOneSqliteFileSurviveCleanStopsInTurn) {
     EXPECT_THAT(DeletedOpenFiles(trackers[running]->pid()), ::testing::IsEmpty())
         << "after tracker " << stopped + 1 << " stopped";
     for (int k = 0; k < 3; ++k) create(running, absl::StrCat("r", round, "k", k));
-    trackers[stopped] = StartTracker(dir_.File("bind.txt"), stopped + 1, db, &port);
+    trackers[stopped] = two.Start(stopped);
     // What went through one is seen through the other at once.
     EXPECT_EQ(clients[stopped]->Run("create_user " + users.back() + " other"),
               "error: user '" + users.back() + "' already exists; choose another user id or log in");
@@ -530,7 +549,7 @@ TEST_F(E2E, TwoTrackersOnOneSqliteFileSurviveCleanStopsInTurn) {
     t->Send("quit");
     ASSERT_EQ(t->Wait(), 0);
   }
-  auto check = sqlite::Database::Open(db);
+  auto check = sqlite::Database::Open(two.db);
   ASSERT_TRUE(check.ok()) << check.status();
   auto integrity = (*check)->Prepare("PRAGMA integrity_check");
   ASSERT_TRUE(integrity.ok());
@@ -545,19 +564,9 @@ TEST_F(E2E, TwoTrackersOnOneSqliteFileSurviveCleanStopsInTurn) {
 // The same with SIGKILL, for either tracker: writes acknowledged through
 // the killed one survive the other's clean stop, and the reverse.
 TEST_F(E2E, TwoTrackersOnOneSqliteFileEitherKilledLosesNothing) {
-  const int ports[2] = {testing::UnusedPort(), testing::UnusedPort()};
-  testing::WriteFile(dir_.File("bind.txt"), absl::StrCat("127.0.0.1:", ports[0], "\n127.0.0.1:",
-                                                         ports[1], "\n"));
-  const std::string db = dir_.File("shared.db");
-  int port = 0;
-  std::unique_ptr<Subprocess> trackers[2];
-  std::unique_ptr<Subprocess> clients[2];
-  for (int i = 0; i < 2; ++i) {
-    trackers[i] = StartTracker(dir_.File("bind.txt"), i + 1, db, &port);
-    std::string info = dir_.File(absl::StrCat("only", i + 1, ".txt"));
-    testing::WriteFile(info, absl::StrCat("127.0.0.1:", ports[i], "\n"));
-    clients[i] = StartClient(absl::StrCat("c", i + 1), info);
-  }
+  TwoTrackersOnOneFile two(this);
+  auto& trackers = two.trackers;
+  auto& clients = two.clients;
   std::vector<std::string> users;
   for (int killed = 0; killed < 2; ++killed) {
     const int other = 1 - killed;
@@ -573,7 +582,7 @@ TEST_F(E2E, TwoTrackersOnOneSqliteFileEitherKilledLosesNothing) {
     ASSERT_EQ(trackers[killed]->Wait(), 128 + SIGKILL);
     trackers[other]->Send("quit");
     ASSERT_EQ(trackers[other]->Wait(), 0);
-    for (int i : {other, killed}) trackers[i] = StartTracker(dir_.File("bind.txt"), i + 1, db, &port);
+    for (int i : {other, killed}) trackers[i] = two.Start(i);
     for (const std::string& user : users) {
       for (int via = 0; via < 2; ++via) {
         EXPECT_EQ(clients[via]->Run("login " + user + " pw"), "logged in as " + user);
