@@ -466,4 +466,29 @@ TEST_F(DownloadTest, AForeignPartFileIsNotTruncated) {
 }
 
 }  // namespace
+// What the tracker missed is kept across a restart; the latest change of
+// a file replaces the earlier one, which can no longer remove it.
+TEST(ClientStateTest, OnePendingChangeAFileKeptAcrossReopening) {
+  testing::TempDir dir;
+  {
+    auto state = *ClientState::Open(dir.File("state.db"));
+    ASSERT_TRUE(state->PutPending({"u", "g", "a", PendingChange::kAnnouncePartial, "r1"}).ok());
+    ASSERT_TRUE(state->PutPending({"u", "g", "a", PendingChange::kStopShare, "r2"}).ok());
+    ASSERT_TRUE(state->PutPending({"u", "g", "b", PendingChange::kAnnounceComplete, "r3"}).ok());
+    ASSERT_TRUE(state->PutPending({"v", "g", "a", PendingChange::kStopShare, "r4"}).ok());
+    ASSERT_TRUE(state->RemovePending({"u", "g", "a", PendingChange::kAnnouncePartial, "r1"}).ok());
+  }
+  auto state = *ClientState::Open(dir.File("state.db"));
+  auto pending = state->ListPending("u");
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].name, "a");
+  EXPECT_EQ((*pending)[0].change, PendingChange::kStopShare);
+  EXPECT_EQ((*pending)[0].request_id, "r2");
+  EXPECT_EQ((*pending)[1].change, PendingChange::kAnnounceComplete);
+  ASSERT_TRUE(state->RemovePending({"u", "g", "b", PendingChange::kStopShare, ""}).ok());
+  EXPECT_EQ(state->ListPending("u")->size(), 1u);
+  EXPECT_EQ(state->ListPending("v")->size(), 1u);
+}
+
 }  // namespace groupshare::peer

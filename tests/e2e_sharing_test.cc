@@ -879,6 +879,66 @@ TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
   EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
 }
 
+// A download that completes while no tracker answers is reported to the
+// tracker once one does: bob is listed as a seeder, not as a leecher.
+TEST(TrackerOutage, ACompletionNoTrackerHeardIsReportedWhenItIsBack) {
+  Cluster cluster;
+  auto alice = cluster.StartUser("alice", {"--max_upload_rate", "2048"});
+  auto bob = cluster.StartUser("bob");
+  cluster.AddMember(*alice, *bob, "g");
+  const std::string path = cluster.dir().File("f.bin");
+  testing::WriteFile(path, testing::RandomBytes(8 << 20, 8));
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  const std::string out = cluster.dir().File("out.bin");
+  EXPECT_THAT(bob->Run("download_file g f.bin " + out), StartsWith("downloading"));
+  ASSERT_TRUE(WaitForListing(*bob, "peers=2 seeders=1"));  // bob holds some pieces
+  cluster.KillTracker();
+  EXPECT_EQ(cluster.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + out);
+  EXPECT_THAT(bob->Log(), HasSubstr("it is sent again until one does"));
+  cluster.StartTracker();
+  EXPECT_TRUE(WaitForListing(*bob, "peers=2 seeders=2"));
+}
+
+// A stop_share no tracker heard is kept in the state folder: after the
+// client restarts and logs in, the tracker hears of it.
+TEST(TrackerOutage, AStopShareNoTrackerHeardLandsAfterTheClientRestarts) {
+  AliceSharesWithBob peers({}, 1 << 20);
+  auto& [cluster, alice, bob, path] = peers;
+  ASSERT_TRUE(WaitForListing(*bob, "peers=1"));
+  cluster.KillTracker();
+  EXPECT_EQ(alice->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
+  alice->Run("quit");
+  ASSERT_THAT(alice->shell->Wait(), Optional(0));
+  cluster.StartTracker();
+  alice = cluster.StartClient("alice");
+  EXPECT_THAT(alice->Run("login alice pw-alice"), StartsWith("logged in as alice"));
+  EXPECT_TRUE(WaitForListing(*bob, "no files in g yet")) << alice->Log();
+}
+
+// A download that failed because no sharer was online goes on by itself
+// once one is back.
+TEST(TrackerOutage, ADownloadThatFoundNoSharerGoesOnWhenOneIsBack) {
+  Cluster cluster;
+  auto alice = cluster.StartUser("alice", {"--max_upload_rate", "1024"});
+  auto bob = cluster.StartUser("bob", {"--no_source_timeout", "1"});
+  cluster.AddMember(*alice, *bob, "g");
+  const std::string path = cluster.dir().File("f.bin");
+  testing::WriteFile(path, testing::RandomBytes(6 << 20, 6));
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  const std::string out = cluster.dir().File("out.bin");
+  EXPECT_THAT(bob->Run("download_file g f.bin " + out), StartsWith("downloading"));
+  ASSERT_GE(cluster.WaitForPercent(*bob, 5), 5);
+  EXPECT_THAT(alice->Run("logout"), StartsWith("logged out"));
+  EXPECT_THAT(bob->shell->WaitForNotice("failed"),
+              Optional(HasSubstr("it goes on when a sharer is back")));
+  EXPECT_THAT(cluster.Downloads(*bob), ::testing::Contains(StartsWith("[F] [g] f.bin")));
+  EXPECT_THAT(alice->Run("login alice pw-alice"), StartsWith("logged in as alice"));
+  EXPECT_THAT(bob->shell->WaitForNotice("its download goes on"),
+              Optional(HasSubstr("a sharer of f.bin in g is back: its download goes on")));
+  EXPECT_EQ(cluster.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + out);
+  EXPECT_TRUE(testing::ReadFile(out) == testing::ReadFile(path));
+}
+
 // The ticket key rotated while peers share: they hear of the new key from
 // their keep-alives before it signs, and downloads go on.
 TEST(TicketKeys, RotationWhileSharing) {

@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS completed (
   name TEXT NOT NULL,
   path TEXT NOT NULL,
   size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+  user_id TEXT NOT NULL,
+  group_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  change INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  PRIMARY KEY (user_id, group_id, name));
 )sql";
 
 }  // namespace
@@ -146,6 +153,39 @@ absl::StatusOr<std::vector<CompletedRecord>> ClientState::ListCompleted(const st
 absl::Status ClientState::ClearCompleted(const std::string& user) {
   absl::MutexLock lock(&mu_);
   return db_->Run("DELETE FROM completed WHERE user_id = ?", user);
+}
+
+absl::Status ClientState::PutPending(const PendingChange& c) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run(
+      "INSERT OR REPLACE INTO pending(user_id, group_id, name, change, request_id) "
+      "VALUES(?, ?, ?, ?, ?)",
+      c.user_id, c.group_id, c.name, static_cast<int64_t>(c.change), c.request_id);
+}
+
+absl::StatusOr<std::vector<PendingChange>> ClientState::ListPending(const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(auto q, db_->Query("SELECT group_id, name, change, request_id FROM pending "
+                                      "WHERE user_id = ? ORDER BY group_id, name",
+                                      user));
+  std::vector<PendingChange> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    const int64_t change = q.Int(2);
+    if (change < 0 || change > static_cast<int64_t>(PendingChange::kLast)) continue;
+    out.push_back({user, q.Text(0), q.Text(1), static_cast<PendingChange::Kind>(change),
+                   q.Text(3)});
+  }
+  return out;
+}
+
+absl::Status ClientState::RemovePending(const PendingChange& c) {
+  absl::MutexLock lock(&mu_);
+  return db_->Run(
+      "DELETE FROM pending WHERE user_id = ? AND group_id = ? AND name = ? "
+      "AND (? = '' OR request_id = ?)",
+      c.user_id, c.group_id, c.name, c.request_id, c.request_id);
 }
 
 }  // namespace groupshare::peer

@@ -45,6 +45,19 @@ struct CompletedRecord {
   uint64_t size = 0;
 };
 
+// A change of this client's shares that the tracker has not acknowledged
+// (no tracker answered): kept until one does, and sent again with the same
+// request-id, so that a first attempt that did land is not applied twice.
+// The latest change of a file replaces any earlier one.
+struct PendingChange {
+  enum Kind { kAnnouncePartial = 0, kAnnounceComplete = 1, kStopShare = 2, kLast = kStopShare };
+  std::string user_id;
+  std::string group_id;
+  std::string name;
+  Kind change = kAnnouncePartial;
+  std::string request_id;
+};
+
 class ClientState {
  public:
   static absl::StatusOr<std::unique_ptr<ClientState>> Open(const std::string& path);
@@ -78,6 +91,14 @@ class ClientState {
   absl::StatusOr<std::vector<CompletedRecord>> ListCompleted(const std::string& user)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ClearCompleted(const std::string& user) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Changes the tracker missed (see PendingChange).
+  absl::Status PutPending(const PendingChange& change) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<PendingChange>> ListPending(const std::string& user)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets `change` once it landed, unless a later change replaced it;
+  // with an empty request_id, any change of the file.
+  absl::Status RemovePending(const PendingChange& change) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   explicit ClientState(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}

@@ -144,6 +144,7 @@ DownloadProgress Download::Progress() const {
   p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;
   for (const auto& l : links_) p.peers += l->ready && !l->gone;
   p.error = error_;
+  p.no_source = state_ == DownloadState::kFailed && no_source_failure_;
   p.bytes_by_peer = bytes_by_peer_;
   return p;
 }
@@ -187,7 +188,8 @@ void Download::Run() {
         uint32_t missing = picker_.piece_count() - picker_.HaveCount();
         no_source = absl::UnavailableError(absl::StrCat(
             "no online peer has ", std::max<uint32_t>(picker_.UnavailableCount(), 1),
-            " of the ", missing, " missing pieces; try again when a sharer is back"));
+            " of the ", missing, " missing pieces; it goes on when a sharer is back"));
+        no_source_failure_ = true;
       }
       announce = !announced_ && picker_.HaveCount() > 0;
       int connected = 0;

@@ -136,6 +136,9 @@ struct DownloadProgress {
   bool waiting_for_sharer = false;
   absl::Duration gives_up_in = absl::ZeroDuration();
   std::string error;
+  // Failed because no online peer had what was missing: the client starts
+  // it again once the tracker lists a sharer.
+  bool no_source = false;
   // Verified bytes received from each peer (by user id).
   std::map<std::string, uint64_t> bytes_by_peer;
   DownloadCounters counters;
@@ -167,6 +170,7 @@ class Download : public PeerLink::Owner {
   const std::string& dest() const { return dest_; }
   const std::string& group_id() const { return group_id_; }
   const std::string& name() const { return file_.name(); }
+  const std::string& sha1() const { return file_.sha1(); }
 
  private:
   struct Link;
@@ -257,6 +261,7 @@ class Download : public PeerLink::Owner {
   bool announced_ ABSL_GUARDED_BY(mu_) = false;
   bool have_dirty_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time no_source_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  bool no_source_failure_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, uint64_t> bytes_by_peer_ ABSL_GUARDED_BY(mu_);
   DownloadCounters counters_ ABSL_GUARDED_BY(mu_);
   std::thread coordinator_;

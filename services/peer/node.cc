@@ -69,36 +69,6 @@ absl::StatusOr<std::string> ResolveDestination(const std::string& dest, const st
   return out;
 }
 
-// The tracker as a download sees it.
-class TrackerForDownloads final : public DownloadTracker {
- public:
-  explicit TrackerForDownloads(TrackerClient* tracker) : tracker_(tracker) {}
-  absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string& group_id,
-                                                         const std::string& name) override {
-    tv1::GetFilePeersRequest req;
-    req.set_group_id(group_id);
-    req.set_file_name(name);
-    return tracker_->Call(&Stub::GetFilePeers, req);
-  }
-  absl::Status AnnounceHolder(const std::string& group_id, const std::string& name,
-                              bool complete) override {
-    tv1::AnnounceHolderRequest req;
-    req.set_group_id(group_id);
-    req.set_file_name(name);
-    req.set_complete(complete);
-    return tracker_->Call(&Stub::AnnounceHolder, req).status();
-  }
-  absl::Status StopShare(const std::string& group_id, const std::string& name) override {
-    tv1::StopShareRequest req;
-    req.set_group_id(group_id);
-    req.set_file_name(name);
-    return tracker_->Call(&Stub::StopShare, req).status();
-  }
-
- private:
-  TrackerClient* const tracker_;
-};
-
 absl::Status CheckFileInfo(const tv1::FileInfo& f) {
   // The tracker is trusted for hashes, but a name from the network never
   // becomes a path unchecked.
@@ -113,10 +83,78 @@ absl::Status CheckFileInfo(const tv1::FileInfo& f) {
 
 }  // namespace
 
+// The tracker as a download sees it. Changes of what this client holds are
+// written ahead to the state folder and forgotten once a tracker answered:
+// what no tracker heard is sent again by Node::SendPending, with its
+// request-id, until one does.
+class TrackerForDownloads final : public DownloadTracker {
+ public:
+  TrackerForDownloads(TrackerClient* tracker, ClientState* state)
+      : tracker_(tracker), state_(state) {}
+  absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string& group_id,
+                                                         const std::string& name) override {
+    tv1::GetFilePeersRequest req;
+    req.set_group_id(group_id);
+    req.set_file_name(name);
+    return tracker_->Call(&Stub::GetFilePeers, req);
+  }
+  absl::Status AnnounceHolder(const std::string& group_id, const std::string& name,
+                              bool complete) override {
+    return Change(group_id, name,
+                  complete ? PendingChange::kAnnounceComplete : PendingChange::kAnnouncePartial);
+  }
+  absl::Status StopShare(const std::string& group_id, const std::string& name) override {
+    return Change(group_id, name, PendingChange::kStopShare);
+  }
+
+  // Sends `change` (again). UNAVAILABLE while no tracker answers; any other
+  // answer is final and the change is forgotten.
+  absl::Status Send(const PendingChange& change) {
+    absl::Status status = Call(change);
+    if (status.code() != absl::StatusCode::kUnavailable &&
+        status.code() != absl::StatusCode::kUnauthenticated) {
+      state_->RemovePending(change).IgnoreError();
+    }
+    return status;
+  }
+
+ private:
+  absl::Status Change(const std::string& group_id, const std::string& name,
+                      PendingChange::Kind kind) {
+    std::optional<std::string> user = tracker_->user();
+    PendingChange change{user.value_or(""), group_id, name, kind, NewRequestId()};
+    if (!user.has_value() || !state_->PutPending(change).ok()) return Call(change);
+    absl::Status status = Send(change);
+    if (status.code() == absl::StatusCode::kUnavailable) {
+      GS_LOG(kInfo) << "no tracker heard of this change of " << name << " in " << group_id
+                    << " (" << status.message() << "); it is sent again until one does";
+      return absl::OkStatus();
+    }
+    return status;
+  }
+
+  absl::Status Call(const PendingChange& change) {
+    if (change.change == PendingChange::kStopShare) {
+      tv1::StopShareRequest req;
+      req.set_group_id(change.group_id);
+      req.set_file_name(change.name);
+      return tracker_->Call(&Stub::StopShare, req, change.request_id).status();
+    }
+    tv1::AnnounceHolderRequest req;
+    req.set_group_id(change.group_id);
+    req.set_file_name(change.name);
+    req.set_complete(change.change == PendingChange::kAnnounceComplete);
+    return tracker_->Call(&Stub::AnnounceHolder, req, change.request_id).status();
+  }
+
+  TrackerClient* const tracker_;
+  ClientState* const state_;
+};
+
 Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptions options)
     : tracker_(tracker),
-      download_tracker_(std::make_unique<TrackerForDownloads>(tracker)),
       state_(std::move(state)),
+      download_tracker_(std::make_unique<TrackerForDownloads>(tracker, state_.get())),
       options_(std::move(options)),
       peer_address_(options_.peer_address) {
   peer_service_.SetSelfAddress(peer_address_);
@@ -134,6 +172,69 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
       GS_LOG(kWarning) << "the tracker sent bad ticket keys; keeping the ones of before: " << s;
     }
   });
+  retrier_ = std::thread([this] { RetryLoop(); });
+}
+
+void Node::RetryLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&retry_mu_);
+      const absl::Time deadline = absl::Now() + options_.retry_interval;
+      while (!retry_stop_ && !retry_now_ && !retry_wake_.WaitWithDeadline(&retry_mu_, deadline)) {
+      }
+      if (retry_stop_) return;
+      retry_now_ = false;
+    }
+    if (std::optional<std::string> user = tracker_->user(); user.has_value()) {
+      SendPending(*user);
+      RetryFailedDownloads(*user);
+    }
+  }
+}
+
+void Node::SendPending(const std::string& user_id) {
+  auto pending = state_->ListPending(user_id);
+  if (!pending.ok()) return;
+  for (const PendingChange& change : *pending) {
+    absl::Status status = download_tracker_->Send(change);
+    if (status.code() == absl::StatusCode::kUnavailable) return;  // later
+    GS_LOG(kInfo) << "the tracker heard at last of the change of " << change.name << " in "
+                  << change.group_id
+                  << (status.ok() ? "" : absl::StrCat(": ", status.message()));
+  }
+}
+
+void Node::RetryFailedDownloads(const std::string& user_id) {
+  std::vector<std::pair<const Download*, DownloadProgress>> failed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& d : downloads_) {
+      DownloadProgress p = d->Progress();
+      if (p.state == DownloadState::kFailed && p.no_source) failed.emplace_back(d.get(), p);
+    }
+  }
+  for (auto& [old, p] : failed) {
+    auto peers = download_tracker_->GetFilePeers(p.group_id, p.name);
+    if (!peers.ok() || peers->peers().empty()) continue;
+    auto download = MakeDownload(user_id, p.group_id, *std::move(peers), p.dest);
+    if (!download.ok()) continue;
+    std::unique_ptr<Download> unused = *std::move(download);
+    unused->Start();
+    {
+      absl::MutexLock lock(&mu_);
+      // Unless a command took the failed one away (stop_share, a new
+      // download_file) meanwhile.
+      auto it = std::find_if(downloads_.begin(), downloads_.end(),
+                             [old = old](const auto& d) { return d.get() == old; });
+      if (it != downloads_.end()) {
+        std::swap(*it, unused);
+        notices_.push_back(absl::StrCat("a sharer of ", p.name, " in ", p.group_id,
+                                        " is back: its download goes on"));
+      }
+    }
+    // `unused` (the failed download, or the new one if not needed) ends
+    // here, outside the lock.
+  }
 }
 
 void Node::StopSharing() {
@@ -156,6 +257,12 @@ void Node::set_peer_address(const std::string& address) {
 }
 
 Node::~Node() {
+  {
+    absl::MutexLock lock(&retry_mu_);
+    retry_stop_ = true;
+    retry_wake_.Signal();
+  }
+  retrier_.join();
   store_.SetChangedCallback(nullptr);
   tracker_->SetSessionLostCallback(nullptr);
   tracker_->SetTicketKeysCallback(nullptr);
@@ -194,6 +301,9 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
   }
   LoginSummary summary;
   Restore(user_id, login, &summary);
+  absl::MutexLock lock(&retry_mu_);
+  retry_now_ = true;  // what the tracker missed before
+  retry_wake_.Signal();
   return summary;
 }
 
@@ -206,7 +316,9 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
   }
   for (const ShareRecord& r : *records) {
     if (!r.complete) {
-      auto download = MakeDownload(user_id, r.group_id, r.name, r.path);
+      auto peers = download_tracker_->GetFilePeers(r.group_id, r.name);
+      auto download = peers.ok() ? MakeDownload(user_id, r.group_id, *std::move(peers), r.path)
+                                 : peers.status();
       if (!download.ok()) {
         summary->problems.push_back(
             absl::StrCat(r.name, " in ", r.group_id, ": ", download.status().message()));
@@ -242,11 +354,14 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
                                                served.message()));
       continue;
     }
-    bool known = false;
+    const tv1::Share* known = nullptr;
     for (const tv1::Share& s : login.shares()) {
-      known |= s.group_id() == r.group_id && s.sha1() == r.sha1 && s.file_name() == r.name;
+      if (s.group_id() == r.group_id && s.sha1() == r.sha1 && s.file_name() == r.name) known = &s;
     }
-    if (!known) {
+    if (known != nullptr && !known->complete()) {
+      // Completed while no tracker answered.
+      download_tracker_->AnnounceHolder(r.group_id, r.name, true).IgnoreError();
+    } else if (known == nullptr) {
       // The tracker forgot the share (or never heard of it): register again.
       tv1::UploadFileRequest req;
       req.set_group_id(r.group_id);
@@ -326,6 +441,8 @@ absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::s
   f->set_sha1(hashed.sha1);
   for (const std::string& p : hashed.piece_sha1) f->add_piece_sha1(p);
   ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::UploadFile, req));
+  // A stop_share no tracker heard yet must not undo this.
+  state_->RemovePending({user, group_id, name, PendingChange::kStopShare, ""}).IgnoreError();
 
   FileLayout layout{hashed.size, hashed.piece_size};
   const bool already = store_.Get({group_id, hashed.sha1}).ok();
@@ -340,10 +457,8 @@ absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::s
 
 absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& user_id,
                                                              const std::string& group_id,
-                                                             const std::string& name,
+                                                             tv1::GetFilePeersResponse peers,
                                                              const std::string& dest) {
-  ASSIGN_OR_RETURN(tv1::GetFilePeersResponse peers,
-                   download_tracker_->GetFilePeers(group_id, name));
   RETURN_IF_ERROR(CheckFileInfo(peers.file()));
   if (auto served = store_.Get({group_id, peers.file().sha1()}); served.ok()) {
     return absl::AlreadyExistsError(absl::StrCat(
@@ -371,7 +486,9 @@ absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id
       }
     }
   }
-  ASSIGN_OR_RETURN(auto download, MakeDownload(user, group_id, name, path));
+  ASSIGN_OR_RETURN(tv1::GetFilePeersResponse peers,
+                   download_tracker_->GetFilePeers(group_id, name));
+  ASSIGN_OR_RETURN(auto download, MakeDownload(user, group_id, std::move(peers), path));
   download->Start();
   DownloadProgress progress = download->Progress();
   std::vector<std::unique_ptr<Download>> replaced;
@@ -465,8 +582,12 @@ absl::Status Node::StopShare(const std::string& group_id, const std::string& nam
     absl::MutexLock lock(&mu_);
     stopped = TakeDownloads(group_id, name);
   }
+  bool local = !stopped.empty();
+  for (const auto& d : stopped) {
+    // A failed download is served no more, but its record would resume it.
+    RETURN_IF_ERROR(state_->Remove(user, group_id, d->sha1()));
+  }
   stopped.clear();
-  bool local = false;
   if (auto key = store_.FindByName(group_id, name); key.has_value()) {
     store_.Remove(*key);
     RETURN_IF_ERROR(state_->Remove(user, group_id, key->sha1));

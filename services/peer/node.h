@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -26,7 +27,12 @@ struct NodeOptions {
   // host:port of this client's PeerService, as the other members reach it.
   std::string peer_address;
   DownloadOptions download;
+  // How often changes no tracker heard are sent again, and downloads that
+  // failed for want of a sharer look for one.
+  absl::Duration retry_interval = absl::Seconds(5);
 };
+
+class TrackerForDownloads;
 
 struct LoginSummary {
   int sharing = 0;   // files served again
@@ -105,9 +111,11 @@ class Node {
   // keep-alive brings them when the tracker rotates its key).
   absl::Status AcceptTicketKeys(const std::vector<std::string>& keys, bool at_login)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A download of the file `peers` describes (the tracker's answer for
+  // group_id and its name) into `dest`.
   absl::StatusOr<std::unique_ptr<Download>> MakeDownload(const std::string& user_id,
                                                          const std::string& group_id,
-                                                         const std::string& name,
+                                                         tv1::GetFilePeersResponse peers,
                                                          const std::string& dest);
   void Restore(const std::string& user_id,
                const tracker::v1::LoginResponse& login, LoginSummary* summary)
@@ -118,9 +126,16 @@ class Node {
                      const std::string& name, const std::string& sha1, const std::string& why)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Every retry_interval (and after a login): sends the changes no tracker
+  // heard, and starts again the downloads that failed for want of a
+  // sharer once the tracker lists one.
+  void RetryLoop() ABSL_LOCKS_EXCLUDED(retry_mu_);
+  void SendPending(const std::string& user_id) ABSL_LOCKS_EXCLUDED(mu_);
+  void RetryFailedDownloads(const std::string& user_id) ABSL_LOCKS_EXCLUDED(mu_);
+
   TrackerClient* const tracker_;
-  const std::unique_ptr<DownloadTracker> download_tracker_;  // tracker_ as downloads see it
   const std::unique_ptr<ClientState> state_;
+  const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
   const NodeOptions options_;
   PieceStore store_;
   PeerServiceImpl peer_service_{&store_};
@@ -130,6 +145,11 @@ class Node {
   std::vector<std::string> ticket_keys_ ABSL_GUARDED_BY(mu_);  // empty when logged out
   std::vector<std::unique_ptr<Download>> downloads_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> notices_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex retry_mu_;
+  absl::CondVar retry_wake_;
+  bool retry_now_ ABSL_GUARDED_BY(retry_mu_) = false;
+  bool retry_stop_ ABSL_GUARDED_BY(retry_mu_) = false;
+  std::thread retrier_;
   // Work that must not run where it is noticed (a peer call's reading
   // thread). Declared last: destroyed (and joined) first.
   WorkQueue background_{1};

@@ -46,10 +46,11 @@ class TrackerClient {
   // tracker, moving on to the next one while a tracker is UNAVAILABLE or
   // times out. UNAVAILABLE, naming every tracker, when none answers. Every
   // attempt carries the same request-id, so a call that changes state and
-  // is tried again is applied once.
+  // is tried again is applied once; pass `request_id` to send a call again
+  // later (a fresh one when empty).
   template <typename Req, typename Resp>
-  absl::StatusOr<Resp> Call(Rpc<Req, Resp> rpc, const Req& request)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Resp> Call(Rpc<Req, Resp> rpc, const Req& request,
+                            std::string request_id = "") ABSL_LOCKS_EXCLUDED(mu_);
 
   // Logs in and starts keeping the session alive. FAILED_PRECONDITION when
   // a session is open already.
@@ -121,9 +122,10 @@ inline constexpr absl::Duration kReconnectWait = absl::Milliseconds(1300);
 std::string NewRequestId();
 
 template <typename Req, typename Resp>
-absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request) {
+absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request,
+                                         std::string request_id) {
   grpc::Status last, first_round, answered;
-  const std::string request_id = NewRequestId();
+  if (request_id.empty()) request_id = NewRequestId();
   // A first round fails fast on trackers that are down. When all are, a
   // second round waits a moment for each to connect: a tracker that has
   // just come back is reached once its channel's reconnect backoff (at
