@@ -35,13 +35,19 @@ expect dave "list_files movies" "film.bin"
 mkdir "$work/downloads"
 expect dave "download_file movies film.bin $work/downloads" "downloading"
 deadline=$((SECONDS + 300))
+shown=""
+columns=$( (tput cols || echo 80) 2>/dev/null)
 until grep -q '^\[C\]\|^\[F\]' "$work/dave.out"; do
   [ $SECONDS -lt $deadline ] || { echo "demo: the download did not finish" >&2; exit 1; }
   cmd dave show_downloads
   sleep 0.5
   line=$(grep '^\[D\]' "$work/dave.out" | tail -1 || true)
-  [ -z "$line" ] && continue
-  if [ -t 1 ]; then printf '\rdave> show_downloads: %-70s' "$line"; else echo "dave> show_downloads: $line"; fi
+  # Each state once: a show_downloads whose answer has not come yet
+  # repeats the one before.
+  [ -z "$line" ] || [ "$line" = "$shown" ] && continue
+  shown=$line
+  line="dave> show_downloads: $line"
+  if [ -t 1 ]; then printf '\r\033[K%s' "${line:0:$((columns - 1))}"; else echo "$line"; fi
 done
 [ -t 1 ] && echo
 for who in alice bob carol dave; do
