@@ -154,6 +154,25 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
   };
 }
 
+Shell::WordKind Shell::KindOfWord(absl::string_view before) const {
+  // The word may have begun with a quote, which is not part of it.
+  if (!before.empty() && (before.back() == '"' || before.back() == '\'')) {
+    before.remove_suffix(1);
+  }
+  absl::StatusOr<Args> words = SplitWords(before);
+  if (!words.ok()) return WordKind::kOther;
+  if (words->empty()) return WordKind::kCommand;
+  for (const Command& c : commands_) {
+    if (c.name != (*words)[0]) continue;
+    const size_t param = words->size() - 1;
+    if (param >= c.params.size()) return WordKind::kOther;
+    if (c.params[param] == "group_id" && c.name != "create_group") return WordKind::kGroupId;
+    if (absl::EndsWith(c.params[param], "_path")) return WordKind::kPath;
+    return WordKind::kOther;
+  }
+  return WordKind::kOther;
+}
+
 std::string Shell::Usage(const Command& c) const {
   std::string usage = c.name;
   for (const std::string& p : c.params) absl::StrAppend(&usage, " <", p, ">");
@@ -362,10 +381,12 @@ absl::StatusOr<int64_t> EachPage(peer::TrackerClient& tracker,
 }  // namespace
 
 absl::Status Shell::ListGroups(const Args&) {
+  known_groups_.clear();
   ASSIGN_OR_RETURN(int64_t groups,
                    EachPage(tracker_, &Stub::ListGroups, tv1::ListGroupsRequest(),
                             [&](const tv1::ListGroupsResponse& resp) {
     for (const tv1::Group& g : resp.groups()) {
+      known_groups_.push_back(g.group_id());
       Print(absl::StrCat(g.group_id(), " owner=", g.owner(), " members=", g.member_count(),
                          " you=", RelationName(g.relation())));
     }

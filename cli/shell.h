@@ -46,6 +46,13 @@ class Shell {
   // The names of the commands, in the order help lists them.
   std::vector<std::string> CommandNames() const;
 
+  // What the word after `before` (the line up to it) is, for Tab
+  // completion: a command name, a group id, a local path, or none of these.
+  enum class WordKind { kCommand, kGroupId, kPath, kOther };
+  WordKind KindOfWord(absl::string_view before) const;
+  // The group ids the last list_groups printed.
+  const std::vector<std::string>& KnownGroups() const { return known_groups_; }
+
   // What happened since the last call without a command asking: downloads
   // that completed or failed, a session the tracker ended. One line each,
   // starting "notice: ", escaped like every line the shell prints; the
@@ -92,6 +99,7 @@ class Shell {
   bool seen_any_ = false;
   std::optional<std::string> user_after_command_;
   std::vector<Command> commands_;
+  std::vector<std::string> known_groups_;
 };
 
 }  // namespace groupshare::cli

@@ -26,28 +26,54 @@ constexpr int kBarWidth = 20;
 Shell* g_shell = nullptr;
 bool g_done = false;
 
-// Tab completion: the first word from the commands, later words as file
-// names (readline's default).
-std::vector<std::string> g_commands;
+// Tab completion: command names, the group ids of the last list_groups,
+// and local paths, quoted as the shell's splitter reads them back.
+std::vector<std::string> g_words;  // what the word being completed may be
 
-char* NextCommand(const char* text, int state) {
+char* NextWord(const char* text, int state) {
   static size_t next;
   if (state == 0) next = 0;
   const absl::string_view prefix(text);
-  while (next < g_commands.size()) {
-    const std::string& name = g_commands[next++];
-    if (absl::StartsWith(name, prefix)) return strdup(name.c_str());
+  while (next < g_words.size()) {
+    const std::string& word = g_words[next++];
+    if (absl::StartsWith(word, prefix)) return strdup(word.c_str());
   }
   return nullptr;
 }
 
 char** Complete(const char* text, int start, int) {
-  // Only blanks before the word: it is the command.
-  for (int i = 0; i < start; ++i) {
-    if (rl_line_buffer[i] != ' ' && rl_line_buffer[i] != '\t') return nullptr;
-  }
   rl_attempted_completion_over = 1;
-  return rl_completion_matches(text, NextCommand);
+  switch (g_shell->KindOfWord(absl::string_view(rl_line_buffer, static_cast<size_t>(start)))) {
+    case Shell::WordKind::kCommand:
+      g_words = g_shell->CommandNames();
+      return rl_completion_matches(text, NextWord);
+    case Shell::WordKind::kGroupId:
+      g_words = g_shell->KnownGroups();
+      return rl_completion_matches(text, NextWord);
+    case Shell::WordKind::kPath:
+      rl_attempted_completion_over = 0;  // readline's own, for file names
+      return nullptr;
+    case Shell::WordKind::kOther:
+      break;
+  }
+  return nullptr;
+}
+
+// A character after an unescaped backslash is part of the word.
+int IsEscaped(char* line, int index) {
+  int backslashes = 0;
+  while (index - backslashes > 0 && line[index - backslashes - 1] == '\\') ++backslashes;
+  return backslashes % 2;
+}
+
+// A word typed with backslashes (my\ file), as the file system names it.
+char* Unescape(char* text, int quote) {
+  std::string out;
+  for (const char* c = text; *c != '\0'; ++c) {
+    if (*c == '\\' && quote != '\'' && c[1] != '\0') ++c;
+    out += *c;
+  }
+  return strdup(out.c_str());
 }
 
 void OnLine(char* line) {
@@ -136,8 +162,13 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
       if (old != nullptr) free_history_entry(old);
     }
   }
-  g_commands = shell.CommandNames();
   rl_attempted_completion_function = Complete;
+  // A completed path with blanks is put in double quotes.
+  rl_completer_quote_characters = "\"'";
+  rl_filename_quote_characters = " \t\"'\\$`";
+  rl_basic_word_break_characters = " \t\n";
+  rl_char_is_quoted_p = IsEscaped;
+  rl_filename_dequoting_function = Unescape;
   std::string prompt = kPrompt;
   rl_callback_handler_install(prompt.c_str(), OnLine);
   // Ctrl-C clears the line, as in bash; quit and Ctrl-D leave.

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The client's shell in a real terminal (tmux): Tab completes a command's
-name, passwords never reach the history file, a download that finishes
+name, a path with blanks (in quotes) and a group id, passwords never reach the history file, a download that finishes
 while a command is half typed is announced above the prompt, the typed text
 kept, and Ctrl-C clears the line without ending the client.
 
@@ -45,6 +45,10 @@ class Pane:
     def text(self):
         return subprocess.run(["tmux", "-S", self.socket, "capture-pane", "-p", "-S", "-100"],
                               check=True, capture_output=True, text=True).stdout
+
+    def last_line(self):
+        lines = self.text().rstrip().splitlines()
+        return lines[-1] if lines else ""
 
     def close(self):
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
@@ -97,6 +101,36 @@ def main():
                   "Tab completes show_d to show_downloads")
             pane.keys("Enter")
             check(wait_until(lambda: "no downloads yet" in pane.text()), "the completed command runs")
+
+            # A path with blanks is completed in quotes the shell reads back.
+            folder = os.path.join(tmp, "my files")
+            os.mkdir(folder)
+            with open(os.path.join(folder, "clip one.bin"), "wb") as f:
+                f.write(os.urandom(4096))
+            pane.keys("upload_file %s/my" % tmp, "Tab")
+            check(wait_until(lambda: pane.last_line().endswith('upload_file "%s/my files/' % tmp)),
+                  "Tab completes a folder with a blank, quoted")
+            pane.keys("cl", "Tab")
+            check(wait_until(lambda: pane.last_line().endswith(
+                'upload_file "%s/my files/clip one.bin"' % tmp)),
+                "Tab completes the file and closes the quote")
+            pane.keys("g", "Enter")
+            check(wait_until(lambda: "shared clip one.bin in g" in pane.text()),
+                  "the completed path uploads")
+            pane.keys("upload_file %s/my\\ files/cl" % tmp, "Tab")
+            check(wait_until(lambda: pane.last_line().endswith(
+                'upload_file "%s/my files/clip one.bin"' % tmp)),
+                "a path typed with backslashes is completed too: %s" % pane.last_line())
+            pane.keys("C-u")
+            # Group ids come from the last list_groups.
+            pane.keys("create_group movies", "Enter", "list_groups", "Enter")
+            check(wait_until(lambda: "movies owner=eve" in pane.text()), "groups listed")
+            pane.keys("list_files mo", "Tab")
+            check(wait_until(lambda: pane.last_line().endswith("groupshare> list_files movies")),
+                  "Tab completes a group id")
+            pane.keys("Enter")
+            check(wait_until(lambda: "no files in movies yet" in pane.text()),
+                  "the completed group id runs")
 
             # A member shares a file; eve starts its download, then types
             # half a command while it finishes.
