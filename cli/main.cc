@@ -161,6 +161,9 @@ int main(int argc, char** argv) {
       WaitForStop();
     }
   } else if (!quit && terminal) {
+    // A large file hashes in the background, its progress in the prompt,
+    // while other commands run.
+    shell.set_upload_wait(absl::Milliseconds(500));
     cli::RunTerminal(shell, node, state_dir + "/history");
   } else if (!quit) {
     cli::RunPiped(shell);

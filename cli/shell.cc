@@ -69,6 +69,15 @@ std::string InShellWords(absl::string_view message) {
   return absl::StrReplaceAll(message, *kCommands);
 }
 
+// What upload_file says once a file is shared.
+std::string SharedLine(const peer::UploadSummary& up, const std::string& group_id) {
+  const char* news = up.already_yours ? "; you share this already"
+                     : up.created      ? ""
+                                       : "; others share it too, and you are now one of its sources";
+  return absl::StrCat("shared ", up.name, " in ", group_id, " (", HumanSize(up.size), ", ",
+                      Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")", news);
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view line) {
@@ -261,6 +270,12 @@ std::vector<std::string> Shell::Notices() {
     }
   }
   seen_any_ = true;
+  for (const peer::UploadProgress& u : node_.TakeFinishedUploads()) {
+    lines.push_back(u.result.ok() ? "notice: " + SharedLine(*u.result, u.group_id)
+                                  : absl::StrCat("notice: could not share ", u.name, " in ",
+                                                 u.group_id, ": ",
+                                                 InShellWords(u.result.status().message())));
+  }
   for (const std::string& notice : node_.TakeNotices()) lines.push_back("notice: " + notice);
   for (std::string& line : lines) line = EscapeForTerminal(line);
   return lines;
@@ -419,12 +434,16 @@ absl::Status Shell::StopShare(const Args& a) {
 }
 
 absl::Status Shell::UploadFile(const Args& a) {
-  ASSIGN_OR_RETURN(peer::UploadSummary up, node_.Upload(ExpandHome(a[0]), a[1]));
-  const char* news = up.already_yours ? "; you share this already"
-                     : up.created      ? ""
-                                       : "; others share it too, and you are now one of its sources";
-  Print(absl::StrCat("shared ", up.name, " in ", a[1], " (", HumanSize(up.size), ", ",
-                     Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")", news));
+  ASSIGN_OR_RETURN(peer::UploadProgress started, node_.StartUpload(ExpandHome(a[0]), a[1]));
+  std::optional<peer::UploadProgress> done = node_.WaitForUpload(started.id, upload_wait_);
+  if (!done.has_value()) {
+    Print(absl::StrCat("hashing ", started.name, " (", HumanSize(started.size), ") for ", a[1],
+                       " in the background; it is shared once hashed (stop_share ", a[1], " ",
+                       started.name, " cancels)"));
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(done->result.status());
+  Print(SharedLine(*done->result, a[1]));
   return absl::OkStatus();
 }
 

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "services/peer/node.h"
 #include "services/peer/tracker_client.h"
 
@@ -39,6 +40,10 @@ class Shell {
 
   // Runs one command line. Returns false once the shell should end (quit).
   bool Execute(absl::string_view line);
+
+  // How long upload_file waits for the hashing before it answers that it
+  // goes on in the background (a terminal); scripts wait for the end.
+  void set_upload_wait(absl::Duration wait) { upload_wait_ = wait; }
 
   // Logs out if logged in; call before the process ends.
   void Close();
@@ -100,6 +105,7 @@ class Shell {
   std::optional<std::string> user_after_command_;
   std::vector<Command> commands_;
   std::vector<std::string> known_groups_;
+  absl::Duration upload_wait_ = absl::InfiniteDuration();
 };
 
 }  // namespace groupshare::cli

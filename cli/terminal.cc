@@ -89,7 +89,8 @@ void OnLine(char* line) {
 
 }  // namespace
 
-std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads, int width) {
+std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads, int width,
+                           const std::vector<peer::UploadProgress>& uploads) {
   const peer::DownloadProgress* shown = nullptr;
   int running = 0;
   double total_rate = 0;
@@ -101,6 +102,27 @@ std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads,
     if (shown == nullptr || fraction(d) > fraction(*shown)) shown = &d;
     ++running;
     total_rate += d.bytes_per_second;
+  }
+  if (shown == nullptr && !uploads.empty()) {
+    // A file being hashed for upload_file (the first one; they take turns).
+    const peer::UploadProgress& u = uploads.front();
+    const double done = u.size == 0 ? 0.0 : static_cast<double>(u.bytes_hashed) / u.size;
+    const int filled = static_cast<int>(done * kBarWidth);
+    std::string name = EscapeForTerminal(u.name);
+    std::string tail = absl::StrFormat(
+        " [%s%s] %.1f%% %.1f/%.1f MiB%s | %s", std::string(filled, '#'),
+        std::string(kBarWidth - filled, '.'), 100 * done, u.bytes_hashed / 1048576.0,
+        u.size / 1048576.0,
+        uploads.size() > 1 ? absl::StrCat(" (+", uploads.size() - 1, " queued)") : "", kPrompt);
+    const std::string head = "hashing ";
+    if (width > 0 && head.size() + name.size() + tail.size() >= static_cast<size_t>(width)) {
+      tail = absl::StrFormat(" %.0f%% | %s", 100 * done, kPrompt);
+      const size_t room = static_cast<size_t>(width) - 1;
+      const size_t used = head.size() + tail.size() + 3;
+      const size_t keep = std::max<size_t>(room > used ? room - used : 0, 8);
+      if (name.size() > keep) name = name.substr(0, keep) + "...";
+    }
+    return head + name + tail;
   }
   if (shown == nullptr) return kPrompt;
   const double done = fraction(*shown);
@@ -207,7 +229,7 @@ void RunTerminal(Shell& shell, peer::Node& node, const std::string& history_file
     // Between keys: redraw the prompt when the downloads' progress changed.
     int rows = 0, columns = 0;
     rl_get_screen_size(&rows, &columns);
-    std::string next = ProgressPrompt(node.Downloads(), columns);
+    std::string next = ProgressPrompt(node.Downloads(), columns, node.Uploads());
     if (next != prompt) {
       prompt = next;
       rl_set_prompt(prompt.c_str());

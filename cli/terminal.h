@@ -10,6 +10,7 @@
 
 #include "cli/shell.h"
 #include "services/peer/downloader.h"
+#include "services/peer/node.h"
 
 namespace groupshare::cli {
 
@@ -21,8 +22,10 @@ void RunPiped(Shell& shell);
 // The prompt: "groupshare> ", led while downloads run by a progress bar of
 // the one nearest completion (percent, bytes, rate and ETA, or how long it
 // still waits for a sharer; peers) and, with several, their count and total
-// rate. `width` > 0 keeps it within that many columns (the name is cut).
-std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads, int width = 0);
+// rate; while no download runs, the file being hashed for upload_file.
+// `width` > 0 keeps it within that many columns (the name is cut).
+std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads, int width = 0,
+                           const std::vector<peer::UploadProgress>& uploads = {});
 
 }  // namespace groupshare::cli
 

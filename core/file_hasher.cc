@@ -41,7 +41,7 @@ absl::Status WriteFully(int fd, const char* buf, size_t size, uint64_t offset) {
 
 absl::StatusOr<HashedFile> HashFile(
     const std::string& path, uint32_t piece_size,
-    const std::function<void(uint64_t, uint64_t)>& progress) {
+    const std::function<bool(uint64_t, uint64_t)>& progress) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no file '", path, "'"));
@@ -76,7 +76,9 @@ absl::StatusOr<HashedFile> HashFile(
     piece_hash.Update(buf, len);
     out.piece_sha1.push_back(HexEncode(piece_hash.Finish()));
     whole.Update(buf, len);
-    if (progress) progress(layout.PieceOffset(i) + len, out.size);
+    if (progress && !progress(layout.PieceOffset(i) + len, out.size)) {
+      return absl::CancelledError(absl::StrCat("hashing '", path, "' was cancelled"));
+    }
   }
   out.sha1 = HexEncode(whole.Finish());
   return out;

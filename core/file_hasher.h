@@ -23,10 +23,11 @@ struct HashedFile {
 
 // NOT_FOUND when `path` does not exist, INVALID_ARGUMENT when it is not a
 // regular file, UNAVAILABLE when it cannot be read. `progress`, when set,
-// is called after each piece with the bytes hashed so far.
+// is called after each piece with the bytes hashed so far; hashing stops
+// (CANCELLED) when it returns false.
 absl::StatusOr<HashedFile> HashFile(
     const std::string& path, uint32_t piece_size = kDefaultPieceSize,
-    const std::function<void(uint64_t done, uint64_t total)>& progress = nullptr);
+    const std::function<bool(uint64_t done, uint64_t total)>& progress = nullptr);
 
 // Reads exactly `size` bytes at `offset` of `fd` into `buf`; UNAVAILABLE on
 // an error or a short file.

@@ -9,6 +9,7 @@
 namespace groupshare::cli {
 namespace {
 
+using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 peer::DownloadProgress Running(const std::string& name, uint64_t done, uint64_t size) {
@@ -33,6 +34,23 @@ TEST(ProgressPrompt, BarPercentBytesRateEtaPeers) {
   EXPECT_EQ(ProgressPrompt({Running("film.mkv", 5 << 20, 20 << 20)}),
             "film.mkv [#####...............] 25.0% 5.0/20.0 MiB 1.0 MiB/s ETA 15s peers=3 "
             "| groupshare> ");
+}
+
+TEST(ProgressPrompt, AFileBeingHashedWhileNoDownloadRuns) {
+  peer::UploadProgress u;
+  u.name = "big.iso";
+  u.size = 8 << 20;
+  u.bytes_hashed = 2 << 20;
+  EXPECT_EQ(ProgressPrompt({}, 0, {u}),
+            "hashing big.iso [#####...............] 25.0% 2.0/8.0 MiB | groupshare> ");
+  EXPECT_THAT(ProgressPrompt({}, 0, {u, u}), HasSubstr("(+1 queued)"));
+  EXPECT_EQ(ProgressPrompt({}, 40, {u}), "hashing big.iso 25% | groupshare> ");
+  u.name = std::string(60, 'n');
+  EXPECT_EQ(ProgressPrompt({}, 50, {u}),
+            "hashing " + std::string(19, 'n') + "... 25% | groupshare> ");
+  // A running download has the prompt.
+  EXPECT_THAT(ProgressPrompt({Running("film.mkv", 5 << 20, 20 << 20)}, 0, {u}),
+              StartsWith("film.mkv ["));
 }
 
 TEST(ProgressPrompt, CountsTheOtherDownloads) {

@@ -269,7 +269,10 @@ TEST(FileHasher, SeveralGibibytesInFlatMemory) {
   long before = MaxRssKib();
   uint64_t last_progress = 0;
   auto hashed = HashFile(dir.File("big"), kDefaultPieceSize,
-                         [&](uint64_t done, uint64_t) { last_progress = done; });
+                         [&](uint64_t done, uint64_t) {
+                           last_progress = done;
+                           return true;
+                         });
   ASSERT_TRUE(hashed.ok()) << hashed.status();
   EXPECT_EQ(last_progress, size);
   EXPECT_EQ(hashed->size, size);
@@ -277,6 +280,14 @@ TEST(FileHasher, SeveralGibibytesInFlatMemory) {
   EXPECT_EQ(hashed->piece_sha1[0], HexEncode(Sha1Of(std::string(kDefaultPieceSize, '\0'))));
   EXPECT_NE(hashed->piece_sha1.back(), hashed->piece_sha1[0]);
   EXPECT_LT(MaxRssKib() - before, 64 * 1024) << "hashing must not read the file into memory";
+  // Cancelled from its progress callback, within a piece.
+  uint64_t stopped_at = 0;
+  auto cancelled = HashFile(dir.File("big"), kDefaultPieceSize, [&](uint64_t done, uint64_t) {
+    stopped_at = done;
+    return done < 3 * kDefaultPieceSize;
+  });
+  EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(stopped_at, 3u * kDefaultPieceSize);
 }
 
 // Pages of `path` in the page cache.

@@ -38,6 +38,9 @@ class Pane:
         self.socket = socket
         subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-x", "150", "-y", "30",
                         " ".join(command)], check=True, env=env)
+        # The window stays once the client ended, to see what it left.
+        subprocess.run(["tmux", "-S", socket, "set-option", "-g", "remain-on-exit", "on"],
+                       check=True)
 
     def keys(self, *keys):
         subprocess.run(["tmux", "-S", self.socket, "send-keys"] + list(keys), check=True)
@@ -45,6 +48,10 @@ class Pane:
     def text(self):
         return subprocess.run(["tmux", "-S", self.socket, "capture-pane", "-p", "-S", "-100"],
                               check=True, capture_output=True, text=True).stdout
+
+    def dead(self):
+        return subprocess.run(["tmux", "-S", self.socket, "display-message", "-p",
+                               "#{pane_dead}"], capture_output=True, text=True).stdout.strip() == "1"
 
     def last_line(self):
         lines = self.text().rstrip().splitlines()
@@ -54,9 +61,9 @@ class Pane:
         subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
 
 
-def piped_client(client_bin, info, tmp, name):
+def piped_client(client_bin, info, tmp, name, flags=()):
     return subprocess.Popen(
-        [client_bin, "127.0.0.1:0", info, "--state_dir", os.path.join(tmp, name)],
+        [client_bin, "127.0.0.1:0", info, "--state_dir", os.path.join(tmp, name)] + list(flags),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         text=True, env=dict(os.environ, HOME=tmp))
 
@@ -80,6 +87,7 @@ def main():
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pane = None
         sharer = None
+        others = []
         try:
             check(wait_until(lambda: os.path.exists(port_file) and
                              open(port_file).read().strip()), "the tracker starts")
@@ -122,6 +130,41 @@ def main():
                 'upload_file "%s/my files/clip one.bin"' % tmp)),
                 "a path typed with backslashes is completed too: %s" % pane.last_line())
             pane.keys("C-u")
+            # A large file hashes in the background, its progress in the
+            # prompt; other commands run meanwhile, and it is announced when
+            # shared. stop_share cancels one being hashed.
+            big = os.path.join(tmp, "big.bin")
+            with open(big, "wb") as f:
+                f.truncate(2 << 30)  # sparse: a few seconds to read
+            pane.keys("upload_file %s g" % big, "Enter")
+            check(wait_until(lambda: "hashing big.bin (2.0 GiB) for g in the background" in
+                             pane.text()), "upload_file of a large file answers at once")
+            check(wait_until(lambda: pane.last_line().startswith("hashing big.bin [")),
+                  "the prompt shows the hashing: %r" % pane.last_line())
+            before = pane.text().count("no downloads yet")
+            pane.keys("show_downloads", "Enter")
+            check(wait_until(lambda: pane.text().count("no downloads yet") > before),
+                  "a command typed meanwhile runs")
+            check(pane.last_line().startswith("hashing big.bin ["),
+                  "while the file still hashes: %r" % pane.last_line())
+            check(wait_until(lambda: "notice: shared big.bin in g (2.0 GiB" in pane.text(), 120),
+                  "the share is announced once hashed")
+            huge = os.path.join(tmp, "huge.bin")
+            with open(huge, "wb") as f:
+                f.truncate(8 << 30)
+            pane.keys("upload_file %s g" % huge, "Enter")
+            check(wait_until(lambda: pane.last_line().startswith("hashing huge.bin [")),
+                  "the second one hashes")
+            pane.keys("stop_share g huge.bin", "Enter")
+            check(wait_until(lambda: "stopped sharing huge.bin in g" in pane.text()),
+                  "stop_share cancels the hashing")
+            check(wait_until(lambda: pane.last_line() == "groupshare>"),
+                  "the prompt is plain again: %r" % pane.last_line())
+            pane.keys("list_files g", "Enter")
+            check(wait_until(lambda: "big.bin size=" in pane.text()), "big.bin is listed")
+            check("huge.bin size=" not in pane.text() and "shared huge.bin" not in pane.text(),
+                  "huge.bin was never shared")
+
             # Group ids come from the last list_groups.
             pane.keys("create_group movies", "Enter", "list_groups", "Enter")
             check(wait_until(lambda: "movies owner=eve" in pane.text()), "groups listed")
@@ -166,7 +209,27 @@ def main():
                   "after Ctrl-C the client still runs, and the cleared line was not kept")
             check("list_grohelp" not in pane.text(), "the line was cleared")
 
+            # quit during a download leaves nothing of the progress prompt.
+            slow = piped_client(client_bin, info, tmp, "sue", ["--max_upload_rate", "256"])
+            others.append(slow)
+            check(run(slow, "create_user sue pwsue").startswith("user sue created"), "sue")
+            check(run(slow, "login sue pwsue").startswith("logged in as sue"), "sue logs in")
+            check(run(slow, "join_group g").startswith("asked to join g"), "sue asks to join")
+            pane.keys("accept_request g sue", "Enter")
+            check(wait_until(lambda: "sue is now a member of g" in pane.text()), "eve lets sue in")
+            slow_path = os.path.join(tmp, "slow.bin")
+            with open(slow_path, "wb") as f:
+                f.write(os.urandom(8 << 20))
+            check(run(slow, "upload_file %s g" % slow_path).startswith("shared slow.bin"),
+                  "sue shares a file")
+            pane.keys("download_file g slow.bin %s" % os.path.join(tmp, "slow-out.bin"), "Enter")
+            check(wait_until(lambda: pane.last_line().startswith("slow.bin [")),
+                  "the download's progress is in the prompt: %r" % pane.last_line())
             pane.keys("quit", "Enter")
+            check(wait_until(pane.dead), "the client ends")
+            after = pane.text().split("| groupshare> quit")[-1]
+            check("groupshare>" not in after and "slow.bin [" not in after and "MiB" not in after,
+                  "nothing of the prompt is left after quit: %r" % after)
             history = os.path.join(tmp, "eve", "history")
             check(wait_until(lambda: os.path.exists(history)), "the history is written")
             text = open(history).read()
@@ -177,9 +240,10 @@ def main():
         finally:
             if pane:
                 pane.close()
-            if sharer:
-                sharer.stdin.close()
-                sharer.wait(timeout=20)
+            for client in [sharer] + others:
+                if client:
+                    client.stdin.close()
+                    client.wait(timeout=20)
             tracker.stdin.write(b"quit\n")
             tracker.stdin.flush()
             tracker.wait(timeout=20)

@@ -238,6 +238,7 @@ void Node::RetryFailedDownloads(const std::string& user_id) {
 }
 
 void Node::StopSharing() {
+  CancelUploads("", "");
   std::vector<std::unique_ptr<Download>> downloads;
   {
     absl::MutexLock lock(&mu_);
@@ -410,7 +411,8 @@ absl::Status Node::Logout() {
   return tracker_->Logout();
 }
 
-absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::string& group_id) {
+absl::StatusOr<UploadProgress> Node::StartUpload(const std::string& path,
+                                                 const std::string& group_id) {
   ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
   RETURN_IF_ERROR(ValidateId("group id", group_id));
   char real[PATH_MAX];
@@ -424,13 +426,51 @@ absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::s
   }
   std::string name = abs.substr(abs.rfind('/') + 1);
   RETURN_IF_ERROR(ValidateFileName(name));
+  ASSIGN_OR_RETURN(FileStamp stamp, StampOf(abs));
+  auto upload = std::make_shared<Hashing>();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& u : uploads_) {
+      if (!u->progress.finished && u->progress.group_id == group_id &&
+          u->progress.name == name) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("already hashing ", name, " for ", group_id, "; see the prompt"));
+      }
+    }
+    upload->progress.id = next_upload_id_++;
+    upload->progress.group_id = group_id;
+    upload->progress.name = name;
+    upload->progress.path = abs;
+    upload->progress.size = stamp.size;
+    uploads_.push_back(upload);
+  }
+  hashing_.Run([this, user, upload] {
+    absl::StatusOr<UploadSummary> result = Share(user, *upload);
+    absl::MutexLock lock(&mu_);
+    upload->progress.finished = true;
+    upload->progress.result = std::move(result);
+    upload->progress.bytes_hashed = upload->hashed.load();
+    upload_finished_.SignalAll();
+  });
+  return upload->progress;
+}
+
+absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& upload) {
+  const std::string& abs = upload.progress.path;
+  const std::string& group_id = upload.progress.group_id;
+  const std::string& name = upload.progress.name;
   ASSIGN_OR_RETURN(FileStamp before, StampOf(abs));
-  ASSIGN_OR_RETURN(HashedFile hashed, HashFile(abs));
+  ASSIGN_OR_RETURN(HashedFile hashed,
+                   HashFile(abs, kDefaultPieceSize, [&upload](uint64_t done, uint64_t) {
+                     upload.hashed = done;
+                     return !upload.cancel;
+                   }));
   if (absl::StatusOr<FileStamp> after = StampOf(abs);
       !after.ok() || *after != before || hashed.size != before.size) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "'", path, "' changed while it was hashed; upload it again once nothing writes to it"));
+        "'", abs, "' changed while it was hashed; upload it again once nothing writes to it"));
   }
+  if (upload.cancel) return absl::CancelledError("cancelled");
 
   tv1::UploadFileRequest req;
   req.set_group_id(group_id);
@@ -453,6 +493,76 @@ absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::s
                              Bitfield(layout.PieceCount(), true), before));
   return UploadSummary{name, hashed.size, layout.PieceCount(), hashed.sha1, resp.created(),
                        already};
+}
+
+std::optional<UploadProgress> Node::WaitForUpload(uint64_t id, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    auto it = std::find_if(uploads_.begin(), uploads_.end(),
+                           [id](const auto& u) { return u->progress.id == id; });
+    if (it == uploads_.end()) return std::nullopt;
+    if ((*it)->progress.finished) {
+      UploadProgress out = (*it)->progress;
+      uploads_.erase(it);
+      return out;
+    }
+    if (upload_finished_.WaitWithDeadline(&mu_, deadline)) return std::nullopt;
+  }
+}
+
+std::vector<UploadProgress> Node::Uploads() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<UploadProgress> out;
+  for (const auto& u : uploads_) {
+    if (u->progress.finished) continue;
+    out.push_back(u->progress);
+    out.back().bytes_hashed = u->hashed.load();
+  }
+  return out;
+}
+
+std::vector<UploadProgress> Node::TakeFinishedUploads() {
+  absl::MutexLock lock(&mu_);
+  std::vector<UploadProgress> out;
+  for (auto it = uploads_.begin(); it != uploads_.end();) {
+    if ((*it)->progress.finished) {
+      out.push_back((*it)->progress);
+      it = uploads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+int Node::CancelUploads(const std::string& group_id, const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto matches = [&](const std::shared_ptr<Hashing>& u) {
+    return group_id.empty() || (u->progress.group_id == group_id &&
+                                (name.empty() || u->progress.name == name));
+  };
+  for (const auto& u : uploads_) {
+    if (matches(u)) u->cancel = true;
+  }
+  auto all_finished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::all_of(uploads_.begin(), uploads_.end(), [&](const auto& u) {
+      return !matches(u) || u->progress.finished;
+    });
+  };
+  while (!all_finished()) upload_finished_.Wait(&mu_);
+  // What they did is undone by the caller, and told by it.
+  const auto erased = std::remove_if(uploads_.begin(), uploads_.end(), matches);
+  const int count = static_cast<int>(uploads_.end() - erased);
+  uploads_.erase(erased, uploads_.end());
+  return count;
+}
+
+absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::string& group_id) {
+  ASSIGN_OR_RETURN(UploadProgress started, StartUpload(path, group_id));
+  std::optional<UploadProgress> done = WaitForUpload(started.id, absl::InfiniteDuration());
+  if (!done.has_value()) return absl::CancelledError("the upload was stopped");
+  return done->result;
 }
 
 absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& user_id,
@@ -577,12 +687,13 @@ std::vector<std::unique_ptr<Download>> Node::TakeDownloads(const std::string& gr
 
 absl::Status Node::StopShare(const std::string& group_id, const std::string& name) {
   ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
+  const bool hashing = CancelUploads(group_id, name) > 0;
   std::vector<std::unique_ptr<Download>> stopped;
   {
     absl::MutexLock lock(&mu_);
     stopped = TakeDownloads(group_id, name);
   }
-  bool local = !stopped.empty();
+  bool local = hashing || !stopped.empty();
   for (const auto& d : stopped) {
     // A failed download is served no more, but its record would resume it.
     RETURN_IF_ERROR(state_->Remove(user, group_id, d->sha1()));
@@ -603,6 +714,7 @@ absl::StatusOr<tv1::LeaveGroupResponse> Node::LeaveGroup(const std::string& grou
   tv1::LeaveGroupRequest req;
   req.set_group_id(group_id);
   ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::LeaveGroup, req));
+  CancelUploads(group_id, "");
   std::vector<std::unique_ptr<Download>> stopped;
   {
     absl::MutexLock lock(&mu_);

@@ -7,7 +7,9 @@
 #ifndef GROUPSHARE_SERVICES_PEER_NODE_H_
 #define GROUPSHARE_SERVICES_PEER_NODE_H_
 
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +51,20 @@ struct UploadSummary {
   bool already_yours = false;  // this client shared it already
 };
 
+// A file being hashed to be shared (upload_file), or just done.
+struct UploadProgress {
+  uint64_t id = 0;
+  std::string group_id;
+  std::string name;
+  std::string path;  // absolute
+  uint64_t bytes_hashed = 0;
+  uint64_t size = 0;
+  bool finished = false;
+  // Once finished: what was shared, or why not (CANCELLED by stop_share or
+  // logout).
+  absl::StatusOr<UploadSummary> result = absl::UnknownError("still hashing");
+};
+
 class Node {
  public:
   Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptions options);
@@ -66,9 +82,22 @@ class Node {
   // then ends the session.
   absl::Status Logout() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Hashes the file (one streaming pass), registers it with the tracker and
-  // serves it. NOT_FOUND / INVALID_ARGUMENT for a path that is not a
-  // readable regular file.
+  // Hashes the file (one streaming pass) in the background, then registers
+  // it with the tracker and serves it. NOT_FOUND / INVALID_ARGUMENT at once
+  // for a path that is not a regular file; ALREADY_EXISTS while it is being
+  // hashed for the group already.
+  absl::StatusOr<UploadProgress> StartUpload(const std::string& path,
+                                             const std::string& group_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits up to `timeout` for upload `id` to finish; returns it, now
+  // forgotten, or nullopt while it still hashes.
+  std::optional<UploadProgress> WaitForUpload(uint64_t id, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The uploads being hashed, for the progress prompt.
+  std::vector<UploadProgress> Uploads() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The uploads that finished since the last call and nobody waited for.
+  std::vector<UploadProgress> TakeFinishedUploads() ABSL_LOCKS_EXCLUDED(mu_);
+  // StartUpload, then WaitForUpload until it finishes.
   absl::StatusOr<UploadSummary> Upload(const std::string& path, const std::string& group_id)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -88,7 +117,8 @@ class Node {
   // completed ones.
   absl::Status ClearFinishedDownloads() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Stops sharing (and downloading) the file, here and at the tracker.
+  // Stops sharing (and downloading, or hashing) the file, here and at the
+  // tracker.
   absl::Status StopShare(const std::string& group_id, const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
   // What happened to shares since the last call, for the shell to tell: a
@@ -105,6 +135,18 @@ class Node {
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
                                                        const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct Hashing {
+    UploadProgress progress;  // guarded by Node::mu_
+    std::atomic<uint64_t> hashed{0};
+    std::atomic<bool> cancel{false};
+  };
+  // Hashes and shares; on `hashing_`.
+  absl::StatusOr<UploadSummary> Share(const std::string& user_id, Hashing& upload)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels the uploads that match (every one when `group_id` is empty),
+  // waits until they finished and forgets them; returns how many.
+  int CancelUploads(const std::string& group_id, const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Stops every download (they resume at the next login) and serves nothing.
   void StopSharing() ABSL_LOCKS_EXCLUDED(mu_);
   // Serves tickets signed with any of `keys` from now on (at login, or as a
@@ -145,6 +187,9 @@ class Node {
   std::vector<std::string> ticket_keys_ ABSL_GUARDED_BY(mu_);  // empty when logged out
   std::vector<std::unique_ptr<Download>> downloads_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> notices_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Hashing>> uploads_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_upload_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::CondVar upload_finished_;  // with mu_
   absl::Mutex retry_mu_;
   absl::CondVar retry_wake_;
   bool retry_now_ ABSL_GUARDED_BY(retry_mu_) = false;
@@ -153,6 +198,7 @@ class Node {
   // Work that must not run where it is noticed (a peer call's reading
   // thread). Declared last: destroyed (and joined) first.
   WorkQueue background_{1};
+  WorkQueue hashing_{1};  // one file at a time: the disk is the limit
 };
 
 }  // namespace groupshare::peer
