@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -153,6 +154,11 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
       {"show_downloads", {},
        "downloads: [D] running, [C] complete, [F] failed; --clear forgets the finished ones",
        true, bind(&Shell::ShowDownloads), {"--clear"}},
+      {"show_uploads", {}, "what each share sent since login, and to whom it sends now", true,
+       bind(&Shell::ShowUploads)},
+      {"set", {"setting", "value"},
+       "change a limit now: upload_rate <KiB/s|off>, max_peers <1-64>", false,
+       bind(&Shell::Set)},
       {"stop_share", {"group_id", "file_name"}, "stop sharing a file", true,
        bind(&Shell::StopShare)},
       {"logout", {}, "log out and stop sharing until the next login", true,
@@ -452,6 +458,54 @@ absl::Status Shell::DownloadFile(const Args& a) {
   Print(absl::StrCat("downloading ", p.name, " from ", a[0], " into ", p.dest, " (",
                      HumanSize(p.size), "); see show_downloads"));
   return absl::OkStatus();
+}
+
+absl::Status Shell::ShowUploads(const Args&) {
+  std::vector<peer::ShareTraffic> traffic = node_.Traffic();
+  if (traffic.empty()) Print("nothing sent since login");
+  for (const peer::ShareTraffic& share : traffic) {
+    std::string line = absl::StrCat("[", share.group_id, "] ", share.name, ": ",
+                                    HumanSize(share.bytes), " sent since login");
+    for (size_t i = 0; i < share.now.size(); ++i) {
+      absl::StrAppend(&line, i == 0 ? "; now to " : ", ", share.now[i].user, " at ",
+                      absl::StrFormat("%.1f", share.now[i].bytes_per_second / 1048576.0),
+                      " MiB/s");
+    }
+    Print(line);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shell::Set(const Args& a) {
+  const std::string& setting = a[0];
+  const std::string& value = a[1];
+  if (setting == "upload_rate") {
+    if (value == "off") {
+      node_.SetMaxUploadRate(0);
+      Print("uploads are not capped");
+      return absl::OkStatus();
+    }
+    uint64_t kib = 0;
+    if (!absl::SimpleAtoi(value, &kib) || kib == 0 || kib > (uint64_t{1} << 30)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", value, "' is not a rate; set upload_rate takes KiB/s (1 or more) or off"));
+    }
+    node_.SetMaxUploadRate(kib * 1024);
+    Print(absl::StrCat("uploads send at most ", kib, " KiB/s together"));
+    return absl::OkStatus();
+  }
+  if (setting == "max_peers") {
+    uint32_t peers = 0;
+    if (!absl::SimpleAtoi(value, &peers) || peers < 1 || peers > 64) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", value, "' is not a peer count; set max_peers takes 1 to 64"));
+    }
+    node_.SetMaxPeers(peers);
+    Print(absl::StrCat("downloads connect to at most ", peers, " peers at once"));
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "no setting '", setting, "'; set takes upload_rate <KiB/s|off> or max_peers <1-64>"));
 }
 
 absl::Status Shell::ShowDownloads(const Args& a) {

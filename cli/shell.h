@@ -93,6 +93,8 @@ class Shell {
   absl::Status UploadFile(const Args& a);
   absl::Status DownloadFile(const Args& a);
   absl::Status ShowDownloads(const Args& a);
+  absl::Status ShowUploads(const Args& a);
+  absl::Status Set(const Args& a);
   absl::Status Help(const Args& a);
 
   peer::TrackerClient& tracker_;

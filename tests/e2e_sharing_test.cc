@@ -54,6 +54,18 @@ std::map<std::string, uint64_t> BytesByPeer(const std::string& log) {
   return out;
 }
 
+// The notices of `client` but those about joining groups, which every
+// test's set-up brings.
+std::vector<std::string> OtherNotices(const Cluster::Client& client) {
+  std::vector<std::string> out;
+  for (const std::string& n : client.shell->notices()) {
+    if (!absl::StrContains(n, "accepted you into") && !absl::StrContains(n, "asks to join")) {
+      out.push_back(n);
+    }
+  }
+  return out;
+}
+
 class Sharing : public ::testing::Test {
  protected:
   // Writes `size` random bytes to a file named `name` in a folder of `who`.
@@ -687,7 +699,7 @@ TEST_F(Sharing, CompletedDownloadsAreListedUntilClearedAcrossRestarts) {
   bob = cluster_.StartClient("bob");
   EXPECT_THAT(bob->Run("login bob pw-bob"), StartsWith("logged in as bob"));
   EXPECT_EQ(cluster_.Downloads(*bob), std::vector<std::string>{done});
-  EXPECT_TRUE(bob->shell->notices().empty());  // history is no news
+  EXPECT_THAT(OtherNotices(*bob), ::testing::IsEmpty());  // history is no news
   EXPECT_EQ(bob->Run("show_downloads --clear"), "forgot the finished downloads");
   EXPECT_EQ(bob->Run("show_downloads"), "no downloads yet; start one with download_file");
   EXPECT_EQ(bob->Run("show_downloads --all"), "error: usage: show_downloads [--clear]");
@@ -821,7 +833,7 @@ TEST(SessionExpiry, ClientOfflineForAWhileKeepsItsSession) {
   EXPECT_TRUE(WaitForListing(*bob, "peers=1"));
   EXPECT_THAT(alice->Run("list_groups"), StartsWith("g owner=alice"));
   peers.ExpectBobDownloads();
-  EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
+  EXPECT_THAT(OtherNotices(*alice), ::testing::IsEmpty());
   EXPECT_THAT(testing::ReadFile(cluster.dir().File("tracker.log")),
               HasSubstr("session of alice is back"));
 }
@@ -876,7 +888,7 @@ TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
   EXPECT_LT(absl::Now() - back, absl::Seconds(5));
   EXPECT_TRUE(WaitForListing(*bob, "peers=1"));
   peers.ExpectBobDownloads();
-  EXPECT_THAT(alice->shell->notices(), ::testing::IsEmpty());
+  EXPECT_THAT(OtherNotices(*alice), ::testing::IsEmpty());
 }
 
 // A download that completes while no tracker answers is reported to the
@@ -937,6 +949,74 @@ TEST(TrackerOutage, ADownloadThatFoundNoSharerGoesOnWhenOneIsBack) {
               Optional(HasSubstr("a sharer of f.bin in g is back: its download goes on")));
   EXPECT_EQ(cluster.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + out);
   EXPECT_TRUE(testing::ReadFile(out) == testing::ReadFile(path));
+}
+
+// show_uploads tells who downloads what now and what each share sent since
+// login; set changes the limits at run time.
+TEST_F(Sharing, ShowUploadsAndLimitsChangedAtRunTime) {
+  const size_t size = 4 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "64"});
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  EXPECT_EQ(alice->Run("show_uploads"), "nothing sent since login");
+  Share(*alice, "f.bin", size);
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  // At 64 KiB/s the download would take a minute.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::string uploads;
+  while (absl::Now() < deadline &&
+         !std::regex_match(uploads = alice->Run("show_uploads"),
+                           std::regex(R"(\[g\] f\.bin: [0-9.]+ KiB sent since login; now to bob at 0\.[01] MiB/s)"))) {
+    absl::SleepFor(absl::Milliseconds(200));  // the rate is measured each second
+  }
+  EXPECT_THAT(uploads, StartsWith("[g] f.bin: ")) << uploads;
+  EXPECT_THAT(uploads, HasSubstr("; now to bob at 0.")) << uploads;
+  EXPECT_EQ(alice->Run("set upload_rate off"), "uploads are not capped");
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]", absl::Seconds(20)),
+            "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_EQ(alice->Run("show_uploads"), "[g] f.bin: 4.0 MiB sent since login");
+  EXPECT_EQ(alice->Run("set upload_rate 128"), "uploads send at most 128 KiB/s together");
+  EXPECT_THAT(alice->Run("set upload_rate fast"), StartsWith("error: 'fast' is not a rate"));
+  EXPECT_EQ(bob->Run("set max_peers 2"), "downloads connect to at most 2 peers at once");
+  EXPECT_THAT(bob->Run("set max_peers 0"), StartsWith("error: '0' is not a peer count"));
+  EXPECT_THAT(bob->Run("set speed 1"), StartsWith("error: no setting 'speed'"));
+  // A new login counts from zero.
+  EXPECT_THAT(alice->Run("logout"), StartsWith("logged out"));
+  EXPECT_THAT(alice->Run("login alice pw-alice"), StartsWith("logged in as alice"));
+  EXPECT_EQ(alice->Run("show_uploads"), "nothing sent since login");
+}
+
+// What concerns a user reaches its shell unasked, at its next keep-alive:
+// a request waiting for a group it owns, its own request accepted or
+// refused (told at its next login when it was away), a group handed to it.
+TEST(Notices, JoinRequestsTheirAnswersAndAGroupHandedOver) {
+  Cluster cluster({"--session_ttl", "3"});
+  auto alice = cluster.StartUser("alice");
+  auto bob = cluster.StartUser("bob");
+  auto carol = cluster.StartUser("carol");
+  EXPECT_THAT(alice->Run("create_group g"), StartsWith("group g created"));
+  EXPECT_THAT(bob->Run("join_group g"), StartsWith("asked to join g"));
+  EXPECT_THAT(alice->shell->WaitForNotice("asks to join"),
+              Optional(std::string("notice: bob asks to join g; accept_request g bob lets them in")));
+  EXPECT_THAT(alice->Run("accept_request g bob"), StartsWith("bob is now a member of g"));
+  EXPECT_THAT(bob->shell->WaitForNotice("accepted"),
+              Optional(std::string("notice: alice accepted you into g")));
+  EXPECT_THAT(carol->Run("join_group g"), StartsWith("asked to join g"));
+  EXPECT_THAT(carol->Run("logout"), StartsWith("logged out"));
+  EXPECT_THAT(alice->Run("reject_request g carol"), StartsWith("rejected"));
+  EXPECT_EQ(carol->Run("login carol pw-carol"), "logged in as carol");
+  EXPECT_THAT(carol->shell->WaitForNotice("refused"),
+              Optional(std::string("notice: alice refused your request to join g")));
+  EXPECT_THAT(alice->Run("leave_group g"), HasSubstr("left g"));
+  EXPECT_THAT(bob->shell->WaitForNotice("own it now"),
+              Optional(std::string("notice: alice left g; you own it now")));
+  EXPECT_THAT(bob->Run("list_groups"), StartsWith("g owner=bob"));
+  // Each is told once.
+  absl::SleepFor(absl::Seconds(3));  // two more keep-alives
+  EXPECT_THAT(bob->Run("list_groups"), StartsWith("g owner=bob"));
+  EXPECT_EQ(std::count_if(bob->shell->notices().begin(), bob->shell->notices().end(),
+                          [](const std::string& n) { return absl::StrContains(n, "accepted"); }),
+            1);
 }
 
 // The ticket key rotated while peers share: they hear of the new key from

@@ -93,6 +93,7 @@ Download::Download(Env env, DownloadOptions options, std::string group_id,
       dest_(std::move(dest)),
       part_path_(dest_ + ".part"),
       first_(std::move(first)),
+      max_peers_(options_.max_peers),
       picker_(layout_.PieceCount(),
               PiecePicker::Options{options_.random_first, 2, 32, std::random_device{}()}) {
   for (const std::string& hex : file_.piece_sha1()) {
@@ -197,7 +198,7 @@ void Download::Run() {
         connected += !l->gone;
         if (!l->gone) live.push_back(l->link.get());
       }
-      const bool room = static_cast<uint32_t>(connected) < options_.max_peers;
+      const bool room = static_cast<uint32_t>(connected) < max_peers_.load();
       refresh = now - last_refresh >=
                 (room ? options_.refresh_interval_with_room : options_.refresh_interval);
     }
@@ -402,7 +403,7 @@ void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* acti
     if (live || reserved || attempts >= kMaxPeerAttempts) continue;
     uint32_t connected = 0;
     for (const auto& l : links_) connected += !l->gone;
-    if (connected < options_.max_peers) {
+    if (connected < max_peers_.load()) {
       Connect(p, actions);
     } else {
       reserve_.push_back(p);

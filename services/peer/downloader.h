@@ -25,6 +25,7 @@
 #define GROUPSHARE_SERVICES_PEER_DOWNLOADER_H_
 
 #include <cstdint>
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -171,6 +172,8 @@ class Download : public PeerLink::Owner {
   const std::string& group_id() const { return group_id_; }
   const std::string& name() const { return file_.name(); }
   const std::string& sha1() const { return file_.sha1(); }
+  // Peers connected at once from now on (see DownloadOptions::max_peers).
+  void SetMaxPeers(uint32_t max_peers) { max_peers_ = max_peers; }
 
  private:
   struct Link;
@@ -239,6 +242,7 @@ class Download : public PeerLink::Owner {
   const std::string part_path_;
   std::vector<Sha1Digest> expected_;          // each piece's SHA1
   tracker::v1::GetFilePeersResponse first_;  // used once, by Run()
+  std::atomic<uint32_t> max_peers_;
   std::unique_ptr<PartFile> part_;            // set by Prepare, before any worker runs
   std::unique_ptr<WholeFileHasher> hasher_;   // likewise
 

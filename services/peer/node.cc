@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -67,6 +68,24 @@ absl::StatusOr<std::string> ResolveDestination(const std::string& dest, const st
         absl::StrCat("'", out, "' exists already; remove it or choose another destination"));
   }
   return out;
+}
+
+// A notice of the tracker as the shell tells it ("" for a kind this client
+// does not know).
+std::string DescribeNotice(const tv1::Notice& n) {
+  switch (n.kind()) {
+    case tv1::Notice::KIND_REQUEST_WAITING:
+      return absl::StrCat(n.user_id(), " asks to join ", n.group_id(), "; accept_request ",
+                          n.group_id(), " ", n.user_id(), " lets them in");
+    case tv1::Notice::KIND_REQUEST_ACCEPTED:
+      return absl::StrCat(n.user_id(), " accepted you into ", n.group_id());
+    case tv1::Notice::KIND_REQUEST_REJECTED:
+      return absl::StrCat(n.user_id(), " refused your request to join ", n.group_id());
+    case tv1::Notice::KIND_GROUP_HANDED_TO_YOU:
+      return absl::StrCat(n.user_id(), " left ", n.group_id(), "; you own it now");
+    default:
+      return "";
+  }
 }
 
 absl::Status CheckFileInfo(const tv1::FileInfo& f) {
@@ -167,10 +186,21 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
                     "it changed since it was shared (a peer asked for a piece)");
     });
   });
-  tracker_->SetTicketKeysCallback([this](const std::vector<std::string>& keys) {
-    if (absl::Status s = AcceptTicketKeys(keys, /*at_login=*/false); !s.ok()) {
-      GS_LOG(kWarning) << "the tracker sent bad ticket keys; keeping the ones of before: " << s;
+  tracker_->SetKeepAliveCallback([this](const tv1::KeepAliveResponse& response) {
+    if (response.ticket_public_keys_size() > 0) {
+      std::vector<std::string> keys(response.ticket_public_keys().begin(),
+                                    response.ticket_public_keys().end());
+      if (absl::Status s = AcceptTicketKeys(keys, /*at_login=*/false); !s.ok()) {
+        GS_LOG(kWarning) << "the tracker sent bad ticket keys; keeping the ones of before: "
+                         << s;
+      }
     }
+    std::vector<std::string> told;
+    for (const tv1::Notice& n : response.notices()) {
+      if (std::string line = DescribeNotice(n); !line.empty()) told.push_back(std::move(line));
+    }
+    absl::MutexLock lock(&mu_);
+    notices_.insert(notices_.end(), told.begin(), told.end());
   });
   retrier_ = std::thread([this] { RetryLoop(); });
 }
@@ -266,7 +296,7 @@ Node::~Node() {
   retrier_.join();
   store_.SetChangedCallback(nullptr);
   tracker_->SetSessionLostCallback(nullptr);
-  tracker_->SetTicketKeysCallback(nullptr);
+  tracker_->SetKeepAliveCallback(nullptr);
   StopSharing();
   peer_service_.Shutdown();
 }
@@ -300,6 +330,7 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
     tracker_->Logout().IgnoreError();
     return absl::InternalError("the tracker sent a bad ticket key; try another tracker");
   }
+  peer_service_.ResetTraffic();  // show_uploads counts from the login
   LoginSummary summary;
   Restore(user_id, login, &summary);
   absl::MutexLock lock(&retry_mu_);
@@ -575,7 +606,12 @@ absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& 
         "you already share this file in ", group_id, " as '", served->name, "'"));
   }
   Download::Env env{download_tracker_.get(), &store_, state_.get(), user_id};
-  return std::make_unique<Download>(env, options_.download, group_id, std::move(peers), dest);
+  DownloadOptions options;
+  {
+    absl::MutexLock lock(&mu_);
+    options = options_.download;
+  }
+  return std::make_unique<Download>(env, std::move(options), group_id, std::move(peers), dest);
 }
 
 absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id,
@@ -707,6 +743,33 @@ absl::Status Node::StopShare(const std::string& group_id, const std::string& nam
   absl::Status status = download_tracker_->StopShare(group_id, name);
   if (local && status.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
   return status;
+}
+
+std::vector<ShareTraffic> Node::Traffic() const {
+  std::map<ShareKey, ShareTraffic> by_share;
+  for (UploadTraffic& t : peer_service_.Traffic()) {
+    ShareTraffic& share = by_share[t.key];
+    if (share.name.empty()) {
+      share.group_id = t.key.group_id;
+      auto served = store_.Get(t.key);
+      share.name = served.ok() ? served->name : t.key.sha1;  // no longer served
+    }
+    share.bytes += t.bytes;
+    if (t.active) share.now.push_back(std::move(t));
+  }
+  std::vector<ShareTraffic> out;
+  for (auto& [key, share] : by_share) out.push_back(std::move(share));
+  return out;
+}
+
+void Node::SetMaxUploadRate(uint64_t bytes_per_second) {
+  peer_service_.SetMaxUploadRate(bytes_per_second);
+}
+
+void Node::SetMaxPeers(uint32_t max_peers) {
+  absl::MutexLock lock(&mu_);
+  options_.download.max_peers = max_peers;
+  for (const auto& d : downloads_) d->SetMaxPeers(max_peers);
 }
 
 absl::StatusOr<tv1::LeaveGroupResponse> Node::LeaveGroup(const std::string& group_id) {

@@ -36,6 +36,14 @@ struct NodeOptions {
 
 class TrackerForDownloads;
 
+// What this client sent of one share since the login.
+struct ShareTraffic {
+  std::string group_id;
+  std::string name;
+  uint64_t bytes = 0;
+  std::vector<UploadTraffic> now;  // the users it is sending to now
+};
+
 struct LoginSummary {
   int sharing = 0;   // files served again
   int resumed = 0;   // downloads taken up again
@@ -125,6 +133,13 @@ class Node {
   // share whose file changed and is no longer served. One sentence each.
   std::vector<std::string> TakeNotices() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // What each share sent since the login, and to whom it sends now.
+  std::vector<ShareTraffic> Traffic() const;
+  // Limits, changed at run time: what all uploads send at most together
+  // (0: no cap), and the peers a download connects to at once.
+  void SetMaxUploadRate(uint64_t bytes_per_second);
+  void SetMaxPeers(uint32_t max_peers) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Leaves the group at the tracker and stops sharing in it here.
   absl::StatusOr<tracker::v1::LeaveGroupResponse> LeaveGroup(const std::string& group_id)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -178,7 +193,7 @@ class Node {
   TrackerClient* const tracker_;
   const std::unique_ptr<ClientState> state_;
   const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
-  const NodeOptions options_;
+  NodeOptions options_;  // max_peers guarded by mu_, the rest constant
   PieceStore store_;
   PeerServiceImpl peer_service_{&store_};
 

@@ -274,7 +274,7 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
 
   void OnWriteDone(bool ok) override {
     write_started_.store(0);
-    service_->Release(user(), ChunkLength());
+    service_->Release(user(), ChunkLength(), ok ? &key_ : nullptr);
     if (!ok) {
       FinishOnce(grpc::Status::CANCELLED);
       return;
@@ -315,6 +315,7 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
 
  public:
   bool cancelled() const { return cancelled_.load(); }
+  const ShareKey& key() const { return key_; }
   void Write() {
     write_started_.store(absl::ToUnixMicros(absl::Now()));
     StartWrite(&message_);
@@ -352,6 +353,22 @@ void PeerServiceImpl::SetSelfAddress(const std::string& address) {
   absl::MutexLock lock(&mu_);
   self_address_ = address;
   verified_.clear();
+}
+
+std::vector<UploadTraffic> PeerServiceImpl::Traffic() const {
+  absl::MutexLock lock(&mu_);
+  std::set<std::pair<std::string, ShareKey>> open;
+  for (const PieceCall* call : piece_calls_) open.insert({call->user(), call->key()});
+  std::vector<UploadTraffic> out;
+  for (const auto& [who, sent] : sent_) {
+    out.push_back({who.first, who.second, sent.bytes, sent.rate, open.count(who) > 0});
+  }
+  return out;
+}
+
+void PeerServiceImpl::ResetTraffic() {
+  absl::MutexLock lock(&mu_);
+  sent_.clear();
 }
 
 void PeerServiceImpl::SetMaxUploadRate(uint64_t bytes_per_second) {
@@ -540,10 +557,11 @@ bool PeerServiceImpl::Reserve(PieceCall* call, uint64_t bytes) {
   return true;
 }
 
-void PeerServiceImpl::Release(const std::string& user, uint64_t bytes) {
+void PeerServiceImpl::Release(const std::string& user, uint64_t bytes, const ShareKey* sent) {
   std::vector<PieceCall*> ready;
   {
     absl::MutexLock lock(&mu_);
+    if (sent != nullptr) sent_[{user, *sent}].bytes += bytes;
     buffered_ -= std::min(buffered_, bytes);
     Decrement(buffered_by_user_, user, bytes);
     // Waiters in order; one over its own user's share waits without
@@ -577,6 +595,12 @@ void PeerServiceImpl::Housekeep() {
     // With no call left, the send counts of the last crowd mean nothing to
     // the next one.
     if (calls_ == 0) sent_counts_.clear();
+    const double elapsed = std::max(absl::ToDoubleSeconds(now - last_tick_), 1e-3);
+    for (auto& [who, sent] : sent_) {
+      sent.rate = static_cast<double>(sent.bytes - sent.bytes_at_tick) / elapsed;
+      sent.bytes_at_tick = sent.bytes;
+    }
+    last_tick_ = now;
     for (BitfieldCall* call : bitfield_calls_) {
       if (now >= call->expires()) {
         call->Ref();

@@ -56,6 +56,15 @@ struct PeerServiceOptions {
 absl::StatusOr<std::vector<uint32_t>> CheckPieceRequest(const pv1::GetPieceRequest& req,
                                                         uint32_t max_pieces);
 
+// What this peer sent one user of one share since the last ResetTraffic.
+struct UploadTraffic {
+  std::string user;
+  ShareKey key;
+  uint64_t bytes = 0;
+  double bytes_per_second = 0;  // over the last second or so
+  bool active = false;          // a GetPiece call of it is open now
+};
+
 class PeerServiceImpl final : public pv1::PeerService::CallbackService {
  public:
   // `store` must outlive the service.
@@ -65,6 +74,9 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // Caps what all calls together send, in bytes a second; 0 (the default)
   // is no cap.
   void SetMaxUploadRate(uint64_t bytes_per_second) ABSL_LOCKS_EXCLUDED(mu_);
+  // What was sent to whom since the last ResetTraffic, by user and share.
+  std::vector<UploadTraffic> Traffic() const ABSL_LOCKS_EXCLUDED(mu_);
+  void ResetTraffic() ABSL_LOCKS_EXCLUDED(mu_);
   // The key that verifies tickets; null (logged out) refuses every call.
   void SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -100,7 +112,10 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // Takes `bytes` of the read budget for `call`, or queues the call, which
   // then reads when Release frees enough. True when it may read now.
   bool Reserve(PieceCall* call, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
-  void Release(const std::string& user, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  // Gives back `bytes` of `user`'s read budget; `sent` names the share
+  // when they went out to the network.
+  void Release(const std::string& user, uint64_t bytes, const ShareKey* sent = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Under an upload cap, queues `call`'s message (`bytes` of `piece` at
   // `offset` of the share `key`) for its turn and returns true; the call's
   // Write runs then. False when there is no cap: write at once.
@@ -159,6 +174,14 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
     uint64_t bytes;
   };
   std::deque<Waiter> waiting_ ABSL_GUARDED_BY(mu_);
+
+  struct Sent {
+    uint64_t bytes = 0;
+    uint64_t bytes_at_tick = 0;  // at the last Housekeep, for the rate
+    double rate = 0;
+  };
+  std::map<std::pair<std::string, ShareKey>, Sent> sent_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::Now();
 
   WorkQueue work_;  // last: its threads stop before the rest goes
 };

@@ -107,10 +107,10 @@ void TrackerClient::SetSessionLostCallback(std::function<void()> callback) {
   on_session_lost_ = std::move(callback);
 }
 
-void TrackerClient::SetTicketKeysCallback(KeysCallback callback) {
+void TrackerClient::SetKeepAliveCallback(KeepAliveCallback callback) {
   absl::MutexLock lock(&mu_);
   AwaitNoCallback();
-  on_keys_ = std::move(callback);
+  on_keep_alive_ = std::move(callback);
 }
 
 std::optional<std::string> TrackerClient::user() const {
@@ -171,26 +171,30 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
   // is kept alive again within a second or so of a tracker's return.
   absl::Duration wait = interval;
   bool failing = false;
+  tv1::KeepAliveRequest request;  // with the notices seen so far
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&keepalive_stop_), wait)) return;
       if (token_ != token) return;
     }
-    auto response = Call(&tv1::TrackerService::Stub::KeepAlive, tv1::KeepAliveRequest());
+    auto response = Call(&tv1::TrackerService::Stub::KeepAlive, request);
     if (response.ok()) {
       if (failing) GS_LOG(kInfo) << "a tracker answers again; the session goes on";
       failing = false;
       wait = interval;
-      KeysCallback keys;
+      KeepAliveCallback told;
       {
         absl::MutexLock lock(&mu_);
         if (token_ != token) return;
-        keys = on_keys_;
-        calling_ = keys != nullptr;
+        told = on_keep_alive_;
+        calling_ = told != nullptr;
       }
-      if (keys && response->ticket_public_keys_size() > 0) {
-        keys({response->ticket_public_keys().begin(), response->ticket_public_keys().end()});
+      if (told) {
+        told(*response);
+        for (const tv1::Notice& n : response->notices()) {
+          request.set_notices_seen(std::max(request.notices_seen(), n.seq()));
+        }
       }
       absl::MutexLock lock(&mu_);
       calling_ = false;

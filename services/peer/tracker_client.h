@@ -72,11 +72,12 @@ class TrackerClient {
   // returns, the callback it replaced is not running and will not run: the
   // owner of what that callback touches may go.
   void SetSessionLostCallback(std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
-  // Called (from the keep-alive thread) with the ticket keys each
-  // keep-alive brings, so that peers follow a key rotation. Replaced as
+  // Called (from the keep-alive thread) with each keep-alive's answer: the
+  // ticket keys, so that peers follow a key rotation, and the notices not
+  // seen yet (acknowledged at the next keep-alive). Replaced as
   // SetSessionLostCallback.
-  using KeysCallback = std::function<void(const std::vector<std::string>& public_keys)>;
-  void SetTicketKeysCallback(KeysCallback callback) ABSL_LOCKS_EXCLUDED(mu_);
+  using KeepAliveCallback = std::function<void(const tv1::KeepAliveResponse& response)>;
+  void SetKeepAliveCallback(KeepAliveCallback callback) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Attempt {
@@ -100,7 +101,7 @@ class TrackerClient {
   std::string user_ ABSL_GUARDED_BY(mu_);
   bool keepalive_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_session_lost_ ABSL_GUARDED_BY(mu_);
-  KeysCallback on_keys_ ABSL_GUARDED_BY(mu_);
+  KeepAliveCallback on_keep_alive_ ABSL_GUARDED_BY(mu_);
   bool calling_ ABSL_GUARDED_BY(mu_) = false;  // a callback runs
   // Waits until no callback runs, unless this is the keep-alive thread.
   void AwaitNoCallback() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

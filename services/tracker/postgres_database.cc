@@ -93,6 +93,17 @@ CREATE TABLE schema_version (version INTEGER NOT NULL);
 INSERT INTO schema_version VALUES (0);
 )sql";
 
+// Version 2: notices for users, told at their next keep-alive.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE notices (
+  seq BIGSERIAL PRIMARY KEY,
+  user_id TEXT COLLATE "C" NOT NULL,
+  kind BIGINT NOT NULL,
+  group_id TEXT COLLATE "C" NOT NULL,
+  other_user TEXT COLLATE "C" NOT NULL);
+CREATE INDEX notices_by_user ON notices(user_id, seq);
+)sql";
+
 // The first line of libpq's message, which may span several.
 std::string FirstLine(const char* message) {
   absl::string_view m = message ? message : "";
@@ -314,7 +325,7 @@ class PostgresDatabase final : public SqlDatabase {
   }
 
   const std::vector<std::string>& Migrations() const override {
-    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1};
+    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1, kSchemaV2};
     return *kMigrations;
   }
 

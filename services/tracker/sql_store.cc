@@ -426,6 +426,8 @@ class SqlStore final : public Store {
       }
       RETURN_IF_ERROR(Q(c, "INSERT INTO requests(group_id, user_id, requested_at) "
                            "VALUES($1, $2, $3)", group_id, user_id, Secs(now)).status());
+      ASSIGN_OR_RETURN(std::string owner, RequireGroup(c, group_id));
+      RETURN_IF_ERROR(AddNotice(c, owner, NoticeView::kRequestWaiting, group_id, user_id));
       // Asking again: an earlier rejection is history.
       return Q(c, "DELETE FROM rejections WHERE group_id = $1 AND user_id = $2", group_id,
                user_id).status();
@@ -453,6 +455,8 @@ class SqlStore final : public Store {
           "SELECT user_id FROM members WHERE group_id = $1 ORDER BY seq LIMIT 1", group_id));
       if (!next.empty()) {
         result.new_owner = next.Text(0, 0);
+        RETURN_IF_ERROR(AddNotice(c, result.new_owner, NoticeView::kGroupHandedToYou, group_id,
+                                  user_id));
         return Q(c, "UPDATE groups_ SET owner = $1 WHERE group_id = $2", result.new_owner,
                  group_id).status();
       }
@@ -460,6 +464,28 @@ class SqlStore final : public Store {
       return Q(c, "DELETE FROM groups_ WHERE group_id = $1", group_id).status();
     }));
     return result;
+  }
+
+  absl::StatusOr<std::vector<NoticeView>> TakeNotices(const std::string& user_id, int64_t seen,
+                                                      int limit) override {
+    if (seen > 0) {
+      RETURN_IF_ERROR(Write([&](SqlConnection& c) {
+        return Q(c, "DELETE FROM notices WHERE user_id = $1 AND seq <= $2", user_id, seen)
+            .status();
+      }));
+    }
+    std::vector<NoticeView> out;
+    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+      ASSIGN_OR_RETURN(SqlRows rows, Q(c,
+          "SELECT seq, kind, group_id, other_user FROM notices WHERE user_id = $1 AND seq > $2 "
+          "ORDER BY seq LIMIT $3", user_id, seen, limit));
+      for (size_t r = 0; r < rows.size(); ++r) {
+        out.push_back({rows.Int(r, 0), static_cast<int>(rows.Int(r, 1)), rows.Text(r, 2),
+                       rows.Text(r, 3)});
+      }
+      return absl::OkStatus();
+    }));
+    return out;
   }
 
   absl::StatusOr<std::vector<JoinRequestView>> ListRequests(
@@ -495,6 +521,14 @@ class SqlStore final : public Store {
             "no pending request from '", user_id, "' to join group '", group_id,
             "'; ListRequests lists the requests"));
       }
+      RETURN_IF_ERROR(AddNotice(
+          c, user_id, accept ? NoticeView::kRequestAccepted : NoticeView::kRequestRejected,
+          group_id, owner));
+      // The owner need not hear of a request it answered.
+      RETURN_IF_ERROR(Q(c, "DELETE FROM notices WHERE user_id = $1 AND kind = $2 AND "
+                           "group_id = $3 AND other_user = $4", owner,
+                        static_cast<int>(NoticeView::kRequestWaiting), group_id, user_id)
+                          .status());
       if (accept) {
         return Q(c, "INSERT INTO members(group_id, user_id, joined_at) VALUES($1, $2, $3)",
                  group_id, user_id, Secs(now)).status();
@@ -677,6 +711,17 @@ class SqlStore final : public Store {
   }
 
  private:
+  // Tells `to` at its next keep-alive; a user keeps its last 100.
+  static absl::Status AddNotice(SqlConnection& c, const std::string& to, NoticeView::Kind kind,
+                                const std::string& group_id, const std::string& other) {
+    RETURN_IF_ERROR(Q(c, "INSERT INTO notices(user_id, kind, group_id, other_user) "
+                         "VALUES($1, $2, $3, $4)", to, static_cast<int>(kind), group_id, other)
+                        .status());
+    return Q(c, "DELETE FROM notices WHERE user_id = $1 AND seq NOT IN "
+                "(SELECT seq FROM notices WHERE user_id = $1 ORDER BY seq DESC LIMIT 100)", to)
+        .status();
+  }
+
   // Runs `body` in a write transaction; called inside another on this
   // thread (a change under RunOnce), it runs on that transaction's
   // connection within a savepoint, which an error rolls back alone.

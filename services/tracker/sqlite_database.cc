@@ -105,6 +105,17 @@ CREATE TABLE request_log (
 CREATE INDEX request_log_by_time ON request_log(at);
 )sql";
 
+// Version 3: notices for users, told at their next keep-alive.
+constexpr char kSchemaV3[] = R"sql(
+CREATE TABLE notices (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  group_id TEXT NOT NULL,
+  other_user TEXT NOT NULL);
+CREATE INDEX notices_by_user ON notices(user_id, seq);
+)sql";
+
 // "$1" as SQLite's "?1": the same parameter index whatever the order.
 std::string ToSqlite(absl::string_view sql) {
   std::string out(sql);
@@ -198,7 +209,7 @@ class SqliteDatabase final : public SqlDatabase {
 
   const std::vector<std::string>& Migrations() const override {
     static const auto* const kMigrations =
-        new std::vector<std::string>{kSchemaV1, kSchemaV2};
+        new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3};
     return *kMigrations;
   }
 

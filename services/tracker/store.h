@@ -107,6 +107,18 @@ struct ShareView {
   bool complete = false;
 };
 
+// Something that concerns a user, kept until its client has seen it (see
+// tracker.proto's Notice).
+struct NoticeView {
+  // As tracker.v1.Notice.Kind numbers them.
+  enum Kind { kRequestWaiting = 1, kRequestAccepted = 2, kRequestRejected = 3,
+              kGroupHandedToYou = 4 };
+  int64_t seq = 0;
+  int kind = 0;
+  std::string group_id;
+  std::string user_id;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -169,6 +181,10 @@ class Store {
   virtual absl::StatusOr<LeaveResult> LeaveGroup(const std::string& user_id,
                                                  const std::string& group_id) = 0;
   // NOT_FOUND (group), PERMISSION_DENIED (not the owner). Oldest first.
+  // The notices for `user_id` after `seen`, oldest first, at most `limit`;
+  // those up to `seen` are forgotten. The groups' calls above add them.
+  virtual absl::StatusOr<std::vector<NoticeView>> TakeNotices(const std::string& user_id,
+                                                              int64_t seen, int limit) = 0;
   virtual absl::StatusOr<std::vector<JoinRequestView>> ListRequests(
       const std::string& owner, const std::string& group_id) = 0;
   // NOT_FOUND (group, or no pending request from `user_id`),

@@ -1,6 +1,7 @@
 #include "services/tracker/tracker_service.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -325,15 +326,27 @@ grpc::Status TrackerServiceImpl::Logout(grpc::ServerContext* ctx, const tv1::Log
 }
 
 grpc::Status TrackerServiceImpl::KeepAlive(grpc::ServerContext* ctx,
-                                           const tv1::KeepAliveRequest*,
+                                           const tv1::KeepAliveRequest* req,
                                            tv1::KeepAliveResponse* resp) {
-  return Authed(ctx, "KeepAlive", [&](const Session&) -> absl::Status {
+  return Authed(ctx, "KeepAlive", [&](const Session& session) -> absl::Status {
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
     const absl::Time now = options_.now();
     RETURN_IF_ERROR(store_->ExtendSession(token_hash, now + options_.session_ttl));
     for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
     resp->set_session_ttl_seconds(
         static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
+    const int64_t seen = static_cast<int64_t>(
+        std::min<uint64_t>(req->notices_seen(), std::numeric_limits<int64_t>::max()));
+    ASSIGN_OR_RETURN(std::vector<NoticeView> notices,
+                     store_->TakeNotices(session.user_id, seen, 50));
+    for (const NoticeView& n : notices) {
+      tv1::Notice* out = resp->add_notices();
+      out->set_seq(static_cast<uint64_t>(n.seq));
+      out->set_kind(tv1::Notice::Kind_IsValid(n.kind) ? static_cast<tv1::Notice::Kind>(n.kind)
+                                                      : tv1::Notice::KIND_UNSPECIFIED);
+      out->set_group_id(n.group_id);
+      out->set_user_id(n.user_id);
+    }
     return absl::OkStatus();
   });
 }
