@@ -455,6 +455,11 @@ absl::Status Shell::UploadFile(const Args& a) {
 
 absl::Status Shell::DownloadFile(const Args& a) {
   ASSIGN_OR_RETURN(peer::DownloadProgress p, node_.StartDownload(a[0], a[1], ExpandHome(a[2])));
+  if (!p.local_copy.empty()) {
+    Print(absl::StrCat("you share ", p.name, " in ", a[0], " already: ", p.dest, " is a ",
+                       p.local_copy, " of your file (", HumanSize(p.size), ")"));
+    return absl::OkStatus();
+  }
   Print(absl::StrCat("downloading ", p.name, " from ", a[0], " into ", p.dest, " (",
                      HumanSize(p.size), "); see show_downloads"));
   return absl::OkStatus();

@@ -951,6 +951,39 @@ TEST(TrackerOutage, ADownloadThatFoundNoSharerGoesOnWhenOneIsBack) {
   EXPECT_TRUE(testing::ReadFile(out) == testing::ReadFile(path));
 }
 
+// download_file of a file this client shares makes it from the local file:
+// a hard link on the same file system, a checked copy on another one.
+TEST_F(Sharing, DownloadingAFileYouShareLinksOrCopiesIt) {
+  auto alice = cluster_.StartUser("alice");
+  EXPECT_THAT(alice->Run("create_group g"), StartsWith("group g created"));
+  Share(*alice, "f.bin", 3 << 20);
+  const std::string original = cluster_.dir().File("files-alice/f.bin");
+  EXPECT_EQ(alice->Run("download_file g f.bin " + Dest("link.bin")),
+            "you share f.bin in g already: " + Dest("link.bin") +
+                " is a hard link of your file (3.0 MiB)");
+  struct stat a, b;
+  ASSERT_EQ(stat(original.c_str(), &a), 0);
+  ASSERT_EQ(stat(Dest("link.bin").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_THAT(cluster_.Downloads(*alice),
+              ::testing::Contains("[C] [g] f.bin -> " + Dest("link.bin")));
+  // Another file system, where links cannot go.
+  char other[] = "/dev/shm/groupshare-test.XXXXXX";
+  if (mkdtemp(other) == nullptr) GTEST_SKIP() << "no /dev/shm here";
+  struct stat shm;
+  ASSERT_EQ(stat(other, &shm), 0);
+  const std::string copy = std::string(other) + "/copy.bin";
+  const std::string answer = alice->Run("download_file g f.bin " + copy);
+  if (shm.st_dev != a.st_dev) {
+    EXPECT_EQ(answer, "you share f.bin in g already: " + copy + " is a copy of your file (3.0 MiB)");
+    ASSERT_EQ(stat(copy.c_str(), &b), 0);
+    EXPECT_NE(a.st_ino, b.st_ino);
+  }
+  EXPECT_TRUE(testing::ReadFile(copy) == testing::ReadFile(original));
+  unlink(copy.c_str());
+  rmdir(other);
+}
+
 // show_uploads tells who downloads what now and what each share sent since
 // login; set changes the limits at run time.
 TEST_F(Sharing, ShowUploadsAndLimitsChangedAtRunTime) {

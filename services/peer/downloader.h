@@ -137,6 +137,9 @@ struct DownloadProgress {
   bool waiting_for_sharer = false;
   absl::Duration gives_up_in = absl::ZeroDuration();
   std::string error;
+  // Complete at once, made from a file this client shares already: "hard
+  // link" or "copy"; empty for a download.
+  std::string local_copy;
   // Failed because no online peer had what was missing: the client starts
   // it again once the tracker lists a sharer.
   bool no_source = false;

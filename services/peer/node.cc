@@ -1,5 +1,6 @@
 #include "services/peer/node.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "core/file_hasher.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/part_file.h"
 #include "core/status_macros.h"
 #include "core/ticket.h"
 
@@ -634,6 +636,10 @@ absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id
   }
   ASSIGN_OR_RETURN(tv1::GetFilePeersResponse peers,
                    download_tracker_->GetFilePeers(group_id, name));
+  RETURN_IF_ERROR(CheckFileInfo(peers.file()));
+  if (store_.Get({group_id, peers.file().sha1()}).ok()) {
+    return CopyShare(user, group_id, peers.file(), path);
+  }
   ASSIGN_OR_RETURN(auto download, MakeDownload(user, group_id, std::move(peers), path));
   download->Start();
   DownloadProgress progress = download->Progress();
@@ -652,6 +658,70 @@ absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id
   }
   downloads_.push_back(std::move(download));
   return progress;
+}
+
+absl::StatusOr<DownloadProgress> Node::CopyShare(const std::string& user_id,
+                                                 const std::string& group_id,
+                                                 const tv1::FileInfo& file,
+                                                 const std::string& dest) {
+  ASSIGN_OR_RETURN(std::vector<ShareRecord> records, state_->List(user_id));
+  auto record = std::find_if(records.begin(), records.end(), [&](const ShareRecord& r) {
+    return r.group_id == group_id && r.sha1 == file.sha1();
+  });
+  if (record == records.end() || !record->complete) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("already downloading ", file.name(), " from ", group_id));
+  }
+  const std::string& source = record->path;
+  if (absl::StatusOr<FileStamp> now = StampOf(source);
+      !now.ok() || now->size != record->size ||
+      (record->mtime_ns != 0 && now->mtime_ns != record->mtime_ns)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "your shared file '", source, "' changed since it was shared; stop_share it first"));
+  }
+  DownloadProgress p;
+  p.group_id = group_id;
+  p.name = file.name();
+  p.dest = dest;
+  p.state = DownloadState::kComplete;
+  p.size = p.bytes_done = file.size();
+  p.piece_count = p.pieces_done = FileLayout{file.size(), file.piece_size()}.PieceCount();
+  if (link(source.c_str(), dest.c_str()) == 0) {
+    p.local_copy = "hard link";
+  } else {
+    // Another file system (or one without links): a copy, checked as a
+    // download is, and durable before it has its name.
+    ASSIGN_OR_RETURN(PartFileOpened part, OpenPartFile(dest + ".part", file.size(), false));
+    const int fd = open(source.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return absl::UnavailableError(absl::StrCat("cannot read '", source, "': ",
+                                                 std::strerror(errno)));
+    }
+    std::vector<char> buf(1 << 20);
+    Sha1 whole;
+    absl::Status copied;
+    for (uint64_t at = 0; at < file.size() && copied.ok(); at += buf.size()) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), file.size() - at));
+      copied = ReadFully(fd, buf.data(), n, at);
+      if (!copied.ok()) break;
+      whole.Update(buf.data(), n);
+      copied = part.file->Write(at, {absl::string_view(buf.data(), n)});
+    }
+    close(fd);
+    if (copied.ok() && HexEncode(whole.Finish()) != file.sha1()) {
+      copied = absl::DataLossError(
+          absl::StrCat("your shared file '", source, "' no longer has the file's SHA1"));
+    }
+    if (copied.ok()) copied = part.file->Sync();
+    if (copied.ok()) copied = part.file->RenameTo(dest);
+    if (!copied.ok()) {
+      unlink((dest + ".part").c_str());
+      return copied;
+    }
+    p.local_copy = "copy";
+  }
+  state_->AddCompleted({user_id, group_id, file.name(), dest, file.size()}).IgnoreError();
+  return p;
 }
 
 std::vector<DownloadProgress> Node::Downloads() const {

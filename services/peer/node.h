@@ -111,6 +111,8 @@ class Node {
 
   // Starts a download in the background and returns its first progress.
   // `dest` is a file path, or an existing folder to keep the file's name in.
+  // A file this client shares already is linked or copied there at once
+  // (the progress is complete, with local_copy set).
   absl::StatusOr<DownloadProgress> StartDownload(const std::string& group_id,
                                                  const std::string& name,
                                                  const std::string& dest)
@@ -174,6 +176,10 @@ class Node {
                                                          const std::string& group_id,
                                                          tv1::GetFilePeersResponse peers,
                                                          const std::string& dest);
+  // `dest` made from the share's own file: a hard link, or a checked copy.
+  absl::StatusOr<DownloadProgress> CopyShare(const std::string& user_id,
+                                             const std::string& group_id,
+                                             const tv1::FileInfo& file, const std::string& dest);
   void Restore(const std::string& user_id,
                const tracker::v1::LoginResponse& login, LoginSummary* summary)
       ABSL_LOCKS_EXCLUDED(mu_);
