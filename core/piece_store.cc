@@ -49,7 +49,7 @@ void PieceStore::SetChangedCallback(
   changed_ = std::move(callback);
 }
 
-void PieceStore::Changed(const ShareKey& key, const std::shared_ptr<Share>& share) const {
+void PieceStore::Changed(const ShareKey& key, const std::shared_ptr<Share>& share) {
   std::function<void(const ShareKey&, const std::string&)> callback;
   {
     absl::MutexLock lock(&mu_);
@@ -57,7 +57,7 @@ void PieceStore::Changed(const ShareKey& key, const std::shared_ptr<Share>& shar
     if (it == shares_.end() || it->second != share) return;  // said already
     callback = changed_;
   }
-  const_cast<PieceStore*>(this)->Remove(key);
+  Remove(key);
   if (callback) callback(key, share->name);
 }
 
@@ -192,7 +192,7 @@ void PieceStore::Unsubscribe(const ShareKey& key, const Listener* listener) {
 }
 
 absl::Status PieceStore::Read(const ShareKey& key, uint32_t piece, uint32_t offset,
-                              uint32_t length, std::string* out) const {
+                              uint32_t length, std::string* out) {
   std::shared_ptr<Share> share;
   std::shared_ptr<File> file;
   FileLayout layout;

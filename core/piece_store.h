@@ -99,8 +99,9 @@ class PieceStore {
   // nothing); `length` 0 reads to the piece's end. NOT_FOUND (share),
   // OUT_OF_RANGE (index or range), FAILED_PRECONDITION (not held yet),
   // UNAVAILABLE (disk), DATA_LOSS (the file changed: the share is dropped).
+  // Not const: a read that finds the file changed stops serving it.
   absl::Status Read(const ShareKey& key, uint32_t piece, uint32_t offset, uint32_t length,
-                    std::string* out) const ABSL_LOCKS_EXCLUDED(mu_);
+                    std::string* out) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct File;  // an open file descriptor, closed with its last user
@@ -113,7 +114,7 @@ class PieceStore {
     std::vector<std::shared_ptr<Listener>> listeners;
   };
   // Stops serving `key` if it is still `share`, and says why.
-  void Changed(const ShareKey& key, const std::shared_ptr<Share>& share) const
+  void Changed(const ShareKey& key, const std::shared_ptr<Share>& share)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Tells the listeners of `shares` that they are gone.
   static void Gone(const std::vector<std::shared_ptr<Share>>& shares);
