@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "core/status_macros.h"
 #include "core/text.h"
+#include "services/common/process.h"
 
 namespace groupshare::cli {
 namespace {
@@ -441,7 +442,15 @@ absl::Status Shell::StopShare(const Args& a) {
 
 absl::Status Shell::UploadFile(const Args& a) {
   ASSIGN_OR_RETURN(peer::UploadProgress started, node_.StartUpload(ExpandHome(a[0]), a[1]));
-  std::optional<peer::UploadProgress> done = node_.WaitForUpload(started.id, upload_wait_);
+  // Waits in steps, so that a stop asked for by a signal is heard.
+  const absl::Time until = absl::Now() + upload_wait_;
+  std::optional<peer::UploadProgress> done;
+  while (!done.has_value() && absl::Now() < until && !StopRequested()) {
+    done = node_.WaitForUpload(started.id, std::min(until - absl::Now(), absl::Milliseconds(250)));
+  }
+  if (!done.has_value() && StopRequested()) {
+    return absl::CancelledError(absl::StrCat("stopped while hashing ", started.name));
+  }
   if (!done.has_value()) {
     Print(absl::StrCat("hashing ", started.name, " (", HumanSize(started.size), ") for ", a[1],
                        " in the background; it is shared once hashed (stop_share ", a[1], " ",

@@ -984,6 +984,28 @@ TEST_F(Sharing, DownloadingAFileYouShareLinksOrCopiesIt) {
   rmdir(other);
 }
 
+// SIGINT stops a client of a pipe while upload_file hashes a large file,
+// at once rather than once the hashing ends.
+TEST_F(Sharing, SigintStopsAClientWhileItHashes) {
+  auto alice = cluster_.StartUser("alice");
+  EXPECT_THAT(alice->Run("create_group g"), StartsWith("group g created"));
+  const std::string huge = cluster_.dir().File("huge.bin");
+  {
+    int fd = open(huge.c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, off_t{16} << 30), 0);  // sparse: still a minute to read
+    close(fd);
+  }
+  alice->shell->Send("upload_file " + huge + " g");
+  absl::SleepFor(absl::Milliseconds(500));  // hashing has begun; nothing to wait on
+  const absl::Time signalled = absl::Now();
+  alice->shell->Signal(SIGINT);
+  EXPECT_THAT(alice->shell->WaitFor("stopped while hashing huge.bin"),
+              Optional(HasSubstr("error: stopped while hashing huge.bin")));
+  EXPECT_THAT(alice->shell->Wait(), Optional(0));
+  EXPECT_LT(absl::Now() - signalled, absl::Seconds(5));
+}
+
 // show_uploads tells who downloads what now and what each share sent since
 // login; set changes the limits at run time.
 TEST_F(Sharing, ShowUploadsAndLimitsChangedAtRunTime) {
