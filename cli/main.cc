@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;
   builder.RegisterService(node.peer_service());
+  if (absl::Status s = ApplyServerLimits(builder); !s.ok()) return FailStartup(s.message());
   int port = 0;
   auto server = StartServer(builder, self->ToString(), &port, *server_credentials);
   if (!server.ok()) return FailStartup(server.status().message());

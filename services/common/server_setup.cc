@@ -10,9 +10,19 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
+#include "services/common/connection_guard.h"
 #include "grpc/health/v1/health.pb.h"
+
+ABSL_FLAG(int, max_connections, 4096,
+          "connections open at once, at most (and fewer when the limit of open files is "
+          "lower); more are closed as they come, so that honest clients still get in");
+ABSL_FLAG(int, max_connections_per_address, 256,
+          "connections open at once from one address (an IPv6 /64), at most");
+ABSL_FLAG(int, idle_connection_timeout, 300,
+          "seconds after which a connection with no call is closed");
 
 namespace groupshare {
 
@@ -73,6 +83,26 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
   grpc::SslCredentialsOptions options;
   options.pem_root_certs = *ca;
   return grpc::SslCredentials(options);
+}
+
+absl::Status ApplyServerLimits(grpc::ServerBuilder& builder) {
+  const int total = absl::GetFlag(FLAGS_max_connections);
+  const int per_address = absl::GetFlag(FLAGS_max_connections_per_address);
+  const int idle = absl::GetFlag(FLAGS_idle_connection_timeout);
+  if (total < 1 || per_address < 1 || idle < 1) {
+    return absl::InvalidArgumentError(
+        "--max_connections, --max_connections_per_address and --idle_connection_timeout "
+        "must be at least 1");
+  }
+  const int enforced = GuardConnections({total, per_address});
+  if (enforced < total) {
+    GS_LOG(kInfo) << "at most " << enforced
+                  << " connections at once: the limit of open files allows no more";
+  }
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, idle * 1000);
+  // A connection that never completes its handshake holds a descriptor too.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(

@@ -47,6 +47,13 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
 // services already registered on `builder`. Returns the server and stores
 // the bound port (the chosen one for port 0) in `*bound_port`. UNAVAILABLE
 // when the address cannot be bound.
+// Bounds what clients may hold of a server process, from the flags every
+// server binary has (--max_connections, --max_connections_per_address,
+// --idle_connection_timeout): connections counted at accept (see
+// connection_guard.h), idle ones closed, handshakes timed out. Call once,
+// before StartServer. INVALID_ARGUMENT for a flag below 1.
+absl::Status ApplyServerLimits(grpc::ServerBuilder& builder);
+
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     grpc::ServerBuilder& builder, const std::string& address, int* bound_port,
     std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);

@@ -39,8 +39,6 @@ ABSL_FLAG(int, max_memory_mb, 256,
           "memory gRPC may use for connections and calls (an idle connection holds about "
           "13 KiB of it); under pressure it closes connections, so this bounds how many "
           "stay open");
-ABSL_FLAG(int, idle_connection_timeout, 300,
-          "seconds after which a connection with no call is closed");
 ABSL_FLAG(int, failed_logins_per_user, 5,
           "failed logins for one user id (in 15 minutes) before its logins back off, from 1 s "
           "doubling to 60 s");
@@ -85,7 +83,7 @@ absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::strin
                     absl::GetFlag(FLAGS_max_files_per_group),
                     absl::GetFlag(FLAGS_max_sessions_per_user),
                     absl::GetFlag(FLAGS_max_streams_per_connection),
-                    absl::GetFlag(FLAGS_max_threads), absl::GetFlag(FLAGS_idle_connection_timeout),
+                    absl::GetFlag(FLAGS_max_threads),
                     absl::GetFlag(FLAGS_max_memory_mb), absl::GetFlag(FLAGS_page_size),
                     absl::GetFlag(FLAGS_failed_logins_per_user),
                     absl::GetFlag(FLAGS_failed_logins_per_source),
@@ -195,8 +193,7 @@ int main(int argc, char** argv) {
   builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              absl::GetFlag(FLAGS_max_streams_per_connection));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-                             absl::GetFlag(FLAGS_idle_connection_timeout) * 1000);
+  if (absl::Status s = ApplyServerLimits(builder); !s.ok()) return FailStartup(s.message());
   int port = 0;
   auto server = StartServer(builder, address.ToString(), &port, *credentials);
   if (!server.ok()) return FailStartup(server.status().message());

@@ -1,0 +1,181 @@
+// Hostile clients against the real binaries, on loopback: bursts of
+// connections that send only HTTP/2's preface and then sit idle, more than
+// the server has file descriptors. Every loop is bounded in count and time.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace groupshare {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Subprocess;
+
+constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// Raises this process's soft limit of open files to the hard one, for the
+// attacker's sockets.
+void RaiseOwnFileLimit() {
+  struct rlimit files;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
+  files.rlim_cur = files.rlim_max;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
+}
+
+// Opens `count` connections to 127.0.0.1:`port`, from the source addresses
+// 127.0.0.2 to 127.0.0.9 in turn, each sending only the preface. Returns
+// the sockets; those the server closed at once are among them.
+std::vector<int> Flood(int port, int count) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, absl::StrCat("127.0.0.", 2 + i % 8).c_str(), &from.sin_addr);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    timeval timeout{1, 0};  // a full listen queue drops the SYN: do not wait long
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+        connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+      close(fd);
+      continue;
+    }
+    send(fd, kPreface, sizeof(kPreface) - 1, MSG_NOSIGNAL);
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+void CloseAll(std::vector<int>& fds) {
+  for (int fd : fds) close(fd);
+  fds.clear();
+}
+
+// True when a new gRPC channel to 127.0.0.1:`port` gets connected (the
+// server accepted it and answered HTTP/2's settings) within `timeout`.
+bool HonestClientConnects(int port, absl::Duration timeout) {
+  grpc::ChannelArguments args;
+  args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own
+  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                           grpc::InsecureChannelCredentials(), args);
+  return channel->WaitForConnected(std::chrono::system_clock::now() +
+                                   absl::ToChronoMilliseconds(timeout));
+}
+
+int PortIn(const std::string& file) {
+  int port = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    std::string text = testing::ReadFile(file);
+    while (!text.empty() && (text.back() == '\n')) text.pop_back();
+    if (absl::SimpleAtoi(text, &port) && port > 0) return port;
+    absl::SleepFor(absl::Milliseconds(20));  // the file appears once the server listens
+  }
+  return 0;
+}
+
+// The attack on a server whose limit of open files is 256, and what must
+// hold: the server says it refuses connections, and once the attacker lets
+// go an honest client connects within seconds.
+void FloodAndRecover(int port, const std::string& log_file) {
+  RaiseOwnFileLimit();
+  ASSERT_TRUE(HonestClientConnects(port, absl::Seconds(10)));
+  std::vector<int> attack = Flood(port, 400);
+  EXPECT_GE(attack.size(), 256u) << "the attack did not reach the server's limit";
+  // While the attacker holds its connections, the server refused the excess
+  // as it came (rather than failing for want of descriptors).
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline &&
+         testing::ReadFile(log_file).find("closing new connections at once") == std::string::npos) {
+    absl::SleepFor(absl::Milliseconds(50));  // the log is a file: nothing to wait on
+  }
+  EXPECT_THAT(testing::ReadFile(log_file), HasSubstr("closing new connections at once"));
+  EXPECT_THAT(testing::ReadFile(log_file), ::testing::Not(HasSubstr("Too many open files")));
+  CloseAll(attack);
+  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10)))
+      << "the listener did not recover:\n" << testing::ReadFile(log_file);
+  // And again: the listener keeps working after a second burst.
+  attack = Flood(port, 400);
+  CloseAll(attack);
+  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10)));
+}
+
+TEST(HostileConnections, TrackerOutlivesABurstBeyondItsFileLimit) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("bind.txt"), "127.0.0.1:0\n");
+  Subprocess tracker({"/usr/bin/prlimit", "--nofile=256:256", GS_TRACKER_BIN,
+                      dir.File("bind.txt"), "1", "--db", dir.File("t.db"), "--port_file",
+                      dir.File("port"), "--log_level", "info"},
+                     {{"HOME", dir.path()}}, dir.File("tracker.log"));
+  const int port = PortIn(dir.File("port"));
+  ASSERT_GT(port, 0) << testing::ReadFile(dir.File("tracker.log"));
+  FloodAndRecover(port, dir.File("tracker.log"));
+}
+
+TEST(HostileConnections, PeerServiceOutlivesABurstBeyondItsFileLimit) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("tracker_info.txt"), "127.0.0.1:1\n");
+  Subprocess client({"/usr/bin/prlimit", "--nofile=256:256", GS_CLIENT_BIN, "127.0.0.1:0",
+                     dir.File("tracker_info.txt"), "--state_dir", dir.File("state"),
+                     "--port_file", dir.File("port")},
+                    {{"HOME", dir.path()}}, dir.File("client.err"));
+  const int port = PortIn(dir.File("port"));
+  ASSERT_GT(port, 0) << testing::ReadFile(dir.File("client.err"));
+  FloodAndRecover(port, dir.File("state/client.log"));
+}
+
+// Connections that never make a call are closed once idle, on the peer
+// service as on the tracker.
+TEST(HostileConnections, PeerServiceClosesIdleConnections) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("tracker_info.txt"), "127.0.0.1:1\n");
+  Subprocess client({GS_CLIENT_BIN, "127.0.0.1:0", dir.File("tracker_info.txt"), "--state_dir",
+                     dir.File("state"), "--port_file", dir.File("port"),
+                     "--idle_connection_timeout", "2"},
+                    {{"HOME", dir.path()}}, dir.File("client.err"));
+  const int port = PortIn(dir.File("port"));
+  ASSERT_GT(port, 0);
+  std::vector<int> idle = Flood(port, 20);
+  ASSERT_EQ(idle.size(), 20u);
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  size_t closed = 0;
+  for (int fd : idle) {
+    // The server's GOAWAY and close arrive after the idle time: read until
+    // the end of the stream.
+    char buf[4096];
+    while (absl::Now() < deadline) {
+      timeval timeout{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        ++closed;
+        break;
+      }
+    }
+  }
+  CloseAll(idle);
+  EXPECT_EQ(closed, 20u);
+}
+
+}  // namespace
+}  // namespace groupshare
