@@ -129,6 +129,9 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.RegisterService(node.peer_service());
   if (absl::Status s = ApplyServerLimits(builder); !s.ok()) return FailStartup(s.message());
+  // Requests to a peer are small (a ticket and a list of pieces): a larger
+  // message is refused before it is buffered whole.
+  builder.SetMaxReceiveMessageSize(64 << 10);
   int port = 0;
   auto server = StartServer(builder, self->ToString(), &port, *server_credentials);
   if (!server.ok()) return FailStartup(server.status().message());

@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "groupshare/peer/v1/peer.grpc.pb.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -175,6 +176,37 @@ TEST(HostileConnections, PeerServiceClosesIdleConnections) {
   }
   CloseAll(idle);
   EXPECT_EQ(closed, 20u);
+}
+
+// A peer takes small requests only: a request of a MiB is refused as too
+// large, not read and then judged.
+TEST(HostileMessages, PeerRefusesLargeRequests) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("tracker_info.txt"), "127.0.0.1:1\n");
+  Subprocess client({GS_CLIENT_BIN, "127.0.0.1:0", dir.File("tracker_info.txt"), "--state_dir",
+                     dir.File("state"), "--port_file", dir.File("port")},
+                    {{"HOME", dir.path()}}, dir.File("client.err"));
+  const int port = PortIn(dir.File("port"));
+  ASSERT_GT(port, 0);
+  auto stub = peer::v1::PeerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  for (size_t size : {size_t{1} << 10, size_t{1} << 20}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    peer::v1::GetPieceRequest req;
+    req.set_ticket(std::string(size, 'x'));
+    req.set_group_id("g");
+    req.set_file_sha1(std::string(40, '0'));
+    req.add_pieces(0);
+    auto reader = stub->GetPiece(&ctx, req);
+    peer::v1::PieceChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    const grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), size > (64 << 10) ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                                                     : grpc::StatusCode::UNAVAILABLE)
+        << size << ": " << status.error_message();
+  }
 }
 
 }  // namespace
