@@ -277,6 +277,12 @@ TEST_F(TrackerServiceTest, SessionsGoOfflineUnlessKeptAliveAndComeBack) {
   grpc::Status s = Call(&Stub::KeepAlive, alice, tv1::KeepAliveRequest());
   EXPECT_EQ(s.error_code(), StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(s.error_message(), HasSubstr("log in again"));
+  // Without a login to sweep it: refused all the same, on the call itself.
+  std::string dave = NewUser("dave");
+  clock_.Advance(absl::Hours(25));
+  s = Call(&Stub::KeepAlive, dave, tv1::KeepAliveRequest());
+  EXPECT_EQ(s.error_code(), StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("after a day without a call"));
 }
 
 TEST_F(TrackerServiceTest, ARetriedWriteIsAppliedOnce) {

@@ -256,7 +256,7 @@ class SqlStore final : public Store {
     return Write([&](SqlConnection& c) -> absl::Status {
       // Sessions a day past their expiry cannot come back.
       RETURN_IF_ERROR(Q(c, "DELETE FROM sessions WHERE expires_at < $1",
-                        Secs(now - absl::Hours(24))).status());
+                        Secs(now - kSessionComeback)).status());
       if (!session.client_id.empty()) {
         // The same client logging in again: its earlier session is over.
         RETURN_IF_ERROR(Q(c, "DELETE FROM sessions WHERE user_id = $1 AND client_id = $2",

@@ -23,6 +23,10 @@
 
 namespace groupshare::tracker {
 
+// How long past its expiry a session may still come back (its client was
+// cut off); after that it is over, and purged.
+inline constexpr absl::Duration kSessionComeback = absl::Hours(24);
+
 struct Session {
   std::string user_id;
   std::string peer_address;

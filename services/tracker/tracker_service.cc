@@ -191,6 +191,12 @@ grpc::Status TrackerServiceImpl::Authed(
     ASSIGN_OR_RETURN(Session session, store_->GetSession(token_hash));
     user = session.user_id;
     const absl::Time now = options_.now();
+    if (now - session.expires >= kSessionComeback) {
+      // As if purged already: a day offline ends a session.
+      store_->DeleteSession(token_hash).IgnoreError();
+      return absl::UnauthenticatedError(
+          "the session ended after a day without a call; log in again");
+    }
     if (session.expires <= now) {
       // The client could not reach a tracker for a while (trackers
       // restarting, a fail-over, its network): time offline does not end a
