@@ -328,6 +328,19 @@ TEST_F(TrackerServiceTest, ARetriedWriteIsAppliedOnce) {
     EXPECT_TRUE(Call(&Stub::CreateUser, "", create, &created, "1").ok());
   }
   EXPECT_FALSE(Login("dave").token().empty());
+  // CreateUser is never answered from the record of another call: someone
+  // who made "victim" first with the same request-id does not pass for its
+  // owner.
+  tv1::CreateUserRequest attacker;
+  attacker.set_user_id("victim");
+  attacker.set_password("attacker's");
+  tv1::CreateUserResponse made;
+  EXPECT_TRUE(Call(&Stub::CreateUser, "", attacker, &made, "rid-1").ok());
+  tv1::CreateUserRequest owner = attacker;
+  owner.set_password("owner's");
+  grpc::Status taken = Call(&Stub::CreateUser, "", owner, &made, "rid-1");
+  EXPECT_EQ(taken.error_code(), StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(taken.error_message(), HasSubstr("log in"));
   tv1::ListGroupsResponse groups;
   ASSERT_TRUE(Call(&Stub::ListGroups, alice, tv1::ListGroupsRequest(), &groups).ok());
   EXPECT_EQ(groups.groups_size(), 2);

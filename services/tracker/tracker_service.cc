@@ -247,9 +247,9 @@ grpc::Status TrackerServiceImpl::Open(const char* method, const std::string& use
   return Finish(method, user, start, status);
 }
 
-grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext* ctx,
+grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext*,
                                             const tv1::CreateUserRequest* req,
-                                            tv1::CreateUserResponse* resp) {
+                                            tv1::CreateUserResponse*) {
   return Open("CreateUser", req->user_id(), [&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
     RETURN_IF_ERROR(ValidatePassword(req->password()));
@@ -258,13 +258,12 @@ grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext* ctx,
     RETURN_IF_ERROR(login_guard_.Hash(
         [&] { hash = HashPassword(req->password(), options_.password_iterations); }));
     if (!hash.ok()) return hash.status();
-    // The record of the call is keyed by a hash of the request: never of
-    // the password, which a fast hash would give away.
-    tv1::CreateUserRequest keyed = *req;
-    keyed.clear_password();
-    return Once(ctx, "CreateUser", "", keyed, resp, [&] {
-      return store_->CreateUser(req->user_id(), *hash, options_.now());
-    });
+    // Never answered from the record of an earlier call, whatever its
+    // request-id: that record could only be keyed without the password (a
+    // fast hash of it would give it away), and then an account made by
+    // someone else would pass for the caller's. A retry whose first try
+    // landed gets ALREADY_EXISTS, which says to log in.
+    return store_->CreateUser(req->user_id(), *hash, options_.now());
   });
 }
 
