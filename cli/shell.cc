@@ -201,9 +201,10 @@ std::string LineForHistory(absl::string_view line) {
   const size_t end = rest.find_first_of(" \t");
   const absl::string_view command = rest.substr(0, end);
   if (command != "login" && command != "create_user") return std::string(line);
-  // The command and the user id stay; the password is never kept.
+  // The command and the user id stay; the password is never kept. A line
+  // of another arity (a forgotten blank: "login alicepw") keeps nothing.
   absl::StatusOr<std::vector<std::string>> words = SplitWords(line);
-  std::string user = words.ok() && words->size() > 1 ? (*words)[1] : "";
+  std::string user = words.ok() && words->size() == 3 ? (*words)[1] : "";
   return absl::StrCat(command, user.empty() ? "" : " ", user, " ********");
 }
 

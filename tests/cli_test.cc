@@ -101,6 +101,9 @@ TEST(LineForHistory, PasswordsAreNeverKept) {
   EXPECT_EQ(LineForHistory("  create_user eve \"pw with blanks\""), "create_user eve ********");
   EXPECT_EQ(LineForHistory("login alice \"unterminated"), "login ********");
   EXPECT_EQ(LineForHistory("login"), "login ********");
+  // Whatever the arity: a blank forgotten, or one too many.
+  EXPECT_EQ(LineForHistory("login zedzedpw-S3cret"), "login ********");
+  EXPECT_EQ(LineForHistory("create_user zed pw extra"), "create_user ********");
   EXPECT_EQ(LineForHistory("list_groups"), "list_groups");
   EXPECT_EQ(LineForHistory("download_file g login.txt x"), "download_file g login.txt x");
 }
