@@ -1204,6 +1204,18 @@ TEST_F(Sharing, BadInputGetsClearErrors) {
                          "da39a3ee5e6b4b0d3255bfef95601890afd80709)"));
   std::string odd = MakeFile("alice", "odd.bin", (1 << 20) + 1);
   EXPECT_THAT(alice->Run("upload_file " + odd + " g"), HasSubstr("3 pieces"));
+  // Regular files only: a FIFO would never end, a file of /proc says it is
+  // empty, and a link would share its target under the target's name.
+  const std::string fifo = Dest("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THAT(alice->Run("upload_file " + fifo + " g"),
+              StartsWith("error: '" + fifo + "' is not a regular file (a FIFO)"));
+  EXPECT_THAT(alice->Run("upload_file /proc/self/status g"),
+              StartsWith("error: '/proc/self/status' is a file of the kernel's"));
+  const std::string link = Dest("link.bin");
+  ASSERT_EQ(symlink(odd.c_str(), link.c_str()), 0);
+  EXPECT_THAT(alice->Run("upload_file " + link + " g"),
+              StartsWith("error: '" + link + "' is a symbolic link to '" + odd + "'"));
 
   EXPECT_THAT(bob->Run("download_file g ../x " + Dest("y")), StartsWith("error: file name must not contain '/'"));
   EXPECT_THAT(bob->Run("download_file g .. " + Dest("y")), StartsWith("error: '..' is not a file name"));

@@ -1,7 +1,9 @@
 #include "services/peer/node.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,6 +72,40 @@ absl::StatusOr<std::string> ResolveDestination(const std::string& dest, const st
         absl::StrCat("'", out, "' exists already; remove it or choose another destination"));
   }
   return out;
+}
+
+// Only a regular file is shared, read from where it is: not a folder, a
+// FIFO or a device (reading one may never end), not a file of the kernel's
+// (/proc, /sys: their sizes say 0), and not through a symbolic link, which
+// would share the target under the target's name.
+absl::Status CheckShareable(const std::string& path, const std::string& resolved) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "' is a symbolic link to '", resolved,
+        "'; upload_file the file itself"));
+  }
+  if (stat(resolved.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("no file '", path, "'"));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is a folder; upload_file takes a file"));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "' is not a regular file (",
+        S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ? "a socket" : "a device",
+        "); upload_file shares regular files only"));
+  }
+  struct statfs fs;
+  if (statfs(resolved.c_str(), &fs) == 0 &&
+      (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "' is a file of the kernel's, whose size says nothing of its content; "
+        "copy it into a file first"));
+  }
+  return absl::OkStatus();
 }
 
 // A notice of the tracker as the shell tells it ("" for a kind this client
@@ -453,10 +489,7 @@ absl::StatusOr<UploadProgress> Node::StartUpload(const std::string& path,
     return absl::NotFoundError(absl::StrCat("no file '", path, "'"));
   }
   std::string abs = real;
-  if (IsDir(abs)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", path, "' is a folder; upload_file takes a file"));
-  }
+  RETURN_IF_ERROR(CheckShareable(path, abs));
   std::string name = abs.substr(abs.rfind('/') + 1);
   RETURN_IF_ERROR(ValidateFileName(name));
   ASSIGN_OR_RETURN(FileStamp stamp, StampOf(abs));
