@@ -1,5 +1,9 @@
 #include "core/log.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -37,7 +41,12 @@ void SetLevel(Level level) { g_level = level; }
 bool Enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
 
 absl::Status LogToFile(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "a");
+  // The log names files, groups and peers: for this user only, an older
+  // log's mode included.
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  FILE* f = fd < 0 ? nullptr : fdopen(fd, "a");
+  if (fd >= 0 && f == nullptr) close(fd);
+  if (f != nullptr) fchmod(fd, 0600);
   if (f == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("cannot open log file '", path, "': ", std::strerror(errno)));

@@ -1212,6 +1212,10 @@ TEST_F(Sharing, BadInputGetsClearErrors) {
               StartsWith("error: '" + fifo + "' is not a regular file (a FIFO)"));
   EXPECT_THAT(alice->Run("upload_file /proc/self/status g"),
               StartsWith("error: '/proc/self/status' is a file of the kernel's"));
+  // The client's log names files and peers: for its user only.
+  struct stat log;
+  ASSERT_EQ(stat((alice->state_dir + "/client.log").c_str(), &log), 0);
+  EXPECT_EQ(log.st_mode & 0777, 0600u);
   const std::string link = Dest("link.bin");
   ASSERT_EQ(symlink(odd.c_str(), link.c_str()), 0);
   EXPECT_THAT(alice->Run("upload_file " + link + " g"),
