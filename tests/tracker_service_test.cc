@@ -53,7 +53,7 @@ class TrackerServiceTest : public ::testing::Test {
     TrackerOptions options;
     options.session_ttl = absl::Seconds(30);
     options.ticket_ttl = absl::Minutes(10);
-    options.password_iterations = 1000;
+    options.password_iterations = password_iterations_;
     options.now = [this] { return clock_.Now(); };
     auto service = TrackerServiceImpl::Create(store_.get(), options);
     ASSERT_TRUE(service.ok()) << service.status();
@@ -147,6 +147,7 @@ class TrackerServiceTest : public ::testing::Test {
 
   testing::TempDir dir_;
   FakeClock clock_;
+  int password_iterations_ = 1000;
   std::unique_ptr<Store> store_;
   std::unique_ptr<TrackerServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -403,6 +404,52 @@ TEST_F(TrackerServiceTest, FailedLoginsBackOffPerUser) {
   EXPECT_TRUE(login("bob", "pw").ok());
   clock_.Advance(absl::Seconds(2));
   EXPECT_TRUE(login("alice", "pw").ok());
+}
+
+// Guesses sent all at once get no more tries than guesses in a row: a
+// guess counts when it starts, and few are checked at once per user.
+TEST_F(TrackerServiceTest, ConcurrentGuessesAreCountedAsTheyStart) {
+  Stop();
+  password_iterations_ = 100000;  // each check takes a while, as a real one does
+  Start();
+  CreateUser("alice", "right");
+  std::atomic<int> checked{0}, refused{0};
+  std::vector<std::thread> guessers;
+  for (int i = 0; i < 40; ++i) {
+    guessers.emplace_back([&, i] {
+      tv1::LoginRequest req;
+      req.set_user_id("alice");
+      req.set_password(i == 39 ? "right" : "guess-" + std::to_string(i));
+      const grpc::Status s = Call(&Stub::Login, "", req);
+      (s.error_code() == StatusCode::RESOURCE_EXHAUSTED ? refused : checked)++;
+    });
+  }
+  for (auto& t : guessers) t.join();
+  EXPECT_LE(checked.load(), 5 + 2) << "more guesses were checked than the policy allows";
+  EXPECT_GE(refused.load(), 40 - 7);
+}
+
+// The backoff an attacker sets off for a user never holds that user's own
+// client (known by its client id, or its address): it logs in at once.
+TEST_F(TrackerServiceTest, TheUsersKnownClientIsNotHeldByTheBackoff) {
+  CreateUser("alice");
+  auto login = [&](const std::string& password, const std::string& client_id) {
+    tv1::LoginRequest req;
+    req.set_user_id("alice");
+    req.set_password(password);
+    req.set_client_id(client_id);
+    return Call(&Stub::Login, "", req);
+  };
+  ASSERT_TRUE(login("pw", "laptop").ok());
+  // The attacker shares her user id (and, here, her address: both come
+  // from 127.0.0.1, so its guesses back off that address's own count).
+  for (int i = 0; i < 8; ++i) login("wrong", "").IgnoreError();
+  EXPECT_TRUE(login("pw", "laptop").ok()) << "her own client was held by the attacker's backoff";
+  // Her client's own mistakes back it off alone.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(login("typo", "laptop").error_code(), StatusCode::UNAUTHENTICATED);
+  }
+  EXPECT_EQ(login("pw", "laptop").error_code(), StatusCode::RESOURCE_EXHAUSTED);
 }
 
 TEST_F(TrackerServiceTest, LogoutEndsTheSession) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace groupshare::tracker {
 namespace {
@@ -22,14 +23,43 @@ absl::Status LoginGuard::Check(const std::string& key, absl::string_view what,
       "too many failed logins ", what, "; wait ", wait, " s before trying again"));
 }
 
-absl::Status LoginGuard::Admit(const std::string& user_id, const std::string& source,
-                               absl::Time now) {
+namespace {
+
+std::string ClientKey(const LoginGuard::Attempt& a) { return a.user_id + "\nc:" + a.client_id; }
+std::string SourceKey(const LoginGuard::Attempt& a) { return a.user_id + "\ns:" + a.source; }
+
+}  // namespace
+
+bool LoginGuard::Known(const Attempt& a) const {
+  return (!a.client_id.empty() && known_.contains(ClientKey(a))) || known_.contains(SourceKey(a));
+}
+
+// The backoff of a known client's own failures: its client id's when that
+// is known, else its address's.
+std::string LoginGuard::OwnKey(const Attempt& a) const {
+  return "k:" + (!a.client_id.empty() && known_.contains(ClientKey(a)) ? ClientKey(a)
+                                                                         : SourceKey(a));
+}
+
+absl::Status LoginGuard::Admit(const Attempt& a, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = Check("u:" + user_id, absl::StrCat("for '", user_id, "'"), now);
-      !s.ok()) {
-    return s;
+  const std::string user = "u:" + a.user_id, source = "s:" + a.source;
+  if (Known(a)) {
+    // Held by its own failures only.
+    RETURN_IF_ERROR(Check(OwnKey(a), absl::StrCat("for '", a.user_id, "' here"), now));
+  } else {
+    RETURN_IF_ERROR(Check(user, absl::StrCat("for '", a.user_id, "'"), now));
+    RETURN_IF_ERROR(Check(source, "from this address", now));
+    if (in_flight_[user] >= options_.max_in_flight_per_user ||
+        in_flight_[source] >= options_.max_in_flight_per_source) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "too many logins under way for '", a.user_id,
+          "' or from this address; try again in a second"));
+    }
   }
-  return Check("s:" + source, "from this address", now);
+  ++in_flight_[user];
+  ++in_flight_[source];
+  return absl::OkStatus();
 }
 
 void LoginGuard::Fail(const std::string& key, int free, absl::Time now) {
@@ -43,11 +73,20 @@ void LoginGuard::Fail(const std::string& key, int free, absl::Time now) {
   }
 }
 
-void LoginGuard::Record(const std::string& user_id, const std::string& source, bool ok,
-                        absl::Time now) {
+void LoginGuard::Record(const Attempt& a, Outcome outcome, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  if (ok) {
-    failures_.erase("u:" + user_id);
+  for (const std::string& key : {"u:" + a.user_id, "s:" + a.source}) {
+    if (auto it = in_flight_.find(key); it != in_flight_.end() && --it->second <= 0) {
+      in_flight_.erase(it);
+    }
+  }
+  if (outcome == Outcome::kAbandoned) return;
+  if (outcome == Outcome::kSucceeded) {
+    failures_.erase("u:" + a.user_id);
+    failures_.erase(OwnKey(a));
+    if (known_.size() >= kMaxTracked) known_.clear();
+    known_.insert(SourceKey(a));
+    if (!a.client_id.empty()) known_.insert(ClientKey(a));
     return;
   }
   if (failures_.size() >= kMaxTracked) {
@@ -55,8 +94,12 @@ void LoginGuard::Record(const std::string& user_id, const std::string& source, b
       return entry.second.blocked_until <= now;
     });
   }
-  Fail("u:" + user_id, options_.free_failures_per_user, now);
-  Fail("s:" + source, options_.free_failures_per_source, now);
+  if (Known(a)) {
+    Fail(OwnKey(a), options_.free_failures_per_user, now);
+    return;
+  }
+  Fail("u:" + a.user_id, options_.free_failures_per_user, now);
+  Fail("s:" + a.source, options_.free_failures_per_source, now);
 }
 
 absl::Status LoginGuard::Hash(const std::function<void()>& hash) {

@@ -1,7 +1,13 @@
 // What stands between a storm of password guesses and the tracker: a
-// backoff per user id and per source address after failed logins, and a
-// small bounded pool for password hashing, so that guesses cannot take the
-// cores other calls need.
+// backoff per user id and per source address after failed logins, a bound
+// on the logins checked at once for one user id or from one address (a
+// guess counts when it starts, so a burst of concurrent guesses gets no
+// more tries than a sequence), and a small bounded pool for password
+// hashing, so that guesses cannot take the cores other calls need.
+//
+// A client that logged in as the user before (its client id, or its
+// address) is known: the user's backoff, which an attacker elsewhere sets
+// off, never holds it; its own failures back it off alone.
 //
 // Thread-safe.
 #ifndef GROUPSHARE_SERVICES_TRACKER_LOGIN_GUARD_H_
@@ -12,6 +18,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -26,6 +33,9 @@ struct LoginGuardOptions {
   // address (one address may be many people behind one NAT).
   int free_failures_per_user = 5;
   int free_failures_per_source = 30;
+  // Logins checked at once for one user id, and from one address.
+  int max_in_flight_per_user = 2;
+  int max_in_flight_per_source = 8;
   // The backoff doubles from a second to this.
   absl::Duration max_backoff = absl::Seconds(60);
   // Failures are forgotten after this long without another.
@@ -36,14 +46,23 @@ class LoginGuard {
  public:
   explicit LoginGuard(LoginGuardOptions options) : options_(options) {}
 
+  // Who tries: the user id, the caller's address, and the client id it
+  // sent ("" for none).
+  struct Attempt {
+    std::string user_id;
+    std::string source;
+    std::string client_id;
+  };
   // OK, or RESOURCE_EXHAUSTED saying how long to wait when the user id or
-  // the source failed too often. Costs no hashing.
-  absl::Status Admit(const std::string& user_id, const std::string& source, absl::Time now)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // the source failed too often or has too many logins under way. Costs no
+  // hashing. Every admitted attempt must be Record()ed.
+  absl::Status Admit(const Attempt& attempt, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   // Records how an admitted attempt went. A success clears the user's
-  // failures (not the source's).
-  void Record(const std::string& user_id, const std::string& source, bool ok, absl::Time now)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // failures (not the source's) and makes the client known; an attempt
+  // abandoned before its password was checked (the tracker busy, its
+  // database out of reach) counts neither way.
+  enum class Outcome { kAbandoned, kFailed, kSucceeded };
+  void Record(const Attempt& attempt, Outcome outcome, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Runs `hash` on a hashing slot. UNAVAILABLE when no slot frees up in
   // time (the tracker is busy checking passwords).
@@ -58,10 +77,15 @@ class LoginGuard {
   absl::Status Check(const std::string& key, absl::string_view what, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Fail(const std::string& key, int free, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Known(const Attempt& attempt) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string OwnKey(const Attempt& attempt) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const LoginGuardOptions options_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Failures> failures_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> in_flight_ ABSL_GUARDED_BY(mu_);
+  // "user\nc:client id" and "user\ns:address" of successful logins.
+  absl::flat_hash_set<std::string> known_ ABSL_GUARDED_BY(mu_);
   absl::Mutex slots_mu_;
   int busy_slots_ ABSL_GUARDED_BY(slots_mu_) = 0;
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -279,8 +280,11 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::Logi
       return absl::InvalidArgumentError(
           "client_id must be up to 64 of the characters A-Z a-z 0-9 . _ -");
     }
-    const std::string source = SourceAddress(ctx->peer());
-    RETURN_IF_ERROR(login_guard_.Admit(req->user_id(), source, options_.now()));
+    const LoginGuard::Attempt attempt{req->user_id(), SourceAddress(ctx->peer()),
+                                      req->client_id()};
+    RETURN_IF_ERROR(login_guard_.Admit(attempt, options_.now()));
+    LoginGuard::Outcome outcome = LoginGuard::Outcome::kAbandoned;
+    absl::Cleanup settle = [&] { login_guard_.Record(attempt, outcome, options_.now()); };
     // An unknown user costs the same hash as a wrong password and gets the
     // same answer, so that neither the code nor the time tells which
     // accounts exist.
@@ -291,7 +295,7 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::Logi
     RETURN_IF_ERROR(login_guard_.Hash([&] {
       verified = VerifyPassword(req->password(), known ? *hash : dummy_hash_) && known;
     }));
-    login_guard_.Record(req->user_id(), source, verified, options_.now());
+    outcome = verified ? LoginGuard::Outcome::kSucceeded : LoginGuard::Outcome::kFailed;
     if (!verified) {
       return absl::UnauthenticatedError(absl::StrCat(
           "wrong user id or password for '", req->user_id(),
