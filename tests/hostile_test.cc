@@ -12,13 +12,16 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
+#include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -207,6 +210,68 @@ TEST(HostileMessages, PeerRefusesLargeRequests) {
                                                      : grpc::StatusCode::UNAVAILABLE)
         << size << ": " << status.error_message();
   }
+}
+
+// A storm of sign-ups (each a password to hash) never takes the threads
+// the session calls need: keep-alives all answer while it lasts.
+TEST(HostileSignups, KeepAlivesAnswerThroughACreateUserStorm) {
+  namespace tv1 = ::groupshare::tracker::v1;
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("bind.txt"), "127.0.0.1:0\n");
+  Subprocess tracker({GS_TRACKER_BIN, dir.File("bind.txt"), "1", "--db", dir.File("t.db"),
+                      "--port_file", dir.File("port"), "--max_threads", "64",
+                      "--signups_per_address", "100000", "--password_iterations", "100000"},
+                     {{"HOME", dir.path()}}, dir.File("tracker.log"));
+  const int port = PortIn(dir.File("port"));
+  ASSERT_GT(port, 0);
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = tv1::TrackerService::NewStub(channel);
+  auto call = [&](auto rpc, const auto& req, auto* resp, const std::string& token = "") {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    return ((*stub).*rpc)(&ctx, req, resp);
+  };
+  tv1::CreateUserRequest alice;
+  alice.set_user_id("alice");
+  alice.set_password("pw");
+  tv1::CreateUserResponse created;
+  ASSERT_TRUE(call(&tv1::TrackerService::Stub::CreateUser, alice, &created).ok());
+  tv1::LoginRequest login;
+  login.set_user_id("alice");
+  login.set_password("pw");
+  tv1::LoginResponse session;
+  ASSERT_TRUE(call(&tv1::TrackerService::Stub::Login, login, &session).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> signups{0};
+  std::vector<std::thread> storm;
+  for (int t = 0; t < 150; ++t) {
+    storm.emplace_back([&, t] {
+      for (int i = 0; i < 20 && !stop; ++i) {
+        tv1::CreateUserRequest req;
+        req.set_user_id(absl::StrCat("storm-", t, "-", i));
+        req.set_password("pw");
+        tv1::CreateUserResponse resp;
+        call(&tv1::TrackerService::Stub::CreateUser, req, &resp).ok();
+        ++signups;
+      }
+    });
+  }
+  int answered = 0;
+  for (int i = 0; i < 20; ++i) {
+    tv1::KeepAliveResponse keep;
+    const grpc::Status s =
+        call(&tv1::TrackerService::Stub::KeepAlive, tv1::KeepAliveRequest(), &keep, session.token());
+    answered += s.ok();
+    EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
+    absl::SleepFor(absl::Milliseconds(100));  // keep-alives come at intervals
+  }
+  stop = true;
+  for (auto& t : storm) t.join();
+  EXPECT_EQ(answered, 20);
+  EXPECT_GT(signups.load(), 150) << "the storm did not run";
 }
 
 }  // namespace

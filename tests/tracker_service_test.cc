@@ -54,6 +54,7 @@ class TrackerServiceTest : public ::testing::Test {
     options.session_ttl = absl::Seconds(30);
     options.ticket_ttl = absl::Minutes(10);
     options.password_iterations = password_iterations_;
+    options.login = login_options_;
     options.now = [this] { return clock_.Now(); };
     auto service = TrackerServiceImpl::Create(store_.get(), options);
     ASSERT_TRUE(service.ok()) << service.status();
@@ -148,6 +149,7 @@ class TrackerServiceTest : public ::testing::Test {
   testing::TempDir dir_;
   FakeClock clock_;
   int password_iterations_ = 1000;
+  LoginGuardOptions login_options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<TrackerServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -450,6 +452,33 @@ TEST_F(TrackerServiceTest, TheUsersKnownClientIsNotHeldByTheBackoff) {
     EXPECT_EQ(login("typo", "laptop").error_code(), StatusCode::UNAUTHENTICATED);
   }
   EXPECT_EQ(login("pw", "laptop").error_code(), StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// Sign-up is limited per address and in all each hour, and can be closed.
+TEST_F(TrackerServiceTest, SignupsAreLimitedAndCanBeClosed) {
+  Stop();
+  login_options_.signups_per_source = 3;
+  Start();
+  tv1::CreateUserRequest req;
+  req.set_password("pw");
+  for (int i = 0; i < 3; ++i) {
+    req.set_user_id("u" + std::to_string(i));
+    EXPECT_TRUE(Call(&Stub::CreateUser, "", req).ok());
+  }
+  req.set_user_id("u3");
+  grpc::Status s = Call(&Stub::CreateUser, "", req);
+  EXPECT_EQ(s.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("too many accounts created from this address"));
+  clock_.Advance(absl::Hours(1));
+  EXPECT_TRUE(Call(&Stub::CreateUser, "", req).ok());
+  Stop();
+  login_options_.signup_open = false;
+  Start();
+  req.set_user_id("u4");
+  s = Call(&Stub::CreateUser, "", req);
+  EXPECT_EQ(s.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("takes no new accounts"));
+  EXPECT_FALSE(Login("u3").token().empty());  // logins go on
 }
 
 TEST_F(TrackerServiceTest, LogoutEndsTheSession) {

@@ -102,13 +102,21 @@ void LoginGuard::Record(const Attempt& a, Outcome outcome, absl::Time now) {
   Fail("s:" + a.source, options_.free_failures_per_source, now);
 }
 
-absl::Status LoginGuard::Hash(const std::function<void()>& hash) {
+absl::Status LoginGuard::Hash(const std::function<void()>& hash, bool first) {
   {
     absl::MutexLock lock(&slots_mu_);
-    auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(slots_mu_) {
-      return busy_slots_ < options_.hash_slots;
+    int& waiting = first ? waiting_first_ : waiting_;
+    if (busy_slots_ >= options_.hash_slots && waiting >= options_.max_waiting) {
+      return absl::UnavailableError(
+          "the tracker is busy checking passwords; try again in a few seconds");
+    }
+    ++waiting;
+    auto free = [this, first]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(slots_mu_) {
+      return busy_slots_ < options_.hash_slots && (first || waiting_first_ == 0);
     };
-    if (!slots_mu_.AwaitWithTimeout(absl::Condition(&free), options_.slot_wait)) {
+    const bool got = slots_mu_.AwaitWithTimeout(absl::Condition(&free), options_.slot_wait);
+    --waiting;
+    if (!got) {
       return absl::UnavailableError(
           "the tracker is busy checking passwords; try again in a few seconds");
     }
@@ -117,6 +125,38 @@ absl::Status LoginGuard::Hash(const std::function<void()>& hash) {
   hash();
   absl::MutexLock lock(&slots_mu_);
   --busy_slots_;
+  return absl::OkStatus();
+}
+
+bool LoginGuard::IsKnown(const Attempt& attempt) {
+  absl::MutexLock lock(&mu_);
+  return Known(attempt);
+}
+
+absl::Status LoginGuard::AdmitSignup(const std::string& source, absl::Time now) {
+  if (!options_.signup_open) {
+    return absl::PermissionDeniedError(
+        "this tracker takes no new accounts; ask its operator for one");
+  }
+  absl::MutexLock lock(&mu_);
+  if (now - signup_hour_ >= absl::Hours(1)) {
+    signup_hour_ = now;
+    signups_by_source_.clear();
+    signups_ = 0;
+  }
+  const int64_t wait = absl::ToInt64Minutes(absl::Ceil(signup_hour_ + absl::Hours(1) - now,
+                                                       absl::Minutes(1)));
+  int& mine = signups_by_source_[source];
+  if (mine >= options_.signups_per_source) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many accounts created from this address; try again in ", wait, " min"));
+  }
+  if (signups_ >= options_.signups) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many accounts created this hour; try again in ", wait, " min"));
+  }
+  ++mine;
+  ++signups_;
   return absl::OkStatus();
 }
 

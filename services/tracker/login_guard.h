@@ -26,9 +26,18 @@
 namespace groupshare::tracker {
 
 struct LoginGuardOptions {
-  // Passwords hashed at once; the rest wait up to `slot_wait`.
+  // Passwords hashed at once; the rest wait up to `slot_wait`, at most
+  // `max_waiting` of them (the others are refused at once), so that
+  // password checks never hold the threads the session calls need. Logins
+  // of known clients wait apart, as many again, and go first.
   int hash_slots = 1;
   absl::Duration slot_wait = absl::Seconds(3);
+  int max_waiting = 16;
+  // Accounts created in an hour, at most, from one address and in all
+  // (CreateUser); false closes sign-up (a private tracker).
+  bool signup_open = true;
+  int signups_per_source = 60;
+  int signups = 1000;
   // Failures allowed before a backoff starts, per user id and per source
   // address (one address may be many people behind one NAT).
   int free_failures_per_user = 5;
@@ -64,9 +73,18 @@ class LoginGuard {
   enum class Outcome { kAbandoned, kFailed, kSucceeded };
   void Record(const Attempt& attempt, Outcome outcome, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Runs `hash` on a hashing slot. UNAVAILABLE when no slot frees up in
-  // time (the tracker is busy checking passwords).
-  absl::Status Hash(const std::function<void()>& hash) ABSL_LOCKS_EXCLUDED(slots_mu_);
+  // Runs `hash` on a hashing slot, before the others when `first` (a known
+  // client's login). UNAVAILABLE when no slot frees up in time, or too many
+  // wait already (the tracker is busy checking passwords).
+  absl::Status Hash(const std::function<void()>& hash, bool first = false)
+      ABSL_LOCKS_EXCLUDED(slots_mu_);
+  // Whether `attempt` comes from a client that logged in as its user
+  // before.
+  bool IsKnown(const Attempt& attempt) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // OK, or PERMISSION_DENIED when sign-up is closed, or RESOURCE_EXHAUSTED
+  // past the hour's sign-ups from `source` or in all. Counts the sign-up.
+  absl::Status AdmitSignup(const std::string& source, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Failures {
@@ -88,6 +106,12 @@ class LoginGuard {
   absl::flat_hash_set<std::string> known_ ABSL_GUARDED_BY(mu_);
   absl::Mutex slots_mu_;
   int busy_slots_ ABSL_GUARDED_BY(slots_mu_) = 0;
+  int waiting_ ABSL_GUARDED_BY(slots_mu_) = 0;
+  int waiting_first_ ABSL_GUARDED_BY(slots_mu_) = 0;
+  // Sign-ups of the current hour, by source and in all.
+  absl::Time signup_hour_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::flat_hash_map<std::string, int> signups_by_source_ ABSL_GUARDED_BY(mu_);
+  int signups_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace groupshare::tracker

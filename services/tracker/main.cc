@@ -49,6 +49,11 @@ ABSL_FLAG(int, page_size, 500,
           "(at most 1000 either way)");
 ABSL_FLAG(int, hash_slots, 1,
           "passwords hashed at once (each hash takes a core for tens of milliseconds)");
+ABSL_FLAG(std::string, signup, "open",
+          "open: anybody may create an account (CreateUser); off: nobody (a private "
+          "tracker, whose accounts its operator makes with --signup open for a while)");
+ABSL_FLAG(int, signups_per_address, 60, "accounts created in an hour from one address, at most");
+ABSL_FLAG(int, signups_per_hour, 1000, "accounts created in an hour in all, at most");
 ABSL_FLAG(int, session_ttl, 30,
           "seconds after which a client that stopped sending KeepAlive is offline");
 ABSL_FLAG(int, ticket_ttl, 180,
@@ -87,6 +92,7 @@ absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::strin
                     absl::GetFlag(FLAGS_max_memory_mb), absl::GetFlag(FLAGS_page_size),
                     absl::GetFlag(FLAGS_failed_logins_per_user),
                     absl::GetFlag(FLAGS_failed_logins_per_source),
+                    absl::GetFlag(FLAGS_signups_per_address), absl::GetFlag(FLAGS_signups_per_hour),
                     absl::GetFlag(FLAGS_hash_slots)}) {
     if (limit < 1) {
       return absl::InvalidArgumentError(
@@ -118,6 +124,9 @@ groupshare::tracker::TrackerOptions OptionsFromFlags() {
   options.page_size = std::min(absl::GetFlag(FLAGS_page_size), 1000);
   options.login.free_failures_per_user = absl::GetFlag(FLAGS_failed_logins_per_user);
   options.login.free_failures_per_source = absl::GetFlag(FLAGS_failed_logins_per_source);
+  options.login.signup_open = absl::GetFlag(FLAGS_signup) == "open";
+  options.login.signups_per_source = absl::GetFlag(FLAGS_signups_per_address);
+  options.login.signups = absl::GetFlag(FLAGS_signups_per_hour);
   return options;
 }
 
@@ -170,6 +179,9 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_password_iterations) < 1) {
     return FailStartup("--session_ttl must be at least 3, --ticket_ttl at least 10 and "
                 "--password_iterations at least 1");
+  }
+  if (absl::GetFlag(FLAGS_signup) != "open" && absl::GetFlag(FLAGS_signup) != "off") {
+    return FailStartup("--signup must be open or off");
   }
   const HostPort& address = (*trackers)[number - 1];
 

@@ -248,12 +248,13 @@ grpc::Status TrackerServiceImpl::Open(const char* method, const std::string& use
   return Finish(method, user, start, status);
 }
 
-grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext*,
+grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext* ctx,
                                             const tv1::CreateUserRequest* req,
                                             tv1::CreateUserResponse*) {
   return Open("CreateUser", req->user_id(), [&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
     RETURN_IF_ERROR(ValidatePassword(req->password()));
+    RETURN_IF_ERROR(login_guard_.AdmitSignup(SourceAddress(ctx->peer()), options_.now()));
     // Hashed before the write transaction, which must not wait on it.
     absl::StatusOr<std::string> hash;
     RETURN_IF_ERROR(login_guard_.Hash(
@@ -292,9 +293,9 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::Logi
     if (!hash.ok() && hash.status().code() != absl::StatusCode::kNotFound) return hash.status();
     const bool known = hash.ok();
     bool verified = false;
-    RETURN_IF_ERROR(login_guard_.Hash([&] {
-      verified = VerifyPassword(req->password(), known ? *hash : dummy_hash_) && known;
-    }));
+    RETURN_IF_ERROR(login_guard_.Hash(
+        [&] { verified = VerifyPassword(req->password(), known ? *hash : dummy_hash_) && known; },
+        /*first=*/login_guard_.IsKnown(attempt)));
     outcome = verified ? LoginGuard::Outcome::kSucceeded : LoginGuard::Outcome::kFailed;
     if (!verified) {
       return absl::UnauthenticatedError(absl::StrCat(
