@@ -48,6 +48,9 @@ ABSL_FLAG(std::string, tls_ca, "",
           "PEM roots: talk TLS to the trackers and peers, verifying them against these");
 ABSL_FLAG(int, piece_timeout, 20,
           "seconds a piece may take before it is asked of another peer");
+ABSL_FLAG(int, stalled_reader_timeout, 30,
+          "seconds a GetPiece call of another member may take nothing (or wait for this "
+          "peer's read budget) before it is cut off");
 ABSL_FLAG(int, max_peers, 16,
           "peers one download connects to at once (1-64); more holders wait in reserve and "
           "take the place of a peer that fails or is slow");
@@ -120,6 +123,10 @@ int main(int argc, char** argv) {
   const int max_peers = absl::GetFlag(FLAGS_max_peers);
   if (max_peers < 1 || max_peers > 64) return FailStartup("--max_peers must be from 1 to 64");
   options.download.max_peers = static_cast<uint32_t>(max_peers);
+  if (absl::GetFlag(FLAGS_stalled_reader_timeout) < 1) {
+    return FailStartup("--stalled_reader_timeout must be at least 1");
+  }
+  options.serve.write_timeout = absl::Seconds(absl::GetFlag(FLAGS_stalled_reader_timeout));
   peer::Node node(&tracker, *std::move(state), options);
   if (absl::GetFlag(FLAGS_max_upload_rate) < 0) return FailStartup("--max_upload_rate must be >= 0");
   node.peer_service()->SetMaxUploadRate(

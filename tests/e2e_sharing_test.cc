@@ -951,6 +951,58 @@ TEST(TrackerOutage, ADownloadThatFoundNoSharerGoesOnWhenOneIsBack) {
   EXPECT_TRUE(testing::ReadFile(out) == testing::ReadFile(path));
 }
 
+// A holder of a member's ticket opens the most calls the member may have
+// at a peer and reads none: they are all cut off in time, those waiting
+// for the read budget too, and the member's own download goes on.
+TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
+  const size_t size = 8 << 20;
+  auto alice = cluster_.StartUser("alice", {"--stalled_reader_timeout", "3"});
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", cluster_.tracker_port()), grpc::InsecureChannelCredentials()));
+  tv1::LoginRequest login;
+  login.set_user_id("bob");
+  login.set_password("pw-bob");
+  login.set_client_id("copied-ticket");
+  tv1::LoginResponse session;
+  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", login,
+                          &session).ok());
+  tv1::GetFilePeersRequest peers_req;
+  peers_req.set_group_id("g");
+  peers_req.set_file_name("f.bin");
+  tv1::GetFilePeersResponse peers;
+  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers,
+                          session.token(), peers_req, &peers).ok());
+  ASSERT_EQ(peers.peers_size(), 1);
+  auto peer = pv1::PeerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials()));
+  pv1::GetPieceRequest all;
+  all.set_ticket(peers.peers(0).ticket());
+  all.set_group_id("g");
+  all.set_file_sha1(HexEncode(Sha1Of(testing::ReadFile(path))));
+  for (uint32_t i = 0; i < 16; ++i) all.add_pieces(i);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> stalled;
+  for (int i = 0; i < 48; ++i) {  // the most one user may have open at a peer
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    stalled.push_back(peer->GetPiece(contexts.back().get(), all));
+  }
+  // bob's own download: refused while the stalled calls hold his slots,
+  // then served once they are cut off.
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]", absl::Seconds(30)),
+            "[C] [g] f.bin -> " + Dest("out.bin"))
+      << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  // Those that waited for the read budget were ended as they waited, not
+  // left to take their turn at stalling.
+  EXPECT_THAT(alice->Log(), HasSubstr("that waited for the read budget for 3s"));
+  for (auto& c : contexts) c->TryCancel();
+}
+
 // download_file of a file this client shares makes it from the local file:
 // a hard link on the same file system, a checked copy on another one.
 TEST_F(Sharing, DownloadingAFileYouShareLinksOrCopiesIt) {

@@ -21,7 +21,10 @@ namespace tv1 = ::groupshare::tracker::v1;
 namespace {
 
 // A peer address is taken back after it went away at most this often.
-constexpr int kMaxPeerAttempts = 3;
+// A peer dropped for anything but corrupt data (it was busy, restarting,
+// or cut off) is tried again after this, doubling with each drop.
+constexpr absl::Duration kFirstRetry = absl::Seconds(1);
+constexpr absl::Duration kMaxRetry = absl::Seconds(30);
 // A peer's window of requests covers about this much of its transfer time.
 constexpr absl::Duration kPipelineTarget = absl::Milliseconds(40);
 // A new link's window, before its rate is known, and the least it shrinks
@@ -72,6 +75,7 @@ struct Download::Link {
   std::string bitfield_ticket;  // the ticket the bitfield stream was opened with
   bool ready = false;           // its bitfield arrived
   bool gone = false;
+  absl::Time gone_at = absl::InfiniteFuture();
   int strikes = 0;
   int failures = 0;  // in a row
   uint32_t calls = 0;
@@ -382,17 +386,25 @@ Download::Link* Download::Find(const PeerLink* link) {
 }
 
 void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* actions) {
+  const absl::Time now = absl::Now();
   for (const tv1::Peer& p : response.peers()) {
     int attempts = 0;
-    bool live = false;
+    bool live = false, banned = false;
+    absl::Time last_gone = absl::InfinitePast();
     for (const auto& known : links_) {
       if (known->peer.address() != p.address()) continue;
       ++attempts;
+      banned |= known->strikes >= options_.max_strikes;
       if (!known->gone) {
         live = true;
         known->peer.set_ticket(p.ticket());  // renewed
+      } else {
+        last_gone = std::max(last_gone, known->gone_at);
       }
     }
+    const absl::Duration backoff =
+        attempts == 0 ? absl::ZeroDuration()
+                      : std::min(kFirstRetry * (int64_t{1} << std::min(attempts - 1, 10)), kMaxRetry);
     bool reserved = false;
     for (tv1::Peer& r : reserve_) {
       if (r.address() == p.address()) {
@@ -400,7 +412,7 @@ void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* acti
         reserved = true;
       }
     }
-    if (live || reserved || attempts >= kMaxPeerAttempts) continue;
+    if (live || reserved || banned || now - last_gone < backoff) continue;
     uint32_t connected = 0;
     for (const auto& l : links_) connected += !l->gone;
     if (connected < max_peers_.load()) {
@@ -463,6 +475,7 @@ void Download::FillAll(Actions* actions) {
 void Download::Drop(Link* link, const std::string& why, Actions* actions) {
   if (link->gone) return;
   link->gone = true;
+  link->gone_at = absl::Now();
   ++counters_.peers_dropped;
   picker_.RemovePeer(link->id);
   actions->close.push_back(link->link.get());

@@ -29,6 +29,7 @@ struct NodeOptions {
   // host:port of this client's PeerService, as the other members reach it.
   std::string peer_address;
   DownloadOptions download;
+  PeerServiceOptions serve;
   // How often changes no tracker heard are sent again, and downloads that
   // failed for want of a sharer look for one.
   absl::Duration retry_interval = absl::Seconds(5);
@@ -201,7 +202,7 @@ class Node {
   const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
   NodeOptions options_;  // max_peers guarded by mu_, the rest constant
   PieceStore store_;
-  PeerServiceImpl peer_service_{&store_};
+  PeerServiceImpl peer_service_{&store_, options_.serve};
 
   mutable absl::Mutex mu_;
   std::string peer_address_ ABSL_GUARDED_BY(mu_);

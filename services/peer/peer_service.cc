@@ -254,6 +254,14 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
         std::min<uint64_t>(kMaxChunkBytes, layout_.PieceLength(pieces_[index_]) - offset_));
   }
 
+  // Ends a call that Housekeep took out of the queue for the read budget;
+  // no other step of it runs.
+  void EndWaiting() {
+    cancelled_.store(true);
+    CutOff();
+    FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "the call waited too long for this peer's read budget"));
+  }
   // Asks for the budget of the next chunk, or finishes after the last.
   void Next() {
     if (index_ == pieces_.size() || cancelled_.load()) {
@@ -549,7 +557,7 @@ bool PeerServiceImpl::Reserve(PieceCall* call, uint64_t bytes) {
               (mine == 0 || mine + bytes <= options_.max_buffered_bytes_per_user);
   if (!fits) {
     if (mine == 0) buffered_by_user_.erase(call->user());
-    waiting_.push_back({call, bytes});
+    waiting_.push_back({call, bytes, absl::Now()});
     return false;
   }
   buffered_ += bytes;
@@ -585,7 +593,7 @@ void PeerServiceImpl::Release(const std::string& user, uint64_t bytes, const Sha
 void PeerServiceImpl::Housekeep() {
   const absl::Time now = absl::Now();
   std::vector<BitfieldCall*> expired;
-  std::vector<PieceCall*> stalled;
+  std::vector<PieceCall*> stalled, unqueued;
   bool trim = false;
   {
     absl::MutexLock lock(&mu_);
@@ -613,6 +621,27 @@ void PeerServiceImpl::Housekeep() {
         stalled.push_back(call);
       }
     }
+    // Calls that waited too long for the read budget (held by readers
+    // that take nothing), or whose caller gave up, leave the queue: each
+    // holds a slot of its user's, which a live call could use.
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->since < now - options_.write_timeout || it->call->cancelled()) {
+        it->call->Ref();
+        unqueued.push_back(it->call);
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (PieceCall* call : unqueued) {
+    if (!call->cancelled()) {
+      GS_LOG(kInfo) << "ending a GetPiece call of " << call->user()
+                    << " that waited for the read budget for "
+                    << absl::FormatDuration(options_.write_timeout);
+    }
+    call->EndWaiting();
+    call->Unref();
   }
   for (BitfieldCall* call : expired) {
     call->End(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,

@@ -45,7 +45,8 @@ struct PeerServiceOptions {
   // per user. Calls past it wait their turn, holding no thread.
   uint64_t max_buffered_bytes = 32 << 20;
   uint64_t max_buffered_bytes_per_user = 8 << 20;
-  // A GetPiece whose reader takes no message for this long is cancelled.
+  // A GetPiece whose reader takes no message for this long is cancelled,
+  // and so is one that waited this long for the read budget.
   absl::Duration write_timeout = absl::Seconds(30);
   // Threads reading pieces from disk (and running the service's timers).
   int disk_threads = 2;
@@ -172,6 +173,7 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   struct Waiter {
     PieceCall* call;
     uint64_t bytes;
+    absl::Time since;
   };
   std::deque<Waiter> waiting_ ABSL_GUARDED_BY(mu_);
 
