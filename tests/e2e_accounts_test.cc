@@ -19,6 +19,7 @@
 #include "core/sqlite.h"
 #include "core/ticket.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/common/process.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -281,6 +282,21 @@ TEST_F(E2E, TrackerCommandLineErrors) {
   Subprocess client_help({GS_CLIENT_BIN, "--help"});
   EXPECT_THAT(client_help.ReadLine().value_or(""), StartsWith("Usage: client"));
   EXPECT_EQ(client_help.Wait(), 0);
+}
+
+// A PostgreSQL password given in --db does not stay in what ps shows.
+TEST(HidePasswordsInArgs, KeyValueAndUriPasswordsAreOverwritten) {
+  std::string args[] = {"tracker", "--db",
+                        "host=db user=t password=s3cret dbname=g",
+                        "--db=postgresql://t:s3cret@db:5432/g?sslmode=require",
+                        "postgresql://t@db/g", "--other=user:pw@x"};
+  char* argv[6];
+  for (int i = 0; i < 6; ++i) argv[i] = args[i].data();
+  HidePasswordsInArgs(6, argv);
+  EXPECT_STREQ(argv[2], "host=db user=t password=xxxxxx dbname=g");
+  EXPECT_STREQ(argv[3], "--db=postgresql://t:xxxxxx@db:5432/g?sslmode=require");
+  EXPECT_STREQ(argv[4], "postgresql://t@db/g");
+  EXPECT_STREQ(argv[5], "--other=user:pw@x");
 }
 
 TEST_F(E2E, ClientCommandLineErrors) {

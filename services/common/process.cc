@@ -82,6 +82,37 @@ absl::Status CheckPositionalArgs(std::vector<std::string>& args,
   return absl::OkStatus();
 }
 
+void HidePasswordsInArgs(int argc, char** argv) {
+  auto mask = [](char* from, char* to) {
+    for (char* c = from; c < to; ++c) *c = 'x';
+  };
+  for (int i = 1; i < argc; ++i) {
+    char* arg = argv[i];
+    // key=value: password=secret, up to the next blank.
+    for (char* at = std::strstr(arg, "password="); at != nullptr;
+         at = std::strstr(at + 1, "password=")) {
+      char* value = at + std::strlen("password=");
+      mask(value, value + std::strcspn(value, " \t"));
+    }
+    // URI: postgresql://user:secret@host
+    char* scheme = std::strstr(arg, "://");
+    if (scheme == nullptr) continue;
+    char* authority = scheme + 3;
+    char* end = authority + std::strcspn(authority, "/?#");
+    char* at = nullptr;
+    for (char* c = authority; c < end; ++c) {
+      if (*c == '@') at = c;
+    }
+    if (at == nullptr) continue;
+    for (char* colon = authority; colon < at; ++colon) {
+      if (*colon == ':') {
+        mask(colon + 1, at);
+        break;
+      }
+    }
+  }
+}
+
 void DisableMutexDeadlockDetection() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }

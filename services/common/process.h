@@ -18,6 +18,12 @@ namespace groupshare {
 // prints an error and exits 1. Returns the positional arguments (without argv[0]).
 std::vector<std::string> ParseFlagsOrExit(int argc, char** argv, absl::string_view usage);
 
+// Overwrites, in the process's own argv (what ps and /proc show), the
+// password of a PostgreSQL connection string: "password=..." in libpq's
+// key=value form, and "user:password@" in a URI. Call after the flags are
+// parsed (they keep their own copy).
+void HidePasswordsInArgs(int argc, char** argv);
+
 // Prints "error: <message>" to stderr and returns 2, the exit code of a
 // process that could not start (bad arguments, files, addresses).
 int FailStartup(absl::string_view message);

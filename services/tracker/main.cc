@@ -155,6 +155,9 @@ int main(int argc, char** argv) {
   DisableMutexDeadlockDetection();
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);
+  // A password in --db would show in ps for the process's life (PGPASSWORD
+  // or ~/.pgpass keep it out of the command line altogether).
+  HidePasswordsInArgs(argc, argv);
   const bool rotate = absl::GetFlag(FLAGS_rotate_ticket_key);
   if (absl::Status s = rotate ? CheckPositionalArgs(args, {}, 0, "tracker --rotate_ticket_key")
                               : CheckPositionalArgs(args, {"<tracker_info.txt>", "<tracker_no>"},
