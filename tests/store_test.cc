@@ -325,6 +325,47 @@ TEST_P(StoreTest, LimitsOnGroupsRequestsAndFiles) {
   EXPECT_TRUE(store_->AddFile("bob", "", "g", MakeFile("a"), kT0).ok());
 }
 
+TEST_P(StoreTest, PieceHashesAUserSharesAreBounded) {
+  StoreLimits limits;
+  limits.metadata_bytes_per_user = 200;  // 10 pieces; MakeFile's have 3
+  Reopen(limits);
+  ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
+  for (const char* name : {"a", "b", "c"}) {
+    ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile(name), kT0).ok());
+  }
+  auto refused = store_->AddFile("alice", "", "g", MakeFile("d"), kT0);
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("piece hashes"));
+  ASSERT_TRUE(store_->RemoveShare("alice", "", "g", "a").ok());
+  EXPECT_TRUE(store_->AddFile("alice", "", "g", MakeFile("d"), kT0).ok());
+}
+
+TEST_P(StoreTest, NoticesReachTheirUsersOnceSeen) {
+  ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
+  ASSERT_TRUE(store_->RequestJoin("bob", "g", kT0).ok());
+  ASSERT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
+  auto waiting = *store_->TakeNotices("alice", 0, 50);
+  ASSERT_EQ(waiting.size(), 2u);
+  EXPECT_EQ(waiting[0].kind, NoticeView::kRequestWaiting);
+  EXPECT_EQ(waiting[0].user_id, "bob");
+  // Answered, a request is no news to the owner any more.
+  ASSERT_TRUE(store_->AnswerRequest("alice", "g", "carol", false, kT0).ok());
+  EXPECT_EQ(store_->TakeNotices("alice", 0, 50)->size(), 1u);
+  auto refused = *store_->TakeNotices("carol", 0, 50);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].kind, NoticeView::kRequestRejected);
+  EXPECT_EQ(refused[0].user_id, "alice");
+  // Seen, a notice is gone.
+  EXPECT_TRUE(store_->TakeNotices("carol", refused[0].seq, 50)->empty());
+  EXPECT_TRUE(store_->TakeNotices("carol", 0, 50)->empty());
+  ASSERT_TRUE(store_->AnswerRequest("alice", "g", "bob", true, kT0).ok());
+  ASSERT_TRUE(store_->LeaveGroup("alice", "g").ok());
+  auto bobs = *store_->TakeNotices("bob", 0, 50);
+  ASSERT_EQ(bobs.size(), 2u);
+  EXPECT_EQ(bobs[0].kind, NoticeView::kRequestAccepted);
+  EXPECT_EQ(bobs[1].kind, NoticeView::kGroupHandedToYou);
+}
+
 TEST_P(StoreTest, AChangeRunsOnceAndKeepsItsAnswer) {
   int runs = 0;
   auto create = [&](const std::string& key, const std::string& group, absl::Time now) {

@@ -32,6 +32,8 @@ ABSL_FLAG(int, max_groups_per_owner, 100, "groups one user may own");
 ABSL_FLAG(int, max_pending_requests, 1000, "join requests waiting in one group");
 ABSL_FLAG(int, max_files_per_group, 10000, "files one group may hold");
 ABSL_FLAG(int, max_sessions_per_user, 16, "clients one user may be logged in from at once");
+ABSL_FLAG(int, max_metadata_mb_per_user, 32,
+          "MiB of piece hashes (20 bytes a piece) the files one user shares may take here");
 ABSL_FLAG(int, max_streams_per_connection, 100, "concurrent calls on one connection");
 ABSL_FLAG(int, max_threads, 256,
           "threads serving calls; calls beyond them get RESOURCE_EXHAUSTED at once");
@@ -87,6 +89,7 @@ absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::strin
                     absl::GetFlag(FLAGS_max_pending_requests),
                     absl::GetFlag(FLAGS_max_files_per_group),
                     absl::GetFlag(FLAGS_max_sessions_per_user),
+                    absl::GetFlag(FLAGS_max_metadata_mb_per_user),
                     absl::GetFlag(FLAGS_max_streams_per_connection),
                     absl::GetFlag(FLAGS_max_threads),
                     absl::GetFlag(FLAGS_max_memory_mb), absl::GetFlag(FLAGS_page_size),
@@ -104,6 +107,7 @@ absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::strin
   limits.pending_requests_per_group = absl::GetFlag(FLAGS_max_pending_requests);
   limits.files_per_group = absl::GetFlag(FLAGS_max_files_per_group);
   limits.sessions_per_user = absl::GetFlag(FLAGS_max_sessions_per_user);
+  limits.metadata_bytes_per_user = int64_t{absl::GetFlag(FLAGS_max_metadata_mb_per_user)} << 20;
   std::string db = absl::GetFlag(FLAGS_db);
   if (db.empty()) db = DefaultStatePath("tracker.db");
   const int connections = absl::GetFlag(FLAGS_db_connections);

@@ -570,6 +570,19 @@ class SqlStore final : public Store {
           return Limit(absl::StrCat("group '", group_id, "' has ", files, " files"),
                        limits_.files_per_group, "stop sharing one (stop_share) first");
         }
+        // What the tracker keeps for a user's files is bounded too.
+        ASSIGN_OR_RETURN(int64_t held, Count(c,
+            "SELECT COALESCE(SUM(LENGTH(f.piece_sha1)), 0) FROM files f WHERE EXISTS "
+            "(SELECT 1 FROM shares s WHERE s.group_id = f.group_id AND s.name = f.name "
+            "AND s.user_id = $1)", user_id));
+        const int64_t adding = static_cast<int64_t>(file.piece_sha1.size()) * 20;
+        if (held + adding > limits_.metadata_bytes_per_user) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "the files you share take ", held >> 10, " KiB of piece hashes here and this one ",
+              adding >> 10, " KiB more, past the tracker's limit of ",
+              limits_.metadata_bytes_per_user >> 10,
+              " KiB a user; stop sharing some (stop_share), or share larger pieces"));
+        }
         RETURN_IF_ERROR(Q(c,
             "INSERT INTO files(group_id, name, size, piece_size, sha1, piece_sha1, "
             "created_at) VALUES($1, $2, $3, $4, $5, $6, $7)",

@@ -43,6 +43,8 @@ struct StoreLimits {
   int64_t pending_requests_per_group = 1000;
   int64_t files_per_group = 10000;
   int64_t sessions_per_user = 16;  // live ones
+  // Piece hashes (20 bytes a piece) of the files a user shares, in all.
+  int64_t metadata_bytes_per_user = int64_t{32} << 20;
 };
 
 // One page of a listing: items after `after` (an item's key; empty for the
