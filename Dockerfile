@@ -12,7 +12,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libabsl20220623 libc-ares2 libgrpc++1.51 libgrpc29 libprotobuf32 libre2-9 \
-      libreadline8 libsqlite3-0 libpq5 libssl3 libstdc++6 \
+      libreadline8 libsqlite3-0 libpq5 libssl3 libstdc++6 libicu72 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /home/groupshare groupshare \
  && mkdir -p /data && chown groupshare:groupshare /data

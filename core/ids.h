@@ -15,10 +15,17 @@ inline constexpr size_t kMaxIdBytes = 64;
 inline constexpr size_t kMaxPasswordBytes = 1024;
 inline constexpr size_t kMaxFileNameBytes = 255;
 
-// OK when `id` is 1 to kMaxIdBytes bytes with no whitespace and no control
-// bytes; INVALID_ARGUMENT otherwise, with `what` ("user id", "group id")
-// naming it in the message.
+// OK when `id` is 1 to kMaxIdBytes bytes of UTF-8 in Unicode's NFC, with
+// no whitespace of any script, no control, invisible (default-ignorable),
+// private-use, unassigned or bidirectional code point; INVALID_ARGUMENT
+// otherwise, with `what` ("user id", "group id") naming it in the message.
 absl::Status ValidateId(absl::string_view what, absl::string_view id);
+
+// The id as it looks: Unicode's UTS #39 skeleton of its NFKC form. Two ids
+// with the same skeleton are confusable ("alice", Cyrillic "аlice",
+// full-width "ａlice", "aIice").
+// `id` must have passed ValidateId.
+std::string IdSkeleton(absl::string_view id);
 
 // OK for 1 to kMaxPasswordBytes bytes with no control bytes.
 absl::Status ValidatePassword(absl::string_view password);

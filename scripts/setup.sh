@@ -11,6 +11,8 @@ packages=(
   cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libssl-dev libsqlite3-dev libpq-dev libreadline-dev
+  # ids: Unicode normalization and confusable skeletons (UTS #39)
+  libicu-dev
   # health.proto, compiled in so that reflection can describe the health service
   grpc-proto
 )

@@ -51,6 +51,29 @@ TEST(Ids, InvisibleAndBidirectionalMarksAndBadUtf8AreRefused) {
   EXPECT_TRUE(ValidateFileName("r\u00e9sum\u00e9 \u6587\u4ef6.pdf").ok());
 }
 
+TEST(Ids, LookAlikeAndInvisibleCharactersAreRefused) {
+  // Hangul filler, a tag, a variation selector, a no-break space, an
+  // ideographic space, a private-use and an unassigned code point.
+  for (std::string bad : {std::string("a\u3164b"), std::string("a\U000E0041"),
+                          std::string("a\ufe0f"), std::string("a\u00a0b"),
+                          std::string("a\u3000b"), std::string("a\ue000"),
+                          std::string("a\U000E0080b"),
+                          // e and a combining acute: not NFC (é is one character)
+                          std::string("alic" "e\u0301")}) {
+    EXPECT_EQ(ValidateId("user id", bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(ValidateId("user id", "alic\u00e9").ok());
+  EXPECT_TRUE(ValidateId("group id", "\u6587\u4ef6").ok());
+  EXPECT_TRUE(ValidateId("group id", "\u0928\u092e\u0938\u094d\u0924\u0947").ok());  // marks NFC keeps
+  // Cyrillic a, full-width a, capital I for l: all look like "alice".
+  for (const char* twin : {"\u0430lice", "\uff41lice", "aIice"}) {
+    EXPECT_TRUE(ValidateId("user id", twin).ok()) << twin;
+    EXPECT_EQ(IdSkeleton(twin), IdSkeleton("alice")) << twin;
+  }
+  EXPECT_NE(IdSkeleton("alice"), IdSkeleton("bob"));
+  EXPECT_EQ(IdSkeleton("\uff4dovies"), IdSkeleton("movies"));
+}
+
 TEST(Text, EscapesWhatWouldActOnOrHideFromATerminal) {
   EXPECT_EQ(EscapeForTerminal("plain text, caf\u00e9"), "plain text, caf\u00e9");
   EXPECT_EQ(EscapeForTerminal("\x1b]0;owned\x07"), "\\e]0;owned\\x07");

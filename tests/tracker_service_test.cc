@@ -481,6 +481,21 @@ TEST_F(TrackerServiceTest, SignupsAreLimitedAndCanBeClosed) {
   EXPECT_FALSE(Login("u3").token().empty());  // logins go on
 }
 
+// An id confusable with an existing one is refused, for users and groups.
+TEST_F(TrackerServiceTest, LookAlikeIdsAreRefused) {
+  std::string alice = NewUser("alice");
+  tv1::CreateUserRequest req;
+  req.set_user_id("\u0430lice");  // Cyrillic a
+  req.set_password("pw");
+  grpc::Status s = Call(&Stub::CreateUser, "", req);
+  EXPECT_EQ(s.error_code(), StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(s.error_message(), HasSubstr("looks like the existing user 'alice'"));
+  ASSERT_TRUE(CreateGroup(alice, "movies").ok());
+  EXPECT_EQ(CreateGroup(alice, "\uff4dovies").error_code(), StatusCode::ALREADY_EXISTS);
+  req.set_user_id("a\u3164lice");
+  EXPECT_EQ(Call(&Stub::CreateUser, "", req).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(TrackerServiceTest, LogoutEndsTheSession) {
   std::string token = NewUser("alice");
   ASSERT_TRUE(Call(&Stub::Logout, token, tv1::LogoutRequest()).ok());

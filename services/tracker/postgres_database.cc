@@ -104,6 +104,15 @@ CREATE TABLE notices (
 CREATE INDEX notices_by_user ON notices(user_id, seq);
 )sql";
 
+// Version 3: ids as they look (core/ids.h's IdSkeleton), so that a new id
+// confusable with an existing one is refused; filled in by the tracker.
+constexpr char kSchemaV3[] = R"sql(
+ALTER TABLE users ADD COLUMN skeleton TEXT COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX users_by_skeleton ON users(skeleton);
+ALTER TABLE groups_ ADD COLUMN skeleton TEXT COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX groups_by_skeleton ON groups_(skeleton);
+)sql";
+
 // The first line of libpq's message, which may span several.
 std::string FirstLine(const char* message) {
   absl::string_view m = message ? message : "";
@@ -325,7 +334,7 @@ class PostgresDatabase final : public SqlDatabase {
   }
 
   const std::vector<std::string>& Migrations() const override {
-    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1, kSchemaV2};
+    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3};
     return *kMigrations;
   }
 

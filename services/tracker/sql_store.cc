@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "core/status_macros.h"
 #include "services/tracker/sql_database.h"
@@ -182,6 +183,17 @@ class SqlStore final : public Store {
       for (int v = version; v < static_cast<int>(migrations.size()); ++v) {
         RETURN_IF_ERROR(c.ExecuteScript(migrations[v]));
       }
+      // Ids made before their skeletons were kept get them now.
+      for (const char* table : {"users", "groups_"}) {
+        const std::string key = table == std::string("users") ? "user_id" : "group_id";
+        ASSIGN_OR_RETURN(SqlRows rows, Q(c, absl::StrCat("SELECT ", key, " FROM ", table,
+                                                         " WHERE skeleton = ''")));
+        for (size_t r = 0; r < rows.size(); ++r) {
+          RETURN_IF_ERROR(Q(c, absl::StrCat("UPDATE ", table, " SET skeleton = $1 WHERE ", key,
+                                            " = $2"),
+                            IdSkeleton(rows.Text(r, 0)), rows.Text(r, 0)).status());
+        }
+      }
       if (version != static_cast<int>(migrations.size())) {
         GS_LOG(kInfo) << "database schema upgraded from version " << version << " to "
                       << migrations.size();
@@ -231,8 +243,11 @@ class SqlStore final : public Store {
         return absl::AlreadyExistsError(absl::StrCat(
             "user '", user_id, "' already exists; choose another user id or log in"));
       }
-      return Q(c, "INSERT INTO users(user_id, password_hash, created_at) VALUES($1, $2, $3)",
-               user_id, password_hash, Secs(now)).status();
+      const std::string skeleton = IdSkeleton(user_id);
+      RETURN_IF_ERROR(RequireUnlike(c, "users", "user_id", "user", skeleton, user_id));
+      return Q(c, "INSERT INTO users(user_id, password_hash, created_at, skeleton) "
+                  "VALUES($1, $2, $3, $4)",
+               user_id, password_hash, Secs(now), skeleton).status();
     });
   }
 
@@ -363,8 +378,11 @@ class SqlStore final : public Store {
         return Limit(absl::StrCat("you own ", owned, " groups"), limits_.groups_per_owner,
                      "leave one (leave_group) before creating another");
       }
-      RETURN_IF_ERROR(Q(c, "INSERT INTO groups_(group_id, owner, created_at) VALUES($1, $2, $3)",
-                        group_id, owner, Secs(now)).status());
+      const std::string skeleton = IdSkeleton(group_id);
+      RETURN_IF_ERROR(RequireUnlike(c, "groups_", "group_id", "group", skeleton, group_id));
+      RETURN_IF_ERROR(Q(c, "INSERT INTO groups_(group_id, owner, created_at, skeleton) "
+                           "VALUES($1, $2, $3, $4)",
+                        group_id, owner, Secs(now), skeleton).status());
       return Q(c, "INSERT INTO members(group_id, user_id, joined_at) VALUES($1, $2, $3)",
                group_id, owner, Secs(now)).status();
     });
@@ -724,6 +742,20 @@ class SqlStore final : public Store {
   }
 
  private:
+  // ALREADY_EXISTS when `table` has an id that looks like `id` (the same
+  // skeleton), naming it.
+  static absl::Status RequireUnlike(SqlConnection& c, const char* table, const char* column,
+                                    const char* what, const std::string& skeleton,
+                                    const std::string& id) {
+    ASSIGN_OR_RETURN(SqlRows rows, Q(c, absl::StrCat("SELECT ", column, " FROM ", table,
+                                                     " WHERE skeleton = $1 LIMIT 1"),
+                                     skeleton));
+    if (rows.empty()) return absl::OkStatus();
+    return absl::AlreadyExistsError(absl::StrCat(
+        what, " '", id, "' looks like the existing ", what, " '", rows.Text(0, 0),
+        "' (their letters are confusable); choose another id"));
+  }
+
   // Tells `to` at its next keep-alive; a user keeps its last 100.
   static absl::Status AddNotice(SqlConnection& c, const std::string& to, NoticeView::Kind kind,
                                 const std::string& group_id, const std::string& other) {

@@ -116,6 +116,15 @@ CREATE TABLE notices (
 CREATE INDEX notices_by_user ON notices(user_id, seq);
 )sql";
 
+// Version 4: ids as they look (core/ids.h's IdSkeleton), so that a new id
+// confusable with an existing one is refused; filled in by the tracker.
+constexpr char kSchemaV4[] = R"sql(
+ALTER TABLE users ADD COLUMN skeleton TEXT NOT NULL DEFAULT '';
+CREATE INDEX users_by_skeleton ON users(skeleton);
+ALTER TABLE groups_ ADD COLUMN skeleton TEXT NOT NULL DEFAULT '';
+CREATE INDEX groups_by_skeleton ON groups_(skeleton);
+)sql";
+
 // "$1" as SQLite's "?1": the same parameter index whatever the order.
 std::string ToSqlite(absl::string_view sql) {
   std::string out(sql);
@@ -209,7 +218,7 @@ class SqliteDatabase final : public SqlDatabase {
 
   const std::vector<std::string>& Migrations() const override {
     static const auto* const kMigrations =
-        new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3};
+        new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
     return *kMigrations;
   }
 
