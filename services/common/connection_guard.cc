@@ -78,7 +78,7 @@ struct Guard {
   bool Admit(int fd, const std::string& address) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     // A descriptor number seen before was closed in between.
     if (auto old = by_fd.find(fd); old != by_fd.end()) Forget(old);
-    auto over = [&] {
+    auto over = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       auto count = per_address.find(address);
       return static_cast<int>(by_fd.size()) >= max_total ||
              (count != per_address.end() && count->second >= max_per_address);
