@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# What a burst of idle connections costs, on loopback: a tracker and a
+# seeding client, each limited to 1024 open files, are sent 1,100
+# connections that only send HTTP/2's preface, from eight loopback
+# addresses. Prints each process's RSS, threads and open files before,
+# under and after the burst; how long a new client takes to log in under
+# it and after it; and the time of the same 64 MiB download with and
+# without a burst against the seeder.
+#   bench/hostile_figures.sh [--connections N]
+# Run from the repository after scripts/setup.sh.
+set -euo pipefail
+connections=1100
+while [ $# -gt 0 ]; do
+  case $1 in
+    --connections) connections=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+cd "$(dirname "$0")/.."
+bin=$PWD/${BUILD_DIR:-build}/bin
+work=$(mktemp -d -t groupshare-hostile.XXXXXX)
+. scripts/cluster.sh
+flooder=
+trap '[ -n "$flooder" ] && kill "$flooder" 2>/dev/null; stop_cluster; rm -rf "$work"' EXIT
+
+# Holds $2 preface-only connections to 127.0.0.1:$1 until killed; writes
+# how many connected to $work/flood.count.
+flood() {
+  /usr/bin/python3 - "$1" "$2" "$work/flood.count" <<'EOF' &
+import resource, signal, socket, sys, time
+port, count, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held = []
+for i in range(count):
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.bind(("127.0.0.%d" % (2 + i % 8), 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        held.append(s)
+    except OSError:
+        s.close()
+open(out, "w").write("%d\n" % len(held))
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+deadline = time.time() + 120  # bounded: never outlives a forgotten run
+while time.time() < deadline:
+    time.sleep(0.5)
+EOF
+  flooder=$!
+  local deadline=$((SECONDS + 60))
+  until [ -s "$work/flood.count" ] || [ $SECONDS -ge $deadline ]; do sleep 0.1; done
+}
+unflood() {
+  kill "$flooder" 2>/dev/null || true
+  wait "$flooder" 2>/dev/null || true
+  flooder=
+  rm -f "$work/flood.count"
+}
+
+# RSS (MiB), threads and open files of process $1.
+usage() {
+  local rss threads
+  rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status")
+  threads=$(awk '/^Threads/ {print $2}' "/proc/$1/status")
+  echo "rss_mib=$rss threads=$threads fds=$(ls "/proc/$1/fd" | wc -l)"
+}
+
+# Seconds a fresh client takes from start to logged in as $1 (or "failed").
+login_time() {
+  local name=$1 start
+  start=$(date +%s.%N)
+  if printf 'login %s pw-%s\nquit\n' "$name" "$name" |
+     HOME=$work timeout 30 "$bin/client" 127.0.0.1:0 "$work/tracker_info.txt" \
+       --state_dir "$work/probe-$name-$RANDOM" 2>/dev/null | grep -q "logged in as"; then
+    calc "$(date +%s.%N) - $start"
+  else
+    echo failed
+  fi
+}
+
+# The tracker and the clients under a limit of 1024 open files.
+echo "127.0.0.1:0" > "$work/bind.txt"
+prlimit --nofile=1024:1024 "$bin/tracker" "$work/bind.txt" 1 --db "$work/tracker.db" \
+  --port_file "$work/tracker.port" </dev/null >"$work/tracker.out" 2>"$work/tracker.log" &
+tracker=$!
+pids+=("$tracker")
+until [ -s "$work/tracker.port" ]; do sleep 0.05; done
+echo "127.0.0.1:$(cat "$work/tracker.port")" > "$work/tracker_info.txt"
+CLIENT_WRAPPER="prlimit --nofile=1024:1024" start_client alice --port_file "$work/alice.port"
+start_client bob
+new_user alice
+new_user bob
+expect alice "create_group g" "group g created"
+admit alice bob g
+head -c $((64 << 20)) /dev/urandom > "$work/f.bin"
+expect alice "upload_file $work/f.bin g" "shared f.bin"
+alice_pid=$(pgrep -f "state_dir $work/alice" | while read -r p; do
+  [ "$(cat /proc/$p/comm)" = client ] && echo "$p"; done | head -1)
+probe=prober
+printf 'create_user %s pw-%s\nquit\n' $probe $probe | HOME=$work "$bin/client" 127.0.0.1:0 \
+  "$work/tracker_info.txt" --state_dir "$work/probe-make" >/dev/null 2>&1
+
+echo "tracker before:  $(usage "$tracker")  login_s=$(login_time $probe)"
+flood "$(cat "$work/tracker.port")" "$connections"
+echo "tracker under:   $(usage "$tracker")  login_s=$(login_time $probe)  connected=$(cat "$work/flood.count")"
+unflood
+sleep 1
+echo "tracker after:   $(usage "$tracker")  login_s=$(login_time $probe)"
+
+download() {  # $1: a name for the destination; prints the seconds it took
+  local start
+  start=$(date +%s.%N)
+  expect bob "download_file g f.bin $work/$1.bin" "downloading"
+  wait_for "$work/bob.out" "complete: $work/$1.bin" 120
+  calc "$(date +%s.%N) - $start"
+}
+peer_port=$(cat "$work/alice.port")
+echo "seeder before:   $(usage "$alice_pid")  download_s=$(download quiet)"
+flood "$peer_port" "$connections"
+echo "seeder under:    $(usage "$alice_pid")  download_s=$(download flooded)  connected=$(cat "$work/flood.count")"
+unflood
+sleep 1
+echo "seeder after:    $(usage "$alice_pid")  download_s=$(download again)"
