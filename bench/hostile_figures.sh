@@ -74,7 +74,8 @@ login_time() {
   start=$(date +%s.%N)
   if printf 'login %s pw-%s\nquit\n' "$name" "$name" |
      HOME=$work timeout 30 "$bin/client" 127.0.0.1:0 "$work/tracker_info.txt" \
-       --state_dir "$work/probe-$name-$RANDOM" 2>/dev/null | grep -q "logged in as"; then
+       --state_dir "$work/probe-$name-$RANDOM" 2>>"$work/probe.err" | tee -a "$work/probe.out" |
+       grep -q "logged in as"; then
     calc "$(date +%s.%N) - $start"
   else
     echo failed
@@ -109,6 +110,7 @@ echo "tracker under:   $(usage "$tracker")  login_s=$(login_time $probe)  connec
 unflood
 sleep 1
 echo "tracker after:   $(usage "$tracker")  login_s=$(login_time $probe)"
+[ -n "${KEEP:-}" ] && { cat "$work/probe.out" "$work/probe.err" >&2; tail -5 "$work/tracker.log" >&2; }
 
 download() {  # $1: a name for the destination; prints the seconds it took
   local start
@@ -116,6 +118,8 @@ download() {  # $1: a name for the destination; prints the seconds it took
   expect bob "download_file g f.bin $work/$1.bin" "downloading"
   wait_for "$work/bob.out" "complete: $work/$1.bin" 120
   calc "$(date +%s.%N) - $start"
+  # The next download must not be made from this one.
+  expect bob "stop_share g f.bin" "stopped sharing f.bin"
 }
 peer_port=$(cat "$work/alice.port")
 echo "seeder before:   $(usage "$alice_pid")  download_s=$(download quiet)"

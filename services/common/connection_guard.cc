@@ -34,12 +34,17 @@ constexpr absl::Duration kLogInterval = absl::Seconds(10);
 // Connections taken off the queue and closed at once when the process has
 // no descriptor left, per accept.
 constexpr int kDrainWhenOut = 1024;
+constexpr int kFew = 2;
 
 struct Guard {
   std::atomic<bool> active{false};
   absl::Mutex mu;
   int max_total ABSL_GUARDED_BY(mu) = 0;
   int max_per_address ABSL_GUARDED_BY(mu) = 0;
+  // Past max_total, a source below its fair share of it (and below kFew)
+  // may still take up to this many more, out of the descriptors' reserve:
+  // a burst from some addresses does not keep a new honest client out.
+  int overdraft ABSL_GUARDED_BY(mu) = 0;
   struct Tracked {
     dev_t dev;
     ino_t ino;
@@ -80,8 +85,13 @@ struct Guard {
     if (auto old = by_fd.find(fd); old != by_fd.end()) Forget(old);
     auto over = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       auto count = per_address.find(address);
-      return static_cast<int>(by_fd.size()) >= max_total ||
-             (count != per_address.end() && count->second >= max_per_address);
+      const int mine = count == per_address.end() ? 0 : count->second;
+      const int total = static_cast<int>(by_fd.size());
+      // A source's fair share of the total, were it shared by all.
+      const int sources = static_cast<int>(per_address.size()) + (mine == 0);
+      const int fair = std::max(kFew, max_total / std::max(1, sources));
+      return mine >= max_per_address ||
+             (total >= max_total && (mine >= fair || total >= max_total + overdraft));
     };
     if (over()) Sweep(/*force=*/false);
     if (over()) return false;
@@ -144,6 +154,7 @@ int GuardConnections(const ConnectionLimits& limits) {
   absl::MutexLock lock(&g.mu);
   g.max_total = std::max(1, std::min(limits.max_connections, by_files));
   g.max_per_address = std::max(1, std::min(limits.max_per_address, g.max_total));
+  g.overdraft = static_cast<int>(std::min<rlim_t>(reserve / 2, 1024));
   if (g.spare_fd < 0) g.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   g.active = true;
   return g.max_total;

@@ -15,6 +15,11 @@
 // without TLS (a listener of our own would hand gRPC plaintext sockets
 // only), at the cost of one lookup per accept.
 //
+// Past the total, a source that holds less than its fair share of it (the
+// total over the sources) may still connect, out of the reserve of
+// descriptors: a burst from some addresses does not keep a new honest
+// client out.
+//
 // A connection is counted from its accept until gRPC closes it; closed ones
 // are found by a sweep (their descriptor no longer names the same socket)
 // when a limit is reached, at most every 100 ms.
