@@ -254,6 +254,37 @@ grpc::Status CallTracker(tv1::TrackerService::Stub* stub,
   return (stub->*rpc)(&ctx, req, resp);
 }
 
+// A GetPiece request for the first 16 pieces of f.bin (SHA1 `sha1`) in
+// group g, with a real ticket that `user` (a member, whose password is
+// "pw-<user>") took from the tracker for the only sharer: a member's
+// ticket, as its holder (or whoever copied it) would use it. Logs in as a
+// client of its own, `client_id`.
+pv1::GetPieceRequest TicketedRequest(Cluster& cluster, const std::string& user,
+                                     const std::string& sha1, const std::string& client_id = "") {
+  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", cluster.tracker_port()), grpc::InsecureChannelCredentials()));
+  tv1::LoginRequest login;
+  login.set_user_id(user);
+  login.set_password("pw-" + user);
+  login.set_client_id(client_id);
+  tv1::LoginResponse session;
+  EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", login,
+                          &session).ok());
+  tv1::GetFilePeersRequest peers_req;
+  peers_req.set_group_id("g");
+  peers_req.set_file_name("f.bin");
+  tv1::GetFilePeersResponse peers;
+  EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers,
+                          session.token(), peers_req, &peers).ok());
+  EXPECT_EQ(peers.peers_size(), 1);
+  pv1::GetPieceRequest request;
+  request.set_ticket(peers.peers_size() > 0 ? peers.peers(0).ticket() : "");
+  request.set_group_id("g");
+  request.set_file_sha1(sha1);
+  for (uint32_t i = 0; i < 16; ++i) request.add_pieces(i);
+  return request;
+}
+
 // Makes `user` a member of `group` (owned by `owner`) sharing the file
 // `hashed` (as f.bin) from 127.0.0.1:`port`, where the test serves it.
 void RegisterFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
@@ -515,30 +546,11 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   long rss_peak = rss_before;
 
   // Bob, a member, takes a real ticket for alice and opens streams he never reads.
-  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", cluster_.tracker_port()), grpc::InsecureChannelCredentials()));
-  tv1::LoginRequest login;
-  login.set_user_id("bob");
-  login.set_password("pw-bob");
-  tv1::LoginResponse session;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", login,
-                          &session).ok());
-  tv1::GetFilePeersRequest peers_req;
-  peers_req.set_group_id("g");
-  peers_req.set_file_name("f.bin");
-  tv1::GetFilePeersResponse peers;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers,
-                          session.token(), peers_req, &peers).ok());
-  ASSERT_EQ(peers.peers_size(), 1);
-  const std::string ticket = peers.peers(0).ticket();
+  const pv1::GetPieceRequest all = TicketedRequest(cluster_, "bob", sha1);
+  const std::string& ticket = all.ticket();
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", alice->port),
                                      grpc::InsecureChannelCredentials());
   auto peer = pv1::PeerService::NewStub(channel);
-  pv1::GetPieceRequest all;
-  all.set_ticket(ticket);
-  all.set_group_id("g");
-  all.set_file_sha1(sha1);
-  for (uint32_t i = 0; i < 16; ++i) all.add_pieces(i);
   pv1::GetBitfieldRequest bits;
   bits.set_ticket(ticket);
   bits.set_group_id("g");
@@ -961,29 +973,10 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
   cluster_.AddMember(*alice, *bob, "g");
   std::string path = MakeFile("alice", "f.bin", size);
   EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
-  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", cluster_.tracker_port()), grpc::InsecureChannelCredentials()));
-  tv1::LoginRequest login;
-  login.set_user_id("bob");
-  login.set_password("pw-bob");
-  login.set_client_id("copied-ticket");
-  tv1::LoginResponse session;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", login,
-                          &session).ok());
-  tv1::GetFilePeersRequest peers_req;
-  peers_req.set_group_id("g");
-  peers_req.set_file_name("f.bin");
-  tv1::GetFilePeersResponse peers;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers,
-                          session.token(), peers_req, &peers).ok());
-  ASSERT_EQ(peers.peers_size(), 1);
+  const pv1::GetPieceRequest all = TicketedRequest(
+      cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(path))), "copied-ticket");
   auto peer = pv1::PeerService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials()));
-  pv1::GetPieceRequest all;
-  all.set_ticket(peers.peers(0).ticket());
-  all.set_group_id("g");
-  all.set_file_sha1(HexEncode(Sha1Of(testing::ReadFile(path))));
-  for (uint32_t i = 0; i < 16; ++i) all.add_pieces(i);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> stalled;
   for (int i = 0; i < 48; ++i) {  // the most one user may have open at a peer

@@ -68,6 +68,20 @@ def piped_client(client_bin, info, tmp, name, flags=()):
         text=True, env=dict(os.environ, HOME=tmp))
 
 
+def member(pane, client_bin, info, tmp, name, flags=()):
+    """A piped client of a new user `name` whom eve (in `pane`) lets into g."""
+    client = piped_client(client_bin, info, tmp, name, flags)
+    check(run(client, "create_user %s pw%s" % (name, name)).startswith("user %s created" % name),
+          name)
+    check(run(client, "login %s pw%s" % (name, name)).startswith("logged in as " + name),
+          name + " logs in")
+    check(run(client, "join_group g").startswith("asked to join g"), name + " asks to join")
+    pane.keys("accept_request g " + name, "Enter")
+    check(wait_until(lambda: "%s is now a member of g" % name in pane.text()),
+          "eve lets %s in" % name)
+    return client
+
+
 def run(client, command):
     client.stdin.write(command + "\n")
     client.stdin.flush()
@@ -177,12 +191,7 @@ def main():
 
             # A member shares a file; eve starts its download, then types
             # half a command while it finishes.
-            sharer = piped_client(client_bin, info, tmp, "sam")
-            check(run(sharer, "create_user sam pwsam").startswith("user sam created"), "sam")
-            check(run(sharer, "login sam pwsam").startswith("logged in as sam"), "sam logs in")
-            check(run(sharer, "join_group g").startswith("asked to join g"), "sam asks to join")
-            pane.keys("accept_request g sam", "Enter")
-            check(wait_until(lambda: "sam is now a member of g" in pane.text()), "eve accepts")
+            sharer = member(pane, client_bin, info, tmp, "sam")
             path = os.path.join(tmp, "film.bin")
             with open(path, "wb") as f:
                 f.write(os.urandom(1 << 20))
@@ -210,13 +219,8 @@ def main():
             check("list_grohelp" not in pane.text(), "the line was cleared")
 
             # quit during a download leaves nothing of the progress prompt.
-            slow = piped_client(client_bin, info, tmp, "sue", ["--max_upload_rate", "256"])
+            slow = member(pane, client_bin, info, tmp, "sue", ["--max_upload_rate", "256"])
             others.append(slow)
-            check(run(slow, "create_user sue pwsue").startswith("user sue created"), "sue")
-            check(run(slow, "login sue pwsue").startswith("logged in as sue"), "sue logs in")
-            check(run(slow, "join_group g").startswith("asked to join g"), "sue asks to join")
-            pane.keys("accept_request g sue", "Enter")
-            check(wait_until(lambda: "sue is now a member of g" in pane.text()), "eve lets sue in")
             slow_path = os.path.join(tmp, "slow.bin")
             with open(slow_path, "wb") as f:
                 f.write(os.urandom(8 << 20))
