@@ -447,6 +447,12 @@ TEST_F(TrackerServiceTest, TheUsersKnownClientIsNotHeldByTheBackoff) {
   // from 127.0.0.1, so its guesses back off that address's own count).
   for (int i = 0; i < 8; ++i) login("wrong", "").IgnoreError();
   EXPECT_TRUE(login("pw", "laptop").ok()) << "her own client was held by the attacker's backoff";
+  // Remembered by the database, across a restart of the tracker (which
+  // forgets its counts and what it saw).
+  Stop();
+  Start();
+  for (int i = 0; i < 8; ++i) login("wrong", "").IgnoreError();
+  EXPECT_TRUE(login("pw", "laptop").ok()) << "her client was forgotten by the restart";
   // Her client's own mistakes back it off alone.
   for (int i = 0; i < 6; ++i) {
     EXPECT_EQ(login("typo", "laptop").error_code(), StatusCode::UNAUTHENTICATED);

@@ -31,14 +31,17 @@ std::string SourceKey(const LoginGuard::Attempt& a) { return a.user_id + "\ns:" 
 }  // namespace
 
 bool LoginGuard::Known(const Attempt& a) const {
-  return (!a.client_id.empty() && known_.contains(ClientKey(a))) || known_.contains(SourceKey(a));
+  return KnownClient(a) || known_.contains(SourceKey(a));
+}
+
+bool LoginGuard::KnownClient(const Attempt& a) const {
+  return !a.client_id.empty() && (a.known_client || known_.contains(ClientKey(a)));
 }
 
 // The backoff of a known client's own failures: its client id's when that
 // is known, else its address's.
 std::string LoginGuard::OwnKey(const Attempt& a) const {
-  return "k:" + (!a.client_id.empty() && known_.contains(ClientKey(a)) ? ClientKey(a)
-                                                                         : SourceKey(a));
+  return "k:" + (KnownClient(a) ? ClientKey(a) : SourceKey(a));
 }
 
 absl::Status LoginGuard::Admit(const Attempt& a, absl::Time now) {

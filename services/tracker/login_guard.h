@@ -5,8 +5,8 @@
 // more tries than a sequence), and a small bounded pool for password
 // hashing, so that guesses cannot take the cores other calls need.
 //
-// A client that logged in as the user before (its client id, or its
-// address) is known: the user's backoff, which an attacker elsewhere sets
+// A client that logged in as the user before (its client id, as the
+// database or this tracker remembers it, or its address) is known: the user's backoff, which an attacker elsewhere sets
 // off, never holds it; its own failures back it off alone.
 //
 // Thread-safe.
@@ -61,6 +61,9 @@ class LoginGuard {
     std::string user_id;
     std::string source;
     std::string client_id;
+    // The tracker's database says the client opened a session of the user
+    // before (kept across restarts, and shared by the trackers).
+    bool known_client = false;
   };
   // OK, or RESOURCE_EXHAUSTED saying how long to wait when the user id or
   // the source failed too often or has too many logins under way. Costs no
@@ -96,6 +99,7 @@ class LoginGuard {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Fail(const std::string& key, int free, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Known(const Attempt& attempt) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool KnownClient(const Attempt& attempt) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string OwnKey(const Attempt& attempt) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const LoginGuardOptions options_;

@@ -113,6 +113,18 @@ ALTER TABLE groups_ ADD COLUMN skeleton TEXT COLLATE "C" NOT NULL DEFAULT '';
 CREATE INDEX groups_by_skeleton ON groups_(skeleton);
 )sql";
 
+// Version 4: the clients each user logged in from, whom the login backoff
+// an attacker sets off does not hold.
+constexpr char kSchemaV4[] = R"sql(
+CREATE TABLE known_clients (
+  user_id TEXT COLLATE "C" NOT NULL,
+  client_id TEXT COLLATE "C" NOT NULL,
+  last_login BIGINT NOT NULL,
+  PRIMARY KEY (user_id, client_id));
+INSERT INTO known_clients SELECT user_id, client_id, MAX(created_at) FROM sessions
+  WHERE client_id <> '' GROUP BY user_id, client_id ON CONFLICT DO NOTHING;
+)sql";
+
 // The first line of libpq's message, which may span several.
 std::string FirstLine(const char* message) {
   absl::string_view m = message ? message : "";
@@ -334,7 +346,7 @@ class PostgresDatabase final : public SqlDatabase {
   }
 
   const std::vector<std::string>& Migrations() const override {
-    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3};
+    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
     return *kMigrations;
   }
 

@@ -285,11 +285,32 @@ class SqlStore final : public Store {
                                   live.Int(0, 0), " clients"),
                      limits_.sessions_per_user, "log out from one of them first");
       }
+      if (!session.client_id.empty()) {
+        RETURN_IF_ERROR(Q(c, "INSERT INTO known_clients(user_id, client_id, last_login) "
+                             "VALUES($1, $2, $3) ON CONFLICT (user_id, client_id) "
+                             "DO UPDATE SET last_login = $3",
+                          session.user_id, session.client_id, Secs(now)).status());
+        RETURN_IF_ERROR(Q(c, "DELETE FROM known_clients WHERE user_id = $1 AND client_id NOT IN "
+                             "(SELECT client_id FROM known_clients WHERE user_id = $1 "
+                             "ORDER BY last_login DESC LIMIT 32)",
+                          session.user_id).status());
+      }
       return Q(c, "INSERT INTO sessions(token_hash, user_id, peer_address, created_at, "
                   "expires_at, client_id) VALUES($1, $2, $3, $4, $5, $6)",
                SqlBytes{token_hash}, session.user_id, session.peer_address, Secs(now),
                Secs(session.expires), session.client_id).status();
     });
+  }
+
+  absl::StatusOr<bool> IsKnownClient(const std::string& user_id,
+                                     const std::string& client_id) override {
+    bool known = false;
+    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+      ASSIGN_OR_RETURN(known, Exists(c, "SELECT 1 FROM known_clients WHERE user_id = $1 AND "
+                                        "client_id = $2", user_id, client_id));
+      return absl::OkStatus();
+    }));
+    return known;
   }
 
   absl::StatusOr<Session> GetSession(const std::string& token_hash) override {

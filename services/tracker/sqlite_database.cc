@@ -125,6 +125,18 @@ ALTER TABLE groups_ ADD COLUMN skeleton TEXT NOT NULL DEFAULT '';
 CREATE INDEX groups_by_skeleton ON groups_(skeleton);
 )sql";
 
+// Version 5: the clients each user logged in from, whom the login backoff
+// an attacker sets off does not hold.
+constexpr char kSchemaV5[] = R"sql(
+CREATE TABLE known_clients (
+  user_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  last_login INTEGER NOT NULL,
+  PRIMARY KEY (user_id, client_id));
+INSERT OR IGNORE INTO known_clients SELECT user_id, client_id, MAX(created_at) FROM sessions
+  WHERE client_id <> '' GROUP BY user_id, client_id;
+)sql";
+
 // "$1" as SQLite's "?1": the same parameter index whatever the order.
 std::string ToSqlite(absl::string_view sql) {
   std::string out(sql);
@@ -218,7 +230,7 @@ class SqliteDatabase final : public SqlDatabase {
 
   const std::vector<std::string>& Migrations() const override {
     static const auto* const kMigrations =
-        new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+        new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
     return *kMigrations;
   }
 

@@ -149,8 +149,13 @@ class Store {
   // new session of a named client ends that client's earlier sessions.
   // RESOURCE_EXHAUSTED when the user has sessions_per_user live ones.
   // Sessions a day past their expiry are forgotten.
+  // A named client is remembered as one of the user's (the last 32 of
+  // them), for IsKnownClient.
   virtual absl::Status CreateSession(const std::string& token_hash,
                                      const Session& session, absl::Time now) = 0;
+  // Whether `client_id` (not empty) opened a session of `user_id` before.
+  virtual absl::StatusOr<bool> IsKnownClient(const std::string& user_id,
+                                             const std::string& client_id) = 0;
   // The session, expired or not (the caller decides what an expired one
   // may do). UNAUTHENTICATED when there is no such session. Reads only.
   virtual absl::StatusOr<Session> GetSession(const std::string& token_hash) = 0;

@@ -281,8 +281,10 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::Logi
       return absl::InvalidArgumentError(
           "client_id must be up to 64 of the characters A-Z a-z 0-9 . _ -");
     }
-    const LoginGuard::Attempt attempt{req->user_id(), SourceAddress(ctx->peer()),
-                                      req->client_id()};
+    LoginGuard::Attempt attempt{req->user_id(), SourceAddress(ctx->peer()), req->client_id()};
+    if (!attempt.client_id.empty()) {
+      attempt.known_client = store_->IsKnownClient(req->user_id(), req->client_id()).value_or(false);
+    }
     RETURN_IF_ERROR(login_guard_.Admit(attempt, options_.now()));
     LoginGuard::Outcome outcome = LoginGuard::Outcome::kAbandoned;
     absl::Cleanup settle = [&] { login_guard_.Record(attempt, outcome, options_.now()); };
