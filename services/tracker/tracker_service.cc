@@ -282,10 +282,15 @@ grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::Logi
           "client_id must be up to 64 of the characters A-Z a-z 0-9 . _ -");
     }
     LoginGuard::Attempt attempt{req->user_id(), SourceAddress(ctx->peer()), req->client_id()};
-    if (!attempt.client_id.empty()) {
-      attempt.known_client = store_->IsKnownClient(req->user_id(), req->client_id()).value_or(false);
+    absl::Status admitted = login_guard_.Admit(attempt, options_.now());
+    if (admitted.code() == absl::StatusCode::kResourceExhausted && !attempt.client_id.empty()) {
+      // Held back: unless the database knows this client as the user's.
+      // (Asked only then: a login reads the database once, as before.)
+      attempt.known_client =
+          store_->IsKnownClient(req->user_id(), req->client_id()).value_or(false);
+      if (attempt.known_client) admitted = login_guard_.Admit(attempt, options_.now());
     }
-    RETURN_IF_ERROR(login_guard_.Admit(attempt, options_.now()));
+    RETURN_IF_ERROR(admitted);
     LoginGuard::Outcome outcome = LoginGuard::Outcome::kAbandoned;
     absl::Cleanup settle = [&] { login_guard_.Record(attempt, outcome, options_.now()); };
     // An unknown user costs the same hash as a wrong password and gets the
