@@ -624,13 +624,6 @@ int Node::CancelUploads(const std::string& group_id, const std::string& name) {
   return count;
 }
 
-absl::StatusOr<UploadSummary> Node::Upload(const std::string& path, const std::string& group_id) {
-  ASSIGN_OR_RETURN(UploadProgress started, StartUpload(path, group_id));
-  std::optional<UploadProgress> done = WaitForUpload(started.id, absl::InfiniteDuration());
-  if (!done.has_value()) return absl::CancelledError("the upload was stopped");
-  return done->result;
-}
-
 absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& user_id,
                                                              const std::string& group_id,
                                                              tv1::GetFilePeersResponse peers,

@@ -106,9 +106,6 @@ class Node {
   std::vector<UploadProgress> Uploads() const ABSL_LOCKS_EXCLUDED(mu_);
   // The uploads that finished since the last call and nobody waited for.
   std::vector<UploadProgress> TakeFinishedUploads() ABSL_LOCKS_EXCLUDED(mu_);
-  // StartUpload, then WaitForUpload until it finishes.
-  absl::StatusOr<UploadSummary> Upload(const std::string& path, const std::string& group_id)
-      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Starts a download in the background and returns its first progress.
   // `dest` is a file path, or an existing folder to keep the file's name in.
