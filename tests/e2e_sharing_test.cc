@@ -809,11 +809,14 @@ bool WaitForListing(Cluster::Client& client, absl::string_view needle,
 }
 
 // alice shares f.bin (random bytes) in group g, of which bob is a member.
+// The flags are added to the tracker's, alice's and bob's command lines.
 struct AliceSharesWithBob {
-  AliceSharesWithBob(const std::vector<std::string>& tracker_flags, size_t size)
+  AliceSharesWithBob(const std::vector<std::string>& tracker_flags, size_t size,
+                     const std::vector<std::string>& alice_flags = {},
+                     const std::vector<std::string>& bob_flags = {})
       : cluster(tracker_flags),
-        alice(cluster.StartUser("alice")),
-        bob(cluster.StartUser("bob")),
+        alice(cluster.StartUser("alice", alice_flags)),
+        bob(cluster.StartUser("bob", bob_flags)),
         path(cluster.dir().File("f.bin")) {
     cluster.AddMember(*alice, *bob, "g");
     testing::WriteFile(path, testing::RandomBytes(size, static_cast<uint32_t>(size)));
@@ -906,13 +909,8 @@ TEST(TrackerRestart, ClientsStayLoggedInAndSharing) {
 // A download that completes while no tracker answers is reported to the
 // tracker once one does: bob is listed as a seeder, not as a leecher.
 TEST(TrackerOutage, ACompletionNoTrackerHeardIsReportedWhenItIsBack) {
-  Cluster cluster;
-  auto alice = cluster.StartUser("alice", {"--max_upload_rate", "2048"});
-  auto bob = cluster.StartUser("bob");
-  cluster.AddMember(*alice, *bob, "g");
-  const std::string path = cluster.dir().File("f.bin");
-  testing::WriteFile(path, testing::RandomBytes(8 << 20, 8));
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  AliceSharesWithBob peers({}, 8 << 20, {"--max_upload_rate", "2048"});
+  auto& [cluster, alice, bob, path] = peers;
   const std::string out = cluster.dir().File("out.bin");
   EXPECT_THAT(bob->Run("download_file g f.bin " + out), StartsWith("downloading"));
   ASSERT_TRUE(WaitForListing(*bob, "peers=2 seeders=1"));  // bob holds some pieces
@@ -942,13 +940,9 @@ TEST(TrackerOutage, AStopShareNoTrackerHeardLandsAfterTheClientRestarts) {
 // A download that failed because no sharer was online goes on by itself
 // once one is back.
 TEST(TrackerOutage, ADownloadThatFoundNoSharerGoesOnWhenOneIsBack) {
-  Cluster cluster;
-  auto alice = cluster.StartUser("alice", {"--max_upload_rate", "1024"});
-  auto bob = cluster.StartUser("bob", {"--no_source_timeout", "1"});
-  cluster.AddMember(*alice, *bob, "g");
-  const std::string path = cluster.dir().File("f.bin");
-  testing::WriteFile(path, testing::RandomBytes(6 << 20, 6));
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  AliceSharesWithBob peers({}, 6 << 20, {"--max_upload_rate", "1024"},
+                           {"--no_source_timeout", "1"});
+  auto& [cluster, alice, bob, path] = peers;
   const std::string out = cluster.dir().File("out.bin");
   EXPECT_THAT(bob->Run("download_file g f.bin " + out), StartsWith("downloading"));
   ASSERT_GE(cluster.WaitForPercent(*bob, 5), 5);

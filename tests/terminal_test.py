@@ -82,6 +82,15 @@ def member(pane, client_bin, info, tmp, name, flags=()):
     return client
 
 
+def share(client, tmp, name, size):
+    """`client` shares a new file of `size` random bytes, `name`, in g."""
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+    check(run(client, "upload_file %s g" % path).startswith("shared " + name),
+          "a member shares " + name)
+
+
 def run(client, command):
     client.stdin.write(command + "\n")
     client.stdin.flush()
@@ -192,11 +201,7 @@ def main():
             # A member shares a file; eve starts its download, then types
             # half a command while it finishes.
             sharer = member(pane, client_bin, info, tmp, "sam")
-            path = os.path.join(tmp, "film.bin")
-            with open(path, "wb") as f:
-                f.write(os.urandom(1 << 20))
-            check(run(sharer, "upload_file %s g" % path).startswith("shared film.bin"),
-                  "sam shares a file")
+            share(sharer, tmp, "film.bin", 1 << 20)
             pane.keys("download_file g film.bin %s" % os.path.join(tmp, "out.bin"), "Enter")
             pane.keys("list_gr")
             check(wait_until(lambda: "notice: download of film.bin from g complete" in
@@ -221,11 +226,7 @@ def main():
             # quit during a download leaves nothing of the progress prompt.
             slow = member(pane, client_bin, info, tmp, "sue", ["--max_upload_rate", "256"])
             others.append(slow)
-            slow_path = os.path.join(tmp, "slow.bin")
-            with open(slow_path, "wb") as f:
-                f.write(os.urandom(8 << 20))
-            check(run(slow, "upload_file %s g" % slow_path).startswith("shared slow.bin"),
-                  "sue shares a file")
+            share(slow, tmp, "slow.bin", 8 << 20)
             pane.keys("download_file g slow.bin %s" % os.path.join(tmp, "slow-out.bin"), "Enter")
             check(wait_until(lambda: pane.last_line().startswith("slow.bin [")),
                   "the download's progress is in the prompt: %r" % pane.last_line())
