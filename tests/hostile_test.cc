@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -98,6 +100,27 @@ int PortIn(const std::string& file) {
   return 0;
 }
 
+// A client on its own (its tracker_info.txt names a port nobody listens
+// on): a peer service on a port it chose, stored in `*port` (0 when it did
+// not start). `wrapper` runs it (prlimit, say); `flags` are added.
+std::unique_ptr<Subprocess> StartLonePeer(const testing::TempDir& dir, int* port,
+                                          const std::vector<std::string>& wrapper = {},
+                                          const std::vector<std::string>& flags = {}) {
+  testing::WriteFile(dir.File("tracker_info.txt"), "127.0.0.1:1\n");
+  std::vector<std::string> argv = wrapper;
+  for (const std::string& arg :
+       {std::string(GS_CLIENT_BIN), std::string("127.0.0.1:0"), dir.File("tracker_info.txt"),
+        std::string("--state_dir"), dir.File("state"), std::string("--port_file"),
+        dir.File("port")}) {
+    argv.push_back(arg);
+  }
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  auto client = std::make_unique<Subprocess>(
+      argv, std::map<std::string, std::string>{{"HOME", dir.path()}}, dir.File("client.err"));
+  *port = PortIn(dir.File("port"));
+  return client;
+}
+
 // The attack on a server whose limit of open files is 256, and what must
 // hold: the server says it refuses connections, and once the attacker lets
 // go an honest client connects within seconds.
@@ -141,12 +164,8 @@ TEST(HostileConnections, TrackerOutlivesABurstBeyondItsFileLimit) {
 
 TEST(HostileConnections, PeerServiceOutlivesABurstBeyondItsFileLimit) {
   testing::TempDir dir;
-  testing::WriteFile(dir.File("tracker_info.txt"), "127.0.0.1:1\n");
-  Subprocess client({"/usr/bin/prlimit", "--nofile=256:256", GS_CLIENT_BIN, "127.0.0.1:0",
-                     dir.File("tracker_info.txt"), "--state_dir", dir.File("state"),
-                     "--port_file", dir.File("port")},
-                    {{"HOME", dir.path()}}, dir.File("client.err"));
-  const int port = PortIn(dir.File("port"));
+  int port = 0;
+  auto client = StartLonePeer(dir, &port, {"/usr/bin/prlimit", "--nofile=256:256"});
   ASSERT_GT(port, 0) << testing::ReadFile(dir.File("client.err"));
   FloodAndRecover(port, dir.File("state/client.log"));
 }
@@ -155,12 +174,8 @@ TEST(HostileConnections, PeerServiceOutlivesABurstBeyondItsFileLimit) {
 // service as on the tracker.
 TEST(HostileConnections, PeerServiceClosesIdleConnections) {
   testing::TempDir dir;
-  testing::WriteFile(dir.File("tracker_info.txt"), "127.0.0.1:1\n");
-  Subprocess client({GS_CLIENT_BIN, "127.0.0.1:0", dir.File("tracker_info.txt"), "--state_dir",
-                     dir.File("state"), "--port_file", dir.File("port"),
-                     "--idle_connection_timeout", "2"},
-                    {{"HOME", dir.path()}}, dir.File("client.err"));
-  const int port = PortIn(dir.File("port"));
+  int port = 0;
+  auto client = StartLonePeer(dir, &port, {}, {"--idle_connection_timeout", "2"});
   ASSERT_GT(port, 0);
   std::vector<int> idle = Flood(port, 20);
   ASSERT_EQ(idle.size(), 20u);
@@ -188,11 +203,8 @@ TEST(HostileConnections, PeerServiceClosesIdleConnections) {
 // large, not read and then judged.
 TEST(HostileMessages, PeerRefusesLargeRequests) {
   testing::TempDir dir;
-  testing::WriteFile(dir.File("tracker_info.txt"), "127.0.0.1:1\n");
-  Subprocess client({GS_CLIENT_BIN, "127.0.0.1:0", dir.File("tracker_info.txt"), "--state_dir",
-                     dir.File("state"), "--port_file", dir.File("port")},
-                    {{"HOME", dir.path()}}, dir.File("client.err"));
-  const int port = PortIn(dir.File("port"));
+  int port = 0;
+  auto client = StartLonePeer(dir, &port);
   ASSERT_GT(port, 0);
   auto stub = peer::v1::PeerService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
