@@ -51,6 +51,9 @@ ABSL_FLAG(int, piece_timeout, 20,
 ABSL_FLAG(int, stalled_reader_timeout, 30,
           "seconds a GetPiece call of another member may take nothing (or wait for this "
           "peer's read budget) before it is cut off");
+ABSL_FLAG(int, max_memory_mb, 64,
+          "memory gRPC may hold for the peer service's connections and calls; under "
+          "pressure it cancels calls and closes connections");
 ABSL_FLAG(int, max_peers, 16,
           "peers one download connects to at once (1-64); more holders wait in reserve and "
           "take the place of a peer that fails or is slow");
@@ -135,9 +138,14 @@ int main(int argc, char** argv) {
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;
   builder.RegisterService(node.peer_service());
-  if (absl::Status s = ApplyServerLimits(builder); !s.ok()) return FailStartup(s.message());
+  // A downloader makes a few calls at once on its connection to a peer.
+  const ServerLimits limits{.memory_mb = absl::GetFlag(FLAGS_max_memory_mb), .max_streams = 32};
+  if (absl::Status s = ApplyServerLimits(builder, limits); !s.ok()) {
+    return FailStartup(s.message());
+  }
   // Requests to a peer are small (a ticket and a list of pieces): a larger
-  // message is refused before it is buffered whole.
+  // one is refused. gRPC checks the size once the message is whole; until
+  // then what it buffers is bounded by --max_memory_mb.
   builder.SetMaxReceiveMessageSize(64 << 10);
   int port = 0;
   auto server = StartServer(builder, self->ToString(), &port, *server_credentials);

@@ -548,9 +548,16 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   // Bob, a member, takes a real ticket for alice and opens streams he never reads.
   const pv1::GetPieceRequest all = TicketedRequest(cluster_, "bob", sha1);
   const std::string& ticket = all.ticket();
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", alice->port),
-                                     grpc::InsecureChannelCredentials());
-  auto peer = pv1::PeerService::NewStub(channel);
+  // A peer takes 32 calls at once on a connection (a client queues the
+  // rest): a connection of its own for every 30 calls.
+  std::vector<std::unique_ptr<pv1::PeerService::Stub>> stubs;
+  const auto new_connection = [&]() -> pv1::PeerService::Stub& {
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.use_local_subchannel_pool", 1);
+    stubs.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials(), args)));
+    return *stubs.back();
+  };
   pv1::GetBitfieldRequest bits;
   bits.set_ticket(ticket);
   bits.set_group_id("g");
@@ -559,17 +566,20 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> pieces;
   std::vector<std::unique_ptr<grpc::ClientReader<pv1::BitfieldUpdate>>> bitfields;
   for (int i = 0; i < 300; ++i) {
+    pv1::PeerService::Stub& peer = i % 30 == 0 ? new_connection() : *stubs.back();
     contexts.push_back(std::make_unique<grpc::ClientContext>());
-    pieces.push_back(peer->GetPiece(contexts.back().get(), all));
+    pieces.push_back(peer.GetPiece(contexts.back().get(), all));
   }
   for (int i = 0; i < 1000; ++i) {
+    pv1::PeerService::Stub& peer = i % 30 == 0 ? new_connection() : *stubs.back();
     contexts.push_back(std::make_unique<grpc::ClientContext>());
-    bitfields.push_back(peer->GetBitfield(contexts.back().get(), bits));
+    bitfields.push_back(peer.GetBitfield(contexts.back().get(), bits));
   }
+  pv1::PeerService::Stub& peer = new_connection();
   // One more: refused, and the message names the limit.
   {
     grpc::ClientContext ctx;
-    auto reader = peer->GetPiece(&ctx, all);
+    auto reader = peer.GetPiece(&ctx, all);
     pv1::PieceChunk chunk;
     while (reader->Read(&chunk)) {
     }
@@ -584,7 +594,7 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
     req.clear_pieces();
     for (uint32_t p : bad) req.add_pieces(p);
     grpc::ClientContext ctx;
-    auto reader = peer->GetPiece(&ctx, req);
+    auto reader = peer.GetPiece(&ctx, req);
     pv1::PieceChunk chunk;
     EXPECT_FALSE(reader->Read(&chunk));
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);

@@ -4,14 +4,20 @@
 #include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 
+#include <malloc.h>
+
 #include <fstream>
+#include <mutex>
+#include <thread>
 #include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/log.h"
 #include "services/common/connection_guard.h"
 #include "grpc/health/v1/health.pb.h"
@@ -85,7 +91,31 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
   return grpc::SslCredentials(options);
 }
 
-absl::Status ApplyServerLimits(grpc::ServerBuilder& builder) {
+namespace {
+
+// glibc keeps what a process freed for its next allocations; after a burst
+// of buffering (an attack, or a flash crowd) that is hundreds of MiB the
+// process no longer needs. Gives it back once more than `kKeepFree` lies
+// unused, checked every `kEvery`. A trim costs a walk of the free lists, a
+// millisecond or so, and only when there is much to give back.
+void ReturnFreeMemoryInTheBackground() {
+  static std::once_flag started;
+  std::call_once(started, [] {
+    std::thread([] {
+      constexpr size_t kKeepFree = 8 << 20;
+      constexpr absl::Duration kEvery = absl::Seconds(2);
+      for (;;) {
+        absl::SleepFor(kEvery);
+        const struct mallinfo2 info = mallinfo2();
+        if (info.fordblks > kKeepFree) malloc_trim(0);
+      }
+    }).detach();
+  });
+}
+
+}  // namespace
+
+absl::Status ApplyServerLimits(grpc::ServerBuilder& builder, const ServerLimits& limits) {
   const int total = absl::GetFlag(FLAGS_max_connections);
   const int per_address = absl::GetFlag(FLAGS_max_connections_per_address);
   const int idle = absl::GetFlag(FLAGS_idle_connection_timeout);
@@ -94,6 +124,16 @@ absl::Status ApplyServerLimits(grpc::ServerBuilder& builder) {
         "--max_connections, --max_connections_per_address and --idle_connection_timeout "
         "must be at least 1");
   }
+  if (limits.memory_mb < 1 || limits.max_streams < 1 || limits.max_threads < 0) {
+    return absl::InvalidArgumentError(
+        "--max_memory_mb and --max_streams_per_connection must be at least 1");
+  }
+  grpc::ResourceQuota quota;
+  quota.Resize(static_cast<size_t>(limits.memory_mb) << 20);
+  if (limits.max_threads > 0) quota.SetMaxThreads(limits.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_streams);
+  ReturnFreeMemoryInTheBackground();
   const int enforced = GuardConnections({total, per_address});
   if (enforced < total) {
     GS_LOG(kInfo) << "at most " << enforced

@@ -43,17 +43,37 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     const TlsFiles& files);
 
+// What one server binary allows its clients, beside the flags every server
+// binary has (see ApplyServerLimits).
+struct ServerLimits {
+  // Memory gRPC may hold for this server's connections and calls: what it
+  // reads ahead of a handler included. Under pressure gRPC cancels calls
+  // ("Buffers full") and closes connections. HTTP/2 lets a client declare
+  // a message of any length, and gRPC 1.51 opens the window for all of it
+  // before it checks the size; its quota reclaims only as more is
+  // allocated. So a stream that keeps sending is cut near this bound, while
+  // a burst that fills its streams and stops holds up to `max_streams` x
+  // the declared length a connection until the connection goes.
+  int memory_mb = 64;
+  // Calls open at once on one connection.
+  int max_streams = 32;
+  // Threads serving calls; 0 leaves gRPC's default.
+  int max_threads = 0;
+};
+
+// Bounds what clients may hold of a server process: `limits`, and the flags
+// every server binary has (--max_connections, --max_connections_per_address,
+// --idle_connection_timeout): connections counted at accept (see
+// connection_guard.h), idle ones closed, handshakes timed out. Memory that
+// gRPC freed (after an attack, say) is given back to the system within
+// seconds. Call once, before StartServer. INVALID_ARGUMENT for a flag or a
+// limit below 1.
+absl::Status ApplyServerLimits(grpc::ServerBuilder& builder, const ServerLimits& limits);
+
 // Adds a listening port for "host:port" and starts the server with the
 // services already registered on `builder`. Returns the server and stores
 // the bound port (the chosen one for port 0) in `*bound_port`. UNAVAILABLE
 // when the address cannot be bound.
-// Bounds what clients may hold of a server process, from the flags every
-// server binary has (--max_connections, --max_connections_per_address,
-// --idle_connection_timeout): connections counted at accept (see
-// connection_guard.h), idle ones closed, handshakes timed out. Call once,
-// before StartServer. INVALID_ARGUMENT for a flag below 1.
-absl::Status ApplyServerLimits(grpc::ServerBuilder& builder);
-
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(
     grpc::ServerBuilder& builder, const std::string& address, int* bound_port,
     std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);

@@ -1,6 +1,5 @@
 #include "services/peer/peer_service.h"
 
-#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -508,7 +507,6 @@ absl::Status PeerServiceImpl::Admit(const std::string& user) {
   }
   ++mine;
   ++calls_;
-  busy_since_trim_ = true;
   return absl::OkStatus();
 }
 
@@ -594,12 +592,8 @@ void PeerServiceImpl::Housekeep() {
   const absl::Time now = absl::Now();
   std::vector<BitfieldCall*> expired;
   std::vector<PieceCall*> stalled, unqueued;
-  bool trim = false;
   {
     absl::MutexLock lock(&mu_);
-    // Idle after a burst: give the memory back to the system.
-    trim = calls_ == 0 && busy_since_trim_;
-    if (trim) busy_since_trim_ = false;
     // With no call left, the send counts of the last crowd mean nothing to
     // the next one.
     if (calls_ == 0) sent_counts_.clear();
@@ -658,7 +652,6 @@ void PeerServiceImpl::Housekeep() {
     call->CutOff();
     call->Unref();
   }
-  if (trim) malloc_trim(0);
   work_.RunAt(now + kHousekeepingInterval, [this] { Housekeep(); });
 }
 

@@ -164,7 +164,6 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // or it grows past kMaxSentCounts entries.
   absl::flat_hash_map<std::string, uint32_t> sent_counts_ ABSL_GUARDED_BY(mu_);
   uint32_t calls_ ABSL_GUARDED_BY(mu_) = 0;
-  bool busy_since_trim_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, uint32_t> calls_by_user_ ABSL_GUARDED_BY(mu_);
   std::set<BitfieldCall*> bitfield_calls_ ABSL_GUARDED_BY(mu_);
   std::set<PieceCall*> piece_calls_ ABSL_GUARDED_BY(mu_);

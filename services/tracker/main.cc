@@ -34,13 +34,12 @@ ABSL_FLAG(int, max_files_per_group, 10000, "files one group may hold");
 ABSL_FLAG(int, max_sessions_per_user, 16, "clients one user may be logged in from at once");
 ABSL_FLAG(int, max_metadata_mb_per_user, 32,
           "MiB of piece hashes (20 bytes a piece) the files one user shares may take here");
-ABSL_FLAG(int, max_streams_per_connection, 100, "concurrent calls on one connection");
+ABSL_FLAG(int, max_streams_per_connection, 32, "concurrent calls on one connection");
 ABSL_FLAG(int, max_threads, 256,
           "threads serving calls; calls beyond them get RESOURCE_EXHAUSTED at once");
-ABSL_FLAG(int, max_memory_mb, 256,
-          "memory gRPC may use for connections and calls (an idle connection holds about "
-          "13 KiB of it); under pressure it closes connections, so this bounds how many "
-          "stay open");
+ABSL_FLAG(int, max_memory_mb, 128,
+          "memory gRPC may hold for connections and calls (an idle connection holds about "
+          "13 KiB of it); under pressure it cancels calls and closes connections");
 ABSL_FLAG(int, failed_logins_per_user, 5,
           "failed logins for one user id (in 15 minutes) before its logins back off, from 1 s "
           "doubling to 60 s");
@@ -206,13 +205,12 @@ int main(int argc, char** argv) {
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;
   builder.RegisterService(service->get());
-  grpc::ResourceQuota quota("tracker");
-  quota.SetMaxThreads(absl::GetFlag(FLAGS_max_threads));
-  quota.Resize(static_cast<size_t>(absl::GetFlag(FLAGS_max_memory_mb)) << 20);
-  builder.SetResourceQuota(quota);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             absl::GetFlag(FLAGS_max_streams_per_connection));
-  if (absl::Status s = ApplyServerLimits(builder); !s.ok()) return FailStartup(s.message());
+  const ServerLimits limits{.memory_mb = absl::GetFlag(FLAGS_max_memory_mb),
+                            .max_streams = absl::GetFlag(FLAGS_max_streams_per_connection),
+                            .max_threads = absl::GetFlag(FLAGS_max_threads)};
+  if (absl::Status s = ApplyServerLimits(builder, limits); !s.ok()) {
+    return FailStartup(s.message());
+  }
   int port = 0;
   auto server = StartServer(builder, address.ToString(), &port, *credentials);
   if (!server.ok()) return FailStartup(server.status().message());
