@@ -189,12 +189,12 @@ TEST_P(StoreTest, OneUserOnTwoClientsIsTwoSources) {
   ASSERT_EQ(files.size(), 2u);
   EXPECT_EQ(files[0].name, "movie");
   EXPECT_EQ(files[0].online_seeders, 2);
-  auto peers = *store_->GetPeers("alice", "", "g", "movie", kT0);
+  auto peers = store_->GetFileAndPeers("alice", "", "g", "movie", kT0)->peers;
   ASSERT_EQ(peers.size(), 2u);
   EXPECT_EQ(peers[0].address, "127.0.0.1:1002");
   EXPECT_EQ(peers[1].address, "127.0.0.1:1001");
   // The user's other client is a peer of this one; the client itself not.
-  peers = *store_->GetPeers("bob", "laptop", "g", "movie", kT0);
+  peers = store_->GetFileAndPeers("bob", "laptop", "g", "movie", kT0)->peers;
   ASSERT_EQ(peers.size(), 1u);
   EXPECT_EQ(peers[0].client_id, "desk");
   EXPECT_EQ(store_->ListShares("bob", "laptop")->size(), 1u);
@@ -202,7 +202,7 @@ TEST_P(StoreTest, OneUserOnTwoClientsIsTwoSources) {
 
   // One client logging out leaves the other online.
   ASSERT_TRUE(store_->DeleteSession("tok-laptop").ok());
-  peers = *store_->GetPeers("alice", "", "g", "movie", kT0);
+  peers = store_->GetFileAndPeers("alice", "", "g", "movie", kT0)->peers;
   ASSERT_EQ(peers.size(), 1u);
   EXPECT_EQ(peers[0].address, "127.0.0.1:1002");
   EXPECT_EQ(store_->ListFiles("alice", "g", {}, kT0)->front().online_seeders, 1);
@@ -487,7 +487,7 @@ TEST_P(StoreTest, FilesNeedMembership) {
   EXPECT_EQ(store_->AddFile("alice", "", "nope", f, kT0).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->ListFiles("carol", "g", {}, kT0).status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(store_->GetFile("carol", "g", "movie").status().code(), StatusCode::kPermissionDenied);
-  EXPECT_EQ(store_->GetPeers("carol", "", "g", "movie", kT0).status().code(),
+  EXPECT_EQ(store_->GetFileAndPeers("carol", "", "g", "movie", kT0).status().code(),
             StatusCode::kPermissionDenied);
 }
 
@@ -511,6 +511,8 @@ TEST_P(StoreTest, AddListAndGetFiles) {
   EXPECT_EQ(got->sha1, f.sha1);
   EXPECT_EQ(got->piece_sha1, f.piece_sha1);
   EXPECT_EQ(store_->GetFile("bob", "g", "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetFileAndPeers("bob", "", "g", "nope", kT0).status().code(),
+            StatusCode::kNotFound);
 
   // Nobody online yet.
   auto files = *store_->ListFiles("alice", "g", {}, kT0);
@@ -535,7 +537,7 @@ TEST_P(StoreTest, PeersAreOnlineHoldersOtherThanTheCaller) {
   Online("alice", "127.0.0.1:1001");
   Online("bob", "127.0.0.1:1002");
 
-  auto peers = *store_->GetPeers("carol", "", "g", "movie", kT0);
+  auto peers = store_->GetFileAndPeers("carol", "", "g", "movie", kT0)->peers;
   ASSERT_EQ(peers.size(), 2u);
   EXPECT_EQ(peers[0].user_id, "alice");
   EXPECT_TRUE(peers[0].complete);
@@ -546,18 +548,18 @@ TEST_P(StoreTest, PeersAreOnlineHoldersOtherThanTheCaller) {
   EXPECT_EQ(files[0].online_seeders, 1);
   EXPECT_EQ(files[0].online_partial, 1);
 
-  peers = *store_->GetPeers("alice", "", "g", "movie", kT0);
+  peers = store_->GetFileAndPeers("alice", "", "g", "movie", kT0)->peers;
   ASSERT_EQ(peers.size(), 1u);
   EXPECT_EQ(peers[0].user_id, "bob");
 
   // Completing upgrades; a later partial announce does not downgrade.
   ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", true).ok());
   ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
-  EXPECT_TRUE((*store_->GetPeers("carol", "", "g", "movie", kT0))[1].complete);
+  EXPECT_TRUE(store_->GetFileAndPeers("carol", "", "g", "movie", kT0)->peers[1].complete);
 
   // Logging out takes a holder offline.
   ASSERT_TRUE(store_->DeleteSession("tok-bob").ok());
-  EXPECT_EQ(store_->GetPeers("carol", "", "g", "movie", kT0)->size(), 1u);
+  EXPECT_EQ(store_->GetFileAndPeers("carol", "", "g", "movie", kT0)->peers.size(), 1u);
 }
 
 TEST_P(StoreTest, StopShareForgetsFileWithItsLastSharer) {

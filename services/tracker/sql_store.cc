@@ -682,14 +682,16 @@ class SqlStore final : public Store {
     return *std::move(file);
   }
 
-  absl::StatusOr<std::vector<PeerView>> GetPeers(const std::string& user_id,
-                                                 const std::string& client_id,
-                                                 const std::string& group_id,
-                                                 const std::string& name,
-                                                 absl::Time now) override {
-    std::vector<PeerView> out;
+  absl::StatusOr<FilePeers> GetFileAndPeers(const std::string& user_id,
+                                            const std::string& client_id,
+                                            const std::string& group_id,
+                                            const std::string& name, absl::Time now) override {
+    std::optional<FileRecord> file;
+    std::vector<PeerView> peers;
     RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
+      ASSIGN_OR_RETURN(file, FindFile(c, group_id, name));
+      if (!file.has_value()) return absl::OkStatus();
       // Each holding client once, at the address of its newest live session.
       ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
           SELECT h.user_id, h.client_id, h.address, h.complete FROM (
@@ -704,12 +706,13 @@ class SqlStore final : public Store {
           ORDER BY h.complete DESC, h.user_id, h.client_id)sql",
           group_id, name, user_id, client_id, Secs(now)));
       for (size_t r = 0; r < rows.size(); ++r) {
-        out.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2),
-                       rows.Int(r, 3) != 0});
+        peers.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2),
+                         rows.Int(r, 3) != 0});
       }
       return absl::OkStatus();
     }));
-    return out;
+    if (!file.has_value()) return NoSuchFile(group_id, name);
+    return FilePeers{*std::move(file), std::move(peers)};
   }
 
   absl::Status RemoveShare(const std::string& user_id, const std::string& client_id,

@@ -105,6 +105,11 @@ struct PeerView {
   bool complete = false;
 };
 
+struct FilePeers {
+  FileRecord file;
+  std::vector<PeerView> peers;
+};
+
 struct ShareView {
   std::string group_id;
   std::string file_name;
@@ -225,12 +230,14 @@ class Store {
   virtual absl::StatusOr<FileRecord> GetFile(const std::string& user_id,
                                              const std::string& group_id,
                                              const std::string& name) = 0;
-  // Online holders of the file other than the caller's own client (the
-  // user's other clients are peers too), seeders first.
-  virtual absl::StatusOr<std::vector<PeerView>> GetPeers(
-      const std::string& user_id, const std::string& client_id,
-      const std::string& group_id,
-      const std::string& name, absl::Time now) = 0;
+  // The file, and its online holders other than the caller's own client
+  // (the user's other clients are peers too), seeders first: both as of one
+  // read. NOT_FOUND for an unknown file.
+  virtual absl::StatusOr<FilePeers> GetFileAndPeers(const std::string& user_id,
+                                                    const std::string& client_id,
+                                                    const std::string& group_id,
+                                                    const std::string& name,
+                                                    absl::Time now) = 0;
   // NOT_FOUND when the file is unknown or the user does not share it.
   // Forgets the file when its last sharer stops.
   virtual absl::Status RemoveShare(const std::string& user_id,

@@ -520,10 +520,11 @@ grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileName(req->file_name()));
     absl::Time now = options_.now();
-    ASSIGN_OR_RETURN(FileRecord file,
-                     store_->GetFile(user, req->group_id(), req->file_name()));
-    ASSIGN_OR_RETURN(auto peers, store_->GetPeers(user, session.client_id, req->group_id(),
-                                                  req->file_name(), now));
+    ASSIGN_OR_RETURN(FilePeers got, store_->GetFileAndPeers(user, session.client_id,
+                                                            req->group_id(), req->file_name(),
+                                                            now));
+    const FileRecord& file = got.file;
+    const std::vector<PeerView>& peers = got.peers;
     absl::Time expires = absl::FromUnixSeconds(absl::ToUnixSeconds(now + options_.ticket_ttl));
     ToProto(file, resp->mutable_file());
     const std::shared_ptr<const TicketSigner> signer = keys_->Signer(now);
