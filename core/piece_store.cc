@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +19,43 @@ namespace groupshare {
 struct PieceStore::File {
   int fd;
   ~File() { close(fd); }
+};
+
+// Calls to a listener go through its subscription, one at a time under the
+// subscription's lock, so that Unsubscribe can wait for one under way and
+// bar the next. A listener that ends its subscription from within a call
+// to it (on the calling thread) is not waited for: that would deadlock.
+class PieceStore::Subscription {
+ public:
+  explicit Subscription(std::shared_ptr<Listener> listener) : listener_(std::move(listener)) {}
+
+  void Have(uint32_t piece) ABSL_LOCKS_EXCLUDED(mu_) {
+    Call([&] { listener_->OnHave(piece); });
+  }
+  void Gone() ABSL_LOCKS_EXCLUDED(mu_) {
+    Call([&] { listener_->OnGone(); });
+  }
+  // No call is under way or starts once this returns.
+  void End() ABSL_LOCKS_EXCLUDED(mu_) {
+    active_ = false;
+    if (caller_.load() == std::this_thread::get_id()) return;
+    absl::MutexLock lock(&mu_);  // waits for a call under way
+  }
+
+ private:
+  template <class F>
+  void Call(F f) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (!active_) return;
+    caller_ = std::this_thread::get_id();
+    f();
+    caller_ = std::thread::id();
+  }
+
+  const std::shared_ptr<Listener> listener_;
+  absl::Mutex mu_;  // held across a call
+  std::atomic<bool> active_{true};
+  std::atomic<std::thread::id> caller_{};
 };
 
 PieceStore::~PieceStore() = default;
@@ -102,12 +141,12 @@ absl::Status PieceStore::Add(const ShareKey& key, const std::string& name,
 
 void PieceStore::Gone(const std::vector<std::shared_ptr<Share>>& shares) {
   for (const auto& share : shares) {
-    for (const auto& listener : share->listeners) listener->OnGone();
+    for (const auto& subscription : share->listeners) subscription->Gone();
   }
 }
 
 void PieceStore::MarkHave(const ShareKey& key, uint32_t piece) {
-  std::vector<std::shared_ptr<Listener>> listeners;
+  std::vector<std::shared_ptr<Subscription>> listeners;
   {
     absl::MutexLock lock(&mu_);
     auto it = shares_.find(key);
@@ -118,7 +157,7 @@ void PieceStore::MarkHave(const ShareKey& key, uint32_t piece) {
     it->second->have.Set(piece);
     listeners = it->second->listeners;
   }
-  for (const auto& listener : listeners) listener->OnHave(piece);
+  for (const auto& subscription : listeners) subscription->Have(piece);
 }
 
 void PieceStore::Remove(const ShareKey& key) {
@@ -179,16 +218,26 @@ absl::StatusOr<PieceStore::Snapshot> PieceStore::Subscribe(
   auto it = shares_.find(key);
   if (it == shares_.end()) return NotServed();
   Share& s = *it->second;
-  s.listeners.push_back(std::move(listener));
+  const Listener* id = listener.get();
+  auto subscription = std::make_shared<Subscription>(std::move(listener));
+  subscriptions_[id] = subscription;
+  s.listeners.push_back(std::move(subscription));
   return Snapshot{s.name, s.layout, s.have};
 }
 
 void PieceStore::Unsubscribe(const ShareKey& key, const Listener* listener) {
-  absl::MutexLock lock(&mu_);
-  auto it = shares_.find(key);
-  if (it == shares_.end()) return;
-  auto& listeners = it->second->listeners;
-  std::erase_if(listeners, [&](const auto& l) { return l.get() == listener; });
+  std::shared_ptr<Subscription> subscription;
+  {
+    absl::MutexLock lock(&mu_);
+    auto found = subscriptions_.find(listener);
+    if (found == subscriptions_.end()) return;
+    subscription = std::move(found->second);
+    subscriptions_.erase(found);
+    if (auto it = shares_.find(key); it != shares_.end()) {
+      std::erase(it->second->listeners, subscription);
+    }
+  }
+  subscription->End();
 }
 
 absl::Status PieceStore::Read(const ShareKey& key, uint32_t piece, uint32_t offset,

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -91,8 +92,8 @@ class PieceStore {
   // served.
   absl::StatusOr<Snapshot> Subscribe(const ShareKey& key, std::shared_ptr<Listener> listener)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // No call to `listener` starts after this returns (one under way may
-  // still finish).
+  // No call to `listener` is under way or starts once this returns: it
+  // waits for one under way on another thread.
   void Unsubscribe(const ShareKey& key, const Listener* listener) ABSL_LOCKS_EXCLUDED(mu_);
   // Reads `length` bytes at `offset` of a held piece into `*out`, resized to
   // fit (reuse one string for many reads: same-size resizes then cost
@@ -105,13 +106,14 @@ class PieceStore {
 
  private:
   struct File;  // an open file descriptor, closed with its last user
+  class Subscription;  // one listener's, through which its calls go
   struct Share {
     std::string name;
     std::shared_ptr<File> file;
     FileLayout layout;
     Bitfield have;
     std::optional<FileStamp> stamp;
-    std::vector<std::shared_ptr<Listener>> listeners;
+    std::vector<std::shared_ptr<Subscription>> listeners;
   };
   // Stops serving `key` if it is still `share`, and says why.
   void Changed(const ShareKey& key, const std::shared_ptr<Share>& share)
@@ -121,6 +123,10 @@ class PieceStore {
 
   mutable absl::Mutex mu_;
   std::map<ShareKey, std::shared_ptr<Share>> shares_ ABSL_GUARDED_BY(mu_);
+  // Every subscription until its Unsubscribe, whether its share is still
+  // served or not (one that went may still be hearing OnGone).
+  absl::flat_hash_map<const Listener*, std::shared_ptr<Subscription>> subscriptions_
+      ABSL_GUARDED_BY(mu_);
   std::function<void(const ShareKey&, const std::string&)> changed_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -142,5 +142,55 @@ TEST(PieceStore, SubscribersHearEveryPieceMarkedFromManyThreads) {
   }
 }
 
+// A listener whose OnHave blocks until released, and which records whether
+// a call ever ran after its owner said it unsubscribed.
+class GatedListener final : public PieceStore::Listener {
+ public:
+  void OnHave(uint32_t) override {
+    entered.Notify();
+    release.WaitForNotification();
+    if (unsubscribed.load()) late_call = true;
+    calls.fetch_add(1);
+  }
+  void OnGone() override {
+    if (unsubscribed.load()) late_call = true;
+  }
+  absl::Notification entered, release;
+  std::atomic<bool> unsubscribed{false}, late_call{false};
+  std::atomic<int> calls{0};
+};
+
+// Unsubscribe keeps its promise by itself: it returns only once a call
+// under way on another thread is over, and no call starts after it.
+TEST(PieceStore, UnsubscribeWaitsForACallUnderWayAndBarsTheNext) {
+  testing::TempDir dir;
+  const std::string path = dir.File("f");
+  testing::WriteFile(path, std::string(4 << 10, 'x'));
+  PieceStore store;
+  const ShareKey key{"g", std::string(40, 'a')};
+  ASSERT_TRUE(store.Add(key, "f", path, FileLayout{4 << 10, 1 << 10}, Bitfield(4)).ok());
+  auto listener = std::make_shared<GatedListener>();
+  ASSERT_TRUE(store.Subscribe(key, listener).ok());
+  std::thread marker([&] { store.MarkHave(key, 0); });
+  ASSERT_TRUE(listener->entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::Notification unsubscribed;
+  std::thread leaver([&] {
+    store.Unsubscribe(key, listener.get());
+    listener->unsubscribed = true;
+    unsubscribed.Notify();
+  });
+  // Unsubscribe is held while the call is under way...
+  EXPECT_FALSE(unsubscribed.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
+  listener->release.Notify();
+  // ...and returns once it is over.
+  EXPECT_TRUE(unsubscribed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  marker.join();
+  leaver.join();
+  store.MarkHave(key, 1);
+  store.Remove(key);
+  EXPECT_EQ(listener->calls.load(), 1);
+  EXPECT_FALSE(listener->late_call.load());
+}
+
 }  // namespace
 }  // namespace groupshare

@@ -99,36 +99,16 @@ class CountedCall : public grpc::ServerWriteReactor<Message> {
 // expires, or the caller cancels.
 class PeerServiceImpl::BitfieldCall final : public CountedCall<pv1::BitfieldUpdate> {
  public:
-  // Forwards the store's news to the call while it lives.
+  // Forwards the store's news to the call. The call unsubscribes before it
+  // is freed, and no news comes once that returns.
   class Listener final : public PieceStore::Listener {
    public:
     explicit Listener(BitfieldCall* call) : call_(call) {}
-    void OnHave(uint32_t piece) override {
-      Forward([piece](BitfieldCall* c) { c->Queue(piece); });
-    }
-    void OnGone() override {
-      Forward([](BitfieldCall* c) { c->End(grpc::Status::OK); });
-    }
-    void Detach() ABSL_LOCKS_EXCLUDED(mu_) {
-      absl::MutexLock lock(&mu_);
-      call_ = nullptr;
-    }
+    void OnHave(uint32_t piece) override { call_->Queue(piece); }
+    void OnGone() override { call_->End(grpc::Status::OK); }
 
    private:
-    template <class F>
-    void Forward(F f) ABSL_LOCKS_EXCLUDED(mu_) {
-      BitfieldCall* call;
-      {
-        absl::MutexLock lock(&mu_);
-        call = call_;
-        if (call != nullptr) call->Ref();
-      }
-      if (call == nullptr) return;
-      f(call);
-      call->Unref();
-    }
-    absl::Mutex mu_;
-    BitfieldCall* call_ ABSL_GUARDED_BY(mu_);
+    BitfieldCall* const call_;
   };
 
   BitfieldCall(PeerServiceImpl* service, grpc::CallbackServerContext* ctx, ShareKey key,
@@ -187,7 +167,6 @@ class PeerServiceImpl::BitfieldCall final : public CountedCall<pv1::BitfieldUpda
   }
   void OnCancel() override { End(grpc::Status::CANCELLED); }
   void OnDone() override {
-    listener_->Detach();
     service_->store_->Unsubscribe(key_, listener_.get());
     service_->Unregister(this);
     Unref();
