@@ -379,6 +379,25 @@ TEST_F(DownloadTest, MoreHoldersThanTheLimitAreRotatedIn) {
   EXPECT_EQ(p.bytes_by_peer["third"] + p.bytes_by_peer["fourth"], size_);
 }
 
+// A holder that keeps failing is tried again after a backoff, each time on
+// a new link; the links it dropped are freed as it goes, not kept until the
+// download ends.
+TEST_F(DownloadTest, DroppedLinksAreFreedAsTheDownloadGoesOn) {
+  options_.refresh_interval_with_room = absl::Milliseconds(50);
+  AddPeer("gone", FakePeer::Mode::kGone);
+  AddPeer("good", FakePeer::Mode::kGood, absl::Milliseconds(5));
+  DownloadProgress p = RunGated([](const DownloadProgress& p) {
+    // "gone" connected and dropped twice (again after its backoff), and
+    // only "good"'s link is left.
+    return p.counters.peers_dropped >= 2 && p.links_open == 1;
+  });
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_EQ(p.links_open, 0u);
+  // Backoff: 1 s, then 2 s, ... between links to the failing holder.
+  EXPECT_LE(p.counters.peers_connected, 5u);
+}
+
 // gRPC charges the pieces the workers hold to the link's memory quota; a
 // quota too small for them makes gRPC end the connection ("Buffers full").
 // The workers then release pieces whose connection is gone, outside gRPC's

@@ -25,6 +25,9 @@ namespace {
 // or cut off) is tried again after this, doubling with each drop.
 constexpr absl::Duration kFirstRetry = absl::Seconds(1);
 constexpr absl::Duration kMaxRetry = absl::Seconds(30);
+// Links to one holder that may fail in one download; it is not tried again
+// after that.
+constexpr int kMaxAttempts = 16;
 // A peer's window of requests covers about this much of its transfer time.
 constexpr absl::Duration kPipelineTarget = absl::Milliseconds(40);
 // A new link's window, before its rate is known, and the least it shrinks
@@ -75,6 +78,7 @@ struct Download::Link {
   std::string bitfield_ticket;  // the ticket the bitfield stream was opened with
   bool ready = false;           // its bitfield arrived
   bool gone = false;
+  bool rotated = false;  // dropped to make room, not for a fault
   absl::Time gone_at = absl::InfiniteFuture();
   int strikes = 0;
   int failures = 0;  // in a row
@@ -148,6 +152,7 @@ DownloadProgress Download::Progress() const {
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
   p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;
   for (const auto& l : links_) p.peers += l->ready && !l->gone;
+  p.links_open = links_open_;
   p.error = error_;
   p.no_source = state_ == DownloadState::kFailed && no_source_failure_;
   p.bytes_by_peer = bytes_by_peer_;
@@ -174,11 +179,13 @@ void Download::Run() {
     {
       absl::MutexLock lock(&mu_);
       AddPeers(first_, &actions);
+      Claim(&actions);
     }
     Perform(actions);
   }
   absl::Time last_refresh = absl::Now(), last_save = absl::Now();
   while (true) {
+    FreeDroppedLinks();
     bool announce = false, refresh = false;
     std::optional<absl::Status> no_source;
     Actions actions;
@@ -222,6 +229,8 @@ void Download::Run() {
           }
         }
       }
+      absl::MutexLock lock(&mu_);
+      Claim(&actions);
     }
     Perform(actions);
     if (no_source.has_value()) {
@@ -385,26 +394,31 @@ Download::Link* Download::Find(const PeerLink* link) {
   return links_[id - 1].get();
 }
 
+bool Download::MayConnect(const tv1::Peer& peer, absl::Time now) {
+  int failed = 0;
+  absl::Time last_failed = absl::InfinitePast();
+  for (const auto& known : links_) {
+    if (known->peer.address() != peer.address()) continue;
+    if (!known->gone || known->strikes >= options_.max_strikes) return false;
+    if (known->rotated) continue;
+    ++failed;
+    last_failed = std::max(last_failed, known->gone_at);
+  }
+  if (failed >= kMaxAttempts) return false;
+  const absl::Duration backoff =
+      failed == 0 ? absl::ZeroDuration()
+                  : std::min(kFirstRetry * (int64_t{1} << std::min(failed - 1, 10)), kMaxRetry);
+  return now - last_failed >= backoff;
+}
+
 void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* actions) {
   const absl::Time now = absl::Now();
   for (const tv1::Peer& p : response.peers()) {
-    int attempts = 0;
-    bool live = false, banned = false;
-    absl::Time last_gone = absl::InfinitePast();
     for (const auto& known : links_) {
-      if (known->peer.address() != p.address()) continue;
-      ++attempts;
-      banned |= known->strikes >= options_.max_strikes;
-      if (!known->gone) {
-        live = true;
+      if (known->peer.address() == p.address() && !known->gone) {
         known->peer.set_ticket(p.ticket());  // renewed
-      } else {
-        last_gone = std::max(last_gone, known->gone_at);
       }
     }
-    const absl::Duration backoff =
-        attempts == 0 ? absl::ZeroDuration()
-                      : std::min(kFirstRetry * (int64_t{1} << std::min(attempts - 1, 10)), kMaxRetry);
     bool reserved = false;
     for (tv1::Peer& r : reserve_) {
       if (r.address() == p.address()) {
@@ -412,7 +426,7 @@ void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* acti
         reserved = true;
       }
     }
-    if (live || reserved || banned || now - last_gone < backoff) continue;
+    if (reserved || !MayConnect(p, now)) continue;
     uint32_t connected = 0;
     for (const auto& l : links_) connected += !l->gone;
     if (connected < max_peers_.load()) {
@@ -435,6 +449,7 @@ void Download::Connect(const tv1::Peer& peer, Actions* actions) {
   link->bitfield_ticket = peer.ticket();
   actions->open.emplace_back(link->link.get(), peer.ticket());
   ++counters_.peers_connected;
+  ++links_open_;
   GS_LOG(kDebug) << "download of " << file_.name() << ": peer " << peer.user_id() << " at "
                  << peer.address();
   links_.push_back(std::move(link));
@@ -483,11 +498,14 @@ void Download::Drop(Link* link, const std::string& why, Actions* actions) {
   if (stop_) return;
   GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << link->peer.user_id()
                 << " at " << link->peer.address() << ": " << why;
-  // A holder in reserve takes its place.
-  if (!reserve_.empty()) {
-    tv1::Peer next = std::move(reserve_.front());
-    reserve_.pop_front();
+  // A holder in reserve takes its place, the first that may be connected.
+  const absl::Time now = absl::Now();
+  for (auto it = reserve_.begin(); it != reserve_.end(); ++it) {
+    if (!MayConnect(*it, now)) continue;
+    tv1::Peer next = std::move(*it);
+    reserve_.erase(it);
     Connect(next, actions);
+    break;
   }
   FillAll(actions);  // its pieces are free for the others
 }
@@ -507,12 +525,38 @@ void Download::Blame(Link* link, const absl::Status& why, Actions* actions) {
   }
 }
 
+void Download::Claim(Actions* actions) {
+  if (stop_) {
+    *actions = Actions();
+    return;
+  }
+  if (actions->empty()) return;
+  actions->claimed = true;
+  ++performing_;
+}
+
 void Download::Perform(Actions& actions) {
+  if (!actions.claimed) return;
   for (auto& [link, ticket] : actions.open) link->OpenBitfield(ticket);
   for (PeerLink* link : actions.close) link->Close();
   for (auto& [link, piece] : actions.cancel) link->CancelPiece(piece);
   for (auto& r : actions.requests) r.link->Request(std::move(r.pieces), r.ticket);
   actions = Actions();
+  absl::MutexLock lock(&mu_);
+  --performing_;
+}
+
+void Download::FreeDroppedLinks() {
+  std::vector<std::unique_ptr<PeerLink>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (performing_ > 0) return;  // they may name a dropped link: next time
+    for (const auto& l : links_) {
+      if (l->gone && l->link != nullptr) dropped.push_back(std::move(l->link));
+    }
+    links_open_ -= static_cast<uint32_t>(dropped.size());
+  }
+  dropped.clear();  // each waits for its closed calls to end
 }
 
 void Download::OnBitfield(PeerLink* l, const pv1::BitfieldUpdate& update) {
@@ -537,6 +581,7 @@ void Download::OnBitfield(PeerLink* l, const pv1::BitfieldUpdate& update) {
       picker_.PeerHas(link->id, PieceIndex(update.have()));
     }
     Fill(link, &actions);
+    Claim(&actions);
   }
   Perform(actions);
 }
@@ -555,6 +600,7 @@ void Download::OnBitfieldEnd(PeerLink* l, const absl::Status& status) {
     } else {
       Drop(link, status.ok() ? "it stopped sharing" : std::string(status.message()), &actions);
     }
+    Claim(&actions);
   }
   Perform(actions);
 }
@@ -585,6 +631,7 @@ void Download::OnCallEnd(PeerLink* l, std::vector<uint32_t> undelivered,
       Blame(link, status, &actions);
     }
     FillAll(&actions);
+    Claim(&actions);
   }
   Perform(actions);
 }
@@ -606,6 +653,7 @@ void Download::Verify(PeerId link_id, PeerLink::Piece piece) {
             &actions);
       FillAll(&actions);
     }
+    Claim(&actions);
   } else {
     {
       absl::MutexLock lock(&mu_);
@@ -640,6 +688,7 @@ void Download::Verify(PeerId link_id, PeerLink::Piece piece) {
       } else {
         Fill(link, &actions);
       }
+      Claim(&actions);
     }
     // Shared at once: the bitfield streams of this share hear of it now.
     env_.store->MarkHave(key_, index);
@@ -659,6 +708,7 @@ void Download::Refresh() {
   {
     absl::MutexLock lock(&mu_);
     if (!stop_) AddPeers(*response, &actions);
+    Claim(&actions);
   }
   Perform(actions);
 }
@@ -700,6 +750,7 @@ void Download::Tick(absl::Time now, Actions* actions) {
     }
     if (slowest != nullptr && slowest->rate < kSlowShare * fastest) {
       tv1::Peer back = slowest->peer;
+      slowest->rotated = true;
       Drop(slowest, "it is much slower than the others; trying a holder in reserve", actions);
       reserve_.push_back(back);
     }
@@ -721,7 +772,9 @@ void Download::StopLinks() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
-    for (const auto& l : links_) open.push_back(l->link.get());
+    for (const auto& l : links_) {
+      if (l->link != nullptr) open.push_back(l->link.get());
+    }
   }
   for (PeerLink* l : open) l->Close();
   // The workers finish what they hold (their pieces may still be written)
@@ -734,7 +787,13 @@ void Download::StopLinks() {
   std::vector<std::unique_ptr<PeerLink>> links;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& l : links_) links.push_back(std::move(l->link));
+    // Actions claimed before the stop may still name any link.
+    mu_.Await(absl::Condition(
+        +[](uint32_t* performing) { return *performing == 0; }, &performing_));
+    for (const auto& l : links_) {
+      if (l->link != nullptr) links.push_back(std::move(l->link));
+    }
+    links_open_ = 0;
   }
   links.clear();  // waits for each link's calls to end
 }

@@ -131,6 +131,7 @@ struct DownloadProgress {
   double bytes_per_second = 0;
   double eta_bytes_per_second = 0;  // smoothed over several seconds, for the ETA
   int peers = 0;  // connected now
+  uint32_t links_open = 0;  // peer links not yet freed (a dropped one goes within a tick)
   uint32_t pieces_held = 0;  // received, not yet verified and written
   // No peer can send what is missing: the download fails if that lasts
   // `gives_up_in` longer.
@@ -192,7 +193,23 @@ class Download : public PeerLink::Owner {
     std::vector<std::pair<PeerLink*, std::string>> open;  // bitfield streams
     std::vector<PeerLink*> close;
     std::vector<std::pair<PeerLink*, uint32_t>> cancel;
+    bool claimed = false;  // see Claim
+    bool empty() const { return requests.empty() && open.empty() && close.empty() && cancel.empty(); }
   };
+  // Ends deciding `actions`, under the lock: they are performed after it,
+  // and StopLinks and the freeing of dropped links wait until they are. Once
+  // the download stops they are dropped instead (StopLinks closes every
+  // link itself).
+  void Claim(Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Performs claimed actions, with no lock held.
+  void Perform(Actions& actions) ABSL_LOCKS_EXCLUDED(mu_);
+  // On the download's own thread: frees the links dropped so far, once no
+  // actions are under way (they may name them).
+  void FreeDroppedLinks() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether a holder may be connected now: not connected already, never
+  // struck out, fewer than kMaxAttempts failed links, and its backoff over.
+  bool MayConnect(const tracker::v1::Peer& peer, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // PeerLink::Owner, on gRPC's threads.
   void OnBitfield(PeerLink* link, const pv1::BitfieldUpdate& update) override
@@ -229,7 +246,6 @@ class Download : public PeerLink::Owner {
   // otherwise; too many and the peer is dropped.
   void Blame(Link* link, const absl::Status& why, Actions* actions)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Perform(Actions& actions) ABSL_LOCKS_EXCLUDED(mu_);
   void Refresh() ABSL_LOCKS_EXCLUDED(mu_);
   void Tick(absl::Time now, Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopLinks() ABSL_LOCKS_EXCLUDED(mu_);
@@ -258,6 +274,8 @@ class Download : public PeerLink::Owner {
   PiecePicker picker_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Link>> links_ ABSL_GUARDED_BY(mu_);  // by id - 1
   std::deque<tracker::v1::Peer> reserve_ ABSL_GUARDED_BY(mu_);
+  uint32_t performing_ ABSL_GUARDED_BY(mu_) = 0;  // claimed actions not yet performed
+  uint32_t links_open_ ABSL_GUARDED_BY(mu_) = 0;  // PeerLinks not yet freed
   std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_done_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;
