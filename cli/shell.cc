@@ -153,8 +153,9 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
        "download a file from the group's members, in the background", true,
        bind(&Shell::DownloadFile)},
       {"show_downloads", {},
-       "downloads: [D] running, [C] complete, [F] failed; --clear forgets the finished ones",
-       true, bind(&Shell::ShowDownloads), {"--clear"}},
+       "downloads: [D] running, [C] complete, [F] failed; --peers adds the bytes each member "
+       "sent, --clear forgets the finished ones",
+       true, bind(&Shell::ShowDownloads), {"--peers", "--clear"}},
       {"show_uploads", {}, "what each share sent since login, and to whom it sends now", true,
        bind(&Shell::ShowUploads)},
       {"set", {"setting", "value"},
@@ -524,7 +525,9 @@ absl::Status Shell::Set(const Args& a) {
 }
 
 absl::Status Shell::ShowDownloads(const Args& a) {
-  if (!a.empty()) {  // --clear
+  const bool peers = std::count(a.begin(), a.end(), "--peers") > 0;
+  if (std::count(a.begin(), a.end(), "--clear") > 0) {
+    if (peers) return absl::InvalidArgumentError("--peers and --clear do not go together");
     RETURN_IF_ERROR(node_.ClearFinishedDownloads());
     Print("forgot the finished downloads");
     return absl::OkStatus();
@@ -551,6 +554,12 @@ absl::Status Shell::ShowDownloads(const Args& a) {
         break;
     }
     Print(line);
+    if (!peers) continue;
+    // What each member sent that passed its SHA1 check (kept while the
+    // client runs).
+    for (const auto& [user, bytes] : p.bytes_by_peer) {
+      Print(absl::StrCat("  from ", user, " ", bytes, " bytes (", HumanSize(bytes), ")"));
+    }
   }
   return absl::OkStatus();
 }
