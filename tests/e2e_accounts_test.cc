@@ -229,7 +229,7 @@ TEST_F(E2E, ShellRejectsBadInputWithUsage) {
   for (const char* usage : {"accept_request <group_id> <user_id> - ",
                             "upload_file <file_path> <group_id> - ",
                             "download_file <group_id> <file_name> <destination_path> - ",
-                            "show_downloads [--clear] - ", "stop_share <group_id> <file_name> - "}) {
+                            "show_downloads [--peers] [--clear] - ", "stop_share <group_id> <file_name> - "}) {
     EXPECT_THAT(c->transcript(), HasSubstr(usage));
   }
   // The tracker survived all of it.
