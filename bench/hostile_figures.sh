@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# What a burst of idle connections costs, on loopback: a tracker and a
-# seeding client, each limited to 1024 open files, are sent 1,100
-# connections that only send HTTP/2's preface, from eight loopback
-# addresses. Prints each process's RSS, threads and open files before,
-# under and after the burst; how long a new client takes to log in under
-# it and after it; and the time of the same 64 MiB download with and
-# without a burst against the seeder.
+# What two attacks cost, on loopback. A tracker and a seeding client, each
+# limited to 1024 open files, are sent 1,100 connections that only send
+# HTTP/2's preface, from eight loopback addresses; then 6 connections of 32
+# calls whose request declares a 4 MiB message and never finishes it
+# (bench/unfinished_messages.py). Prints each process's RSS, threads and
+# open files before, under and after each attack; how long a new client
+# takes to log in under it and after it; and the time of the same 64 MiB
+# download with and without the attack against the seeder.
 #   bench/hostile_figures.sh [--connections N]
 # Run from the repository after scripts/setup.sh.
 set -euo pipefail
@@ -52,6 +53,14 @@ EOF
   flooder=$!
   local deadline=$((SECONDS + 60))
   until [ -s "$work/flood.count" ] || [ $SECONDS -ge $deadline ]; do sleep 0.1; done
+}
+# Runs the unfinished-messages attack on 127.0.0.1:$1, calls to $2, for 20 s
+# in the background, and lets it fill what it can first.
+messages() {
+  /usr/bin/python3 bench/unfinished_messages.py --port "$1" --path "$2" --seconds 20 \
+    >"$work/flood.count" &
+  flooder=$!
+  sleep 3  # a benchmark's warm-up: the attack fills the server's buffers
 }
 unflood() {
   kill "$flooder" 2>/dev/null || true
@@ -128,3 +137,17 @@ echo "seeder under:    $(usage "$alice_pid")  download_s=$(download flooded)  co
 unflood
 sleep 1
 echo "seeder after:    $(usage "$alice_pid")  download_s=$(download again)"
+
+tracker_port=$(cat "$work/tracker.port")
+echo "tracker before messages: $(usage "$tracker")  login_s=$(login_time $probe)"
+messages "$tracker_port" /groupshare.tracker.v1.TrackerService/UploadFile
+echo "tracker under messages:  $(usage "$tracker")  login_s=$(login_time $probe)"
+unflood
+sleep 3  # freed memory goes back to the system within 2 s
+echo "tracker after messages:  $(usage "$tracker")  login_s=$(login_time $probe)"
+echo "seeder before messages:  $(usage "$alice_pid")  download_s=$(download quiet2)"
+messages "$peer_port" /groupshare.peer.v1.PeerService/GetPiece
+echo "seeder under messages:   $(usage "$alice_pid")  download_s=$(download attacked)"
+unflood
+sleep 3
+echo "seeder after messages:   $(usage "$alice_pid")  download_s=$(download again2)"
