@@ -151,8 +151,10 @@ DownloadProgress Download::Progress() const {
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
   p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;
-  for (const auto& l : links_) p.peers += l->ready && !l->gone;
-  p.links_open = links_open_;
+  for (const auto& l : links_) {
+    p.peers += l->ready && !l->gone;
+    p.links_open += l->link != nullptr;
+  }
   p.error = error_;
   p.no_source = state_ == DownloadState::kFailed && no_source_failure_;
   p.bytes_by_peer = bytes_by_peer_;
@@ -449,7 +451,6 @@ void Download::Connect(const tv1::Peer& peer, Actions* actions) {
   link->bitfield_ticket = peer.ticket();
   actions->open.emplace_back(link->link.get(), peer.ticket());
   ++counters_.peers_connected;
-  ++links_open_;
   GS_LOG(kDebug) << "download of " << file_.name() << ": peer " << peer.user_id() << " at "
                  << peer.address();
   links_.push_back(std::move(link));
@@ -554,7 +555,6 @@ void Download::FreeDroppedLinks() {
     for (const auto& l : links_) {
       if (l->gone && l->link != nullptr) dropped.push_back(std::move(l->link));
     }
-    links_open_ -= static_cast<uint32_t>(dropped.size());
   }
   dropped.clear();  // each waits for its closed calls to end
 }
@@ -793,7 +793,6 @@ void Download::StopLinks() {
     for (const auto& l : links_) {
       if (l->link != nullptr) links.push_back(std::move(l->link));
     }
-    links_open_ = 0;
   }
   links.clear();  // waits for each link's calls to end
 }

@@ -275,7 +275,6 @@ class Download : public PeerLink::Owner {
   std::vector<std::unique_ptr<Link>> links_ ABSL_GUARDED_BY(mu_);  // by id - 1
   std::deque<tracker::v1::Peer> reserve_ ABSL_GUARDED_BY(mu_);
   uint32_t performing_ ABSL_GUARDED_BY(mu_) = 0;  // claimed actions not yet performed
-  uint32_t links_open_ ABSL_GUARDED_BY(mu_) = 0;  // PeerLinks not yet freed
   std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_done_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;
