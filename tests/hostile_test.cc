@@ -84,14 +84,19 @@ void CloseAll(std::vector<int>& fds) {
   fds.clear();
 }
 
+// A channel to 127.0.0.1:`port` on a connection of its own (gRPC would
+// otherwise share one with the process's other channels to it).
+std::shared_ptr<grpc::Channel> OwnChannel(int port) {
+  grpc::ChannelArguments args;
+  args.SetInt("grpc.use_local_subchannel_pool", 1);
+  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
 // True when a new gRPC channel to 127.0.0.1:`port` gets connected (the
 // server accepted it and answered HTTP/2's settings) within `timeout`.
 bool HonestClientConnects(int port, absl::Duration timeout) {
-  grpc::ChannelArguments args;
-  args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own
-  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                           grpc::InsecureChannelCredentials(), args);
-  return channel->WaitForConnected(std::chrono::system_clock::now() +
+  return OwnChannel(port)->WaitForConnected(std::chrono::system_clock::now() +
                                    absl::ToChronoMilliseconds(timeout));
 }
 
@@ -470,10 +475,7 @@ TEST(HostileMessages, TrackerGivesBackWhatUnfinishedMessagesTook) {
   // A new client signs up and logs in, on a connection of its own; a call
   // that gRPC cancelled under pressure is tried again, as clients do.
   const auto sign_up_and_log_in = [&] {
-    grpc::ChannelArguments args;
-    args.SetInt("grpc.use_local_subchannel_pool", 1);
-    auto stub = tv1::TrackerService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
+    auto stub = tv1::TrackerService::NewStub(OwnChannel(port));
     const std::string user = absl::StrCat("honest", honest++);
     for (int attempt = 0; attempt < 3; ++attempt) {
       grpc::ClientContext create_ctx, login_ctx;
@@ -506,10 +508,7 @@ TEST(HostileMessages, PeerGivesBackWhatUnfinishedMessagesTook) {
   ASSERT_GT(port, 0);
   // The peer answers a call (this one shares nothing, being logged out).
   const auto peer_answers = [&] {
-    grpc::ChannelArguments args;
-    args.SetInt("grpc.use_local_subchannel_pool", 1);
-    auto stub = peer::v1::PeerService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
+    auto stub = peer::v1::PeerService::NewStub(OwnChannel(port));
     for (int attempt = 0; attempt < 3; ++attempt) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
