@@ -240,23 +240,22 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
     absl::MutexLock lock(&mu_);
     notices_.insert(notices_.end(), told.begin(), told.end());
   });
-  retrier_ = std::thread([this] { RetryLoop(); });
+  RetryEvery(retrying_.get());
 }
 
-void Node::RetryLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&retry_mu_);
-      const absl::Time deadline = absl::Now() + options_.retry_interval;
-      while (!retry_stop_ && !retry_now_ && !retry_wake_.WaitWithDeadline(&retry_mu_, deadline)) {
-      }
-      if (retry_stop_) return;
-      retry_now_ = false;
-    }
-    if (std::optional<std::string> user = tracker_->user(); user.has_value()) {
-      SendPending(*user);
-      RetryFailedDownloads(*user);
-    }
+void Node::RetryEvery(WorkQueue* queue) {
+  // The queue itself, not retrying_: the destructor has already cleared
+  // that pointer while the queue ends the task under way.
+  queue->RunAt(absl::Now() + options_.retry_interval, [this, queue] {
+    Retry();
+    RetryEvery(queue);
+  });
+}
+
+void Node::Retry() {
+  if (std::optional<std::string> user = tracker_->user(); user.has_value()) {
+    SendPending(*user);
+    RetryFailedDownloads(*user);
   }
 }
 
@@ -326,12 +325,7 @@ void Node::set_peer_address(const std::string& address) {
 }
 
 Node::~Node() {
-  {
-    absl::MutexLock lock(&retry_mu_);
-    retry_stop_ = true;
-    retry_wake_.Signal();
-  }
-  retrier_.join();
+  retrying_.reset();  // a retry under way ends first; none starts after
   store_.SetChangedCallback(nullptr);
   tracker_->SetSessionLostCallback(nullptr);
   tracker_->SetKeepAliveCallback(nullptr);
@@ -371,9 +365,7 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
   peer_service_.ResetTraffic();  // show_uploads counts from the login
   LoginSummary summary;
   Restore(user_id, login, &summary);
-  absl::MutexLock lock(&retry_mu_);
-  retry_now_ = true;  // what the tracker missed before
-  retry_wake_.Signal();
+  retrying_->Run([this] { Retry(); });  // what the tracker missed before
   return summary;
 }
 

@@ -187,10 +187,11 @@ class Node {
                      const std::string& name, const std::string& sha1, const std::string& why)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Every retry_interval (and after a login): sends the changes no tracker
-  // heard, and starts again the downloads that failed for want of a
-  // sharer once the tracker lists one.
-  void RetryLoop() ABSL_LOCKS_EXCLUDED(retry_mu_);
+  // Sends the changes no tracker heard, and starts again the downloads
+  // that failed for want of a sharer once the tracker lists one. On
+  // retrying_, after a login and every retry_interval (RetryEvery).
+  void Retry() ABSL_LOCKS_EXCLUDED(mu_);
+  void RetryEvery(WorkQueue* queue);
   void SendPending(const std::string& user_id) ABSL_LOCKS_EXCLUDED(mu_);
   void RetryFailedDownloads(const std::string& user_id) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -209,11 +210,9 @@ class Node {
   std::vector<std::shared_ptr<Hashing>> uploads_ ABSL_GUARDED_BY(mu_);
   uint64_t next_upload_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::CondVar upload_finished_;  // with mu_
-  absl::Mutex retry_mu_;
-  absl::CondVar retry_wake_;
-  bool retry_now_ ABSL_GUARDED_BY(retry_mu_) = false;
-  bool retry_stop_ ABSL_GUARDED_BY(retry_mu_) = false;
-  std::thread retrier_;
+  // Talks to the tracker, so apart from background_; ended first thing in
+  // the destructor.
+  std::unique_ptr<WorkQueue> retrying_ = std::make_unique<WorkQueue>(1);
   // Work that must not run where it is noticed (a peer call's reading
   // thread). Declared last: destroyed (and joined) first.
   WorkQueue background_{1};
