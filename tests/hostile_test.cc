@@ -529,20 +529,20 @@ TEST(HostileMessages, PeerGivesBackWhatUnfinishedMessagesTook) {
 
 // A storm of sign-ups (each a password to hash) never takes the threads
 // the session calls need: keep-alives all answer while it lasts.
-TEST(HostileSignups, KeepAlivesAnswerThroughACreateUserStorm) {
+TEST(HostileSignups, SessionCallsAndKnownLoginsAnswerThroughACreateUserStorm) {
   namespace tv1 = ::groupshare::tracker::v1;
   testing::TempDir dir;
   testing::WriteFile(dir.File("bind.txt"), "127.0.0.1:0\n");
   Subprocess tracker({GS_TRACKER_BIN, dir.File("bind.txt"), "1", "--db", dir.File("t.db"),
                       "--port_file", dir.File("port"), "--max_threads", "64",
-                      "--signups_per_address", "100000", "--password_iterations", "100000"},
+                      "--signups_per_address", "1000000", "--signups_per_hour", "1000000",
+                      "--password_iterations", "100000"},
                      {{"HOME", dir.path()}}, dir.File("tracker.log"));
   const int port = PortIn(dir.File("port"));
   ASSERT_GT(port, 0);
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = tv1::TrackerService::NewStub(channel);
-  auto call = [&](auto rpc, const auto& req, auto* resp, const std::string& token = "") {
+  auto stub = tv1::TrackerService::NewStub(OwnChannel(port));
+  auto call = [](auto& stub, auto rpc, const auto& req, auto* resp,
+                 const std::string& token = "") {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
@@ -552,46 +552,58 @@ TEST(HostileSignups, KeepAlivesAnswerThroughACreateUserStorm) {
   alice.set_user_id("alice");
   alice.set_password("pw");
   tv1::CreateUserResponse created;
-  ASSERT_TRUE(call(&tv1::TrackerService::Stub::CreateUser, alice, &created).ok());
+  ASSERT_TRUE(call(stub, &tv1::TrackerService::Stub::CreateUser, alice, &created).ok());
   tv1::LoginRequest login;
   login.set_user_id("alice");
   login.set_password("pw");
+  login.set_client_id("alices-laptop");
   tv1::LoginResponse session;
-  ASSERT_TRUE(call(&tv1::TrackerService::Stub::Login, login, &session).ok());
+  ASSERT_TRUE(call(stub, &tv1::TrackerService::Stub::Login, login, &session).ok());
 
+  // 300 callers, more than the tracker's 64 threads, each signing up again
+  // as soon as it is answered, over 10 connections of 30 calls.
   std::atomic<bool> stop{false};
-  std::atomic<int> signups{0};
+  std::atomic<int> signups{0}, refused{0};
   std::vector<std::thread> storm;
-  // 80 callers against 64 threads: without a bound on those waiting for
-  // the password slot, they would all be parked there. Each pauses 20 ms
-  // between calls, as more callers than threads hammering without pause
-  // would take every thread of this (synchronous) server whatever it does.
-  for (int t = 0; t < 80; ++t) {
+  std::vector<std::unique_ptr<tv1::TrackerService::Stub>> storm_stubs;
+  for (int c = 0; c < 10; ++c) storm_stubs.push_back(tv1::TrackerService::NewStub(OwnChannel(port)));
+  for (int t = 0; t < 300; ++t) {
     storm.emplace_back([&, t] {
-      for (int i = 0; i < 40 && !stop; ++i) {
-        if (i > 0) absl::SleepFor(absl::Milliseconds(20));
+      const absl::Time end = absl::Now() + absl::Seconds(30);
+      for (int i = 0; i < 200 && !stop && absl::Now() < end; ++i) {
         tv1::CreateUserRequest req;
         req.set_user_id(absl::StrCat("storm-", t, "-", i));
         req.set_password("pw");
         tv1::CreateUserResponse resp;
-        call(&tv1::TrackerService::Stub::CreateUser, req, &resp).ok();
+        const grpc::Status s =
+            call(storm_stubs[t % 10], &tv1::TrackerService::Stub::CreateUser, req, &resp);
         ++signups;
+        refused += s.error_code() == grpc::StatusCode::UNAVAILABLE;
       }
     });
   }
+  // The storm is on once the tracker turns sign-ups away.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (refused < 50 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_GE(refused.load(), 50) << "the storm did not fill the password slots";
   int answered = 0;
   for (int i = 0; i < 20; ++i) {
     tv1::KeepAliveResponse keep;
-    const grpc::Status s =
-        call(&tv1::TrackerService::Stub::KeepAlive, tv1::KeepAliveRequest(), &keep, session.token());
+    const grpc::Status s = call(stub, &tv1::TrackerService::Stub::KeepAlive,
+                                tv1::KeepAliveRequest(), &keep, session.token());
     answered += s.ok();
     EXPECT_TRUE(s.ok()) << s.error_code() << ": " << s.error_message();
     absl::SleepFor(absl::Milliseconds(100));  // keep-alives come at intervals
   }
+  // The user's own client logs in again, ahead of the sign-ups waiting.
+  tv1::LoginResponse again;
+  const grpc::Status relogin = call(stub, &tv1::TrackerService::Stub::Login, login, &again);
+  EXPECT_TRUE(relogin.ok()) << relogin.error_code() << ": " << relogin.error_message();
+  const int during = signups;
   stop = true;
   for (auto& t : storm) t.join();
   EXPECT_EQ(answered, 20);
-  EXPECT_GT(signups.load(), 160) << "the storm did not run";
+  EXPECT_GT(during, 300) << "the storm did not run";
 }
 
 }  // namespace

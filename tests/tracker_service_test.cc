@@ -6,7 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
+#include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -739,41 +743,84 @@ TEST_F(TrackerServiceTest, LoginReturnsEarlierSharesAndKeyOutlivesRestart) {
 }
 
 // Password hashing runs on a bounded number of slots: a storm of logins
-// cannot take every core, and a caller that waits too long is told to try
-// again rather than queued for ever.
-TEST(LoginGuard, HashingRunsOnBoundedSlots) {
+// cannot take every core. Those waiting are bounded too, hold no thread, and
+// are told to try again once they waited too long; known clients go first.
+TEST(LoginGuard, HashingRunsOnBoundedSlotsAndWaitersAreBounded) {
   LoginGuardOptions options;
   options.hash_slots = 2;
+  options.max_waiting = 2;
   options.slot_wait = absl::Milliseconds(300);
-  LoginGuard guard(options);
+  auto guard = std::make_unique<LoginGuard>(options);
   absl::Mutex mu;
   int running = 0, most = 0;
+  std::vector<std::string> order;
+  std::map<std::string, absl::StatusCode> answers;
   absl::Notification release;
-  std::vector<std::thread> threads;
-  std::atomic<int> refused{0};
-  for (int i = 0; i < 4; ++i) {
-    threads.emplace_back([&] {
-      absl::Status s = guard.Hash([&] {
-        {
-          absl::MutexLock lock(&mu);
-          most = std::max(most, ++running);
-        }
-        release.WaitForNotificationWithTimeout(absl::Seconds(5));
+  auto work = [&](std::string name, bool block) {
+    return [&, name, block](absl::Status slot) {
+      {
         absl::MutexLock lock(&mu);
-        --running;
-      });
-      if (s.code() == absl::StatusCode::kUnavailable) ++refused;
-    });
+        answers[name] = slot.code();
+        if (!slot.ok()) return;
+        order.push_back(name);
+        most = std::max(most, ++running);
+      }
+      if (block) release.WaitForNotificationWithTimeout(absl::Seconds(10));
+      absl::MutexLock lock(&mu);
+      --running;
+    };
+  };
+  auto answered = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return answers.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+  };
+  guard->Hash(false, work("a", true));
+  guard->Hash(false, work("b", true));
+  ASSERT_TRUE(answered(2));  // both slots taken
+  guard->Hash(false, work("late", false));
+  guard->Hash(false, work("later", false));
+  // A third one waiting is one too many: refused at once, on this thread.
+  guard->Hash(false, work("refused", false));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(answers["refused"], absl::StatusCode::kUnavailable);
   }
-  // The two without a slot give up after slot_wait.
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (refused < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  // Waiting past slot_wait gets the same answer, without hashing.
+  absl::SleepFor(options.slot_wait + absl::Milliseconds(50));  // the wait under test
   release.Notify();
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(most, 2);
-  EXPECT_EQ(refused, 2);
-  // Free again.
-  EXPECT_TRUE(guard.Hash([] {}).ok());
+  ASSERT_TRUE(answered(5));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(answers["late"], absl::StatusCode::kUnavailable);
+    EXPECT_EQ(answers["later"], absl::StatusCode::kUnavailable);
+    EXPECT_EQ(most, 2);
+  }
+
+  // A known client's check goes before those waiting longer.
+  options.hash_slots = 1;
+  guard = std::make_unique<LoginGuard>(options);
+  absl::Notification hold;
+  guard->Hash(false, [&](absl::Status) { hold.WaitForNotificationWithTimeout(absl::Seconds(10)); });
+  guard->Hash(false, work("stranger", false));
+  guard->Hash(true, work("known", false));
+  hold.Notify();
+  ASSERT_TRUE(answered(7));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(answers["known"], absl::StatusCode::kOk);
+    EXPECT_EQ(answers["stranger"], absl::StatusCode::kOk);
+    EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "known", "stranger"}));
+  }
+
+  // What still waits when the guard goes is answered, not dropped.
+  absl::Notification stall;
+  guard->Hash(false, [&](absl::Status) { stall.WaitForNotificationWithTimeout(absl::Seconds(10)); });
+  guard->Hash(false, work("abandoned", false));
+  stall.Notify();
+  guard.reset();
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(answers.contains("abandoned"));
 }
 
 }  // namespace

@@ -105,30 +105,58 @@ void LoginGuard::Record(const Attempt& a, Outcome outcome, absl::Time now) {
   Fail("s:" + a.source, options_.free_failures_per_source, now);
 }
 
-absl::Status LoginGuard::Hash(const std::function<void()>& hash, bool first) {
+LoginGuard::LoginGuard(LoginGuardOptions options) : options_(options) {
+  for (int i = 0; i < options_.hash_slots; ++i) slots_.emplace_back([this] { HashLoop(); });
+}
+
+LoginGuard::~LoginGuard() {
   {
     absl::MutexLock lock(&slots_mu_);
-    int& waiting = first ? waiting_first_ : waiting_;
-    if (busy_slots_ >= options_.hash_slots && waiting >= options_.max_waiting) {
-      return absl::UnavailableError(
-          "the tracker is busy checking passwords; try again in a few seconds");
-    }
-    ++waiting;
-    auto free = [this, first]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(slots_mu_) {
-      return busy_slots_ < options_.hash_slots && (first || waiting_first_ == 0);
-    };
-    const bool got = slots_mu_.AwaitWithTimeout(absl::Condition(&free), options_.slot_wait);
-    --waiting;
-    if (!got) {
-      return absl::UnavailableError(
-          "the tracker is busy checking passwords; try again in a few seconds");
-    }
-    ++busy_slots_;
+    stop_ = true;
   }
-  hash();
-  absl::MutexLock lock(&slots_mu_);
-  --busy_slots_;
-  return absl::OkStatus();
+  for (std::thread& t : slots_) t.join();
+}
+
+namespace {
+
+absl::Status Busy() {
+  return absl::UnavailableError(
+      "the tracker is busy checking passwords; try again in a few seconds");
+}
+
+}  // namespace
+
+void LoginGuard::Hash(bool first, std::function<void(absl::Status slot)> work) {
+  {
+    absl::MutexLock lock(&slots_mu_);
+    std::deque<Waiting>& waiting = first ? waiting_first_ : waiting_;
+    // Up to max_waiting wait for the slots; the checks under way are not
+    // counted, as they hold a slot.
+    if (!stop_ && static_cast<int>(waiting.size()) < options_.max_waiting) {
+      waiting.push_back({absl::Now() + options_.slot_wait, std::move(work)});
+      return;
+    }
+  }
+  work(Busy());
+}
+
+void LoginGuard::HashLoop() {
+  for (;;) {
+    Waiting next;
+    {
+      absl::MutexLock lock(&slots_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(slots_mu_) {
+        return stop_ || !waiting_first_.empty() || !waiting_.empty();
+      };
+      slots_mu_.Await(absl::Condition(&ready));
+      std::deque<Waiting>& from = !waiting_first_.empty() ? waiting_first_ : waiting_;
+      if (from.empty()) return;  // stopping, and nothing waits
+      next = std::move(from.front());
+      from.pop_front();
+      if (stop_) next.deadline = absl::InfinitePast();
+    }
+    next.work(absl::Now() <= next.deadline ? absl::OkStatus() : Busy());
+  }
 }
 
 bool LoginGuard::IsKnown(const Attempt& attempt) {

@@ -6,16 +6,20 @@
 // hashing, so that guesses cannot take the cores other calls need.
 //
 // A client that logged in as the user before (its client id, as the
-// database or this tracker remembers it, or its address) is known: the user's backoff, which an attacker elsewhere sets
-// off, never holds it; its own failures back it off alone.
+// database or this tracker remembers it, or its address) is known: the
+// user's backoff, which an attacker elsewhere sets off, never holds it; its
+// own failures back it off alone.
 //
 // Thread-safe.
 #ifndef GROUPSHARE_SERVICES_TRACKER_LOGIN_GUARD_H_
 #define GROUPSHARE_SERVICES_TRACKER_LOGIN_GUARD_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -26,10 +30,11 @@
 namespace groupshare::tracker {
 
 struct LoginGuardOptions {
-  // Passwords hashed at once; the rest wait up to `slot_wait`, at most
-  // `max_waiting` of them (the others are refused at once), so that
-  // password checks never hold the threads the session calls need. Logins
-  // of known clients wait apart, as many again, and go first.
+  // Passwords hashed at once, each on a thread of the guard's own; the
+  // rest wait up to `slot_wait`, at most `max_waiting` of them (the others
+  // are refused at once). A waiting check holds no thread, so password
+  // checks never take the threads the session calls need. Logins of known
+  // clients wait apart, as many again, and go first.
   int hash_slots = 1;
   absl::Duration slot_wait = absl::Seconds(3);
   int max_waiting = 16;
@@ -53,7 +58,11 @@ struct LoginGuardOptions {
 
 class LoginGuard {
  public:
-  explicit LoginGuard(LoginGuardOptions options) : options_(options) {}
+  explicit LoginGuard(LoginGuardOptions options);
+  // Runs what waits for a slot with UNAVAILABLE, and joins the threads.
+  ~LoginGuard();
+  LoginGuard(const LoginGuard&) = delete;
+  LoginGuard& operator=(const LoginGuard&) = delete;
 
   // Who tries: the user id, the caller's address, and the client id it
   // sent ("" for none).
@@ -76,10 +85,13 @@ class LoginGuard {
   enum class Outcome { kAbandoned, kFailed, kSucceeded };
   void Record(const Attempt& attempt, Outcome outcome, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Runs `hash` on a hashing slot, before the others when `first` (a known
-  // client's login). UNAVAILABLE when no slot frees up in time, or too many
-  // wait already (the tracker is busy checking passwords).
-  absl::Status Hash(const std::function<void()>& hash, bool first = false)
+  // Calls `work` once. With OK on a hashing slot, where it hashes (and may
+  // go on to answer its call); before the others when `first` (a known
+  // client's login). With UNAVAILABLE, to answer without hashing: at once,
+  // on the caller's thread, when too many wait already; or on a slot's
+  // thread, when it waited longer than `slot_wait` (the tracker is busy
+  // checking passwords), or when the guard is destroyed.
+  void Hash(bool first, std::function<void(absl::Status slot)> work)
       ABSL_LOCKS_EXCLUDED(slots_mu_);
   // Whether `attempt` comes from a client that logged in as its user
   // before.
@@ -108,10 +120,17 @@ class LoginGuard {
   absl::flat_hash_map<std::string, int> in_flight_ ABSL_GUARDED_BY(mu_);
   // "user\nc:client id" and "user\ns:address" of successful logins.
   absl::flat_hash_set<std::string> known_ ABSL_GUARDED_BY(mu_);
+  struct Waiting {
+    absl::Time deadline;
+    std::function<void(absl::Status)> work;
+  };
+  void HashLoop() ABSL_LOCKS_EXCLUDED(slots_mu_);
   absl::Mutex slots_mu_;
-  int busy_slots_ ABSL_GUARDED_BY(slots_mu_) = 0;
-  int waiting_ ABSL_GUARDED_BY(slots_mu_) = 0;
-  int waiting_first_ ABSL_GUARDED_BY(slots_mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(slots_mu_) = false;
+  // Known clients' checks, then the others, oldest first.
+  std::deque<Waiting> waiting_first_ ABSL_GUARDED_BY(slots_mu_);
+  std::deque<Waiting> waiting_ ABSL_GUARDED_BY(slots_mu_);
+  std::vector<std::thread> slots_;
   // Sign-ups of the current hour, by source and in all.
   absl::Time signup_hour_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::flat_hash_map<std::string, int> signups_by_source_ ABSL_GUARDED_BY(mu_);

@@ -241,97 +241,138 @@ absl::Status TrackerServiceImpl::Once(
   return absl::Status(static_cast<absl::StatusCode>(outcome.code), outcome.message);
 }
 
-grpc::Status TrackerServiceImpl::Open(const char* method, const std::string& user,
-                                      const std::function<absl::Status()>& body) {
-  absl::Time start = absl::Now();
-  absl::Status status = body();
-  return Finish(method, user, start, status);
-}
+namespace {
 
-grpc::Status TrackerServiceImpl::CreateUser(grpc::ServerContext* ctx,
-                                            const tv1::CreateUserRequest* req,
-                                            tv1::CreateUserResponse*) {
-  return Open("CreateUser", req->user_id(), [&]() -> absl::Status {
-    RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    RETURN_IF_ERROR(ValidatePassword(req->password()));
-    RETURN_IF_ERROR(login_guard_.AdmitSignup(SourceAddress(ctx->peer()), options_.now()));
-    // Hashed before the write transaction, which must not wait on it.
-    absl::StatusOr<std::string> hash;
-    RETURN_IF_ERROR(login_guard_.Hash(
-        [&] { hash = HashPassword(req->password(), options_.password_iterations); }));
-    if (!hash.ok()) return hash.status();
+// Answers a callback call through its default reactor, logging as Finish
+// does; `done` may be called on any thread, once.
+class Answer {
+ public:
+  Answer(grpc::CallbackServerContext* ctx, const char* method, std::string user)
+      : reactor_(ctx->DefaultReactor()), method_(method), user_(std::move(user)) {}
+  grpc::ServerUnaryReactor* done(const absl::Status& status) const {
+    reactor_->Finish(Finish(method_, user_, start_, status));
+    return reactor_;
+  }
+  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+
+ private:
+  grpc::ServerUnaryReactor* reactor_;
+  const char* method_;
+  std::string user_;
+  absl::Time start_ = absl::Now();
+};
+
+absl::Status Cancelled() { return absl::CancelledError("the caller went away"); }
+
+}  // namespace
+
+grpc::ServerUnaryReactor* TrackerServiceImpl::CreateUser(grpc::CallbackServerContext* ctx,
+                                                         const tv1::CreateUserRequest* req,
+                                                         tv1::CreateUserResponse*) {
+  Answer answer(ctx, "CreateUser", req->user_id());
+  absl::Status admitted = ValidateUser(req->user_id());
+  if (admitted.ok()) admitted = ValidatePassword(req->password());
+  if (admitted.ok()) {
+    admitted = login_guard_.AdmitSignup(SourceAddress(ctx->peer()), options_.now());
+  }
+  if (!admitted.ok()) return answer.done(admitted);
+  // Hashed before the write transaction, which must not wait on it.
+  login_guard_.Hash(/*first=*/false, [this, ctx, req, answer](absl::Status slot) {
+    if (slot.ok() && ctx->IsCancelled()) slot = Cancelled();
+    if (!slot.ok()) {
+      answer.done(slot);
+      return;
+    }
+    absl::StatusOr<std::string> hash = HashPassword(req->password(), options_.password_iterations);
     // Never answered from the record of an earlier call, whatever its
     // request-id: that record could only be keyed without the password (a
     // fast hash of it would give it away), and then an account made by
     // someone else would pass for the caller's. A retry whose first try
     // landed gets ALREADY_EXISTS, which says to log in.
-    return store_->CreateUser(req->user_id(), *hash, options_.now());
+    answer.done(hash.ok() ? store_->CreateUser(req->user_id(), *hash, options_.now())
+                          : hash.status());
   });
+  return answer.reactor();
 }
 
-grpc::Status TrackerServiceImpl::Login(grpc::ServerContext* ctx, const tv1::LoginRequest* req,
-                                       tv1::LoginResponse* resp) {
-  return Open("Login", req->user_id(), [&]() -> absl::Status {
-    RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    RETURN_IF_ERROR(ValidatePassword(req->password()));
-    if (!req->peer_address().empty()) {
-      RETURN_IF_ERROR(ParseHostPort(req->peer_address()).status());
-    }
-    if (!req->client_id().empty() && !IsRequestId(req->client_id())) {
-      return absl::InvalidArgumentError(
-          "client_id must be up to 64 of the characters A-Z a-z 0-9 . _ -");
-    }
-    LoginGuard::Attempt attempt{req->user_id(), SourceAddress(ctx->peer()), req->client_id()};
-    absl::Status admitted = login_guard_.Admit(attempt, options_.now());
-    if (admitted.code() == absl::StatusCode::kResourceExhausted && !attempt.client_id.empty()) {
-      // Held back: unless the database knows this client as the user's.
-      // (Asked only then: a login reads the database once, as before.)
-      attempt.known_client =
-          store_->IsKnownClient(req->user_id(), req->client_id()).value_or(false);
-      if (attempt.known_client) admitted = login_guard_.Admit(attempt, options_.now());
-    }
-    RETURN_IF_ERROR(admitted);
+absl::StatusOr<LoginGuard::Attempt> TrackerServiceImpl::AdmitLogin(
+    const grpc::CallbackServerContext& ctx, const tv1::LoginRequest& req) {
+  RETURN_IF_ERROR(ValidateUser(req.user_id()));
+  RETURN_IF_ERROR(ValidatePassword(req.password()));
+  if (!req.peer_address().empty()) {
+    RETURN_IF_ERROR(ParseHostPort(req.peer_address()).status());
+  }
+  if (!req.client_id().empty() && !IsRequestId(req.client_id())) {
+    return absl::InvalidArgumentError(
+        "client_id must be up to 64 of the characters A-Z a-z 0-9 . _ -");
+  }
+  LoginGuard::Attempt attempt{req.user_id(), SourceAddress(ctx.peer()), req.client_id()};
+  absl::Status admitted = login_guard_.Admit(attempt, options_.now());
+  if (admitted.code() == absl::StatusCode::kResourceExhausted && !attempt.client_id.empty()) {
+    // Held back: unless the database knows this client as the user's.
+    // (Asked only then: a login reads the database once, as before.)
+    attempt.known_client = store_->IsKnownClient(req.user_id(), req.client_id()).value_or(false);
+    if (attempt.known_client) admitted = login_guard_.Admit(attempt, options_.now());
+  }
+  RETURN_IF_ERROR(admitted);
+  return attempt;
+}
+
+grpc::ServerUnaryReactor* TrackerServiceImpl::Login(grpc::CallbackServerContext* ctx,
+                                                    const tv1::LoginRequest* req,
+                                                    tv1::LoginResponse* resp) {
+  Answer answer(ctx, "Login", req->user_id());
+  absl::StatusOr<LoginGuard::Attempt> attempt = AdmitLogin(*ctx, *req);
+  if (!attempt.ok()) return answer.done(attempt.status());
+  const bool first = login_guard_.IsKnown(*attempt);
+  login_guard_.Hash(first, [this, ctx, req, resp, answer, attempt = *attempt](absl::Status slot) {
     LoginGuard::Outcome outcome = LoginGuard::Outcome::kAbandoned;
-    absl::Cleanup settle = [&] { login_guard_.Record(attempt, outcome, options_.now()); };
-    // An unknown user costs the same hash as a wrong password and gets the
-    // same answer, so that neither the code nor the time tells which
-    // accounts exist.
-    absl::StatusOr<std::string> hash = store_->GetPasswordHash(req->user_id());
-    if (!hash.ok() && hash.status().code() != absl::StatusCode::kNotFound) return hash.status();
-    const bool known = hash.ok();
-    bool verified = false;
-    RETURN_IF_ERROR(login_guard_.Hash(
-        [&] { verified = VerifyPassword(req->password(), known ? *hash : dummy_hash_) && known; },
-        /*first=*/login_guard_.IsKnown(attempt)));
-    outcome = verified ? LoginGuard::Outcome::kSucceeded : LoginGuard::Outcome::kFailed;
-    if (!verified) {
-      return absl::UnauthenticatedError(absl::StrCat(
-          "wrong user id or password for '", req->user_id(),
-          "'; check both, or create the account first (CreateUser)"));
-    }
-    ASSIGN_OR_RETURN(std::string raw, RandomBytes(32));
-    std::string token = HexEncode(raw);
-    absl::Time now = options_.now();
-    RETURN_IF_ERROR(store_->CreateSession(
-        Sha256Of(token),
-        {req->user_id(), req->peer_address(), now + options_.session_ttl, req->client_id()},
-        now));
-    ASSIGN_OR_RETURN(auto shares, store_->ListShares(req->user_id(), req->client_id()));
-    resp->set_token(token);
-    resp->set_session_ttl_seconds(
-        static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
-    resp->set_ticket_public_key(keys_->Signer(now)->PublicKey());
-    for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
-    for (const ShareView& s : shares) {
-      tv1::Share* out = resp->add_shares();
-      out->set_group_id(s.group_id);
-      out->set_file_name(s.file_name);
-      out->set_sha1(s.sha1);
-      out->set_size(s.size);
-      out->set_complete(s.complete);
-    }
-    return absl::OkStatus();
+    if (slot.ok() && ctx->IsCancelled()) slot = Cancelled();
+    if (slot.ok()) slot = CheckPasswordAndOpenSession(*req, resp, &outcome);
+    login_guard_.Record(attempt, outcome, options_.now());
+    answer.done(slot);
   });
+  return answer.reactor();
+}
+
+absl::Status TrackerServiceImpl::CheckPasswordAndOpenSession(const tv1::LoginRequest& req,
+                                                             tv1::LoginResponse* resp,
+                                                             LoginGuard::Outcome* outcome) {
+  // An unknown user costs the same hash as a wrong password and gets the
+  // same answer, so that neither the code nor the time tells which
+  // accounts exist.
+  absl::StatusOr<std::string> hash = store_->GetPasswordHash(req.user_id());
+  if (!hash.ok() && hash.status().code() != absl::StatusCode::kNotFound) return hash.status();
+  const bool known = hash.ok();
+  const bool verified = VerifyPassword(req.password(), known ? *hash : dummy_hash_) && known;
+  *outcome = verified ? LoginGuard::Outcome::kSucceeded : LoginGuard::Outcome::kFailed;
+  if (!verified) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "wrong user id or password for '", req.user_id(),
+        "'; check both, or create the account first (CreateUser)"));
+  }
+  ASSIGN_OR_RETURN(std::string raw, RandomBytes(32));
+  std::string token = HexEncode(raw);
+  absl::Time now = options_.now();
+  RETURN_IF_ERROR(store_->CreateSession(
+      Sha256Of(token), {req.user_id(), req.peer_address(), now + options_.session_ttl,
+                        req.client_id()},
+      now));
+  ASSIGN_OR_RETURN(auto shares, store_->ListShares(req.user_id(), req.client_id()));
+  resp->set_token(token);
+  resp->set_session_ttl_seconds(
+      static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
+  resp->set_ticket_public_key(keys_->Signer(now)->PublicKey());
+  for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
+  for (const ShareView& s : shares) {
+    tv1::Share* out = resp->add_shares();
+    out->set_group_id(s.group_id);
+    out->set_file_name(s.file_name);
+    out->set_sha1(s.sha1);
+    out->set_size(s.size);
+    out->set_complete(s.complete);
+  }
+  return absl::OkStatus();
 }
 
 grpc::Status TrackerServiceImpl::Logout(grpc::ServerContext* ctx, const tv1::LogoutRequest*,

@@ -55,17 +55,24 @@ struct TrackerOptions {
 // and a refresh before it signs.
 TicketKeyTimes KeyTimes(const TrackerOptions& options);
 
-class TrackerServiceImpl final : public tv1::TrackerService::Service {
+// CreateUser and Login are answered through the callback API: while they
+// wait for a password-hashing slot they hold no thread, so that a storm of
+// them cannot take the threads the other (synchronous) calls run on.
+class TrackerServiceImpl final
+    : public tv1::TrackerService::WithCallbackMethod_CreateUser<
+          tv1::TrackerService::WithCallbackMethod_Login<tv1::TrackerService::Service>> {
  public:
   // Loads the ticket signing keys from the store, creating the first.
   // `store` must outlive the service.
   static absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> Create(
       Store* store, TrackerOptions options);
 
-  grpc::Status CreateUser(grpc::ServerContext* ctx, const tv1::CreateUserRequest* req,
-                          tv1::CreateUserResponse* resp) override;
-  grpc::Status Login(grpc::ServerContext* ctx, const tv1::LoginRequest* req,
-                     tv1::LoginResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateUser(grpc::CallbackServerContext* ctx,
+                                       const tv1::CreateUserRequest* req,
+                                       tv1::CreateUserResponse* resp) override;
+  grpc::ServerUnaryReactor* Login(grpc::CallbackServerContext* ctx,
+                                  const tv1::LoginRequest* req,
+                                  tv1::LoginResponse* resp) override;
   grpc::Status Logout(grpc::ServerContext* ctx, const tv1::LogoutRequest* req,
                       tv1::LogoutResponse* resp) override;
   grpc::Status KeepAlive(grpc::ServerContext* ctx, const tv1::KeepAliveRequest* req,
@@ -113,9 +120,15 @@ class TrackerServiceImpl final : public tv1::TrackerService::Service {
                     google::protobuf::Message* response,
                     const std::function<absl::Status()>& body);
   absl::StatusOr<PageRequest> ReadPage(uint32_t size, const std::string& token) const;
-  // The same for calls that need no session; `user` is only for the log.
-  grpc::Status Open(const char* method, const std::string& user,
-                    const std::function<absl::Status()>& body);
+  // Login's checks before its password is: the request's form and the
+  // guard's backoffs. The attempt admitted, which must be Record()ed.
+  absl::StatusOr<LoginGuard::Attempt> AdmitLogin(const grpc::CallbackServerContext& ctx,
+                                                 const tv1::LoginRequest& req);
+  // Login's part on a hashing slot: checks the password and opens the
+  // session. Sets `outcome` once the password was checked.
+  absl::Status CheckPasswordAndOpenSession(const tv1::LoginRequest& req,
+                                           tv1::LoginResponse* resp,
+                                           LoginGuard::Outcome* outcome);
   absl::StatusOr<std::string> TokenHash(grpc::ServerContext* ctx) const;
 
   Store* const store_;
