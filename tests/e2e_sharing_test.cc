@@ -7,8 +7,12 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
+#include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -1024,6 +1028,73 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
   // Those that waited for the read budget were ended as they waited, not
   // left to take their turn at stalling.
   EXPECT_THAT(alice->Log(), HasSubstr("that waited for the read budget for 3s"));
+  for (auto& c : contexts) c->TryCancel();
+}
+
+// A channel to 127.0.0.1:`port` on a connection from `source` (another
+// loopback address), as from another machine; null if it cannot connect.
+std::shared_ptr<grpc::Channel> ChannelFrom(const char* source, int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in from{}, to{};
+  from.sin_family = to.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &from.sin_addr);
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+    if (fd >= 0) close(fd);
+    return nullptr;
+  }
+  return grpc::CreateInsecureChannelFromFd("127.0.0.1", fd);
+}
+
+// bob's ticket, copied to someone at another address who opens calls that
+// never read, as many as a user may have open: they use up that address's
+// allowance, not bob's own client's, which downloads long before the
+// stalled calls are cut off.
+TEST_F(Sharing, ACopiedTicketElsewhereCannotUseUpTheMembersAllowance) {
+  const size_t size = 8 << 20;
+  auto alice = cluster_.StartUser("alice", {"--stalled_reader_timeout", "120"});
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  const pv1::GetPieceRequest all = TicketedRequest(
+      cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(path))), "copied-ticket");
+  std::vector<std::unique_ptr<pv1::PeerService::Stub>> copies;
+  for (int c = 0; c < 3; ++c) {  // 24 calls a connection, within its 32 streams
+    auto channel = ChannelFrom("127.0.0.2", alice->port);
+    ASSERT_NE(channel, nullptr);
+    copies.push_back(pv1::PeerService::NewStub(channel));
+  }
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> stalled;
+  for (int i = 0; i < 48; ++i) {  // the most one user may have open at a peer
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    stalled.push_back(copies[i % 2]->GetPiece(contexts.back().get(), all));
+  }
+  // The copier's allowance is used up: one call more is refused.
+  grpc::StatusCode more = grpc::StatusCode::OK;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
+       more != grpc::StatusCode::RESOURCE_EXHAUSTED && absl::Now() < deadline;) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    pv1::GetPieceRequest one = all;
+    one.clear_pieces();
+    one.add_pieces(0);
+    auto reader = copies[2]->GetPiece(&ctx, one);
+    pv1::PieceChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    more = reader->Finish().error_code();
+  }
+  EXPECT_EQ(more, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // bob's own client is served all the same, well before the cut-off.
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]", absl::Seconds(30)),
+            "[C] [g] f.bin -> " + Dest("out.bin"))
+      << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
   for (auto& c : contexts) c->TryCancel();
 }
 

@@ -140,9 +140,11 @@ int64_t ResidentBytes(pid_t pid) {
   int64_t kib = 0;
   if (at == std::string::npos) return 0;
   const size_t end = status.find('\n', at);
-  absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
-                       status.substr(at + 6, end - at - 6), "kB")),
-                   &kib);
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
+                            status.substr(at + 6, end - at - 6), "kB")),
+                        &kib)) {
+    return 0;
+  }
   return kib << 10;
 }
 

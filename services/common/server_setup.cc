@@ -39,6 +39,11 @@ void RouteGrpcLogs() {
   });
 }
 
+std::string SourceAddress(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos || colon < 5 ? peer : peer.substr(0, colon);
+}
+
 void EnableReflectionAndHealth() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -43,6 +43,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     const TlsFiles& files);
 
+// Where a call came from without its port: "ipv4:127.0.0.1:5000" ->
+// "ipv4:127.0.0.1" (of grpc::ServerContext::peer()).
+std::string SourceAddress(const std::string& peer);
+
 // What one server binary allows its clients, beside the flags every server
 // binary has (see ApplyServerLimits).
 struct ServerLimits {

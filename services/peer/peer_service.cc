@@ -12,6 +12,7 @@
 #include "core/piece_chunk.h"
 #include "core/status_macros.h"
 #include "services/common/grpc_status.h"
+#include "services/common/server_setup.h"
 
 namespace groupshare::peer {
 namespace {
@@ -36,13 +37,22 @@ class Refusal final : public grpc::ServerWriteReactor<Message> {
 // gRPC may run a call's reactions inline inside TryCancel, including Finish
 // and OnDone. CutOff therefore marks itself running; a Finish wanted meanwhile
 // waits until TryCancel has returned, so the context stays valid throughout.
+// A user's calls from one address share one allowance of calls and read
+// budget: a member's ticket copied to someone elsewhere cannot use up what
+// the member's own client is allowed.
+std::string AllowanceOf(const std::string& user, const grpc::CallbackServerContext& ctx) {
+  return absl::StrCat(user, " from ", SourceAddress(ctx.peer()));
+}
+
 template <class Message>
 class CountedCall : public grpc::ServerWriteReactor<Message> {
  public:
   CountedCall(grpc::CallbackServerContext* ctx, std::string user)
-      : ctx_(ctx), user_(std::move(user)) {}
+      : ctx_(ctx), user_(std::move(user)), allowance_(AllowanceOf(user_, *ctx)) {}
 
   const std::string& user() const { return user_; }
+  // Whose share of the limits the call uses (see AllowanceOf).
+  const std::string& allowance() const { return allowance_; }
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
@@ -85,6 +95,7 @@ class CountedCall : public grpc::ServerWriteReactor<Message> {
 
  private:
   const std::string user_;
+  const std::string allowance_;
   std::atomic<int> refs_{1};
   absl::Mutex finish_mu_;
   bool finished_ ABSL_GUARDED_BY(finish_mu_) = false;
@@ -260,7 +271,7 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
 
   void OnWriteDone(bool ok) override {
     write_started_.store(0);
-    service_->Release(user(), ChunkLength(), ok ? &key_ : nullptr);
+    service_->Release(*this, ChunkLength(), ok ? &key_ : nullptr);
     if (!ok) {
       FinishOnce(grpc::Status::CANCELLED);
       return;
@@ -290,7 +301,7 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
                                           : service_->store_->Read(key_, pieces_[index_], offset_,
                                                                    length, message_.mutable_data());
     if (!read.ok()) {
-      service_->Release(user(), length);
+      service_->Release(*this, length);
       FinishOnce(ToGrpcStatus(read));
       return;
     }
@@ -472,17 +483,17 @@ absl::StatusOr<Ticket> PeerServiceImpl::Authorize(const std::string& ticket,
   return t;
 }
 
-absl::Status PeerServiceImpl::Admit(const std::string& user) {
+absl::Status PeerServiceImpl::Admit(const std::string& user, const std::string& allowance) {
   absl::MutexLock lock(&mu_);
   if (calls_ >= options_.max_calls) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "this peer serves ", options_.max_calls, " calls at once already; try again later"));
   }
-  uint32_t& mine = calls_by_user_[user];
+  uint32_t& mine = calls_by_allowance_[allowance];
   if (mine >= options_.max_calls_per_user) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("user ", user, " has ", mine, " calls open to this peer, the most it serves ",
-                     "one user; end some first"));
+        absl::StrCat("user ", user, " has ", mine, " calls open to this peer from this address, ",
+                     "the most it serves one user at one address; end some first"));
   }
   ++mine;
   ++calls_;
@@ -512,28 +523,28 @@ void Decrement(Map& map, const std::string& key, uint64_t by) {
 void PeerServiceImpl::Unregister(BitfieldCall* call) {
   absl::MutexLock lock(&mu_);
   bitfield_calls_.erase(call);
-  ReleaseAdmission(call->user());
+  ReleaseAdmission(call->allowance());
 }
 
 void PeerServiceImpl::Unregister(PieceCall* call) {
   absl::MutexLock lock(&mu_);
   piece_calls_.erase(call);
-  ReleaseAdmission(call->user());
+  ReleaseAdmission(call->allowance());
 }
 
-void PeerServiceImpl::ReleaseAdmission(const std::string& user) {
-  Decrement(calls_by_user_, user, 1);
+void PeerServiceImpl::ReleaseAdmission(const std::string& allowance) {
+  Decrement(calls_by_allowance_, allowance, 1);
   --calls_;
 }
 
 bool PeerServiceImpl::Reserve(PieceCall* call, uint64_t bytes) {
   absl::MutexLock lock(&mu_);
-  uint64_t& mine = buffered_by_user_[call->user()];
+  uint64_t& mine = buffered_by_allowance_[call->allowance()];
   // One chunk always fits in an empty budget, whatever the limits say.
   bool fits = (buffered_ == 0 || buffered_ + bytes <= options_.max_buffered_bytes) &&
               (mine == 0 || mine + bytes <= options_.max_buffered_bytes_per_user);
   if (!fits) {
-    if (mine == 0) buffered_by_user_.erase(call->user());
+    if (mine == 0) buffered_by_allowance_.erase(call->allowance());
     waiting_.push_back({call, bytes, absl::Now()});
     return false;
   }
@@ -542,18 +553,18 @@ bool PeerServiceImpl::Reserve(PieceCall* call, uint64_t bytes) {
   return true;
 }
 
-void PeerServiceImpl::Release(const std::string& user, uint64_t bytes, const ShareKey* sent) {
+void PeerServiceImpl::Release(const PieceCall& call, uint64_t bytes, const ShareKey* sent) {
   std::vector<PieceCall*> ready;
   {
     absl::MutexLock lock(&mu_);
-    if (sent != nullptr) sent_[{user, *sent}].bytes += bytes;
+    if (sent != nullptr) sent_[{call.user(), *sent}].bytes += bytes;
     buffered_ -= std::min(buffered_, bytes);
-    Decrement(buffered_by_user_, user, bytes);
-    // Waiters in order; one over its own user's share waits without
+    Decrement(buffered_by_allowance_, call.allowance(), bytes);
+    // Waiters in order; one over its own allowance waits without
     // holding up the others.
     for (auto it = waiting_.begin(); it != waiting_.end();) {
       if (buffered_ != 0 && buffered_ + it->bytes > options_.max_buffered_bytes) break;
-      uint64_t& mine = buffered_by_user_[it->call->user()];
+      uint64_t& mine = buffered_by_allowance_[it->call->allowance()];
       if (mine != 0 && mine + it->bytes > options_.max_buffered_bytes_per_user) {
         ++it;
         continue;
@@ -637,7 +648,7 @@ void PeerServiceImpl::Housekeep() {
 grpc::ServerWriteReactor<pv1::BitfieldUpdate>* PeerServiceImpl::GetBitfield(
     grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) {
   auto ticket = Authorize(req->ticket(), req->group_id(), req->file_sha1());
-  absl::Status admitted = ticket.ok() ? Admit(ticket->user_id) : ticket.status();
+  absl::Status admitted = ticket.ok() ? Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)) : ticket.status();
   if (!admitted.ok()) {
     GS_LOG(kDebug) << "GetBitfield refused: " << admitted;
     return new Refusal<pv1::BitfieldUpdate>(ToGrpcStatus(admitted));
@@ -684,7 +695,9 @@ grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
         "piece ", sorted->back(), " is out of range; the file has ",
         snapshot->layout.PieceCount())));
   }
-  if (absl::Status s = Admit(ticket->user_id); !s.ok()) return refuse(s);
+  if (absl::Status s = Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)); !s.ok()) {
+    return refuse(s);
+  }
   auto* call = new PieceCall(this, ctx, std::move(key), ticket->user_id,
                              {pieces.begin(), pieces.end()}, snapshot->layout);
   Register(call);

@@ -36,13 +36,16 @@ namespace pv1 = ::groupshare::peer::v1;
 // What one peer serves at most; a call past a limit is refused with
 // RESOURCE_EXHAUSTED or INVALID_ARGUMENT, saying which limit.
 struct PeerServiceOptions {
-  // Calls (GetBitfield and GetPiece) open at once, in all and per user.
+  // Calls (GetBitfield and GetPiece) open at once, in all and per user at
+  // one address (a member's ticket copied elsewhere has an allowance of its
+  // own, and cannot use up the member's).
   uint32_t max_calls = 512;
   uint32_t max_calls_per_user = 48;
   // Pieces one GetPiece call may ask for.
   uint32_t max_pieces_per_request = 64;
   // Piece bytes read from disk and not yet taken by the network, in all and
-  // per user. Calls past it wait their turn, holding no thread.
+  // per user at one address. Calls past it wait their turn, holding no
+  // thread.
   uint64_t max_buffered_bytes = 32 << 20;
   uint64_t max_buffered_bytes_per_user = 8 << 20;
   // A GetPiece whose reader takes no message for this long is cancelled,
@@ -101,21 +104,23 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // logged out) otherwise.
   absl::StatusOr<Ticket> Authorize(const std::string& ticket, const std::string& group_id,
                                    const std::string& file_sha1) ABSL_LOCKS_EXCLUDED(mu_);
-  // Counts a call of `user`; RESOURCE_EXHAUSTED past the limits.
-  absl::Status Admit(const std::string& user) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts a call of `user` against `allowance` (see AllowanceOf);
+  // RESOURCE_EXHAUSTED past the limits.
+  absl::Status Admit(const std::string& user, const std::string& allowance)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void Register(BitfieldCall* call) ABSL_LOCKS_EXCLUDED(mu_);
   void Register(PieceCall* call) ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets a finished call and its admission.
   void Unregister(BitfieldCall* call) ABSL_LOCKS_EXCLUDED(mu_);
   void Unregister(PieceCall* call) ABSL_LOCKS_EXCLUDED(mu_);
-  // Gives back the admission Admit counted for `user`.
-  void ReleaseAdmission(const std::string& user) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives back the admission Admit counted against `allowance`.
+  void ReleaseAdmission(const std::string& allowance) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes `bytes` of the read budget for `call`, or queues the call, which
   // then reads when Release frees enough. True when it may read now.
   bool Reserve(PieceCall* call, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
-  // Gives back `bytes` of `user`'s read budget; `sent` names the share
-  // when they went out to the network.
-  void Release(const std::string& user, uint64_t bytes, const ShareKey* sent = nullptr)
+  // Gives back `bytes` of the read budget `call` took; `sent` names the
+  // share when they went out to the network.
+  void Release(const PieceCall& call, uint64_t bytes, const ShareKey* sent = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Under an upload cap, queues `call`'s message (`bytes` of `piece` at
   // `offset` of the share `key`) for its turn and returns true; the call's
@@ -164,11 +169,12 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // or it grows past kMaxSentCounts entries.
   absl::flat_hash_map<std::string, uint32_t> sent_counts_ ABSL_GUARDED_BY(mu_);
   uint32_t calls_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, uint32_t> calls_by_user_ ABSL_GUARDED_BY(mu_);
+  // By allowance: "user from address".
+  std::map<std::string, uint32_t> calls_by_allowance_ ABSL_GUARDED_BY(mu_);
   std::set<BitfieldCall*> bitfield_calls_ ABSL_GUARDED_BY(mu_);
   std::set<PieceCall*> piece_calls_ ABSL_GUARDED_BY(mu_);
   uint64_t buffered_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, uint64_t> buffered_by_user_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> buffered_by_allowance_ ABSL_GUARDED_BY(mu_);
   struct Waiter {
     PieceCall* call;
     uint64_t bytes;

@@ -14,6 +14,7 @@
 #include "core/status_macros.h"
 #include "core/tracker_info.h"
 #include "services/common/grpc_status.h"
+#include "services/common/server_setup.h"
 
 namespace groupshare::tracker {
 namespace {
@@ -56,12 +57,6 @@ grpc::Status Finish(const char* method, const std::string& user, absl::Time star
   }
   if (!status.ok()) GS_LOG(kDebug) << method << " error: " << status.message();
   return ToGrpcStatus(status);
-}
-
-// "ipv4:127.0.0.1:5000" -> "ipv4:127.0.0.1": whom a login came from.
-std::string SourceAddress(const std::string& peer) {
-  const size_t colon = peer.rfind(':');
-  return colon == std::string::npos || colon < 5 ? peer : peer.substr(0, colon);
 }
 
 // A page token is the key of the last item of the page before, in base64
