@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# What two attacks cost, on loopback. A tracker and a seeding client, each
+# What four attacks cost, on loopback. A tracker and a seeding client, each
 # limited to 1024 open files, are sent 1,100 connections that only send
 # HTTP/2's preface, from eight loopback addresses; then 6 connections of 32
 # calls whose request declares a 4 MiB message and never finishes it
-# (bench/unfinished_messages.py). Prints each process's RSS, threads and
-# open files before, under and after each attack; how long a new client
-# takes to log in under it and after it; and the time of the same 64 MiB
-# download with and without the attack against the seeder.
+# (bench/unfinished_messages.py). The tracker then gets a storm of 300
+# callers signing up without pause (its sign-up limits lifted, as for an
+# attacker with many addresses), and the seeder 48 GetPiece calls that
+# never read, made with the downloader's own ticket from another address
+# (both bench/hostile_calls.cc). Prints each process's RSS, threads and
+# open files before, under and after each attack; how long a known client
+# takes to log in, and a logged-in one's list_groups, under it and after
+# it; and the time of the same 64 MiB download with and without the attack
+# against the seeder.
 #   bench/hostile_figures.sh [--connections N]
 # Run from the repository after scripts/setup.sh.
 set -euo pipefail
@@ -54,6 +59,13 @@ EOF
   local deadline=$((SECONDS + 60))
   until [ -s "$work/flood.count" ] || [ $SECONDS -ge $deadline ]; do sleep 0.1; done
 }
+# Runs bench/hostile_calls with arguments $@ in the background for 20 s,
+# and lets it get going.
+calls() {
+  "$bin/hostile_calls" "$@" --seconds 20 >"$work/flood.count" &
+  flooder=$!
+  sleep 3  # a benchmark's warm-up: the attack takes what it can first
+}
 # Runs the unfinished-messages attack on 127.0.0.1:$1, calls to $2, for 20 s
 # in the background, and lets it fill what it can first.
 messages() {
@@ -94,7 +106,8 @@ login_time() {
 # The tracker and the clients under a limit of 1024 open files.
 echo "127.0.0.1:0" > "$work/bind.txt"
 prlimit --nofile=1024:1024 "$bin/tracker" "$work/bind.txt" 1 --db "$work/tracker.db" \
-  --port_file "$work/tracker.port" </dev/null >"$work/tracker.out" 2>"$work/tracker.log" &
+  --port_file "$work/tracker.port" --signups_per_address 1000000 --signups_per_hour 1000000 \
+  </dev/null >"$work/tracker.out" 2>"$work/tracker.log" &
 tracker=$!
 pids+=("$tracker")
 until [ -s "$work/tracker.port" ]; do sleep 0.05; done
@@ -151,3 +164,27 @@ echo "seeder under messages:   $(usage "$alice_pid")  download_s=$(download atta
 unflood
 sleep 3
 echo "seeder after messages:   $(usage "$alice_pid")  download_s=$(download again2)"
+
+# Seconds a logged-in client's list_groups takes (a session call).
+session_call_time() {
+  local start mark="end-of-list-$RANDOM$RANDOM"
+  start=$(date +%s.%N)
+  cmd bob "list_groups"
+  expect bob "$mark" "$mark"  # an unknown command, answered after the list
+  calc "$(date +%s.%N) - $start"
+}
+echo "tracker before signups:  $(usage "$tracker")  login_s=$(login_time $probe)  list_groups_s=$(session_call_time)"
+calls signups --target "127.0.0.1:$tracker_port" --callers 300 --connections 10
+echo "tracker under signups:   $(usage "$tracker")  login_s=$(login_time $probe)  list_groups_s=$(session_call_time)"
+wait "$flooder" || true
+flooder=
+echo "  attack: $(cat "$work/flood.count")"
+sleep 3
+echo "tracker after signups:   $(usage "$tracker")  login_s=$(login_time $probe)  list_groups_s=$(session_call_time)"
+
+echo "seeder before stalled:   $(usage "$alice_pid")  download_s=$(download quiet3)"
+calls stalled --target "127.0.0.1:$tracker_port" --user bob --password pw-bob --file f.bin
+echo "seeder under stalled:    $(usage "$alice_pid")  download_s=$(download stalled)"
+unflood
+sleep 3
+echo "seeder after stalled:    $(usage "$alice_pid")  download_s=$(download again3)"
