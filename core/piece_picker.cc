@@ -14,13 +14,48 @@ PiecePicker::PiecePicker(uint32_t piece_count, Options options)
       have_(piece_count),
       availability_(piece_count, 0),
       requested_(piece_count),
-      unrequested_missing_(piece_count),
-      window_start_(piece_count == 0 ? 0 : static_cast<uint32_t>(rng_() % piece_count)) {}
+      unrequested_missing_(0),
+      buckets_(1),
+      slot_(piece_count),
+      window_start_(piece_count == 0 ? 0 : static_cast<uint32_t>(rng_() % piece_count)) {
+  for (uint32_t i = 0; i < piece_count; ++i) Enqueue(i);
+}
+
+void PiecePicker::Enqueue(uint32_t piece) {
+  const uint32_t a = availability_[piece];
+  if (buckets_.size() <= a) buckets_.resize(a + 1);
+  Bucket& b = buckets_[a];
+  b.ordered.insert(b.ordered.end(), piece);
+  slot_[piece] = static_cast<uint32_t>(b.drawable.size());
+  b.drawable.push_back(piece);
+  ++unrequested_missing_;
+}
+
+void PiecePicker::Dequeue(uint32_t piece) {
+  Bucket& b = buckets_[availability_[piece]];
+  b.ordered.erase(piece);
+  const uint32_t last = b.drawable.back();
+  b.drawable[slot_[piece]] = last;
+  slot_[last] = slot_[piece];
+  b.drawable.pop_back();
+  --unrequested_missing_;
+}
+
+void PiecePicker::AddAvailability(uint32_t piece, int delta) {
+  const bool queued = Queued(piece);
+  if (queued) Dequeue(piece);
+  availability_[piece] = static_cast<uint16_t>(availability_[piece] + delta);
+  if (queued) Enqueue(piece);
+}
 
 void PiecePicker::SetHave(PieceIndex index) {
   const uint32_t piece = index.value();
   if (piece >= piece_count() || have_.Get(piece)) return;
-  if (requested_[piece].empty()) --unrequested_missing_;
+  if (requested_[piece].empty()) {
+    Dequeue(piece);
+  } else {
+    under_way_.erase(piece);
+  }
   for (PeerId p : requested_[piece]) {
     if (auto it = peers_.find(p); it != peers_.end()) --it->second.in_flight;
   }
@@ -36,7 +71,7 @@ void PiecePicker::AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_f
   p.pieces = pieces;
   p.max_in_flight = std::max<uint32_t>(max_in_flight, 1);
   for (uint32_t i = 0; i < pieces.size() && i < piece_count(); ++i) {
-    if (pieces.Get(i)) ++availability_[i];
+    if (pieces.Get(i)) AddAvailability(i, +1);
   }
   Check();
 }
@@ -46,7 +81,7 @@ void PiecePicker::PeerHas(PeerId peer, PieceIndex index) {
   auto it = peers_.find(peer);
   if (it == peers_.end() || piece >= piece_count() || it->second.pieces.Get(piece)) return;
   it->second.pieces.Set(piece);
-  ++availability_[piece];
+  AddAvailability(piece, +1);
   Check();
 }
 
@@ -54,7 +89,7 @@ void PiecePicker::RemovePeer(PeerId peer) {
   auto it = peers_.find(peer);
   if (it == peers_.end()) return;
   for (uint32_t i = 0; i < piece_count(); ++i) {
-    if (it->second.pieces.Get(i)) --availability_[i];
+    if (it->second.pieces.Get(i)) AddAvailability(i, -1);
     if (Requested(i, peer)) Release(i, peer);
   }
   peers_.erase(it);
@@ -83,7 +118,96 @@ void PiecePicker::Release(uint32_t piece, PeerId peer) {
   r.erase(at);
   --peers_[peer].in_flight;
   --total_in_flight_;
-  if (r.empty() && !have_.Get(piece)) ++unrequested_missing_;
+  if (r.empty() && !have_.Get(piece)) {
+    under_way_.erase(piece);
+    Enqueue(piece);
+  }
+}
+
+namespace {
+
+// Draws are tried at random this many times before a bucket is walked.
+constexpr int kDraws = 16;
+
+}  // namespace
+
+std::optional<uint32_t> PiecePicker::PickRarest(const Bitfield& pieces) {
+  // In a swarm, pieces held by one peer alone are drawn from all of them.
+  const bool swarm = peers_.size() > 1;
+  const uint64_t window = std::max(options_.tie_window, 1u);
+  // A piece the peer holds has an availability of at least one.
+  for (size_t a = 1; a < buckets_.size(); ++a) {
+    const Bucket& b = buckets_[a];
+    if (b.drawable.empty()) continue;
+    std::optional<uint32_t> chosen;
+    uint64_t ties = 0;
+    // Reservoir sampling keeps the choice uniform in one pass.
+    auto consider = [&](uint32_t piece) {
+      ++examined_;
+      if (pieces.Get(piece) && rng_() % ++ties == 0) chosen = piece;
+    };
+    if (swarm && a == 1) {
+      for (int i = 0; i < kDraws; ++i) {
+        const uint32_t piece = b.drawable[rng_() % b.drawable.size()];
+        ++examined_;
+        if (pieces.Get(piece)) return piece;
+      }
+      for (uint32_t piece : b.drawable) consider(piece);
+    } else {
+      // The first `window` it holds in file order from window_start_.
+      const auto from = b.ordered.lower_bound(window_start_);
+      for (auto it = from; it != b.ordered.end() && ties < window; ++it) consider(*it);
+      for (auto it = b.ordered.begin(); it != from && ties < window; ++it) consider(*it);
+    }
+    if (chosen.has_value()) return chosen;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint32_t> PiecePicker::PickAnyQueued(const Bitfield& pieces) {
+  for (int i = 0; i < kDraws; ++i) {
+    uint32_t r = static_cast<uint32_t>(rng_() % unrequested_missing_);
+    for (const Bucket& b : buckets_) {
+      if (r < b.drawable.size()) {
+        ++examined_;
+        if (pieces.Get(b.drawable[r])) return b.drawable[r];
+        break;
+      }
+      r -= static_cast<uint32_t>(b.drawable.size());
+    }
+  }
+  std::optional<uint32_t> chosen;
+  uint64_t ties = 0;
+  for (const Bucket& b : buckets_) {
+    for (uint32_t piece : b.drawable) {
+      ++examined_;
+      if (pieces.Get(piece) && rng_() % ++ties == 0) chosen = piece;
+    }
+  }
+  return chosen;
+}
+
+std::optional<uint32_t> PiecePicker::PickCopy(const Bitfield& pieces, PeerId peer) {
+  // The pieces with the fewest copies requested, then the rarest; ties
+  // among the first `tie_window` in file order.
+  const uint64_t window = std::max(options_.tie_window, 1u);
+  std::optional<uint32_t> best;
+  uint32_t best_rank = std::numeric_limits<uint32_t>::max();
+  uint64_t ties = 0;
+  for (uint32_t piece : under_way_) {
+    ++examined_;
+    const uint32_t copies = static_cast<uint32_t>(requested_[piece].size());
+    if (!pieces.Get(piece) || copies >= options_.max_copies || Requested(piece, peer)) continue;
+    const uint32_t rank = copies * 65536 + availability_[piece];
+    if (rank < best_rank) {
+      best = piece;
+      best_rank = rank;
+      ties = 1;
+    } else if (rank == best_rank && ties < window && rng_() % ++ties == 0) {
+      best = piece;
+    }
+  }
+  return best;
 }
 
 std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
@@ -92,50 +216,23 @@ std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
   Peer& p = it->second;
   if (p.in_flight >= p.max_in_flight) return std::nullopt;
 
-  const bool random_phase = have_.Count() + (piece_count() - have_.Count() -
-                                              unrequested_missing_) < options_.random_first;
+  // The random phase draws from every candidate, not the rarest.
+  const bool random_phase = have_.Count() + under_way_.size() < options_.random_first;
   std::optional<uint32_t> best;
-  uint32_t best_rank = std::numeric_limits<uint32_t>::max();
-  uint64_t ties = 0;
-  // Reservoir sampling among the pieces of the lowest rank keeps the
-  // tie-break uniform in one pass.
-  // The random phase draws from every candidate, not just a window.
-  // In a swarm, pieces held by one peer alone are drawn from all of them.
-  const bool swarm = peers_.size() > 1;
-  const uint64_t window = std::max(options_.tie_window, 1u);
-  auto consider = [&](uint32_t piece, uint32_t rank) {
-    if (rank < best_rank) {
-      best = piece;
-      best_rank = rank;
-      ties = 1;
-    } else if (rank == best_rank &&
-               (ties < window || random_phase || (swarm && rank == 1)) &&
-               rng_() % ++ties == 0) {
-      best = piece;
-    }
-  };
-  const uint32_t n = piece_count();
   if (unrequested_missing_ > 0) {
-    for (uint32_t k = 0; k < n; ++k) {
-      const uint32_t i = window_start_ + k < n ? window_start_ + k : window_start_ + k - n;
-      if (have_.Get(i) || !requested_[i].empty() || !p.pieces.Get(i)) continue;
-      consider(i, random_phase ? 0 : availability_[i]);
-    }
+    best = random_phase ? PickAnyQueued(p.pieces) : PickRarest(p.pieces);
   }
   if (!best.has_value() && (unrequested_missing_ == 0 || p.in_flight == 0)) {
     // Endgame: every missing piece is in flight somewhere; or this peer is
     // idle, with nothing unasked that it holds. Either way it takes a copy
-    // of a piece under way elsewhere (a slower peer's, say), preferring the
-    // pieces with the fewest copies requested, then the rarest.
-    for (uint32_t i = 0; i < n; ++i) {
-      if (have_.Get(i) || !p.pieces.Get(i) || Requested(i, peer)) continue;
-      uint32_t copies = static_cast<uint32_t>(requested_[i].size());
-      if (copies >= options_.max_copies) continue;
-      consider(i, copies * 65536 + availability_[i]);
-    }
+    // of a piece under way elsewhere (a slower peer's, say).
+    best = PickCopy(p.pieces, peer);
   }
   if (!best.has_value()) return std::nullopt;
-  if (requested_[*best].empty()) --unrequested_missing_;
+  if (requested_[*best].empty()) {
+    Dequeue(*best);
+    under_way_.insert(*best);
+  }
   requested_[*best].push_back(peer);
   ++p.in_flight;
   ++total_in_flight_;
@@ -170,19 +267,35 @@ bool PiecePicker::InEndgame() const { return unrequested_missing_ == 0 && !Done(
 
 bool PiecePicker::InvariantsHold() const {
   absl::flat_hash_map<PeerId, uint32_t> in_flight;
-  uint32_t unrequested = 0;
+  uint32_t unrequested = 0, under_way = 0;
   for (uint32_t i = 0; i < piece_count(); ++i) {
     uint32_t avail = 0;
     for (const auto& [id, p] : peers_) avail += p.pieces.Get(i);
     if (avail != availability_[i]) return false;
     if (have_.Get(i) && !requested_[i].empty()) return false;
-    if (!have_.Get(i) && requested_[i].empty()) ++unrequested;
+    if (Queued(i)) {
+      ++unrequested;
+      if (avail >= buckets_.size()) return false;
+      const Bucket& b = buckets_[avail];
+      if (slot_[i] >= b.drawable.size() || b.drawable[slot_[i]] != i || !b.ordered.contains(i)) {
+        return false;
+      }
+    } else if (!have_.Get(i)) {
+      ++under_way;
+      if (!under_way_.contains(i)) return false;
+    }
     for (PeerId p : requested_[i]) {
       if (!HasPeer(p)) return false;
       ++in_flight[p];
     }
   }
-  if (unrequested != unrequested_missing_) return false;
+  if (unrequested != unrequested_missing_ || under_way != under_way_.size()) return false;
+  uint32_t queued = 0;
+  for (const Bucket& b : buckets_) {
+    if (b.ordered.size() != b.drawable.size()) return false;
+    queued += static_cast<uint32_t>(b.drawable.size());
+  }
+  if (queued != unrequested) return false;
   uint32_t total = 0;
   for (const auto& [id, p] : peers_) {
     if (in_flight[id] != p.in_flight) return false;

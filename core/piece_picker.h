@@ -30,6 +30,16 @@
 //  - a failed or aborted request, or a removed peer's requests, go back in
 //    the queue.
 //
+// Cost: the missing pieces nobody is fetching are kept in buckets by
+// availability, each in file order and in an array to draw from, and the
+// pieces under way in file order. A pick looks at the lowest bucket that
+// has a piece the peer holds, and in it at most `tie_window` pieces the
+// peer holds (O(tie_window log n) from a seeder); a draw from a whole
+// bucket tries random members first. Only a peer that holds few of the
+// pieces in the buckets it is asked about costs a walk through them, and
+// the random phase (a few picks) may walk every bucket. Endgame walks the
+// pieces under way, not the file. Changes cost O(log n) a piece.
+//
 // Pieces and peers are told apart by type (PieceIndex, PeerId). A debug
 // build recounts the picker's state after every change and aborts on the
 // first disagreement (Options::check_invariants).
@@ -41,6 +51,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "core/bitfield.h"
 #include "core/strong_id.h"
@@ -109,12 +120,36 @@ class PiecePicker {
   // O(pieces x peers).
   bool InvariantsHold() const;
 
+  // Pieces Pick has looked at in all, to show what picks cost.
+  uint64_t examined() const { return examined_; }
+
  private:
   struct Peer {
     Bitfield pieces;
     uint32_t in_flight = 0;
     uint32_t max_in_flight = 2;
   };
+  // The missing pieces no request is out for that `availability` peers
+  // hold: in file order, and in an array to draw from at random (a piece's
+  // place in it is slot_[piece]).
+  struct Bucket {
+    absl::btree_set<uint32_t> ordered;
+    std::vector<uint32_t> drawable;
+  };
+  // Whether the piece is in a bucket: missing, and nobody fetches it.
+  bool Queued(uint32_t piece) const { return !have_.Get(piece) && requested_[piece].empty(); }
+  void Enqueue(uint32_t piece);
+  void Dequeue(uint32_t piece);
+  // Changes the piece's availability by +1 or -1, moving it between buckets.
+  void AddAvailability(uint32_t piece, int delta);
+  // The rarest pieces `peer` holds in the buckets: one of the first
+  // `tie_window` in file order from window_start_, or one of all of them in
+  // a swarm when they are held by one peer alone.
+  std::optional<uint32_t> PickRarest(const Bitfield& pieces);
+  // One of all the pieces in the buckets that `pieces` holds, uniformly.
+  std::optional<uint32_t> PickAnyQueued(const Bitfield& pieces);
+  // A copy of a piece under way at other peers (endgame, or an idle peer).
+  std::optional<uint32_t> PickCopy(const Bitfield& pieces, PeerId peer);
   bool Requested(uint32_t piece, PeerId peer) const;
   void Release(uint32_t piece, PeerId peer);
   // In a debug build, aborts when InvariantsHold() is false.
@@ -126,6 +161,10 @@ class PiecePicker {
   std::vector<uint16_t> availability_;
   std::vector<std::vector<PeerId>> requested_;  // peers fetching each piece
   uint32_t unrequested_missing_;  // missing pieces with no request in flight
+  std::vector<Bucket> buckets_;   // by availability
+  std::vector<uint32_t> slot_;    // each queued piece's place in its bucket's drawable
+  absl::btree_set<uint32_t> under_way_;  // missing pieces with requests in flight
+  uint64_t examined_ = 0;
   uint32_t window_start_;         // where the tie window's file order begins
   uint32_t total_in_flight_ = 0;
   absl::flat_hash_map<PeerId, Peer> peers_;

@@ -306,6 +306,28 @@ TEST(PiecePicker, ResumedPiecesAreNotAskedFor) {
   EXPECT_EQ(picker.HaveCount(), 2u);
 }
 
+// A pick looks at a few pieces, not the whole file: at most the tie window
+// from seeders, and about one draw in a swarm. (Before the buckets, every
+// pick walked all the pieces: n x n / 2 here.)
+TEST(PiecePicker, APickLooksAtAFewPiecesNotTheWholeFile) {
+  const uint32_t n = 65536;  // 1 GiB of 16 KiB pieces
+  PiecePicker::Options o = NoRandomStart();
+  o.check_invariants = false;  // a recount is O(n) a change
+  const Bitfield all(n, true);
+  PiecePicker seeders(n, o);
+  seeders.AddPeer(P(1), all, n);
+  seeders.AddPeer(P(2), all, n);
+  for (uint32_t i = 0; i < n; ++i) ASSERT_TRUE(seeders.Pick(P(1 + i % 2)).has_value());
+  EXPECT_TRUE(seeders.InEndgame());
+  EXPECT_LE(seeders.examined(), uint64_t{n} * o.tie_window);
+
+  PiecePicker swarm(n, o);
+  swarm.AddPeer(P(1), all, n);
+  swarm.AddPeer(P(2), Bitfield(n), n);  // another downloader, with nothing yet
+  for (uint32_t i = 0; i < n; ++i) ASSERT_TRUE(swarm.Pick(P(1)).has_value());
+  EXPECT_LE(swarm.examined(), uint64_t{n} * 2);
+}
+
 TEST(PiecePicker, RandomisedRunKeepsItsInvariants) {
   std::mt19937 rng(42);
   PiecePicker::Options o;
