@@ -241,8 +241,8 @@ class DownloadTest : public ::testing::Test {
   // Runs the download to its end and returns its last progress.
   DownloadProgress Run() {
     tracker_ = std::make_unique<FakeTracker>(response_);
-    Download::Env env{tracker_.get(), &store_, state_.get(), "dave"};
-    Download download(env, options_, "g", response_, dir_.File("out.bin"));
+    Download download({tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
+                      response_, dir_.File("out.bin"));
     download.Start();
     EXPECT_TRUE(download.WaitUntilDone(absl::Seconds(60)));
     return download.Progress();
@@ -251,7 +251,7 @@ class DownloadTest : public ::testing::Test {
 
   // Part files whose writes wait for `gate`.
   void GateWrites(absl::Notification* gate) {
-    options_.open_part_file = [gate](const std::string& path, uint64_t size, bool ours)
+    env_.open_part_file = [gate](const std::string& path, uint64_t size, bool ours)
         -> absl::StatusOr<PartFileOpened> {
       auto opened = OpenPartFile(path, size, ours);
       if (!opened.ok()) return opened;
@@ -266,8 +266,8 @@ class DownloadTest : public ::testing::Test {
     absl::Notification gate;
     GateWrites(&gate);
     tracker_ = std::make_unique<FakeTracker>(response_);
-    Download::Env env{tracker_.get(), &store_, state_.get(), "dave"};
-    Download download(env, options_, "g", response_, dir_.File("out.bin"));
+    Download download({tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
+                      response_, dir_.File("out.bin"));
     download.Start();
     for (absl::Time deadline = absl::Now() + absl::Seconds(30);
          !ready(download.Progress()) && absl::Now() < deadline;) {
@@ -287,6 +287,17 @@ class DownloadTest : public ::testing::Test {
   PieceStore store_;
   tv1::GetFilePeersResponse response_;
   DownloadOptions options_;
+  // The system's, with part files opened as open_part_file says.
+  struct PartFileEnv : DownloadEnvWrapper {
+    using DownloadEnvWrapper::DownloadEnvWrapper;
+    absl::StatusOr<PartFileOpened> OpenPartFile(const std::string& path, uint64_t size,
+                                                bool ours) override {
+      return open_part_file(path, size, ours);
+    }
+    PartFileOpener open_part_file = groupshare::OpenPartFile;
+  };
+  SystemDownloadEnv system_env_;
+  PartFileEnv env_{&system_env_};
   std::vector<std::unique_ptr<FakePeer>> peers_;
   std::unique_ptr<FakeTracker> tracker_;
 };
@@ -331,7 +342,7 @@ TEST_F(DownloadTest, EndgameCancelsTheSlowerCopy) {
 
 TEST_F(DownloadTest, DiskFullHalfWayFailsWithThatReasonAndWithdraws) {
   AddPeer("alice", FakePeer::Mode::kGood, absl::Milliseconds(20));
-  options_.open_part_file = [this](const std::string& path, uint64_t size, bool ours)
+  env_.open_part_file = [this](const std::string& path, uint64_t size, bool ours)
       -> absl::StatusOr<PartFileOpened> {
     auto opened = OpenPartFile(path, size, ours);
     if (!opened.ok()) return opened;
@@ -436,7 +447,7 @@ TEST_F(DownloadTest, PiecesTheWorkersHoldNeverExhaustALink) {
 TEST_F(DownloadTest, DataIsDurableBeforeTheFileIsRenamedAndCalledComplete) {
   AddPeer("alice", FakePeer::Mode::kGood);
   std::vector<std::string> events;
-  options_.open_part_file = [&](const std::string& path, uint64_t size, bool ours)
+  env_.open_part_file = [&](const std::string& path, uint64_t size, bool ours)
       -> absl::StatusOr<PartFileOpened> {
     auto opened = OpenPartFile(path, size, ours);
     if (!opened.ok()) return opened;

@@ -87,12 +87,13 @@ struct Download::Link {
   uint64_t bytes = 0;
   uint64_t bytes_at_tick = 0;
   double rate = 0;  // bytes a second
-  absl::Time since = absl::Now();
+  absl::Time since;  // connected
 };
 
-Download::Download(Env env, DownloadOptions options, std::string group_id,
+Download::Download(Context context, DownloadOptions options, std::string group_id,
                    tv1::GetFilePeersResponse first, std::string dest)
-    : env_(std::move(env)),
+    : context_(std::move(context)),
+      env_(context_.env),
       options_(std::move(options)),
       group_id_(std::move(group_id)),
       file_(first.file()),
@@ -112,6 +113,8 @@ Download::Download(Env env, DownloadOptions options, std::string group_id,
     expected_.push_back(digest);
   }
   workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
+  absl::MutexLock lock(&mu_);
+  last_tick_ = last_rotate_ = env_->Now();
 }
 
 Download::~Download() {
@@ -146,7 +149,7 @@ DownloadProgress Download::Progress() const {
   p.pieces_held = pieces_held_;
   if (state_ == DownloadState::kRunning && no_source_since_ != absl::InfiniteFuture()) {
     p.waiting_for_sharer = true;
-    p.gives_up_in = options_.no_source_timeout - (absl::Now() - no_source_since_);
+    p.gives_up_in = options_.no_source_timeout - (env_->Now() - no_source_since_);
   }
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
@@ -173,7 +176,7 @@ void Download::Fail(const absl::Status& status) {
 }
 
 void Download::Run() {
-  const absl::Time started = absl::Now();
+  const absl::Time started = env_->Now();
   if (absl::Status s = Prepare(); !s.ok()) {
     Fail(s);
   } else {
@@ -185,7 +188,7 @@ void Download::Run() {
     }
     Perform(actions);
   }
-  absl::Time last_refresh = absl::Now(), last_save = absl::Now();
+  absl::Time last_refresh = env_->Now(), last_save = env_->Now();
   while (true) {
     FreeDroppedLinks();
     bool announce = false, refresh = false;
@@ -194,9 +197,9 @@ void Download::Run() {
     std::vector<PeerLink*> live;
     {
       absl::MutexLock lock(&mu_);
-      if (!picker_.Done() && !stop_) changed_.WaitWithTimeout(&mu_, kTick);
+      if (!picker_.Done() && !stop_) env_->WaitUntil(&changed_, &mu_, env_->Now() + kTick);
       if (stop_ || picker_.Done()) break;
-      absl::Time now = absl::Now();
+      absl::Time now = env_->Now();
       if (now - last_tick_ >= kTick) Tick(now, &actions);
       if (now - no_source_since_ > options_.no_source_timeout) {
         uint32_t missing = picker_.piece_count() - picker_.HaveCount();
@@ -218,7 +221,7 @@ void Download::Run() {
     {
       // Calls that brought nothing for too long go back to the picker
       // through OnCallEnd, as cancelled; the peer gets a failure.
-      const absl::Time before = absl::Now() - options_.piece_timeout;
+      const absl::Time before = env_->Now() - options_.piece_timeout;
       for (PeerLink* l : live) {
         if (int n = l->CancelStalled(before); n > 0) {
           absl::MutexLock lock(&mu_);
@@ -239,24 +242,24 @@ void Download::Run() {
       Fail(*no_source);
       break;
     }
-    if (announce && env_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok()) {
+    if (announce && context_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok()) {
       absl::MutexLock lock(&mu_);
       announced_ = true;
     }
     if (refresh) {
       Refresh();
-      last_refresh = absl::Now();
+      last_refresh = env_->Now();
     }
-    if (absl::Now() - last_save >= kSaveInterval) {
+    if (env_->Now() - last_save >= kSaveInterval) {
       SaveProgress();
-      last_save = absl::Now();
+      last_save = env_->Now();
     }
   }
-  const absl::Time pieces_done = absl::Now();
+  const absl::Time pieces_done = env_->Now();
   StopLinks();
   GS_LOG(kDebug) << "download of " << file_.name() << ": pieces in "
                  << absl::ToDoubleSeconds(pieces_done - started) << " s, links stopped "
-                 << absl::ToDoubleSeconds(absl::Now() - pieces_done) << " s later";
+                 << absl::ToDoubleSeconds(env_->Now() - pieces_done) << " s later";
   if (part_ != nullptr) SaveProgress();
   bool done, failed;
   {
@@ -297,7 +300,7 @@ absl::Status Download::Prepare() {
   // The part file is ours when the state folder records this download.
   Bitfield have(layout_.PieceCount());
   bool ours = false;
-  ASSIGN_OR_RETURN(auto records, env_.state->List(env_.user_id));
+  ASSIGN_OR_RETURN(auto records, context_.state->List(context_.user_id));
   for (const ShareRecord& r : records) {
     if (r.group_id == group_id_ && r.sha1 == file_.sha1() && !r.complete && r.path == dest_) {
       ours = true;
@@ -306,7 +309,7 @@ absl::Status Download::Prepare() {
       }
     }
   }
-  ASSIGN_OR_RETURN(PartFileOpened opened, options_.open_part_file(part_path_, layout_.size, ours));
+  ASSIGN_OR_RETURN(PartFileOpened opened, env_->OpenPartFile(part_path_, layout_.size, ours));
   part_ = std::move(opened.file);
   hasher_ = std::make_unique<WholeFileHasher>(layout_, part_.get());
   if (opened.fresh) have = Bitfield(layout_.PieceCount());
@@ -325,11 +328,11 @@ absl::Status Download::Prepare() {
     GS_LOG(kInfo) << "resuming " << file_.name() << " with " << kept << " of " << have.size()
                   << " pieces verified on disk";
   }
-  ShareRecord record{env_.user_id, group_id_, file_.name(), file_.sha1(), layout_.size,
+  ShareRecord record{context_.user_id, group_id_, file_.name(), file_.sha1(), layout_.size,
                      layout_.piece_size, {file_.piece_sha1().begin(), file_.piece_sha1().end()},
                      dest_, false, have.ToBytes()};
-  RETURN_IF_ERROR(env_.state->Put(record));
-  RETURN_IF_ERROR(env_.store->Add(key_, file_.name(), part_path_, layout_, have));
+  RETURN_IF_ERROR(context_.state->Put(record));
+  RETURN_IF_ERROR(context_.store->Add(key_, file_.name(), part_path_, layout_, have));
   {
     absl::MutexLock lock(&mu_);
     for (uint32_t i = 0; i < have.size(); ++i) {
@@ -347,13 +350,13 @@ absl::Status Download::Prepare() {
 void Download::Withdraw() {
   // A failed download is not served. Its verified pieces stay on disk and
   // recorded: the same download_file (or the next login) takes them up again.
-  env_.store->Remove(key_);
+  context_.store->Remove(key_);
   bool announced;
   {
     absl::MutexLock lock(&mu_);
     announced = announced_;
   }
-  if (announced) env_.tracker->StopShare(group_id_, file_.name()).IgnoreError();
+  if (announced) context_.tracker->StopShare(group_id_, file_.name()).IgnoreError();
 }
 
 absl::Status Download::Finish() {
@@ -361,7 +364,7 @@ absl::Status Download::Finish() {
   // into place.
   ASSIGN_OR_RETURN(std::string sha1, hasher_->Finish());
   if (sha1 != file_.sha1()) {
-    env_.state->Remove(env_.user_id, group_id_, file_.sha1()).IgnoreError();
+    context_.state->Remove(context_.user_id, group_id_, file_.sha1()).IgnoreError();
     unlink(part_path_.c_str());
     return absl::DataLossError(absl::StrCat(
         "every piece checked out but the whole file's SHA1 is ", sha1, ", not ", file_.sha1(),
@@ -372,10 +375,10 @@ absl::Status Download::Finish() {
   RETURN_IF_ERROR(part_->Sync());
   RETURN_IF_ERROR(part_->RenameTo(dest_));
   ASSIGN_OR_RETURN(FileStamp stamp, StampOf(dest_));
-  RETURN_IF_ERROR(env_.state->MarkComplete(env_.user_id, group_id_, file_.sha1(), stamp.mtime_ns));
-  env_.state->AddCompleted({env_.user_id, group_id_, file_.name(), dest_, layout_.size})
+  RETURN_IF_ERROR(context_.state->MarkComplete(context_.user_id, group_id_, file_.sha1(), stamp.mtime_ns));
+  context_.state->AddCompleted({context_.user_id, group_id_, file_.name(), dest_, layout_.size})
       .IgnoreError();  // only show_downloads' history would miss it
-  if (absl::Status s = env_.tracker->AnnounceHolder(group_id_, file_.name(), true); !s.ok()) {
+  if (absl::Status s = context_.tracker->AnnounceHolder(group_id_, file_.name(), true); !s.ok()) {
     GS_LOG(kWarning) << "could not tell the tracker that " << file_.name()
                      << " is complete: " << s;
   }
@@ -414,7 +417,7 @@ bool Download::MayConnect(const tv1::Peer& peer, absl::Time now) {
 }
 
 void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* actions) {
-  const absl::Time now = absl::Now();
+  const absl::Time now = env_->Now();
   for (const tv1::Peer& p : response.peers()) {
     for (const auto& known : links_) {
       if (known->peer.address() == p.address() && !known->gone) {
@@ -443,11 +446,10 @@ void Download::Connect(const tv1::Peer& peer, Actions* actions) {
   auto link = std::make_unique<Link>();
   link->id = PeerId(static_cast<uint32_t>(links_.size() + 1));
   link->peer = peer;
-  link->link = std::make_unique<PeerLink>(
-      this, link->id.value(), peer.user_id(), peer.address(),
-      PeerLink::Target{group_id_, file_.sha1(), layout_,
-                       LinkMemoryQuota(options_, layout_.piece_size)},
-      options_.credentials);
+  link->since = env_->Now();
+  link->link = env_->NewLink(this, link->id.value(), peer.user_id(), peer.address(),
+                             PeerLink::Target{group_id_, file_.sha1(), layout_,
+                                              LinkMemoryQuota(options_, layout_.piece_size)});
   link->bitfield_ticket = peer.ticket();
   actions->open.emplace_back(link->link.get(), peer.ticket());
   ++counters_.peers_connected;
@@ -491,7 +493,7 @@ void Download::FillAll(Actions* actions) {
 void Download::Drop(Link* link, const std::string& why, Actions* actions) {
   if (link->gone) return;
   link->gone = true;
-  link->gone_at = absl::Now();
+  link->gone_at = env_->Now();
   ++counters_.peers_dropped;
   picker_.RemovePeer(link->id);
   actions->close.push_back(link->link.get());
@@ -500,7 +502,7 @@ void Download::Drop(Link* link, const std::string& why, Actions* actions) {
   GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << link->peer.user_id()
                 << " at " << link->peer.address() << ": " << why;
   // A holder in reserve takes its place, the first that may be connected.
-  const absl::Time now = absl::Now();
+  const absl::Time now = env_->Now();
   for (auto it = reserve_.begin(); it != reserve_.end(); ++it) {
     if (!MayConnect(*it, now)) continue;
     tv1::Peer next = std::move(*it);
@@ -691,14 +693,14 @@ void Download::Verify(PeerId link_id, PeerLink::Piece piece) {
       Claim(&actions);
     }
     // Shared at once: the bitfield streams of this share hear of it now.
-    env_.store->MarkHave(key_, index);
+    context_.store->MarkHave(key_, index);
     hasher_->Add(index, piece.data);
   }
   Perform(actions);
 }
 
 void Download::Refresh() {
-  auto response = env_.tracker->GetFilePeers(group_id_, file_.name());
+  auto response = context_.tracker->GetFilePeers(group_id_, file_.name());
   if (!response.ok()) {
     GS_LOG(kWarning) << "refreshing the peers of " << file_.name() << ": " << response.status();
     return;
@@ -805,7 +807,7 @@ void Download::SaveProgress() {
     have_dirty_ = false;
     have = picker_.have().ToBytes();
   }
-  if (absl::Status s = env_.state->UpdateHave(env_.user_id, group_id_, file_.sha1(), have);
+  if (absl::Status s = context_.state->UpdateHave(context_.user_id, group_id_, file_.sha1(), have);
       !s.ok()) {
     GS_LOG(kWarning) << "saving the progress of " << file_.name() << ": " << s;
   }

@@ -4,6 +4,8 @@
 // checked before the part file is renamed into place.
 //
 // The stages, each its own unit:
+//  - DownloadEnv (download_env.h): the clock, the part file and the links,
+//    which a test replaces;
 //  - PartFile (core/part_file.h): the "<dest>.part" file, behind an
 //    interface a test can make fail;
 //  - PeerLink (peer_link.h): one per peer, its gRPC streams on the callback
@@ -46,6 +48,7 @@
 #include "core/work_queue.h"
 #include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/peer/client_state.h"
+#include "services/peer/download_env.h"
 #include "services/peer/peer_link.h"
 
 namespace groupshare::peer {
@@ -101,10 +104,6 @@ struct DownloadOptions {
   // What gRPC may hold for one peer at once (see PeerLink::Target); 0 sizes
   // it from the budget above, so that an honest peer is never cut off.
   uint64_t link_memory_quota = 0;
-  // How to reach peers: plaintext when null.
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  // How the part file is opened; tests inject faults here.
-  PartFileOpener open_part_file = OpenPartFile;
 };
 
 enum class DownloadState { kRunning, kComplete, kFailed, kStopped };
@@ -151,16 +150,18 @@ struct DownloadProgress {
 
 class Download : public PeerLink::Owner {
  public:
-  struct Env {
+  // What the download works with; all must outlive it.
+  struct Context {
     DownloadTracker* tracker;
     PieceStore* store;
     ClientState* state;
     std::string user_id;
+    DownloadEnv* env;  // its clock, part file and peer links
   };
 
   // `first` is the tracker's answer to GetFilePeers for the file, already
   // checked by the caller; `dest` the final path.
-  Download(Env env, DownloadOptions options, std::string group_id,
+  Download(Context context, DownloadOptions options, std::string group_id,
            tracker::v1::GetFilePeersResponse first, std::string dest);
   ~Download() override;  // Stop()s and waits for the threads
   Download(const Download&) = delete;
@@ -251,7 +252,8 @@ class Download : public PeerLink::Owner {
   void StopLinks() ABSL_LOCKS_EXCLUDED(mu_);
   void SaveProgress() ABSL_LOCKS_EXCLUDED(mu_);
 
-  const Env env_;
+  const Context context_;
+  DownloadEnv* const env_;
   const DownloadOptions options_;
   const std::string group_id_;
   const tracker::v1::FileInfo file_;
@@ -280,8 +282,8 @@ class Download : public PeerLink::Owner {
   uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;
   double rate_ ABSL_GUARDED_BY(mu_) = 0;
   double eta_rate_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::Now();
-  absl::Time last_rotate_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  absl::Time last_tick_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_rotate_ ABSL_GUARDED_BY(mu_);
   bool announced_ ABSL_GUARDED_BY(mu_) = false;
   bool have_dirty_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time no_source_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();

@@ -625,13 +625,15 @@ absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& 
     return absl::AlreadyExistsError(absl::StrCat(
         "you already share this file in ", group_id, " as '", served->name, "'"));
   }
-  Download::Env env{download_tracker_.get(), &store_, state_.get(), user_id};
+  Download::Context context{download_tracker_.get(), &store_, state_.get(), user_id,
+                            &download_env_};
   DownloadOptions options;
   {
     absl::MutexLock lock(&mu_);
     options = options_.download;
   }
-  return std::make_unique<Download>(env, std::move(options), group_id, std::move(peers), dest);
+  return std::make_unique<Download>(context, std::move(options), group_id, std::move(peers),
+                                    dest);
 }
 
 absl::StatusOr<DownloadProgress> Node::StartDownload(const std::string& group_id,

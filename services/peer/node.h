@@ -19,6 +19,7 @@
 #include "core/piece_store.h"
 #include "core/work_queue.h"
 #include "services/peer/client_state.h"
+#include "services/peer/download_env.h"
 #include "services/peer/downloader.h"
 #include "services/peer/peer_service.h"
 #include "services/peer/tracker_client.h"
@@ -29,6 +30,8 @@ struct NodeOptions {
   // host:port of this client's PeerService, as the other members reach it.
   std::string peer_address;
   DownloadOptions download;
+  // How downloads reach peers: plaintext when null.
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
   PeerServiceOptions serve;
   // How often changes no tracker heard are sent again, and downloads that
   // failed for want of a sharer look for one.
@@ -199,6 +202,7 @@ class Node {
   const std::unique_ptr<ClientState> state_;
   const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
   NodeOptions options_;  // max_peers guarded by mu_, the rest constant
+  SystemDownloadEnv download_env_{options_.peer_credentials};
   PieceStore store_;
   PeerServiceImpl peer_service_{&store_, options_.serve};
 

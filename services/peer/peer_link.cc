@@ -48,14 +48,14 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
 // every call object (its destructor waits until the last is deleted), so
 // the channel's last reference is never dropped on a gRPC callback thread:
 // destroying a channel there frees the completion queue that thread runs.
-class PeerLink::Call {
+class GrpcPeerLink::Call {
  public:
-  explicit Call(PeerLink* link) : link_(link) { link_->CallCreated(); }
+  explicit Call(GrpcPeerLink* link) : link_(link) { link_->CallCreated(); }
   virtual ~Call() = default;
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      PeerLink* link = link_;
+      GrpcPeerLink* link = link_;
       delete this;
       link->CallDeleted();
     }
@@ -66,16 +66,16 @@ class PeerLink::Call {
   grpc::ClientContext ctx;
 
  protected:
-  PeerLink* const link_;
+  GrpcPeerLink* const link_;
 
  private:
   std::atomic<int> refs_{1};
 };
 
-class PeerLink::BitfieldCall final : public Call,
+class GrpcPeerLink::BitfieldCall final : public Call,
                                      public grpc::ClientReadReactor<pv1::BitfieldUpdate> {
  public:
-  BitfieldCall(PeerLink* link, const std::string& ticket) : Call(link) {
+  BitfieldCall(GrpcPeerLink* link, const std::string& ticket) : Call(link) {
     request_.set_ticket(ticket);
     request_.set_group_id(link->target_.group_id);
     request_.set_file_sha1(link->target_.file_sha1);
@@ -101,10 +101,10 @@ class PeerLink::BitfieldCall final : public Call,
   pv1::BitfieldUpdate update_;
 };
 
-class PeerLink::PieceCall final : public Call,
+class GrpcPeerLink::PieceCall final : public Call,
                                   public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  PieceCall(PeerLink* link, std::vector<uint32_t> pieces, const std::string& ticket)
+  PieceCall(GrpcPeerLink* link, std::vector<uint32_t> pieces, const std::string& ticket)
       : Call(link), pieces_(std::move(pieces)), progress_(absl::ToUnixMicros(absl::Now())) {
     pv1::GetPieceRequest req;
     req.set_ticket(ticket);
@@ -201,36 +201,34 @@ class PeerLink::PieceCall final : public Call,
   absl::Status error_;
 };
 
-PeerLink::PeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
-                   Target target, std::shared_ptr<grpc::ChannelCredentials> credentials)
-    : owner_(owner),
-      id_(id),
-      user_id_(std::move(user_id)),
-      address_(std::move(address)),
+GrpcPeerLink::GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
+                           Target target, std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : PeerLink(id, std::move(user_id), std::move(address)),
+      owner_(owner),
       target_(std::move(target)) {
-  auto channel = MakeChannel(address_, target_, std::move(credentials));
+  auto channel = MakeChannel(PeerLink::address(), target_, std::move(credentials));
   stub_ = pv1::PeerService::NewStub(channel);
   generic_ = std::make_unique<grpc::GenericStub>(channel);
 }
 
-PeerLink::~PeerLink() {
+GrpcPeerLink::~GrpcPeerLink() {
   Close();
   absl::MutexLock lock(&mu_);
   while (live_calls_ > 0) ended_.Wait(&mu_);
 }
 
-void PeerLink::CallCreated() {
+void GrpcPeerLink::CallCreated() {
   absl::MutexLock lock(&mu_);
   ++live_calls_;
 }
 
-void PeerLink::CallDeleted() {
+void GrpcPeerLink::CallDeleted() {
   absl::MutexLock lock(&mu_);
   --live_calls_;
   ended_.SignalAll();
 }
 
-bool PeerLink::Admit(Call* call) {
+bool GrpcPeerLink::Admit(Call* call) {
   absl::MutexLock lock(&mu_);
   if (closed_) return false;
   calls_.insert(call);
@@ -238,13 +236,13 @@ bool PeerLink::Admit(Call* call) {
   return true;
 }
 
-void PeerLink::OpenBitfield(const std::string& ticket) {
+void GrpcPeerLink::OpenBitfield(const std::string& ticket) {
   auto* call = new BitfieldCall(this, ticket);
   if (Admit(call)) call->Start();
   call->Unref();  // outside mu_: deleting the call takes it
 }
 
-void PeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) {
+void GrpcPeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) {
   auto* call = new PieceCall(this, pieces, ticket);
   if (!Admit(call)) {
     call->Unref();  // outside mu_: deleting the call takes it
@@ -256,14 +254,14 @@ void PeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) 
   call->Unref();
 }
 
-void PeerLink::Ended(Call* call) {
+void GrpcPeerLink::Ended(Call* call) {
   absl::MutexLock lock(&mu_);
   calls_.erase(call);
   ended_.SignalAll();
 }
 
 template <class Match>
-int PeerLink::CancelIf(Match match) {
+int GrpcPeerLink::CancelIf(Match match) {
   std::vector<Call*> picked;
   {
     absl::MutexLock lock(&mu_);
@@ -281,15 +279,15 @@ int PeerLink::CancelIf(Match match) {
   return static_cast<int>(picked.size());
 }
 
-void PeerLink::CancelPiece(uint32_t piece) {
+void GrpcPeerLink::CancelPiece(uint32_t piece) {
   CancelIf([piece](Call* c) { return c->Carries(piece); });
 }
 
-int PeerLink::CancelStalled(absl::Time before) {
+int GrpcPeerLink::CancelStalled(absl::Time before) {
   return CancelIf([before](Call* c) { return c->StalledSince(before); });
 }
 
-void PeerLink::Close() {
+void GrpcPeerLink::Close() {
   {
     absl::MutexLock lock(&mu_);
     closed_ = true;

@@ -1,14 +1,17 @@
-// One peer of one download, on gRPC's callback API: its GetBitfield stream
-// and its GetPiece calls, each call carrying several pieces. No thread is
-// parked on a call. Piece bytes are handed over as gRPC received them
-// (slices), never copied into a parsed message: the owner hashes and writes
-// them from there.
+// One peer of one download: its GetBitfield stream and its GetPiece calls,
+// each call carrying several pieces. PeerLink is what a download sees (a
+// test gives it links it drives, see DownloadEnv); GrpcPeerLink is the
+// real one, on gRPC's callback API. No thread is parked on a call. Piece
+// bytes are handed over as gRPC received them (slices), never copied into
+// a parsed message: the owner hashes and writes them from there.
 //
-// The channel accepts messages no larger than a piece needs, so a peer that
-// sends oversized chunks is refused by gRPC with RESOURCE_EXHAUSTED.
+// GrpcPeerLink's channel accepts messages no larger than a piece needs, so
+// a peer that sends oversized chunks is refused by gRPC with
+// RESOURCE_EXHAUSTED.
 //
-// Thread-safe. The owner's callbacks run on gRPC's threads, with no lock of
-// the link held; they must not block and must not destroy the link.
+// Thread-safe. The owner's callbacks run on other threads (gRPC's), or
+// inline in a link's method, with no lock of the link held; they must not
+// block and must not destroy the link.
 #ifndef GROUPSHARE_SERVICES_PEER_PEER_LINK_H_
 #define GROUPSHARE_SERVICES_PEER_PEER_LINK_H_
 
@@ -76,10 +79,7 @@ class PeerLink {
     uint64_t memory_quota = 24 << 20;
   };
 
-  PeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address, Target target,
-           std::shared_ptr<grpc::ChannelCredentials> credentials);
-  // Close()s and waits for the calls to end.
-  ~PeerLink();
+  virtual ~PeerLink() = default;
   PeerLink(const PeerLink&) = delete;
   PeerLink& operator=(const PeerLink&) = delete;
 
@@ -88,16 +88,41 @@ class PeerLink {
   const std::string& address() const { return address_; }
 
   // Opens (again) the GetBitfield stream with `ticket`.
-  void OpenBitfield(const std::string& ticket) ABSL_LOCKS_EXCLUDED(mu_);
+  virtual void OpenBitfield(const std::string& ticket) = 0;
   // Starts a GetPiece call for `pieces`, in this order.
-  void Request(std::vector<uint32_t> pieces, const std::string& ticket) ABSL_LOCKS_EXCLUDED(mu_);
+  virtual void Request(std::vector<uint32_t> pieces, const std::string& ticket) = 0;
   // Cancels the calls that carry `piece` (their other pieces too).
-  void CancelPiece(uint32_t piece) ABSL_LOCKS_EXCLUDED(mu_);
-  // Cancels the GetPiece calls that brought nothing since before `before`;
-  // returns how many.
-  int CancelStalled(absl::Time before) ABSL_LOCKS_EXCLUDED(mu_);
-  // Cancels every call; no new one starts.
-  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+  virtual void CancelPiece(uint32_t piece) = 0;
+  // Cancels the GetPiece calls that brought nothing since before `before`
+  // (on the clock of the DownloadEnv that made the link); returns how many.
+  virtual int CancelStalled(absl::Time before) = 0;
+  // Cancels every call; no new one starts. The destructor waits for the
+  // calls to end.
+  virtual void Close() = 0;
+
+ protected:
+  PeerLink(uint32_t id, std::string user_id, std::string address)
+      : id_(id), user_id_(std::move(user_id)), address_(std::move(address)) {}
+
+ private:
+  const uint32_t id_;
+  const std::string user_id_;
+  const std::string address_;
+};
+
+class GrpcPeerLink final : public PeerLink {
+ public:
+  GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
+               Target target, std::shared_ptr<grpc::ChannelCredentials> credentials);
+  // Close()s and waits for the calls to end.
+  ~GrpcPeerLink() override;
+
+  void OpenBitfield(const std::string& ticket) override ABSL_LOCKS_EXCLUDED(mu_);
+  void Request(std::vector<uint32_t> pieces, const std::string& ticket) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void CancelPiece(uint32_t piece) override ABSL_LOCKS_EXCLUDED(mu_);
+  int CancelStalled(absl::Time before) override ABSL_LOCKS_EXCLUDED(mu_);
+  void Close() override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   class Call;
@@ -116,9 +141,6 @@ class PeerLink {
   int CancelIf(Match match) ABSL_LOCKS_EXCLUDED(mu_);
 
   Owner* const owner_;
-  const uint32_t id_;
-  const std::string user_id_;
-  const std::string address_;
   const Target target_;
   std::unique_ptr<pv1::PeerService::Stub> stub_;
   std::unique_ptr<grpc::GenericStub> generic_;
