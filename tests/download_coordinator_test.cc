@@ -1,0 +1,506 @@
+// The download's coordinator with no network and no wall clock: links the
+// test drives and a clock it moves (a DownloadEnv of the test's own). What
+// depends on time (stalled calls, the no-source deadline, rotation) is
+// checked by moving the clock to just before and just after the moment.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "core/crypto.h"
+#include "core/piece_store.h"
+#include "services/peer/client_state.h"
+#include "services/peer/download_env.h"
+#include "services/peer/downloader.h"
+#include "tests/testing/temp_dir.h"
+
+namespace groupshare::peer {
+namespace {
+
+namespace tv1 = ::groupshare::tracker::v1;
+
+constexpr uint32_t kPiece = 16 << 10;
+
+// How long a test waits, in real time, for what it is sure will happen.
+constexpr absl::Duration kPatience = absl::Seconds(10);
+
+// Polls `done` until it holds or kPatience passes.
+template <class Done>
+bool Eventually(Done done) {
+  for (const absl::Time deadline = absl::Now() + kPatience; absl::Now() < deadline;) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(1));  // a poll with a deadline
+  }
+  return done();
+}
+
+class FakeEnv;
+
+// A peer the test plays: it records what the download asks and answers when
+// the test says so. The download holds a Handle to it; the fake outlives
+// the handle, so the test can use it after the download freed the link.
+class FakeLink {
+ public:
+  FakeLink(FakeEnv* env, PeerLink::Owner* owner, uint32_t id, std::string user,
+           std::string address, const std::string* content, FileLayout layout)
+      : env_(env),
+        owner_(owner),
+        id_(id),
+        user_(std::move(user)),
+        address_(std::move(address)),
+        content_(content),
+        layout_(layout) {}
+
+  const std::string& user() const { return user_; }
+
+  // The bitfield stream's first message: the pieces it holds.
+  void SendBitfield(const Bitfield& pieces) ABSL_LOCKS_EXCLUDED(alive_mu_) {
+    absl::ReaderMutexLock alive(&alive_mu_);
+    if (handle_ == nullptr) return;
+    pv1::BitfieldUpdate update;
+    update.set_bitfield(pieces.ToBytes());
+    update.set_piece_count(layout_.PieceCount());
+    owner_->OnBitfield(handle_, update);
+  }
+  // Sends the next piece of every open call (its bytes flipped when
+  // `corrupt`), and ends the calls that sent their last. Returns how many
+  // pieces went.
+  int DeliverNext(bool corrupt = false) ABSL_LOCKS_EXCLUDED(alive_mu_, mu_);
+  // Delivers until no call is open.
+  void DeliverAll() {
+    while (DeliverNext() > 0) {
+    }
+  }
+  int open_calls() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(calls_.size());
+  }
+  bool closed() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return closed_;
+  }
+
+  // What the download's handle forwards to, with itself.
+  void Request(PeerLink* handle, std::vector<uint32_t> pieces) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the calls `which` picks (by their pieces still to send and their
+  // last progress) as cancelled; returns how many.
+  int Cancel(PeerLink* handle,
+             const std::function<bool(const std::vector<uint32_t>&, absl::Time)>& which)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Close(PeerLink* handle) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    Cancel(handle, [](const auto&, absl::Time) { return true; });
+  }
+  // Before anyone else knows the fake (under the download's lock, which
+  // the test's calls take after alive_mu_).
+  void Attach(PeerLink* handle) ABSL_NO_THREAD_SAFETY_ANALYSIS { handle_ = handle; }
+
+ private:
+  struct Call {
+    std::vector<uint32_t> pieces;  // those still to send
+    absl::Time progress;           // on the fake clock
+  };
+  FakeEnv* const env_;
+  PeerLink::Owner* const owner_;
+  const uint32_t id_;
+  const std::string user_;
+  const std::string address_;
+  const std::string* const content_;
+  const FileLayout layout_;
+  // Held (shared) while the test calls the download for this link, and by
+  // the handle's destructor: the download never hears of a freed link.
+  absl::Mutex alive_mu_;
+  PeerLink* handle_ ABSL_GUARDED_BY(alive_mu_) = nullptr;
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+
+ public:
+  // The link the download owns.
+  class Handle final : public PeerLink {
+   public:
+    explicit Handle(FakeLink* fake)
+        : PeerLink(fake->id_, fake->user_, fake->address_), fake_(fake) {
+      fake_->Attach(this);
+    }
+    ~Handle() override {
+      absl::MutexLock alive(&fake_->alive_mu_);
+      fake_->handle_ = nullptr;
+    }
+    void OpenBitfield(const std::string&) override {}
+    void Request(std::vector<uint32_t> pieces, const std::string&) override {
+      fake_->Request(this, std::move(pieces));
+    }
+    void CancelPiece(uint32_t piece) override {
+      fake_->Cancel(this, [piece](const std::vector<uint32_t>& pieces, absl::Time) {
+        return std::find(pieces.begin(), pieces.end(), piece) != pieces.end();
+      });
+    }
+    int CancelStalled(absl::Time before) override {
+      return fake_->Cancel(
+          this, [before](const auto&, absl::Time progress) { return progress < before; });
+    }
+    void Close() override { fake_->Close(this); }
+
+   private:
+    FakeLink* const fake_;
+  };
+};
+
+// A clock that moves only when the test moves it, and fake links.
+class FakeEnv final : public DownloadEnv {
+ public:
+  FakeEnv(SystemDownloadEnv* system, const std::string* content, FileLayout layout)
+      : system_(system), content_(content), layout_(layout) {}
+
+  absl::Time Now() override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  // The download's coordinator waits here between its passes.
+  void WaitUntil(absl::CondVar* cv, absl::Mutex* mu, absl::Time deadline) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (now_ >= deadline) return;
+      waiter_ = {cv, mu};
+      ++waits_;
+    }
+    cv->Wait(mu);
+    absl::MutexLock lock(&mu_);
+    waiter_ = {nullptr, nullptr};
+  }
+  absl::StatusOr<PartFileOpened> OpenPartFile(const std::string& path, uint64_t size,
+                                              bool ours) override {
+    return system_->OpenPartFile(path, size, ours);
+  }
+  std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
+                                    const std::string& user_id, const std::string& address,
+                                    const PeerLink::Target&) override ABSL_LOCKS_EXCLUDED(mu_) {
+    auto fake =
+        std::make_shared<FakeLink>(this, owner, id, user_id, address, content_, layout_);
+    auto handle = std::make_unique<FakeLink::Handle>(fake.get());
+    absl::MutexLock lock(&mu_);
+    links_.push_back(std::move(fake));
+    return handle;
+  }
+
+  // Moves the clock on by `by` while the coordinator waits, and returns
+  // once it made a pass at the new time and waits again (false if it did
+  // not within kPatience). With `settle` false it returns at once: for a
+  // move after which the download ends.
+  bool Advance(absl::Duration by, bool settle = true) ABSL_LOCKS_EXCLUDED(mu_) {
+    std::pair<absl::CondVar*, absl::Mutex*> waiter;
+    uint64_t waits;
+    {
+      absl::MutexLock lock(&mu_);
+      auto waiting = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return waiter_.first != nullptr;
+      };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&waiting), kPatience)) return false;
+      now_ += by;
+      waiter = waiter_;
+      waits = waits_;
+    }
+    {
+      absl::MutexLock lock(waiter.second);
+      waiter.first->SignalAll();
+    }
+    if (!settle) return true;
+    absl::MutexLock lock(&mu_);
+    auto again = [this, waits]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return waits_ > waits && waiter_.first != nullptr;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&again), kPatience);
+  }
+
+  // The link made for `user`, the last one if several (nullptr if none).
+  std::shared_ptr<FakeLink> LinkOf(const std::string& user) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    for (auto it = links_.rbegin(); it != links_.rend(); ++it) {
+      if ((*it)->user() == user) return *it;
+    }
+    return nullptr;
+  }
+  int links_made() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(links_.size());
+  }
+
+ private:
+  SystemDownloadEnv* const system_;
+  const std::string* const content_;
+  const FileLayout layout_;
+  absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1800000000);
+  std::pair<absl::CondVar*, absl::Mutex*> waiter_ ABSL_GUARDED_BY(mu_) = {nullptr, nullptr};
+  uint64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<FakeLink>> links_ ABSL_GUARDED_BY(mu_);
+};
+
+void FakeLink::Request(PeerLink* handle, std::vector<uint32_t> pieces) {
+  const absl::Time now = env_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closed_) {
+      calls_.push_back({std::move(pieces), now});
+      return;
+    }
+  }
+  owner_->OnCallEnd(handle, std::move(pieces), absl::CancelledError("the link is closed"));
+}
+
+int FakeLink::Cancel(PeerLink* handle,
+                     const std::function<bool(const std::vector<uint32_t>&, absl::Time)>& which) {
+  std::vector<std::vector<uint32_t>> ended;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = calls_.begin(); it != calls_.end();) {
+      if (which(it->pieces, it->progress)) {
+        ended.push_back(std::move(it->pieces));
+        it = calls_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& pieces : ended) {
+    owner_->OnCallEnd(handle, std::move(pieces), absl::CancelledError("cancelled"));
+  }
+  return static_cast<int>(ended.size());
+}
+
+int FakeLink::DeliverNext(bool corrupt) {
+  absl::ReaderMutexLock alive(&alive_mu_);
+  if (handle_ == nullptr) return 0;
+  std::vector<uint32_t> sent;
+  std::vector<bool> last;
+  const absl::Time now = env_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = calls_.begin(); it != calls_.end();) {
+      sent.push_back(it->pieces.front());
+      it->pieces.erase(it->pieces.begin());
+      it->progress = now;
+      last.push_back(it->pieces.empty());
+      it = it->pieces.empty() ? calls_.erase(it) : it + 1;
+    }
+  }
+  for (size_t i = 0; i < sent.size(); ++i) {
+    std::string bytes(content_->substr(layout_.PieceOffset(sent[i]), layout_.PieceLength(sent[i])));
+    if (corrupt) bytes[0] = static_cast<char>(~bytes[0]);
+    auto received = std::make_shared<PeerLink::Received>();
+    received->slices.emplace_back(bytes);
+    PeerLink::Piece piece;
+    piece.index = sent[i];
+    piece.data.emplace_back(reinterpret_cast<const char*>(received->slices.back().begin()),
+                            received->slices.back().size());
+    piece.holders.push_back(std::move(received));
+    owner_->OnPiece(handle_, std::move(piece));
+    if (last[i]) owner_->OnCallEnd(handle_, {}, absl::OkStatus());
+  }
+  return static_cast<int>(sent.size());
+}
+
+// `size` bytes that differ from piece to piece.
+std::string Content(size_t size) {
+  std::mt19937 rng(3);
+  std::string s(size, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// The tracker: the file, and holders that the test's links play.
+class Tracker final : public DownloadTracker {
+ public:
+  explicit Tracker(tv1::GetFilePeersResponse response) : response_(std::move(response)) {}
+  absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string&,
+                                                         const std::string&) override {
+    return response_;
+  }
+  absl::Status AnnounceHolder(const std::string&, const std::string&, bool) override {
+    return absl::OkStatus();
+  }
+  absl::Status StopShare(const std::string&, const std::string&) override {
+    return absl::OkStatus();
+  }
+
+ private:
+  const tv1::GetFilePeersResponse response_;
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  CoordinatorTest() {
+    state_ = *ClientState::Open(dir_.File("state.db"));
+    tv1::FileInfo* f = response_.mutable_file();
+    f->set_name("f.bin");
+    f->set_size(content_.size());
+    f->set_piece_size(kPiece);
+    f->set_sha1(HexEncode(Sha1Of(content_)));
+    for (uint32_t i = 0; i < layout_.PieceCount(); ++i) {
+      f->add_piece_sha1(HexEncode(Sha1Of(
+          absl::string_view(content_).substr(layout_.PieceOffset(i), layout_.PieceLength(i)))));
+    }
+  }
+  ~CoordinatorTest() override {
+    if (download_ != nullptr) download_->Stop();
+  }
+
+  void AddHolder(const std::string& user) {
+    tv1::Peer* p = response_.add_peers();
+    p->set_user_id(user);
+    p->set_address(absl::StrCat(user, ".example:7000"));
+    p->set_ticket("ticket-for-" + user);
+  }
+  void Start() {
+    tracker_ = std::make_unique<Tracker>(response_);
+    download_ = std::make_unique<Download>(
+        Download::Context{tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
+        response_, dir_.File("out.bin"));
+    download_->Start();
+  }
+  // The link to `user` once the download made it.
+  std::shared_ptr<FakeLink> Link(const std::string& user) {
+    std::shared_ptr<FakeLink> link;
+    EXPECT_TRUE(Eventually([&] { return (link = env_.LinkOf(user)) != nullptr; })) << user;
+    return link;
+  }
+  Bitfield Pieces(uint32_t from, uint32_t to) const {
+    Bitfield b(layout_.PieceCount());
+    for (uint32_t i = from; i < to; ++i) b.Set(i);
+    return b;
+  }
+  DownloadProgress Progress() { return download_->Progress(); }
+
+  testing::TempDir dir_;
+  const std::string content_ = Content(8 * kPiece);
+  const FileLayout layout_{content_.size(), kPiece};
+  std::unique_ptr<ClientState> state_;
+  PieceStore store_;
+  tv1::GetFilePeersResponse response_;
+  DownloadOptions options_;
+  SystemDownloadEnv system_env_;
+  FakeEnv env_{&system_env_, &content_, layout_};
+  std::unique_ptr<Tracker> tracker_;
+  std::unique_ptr<Download> download_;
+};
+
+TEST_F(CoordinatorTest, CallsThatBringNothingAreCancelledOnceThePieceTimeoutPasses) {
+  options_.piece_timeout = absl::Seconds(20);
+  AddHolder("alice");
+  Start();
+  auto alice = Link("alice");
+  alice->SendBitfield(Pieces(0, 8));
+  ASSERT_TRUE(Eventually([&] { return alice->open_calls() > 0; }));
+  ASSERT_TRUE(env_.Advance(absl::Seconds(19)));
+  EXPECT_EQ(Progress().counters.stalled_calls, 0u);
+  EXPECT_GT(alice->open_calls(), 0);
+  ASSERT_TRUE(env_.Advance(absl::Seconds(2)));
+  EXPECT_GE(Progress().counters.stalled_calls, 1u);
+  // Asked again (one failure is not enough to drop it), and it delivers.
+  ASSERT_TRUE(Eventually([&] { return alice->open_calls() > 0; }));
+  EXPECT_TRUE(Eventually([&] {
+    alice->DeliverAll();
+    return Progress().state == DownloadState::kComplete;
+  })) << Progress().error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+}
+
+TEST_F(CoordinatorTest, TheDownloadGivesUpWhenNoSourceHasAppearedByTheDeadline) {
+  options_.no_source_timeout = absl::Seconds(30);
+  AddHolder("alice");
+  Start();
+  auto alice = Link("alice");
+  alice->SendBitfield(Pieces(0, 4));  // half the file
+  ASSERT_TRUE(Eventually([&] {
+    alice->DeliverAll();
+    return Progress().pieces_done == 4;
+  }));
+  ASSERT_TRUE(env_.Advance(absl::Milliseconds(250)));  // a tick: nothing can come now
+  EXPECT_TRUE(Progress().waiting_for_sharer);
+  ASSERT_TRUE(env_.Advance(absl::Seconds(29)));
+  DownloadProgress p = Progress();
+  EXPECT_EQ(p.state, DownloadState::kRunning);
+  EXPECT_LE(p.gives_up_in, absl::Seconds(1));
+  EXPECT_GT(p.gives_up_in, absl::ZeroDuration());
+  ASSERT_TRUE(env_.Advance(absl::Seconds(2), /*settle=*/false));  // it ends
+  ASSERT_TRUE(download_->WaitUntilDone(kPatience));
+  p = Progress();
+  EXPECT_EQ(p.state, DownloadState::kFailed);
+  EXPECT_TRUE(p.no_source);
+  EXPECT_EQ(p.pieces_done, 4u);
+}
+
+TEST_F(CoordinatorTest, APeerSendingCorruptPiecesIsStruckOutAndTheOthersFinish) {
+  options_.max_strikes = 3;
+  AddHolder("mallory");
+  AddHolder("alice");
+  Start();
+  auto mallory = Link("mallory");
+  auto alice = Link("alice");
+  mallory->SendBitfield(Pieces(0, 8));
+  ASSERT_TRUE(Eventually([&] {
+    mallory->DeliverNext(/*corrupt=*/true);
+    return mallory->closed();
+  }));
+  DownloadProgress p = Progress();
+  EXPECT_EQ(p.counters.peers_dropped, 1u);
+  EXPECT_GE(p.counters.corrupt_pieces, 3u);
+  alice->SendBitfield(Pieces(0, 8));
+  ASSERT_TRUE(Eventually([&] {
+    alice->DeliverAll();
+    return Progress().state == DownloadState::kComplete;
+  }));
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  p = Progress();
+  EXPECT_EQ(p.bytes_by_peer.count("mallory"), 0u);
+  EXPECT_EQ(p.bytes_by_peer["alice"], content_.size());
+}
+
+// With a holder in reserve, a peer that brings nothing is swapped for it
+// once it has had rotate_interval, not before.
+TEST_F(CoordinatorTest, TheSlowestPeerMakesRoomForOneInReserveAfterTheRotateInterval) {
+  options_.max_peers = 2;
+  options_.rotate_interval = absl::Seconds(10);
+  options_.piece_timeout = absl::Seconds(60);  // slow, not stalled
+  options_.max_window = 2;
+  options_.max_pieces_per_call = 1;
+  options_.max_calls_per_peer = 1;
+  AddHolder("alice");
+  AddHolder("slow");
+  AddHolder("carol");  // in reserve
+  Start();
+  auto alice = Link("alice");
+  auto slow = Link("slow");
+  alice->SendBitfield(Pieces(0, 8));
+  slow->SendBitfield(Pieces(0, 8));
+  EXPECT_EQ(env_.links_made(), 2);
+  // alice sends a piece every 2 s; slow sends nothing.
+  for (int second = 0; second < 8; second += 2) {
+    ASSERT_TRUE(Eventually([&] { return alice->DeliverNext() > 0; }));
+    ASSERT_TRUE(env_.Advance(absl::Seconds(2)));
+  }
+  EXPECT_FALSE(slow->closed());
+  EXPECT_EQ(env_.links_made(), 2);
+  for (int second = 8; second < 12; second += 2) {
+    ASSERT_TRUE(Eventually([&] { return alice->DeliverNext() > 0; }));
+    ASSERT_TRUE(env_.Advance(absl::Seconds(2)));
+  }
+  EXPECT_TRUE(slow->closed());
+  EXPECT_NE(env_.LinkOf("carol"), nullptr);
+  EXPECT_EQ(Progress().counters.peers_dropped, 1u);
+}
+
+}  // namespace
+}  // namespace groupshare::peer
