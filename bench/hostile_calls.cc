@@ -117,7 +117,11 @@ std::shared_ptr<grpc::Channel> ChannelFrom(const std::string& source, const std:
       connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
     Die(absl::StrCat("cannot connect to ", target, " from ", source));
   }
-  return grpc::CreateInsecureChannelFromFd(target, fd);
+  // No window growth: a caller that reads nothing keeps its calls open, as
+  // a stalled reader does, rather than taking in whole pieces unread.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  return grpc::CreateCustomInsecureChannelFromFd(target, fd, args);
 }
 
 void Stalled() {

@@ -1045,7 +1045,11 @@ std::shared_ptr<grpc::Channel> ChannelFrom(const char* source, int port) {
     if (fd >= 0) close(fd);
     return nullptr;
   }
-  return grpc::CreateInsecureChannelFromFd("127.0.0.1", fd);
+  // No window growth: a caller that reads nothing keeps its calls open, as
+  // a stalled reader does, rather than taking in whole pieces unread.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  return grpc::CreateCustomInsecureChannelFromFd("127.0.0.1", fd, args);
 }
 
 // bob's ticket, copied to someone at another address who opens calls that

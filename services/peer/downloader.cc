@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
@@ -70,7 +71,7 @@ const char* DownloadStateLetter(DownloadState state) {
   return "?";
 }
 
-// The coordinator's view of one peer. Guarded by Download::mu_.
+// The coordinator's view of one peer.
 struct Download::Link {
   PeerId id;
   tv1::Peer peer;  // user, address and the current ticket
@@ -104,7 +105,9 @@ Download::Download(Context context, DownloadOptions options, std::string group_i
       first_(std::move(first)),
       max_peers_(options_.max_peers),
       picker_(layout_.PieceCount(),
-              PiecePicker::Options{options_.random_first, 2, 32, std::random_device{}()}) {
+              PiecePicker::Options{options_.random_first, 2, 32, std::random_device{}()}),
+      last_tick_(env_->Now()),
+      last_rotate_(last_tick_) {
   for (const std::string& hex : file_.piece_sha1()) {
     Sha1Digest digest{};
     if (auto raw = HexDecode(hex); raw.has_value() && raw->size() == digest.size()) {
@@ -113,8 +116,7 @@ Download::Download(Context context, DownloadOptions options, std::string group_i
     expected_.push_back(digest);
   }
   workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
-  absl::MutexLock lock(&mu_);
-  last_tick_ = last_rotate_ = env_->Now();
+  Publish();
 }
 
 Download::~Download() {
@@ -137,6 +139,10 @@ bool Download::WaitUntilDone(absl::Duration timeout) {
 
 DownloadProgress Download::Progress() const {
   absl::MutexLock lock(&mu_);
+  return published_;
+}
+
+void Download::Publish() {
   DownloadProgress p;
   p.counters = counters_;
   p.group_id = group_id_;
@@ -161,18 +167,40 @@ DownloadProgress Download::Progress() const {
   p.error = error_;
   p.no_source = state_ == DownloadState::kFailed && no_source_failure_;
   p.bytes_by_peer = bytes_by_peer_;
-  return p;
+  absl::MutexLock lock(&mu_);
+  published_ = std::move(p);
 }
 
 void Download::Fail(const absl::Status& status) {
-  absl::MutexLock lock(&mu_);
   if (state_ != DownloadState::kRunning) return;
   GS_LOG(kWarning) << "download of " << file_.name() << " in " << group_id_
                    << " failed: " << status.message();
   state_ = DownloadState::kFailed;
   error_ = std::string(status.message());
-  stop_ = true;
-  changed_.SignalAll();
+  ending_ = true;
+}
+
+void Download::Post(Event event) {
+  absl::MutexLock lock(&mu_);
+  events_.push_back(std::move(event));
+  changed_.Signal();
+}
+
+void Download::OnBitfield(PeerLink* link, const pv1::BitfieldUpdate& update) {
+  Post(BitfieldEvent{link->id(), update});
+}
+
+void Download::OnBitfieldEnd(PeerLink* link, const absl::Status& status) {
+  Post(BitfieldEndEvent{link->id(), status});
+}
+
+void Download::OnPiece(PeerLink* link, PeerLink::Piece piece) {
+  Post(PieceEvent{link->id(), std::move(piece)});
+}
+
+void Download::OnCallEnd(PeerLink* link, std::vector<uint32_t> undelivered,
+                         const absl::Status& status) {
+  Post(CallEndEvent{link->id(), std::move(undelivered), status});
 }
 
 void Download::Run() {
@@ -180,108 +208,110 @@ void Download::Run() {
   if (absl::Status s = Prepare(); !s.ok()) {
     Fail(s);
   } else {
-    Actions actions;
-    {
-      absl::MutexLock lock(&mu_);
-      AddPeers(first_, &actions);
-      Claim(&actions);
-    }
-    Perform(actions);
+    AddPeers(first_);
   }
   absl::Time last_refresh = env_->Now(), last_save = env_->Now();
-  while (true) {
+  while (!ending_ && !picker_.Done()) {
+    std::deque<Event> events;
+    {
+      absl::MutexLock lock(&mu_);
+      if (events_.empty() && !stop_) env_->WaitUntil(&changed_, &mu_, env_->Now() + kTick);
+      events.swap(events_);
+      ending_ |= stop_;
+    }
+    for (Event& e : events) {
+      if (ending_) break;  // what is left is dropped with the queue
+      std::visit([this](auto& event) { Handle(event); }, e);
+    }
+    if (ending_ || picker_.Done()) break;
     FreeDroppedLinks();
-    bool announce = false, refresh = false;
-    std::optional<absl::Status> no_source;
-    Actions actions;
-    std::vector<PeerLink*> live;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!picker_.Done() && !stop_) env_->WaitUntil(&changed_, &mu_, env_->Now() + kTick);
-      if (stop_ || picker_.Done()) break;
-      absl::Time now = env_->Now();
-      if (now - last_tick_ >= kTick) Tick(now, &actions);
-      if (now - no_source_since_ > options_.no_source_timeout) {
-        uint32_t missing = picker_.piece_count() - picker_.HaveCount();
-        no_source = absl::UnavailableError(absl::StrCat(
-            "no online peer has ", std::max<uint32_t>(picker_.UnavailableCount(), 1),
-            " of the ", missing, " missing pieces; it goes on when a sharer is back"));
-        no_source_failure_ = true;
-      }
-      announce = !announced_ && picker_.HaveCount() > 0;
-      int connected = 0;
-      for (const auto& l : links_) {
-        connected += !l->gone;
-        if (!l->gone) live.push_back(l->link.get());
-      }
-      const bool room = static_cast<uint32_t>(connected) < max_peers_.load();
-      refresh = now - last_refresh >=
-                (room ? options_.refresh_interval_with_room : options_.refresh_interval);
-    }
-    {
-      // Calls that brought nothing for too long go back to the picker
-      // through OnCallEnd, as cancelled; the peer gets a failure.
-      const absl::Time before = env_->Now() - options_.piece_timeout;
-      for (PeerLink* l : live) {
-        if (int n = l->CancelStalled(before); n > 0) {
-          absl::MutexLock lock(&mu_);
-          counters_.stalled_calls += n;
-          if (Link* link = Find(l); link != nullptr && !link->gone) {
-            Blame(link, absl::DeadlineExceededError(absl::StrCat(
-                            "it sent nothing for ",
-                            absl::FormatDuration(options_.piece_timeout))),
-                  &actions);
-          }
-        }
-      }
-      absl::MutexLock lock(&mu_);
-      Claim(&actions);
-    }
-    Perform(actions);
-    if (no_source.has_value()) {
-      Fail(*no_source);
+    const absl::Time now = env_->Now();
+    if (now - last_tick_ >= kTick) Tick(now);
+    if (now - no_source_since_ > options_.no_source_timeout) {
+      const uint32_t missing = picker_.piece_count() - picker_.HaveCount();
+      no_source_failure_ = true;
+      Fail(absl::UnavailableError(absl::StrCat(
+          "no online peer has ", std::max<uint32_t>(picker_.UnavailableCount(), 1), " of the ",
+          missing, " missing pieces; it goes on when a sharer is back")));
       break;
     }
-    if (announce && context_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok()) {
-      absl::MutexLock lock(&mu_);
-      announced_ = true;
+    // Calls that brought nothing for too long go back to the picker
+    // (as cancelled calls end); the peer gets a failure.
+    for (size_t i = 0; i < links_.size(); ++i) {  // a drop may connect another
+      Link* link = links_[i].get();
+      if (link->gone) continue;
+      if (int n = link->link->CancelStalled(now - options_.piece_timeout); n > 0) {
+        counters_.stalled_calls += n;
+        Blame(link, absl::DeadlineExceededError(absl::StrCat(
+                        "it sent nothing for ", absl::FormatDuration(options_.piece_timeout))));
+      }
     }
-    if (refresh) {
-      Refresh();
-      last_refresh = env_->Now();
+    if (!announcing_ && picker_.HaveCount() > 0) {
+      announcing_ = true;
+      tracker_thread_->Run([this] {
+        announced_ = context_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok();
+      });
     }
-    if (env_->Now() - last_save >= kSaveInterval) {
+    int connected = 0;
+    for (const auto& l : links_) connected += !l->gone;
+    const bool room = static_cast<uint32_t>(connected) < max_peers_.load();
+    if (now - last_refresh >=
+        (room ? options_.refresh_interval_with_room : options_.refresh_interval)) {
+      last_refresh = now;
+      tracker_thread_->Run([this] {
+        auto response = context_.tracker->GetFilePeers(group_id_, file_.name());
+        if (!response.ok()) {
+          GS_LOG(kWarning) << "refreshing the peers of " << file_.name() << ": "
+                           << response.status();
+        } else if (response->file().sha1() == file_.sha1()) {  // else: other content now
+          Post(PeersEvent{*std::move(response)});
+        }
+      });
+    }
+    if (now - last_save >= kSaveInterval) {
       SaveProgress();
-      last_save = env_->Now();
+      last_save = now;
     }
+    Publish();
   }
+  // In order: no link takes a new call, the workers finish what they hold
+  // (their verdicts go unread), the tracker thread ends, the links go (each
+  // waits for its calls), and the events left are dropped with the pieces
+  // they hold.
   const absl::Time pieces_done = env_->Now();
-  StopLinks();
+  ending_ = true;
+  for (const auto& l : links_) {
+    if (l->link != nullptr) l->link->Close();
+  }
+  workers_.reset();
+  tracker_thread_.reset();
+  links_.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    events_.clear();
+  }
   GS_LOG(kDebug) << "download of " << file_.name() << ": pieces in "
                  << absl::ToDoubleSeconds(pieces_done - started) << " s, links stopped "
                  << absl::ToDoubleSeconds(env_->Now() - pieces_done) << " s later";
-  if (part_ != nullptr) SaveProgress();
-  bool done, failed;
-  {
-    absl::MutexLock lock(&mu_);
-    done = picker_.Done() && state_ == DownloadState::kRunning;
-    failed = state_ == DownloadState::kFailed;
-  }
-  if (done) {
-    if (absl::Status s = Finish(); !s.ok()) {
-      Fail(s);
-      failed = true;
+  if (part_ != nullptr) {  // a save still queued was dropped with the thread
+    if (absl::Status s = context_.state->UpdateHave(context_.user_id, group_id_, file_.sha1(),
+                                                    picker_.have().ToBytes());
+        !s.ok()) {
+      GS_LOG(kWarning) << "saving the progress of " << file_.name() << ": " << s;
     }
   }
-  if (failed) {
+  if (picker_.Done() && state_ == DownloadState::kRunning) {
+    if (absl::Status s = Finish(); !s.ok()) Fail(s);
+  }
+  if (state_ == DownloadState::kFailed) {
     Withdraw();
-  } else {
-    absl::MutexLock lock(&mu_);
-    if (state_ == DownloadState::kRunning) state_ = DownloadState::kStopped;
+  } else if (state_ == DownloadState::kRunning) {
+    state_ = DownloadState::kStopped;
   }
   // The links' buffers are free now: give them back to the system rather
   // than keep the download's peak mapped while the client idles.
   malloc_trim(0);
+  Publish();
   absl::MutexLock lock(&mu_);
   ended_ = true;
 }
@@ -333,13 +363,10 @@ absl::Status Download::Prepare() {
                      dest_, false, have.ToBytes()};
   RETURN_IF_ERROR(context_.state->Put(record));
   RETURN_IF_ERROR(context_.store->Add(key_, file_.name(), part_path_, layout_, have));
-  {
-    absl::MutexLock lock(&mu_);
-    for (uint32_t i = 0; i < have.size(); ++i) {
-      if (!have.Get(i)) continue;
-      picker_.SetHave(PieceIndex(i));
-      bytes_done_ += layout_.PieceLength(i);
-    }
+  for (uint32_t i = 0; i < have.size(); ++i) {
+    if (!have.Get(i)) continue;
+    picker_.SetHave(PieceIndex(i));
+    bytes_done_ += layout_.PieceLength(i);
   }
   for (uint32_t i = 0; i < have.size(); ++i) {
     if (have.Get(i)) hasher_->Add(i, {});
@@ -351,12 +378,7 @@ void Download::Withdraw() {
   // A failed download is not served. Its verified pieces stay on disk and
   // recorded: the same download_file (or the next login) takes them up again.
   context_.store->Remove(key_);
-  bool announced;
-  {
-    absl::MutexLock lock(&mu_);
-    announced = announced_;
-  }
-  if (announced) context_.tracker->StopShare(group_id_, file_.name()).IgnoreError();
+  if (announced_) context_.tracker->StopShare(group_id_, file_.name()).IgnoreError();
 }
 
 absl::Status Download::Finish() {
@@ -382,7 +404,6 @@ absl::Status Download::Finish() {
     GS_LOG(kWarning) << "could not tell the tracker that " << file_.name()
                      << " is complete: " << s;
   }
-  absl::MutexLock lock(&mu_);
   state_ = DownloadState::kComplete;
   std::string sources;
   for (const auto& [user, bytes] : bytes_by_peer_) {
@@ -393,10 +414,10 @@ absl::Status Download::Finish() {
   return absl::OkStatus();
 }
 
-Download::Link* Download::Find(const PeerLink* link) {
-  uint32_t id = link->id();
+Download::Link* Download::Find(uint32_t id) {
   if (id == 0 || id > links_.size()) return nullptr;
-  return links_[id - 1].get();
+  Link* link = links_[id - 1].get();
+  return link->gone ? nullptr : link;
 }
 
 bool Download::MayConnect(const tv1::Peer& peer, absl::Time now) {
@@ -416,7 +437,7 @@ bool Download::MayConnect(const tv1::Peer& peer, absl::Time now) {
   return now - last_failed >= backoff;
 }
 
-void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* actions) {
+void Download::AddPeers(const tv1::GetFilePeersResponse& response) {
   const absl::Time now = env_->Now();
   for (const tv1::Peer& p : response.peers()) {
     for (const auto& known : links_) {
@@ -435,14 +456,14 @@ void Download::AddPeers(const tv1::GetFilePeersResponse& response, Actions* acti
     uint32_t connected = 0;
     for (const auto& l : links_) connected += !l->gone;
     if (connected < max_peers_.load()) {
-      Connect(p, actions);
+      Connect(p);
     } else {
       reserve_.push_back(p);
     }
   }
 }
 
-void Download::Connect(const tv1::Peer& peer, Actions* actions) {
+void Download::Connect(const tv1::Peer& peer) {
   auto link = std::make_unique<Link>();
   link->id = PeerId(static_cast<uint32_t>(links_.size() + 1));
   link->peer = peer;
@@ -451,15 +472,16 @@ void Download::Connect(const tv1::Peer& peer, Actions* actions) {
                              PeerLink::Target{group_id_, file_.sha1(), layout_,
                                               LinkMemoryQuota(options_, layout_.piece_size)});
   link->bitfield_ticket = peer.ticket();
-  actions->open.emplace_back(link->link.get(), peer.ticket());
   ++counters_.peers_connected;
   GS_LOG(kDebug) << "download of " << file_.name() << ": peer " << peer.user_id() << " at "
                  << peer.address();
+  PeerLink* opened = link->link.get();
   links_.push_back(std::move(link));
+  opened->OpenBitfield(peer.ticket());
 }
 
-void Download::Fill(Link* link, Actions* actions) {
-  if (stop_ || !link->ready || link->gone) return;
+void Download::Fill(Link* link) {
+  if (ending_ || !link->ready || link->gone) return;
   while (link->calls < options_.max_calls_per_peer) {
     // Calls carry several pieces: with one under way, wait until half the
     // window is free (in endgame, any free slot will do).
@@ -482,23 +504,22 @@ void Download::Fill(Link* link, Actions* actions) {
     if (pieces.empty()) return;
     ++link->calls;
     ++counters_.calls;
-    actions->requests.push_back({link->link.get(), std::move(pieces), link->peer.ticket()});
+    link->link->Request(std::move(pieces), link->peer.ticket());
   }
 }
 
-void Download::FillAll(Actions* actions) {
-  for (const auto& l : links_) Fill(l.get(), actions);
+void Download::FillAll() {
+  for (const auto& l : links_) Fill(l.get());
 }
 
-void Download::Drop(Link* link, const std::string& why, Actions* actions) {
+void Download::Drop(Link* link, const std::string& why) {
   if (link->gone) return;
   link->gone = true;
   link->gone_at = env_->Now();
   ++counters_.peers_dropped;
   picker_.RemovePeer(link->id);
-  actions->close.push_back(link->link.get());
-  changed_.SignalAll();
-  if (stop_) return;
+  link->link->Close();  // freed on the next pass
+  if (ending_) return;
   GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << link->peer.user_id()
                 << " at " << link->peer.address() << ": " << why;
   // A holder in reserve takes its place, the first that may be connected.
@@ -507,215 +528,149 @@ void Download::Drop(Link* link, const std::string& why, Actions* actions) {
     if (!MayConnect(*it, now)) continue;
     tv1::Peer next = std::move(*it);
     reserve_.erase(it);
-    Connect(next, actions);
+    Connect(next);
     break;
   }
-  FillAll(actions);  // its pieces are free for the others
+  FillAll();  // its pieces are free for the others
 }
 
-void Download::Blame(Link* link, const absl::Status& why, Actions* actions) {
+void Download::Blame(Link* link, const absl::Status& why) {
   if (why.code() == absl::StatusCode::kDataLoss) {
     ++link->strikes;
     GS_LOG(kWarning) << "peer " << link->peer.user_id() << " at " << link->peer.address()
                      << ": " << why.message() << " (strike " << link->strikes << ")";
     if (link->strikes >= options_.max_strikes) {
-      Drop(link, absl::StrCat("it sent ", link->strikes, " corrupt pieces"), actions);
+      Drop(link, absl::StrCat("it sent ", link->strikes, " corrupt pieces"));
     }
   } else if (++link->failures >= options_.max_failures ||
              why.code() == absl::StatusCode::kPermissionDenied ||
              why.code() == absl::StatusCode::kNotFound) {
-    Drop(link, std::string(why.message()), actions);
+    Drop(link, std::string(why.message()));
   }
 }
 
-void Download::Claim(Actions* actions) {
-  if (stop_) {
-    *actions = Actions();
-    return;
-  }
-  if (actions->empty()) return;
-  actions->claimed = true;
-  ++performing_;
-}
-
-void Download::Perform(Actions& actions) {
-  if (!actions.claimed) return;
-  for (auto& [link, ticket] : actions.open) link->OpenBitfield(ticket);
-  for (PeerLink* link : actions.close) link->Close();
-  for (auto& [link, piece] : actions.cancel) link->CancelPiece(piece);
-  for (auto& r : actions.requests) r.link->Request(std::move(r.pieces), r.ticket);
-  actions = Actions();
-  absl::MutexLock lock(&mu_);
-  --performing_;
-}
-
-void Download::FreeDroppedLinks() {
-  std::vector<std::unique_ptr<PeerLink>> dropped;
-  {
-    absl::MutexLock lock(&mu_);
-    if (performing_ > 0) return;  // they may name a dropped link: next time
-    for (const auto& l : links_) {
-      if (l->gone && l->link != nullptr) dropped.push_back(std::move(l->link));
+void Download::Handle(BitfieldEvent& e) {
+  Link* link = Find(e.link);
+  if (link == nullptr) return;
+  const pv1::BitfieldUpdate& update = e.update;
+  if (update.has_bitfield()) {
+    auto bits = Bitfield::FromBytes(update.bitfield(), picker_.piece_count());
+    if (update.piece_count() != picker_.piece_count() || !bits.ok()) {
+      Drop(link, "it sent a malformed bitfield");
+      return;
     }
-  }
-  dropped.clear();  // each waits for its closed calls to end
-}
-
-void Download::OnBitfield(PeerLink* l, const pv1::BitfieldUpdate& update) {
-  Actions actions;
-  {
-    absl::MutexLock lock(&mu_);
-    Link* link = Find(l);
-    if (link == nullptr || link->gone || stop_) return;
-    if (update.has_bitfield()) {
-      auto bits = Bitfield::FromBytes(update.bitfield(), picker_.piece_count());
-      if (update.piece_count() != picker_.piece_count() || !bits.ok()) {
-        Drop(link, "it sent a malformed bitfield", &actions);
-      } else if (!link->ready) {
-        picker_.AddPeer(link->id, *bits, link->window);
-        link->ready = true;
-      } else {  // a stream opened again with a new ticket
-        for (uint32_t i = 0; i < bits->size(); ++i) {
-          if (bits->Get(i)) picker_.PeerHas(link->id, PieceIndex(i));
-        }
+    if (!link->ready) {
+      picker_.AddPeer(link->id, *bits, link->window);
+      link->ready = true;
+    } else {  // a stream opened again with a new ticket
+      for (uint32_t i = 0; i < bits->size(); ++i) {
+        if (bits->Get(i)) picker_.PeerHas(link->id, PieceIndex(i));
       }
-    } else if (update.has_have() && link->ready) {
-      picker_.PeerHas(link->id, PieceIndex(update.have()));
     }
-    Fill(link, &actions);
-    Claim(&actions);
+  } else if (update.has_have() && link->ready) {
+    picker_.PeerHas(link->id, PieceIndex(update.have()));
   }
-  Perform(actions);
+  Fill(link);
 }
 
-void Download::OnBitfieldEnd(PeerLink* l, const absl::Status& status) {
-  Actions actions;
-  {
-    absl::MutexLock lock(&mu_);
-    Link* link = Find(l);
-    if (link == nullptr || link->gone || stop_) return;
-    if (status.code() == absl::StatusCode::kPermissionDenied &&
-        link->peer.ticket() != link->bitfield_ticket) {
-      // Its ticket expired, and we hold a newer one.
-      link->bitfield_ticket = link->peer.ticket();
-      actions.open.emplace_back(l, link->peer.ticket());
-    } else {
-      Drop(link, status.ok() ? "it stopped sharing" : std::string(status.message()), &actions);
-    }
-    Claim(&actions);
+void Download::Handle(BitfieldEndEvent& e) {
+  Link* link = Find(e.link);
+  if (link == nullptr) return;
+  if (e.status.code() == absl::StatusCode::kPermissionDenied &&
+      link->peer.ticket() != link->bitfield_ticket) {
+    // Its ticket expired, and we hold a newer one.
+    link->bitfield_ticket = link->peer.ticket();
+    link->link->OpenBitfield(link->peer.ticket());
+  } else {
+    Drop(link, e.status.ok() ? "it stopped sharing" : std::string(e.status.message()));
   }
-  Perform(actions);
 }
 
-void Download::OnPiece(PeerLink* l, PeerLink::Piece piece) {
-  absl::MutexLock lock(&mu_);
-  if (stop_ || workers_ == nullptr) return;
+void Download::Handle(PieceEvent& e) {
+  // A copy that lost the endgame race is dropped here, with its bytes.
+  if (picker_.Have(PieceIndex(e.piece.index))) return;
   ++pieces_held_;
-  workers_->Run([this, id = PeerId(l->id()), piece = std::move(piece)]() mutable {
-    Verify(id, std::move(piece));  // the piece's bytes are released there
-    absl::MutexLock lock(&mu_);
-    --pieces_held_;
+  workers_->Run([this, link = e.link, piece = std::move(e.piece)]() mutable {
+    Verify(link, std::move(piece));  // the piece's bytes are released there
   });
 }
 
-void Download::OnCallEnd(PeerLink* l, std::vector<uint32_t> undelivered,
-                         const absl::Status& status) {
-  Actions actions;
-  {
-    absl::MutexLock lock(&mu_);
-    Link* link = Find(l);
-    if (link == nullptr) return;
-    if (link->calls > 0) --link->calls;
-    for (uint32_t piece : undelivered) picker_.Abort(link->id, PieceIndex(piece));
-    if (stop_ || link->gone) return;
-    // CANCELLED: we cancelled it (a lost endgame race, a stalled call).
-    if (!status.ok() && status.code() != absl::StatusCode::kCancelled) {
-      Blame(link, status, &actions);
-    }
-    FillAll(&actions);
-    Claim(&actions);
-  }
-  Perform(actions);
+void Download::Handle(CallEndEvent& e) {
+  if (e.link == 0 || e.link > links_.size()) return;
+  Link* link = links_[e.link - 1].get();
+  if (link->calls > 0) --link->calls;
+  for (uint32_t piece : e.undelivered) picker_.Abort(link->id, PieceIndex(piece));
+  if (link->gone) return;
+  // CANCELLED: we cancelled it (a lost endgame race, a stalled call).
+  if (!e.status.ok() && e.status.code() != absl::StatusCode::kCancelled) Blame(link, e.status);
+  FillAll();
 }
 
-void Download::Verify(PeerId link_id, PeerLink::Piece piece) {
-  const uint32_t index = piece.index;
-  const PieceIndex picked(index);
-  Sha1 sha1;
-  for (absl::string_view part : piece.data) sha1.Update(part);
-  const bool good = sha1.Finish() == expected_[index];
-  Actions actions;
-  if (!good) {
-    absl::MutexLock lock(&mu_);
-    Link* link = links_[link_id.value() - 1].get();
-    picker_.Abort(link_id, picked);
+void Download::Handle(VerifiedEvent& e) {
+  --pieces_held_;
+  const PieceIndex piece(e.piece);
+  Link* link = Find(e.link);  // null once dropped
+  if (e.status.code() == absl::StatusCode::kDataLoss) {
+    picker_.Abort(PeerId(e.link), piece);
     ++counters_.corrupt_pieces;
-    if (!link->gone && !stop_ && !picker_.Have(picked)) {
-      Blame(link, absl::DataLossError(absl::StrCat("piece ", index, " failed its SHA1 check")),
-            &actions);
-      FillAll(&actions);
+    if (link != nullptr && !picker_.Have(piece)) {
+      Blame(link, absl::DataLossError(absl::StrCat("piece ", e.piece, " failed its SHA1 check")));
     }
-    Claim(&actions);
-  } else {
-    {
-      absl::MutexLock lock(&mu_);
-      if (picker_.Have(picked) || stop_) return;  // another peer won the endgame race
-    }
-    if (absl::Status written = part_->Write(layout_.PieceOffset(index), piece.data);
-        !written.ok()) {
-      {
-        absl::MutexLock lock(&mu_);
-        picker_.Abort(link_id, picked);
-      }
-      Fail(written);
-      return;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      if (picker_.Have(picked)) return;
-      Link* link = links_[link_id.value() - 1].get();
-      for (PeerId other : picker_.Complete(link_id, picked)) {
-        actions.cancel.emplace_back(links_[other.value() - 1]->link.get(), index);
-        ++counters_.cancelled_copies;
-      }
-      const uint32_t len = layout_.PieceLength(index);
-      bytes_done_ += len;
-      link->bytes += len;
-      link->failures = 0;
-      bytes_by_peer_[link->peer.user_id()] += len;
-      have_dirty_ = true;
-      if (picker_.Done()) changed_.SignalAll();
-      if (picker_.InEndgame()) {
-        FillAll(&actions);
-      } else {
-        Fill(link, &actions);
-      }
-      Claim(&actions);
-    }
-    // Shared at once: the bitfield streams of this share hear of it now.
-    context_.store->MarkHave(key_, index);
-    hasher_->Add(index, piece.data);
-  }
-  Perform(actions);
-}
-
-void Download::Refresh() {
-  auto response = context_.tracker->GetFilePeers(group_id_, file_.name());
-  if (!response.ok()) {
-    GS_LOG(kWarning) << "refreshing the peers of " << file_.name() << ": " << response.status();
+    FillAll();
     return;
   }
-  if (response->file().sha1() != file_.sha1()) return;  // the name now means other content
-  Actions actions;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!stop_) AddPeers(*response, &actions);
-    Claim(&actions);
+  if (!e.status.ok()) {
+    picker_.Abort(PeerId(e.link), piece);
+    Fail(e.status);
+    return;
   }
-  Perform(actions);
+  if (picker_.Have(piece)) return;  // another copy won
+  for (PeerId other : picker_.Complete(PeerId(e.link), piece)) {
+    Link* loser = Find(other.value());
+    if (loser != nullptr) loser->link->CancelPiece(e.piece);
+    ++counters_.cancelled_copies;
+  }
+  const uint32_t len = layout_.PieceLength(e.piece);
+  Link* from = links_[e.link - 1].get();
+  bytes_done_ += len;
+  from->bytes += len;
+  from->failures = 0;
+  bytes_by_peer_[from->peer.user_id()] += len;
+  have_dirty_ = true;
+  // Shared at once: the bitfield streams of this share hear of it now.
+  context_.store->MarkHave(key_, e.piece);
+  if (link == nullptr || picker_.InEndgame()) {
+    FillAll();
+  } else {
+    Fill(link);
+  }
 }
 
-void Download::Tick(absl::Time now, Actions* actions) {
+void Download::Handle(PeersEvent& e) { AddPeers(e.response); }
+
+void Download::Verify(uint32_t link, PeerLink::Piece piece) {
+  const uint32_t index = piece.index;
+  Sha1 sha1;
+  for (absl::string_view part : piece.data) sha1.Update(part);
+  absl::Status status;
+  if (sha1.Finish() != expected_[index]) {
+    status = absl::DataLossError("its SHA1 check failed");
+  } else {
+    status = part_->Write(layout_.PieceOffset(index), piece.data);
+    // A second copy of a piece adds nothing: the hasher takes each once.
+    if (status.ok()) hasher_->Add(index, piece.data);
+  }
+  piece = PeerLink::Piece();  // its bytes go back to gRPC now
+  Post(VerifiedEvent{link, index, status});
+}
+
+void Download::FreeDroppedLinks() {
+  for (const auto& l : links_) {
+    if (l->gone) l->link.reset();  // waits for its closed calls to end
+  }
+}
+
+void Download::Tick(absl::Time now) {
   double seconds = std::max(absl::ToDoubleSeconds(now - last_tick_), 1e-3);
   last_tick_ = now;
   double total = 0, fastest = 0;
@@ -741,7 +696,7 @@ void Download::Tick(absl::Time now, Actions* actions) {
                   ? total
                   : eta_rate_ + (total - eta_rate_) *
                                     std::min(1.0, seconds / absl::ToDoubleSeconds(kEtaSmoothing));
-  FillAll(actions);  // windows may have grown
+  FillAll();  // windows may have grown
   // With holders in reserve, the slowest peer makes room now and then.
   if (!reserve_.empty() && now - last_rotate_ >= options_.rotate_interval) {
     last_rotate_ = now;
@@ -753,7 +708,7 @@ void Download::Tick(absl::Time now, Actions* actions) {
     if (slowest != nullptr && slowest->rate < kSlowShare * fastest) {
       tv1::Peer back = slowest->peer;
       slowest->rotated = true;
-      Drop(slowest, "it is much slower than the others; trying a holder in reserve", actions);
+      Drop(slowest, "it is much slower than the others; trying a holder in reserve");
       reserve_.push_back(back);
     }
   }
@@ -768,49 +723,16 @@ void Download::Tick(absl::Time now, Actions* actions) {
   }
 }
 
-void Download::StopLinks() {
-  std::vector<PeerLink*> open;
-  std::unique_ptr<WorkQueue> workers;
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-    for (const auto& l : links_) {
-      if (l->link != nullptr) open.push_back(l->link.get());
-    }
-  }
-  for (PeerLink* l : open) l->Close();
-  // The workers finish what they hold (their pieces may still be written)
-  // before the links go; new pieces are no longer taken.
-  {
-    absl::MutexLock lock(&mu_);
-    workers = std::move(workers_);
-  }
-  workers.reset();
-  std::vector<std::unique_ptr<PeerLink>> links;
-  {
-    absl::MutexLock lock(&mu_);
-    // Actions claimed before the stop may still name any link.
-    mu_.Await(absl::Condition(
-        +[](uint32_t* performing) { return *performing == 0; }, &performing_));
-    for (const auto& l : links_) {
-      if (l->link != nullptr) links.push_back(std::move(l->link));
-    }
-  }
-  links.clear();  // waits for each link's calls to end
-}
-
 void Download::SaveProgress() {
-  std::string have;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!have_dirty_) return;
-    have_dirty_ = false;
-    have = picker_.have().ToBytes();
-  }
-  if (absl::Status s = context_.state->UpdateHave(context_.user_id, group_id_, file_.sha1(), have);
-      !s.ok()) {
-    GS_LOG(kWarning) << "saving the progress of " << file_.name() << ": " << s;
-  }
+  if (!have_dirty_) return;
+  have_dirty_ = false;
+  tracker_thread_->Run([this, have = picker_.have().ToBytes()] {
+    if (absl::Status s =
+            context_.state->UpdateHave(context_.user_id, group_id_, file_.sha1(), have);
+        !s.ok()) {
+      GS_LOG(kWarning) << "saving the progress of " << file_.name() << ": " << s;
+    }
+  });
 }
 
 }  // namespace groupshare::peer

@@ -12,15 +12,20 @@
 //    API; pieces arrive as gRPC's own buffers;
 //  - WholeFileHasher (core/whole_file_hasher.h): the whole-file SHA1 while
 //    the file arrives;
-//  - Download (here): the coordinator. It owns the picker and the state,
-//    sizes each peer's window of requests from its measured rate, verifies
-//    and writes pieces on a few worker threads, rotates peers in and out,
-//    and talks to the tracker.
+//  - Download (here): the coordinator. It alone owns the picker, the peer
+//    set and the links: it sizes each peer's window of requests from its
+//    measured rate, rotates peers in and out, and is the only one to call a
+//    link or free it.
 //
-// Threads: one coordinator and `workers` workers per download, whatever the
-// number of peers; the links' reactions run on gRPC's threads and only hand
-// work over. Every failure goes through Fail(): the reason is recorded, the
-// pieces are no longer offered, and the tracker is told.
+// Threads: per download, the coordinator, `workers` workers that verify
+// and write pieces, and one that talks to the tracker, whatever the number
+// of peers. The links' reactions (on gRPC's threads), the workers and the
+// tracker thread never touch the coordinator's state: they post events to
+// its queue, which it takes in turn, as libtorrent's disk thread posts its
+// results back. Every failure goes through Fail(): the reason is recorded,
+// the pieces are no longer offered, and the tracker is told. The download
+// ends in order: links closed, workers drained, links freed, events
+// dropped.
 //
 // Public methods are thread-safe.
 #ifndef GROUPSHARE_SERVICES_PEER_DOWNLOADER_H_
@@ -33,6 +38,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include <grpcpp/security/credentials.h>
@@ -182,75 +188,86 @@ class Download : public PeerLink::Owner {
 
  private:
   struct Link;
-  // gRPC work decided under the lock and done after it (gRPC may run
-  // reactions inline, and they take the lock).
-  struct Actions {
-    struct Request {
-      PeerLink* link;
-      std::vector<uint32_t> pieces;
-      std::string ticket;
-    };
-    std::vector<Request> requests;
-    std::vector<std::pair<PeerLink*, std::string>> open;  // bitfield streams
-    std::vector<PeerLink*> close;
-    std::vector<std::pair<PeerLink*, uint32_t>> cancel;
-    bool claimed = false;  // see Claim
-    bool empty() const { return requests.empty() && open.empty() && close.empty() && cancel.empty(); }
+  // What the coordinator is told, in the order it happened.
+  struct BitfieldEvent {
+    uint32_t link;
+    pv1::BitfieldUpdate update;
   };
-  // Ends deciding `actions`, under the lock: they are performed after it,
-  // and StopLinks and the freeing of dropped links wait until they are. Once
-  // the download stops they are dropped instead (StopLinks closes every
-  // link itself).
-  void Claim(Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Performs claimed actions, with no lock held.
-  void Perform(Actions& actions) ABSL_LOCKS_EXCLUDED(mu_);
-  // On the download's own thread: frees the links dropped so far, once no
-  // actions are under way (they may name them).
-  void FreeDroppedLinks() ABSL_LOCKS_EXCLUDED(mu_);
-  // Whether a holder may be connected now: not connected already, never
-  // struck out, fewer than kMaxAttempts failed links, and its backoff over.
-  bool MayConnect(const tracker::v1::Peer& peer, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct BitfieldEndEvent {
+    uint32_t link;
+    absl::Status status;
+  };
+  struct PieceEvent {
+    uint32_t link;
+    PeerLink::Piece piece;
+  };
+  struct CallEndEvent {
+    uint32_t link;
+    std::vector<uint32_t> undelivered;
+    absl::Status status;
+  };
+  // A worker's verdict on a piece: OK (verified, written and hashed),
+  // DATA_LOSS (its SHA1 failed) or why its write failed.
+  struct VerifiedEvent {
+    uint32_t link;
+    uint32_t piece;
+    absl::Status status;
+  };
+  struct PeersEvent {
+    tracker::v1::GetFilePeersResponse response;
+  };
+  using Event = std::variant<BitfieldEvent, BitfieldEndEvent, PieceEvent, CallEndEvent,
+                             VerifiedEvent, PeersEvent>;
+  void Post(Event event) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // PeerLink::Owner, on gRPC's threads.
-  void OnBitfield(PeerLink* link, const pv1::BitfieldUpdate& update) override
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void OnBitfieldEnd(PeerLink* link, const absl::Status& status) override
-      ABSL_LOCKS_EXCLUDED(mu_);
-  void OnPiece(PeerLink* link, PeerLink::Piece piece) override ABSL_LOCKS_EXCLUDED(mu_);
+  // PeerLink::Owner, on gRPC's threads: posts.
+  void OnBitfield(PeerLink* link, const pv1::BitfieldUpdate& update) override;
+  void OnBitfieldEnd(PeerLink* link, const absl::Status& status) override;
+  void OnPiece(PeerLink* link, PeerLink::Piece piece) override;
   void OnCallEnd(PeerLink* link, std::vector<uint32_t> undelivered,
-                 const absl::Status& status) override ABSL_LOCKS_EXCLUDED(mu_);
+                 const absl::Status& status) override;
 
+  // The coordinator's thread.
   void Run();
+  void Handle(BitfieldEvent& e);
+  void Handle(BitfieldEndEvent& e);
+  void Handle(PieceEvent& e);
+  void Handle(CallEndEvent& e);
+  void Handle(VerifiedEvent& e);
+  void Handle(PeersEvent& e);
   // Opens the part file, reusing the verified pieces a crash left behind.
-  absl::Status Prepare() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Prepare();
   // Checks the whole file and renames it into place.
-  absl::Status Finish() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Finish();
   // The one failure path: records the reason and ends the download, which
   // then withdraws its pieces here and at the tracker.
-  void Fail(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
-  void Withdraw() ABSL_LOCKS_EXCLUDED(mu_);
-  // Checks a piece's SHA1, writes it and shares it; on a worker.
-  void Verify(PeerId link_id, PeerLink::Piece piece) ABSL_LOCKS_EXCLUDED(mu_);
-
-  Link* Find(const PeerLink* link) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fail(const absl::Status& status);
+  void Withdraw();
+  // Whether a holder may be connected now: not connected already, never
+  // struck out, fewer than kMaxAttempts failed links, and its backoff over.
+  bool MayConnect(const tracker::v1::Peer& peer, absl::Time now);
+  Link* Find(uint32_t id);
   // New sharers become links (or wait in reserve); tickets are renewed.
-  void AddPeers(const tracker::v1::GetFilePeersResponse& response, Actions* actions)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Connect(const tracker::v1::Peer& peer, Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddPeers(const tracker::v1::GetFilePeersResponse& response);
+  void Connect(const tracker::v1::Peer& peer);
   // Fills the link's window with GetPiece calls.
-  void Fill(Link* link, Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FillAll(Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Drop(Link* link, const std::string& why, Actions* actions)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Fill(Link* link);
+  void FillAll();
+  void Drop(Link* link, const std::string& why);
   // A call to `link` failed for `why`: a strike for corrupt data, a failure
   // otherwise; too many and the peer is dropped.
-  void Blame(Link* link, const absl::Status& why, Actions* actions)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Refresh() ABSL_LOCKS_EXCLUDED(mu_);
-  void Tick(absl::Time now, Actions* actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StopLinks() ABSL_LOCKS_EXCLUDED(mu_);
-  void SaveProgress() ABSL_LOCKS_EXCLUDED(mu_);
+  void Blame(Link* link, const absl::Status& why);
+  // Frees the links dropped so far.
+  void FreeDroppedLinks();
+  void Tick(absl::Time now);
+  // Makes what Progress() returns from the coordinator's state.
+  void Publish() ABSL_LOCKS_EXCLUDED(mu_);
+  // The record of verified pieces, on the tracker thread.
+  void SaveProgress();
+
+  // On a worker: checks a piece's SHA1, writes it and hashes it for the
+  // whole file, then posts the verdict.
+  void Verify(uint32_t link, PeerLink::Piece piece);
 
   const Context context_;
   DownloadEnv* const env_;
@@ -266,30 +283,39 @@ class Download : public PeerLink::Owner {
   std::atomic<uint32_t> max_peers_;
   std::unique_ptr<PartFile> part_;            // set by Prepare, before any worker runs
   std::unique_ptr<WholeFileHasher> hasher_;   // likewise
+  // The partial announcement reached the tracker (so a failure withdraws it).
+  std::atomic<bool> announced_{false};
+
+  // Only the coordinator's thread touches these.
+  bool ending_ = false;  // stopped, failed or every piece in
+  DownloadState state_ = DownloadState::kRunning;
+  std::string error_;
+  PiecePicker picker_;
+  std::vector<std::unique_ptr<Link>> links_;  // by id - 1
+  std::deque<tracker::v1::Peer> reserve_;
+  uint64_t bytes_done_ = 0;
+  uint32_t pieces_held_ = 0;  // handed to the workers, no verdict yet
+  double rate_ = 0;
+  double eta_rate_ = 0;
+  absl::Time last_tick_;
+  absl::Time last_rotate_;
+  bool announcing_ = false;  // the partial announcement was sent for
+  bool have_dirty_ = false;
+  absl::Time no_source_since_ = absl::InfiniteFuture();
+  bool no_source_failure_ = false;
+  std::map<std::string, uint64_t> bytes_by_peer_;
+  DownloadCounters counters_;
 
   mutable absl::Mutex mu_;
-  absl::CondVar changed_;  // for the coordinator
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar changed_;  // an event, or a stop
+  std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;   // Stop() was called
   bool ended_ ABSL_GUARDED_BY(mu_) = false;  // Run returned
-  DownloadState state_ ABSL_GUARDED_BY(mu_) = DownloadState::kRunning;
-  std::string error_ ABSL_GUARDED_BY(mu_);
-  PiecePicker picker_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<Link>> links_ ABSL_GUARDED_BY(mu_);  // by id - 1
-  std::deque<tracker::v1::Peer> reserve_ ABSL_GUARDED_BY(mu_);
-  uint32_t performing_ ABSL_GUARDED_BY(mu_) = 0;  // claimed actions not yet performed
-  std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
-  uint64_t bytes_done_ ABSL_GUARDED_BY(mu_) = 0;
-  uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;
-  double rate_ ABSL_GUARDED_BY(mu_) = 0;
-  double eta_rate_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time last_tick_ ABSL_GUARDED_BY(mu_);
-  absl::Time last_rotate_ ABSL_GUARDED_BY(mu_);
-  bool announced_ ABSL_GUARDED_BY(mu_) = false;
-  bool have_dirty_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time no_source_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  bool no_source_failure_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, uint64_t> bytes_by_peer_ ABSL_GUARDED_BY(mu_);
-  DownloadCounters counters_ ABSL_GUARDED_BY(mu_);
+  DownloadProgress published_ ABSL_GUARDED_BY(mu_);
+
+  std::unique_ptr<WorkQueue> workers_;
+  // Calls to the tracker and state writes, which must not hold up events.
+  std::unique_ptr<WorkQueue> tracker_thread_ = std::make_unique<WorkQueue>(1);
   std::thread coordinator_;
 };
 
