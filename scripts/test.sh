@@ -8,7 +8,8 @@
 #      the corpus in fuzz/corpus;
 #   4. a clang build with ThreadSanitizer (build-tsan/) of the units that
 #      share state between threads: picker, part file, hasher, piece store,
-#      work queue, the download coordinator with its fakes, the tracker's
+#      work queue, the download coordinator (with fake peers, and with
+#      links and a clock the test drives), the tracker's
 #      store (pools, files cache) and service (login guard, ticket keys).
 #   scripts/test.sh            all of it
 #   scripts/test.sh --quick    only 1
@@ -43,8 +44,8 @@ step "fuzzers"
 ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 BUILD_DIR=build-asan fuzz/run.sh
 
 step "clang build with ThreadSanitizer"
-tsan_tests=(piece_picker_test core_test concurrency_test download_test store_test
-  tracker_service_test)
+tsan_tests=(piece_picker_test core_test concurrency_test download_test
+  download_coordinator_test store_test tracker_service_test)
 CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DGS_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j "$jobs" --target "${tsan_tests[@]}"

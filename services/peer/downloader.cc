@@ -115,7 +115,10 @@ Download::Download(Context context, DownloadOptions options, std::string group_i
     }
     expected_.push_back(digest);
   }
-  workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
+  {
+    absl::MutexLock lock(&mu_);
+    workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
+  }
   Publish();
 }
 
@@ -152,7 +155,6 @@ void Download::Publish() {
   p.pieces_done = picker_.HaveCount();
   p.piece_count = picker_.piece_count();
   p.bytes_done = bytes_done_;
-  p.pieces_held = pieces_held_;
   if (state_ == DownloadState::kRunning && no_source_since_ != absl::InfiniteFuture()) {
     p.waiting_for_sharer = true;
     p.gives_up_in = options_.no_source_timeout - (env_->Now() - no_source_since_);
@@ -168,6 +170,7 @@ void Download::Publish() {
   p.no_source = state_ == DownloadState::kFailed && no_source_failure_;
   p.bytes_by_peer = bytes_by_peer_;
   absl::MutexLock lock(&mu_);
+  p.pieces_held = pieces_held_;
   published_ = std::move(p);
 }
 
@@ -195,7 +198,15 @@ void Download::OnBitfieldEnd(PeerLink* link, const absl::Status& status) {
 }
 
 void Download::OnPiece(PeerLink* link, PeerLink::Piece piece) {
-  Post(PieceEvent{link->id(), std::move(piece)});
+  // Straight to a worker, which touches none of the coordinator's state: a
+  // piece reaches the disk without waiting for the coordinator's turn. (A
+  // copy that lost an endgame race is written twice, to the same bytes.)
+  absl::MutexLock lock(&mu_);
+  if (workers_ == nullptr) return;  // the download is ending
+  ++pieces_held_;
+  workers_->Run([this, id = link->id(), piece = std::move(piece)]() mutable {
+    Verify(id, std::move(piece));  // the piece's bytes are released there
+  });
 }
 
 void Download::OnCallEnd(PeerLink* link, std::vector<uint32_t> undelivered,
@@ -283,7 +294,12 @@ void Download::Run() {
   for (const auto& l : links_) {
     if (l->link != nullptr) l->link->Close();
   }
-  workers_.reset();
+  std::unique_ptr<WorkQueue> workers;
+  {
+    absl::MutexLock lock(&mu_);
+    workers = std::move(workers_);
+  }
+  workers.reset();
   tracker_thread_.reset();
   links_.clear();
   {
@@ -586,15 +602,6 @@ void Download::Handle(BitfieldEndEvent& e) {
   }
 }
 
-void Download::Handle(PieceEvent& e) {
-  // A copy that lost the endgame race is dropped here, with its bytes.
-  if (picker_.Have(PieceIndex(e.piece.index))) return;
-  ++pieces_held_;
-  workers_->Run([this, link = e.link, piece = std::move(e.piece)]() mutable {
-    Verify(link, std::move(piece));  // the piece's bytes are released there
-  });
-}
-
 void Download::Handle(CallEndEvent& e) {
   if (e.link == 0 || e.link > links_.size()) return;
   Link* link = links_[e.link - 1].get();
@@ -607,7 +614,6 @@ void Download::Handle(CallEndEvent& e) {
 }
 
 void Download::Handle(VerifiedEvent& e) {
-  --pieces_held_;
   const PieceIndex piece(e.piece);
   Link* link = Find(e.link);  // null once dropped
   if (e.status.code() == absl::StatusCode::kDataLoss) {
@@ -661,7 +667,10 @@ void Download::Verify(uint32_t link, PeerLink::Piece piece) {
     if (status.ok()) hasher_->Add(index, piece.data);
   }
   piece = PeerLink::Piece();  // its bytes go back to gRPC now
-  Post(VerifiedEvent{link, index, status});
+  absl::MutexLock lock(&mu_);
+  --pieces_held_;
+  events_.push_back(VerifiedEvent{link, index, status});
+  changed_.Signal();
 }
 
 void Download::FreeDroppedLinks() {

@@ -197,10 +197,6 @@ class Download : public PeerLink::Owner {
     uint32_t link;
     absl::Status status;
   };
-  struct PieceEvent {
-    uint32_t link;
-    PeerLink::Piece piece;
-  };
   struct CallEndEvent {
     uint32_t link;
     std::vector<uint32_t> undelivered;
@@ -216,14 +212,14 @@ class Download : public PeerLink::Owner {
   struct PeersEvent {
     tracker::v1::GetFilePeersResponse response;
   };
-  using Event = std::variant<BitfieldEvent, BitfieldEndEvent, PieceEvent, CallEndEvent,
-                             VerifiedEvent, PeersEvent>;
+  using Event =
+      std::variant<BitfieldEvent, BitfieldEndEvent, CallEndEvent, VerifiedEvent, PeersEvent>;
   void Post(Event event) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // PeerLink::Owner, on gRPC's threads: posts.
+  // PeerLink::Owner, on gRPC's threads: posts (a piece goes to a worker).
   void OnBitfield(PeerLink* link, const pv1::BitfieldUpdate& update) override;
   void OnBitfieldEnd(PeerLink* link, const absl::Status& status) override;
-  void OnPiece(PeerLink* link, PeerLink::Piece piece) override;
+  void OnPiece(PeerLink* link, PeerLink::Piece piece) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnCallEnd(PeerLink* link, std::vector<uint32_t> undelivered,
                  const absl::Status& status) override;
 
@@ -231,7 +227,6 @@ class Download : public PeerLink::Owner {
   void Run();
   void Handle(BitfieldEvent& e);
   void Handle(BitfieldEndEvent& e);
-  void Handle(PieceEvent& e);
   void Handle(CallEndEvent& e);
   void Handle(VerifiedEvent& e);
   void Handle(PeersEvent& e);
@@ -294,7 +289,6 @@ class Download : public PeerLink::Owner {
   std::vector<std::unique_ptr<Link>> links_;  // by id - 1
   std::deque<tracker::v1::Peer> reserve_;
   uint64_t bytes_done_ = 0;
-  uint32_t pieces_held_ = 0;  // handed to the workers, no verdict yet
   double rate_ = 0;
   double eta_rate_ = 0;
   absl::Time last_tick_;
@@ -312,8 +306,10 @@ class Download : public PeerLink::Owner {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;   // Stop() was called
   bool ended_ ABSL_GUARDED_BY(mu_) = false;  // Run returned
   DownloadProgress published_ ABSL_GUARDED_BY(mu_);
+  // Verifying, writing and hashing pieces; taken away when the download ends.
+  std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
+  uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;  // handed to the workers, no verdict yet
 
-  std::unique_ptr<WorkQueue> workers_;
   // Calls to the tracker and state writes, which must not hold up events.
   std::unique_ptr<WorkQueue> tracker_thread_ = std::make_unique<WorkQueue>(1);
   std::thread coordinator_;
