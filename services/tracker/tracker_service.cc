@@ -4,9 +4,7 @@
 #include <limits>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
 #include "core/ids.h"
@@ -15,12 +13,10 @@
 #include "core/tracker_info.h"
 #include "services/common/grpc_status.h"
 #include "services/common/server_setup.h"
+#include "services/tracker/request_checks.h"
 
 namespace groupshare::tracker {
 namespace {
-
-constexpr uint32_t kMinPieceSize = 16 << 10;
-constexpr uint32_t kMaxPieceSize = 16 << 20;
 
 absl::Status ValidateUser(const std::string& id) { return ValidateId("user id", id); }
 absl::Status ValidateGroup(const std::string& id) { return ValidateId("group id", id); }
@@ -59,10 +55,6 @@ grpc::Status Finish(const char* method, const std::string& user, absl::Time star
   return ToGrpcStatus(status);
 }
 
-// A page token is the key of the last item of the page before, in base64
-// (names may hold any bytes but NUL and '/').
-std::string PageToken(const std::string& last) { return absl::WebSafeBase64Escape(last); }
-
 }  // namespace
 
 TicketKeyTimes KeyTimes(const TrackerOptions& options) {
@@ -71,82 +63,6 @@ TicketKeyTimes KeyTimes(const TrackerOptions& options) {
   // after that: only then does it sign.
   const absl::Duration refresh = absl::Seconds(5);
   return {options.ticket_ttl, options.session_ttl + refresh, refresh};
-}
-
-bool IsRequestId(absl::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
-      return false;
-    }
-  }
-  return true;
-}
-
-absl::StatusOr<PageRequest> TrackerServiceImpl::ReadPage(uint32_t size,
-                                                         const std::string& token) const {
-  PageRequest page;
-  page.size = size == 0 ? options_.page_size
-                        : std::min<int64_t>(size, options_.max_page_size);
-  if (!token.empty() && !absl::WebSafeBase64Unescape(token, &page.after)) {
-    return absl::InvalidArgumentError(
-        "page_token is not one this tracker gave; pass next_page_token as it came");
-  }
-  return page;
-}
-
-absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value) {
-  const absl::string_view kUse = "; send 'authorization: Bearer <the token Login returned>'";
-  value = absl::StripTrailingAsciiWhitespace(value);
-  const size_t space = value.find(' ');
-  const absl::string_view scheme = value.substr(0, space);
-  if (!absl::EqualsIgnoreCase(scheme, "Bearer")) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "the authorization header's scheme is '", absl::CHexEscape(scheme), "', not Bearer",
-        kUse));
-  }
-  absl::string_view token =
-      space == absl::string_view::npos ? "" : absl::StripLeadingAsciiWhitespace(value.substr(space));
-  if (token.empty()) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("the authorization header has no token after Bearer", kUse));
-  }
-  // RFC 6750's b64token: these characters, then any number of '='.
-  const size_t end = token.find_first_not_of(
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
-  if (end == 0 || (end != absl::string_view::npos &&
-                   token.find_first_not_of('=', end) != absl::string_view::npos)) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "the token in the authorization header has characters no token has", kUse));
-  }
-  return token;
-}
-
-absl::Status ValidateFileInfo(const tv1::FileInfo& f) {
-  RETURN_IF_ERROR(ValidateFileName(f.name()));
-  uint32_t ps = f.piece_size();
-  if (ps < kMinPieceSize || ps > kMaxPieceSize || (ps & (ps - 1)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "piece_size ", ps, " must be a power of two from 16 KiB to 16 MiB"));
-  }
-  if (!IsSha1Hex(f.sha1())) {
-    return absl::InvalidArgumentError("sha1 must be 40 lower-case hex digits");
-  }
-  // Without overflow, for sizes near 2^64 too.
-  const uint64_t pieces = f.size() / ps + (f.size() % ps != 0);
-  if (static_cast<uint64_t>(f.piece_sha1_size()) != pieces) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a file of ", f.size(), " bytes in pieces of ", ps, " bytes has ", pieces,
-        " pieces, but ", f.piece_sha1_size(), " piece hashes were given"));
-  }
-  for (int i = 0; i < f.piece_sha1_size(); ++i) {
-    if (!IsSha1Hex(f.piece_sha1(i))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "piece_sha1[", i, "] must be 40 lower-case hex digits"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> TrackerServiceImpl::Create(
@@ -421,7 +337,7 @@ grpc::Status TrackerServiceImpl::ListGroups(grpc::ServerContext* ctx,
                                             tv1::ListGroupsResponse* resp) {
   return Authed(ctx, "ListGroups", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
-    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token()));
+    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(), options_.page_size, options_.max_page_size));
     ASSIGN_OR_RETURN(auto groups, store_->ListGroups(user, page));
     if (static_cast<int64_t>(groups.size()) == page.size) {
       resp->set_next_page_token(PageToken(groups.back().group_id));
@@ -531,7 +447,7 @@ grpc::Status TrackerServiceImpl::ListFiles(grpc::ServerContext* ctx,
   return Authed(ctx, "ListFiles", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token()));
+    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(), options_.page_size, options_.max_page_size));
     ASSIGN_OR_RETURN(auto files, store_->ListFiles(user, req->group_id(), page, options_.now()));
     if (static_cast<int64_t>(files.size()) == page.size) {
       resp->set_next_page_token(PageToken(files.back().name));

@@ -22,19 +22,6 @@ namespace groupshare::tracker {
 
 namespace tv1 = ::groupshare::tracker::v1;
 
-// The token of an authorization header as RFC 6750 has it: "Bearer" in any
-// case, one or more spaces, a b64token. UNAUTHENTICATED saying what is
-// wrong otherwise.
-absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value);
-
-// A file's description as a sharer registers it: its name, a power-of-two
-// piece size from 16 KiB to 16 MiB, and well-formed SHA1s, one a piece.
-// INVALID_ARGUMENT naming what is wrong.
-absl::Status ValidateFileInfo(const tv1::FileInfo& f);
-
-// A request-id or client_id: 1 to 64 of [A-Za-z0-9._-].
-bool IsRequestId(absl::string_view id);
-
 struct TrackerOptions {
   // A session not kept alive for this long expires.
   absl::Duration session_ttl = absl::Seconds(30);
@@ -119,7 +106,6 @@ class TrackerServiceImpl final
                     const google::protobuf::Message& request,
                     google::protobuf::Message* response,
                     const std::function<absl::Status()>& body);
-  absl::StatusOr<PageRequest> ReadPage(uint32_t size, const std::string& token) const;
   // Login's checks before its password is: the request's form and the
   // guard's backoffs. The attempt admitted, which must be Record()ed.
   absl::StatusOr<LoginGuard::Attempt> AdmitLogin(const grpc::CallbackServerContext& ctx,
