@@ -154,7 +154,7 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
        bind(&Shell::DownloadFile)},
       {"show_downloads", {},
        "downloads: [D] running, [C] complete, [F] failed; --peers adds the bytes each member "
-       "sent, --clear forgets the finished ones",
+       "sent and the members dropped, --clear forgets the finished ones",
        true, bind(&Shell::ShowDownloads), {"--peers", "--clear"}},
       {"show_uploads", {}, "what each share sent since login, and to whom it sends now", true,
        bind(&Shell::ShowUploads)},
@@ -560,6 +560,7 @@ absl::Status Shell::ShowDownloads(const Args& a) {
     for (const auto& [user, bytes] : p.bytes_by_peer) {
       Print(absl::StrCat("  from ", user, " ", bytes, " bytes (", HumanSize(bytes), ")"));
     }
+    for (const auto& [user, why] : p.dropped) Print(absl::StrCat("  dropped ", user, ": ", why));
   }
   return absl::OkStatus();
 }

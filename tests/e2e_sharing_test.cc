@@ -47,24 +47,46 @@ namespace pv1 = ::groupshare::peer::v1;
 // ("... bytes from alice=123, bob=456").
 // The bytes each member sent `client` that passed their checks, for its
 // download of `name`: the lines of show_downloads --peers.
-std::map<std::string, uint64_t> BytesByPeer(const Cluster::Client& client,
-                                            const std::string& name) {
+// What `show_downloads --peers` says of the download of `name`: the lines
+// under it that begin with "  <what> ", as the rest of each line by its
+// first word (a user).
+std::map<std::string, std::string> PeerLines(const Cluster::Client& client,
+                                             const std::string& name, const std::string& what) {
   const size_t from = client.shell->transcript().size();
   client.shell->Send("show_downloads --peers");
   client.shell->Send("end_of_peers");  // an unknown command: its error ends the list
   client.shell->WaitFor("end_of_peers");
-  std::map<std::string, uint64_t> out;
+  std::map<std::string, std::string> out;
   bool in = false;
   for (absl::string_view line : absl::StrSplit(client.shell->transcript().substr(from), '\n')) {
-    if (!absl::ConsumePrefix(&line, "  from ")) {
+    if (!absl::StartsWith(line, "  ")) {
       in = absl::StrContains(line, "] " + name);
       continue;
     }
-    std::vector<std::string> words = absl::StrSplit(line, ' ');
-    uint64_t n = 0;
-    if (in && words.size() >= 2 && absl::SimpleAtoi(words[1], &n)) out[words[0]] = n;
+    if (!in || !absl::ConsumePrefix(&line, "  " + what + " ")) continue;
+    const size_t space = line.find_first_of(" :");
+    if (space == absl::string_view::npos) continue;
+    out[std::string(line.substr(0, space))] =
+        std::string(absl::StripLeadingAsciiWhitespace(line.substr(space + 1)));
   }
   return out;
+}
+
+// The verified bytes each member sent for the download of `name`.
+std::map<std::string, uint64_t> BytesByPeer(const Cluster::Client& client,
+                                            const std::string& name) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [user, rest] : PeerLines(client, name, "from")) {
+    uint64_t n = 0;
+    if (absl::SimpleAtoi(rest.substr(0, rest.find(' ')), &n)) out[user] = n;
+  }
+  return out;
+}
+
+// The members the download of `name` dropped, with why.
+std::map<std::string, std::string> DroppedPeers(const Cluster::Client& client,
+                                                const std::string& name) {
+  return PeerLines(client, name, "dropped");
 }
 
 // That `sources` (BytesByPeer) account for every byte of a file of `size`,
@@ -172,7 +194,9 @@ TEST_F(Sharing, SeederKilledMidDownloadAndTheDownloadStillCompletes) {
   EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) ==
               testing::ReadFile(cluster_.dir().File("files-alice/f.bin")));
-  EXPECT_THAT(dave->Log(), HasSubstr("dropped peer bob"));
+  auto dropped = DroppedPeers(*dave, "f.bin");
+  EXPECT_EQ(dropped.count("bob"), 1u) << dave->Run("show_downloads --peers");
+  EXPECT_EQ(dropped.count("alice"), 0u);
 }
 
 TEST_F(Sharing, StalledSeederHasItsPiecesAskedOfOthers) {
@@ -907,7 +931,6 @@ TEST(SessionExpiry, SessionTheTrackerForgotEndsAndTheShellSaysSo) {
   cluster.StartTracker();
   EXPECT_THAT(alice->shell->WaitForNotice("session"),
               Optional(StartsWith("notice: the tracker ended the session of alice")));
-  EXPECT_THAT(alice->Log(), HasSubstr("the tracker ended the session"));
   EXPECT_THAT(alice->Run("list_groups"), StartsWith("error: not logged in"));
   // Bob's keep-alives, one a second, are not on the tracker's console; the
   // refused ones are.
@@ -957,7 +980,8 @@ TEST(TrackerOutage, ACompletionNoTrackerHeardIsReportedWhenItIsBack) {
   ASSERT_TRUE(WaitForListing(*bob, "peers=2 seeders=1"));  // bob holds some pieces
   cluster.KillTracker();
   EXPECT_EQ(cluster.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + out);
-  EXPECT_THAT(bob->Log(), HasSubstr("it is sent again until one does"));
+  // Completed with no tracker to hear it (the tracker saw it partial, and
+  // it is gone), yet listed as a seeder once a tracker is back.
   cluster.StartTracker();
   EXPECT_TRUE(WaitForListing(*bob, "peers=2 seeders=2"));
 }
@@ -1010,12 +1034,17 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
   EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
   const pv1::GetPieceRequest all = TicketedRequest(
       cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(path))), "copied-ticket");
-  auto peer = pv1::PeerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials()));
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the windows stay small: nothing is taken in
+  auto peer = pv1::PeerService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials(), args));
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> stalled;
   for (int i = 0; i < 48; ++i) {  // the most one user may have open at a peer
     contexts.push_back(std::make_unique<grpc::ClientContext>());
+    // Long enough for one cut-off round (3 s and a housekeeping tick), too
+    // short for three: the 8 MiB read budget holds 16 calls' chunks at once.
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(8));
     stalled.push_back(peer->GetPiece(contexts.back().get(), all));
   }
   // bob's own download: refused while the stalled calls hold his slots,
@@ -1025,10 +1054,18 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
             "[C] [g] f.bin -> " + Dest("out.bin"))
       << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
-  // Those that waited for the read budget were ended as they waited, not
-  // left to take their turn at stalling.
-  EXPECT_THAT(alice->Log(), HasSubstr("that waited for the read budget for 3s"));
-  for (auto& c : contexts) c->TryCancel();
+  // Every stalled call was cut off by the peer in one round: those that
+  // waited for the read budget too, not left to take their turn at
+  // stalling (which would take three rounds).
+  std::map<grpc::StatusCode, int> ends;
+  for (auto& reader : stalled) {
+    pv1::PieceChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    ++ends[reader->Finish().error_code()];
+  }
+  EXPECT_EQ(ends[grpc::StatusCode::DEADLINE_EXCEEDED], 0);
+  EXPECT_EQ(ends[grpc::StatusCode::CANCELLED], 48);
 }
 
 // A channel to 127.0.0.1:`port` on a connection from `source` (another
@@ -1245,13 +1282,8 @@ TEST(TicketKeys, RotationWhileSharing) {
   ASSERT_TRUE(absl::SimpleAtoi(said.substr(in + 4, said.find(' ', in + 4) - in - 4), &lead))
       << said;
   EXPECT_GE(lead, 8);  // a session (3 s) and a tracker's refresh (5 s)
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline && !absl::StrContains(alice->Log(), "ticket keys changed")) {
-    absl::SleepFor(absl::Milliseconds(100));  // the log has no event to wait on
-  }
-  EXPECT_THAT(alice->Log(), HasSubstr("the tracker's ticket keys changed"));
-  // Heard of before it signs; then tickets of the new key are served.
-  EXPECT_LT(absl::Now(), rotated + absl::Seconds(lead));
+  // Once the new key signs, bob's tickets are of it: alice serves them only
+  // if she heard of the key in time, from her keep-alives.
   absl::SleepFor(rotated + absl::Seconds(lead + 1) - absl::Now());  // the lead itself
   peers.ExpectBobDownloads();
 }

@@ -169,6 +169,7 @@ void Download::Publish() {
   p.error = error_;
   p.no_source = state_ == DownloadState::kFailed && no_source_failure_;
   p.bytes_by_peer = bytes_by_peer_;
+  p.dropped = dropped_;
   absl::MutexLock lock(&mu_);
   p.pieces_held = pieces_held_;
   published_ = std::move(p);
@@ -538,6 +539,7 @@ void Download::Drop(Link* link, const std::string& why) {
   if (ending_) return;
   GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << link->peer.user_id()
                 << " at " << link->peer.address() << ": " << why;
+  dropped_[link->peer.user_id()] = why;
   // A holder in reserve takes its place, the first that may be connected.
   const absl::Time now = env_->Now();
   for (auto it = reserve_.begin(); it != reserve_.end(); ++it) {

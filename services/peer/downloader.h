@@ -151,6 +151,8 @@ struct DownloadProgress {
   bool no_source = false;
   // Verified bytes received from each peer (by user id).
   std::map<std::string, uint64_t> bytes_by_peer;
+  // The peers dropped (by user id), and why the last time.
+  std::map<std::string, std::string> dropped;
   DownloadCounters counters;
 };
 
@@ -298,6 +300,7 @@ class Download : public PeerLink::Owner {
   absl::Time no_source_since_ = absl::InfiniteFuture();
   bool no_source_failure_ = false;
   std::map<std::string, uint64_t> bytes_by_peer_;
+  std::map<std::string, std::string> dropped_;
   DownloadCounters counters_;
 
   mutable absl::Mutex mu_;
