@@ -6,12 +6,17 @@
 // It prepares what it needs first: users, a group of 100 files and one of
 // one file, a login for each connection.
 //
-//   tracker_bench --target 127.0.0.1:PORT [--calls ListFiles100,ListFiles1,GetFilePeers,
-//                 KeepAlive] [--in_flight 64] [--connections 4] [--seconds 10]
+//   tracker_bench --target 127.0.0.1:PORT [--calls Check,ListFiles100,ListFiles1,
+//                 GetFilePeers,KeepAlive] [--in_flight 64] [--connections 4] [--seconds 10]
+// Check is grpc.health.v1.Health/Check, answered by gRPC itself: the same
+// connections and streams with no work of the tracker's, the reference line
+// for the others (a ratio to it is steadier than calls per second from one
+// machine to another).
 //                 [--login_storm 32]
 // --login_storm runs that many threads of wrong-password logins during each
 // run, to see what a storm of guesses does to other users' calls.
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -32,7 +37,7 @@
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "", "host:port of the tracker");
-ABSL_FLAG(std::string, calls, "ListFiles100,ListFiles1,GetFilePeers,KeepAlive",
+ABSL_FLAG(std::string, calls, "Check,ListFiles100,ListFiles1,GetFilePeers,KeepAlive",
           "the calls to measure, one run each");
 ABSL_FLAG(int, in_flight, 64, "calls kept in flight");
 ABSL_FLAG(int, connections, 4, "connections (channels) the calls are spread over");
@@ -118,6 +123,8 @@ struct Call {
   std::unique_ptr<grpc::ClientAsyncResponseReader<tv1::ListFilesResponse>> r1;
   std::unique_ptr<grpc::ClientAsyncResponseReader<tv1::GetFilePeersResponse>> r2;
   std::unique_ptr<grpc::ClientAsyncResponseReader<tv1::KeepAliveResponse>> r3;
+  grpc::ByteBuffer check;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> r4;
 };
 
 struct Result {
@@ -128,6 +135,7 @@ struct Result {
 };
 
 Result Run(const std::string& name, std::vector<std::unique_ptr<Stub>>& stubs,
+           std::vector<std::unique_ptr<grpc::GenericStub>>& generic,
            const std::vector<std::string>& tokens, const std::string& prefix, int in_flight,
            absl::Duration length) {
   grpc::CompletionQueue cq;
@@ -152,6 +160,12 @@ Result Run(const std::string& name, std::vector<std::unique_ptr<Stub>>& stubs,
     } else if (name == "GetFilePeers") {
       c->r2 = stub.AsyncGetFilePeers(&c->ctx, peers, &cq);
       c->r2->Finish(&c->peers, &c->status, c);
+    } else if (name == "Check") {
+      const grpc::ByteBuffer empty;  // an empty HealthCheckRequest: the whole server
+      c->r4 = generic[channel]->PrepareUnaryCall(&c->ctx, "/grpc.health.v1.Health/Check", empty,
+                                                 &cq);
+      c->r4->StartCall();
+      c->r4->Finish(&c->check, &c->status, c);
     } else {
       c->r3 = stub.AsyncKeepAlive(&c->ctx, keep, &cq);
       c->r3->Finish(&c->keep_alive, &c->status, c);
@@ -213,11 +227,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<std::unique_ptr<Stub>> stubs;
+  std::vector<std::unique_ptr<grpc::GenericStub>> generic;
   for (int i = 0; i < connections; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("grpc.channel_id", i);  // a connection each, not one shared
-    stubs.push_back(tv1::TrackerService::NewStub(
-        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args)));
+    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    stubs.push_back(tv1::TrackerService::NewStub(channel));
+    generic.push_back(std::make_unique<grpc::GenericStub>(channel));
   }
   Prepare(*stubs[0], prefix);
   // The member logs in once per connection: a client each.
@@ -241,8 +257,8 @@ int main(int argc, char** argv) {
 
   const std::vector<std::string> calls = absl::StrSplit(absl::GetFlag(FLAGS_calls), ',');
   for (const std::string& name : calls) {
-    if (name != "ListFiles100" && name != "ListFiles1" && name != "GetFilePeers" &&
-        name != "KeepAlive") {
+    if (name != "Check" && name != "ListFiles100" && name != "ListFiles1" &&
+        name != "GetFilePeers" && name != "KeepAlive") {
       std::fprintf(stderr, "error: unknown call '%s'\n", name.c_str());
       return 2;
     }
@@ -266,7 +282,7 @@ int main(int argc, char** argv) {
       });
     }
     const absl::Time start = absl::Now();
-    Result r = Run(name, stubs, tokens, prefix, in_flight, length);
+    Result r = Run(name, stubs, generic, tokens, prefix, in_flight, length);
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
     storming = false;
     for (auto& t : storm) t.join();

@@ -3,8 +3,10 @@
 # local PostgreSQL server (tests/testing/postgres.sh, fsync on), and drives
 # it with bench/tracker_bench.cc (gRPC's async API, every answer's status
 # checked). For each back-end it prints, one line a run:
-#   - ListFiles of a group of 100 files, of 1 file, GetFilePeers and
-#     KeepAlive, 64 calls in flight over 4 connections;
+#   - grpc.health.v1.Health/Check (gRPC's own answer: the reference line),
+#     ListFiles of a group of 100 files, of 1 file, GetFilePeers and
+#     KeepAlive, 64 calls in flight over 4 connections, and each call's
+#     rate as a share of Check's ("ratio_to_check");
 #   - ListFiles of 100 files with 16 in flight (latency);
 #   - ListFiles of 1 file with 16 in flight while 32 threads log in with wrong
 #     passwords (a login storm; the tracker hashes with its default cost),
@@ -46,8 +48,13 @@ measure() {  # label, tracker flags...
   tracker_at "$@"
   local load=("$bin/tracker_bench" --target "$target" --seconds "$seconds" --connections 4
               --prefix bench)
-  "${load[@]}" --in_flight 64 --calls ListFiles100,ListFiles1,GetFilePeers,KeepAlive |
-    sed "s/^/$label /"
+  "${load[@]}" --in_flight 64 --calls Check,ListFiles100,ListFiles1,GetFilePeers,KeepAlive |
+    tee "$work/rates" | sed "s/^/$label /"
+  awk -v label="$label" '
+    { for (i = 1; i <= NF; ++i) if ($i ~ /^per_s=/) rate[$1] = substr($i, 7) }
+    END { for (c in rate) if (c != "Check" && rate["Check"] > 0)
+            printf "%s ratio_to_check %s=%.2f\n", label, c, rate[c] / rate["Check"] }' \
+    "$work/rates" | sort
   "${load[@]}" --in_flight 16 --calls ListFiles100 | sed "s/^/$label /"
   "${load[@]}" --in_flight 16 --calls ListFiles1 --login_storm 32 |
     sed "s/^/$label login-storm /"
