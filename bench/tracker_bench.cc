@@ -161,7 +161,9 @@ Result Run(const std::string& name, std::vector<std::unique_ptr<Stub>>& stubs,
       c->r2 = stub.AsyncGetFilePeers(&c->ctx, peers, &cq);
       c->r2->Finish(&c->peers, &c->status, c);
     } else if (name == "Check") {
-      const grpc::ByteBuffer empty;  // an empty HealthCheckRequest: the whole server
+      // An empty HealthCheckRequest (a message of no bytes): the whole server.
+      grpc::Slice none("");
+      const grpc::ByteBuffer empty(&none, 1);
       c->r4 = generic[channel]->PrepareUnaryCall(&c->ctx, "/grpc.health.v1.Health/Check", empty,
                                                  &cq);
       c->r4->StartCall();

@@ -334,7 +334,10 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
 };
 
 PeerServiceImpl::PeerServiceImpl(PieceStore* store, PeerServiceOptions options)
-    : store_(store), options_(options), work_(options.disk_threads) {
+    : store_(store),
+      options_(options),
+      budget_(options.max_buffered_bytes, options.max_buffered_bytes_per_user),
+      work_(options.disk_threads) {
   work_.RunAt(absl::Now() + kHousekeepingInterval, [this] { Housekeep(); });
 }
 
@@ -539,18 +542,7 @@ void PeerServiceImpl::ReleaseAdmission(const std::string& allowance) {
 
 bool PeerServiceImpl::Reserve(PieceCall* call, uint64_t bytes) {
   absl::MutexLock lock(&mu_);
-  uint64_t& mine = buffered_by_allowance_[call->allowance()];
-  // One chunk always fits in an empty budget, whatever the limits say.
-  bool fits = (buffered_ == 0 || buffered_ + bytes <= options_.max_buffered_bytes) &&
-              (mine == 0 || mine + bytes <= options_.max_buffered_bytes_per_user);
-  if (!fits) {
-    if (mine == 0) buffered_by_allowance_.erase(call->allowance());
-    waiting_.push_back({call, bytes, absl::Now()});
-    return false;
-  }
-  buffered_ += bytes;
-  mine += bytes;
-  return true;
+  return budget_.Reserve(call, call->allowance(), bytes, absl::Now());
 }
 
 void PeerServiceImpl::Release(const PieceCall& call, uint64_t bytes, const ShareKey* sent) {
@@ -558,22 +550,7 @@ void PeerServiceImpl::Release(const PieceCall& call, uint64_t bytes, const Share
   {
     absl::MutexLock lock(&mu_);
     if (sent != nullptr) sent_[{call.user(), *sent}].bytes += bytes;
-    buffered_ -= std::min(buffered_, bytes);
-    Decrement(buffered_by_allowance_, call.allowance(), bytes);
-    // Waiters in order; one over its own allowance waits without
-    // holding up the others.
-    for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if (buffered_ != 0 && buffered_ + it->bytes > options_.max_buffered_bytes) break;
-      uint64_t& mine = buffered_by_allowance_[it->call->allowance()];
-      if (mine != 0 && mine + it->bytes > options_.max_buffered_bytes_per_user) {
-        ++it;
-        continue;
-      }
-      buffered_ += it->bytes;
-      mine += it->bytes;
-      ready.push_back(it->call);
-      it = waiting_.erase(it);
-    }
+    ready = budget_.Release(call.allowance(), bytes);
   }
   for (PieceCall* call : ready) call->ScheduleRead();
 }
@@ -608,15 +585,9 @@ void PeerServiceImpl::Housekeep() {
     // Calls that waited too long for the read budget (held by readers
     // that take nothing), or whose caller gave up, leave the queue: each
     // holds a slot of its user's, which a live call could use.
-    for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if (it->since < now - options_.write_timeout || it->call->cancelled()) {
-        it->call->Ref();
-        unqueued.push_back(it->call);
-        it = waiting_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    unqueued = budget_.Expire(now - options_.write_timeout,
+                              [](PieceCall* call) { return call->cancelled(); });
+    for (PieceCall* call : unqueued) call->Ref();
   }
   for (PieceCall* call : unqueued) {
     if (!call->cancelled()) {

@@ -28,6 +28,7 @@
 #include "core/ticket.h"
 #include "core/work_queue.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
+#include "services/peer/read_budget.h"
 
 namespace groupshare::peer {
 
@@ -173,14 +174,7 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   std::map<std::string, uint32_t> calls_by_allowance_ ABSL_GUARDED_BY(mu_);
   std::set<BitfieldCall*> bitfield_calls_ ABSL_GUARDED_BY(mu_);
   std::set<PieceCall*> piece_calls_ ABSL_GUARDED_BY(mu_);
-  uint64_t buffered_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, uint64_t> buffered_by_allowance_ ABSL_GUARDED_BY(mu_);
-  struct Waiter {
-    PieceCall* call;
-    uint64_t bytes;
-    absl::Time since;
-  };
-  std::deque<Waiter> waiting_ ABSL_GUARDED_BY(mu_);
+  ReadBudget<PieceCall> budget_ ABSL_GUARDED_BY(mu_);
 
   struct Sent {
     uint64_t bytes = 0;
