@@ -21,16 +21,6 @@ namespace tv1 = ::groupshare::tracker::v1;
 
 namespace {
 
-// A peer address is taken back after it went away at most this often.
-// A peer dropped for anything but corrupt data (it was busy, restarting,
-// or cut off) is tried again after this, doubling with each drop.
-constexpr absl::Duration kFirstRetry = absl::Seconds(1);
-constexpr absl::Duration kMaxRetry = absl::Seconds(30);
-// Links to one holder that may fail in one download; it is not tried again
-// after that.
-constexpr int kMaxAttempts = 16;
-// A peer's window of requests covers about this much of its transfer time.
-constexpr absl::Duration kPipelineTarget = absl::Milliseconds(40);
 // A new link's window, before its rate is known, and the least it shrinks
 // to: two keep a slow (say rate-capped) peer busy without queueing much
 // there, which matters when many downloaders ask one capped seeder.
@@ -39,9 +29,6 @@ constexpr uint32_t kMinWindow = 2;
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
 constexpr absl::Duration kEtaSmoothing = absl::Seconds(8);
-// A peer slower than this share of the fastest one may be swapped out for
-// one in reserve.
-constexpr double kSlowShare = 0.25;
 
 // The memory quota of a link: twice the most a link may hold, plus room for
 // what gRPC reads and frames around it. A link holds at most its window of
@@ -59,6 +46,18 @@ uint64_t LinkMemoryQuota(const DownloadOptions& options, uint32_t piece_size) {
   return 2 * pieces * piece_size + (16 << 20);
 }
 
+PeerSet::Options PeerSetOptions(const DownloadOptions& options, uint32_t piece_size) {
+  PeerSet::Options o;
+  o.piece_size = std::max<uint32_t>(piece_size, 1);
+  o.initial_window = kInitialWindow;
+  o.min_window = kMinWindow;
+  o.max_window = options.max_window;
+  o.max_strikes = options.max_strikes;
+  o.max_failures = options.max_failures;
+  o.rotate_interval = options.rotate_interval;
+  return o;
+}
+
 }  // namespace
 
 const char* DownloadStateLetter(DownloadState state) {
@@ -70,26 +69,6 @@ const char* DownloadStateLetter(DownloadState state) {
   }
   return "?";
 }
-
-// The coordinator's view of one peer.
-struct Download::Link {
-  PeerId id;
-  tv1::Peer peer;  // user, address and the current ticket
-  std::unique_ptr<PeerLink> link;
-  std::string bitfield_ticket;  // the ticket the bitfield stream was opened with
-  bool ready = false;           // its bitfield arrived
-  bool gone = false;
-  bool rotated = false;  // dropped to make room, not for a fault
-  absl::Time gone_at = absl::InfiniteFuture();
-  int strikes = 0;
-  int failures = 0;  // in a row
-  uint32_t calls = 0;
-  uint32_t window = kInitialWindow;
-  uint64_t bytes = 0;
-  uint64_t bytes_at_tick = 0;
-  double rate = 0;  // bytes a second
-  absl::Time since;  // connected
-};
 
 Download::Download(Context context, DownloadOptions options, std::string group_id,
                    tv1::GetFilePeersResponse first, std::string dest)
@@ -106,8 +85,8 @@ Download::Download(Context context, DownloadOptions options, std::string group_i
       max_peers_(options_.max_peers),
       picker_(layout_.PieceCount(),
               PiecePicker::Options{options_.random_first, 2, 32, std::random_device{}()}),
-      last_tick_(env_->Now()),
-      last_rotate_(last_tick_) {
+      peers_(PeerSetOptions(options_, layout_.piece_size), env_->Now()),
+      last_tick_(env_->Now()) {
   for (const std::string& hex : file_.piece_sha1()) {
     Sha1Digest digest{};
     if (auto raw = HexDecode(hex); raw.has_value() && raw->size() == digest.size()) {
@@ -162,10 +141,8 @@ void Download::Publish() {
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
   p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;
-  for (const auto& l : links_) {
-    p.peers += l->ready && !l->gone;
-    p.links_open += l->link != nullptr;
-  }
+  for (const PeerSet::Peer& peer : peers_.peers()) p.peers += peer.ready && !peer.gone;
+  for (const auto& link : links_) p.links_open += link != nullptr;
   p.error = error_;
   p.no_source = state_ == DownloadState::kFailed && no_source_failure_;
   p.bytes_by_peer = bytes_by_peer_;
@@ -249,13 +226,12 @@ void Download::Run() {
     }
     // Calls that brought nothing for too long go back to the picker
     // (as cancelled calls end); the peer gets a failure.
-    for (size_t i = 0; i < links_.size(); ++i) {  // a drop may connect another
-      Link* link = links_[i].get();
-      if (link->gone) continue;
-      if (int n = link->link->CancelStalled(now - options_.piece_timeout); n > 0) {
+    for (uint32_t id = 1; id <= links_.size(); ++id) {  // a drop may connect another
+      if (peers_.Find(id) == nullptr) continue;
+      if (int n = links_[id - 1]->CancelStalled(now - options_.piece_timeout); n > 0) {
         counters_.stalled_calls += n;
-        Blame(link, absl::DeadlineExceededError(absl::StrCat(
-                        "it sent nothing for ", absl::FormatDuration(options_.piece_timeout))));
+        Blame(id, absl::DeadlineExceededError(absl::StrCat(
+                      "it sent nothing for ", absl::FormatDuration(options_.piece_timeout))));
       }
     }
     if (!announcing_ && picker_.HaveCount() > 0) {
@@ -264,9 +240,7 @@ void Download::Run() {
         announced_ = context_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok();
       });
     }
-    int connected = 0;
-    for (const auto& l : links_) connected += !l->gone;
-    const bool room = static_cast<uint32_t>(connected) < max_peers_.load();
+    const bool room = peers_.connected() < max_peers_.load();
     if (now - last_refresh >=
         (room ? options_.refresh_interval_with_room : options_.refresh_interval)) {
       last_refresh = now;
@@ -292,8 +266,8 @@ void Download::Run() {
   // they hold.
   const absl::Time pieces_done = env_->Now();
   ending_ = true;
-  for (const auto& l : links_) {
-    if (l->link != nullptr) l->link->Close();
+  for (const auto& link : links_) {
+    if (link != nullptr) link->Close();
   }
   std::unique_ptr<WorkQueue> workers;
   {
@@ -431,80 +405,33 @@ absl::Status Download::Finish() {
   return absl::OkStatus();
 }
 
-Download::Link* Download::Find(uint32_t id) {
-  if (id == 0 || id > links_.size()) return nullptr;
-  Link* link = links_[id - 1].get();
-  return link->gone ? nullptr : link;
-}
-
-bool Download::MayConnect(const tv1::Peer& peer, absl::Time now) {
-  int failed = 0;
-  absl::Time last_failed = absl::InfinitePast();
-  for (const auto& known : links_) {
-    if (known->peer.address() != peer.address()) continue;
-    if (!known->gone || known->strikes >= options_.max_strikes) return false;
-    if (known->rotated) continue;
-    ++failed;
-    last_failed = std::max(last_failed, known->gone_at);
-  }
-  if (failed >= kMaxAttempts) return false;
-  const absl::Duration backoff =
-      failed == 0 ? absl::ZeroDuration()
-                  : std::min(kFirstRetry * (int64_t{1} << std::min(failed - 1, 10)), kMaxRetry);
-  return now - last_failed >= backoff;
-}
-
 void Download::AddPeers(const tv1::GetFilePeersResponse& response) {
-  const absl::Time now = env_->Now();
-  for (const tv1::Peer& p : response.peers()) {
-    for (const auto& known : links_) {
-      if (known->peer.address() == p.address() && !known->gone) {
-        known->peer.set_ticket(p.ticket());  // renewed
-      }
-    }
-    bool reserved = false;
-    for (tv1::Peer& r : reserve_) {
-      if (r.address() == p.address()) {
-        r = p;
-        reserved = true;
-      }
-    }
-    if (reserved || !MayConnect(p, now)) continue;
-    uint32_t connected = 0;
-    for (const auto& l : links_) connected += !l->gone;
-    if (connected < max_peers_.load()) {
-      Connect(p);
-    } else {
-      reserve_.push_back(p);
-    }
+  for (const tv1::Peer& holder : peers_.Offer(response, max_peers_.load(), env_->Now())) {
+    Connect(holder);
   }
 }
 
-void Download::Connect(const tv1::Peer& peer) {
-  auto link = std::make_unique<Link>();
-  link->id = PeerId(static_cast<uint32_t>(links_.size() + 1));
-  link->peer = peer;
-  link->since = env_->Now();
-  link->link = env_->NewLink(this, link->id.value(), peer.user_id(), peer.address(),
-                             PeerLink::Target{group_id_, file_.sha1(), layout_,
-                                              LinkMemoryQuota(options_, layout_.piece_size)});
-  link->bitfield_ticket = peer.ticket();
+void Download::Connect(const tv1::Peer& holder) {
+  const uint32_t id = peers_.Connect(holder, env_->Now());
+  links_.push_back(env_->NewLink(this, id, holder.user_id(), holder.address(),
+                                 PeerLink::Target{group_id_, file_.sha1(), layout_,
+                                                  LinkMemoryQuota(options_, layout_.piece_size)}));
   ++counters_.peers_connected;
-  GS_LOG(kDebug) << "download of " << file_.name() << ": peer " << peer.user_id() << " at "
-                 << peer.address();
-  PeerLink* opened = link->link.get();
-  links_.push_back(std::move(link));
-  opened->OpenBitfield(peer.ticket());
+  GS_LOG(kDebug) << "download of " << file_.name() << ": peer " << holder.user_id() << " at "
+                 << holder.address();
+  links_.back()->OpenBitfield(holder.ticket());
 }
 
-void Download::Fill(Link* link) {
-  if (ending_ || !link->ready || link->gone) return;
-  while (link->calls < options_.max_calls_per_peer) {
+void Download::Fill(uint32_t id) {
+  PeerSet::Peer* peer = peers_.Find(id);
+  if (ending_ || peer == nullptr || !peer->ready) return;
+  const PeerId picked(id);
+  while (peer->calls < options_.max_calls_per_peer) {
     // Calls carry several pieces: with one under way, wait until half the
     // window is free (in endgame, any free slot will do).
-    const uint32_t in_flight = picker_.InFlight(link->id);
-    const uint32_t free = link->window > in_flight ? link->window - in_flight : 0;
-    if (link->calls > 0 && free < link->window / 2 && !picker_.InEndgame()) return;
+    const uint32_t in_flight = picker_.InFlight(picked);
+    const uint32_t free = peer->window > in_flight ? peer->window - in_flight : 0;
+    if (peer->calls > 0 && free < peer->window / 2 && !picker_.InEndgame()) return;
     // In endgame each call carries one piece, so that a lost race cancels
     // only that piece.
     const uint32_t batch = picker_.InEndgame() ? 1 : options_.max_pieces_per_call;
@@ -513,116 +440,104 @@ void Download::Fill(Link* link) {
     const uint64_t budget = options_.max_bytes_in_flight / layout_.piece_size;
     std::vector<uint32_t> pieces;
     while (pieces.size() < batch &&
-           (picker_.InFlight(link->id) < kMinWindow || picker_.TotalInFlight() < budget)) {
-      auto p = picker_.Pick(link->id);
+           (picker_.InFlight(picked) < kMinWindow || picker_.TotalInFlight() < budget)) {
+      auto p = picker_.Pick(picked);
       if (!p.has_value()) break;
       pieces.push_back(p->value());
     }
     if (pieces.empty()) return;
-    ++link->calls;
+    ++peer->calls;
     ++counters_.calls;
-    link->link->Request(std::move(pieces), link->peer.ticket());
+    links_[id - 1]->Request(std::move(pieces), peer->holder.ticket());
   }
 }
 
 void Download::FillAll() {
-  for (const auto& l : links_) Fill(l.get());
+  for (uint32_t id = 1; id <= links_.size(); ++id) Fill(id);
 }
 
-void Download::Drop(Link* link, const std::string& why) {
-  if (link->gone) return;
-  link->gone = true;
-  link->gone_at = env_->Now();
+void Download::Drop(uint32_t id, const std::string& why, bool rotated) {
+  PeerSet::Peer* peer = peers_.Find(id);
+  if (peer == nullptr) return;
+  const tv1::Peer holder = peer->holder;
+  std::optional<tv1::Peer> next = peers_.Drop(id, rotated, env_->Now());
   ++counters_.peers_dropped;
-  picker_.RemovePeer(link->id);
-  link->link->Close();  // freed on the next pass
+  picker_.RemovePeer(PeerId(id));
+  links_[id - 1]->Close();  // freed on the next pass
   if (ending_) return;
-  GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << link->peer.user_id()
-                << " at " << link->peer.address() << ": " << why;
-  dropped_[link->peer.user_id()] = why;
-  // A holder in reserve takes its place, the first that may be connected.
-  const absl::Time now = env_->Now();
-  for (auto it = reserve_.begin(); it != reserve_.end(); ++it) {
-    if (!MayConnect(*it, now)) continue;
-    tv1::Peer next = std::move(*it);
-    reserve_.erase(it);
-    Connect(next);
-    break;
-  }
+  GS_LOG(kInfo) << "download of " << file_.name() << ": dropped peer " << holder.user_id()
+                << " at " << holder.address() << ": " << why;
+  dropped_[holder.user_id()] = why;
+  if (next.has_value()) Connect(*next);
   FillAll();  // its pieces are free for the others
 }
 
-void Download::Blame(Link* link, const absl::Status& why) {
+void Download::Blame(uint32_t id, const absl::Status& why) {
+  PeerSet::Peer* peer = peers_.Find(id);
+  if (peer == nullptr) return;
+  std::optional<std::string> drop = peers_.Blame(id, why);
   if (why.code() == absl::StatusCode::kDataLoss) {
-    ++link->strikes;
-    GS_LOG(kWarning) << "peer " << link->peer.user_id() << " at " << link->peer.address()
-                     << ": " << why.message() << " (strike " << link->strikes << ")";
-    if (link->strikes >= options_.max_strikes) {
-      Drop(link, absl::StrCat("it sent ", link->strikes, " corrupt pieces"));
-    }
-  } else if (++link->failures >= options_.max_failures ||
-             why.code() == absl::StatusCode::kPermissionDenied ||
-             why.code() == absl::StatusCode::kNotFound) {
-    Drop(link, std::string(why.message()));
+    GS_LOG(kWarning) << "peer " << peer->holder.user_id() << " at " << peer->holder.address()
+                     << ": " << why.message() << " (strike " << peer->strikes << ")";
   }
+  if (drop.has_value()) Drop(id, *drop);
 }
 
 void Download::Handle(BitfieldEvent& e) {
-  Link* link = Find(e.link);
-  if (link == nullptr) return;
+  PeerSet::Peer* peer = peers_.Find(e.link);
+  if (peer == nullptr) return;
   const pv1::BitfieldUpdate& update = e.update;
   if (update.has_bitfield()) {
     auto bits = Bitfield::FromBytes(update.bitfield(), picker_.piece_count());
     if (update.piece_count() != picker_.piece_count() || !bits.ok()) {
-      Drop(link, "it sent a malformed bitfield");
+      Drop(e.link, "it sent a malformed bitfield");
       return;
     }
-    if (!link->ready) {
-      picker_.AddPeer(link->id, *bits, link->window);
-      link->ready = true;
+    if (!peer->ready) {
+      picker_.AddPeer(PeerId(e.link), *bits, peer->window);
+      peer->ready = true;
     } else {  // a stream opened again with a new ticket
       for (uint32_t i = 0; i < bits->size(); ++i) {
-        if (bits->Get(i)) picker_.PeerHas(link->id, PieceIndex(i));
+        if (bits->Get(i)) picker_.PeerHas(PeerId(e.link), PieceIndex(i));
       }
     }
-  } else if (update.has_have() && link->ready) {
-    picker_.PeerHas(link->id, PieceIndex(update.have()));
+  } else if (update.has_have() && peer->ready) {
+    picker_.PeerHas(PeerId(e.link), PieceIndex(update.have()));
   }
-  Fill(link);
+  Fill(e.link);
 }
 
 void Download::Handle(BitfieldEndEvent& e) {
-  Link* link = Find(e.link);
-  if (link == nullptr) return;
+  PeerSet::Peer* peer = peers_.Find(e.link);
+  if (peer == nullptr) return;
   if (e.status.code() == absl::StatusCode::kPermissionDenied &&
-      link->peer.ticket() != link->bitfield_ticket) {
+      peer->holder.ticket() != peer->bitfield_ticket) {
     // Its ticket expired, and we hold a newer one.
-    link->bitfield_ticket = link->peer.ticket();
-    link->link->OpenBitfield(link->peer.ticket());
+    peer->bitfield_ticket = peer->holder.ticket();
+    links_[e.link - 1]->OpenBitfield(peer->holder.ticket());
   } else {
-    Drop(link, e.status.ok() ? "it stopped sharing" : std::string(e.status.message()));
+    Drop(e.link, e.status.ok() ? "it stopped sharing" : std::string(e.status.message()));
   }
 }
 
 void Download::Handle(CallEndEvent& e) {
-  if (e.link == 0 || e.link > links_.size()) return;
-  Link* link = links_[e.link - 1].get();
-  if (link->calls > 0) --link->calls;
-  for (uint32_t piece : e.undelivered) picker_.Abort(link->id, PieceIndex(piece));
-  if (link->gone) return;
+  PeerSet::Peer* peer = peers_.Get(e.link);
+  if (peer == nullptr) return;
+  if (peer->calls > 0) --peer->calls;
+  for (uint32_t piece : e.undelivered) picker_.Abort(PeerId(e.link), PieceIndex(piece));
+  if (peer->gone) return;
   // CANCELLED: we cancelled it (a lost endgame race, a stalled call).
-  if (!e.status.ok() && e.status.code() != absl::StatusCode::kCancelled) Blame(link, e.status);
+  if (!e.status.ok() && e.status.code() != absl::StatusCode::kCancelled) Blame(e.link, e.status);
   FillAll();
 }
 
 void Download::Handle(VerifiedEvent& e) {
   const PieceIndex piece(e.piece);
-  Link* link = Find(e.link);  // null once dropped
   if (e.status.code() == absl::StatusCode::kDataLoss) {
     picker_.Abort(PeerId(e.link), piece);
     ++counters_.corrupt_pieces;
-    if (link != nullptr && !picker_.Have(piece)) {
-      Blame(link, absl::DataLossError(absl::StrCat("piece ", e.piece, " failed its SHA1 check")));
+    if (!picker_.Have(piece)) {
+      Blame(e.link, absl::DataLossError(absl::StrCat("piece ", e.piece, " failed its SHA1 check")));
     }
     FillAll();
     return;
@@ -634,23 +549,20 @@ void Download::Handle(VerifiedEvent& e) {
   }
   if (picker_.Have(piece)) return;  // another copy won
   for (PeerId other : picker_.Complete(PeerId(e.link), piece)) {
-    Link* loser = Find(other.value());
-    if (loser != nullptr) loser->link->CancelPiece(e.piece);
+    if (peers_.Find(other.value()) != nullptr) links_[other.value() - 1]->CancelPiece(e.piece);
     ++counters_.cancelled_copies;
   }
   const uint32_t len = layout_.PieceLength(e.piece);
-  Link* from = links_[e.link - 1].get();
   bytes_done_ += len;
-  from->bytes += len;
-  from->failures = 0;
-  bytes_by_peer_[from->peer.user_id()] += len;
+  peers_.Delivered(e.link, len);
+  bytes_by_peer_[peers_.Get(e.link)->holder.user_id()] += len;
   have_dirty_ = true;
   // Shared at once: the bitfield streams of this share hear of it now.
   context_.store->MarkHave(key_, e.piece);
-  if (link == nullptr || picker_.InEndgame()) {
+  if (peers_.Find(e.link) == nullptr || picker_.InEndgame()) {
     FillAll();
   } else {
-    Fill(link);
+    Fill(e.link);
   }
 }
 
@@ -676,30 +588,24 @@ void Download::Verify(uint32_t link, PeerLink::Piece piece) {
 }
 
 void Download::FreeDroppedLinks() {
-  for (const auto& l : links_) {
-    if (l->gone) l->link.reset();  // waits for its closed calls to end
+  for (const PeerSet::Peer& peer : peers_.peers()) {
+    if (peer.gone) links_[peer.id - 1].reset();  // waits for its closed calls to end
   }
 }
 
 void Download::Tick(absl::Time now) {
-  double seconds = std::max(absl::ToDoubleSeconds(now - last_tick_), 1e-3);
+  const double seconds = std::max(absl::ToDoubleSeconds(now - last_tick_), 1e-3);
   last_tick_ = now;
-  double total = 0, fastest = 0;
+  std::optional<uint32_t> rotate_out = peers_.Tick(now, seconds);
   bool any_ready = false;
-  for (const auto& l : links_) {
-    if (l->gone) continue;
-    any_ready |= l->ready;
-    double instant = static_cast<double>(l->bytes - l->bytes_at_tick) / seconds;
-    l->bytes_at_tick = l->bytes;
-    l->rate = 0.5 * l->rate + 0.5 * instant;
-    total += l->rate;
-    fastest = std::max(fastest, l->rate);
-    // Enough requests in flight to cover the pipeline target at its rate.
-    double want = 1 + std::ceil(l->rate * absl::ToDoubleSeconds(kPipelineTarget) /
-                                layout_.piece_size);
-    l->window = static_cast<uint32_t>(std::clamp<double>(want, kMinWindow, options_.max_window));
-    if (l->ready) picker_.SetMaxInFlight(l->id, l->window);
+  uint32_t in_flight = 0;
+  for (const PeerSet::Peer& peer : peers_.peers()) {
+    if (peer.gone) continue;
+    any_ready |= peer.ready;
+    if (peer.ready) picker_.SetMaxInFlight(PeerId(peer.id), peer.window);
+    in_flight += picker_.InFlight(PeerId(peer.id));
   }
+  const double total = peers_.total_rate();
   rate_ = total;
   // The ETA's rate moves slowly (a time constant of kEtaSmoothing), so that
   // a bursty peer, a capped one say, does not make the ETA jump about.
@@ -709,24 +615,12 @@ void Download::Tick(absl::Time now) {
                                     std::min(1.0, seconds / absl::ToDoubleSeconds(kEtaSmoothing));
   FillAll();  // windows may have grown
   // With holders in reserve, the slowest peer makes room now and then.
-  if (!reserve_.empty() && now - last_rotate_ >= options_.rotate_interval) {
-    last_rotate_ = now;
-    Link* slowest = nullptr;
-    for (const auto& l : links_) {
-      if (l->gone || now - l->since < options_.rotate_interval) continue;
-      if (slowest == nullptr || l->rate < slowest->rate) slowest = l.get();
-    }
-    if (slowest != nullptr && slowest->rate < kSlowShare * fastest) {
-      tv1::Peer back = slowest->peer;
-      slowest->rotated = true;
-      Drop(slowest, "it is much slower than the others; trying a holder in reserve");
-      reserve_.push_back(back);
-    }
+  if (rotate_out.has_value()) {
+    Drop(*rotate_out, "it is much slower than the others; trying a holder in reserve",
+         /*rotated=*/true);
   }
   // Stuck: pieces are missing that no peer has, and nothing else is under
   // way (a large download keeps going while a missing piece may reappear).
-  uint32_t in_flight = 0;
-  for (const auto& l : links_) in_flight += l->gone ? 0 : picker_.InFlight(l->id);
   if (!any_ready || (picker_.UnavailableCount() > 0 && in_flight == 0)) {
     if (no_source_since_ == absl::InfiniteFuture()) no_source_since_ = now;
   } else {

@@ -56,6 +56,7 @@
 #include "services/peer/client_state.h"
 #include "services/peer/download_env.h"
 #include "services/peer/peer_link.h"
+#include "services/peer/peer_set.h"
 
 namespace groupshare::peer {
 
@@ -189,7 +190,6 @@ class Download : public PeerLink::Owner {
   void SetMaxPeers(uint32_t max_peers) { max_peers_ = max_peers; }
 
  private:
-  struct Link;
   // What the coordinator is told, in the order it happened.
   struct BitfieldEvent {
     uint32_t link;
@@ -240,20 +240,18 @@ class Download : public PeerLink::Owner {
   // then withdraws its pieces here and at the tracker.
   void Fail(const absl::Status& status);
   void Withdraw();
-  // Whether a holder may be connected now: not connected already, never
-  // struck out, fewer than kMaxAttempts failed links, and its backoff over.
-  bool MayConnect(const tracker::v1::Peer& peer, absl::Time now);
-  Link* Find(uint32_t id);
   // New sharers become links (or wait in reserve); tickets are renewed.
   void AddPeers(const tracker::v1::GetFilePeersResponse& response);
-  void Connect(const tracker::v1::Peer& peer);
-  // Fills the link's window with GetPiece calls.
-  void Fill(Link* link);
+  void Connect(const tracker::v1::Peer& holder);
+  // Fills the window of the peer `id` with GetPiece calls.
+  void Fill(uint32_t id);
   void FillAll();
-  void Drop(Link* link, const std::string& why);
-  // A call to `link` failed for `why`: a strike for corrupt data, a failure
-  // otherwise; too many and the peer is dropped.
-  void Blame(Link* link, const absl::Status& why);
+  // Drops the peer: closes its link, frees its pieces, and connects one in
+  // reserve in its place (see PeerSet::Drop).
+  void Drop(uint32_t id, const std::string& why, bool rotated = false);
+  // A call to the peer failed for `why`; PeerSet::Blame says whether it is
+  // dropped.
+  void Blame(uint32_t id, const absl::Status& why);
   // Frees the links dropped so far.
   void FreeDroppedLinks();
   void Tick(absl::Time now);
@@ -288,13 +286,12 @@ class Download : public PeerLink::Owner {
   DownloadState state_ = DownloadState::kRunning;
   std::string error_;
   PiecePicker picker_;
-  std::vector<std::unique_ptr<Link>> links_;  // by id - 1
-  std::deque<tracker::v1::Peer> reserve_;
+  PeerSet peers_;
+  std::vector<std::unique_ptr<PeerLink>> links_;  // by peer id - 1; null once freed
   uint64_t bytes_done_ = 0;
   double rate_ = 0;
   double eta_rate_ = 0;
   absl::Time last_tick_;
-  absl::Time last_rotate_;
   bool announcing_ = false;  // the partial announcement was sent for
   bool have_dirty_ = false;
   absl::Time no_source_since_ = absl::InfiniteFuture();
