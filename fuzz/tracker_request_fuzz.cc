@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "services/tracker/tracker_service.h"
+#include "services/tracker/request_checks.h"
 
 namespace tv1 = ::groupshare::tracker::v1;
 
