@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <map>
+#include <optional>
 #include <regex>
 
 #include "absl/strings/match.h"
@@ -123,6 +124,14 @@ class Sharing : public ::testing::Test {
     return path;
   }
   std::string Dest(const std::string& name) { return cluster_.dir().File(name); }
+  // alice (with `alice_flags`) shares an 8 MiB f.bin in g with bob, whose
+  // ticket for her is copied to someone who calls with it.
+  struct CopiedTicket {
+    std::unique_ptr<Cluster::Client> alice, bob;
+    std::string path;
+    pv1::GetPieceRequest request;  // the file's first pieces, with bob's ticket
+  };
+  CopiedTicket ShareWithACopiedTicket(const std::vector<std::string>& alice_flags);
   // Gives the file at `path` new bytes of the same size, modified later
   // than the file system's clock tick could blur.
   static void Rewrite(const std::string& path, uint32_t seed) {
@@ -1025,28 +1034,52 @@ TEST(TrackerOutage, ADownloadThatFoundNoSharerGoesOnWhenOneIsBack) {
 // A holder of a member's ticket opens the most calls the member may have
 // at a peer and reads none: they are all cut off in time, those waiting
 // for the read budget too, and the member's own download goes on.
+Sharing::CopiedTicket Sharing::ShareWithACopiedTicket(
+    const std::vector<std::string>& alice_flags) {
+  CopiedTicket out;
+  out.alice = cluster_.StartUser("alice", alice_flags);
+  out.bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*out.alice, *out.bob, "g");
+  out.path = MakeFile("alice", "f.bin", 8 << 20);
+  EXPECT_THAT(out.alice->Run("upload_file " + out.path + " g"), StartsWith("shared"));
+  out.request = TicketedRequest(cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(out.path))),
+                                "copied-ticket");
+  return out;
+}
+
+// GetPiece calls for `request` that read nothing, `n` of them spread over
+// `peers`, each ending at `deadline` from now at the latest (if given).
+struct StalledCalls {
+  StalledCalls(int n, const std::vector<pv1::PeerService::Stub*>& peers,
+               const pv1::GetPieceRequest& request,
+               std::optional<absl::Duration> deadline = std::nullopt) {
+    for (int i = 0; i < n; ++i) {
+      contexts.push_back(std::make_unique<grpc::ClientContext>());
+      if (deadline.has_value()) {
+        contexts.back()->set_deadline(std::chrono::system_clock::now() +
+                                      absl::ToChronoMilliseconds(*deadline));
+      }
+      readers.push_back(peers[i % peers.size()]->GetPiece(contexts.back().get(), request));
+    }
+  }
+  ~StalledCalls() {
+    for (auto& c : contexts) c->TryCancel();
+  }
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> readers;
+};
+
 TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
-  const size_t size = 8 << 20;
-  auto alice = cluster_.StartUser("alice", {"--stalled_reader_timeout", "3"});
-  auto bob = cluster_.StartUser("bob");
-  cluster_.AddMember(*alice, *bob, "g");
-  std::string path = MakeFile("alice", "f.bin", size);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
-  const pv1::GetPieceRequest all = TicketedRequest(
-      cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(path))), "copied-ticket");
+  auto [alice, bob, path, all] = ShareWithACopiedTicket({"--stalled_reader_timeout", "3"});
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the windows stay small: nothing is taken in
   auto peer = pv1::PeerService::NewStub(grpc::CreateCustomChannel(
       absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials(), args));
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> stalled;
-  for (int i = 0; i < 48; ++i) {  // the most one user may have open at a peer
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    // Long enough for one cut-off round (3 s and a housekeeping tick), too
-    // short for three: the 8 MiB read budget holds 16 calls' chunks at once.
-    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(8));
-    stalled.push_back(peer->GetPiece(contexts.back().get(), all));
-  }
+  // The most one user may have open at a peer. Each ends in 8 s at the
+  // latest: long enough for one cut-off round (3 s and a housekeeping
+  // tick), too short for three (the 8 MiB read budget holds 16 calls'
+  // chunks at once).
+  StalledCalls stalled(48, {peer.get()}, all, absl::Seconds(8));
   // bob's own download: refused while the stalled calls hold his slots,
   // then served once they are cut off.
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
@@ -1058,7 +1091,7 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
   // waited for the read budget too, not left to take their turn at
   // stalling (which would take three rounds).
   std::map<grpc::StatusCode, int> ends;
-  for (auto& reader : stalled) {
+  for (auto& reader : stalled.readers) {
     pv1::PieceChunk chunk;
     while (reader->Read(&chunk)) {
     }
@@ -1094,26 +1127,15 @@ std::shared_ptr<grpc::Channel> ChannelFrom(const char* source, int port) {
 // allowance, not bob's own client's, which downloads long before the
 // stalled calls are cut off.
 TEST_F(Sharing, ACopiedTicketElsewhereCannotUseUpTheMembersAllowance) {
-  const size_t size = 8 << 20;
-  auto alice = cluster_.StartUser("alice", {"--stalled_reader_timeout", "120"});
-  auto bob = cluster_.StartUser("bob");
-  cluster_.AddMember(*alice, *bob, "g");
-  std::string path = MakeFile("alice", "f.bin", size);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
-  const pv1::GetPieceRequest all = TicketedRequest(
-      cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(path))), "copied-ticket");
+  auto [alice, bob, path, all] = ShareWithACopiedTicket({"--stalled_reader_timeout", "120"});
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> copies;
   for (int c = 0; c < 3; ++c) {  // 24 calls a connection, within its 32 streams
     auto channel = ChannelFrom("127.0.0.2", alice->port);
     ASSERT_NE(channel, nullptr);
     copies.push_back(pv1::PeerService::NewStub(channel));
   }
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> stalled;
-  for (int i = 0; i < 48; ++i) {  // the most one user may have open at a peer
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    stalled.push_back(copies[i % 2]->GetPiece(contexts.back().get(), all));
-  }
+  // As many as a user may have open at a peer.
+  StalledCalls stalled(48, {copies[0].get(), copies[1].get()}, all);
   // The copier's allowance is used up: one call more is refused.
   grpc::StatusCode more = grpc::StatusCode::OK;
   for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -1136,7 +1158,6 @@ TEST_F(Sharing, ACopiedTicketElsewhereCannotUseUpTheMembersAllowance) {
             "[C] [g] f.bin -> " + Dest("out.bin"))
       << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
-  for (auto& c : contexts) c->TryCancel();
 }
 
 // download_file of a file this client shares makes it from the local file:
