@@ -19,8 +19,6 @@ namespace {
 
 constexpr size_t kMaxCachedTickets = 1024;
 constexpr absl::Duration kHousekeepingInterval = absl::Seconds(1);
-// Pieces whose sends under the upload cap are counted, at most.
-constexpr size_t kMaxSentCounts = 1 << 16;
 
 // A call refused before it started.
 template <class Message>
@@ -373,7 +371,7 @@ void PeerServiceImpl::ResetTraffic() {
 
 void PeerServiceImpl::SetMaxUploadRate(uint64_t bytes_per_second) {
   absl::MutexLock lock(&mu_);
-  max_rate_ = bytes_per_second;
+  shaper_.SetRate(bytes_per_second);
 }
 
 void PeerServiceImpl::Shutdown() {
@@ -385,58 +383,24 @@ bool PeerServiceImpl::QueueSend(PieceCall* call, const ShareKey& key, uint32_t p
                                 uint32_t offset, uint64_t bytes) {
   {
     absl::MutexLock lock(&mu_);
-    if (max_rate_ == 0) return false;
-    sends_.push_back(Send{call, absl::StrCat(key.group_id, "/", key.sha1, "/", piece),
-                          offset == 0, bytes, send_seq_++});
+    if (shaper_.rate() == 0) return false;
+    shaper_.Queue(call, absl::StrCat(key.group_id, "/", key.sha1, "/", piece), offset == 0,
+                  bytes);
   }
   PumpSends();
   return true;
 }
 
-std::pair<uint32_t, uint64_t> PeerServiceImpl::SendRank(const Send& send) const {
-  uint32_t sent = 0;
-  if (send.first_chunk) {
-    auto it = sent_counts_.find(send.piece_key);
-    sent = it == sent_counts_.end() ? 1 : it->second + 1;
-  }
-  return {sent, send.seq};
-}
-
 void PeerServiceImpl::PumpSends() {
-  std::vector<PieceCall*> ready;
-  absl::Time timer = absl::InfinitePast();
+  UploadShaper<PieceCall>::Pumped pumped;
+  bool schedule = false;
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
-    while (!sends_.empty()) {
-      auto best = sends_.begin();
-      for (auto it = sends_.begin(); it != sends_.end(); ++it) {
-        if (it->call->cancelled()) {  // costs no share of the cap
-          best = it;
-          break;
-        }
-        if (SendRank(*it) < SendRank(*best)) best = it;
-      }
-      if (!best->call->cancelled()) {
-        if (next_free_ > now) break;
-        // Each message books its share of the cap after the one before.
-        next_free_ = std::max(next_free_, now) +
-                     absl::Seconds(static_cast<double>(best->bytes) / max_rate_);
-        if (best->first_chunk) {
-          if (sent_counts_.size() >= kMaxSentCounts) sent_counts_.clear();
-          ++sent_counts_[best->piece_key];
-        }
-      }
-      ready.push_back(best->call);
-      sends_.erase(best);
-    }
-    if (!sends_.empty() && !pump_timer_) {
-      pump_timer_ = true;
-      timer = next_free_;
-    }
+    pumped = shaper_.Pump(absl::Now(), [](PieceCall* call) { return call->cancelled(); });
+    if (pumped.again.has_value() && !pump_timer_) schedule = pump_timer_ = true;
   }
-  if (timer != absl::InfinitePast()) {
-    work_.RunAt(timer, [this] {
+  if (schedule) {
+    work_.RunAt(*pumped.again, [this] {
       {
         absl::MutexLock lock(&mu_);
         pump_timer_ = false;
@@ -444,7 +408,7 @@ void PeerServiceImpl::PumpSends() {
       PumpSends();
     });
   }
-  for (PieceCall* call : ready) call->Write();
+  for (PieceCall* call : pumped.ready) call->Write();
 }
 
 absl::StatusOr<Ticket> PeerServiceImpl::Authorize(const std::string& ticket,
@@ -563,7 +527,7 @@ void PeerServiceImpl::Housekeep() {
     absl::MutexLock lock(&mu_);
     // With no call left, the send counts of the last crowd mean nothing to
     // the next one.
-    if (calls_ == 0) sent_counts_.clear();
+    if (calls_ == 0) shaper_.ForgetCounts();
     const double elapsed = std::max(absl::ToDoubleSeconds(now - last_tick_), 1e-3);
     for (auto& [who, sent] : sent_) {
       sent.rate = static_cast<double>(sent.bytes - sent.bytes_at_tick) / elapsed;

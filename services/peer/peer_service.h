@@ -29,6 +29,7 @@
 #include "core/work_queue.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 #include "services/peer/read_budget.h"
+#include "services/peer/upload_shaper.h"
 
 namespace groupshare::peer {
 
@@ -130,12 +131,6 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
                  uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   // Sends what the cap allows now and sets a timer for the rest.
   void PumpSends() ABSL_LOCKS_EXCLUDED(mu_);
-  struct Send;
-  // Lower goes first: the piece sent the fewest times so far (a piece
-  // under way, past its first message, before any new one), then the
-  // oldest.
-  std::pair<uint32_t, uint64_t> SendRank(const Send& send) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends expired bitfield streams and cuts off stalled readers; runs each
   // second on the work queue.
   void Housekeep() ABSL_LOCKS_EXCLUDED(mu_);
@@ -150,25 +145,8 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // with every call, and checking a signature costs more than the lookup.
   std::map<std::string, Ticket> verified_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t max_rate_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time next_free_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // the cap's clock
-  // Messages waiting for the cap. The next to go is the first of a piece
-  // sent the fewest times so far (then the oldest): when many downloaders
-  // ask a capped seeder at once, every piece leaves it once before any
-  // leaves it twice, and the downloaders trade the rest among themselves.
-  struct Send {
-    PieceCall* call;
-    std::string piece_key;  // the share and the piece
-    bool first_chunk;       // the piece's first message
-    uint64_t bytes;
-    uint64_t seq;
-  };
-  std::vector<Send> sends_ ABSL_GUARDED_BY(mu_);
-  uint64_t send_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  bool pump_timer_ ABSL_GUARDED_BY(mu_) = false;
-  // Times each piece was sent under the cap; forgotten when no call is left
-  // or it grows past kMaxSentCounts entries.
-  absl::flat_hash_map<std::string, uint32_t> sent_counts_ ABSL_GUARDED_BY(mu_);
+  UploadShaper<PieceCall> shaper_ ABSL_GUARDED_BY(mu_);
+  bool pump_timer_ ABSL_GUARDED_BY(mu_) = false;  // a PumpSends is scheduled
   uint32_t calls_ ABSL_GUARDED_BY(mu_) = 0;
   // By allowance: "user from address".
   std::map<std::string, uint32_t> calls_by_allowance_ ABSL_GUARDED_BY(mu_);
