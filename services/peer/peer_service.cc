@@ -17,7 +17,6 @@
 namespace groupshare::peer {
 namespace {
 
-constexpr size_t kMaxCachedTickets = 1024;
 constexpr absl::Duration kHousekeepingInterval = absl::Seconds(1);
 
 // A call refused before it started.
@@ -342,15 +341,11 @@ PeerServiceImpl::PeerServiceImpl(PieceStore* store, PeerServiceOptions options)
 PeerServiceImpl::~PeerServiceImpl() = default;
 
 void PeerServiceImpl::SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier) {
-  absl::MutexLock lock(&mu_);
-  verifier_ = std::move(verifier);
-  verified_.clear();
+  gate_.SetVerifier(std::move(verifier));
 }
 
 void PeerServiceImpl::SetSelfAddress(const std::string& address) {
-  absl::MutexLock lock(&mu_);
-  self_address_ = address;
-  verified_.clear();
+  gate_.SetSelfAddress(address);
 }
 
 std::vector<UploadTraffic> PeerServiceImpl::Traffic() const {
@@ -374,10 +369,7 @@ void PeerServiceImpl::SetMaxUploadRate(uint64_t bytes_per_second) {
   shaper_.SetRate(bytes_per_second);
 }
 
-void PeerServiceImpl::Shutdown() {
-  absl::MutexLock lock(&mu_);
-  shutdown_ = true;
-}
+void PeerServiceImpl::Shutdown() { gate_.Shutdown(); }
 
 bool PeerServiceImpl::QueueSend(PieceCall* call, const ShareKey& key, uint32_t piece,
                                 uint32_t offset, uint64_t bytes) {
@@ -409,45 +401,6 @@ void PeerServiceImpl::PumpSends() {
     });
   }
   for (PieceCall* call : pumped.ready) call->Write();
-}
-
-absl::StatusOr<Ticket> PeerServiceImpl::Authorize(const std::string& ticket,
-                                                  const std::string& group_id,
-                                                  const std::string& file_sha1) {
-  std::shared_ptr<const TicketVerifier> verifier;
-  std::optional<Ticket> cached;
-  std::string self;
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutdown_) return absl::UnavailableError("this peer is shutting down");
-    verifier = verifier_;
-    self = self_address_;
-    if (auto it = verified_.find(ticket); it != verified_.end()) cached = it->second;
-  }
-  if (verifier == nullptr) {
-    return absl::UnavailableError("this peer is logged out and shares nothing now");
-  }
-  Ticket t;
-  if (cached.has_value() && absl::Now() < cached->expires) {
-    t = *std::move(cached);
-  } else {
-    ASSIGN_OR_RETURN(t, verifier->Verify(ticket, absl::Now()));
-    absl::MutexLock lock(&mu_);
-    if (verifier_ == verifier) {
-      if (verified_.size() >= kMaxCachedTickets) verified_.clear();
-      verified_[ticket] = t;
-    }
-  }
-  if (t.peer != self) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "download ticket refused: it is made out to the peer at ", t.peer, ", not to this one (",
-        self, "); ask the tracker for this peer's ticket (GetFilePeers)"));
-  }
-  if (t.group_id != group_id || t.file_sha1 != file_sha1) {
-    return absl::PermissionDeniedError(
-        "download ticket refused: it is for another group or file");
-  }
-  return t;
 }
 
 absl::Status PeerServiceImpl::Admit(const std::string& user, const std::string& allowance) {
@@ -582,7 +535,7 @@ void PeerServiceImpl::Housekeep() {
 
 grpc::ServerWriteReactor<pv1::BitfieldUpdate>* PeerServiceImpl::GetBitfield(
     grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) {
-  auto ticket = Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  auto ticket = gate_.Authorize(req->ticket(), req->group_id(), req->file_sha1());
   absl::Status admitted = ticket.ok() ? Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)) : ticket.status();
   if (!admitted.ok()) {
     GS_LOG(kDebug) << "GetBitfield refused: " << admitted;
@@ -620,7 +573,7 @@ grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
   const auto& pieces = req->pieces();
   auto sorted = CheckPieceRequest(*req, options_.max_pieces_per_request);
   if (!sorted.ok()) return refuse(sorted.status());
-  auto ticket = Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  auto ticket = gate_.Authorize(req->ticket(), req->group_id(), req->file_sha1());
   if (!ticket.ok()) return refuse(ticket.status());
   ShareKey key{req->group_id(), req->file_sha1()};
   auto snapshot = store_->Get(key);

@@ -29,6 +29,7 @@
 #include "core/work_queue.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 #include "services/peer/read_budget.h"
+#include "services/peer/ticket_gate.h"
 #include "services/peer/upload_shaper.h"
 
 namespace groupshare::peer {
@@ -84,13 +85,12 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   std::vector<UploadTraffic> Traffic() const ABSL_LOCKS_EXCLUDED(mu_);
   void ResetTraffic() ABSL_LOCKS_EXCLUDED(mu_);
   // The key that verifies tickets; null (logged out) refuses every call.
-  void SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void SetTicketVerifier(std::shared_ptr<const TicketVerifier> verifier);
   // This peer's address as the tracker knows it: tickets made out to any
   // other address are refused.
-  void SetSelfAddress(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetSelfAddress(const std::string& address);
   // Refuses new calls, for a server shutting down.
-  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  void Shutdown();
 
   grpc::ServerWriteReactor<pv1::BitfieldUpdate>* GetBitfield(
       grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) override;
@@ -101,11 +101,6 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   class BitfieldCall;
   class PieceCall;
 
-  // The ticket's claims when it is valid now, made out to this peer, and
-  // names this group and file. PERMISSION_DENIED (or UNAVAILABLE when
-  // logged out) otherwise.
-  absl::StatusOr<Ticket> Authorize(const std::string& ticket, const std::string& group_id,
-                                   const std::string& file_sha1) ABSL_LOCKS_EXCLUDED(mu_);
   // Counts a call of `user` against `allowance` (see AllowanceOf);
   // RESOURCE_EXHAUSTED past the limits.
   absl::Status Admit(const std::string& user, const std::string& allowance)
@@ -138,13 +133,9 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   PieceStore* const store_;
   const PeerServiceOptions options_;
 
+  TicketGate gate_;  // which calls are served
+
   mutable absl::Mutex mu_;
-  std::shared_ptr<const TicketVerifier> verifier_ ABSL_GUARDED_BY(mu_);
-  std::string self_address_ ABSL_GUARDED_BY(mu_);
-  // Tickets verified with the current key: a downloader sends the same one
-  // with every call, and checking a signature costs more than the lookup.
-  std::map<std::string, Ticket> verified_ ABSL_GUARDED_BY(mu_);
-  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   UploadShaper<PieceCall> shaper_ ABSL_GUARDED_BY(mu_);
   bool pump_timer_ ABSL_GUARDED_BY(mu_) = false;  // a PumpSends is scheduled
   uint32_t calls_ ABSL_GUARDED_BY(mu_) = 0;
