@@ -87,13 +87,6 @@ Download::Download(Context context, DownloadOptions options, std::string group_i
               PiecePicker::Options{options_.random_first, 2, 32, std::random_device{}()}),
       peers_(PeerSetOptions(options_, layout_.piece_size), env_->Now()),
       last_tick_(env_->Now()) {
-  for (const std::string& hex : file_.piece_sha1()) {
-    Sha1Digest digest{};
-    if (auto raw = HexDecode(hex); raw.has_value() && raw->size() == digest.size()) {
-      std::memcpy(digest.data(), raw->data(), digest.size());
-    }
-    expected_.push_back(digest);
-  }
   {
     absl::MutexLock lock(&mu_);
     workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
@@ -332,16 +325,21 @@ absl::Status Download::Prepare() {
   }
   ASSIGN_OR_RETURN(PartFileOpened opened, env_->OpenPartFile(part_path_, layout_.size, ours));
   part_ = std::move(opened.file);
-  hasher_ = std::make_unique<WholeFileHasher>(layout_, part_.get());
+  std::vector<Sha1Digest> expected;
+  for (const std::string& hex : file_.piece_sha1()) {
+    Sha1Digest digest{};
+    if (auto raw = HexDecode(hex); raw.has_value() && raw->size() == digest.size()) {
+      std::memcpy(digest.data(), raw->data(), digest.size());
+    }
+    expected.push_back(digest);
+  }
+  writer_ = std::make_unique<PieceWriter>(layout_, std::move(expected), part_.get());
   if (opened.fresh) have = Bitfield(layout_.PieceCount());
   // Resume: keep only the recorded pieces that still check out on disk.
   uint32_t kept = 0;
-  std::string data;
   for (uint32_t i = 0; i < have.size(); ++i) {
     if (!have.Get(i)) continue;
-    data.resize(layout_.PieceLength(i));
-    bool good = part_->Read(layout_.PieceOffset(i), data.data(), data.size()).ok() &&
-                Sha1Of(data) == expected_[i];
+    const bool good = writer_->Kept(i);
     have.Set(i, good);
     kept += good;
   }
@@ -359,9 +357,6 @@ absl::Status Download::Prepare() {
     picker_.SetHave(PieceIndex(i));
     bytes_done_ += layout_.PieceLength(i);
   }
-  for (uint32_t i = 0; i < have.size(); ++i) {
-    if (have.Get(i)) hasher_->Add(i, {});
-  }
   return absl::OkStatus();
 }
 
@@ -375,7 +370,7 @@ void Download::Withdraw() {
 absl::Status Download::Finish() {
   // Every piece checked out; the whole file must too before it is renamed
   // into place.
-  ASSIGN_OR_RETURN(std::string sha1, hasher_->Finish());
+  ASSIGN_OR_RETURN(std::string sha1, writer_->WholeFileSha1());
   if (sha1 != file_.sha1()) {
     context_.state->Remove(context_.user_id, group_id_, file_.sha1()).IgnoreError();
     unlink(part_path_.c_str());
@@ -570,16 +565,7 @@ void Download::Handle(PeersEvent& e) { AddPeers(e.response); }
 
 void Download::Verify(uint32_t link, PeerLink::Piece piece) {
   const uint32_t index = piece.index;
-  Sha1 sha1;
-  for (absl::string_view part : piece.data) sha1.Update(part);
-  absl::Status status;
-  if (sha1.Finish() != expected_[index]) {
-    status = absl::DataLossError("its SHA1 check failed");
-  } else {
-    status = part_->Write(layout_.PieceOffset(index), piece.data);
-    // A second copy of a piece adds nothing: the hasher takes each once.
-    if (status.ok()) hasher_->Add(index, piece.data);
-  }
+  const absl::Status status = writer_->Write(index, piece.data);
   piece = PeerLink::Piece();  // its bytes go back to gRPC now
   absl::MutexLock lock(&mu_);
   --pieces_held_;

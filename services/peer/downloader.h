@@ -10,8 +10,10 @@
 //    interface a test can make fail;
 //  - PeerLink (peer_link.h): one per peer, its gRPC streams on the callback
 //    API; pieces arrive as gRPC's own buffers;
-//  - WholeFileHasher (core/whole_file_hasher.h): the whole-file SHA1 while
-//    the file arrives;
+//  - PieceWriter (piece_writer.h): each piece checked, written and added
+//    to the whole-file SHA1 (core/whole_file_hasher.h) while the file
+//    arrives;
+//  - PeerSet (peer_set.h): whom to connect, drop and rotate;
 //  - Download (here): the coordinator. It alone owns the picker, the peer
 //    set and the links: it sizes each peer's window of requests from its
 //    measured rate, rotates peers in and out, and is the only one to call a
@@ -50,13 +52,13 @@
 #include "core/part_file.h"
 #include "core/piece_picker.h"
 #include "core/piece_store.h"
-#include "core/whole_file_hasher.h"
 #include "core/work_queue.h"
 #include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/peer/client_state.h"
 #include "services/peer/download_env.h"
 #include "services/peer/peer_link.h"
 #include "services/peer/peer_set.h"
+#include "services/peer/piece_writer.h"
 
 namespace groupshare::peer {
 
@@ -260,8 +262,7 @@ class Download : public PeerLink::Owner {
   // The record of verified pieces, on the tracker thread.
   void SaveProgress();
 
-  // On a worker: checks a piece's SHA1, writes it and hashes it for the
-  // whole file, then posts the verdict.
+  // On a worker: the piece through the writer, then its verdict posted.
   void Verify(uint32_t link, PeerLink::Piece piece);
 
   const Context context_;
@@ -273,11 +274,10 @@ class Download : public PeerLink::Owner {
   const ShareKey key_;
   const std::string dest_;
   const std::string part_path_;
-  std::vector<Sha1Digest> expected_;          // each piece's SHA1
   tracker::v1::GetFilePeersResponse first_;  // used once, by Run()
   std::atomic<uint32_t> max_peers_;
   std::unique_ptr<PartFile> part_;            // set by Prepare, before any worker runs
-  std::unique_ptr<WholeFileHasher> hasher_;   // likewise
+  std::unique_ptr<PieceWriter> writer_;       // likewise
   // The partial announcement reached the tracker (so a failure withdraws it).
   std::atomic<bool> announced_{false};
 

@@ -1,0 +1,92 @@
+// The download's piece writer alone, over a part file in memory.
+#include "services/peer/piece_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace groupshare::peer {
+namespace {
+
+// A part file in memory, whose writes can be made to fail; counts them.
+class MemoryPartFile final : public PartFile {
+ public:
+  explicit MemoryPartFile(size_t size) : bytes(size, '\0') {}
+  absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
+    if (full) return absl::ResourceExhaustedError("No space left on device");
+    ++writes;
+    for (absl::string_view part : parts) {
+      std::memcpy(&bytes[offset], part.data(), part.size());
+      offset += part.size();
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    std::memcpy(buf, &bytes[offset], size);
+    return absl::OkStatus();
+  }
+  absl::Status Sync() override { return absl::OkStatus(); }
+  absl::Status RenameTo(const std::string&) override { return absl::OkStatus(); }
+
+  std::string bytes;
+  bool full = false;
+  int writes = 0;
+};
+
+class PieceWriterTest : public ::testing::Test {
+ protected:
+  PieceWriterTest() {
+    for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>(i * 31 + 7);
+    for (uint32_t i = 0; i < layout_.PieceCount(); ++i) expected_.push_back(Sha1Of(Piece(i)));
+  }
+  std::string Piece(uint32_t i) const {
+    return content_.substr(layout_.PieceOffset(i), layout_.PieceLength(i));
+  }
+  // The piece in two parts, as it may arrive.
+  absl::Status Write(PieceWriter& writer, uint32_t i, std::string bytes) {
+    const absl::string_view all(bytes);
+    const std::vector<absl::string_view> parts = {all.substr(0, 100), all.substr(100)};
+    return writer.Write(i, parts);
+  }
+
+  std::string content_ = std::string(3 * 1024 + 500, '\0');  // the last piece short
+  const FileLayout layout_{content_.size(), 1024};
+  std::vector<Sha1Digest> expected_;
+  MemoryPartFile file_{content_.size()};
+};
+
+TEST_F(PieceWriterTest, PiecesAreCheckedWrittenAndMakeTheWholeFilesSha1InAnyOrder) {
+  PieceWriter writer(layout_, expected_, &file_);
+  for (uint32_t i : {2u, 0u, 3u, 1u}) EXPECT_TRUE(Write(writer, i, Piece(i)).ok()) << i;
+  EXPECT_TRUE(Write(writer, 3, Piece(3)).ok());  // a second copy: hashed once
+  EXPECT_TRUE(file_.bytes == content_);
+  EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
+}
+
+TEST_F(PieceWriterTest, ACorruptPieceIsNotWrittenAndAFailedWriteSaysWhy) {
+  PieceWriter writer(layout_, expected_, &file_);
+  std::string bad = Piece(1);
+  bad[500] ^= 1;
+  EXPECT_EQ(Write(writer, 1, bad).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(file_.writes, 0);
+  file_.full = true;
+  EXPECT_EQ(Write(writer, 1, Piece(1)).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(writer.WholeFileSha1().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(PieceWriterTest, PiecesKeptOnDiskAreCheckedAndCount) {
+  file_.bytes = content_;
+  file_.bytes[layout_.PieceOffset(2) + 7] ^= 1;  // piece 2 went bad on disk
+  PieceWriter writer(layout_, expected_, &file_);
+  EXPECT_TRUE(writer.Kept(0));
+  EXPECT_TRUE(writer.Kept(1));
+  EXPECT_FALSE(writer.Kept(2));
+  EXPECT_TRUE(writer.Kept(3));
+  EXPECT_TRUE(Write(writer, 2, Piece(2)).ok());
+  EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
+}
+
+}  // namespace
+}  // namespace groupshare::peer
