@@ -19,6 +19,7 @@
 #include "services/peer/client_state.h"
 #include "services/peer/download_env.h"
 #include "services/peer/downloader.h"
+#include "tests/testing/fake_download_tracker.h"
 #include "tests/testing/temp_dir.h"
 
 namespace groupshare::peer {
@@ -320,25 +321,6 @@ std::string Content(size_t size) {
   return s;
 }
 
-// The tracker: the file, and holders that the test's links play.
-class Tracker final : public DownloadTracker {
- public:
-  explicit Tracker(tv1::GetFilePeersResponse response) : response_(std::move(response)) {}
-  absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string&,
-                                                         const std::string&) override {
-    return response_;
-  }
-  absl::Status AnnounceHolder(const std::string&, const std::string&, bool) override {
-    return absl::OkStatus();
-  }
-  absl::Status StopShare(const std::string&, const std::string&) override {
-    return absl::OkStatus();
-  }
-
- private:
-  const tv1::GetFilePeersResponse response_;
-};
-
 class CoordinatorTest : public ::testing::Test {
  protected:
   CoordinatorTest() {
@@ -364,7 +346,7 @@ class CoordinatorTest : public ::testing::Test {
     p->set_ticket("ticket-for-" + user);
   }
   void Start() {
-    tracker_ = std::make_unique<Tracker>(response_);
+    tracker_ = std::make_unique<testing::FakeDownloadTracker>(response_);
     download_ = std::make_unique<Download>(
         Download::Context{tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
         response_, dir_.File("out.bin"));
@@ -392,7 +374,7 @@ class CoordinatorTest : public ::testing::Test {
   DownloadOptions options_;
   SystemDownloadEnv system_env_;
   FakeEnv env_{&system_env_, &content_, layout_};
-  std::unique_ptr<Tracker> tracker_;
+  std::unique_ptr<testing::FakeDownloadTracker> tracker_;
   std::unique_ptr<Download> download_;
 };
 

@@ -27,6 +27,7 @@
 #include "services/peer/client_state.h"
 #include "services/peer/downloader.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/fake_download_tracker.h"
 #include "tests/testing/temp_dir.h"
 
 namespace groupshare::peer {
@@ -104,27 +105,6 @@ class FakePeer final : public pv1::PeerService::Service {
   std::unique_ptr<grpc::Server> server_;
   std::atomic<int> served_{0};
   std::atomic<int> cancelled_{0};
-};
-
-class FakeTracker final : public DownloadTracker {
- public:
-  explicit FakeTracker(tv1::GetFilePeersResponse response) : response_(std::move(response)) {}
-  absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string&,
-                                                         const std::string&) override {
-    return response_;
-  }
-  absl::Status AnnounceHolder(const std::string&, const std::string&, bool complete) override {
-    ++(complete ? completes : announces);
-    return absl::OkStatus();
-  }
-  absl::Status StopShare(const std::string&, const std::string&) override {
-    ++stop_shares;
-    return absl::OkStatus();
-  }
-  std::atomic<int> announces{0}, completes{0}, stop_shares{0};
-
- private:
-  const tv1::GetFilePeersResponse response_;
 };
 
 // Forwards everything to the real part file; the fakes below override only
@@ -240,7 +220,7 @@ class DownloadTest : public ::testing::Test {
 
   // Runs the download to its end and returns its last progress.
   DownloadProgress Run() {
-    tracker_ = std::make_unique<FakeTracker>(response_);
+    tracker_ = std::make_unique<testing::FakeDownloadTracker>(response_);
     Download download({tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
                       response_, dir_.File("out.bin"));
     download.Start();
@@ -265,7 +245,7 @@ class DownloadTest : public ::testing::Test {
   DownloadProgress RunGated(const std::function<bool(const DownloadProgress&)>& ready) {
     absl::Notification gate;
     GateWrites(&gate);
-    tracker_ = std::make_unique<FakeTracker>(response_);
+    tracker_ = std::make_unique<testing::FakeDownloadTracker>(response_);
     Download download({tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
                       response_, dir_.File("out.bin"));
     download.Start();
@@ -299,7 +279,7 @@ class DownloadTest : public ::testing::Test {
   SystemDownloadEnv system_env_;
   PartFileEnv env_{&system_env_};
   std::vector<std::unique_ptr<FakePeer>> peers_;
-  std::unique_ptr<FakeTracker> tracker_;
+  std::unique_ptr<testing::FakeDownloadTracker> tracker_;
 };
 
 TEST_F(DownloadTest, ManyPeersByteExact) {

@@ -1,6 +1,5 @@
 #include "services/peer/downloader.h"
 
-#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -277,13 +276,8 @@ void Download::Run() {
   GS_LOG(kDebug) << "download of " << file_.name() << ": pieces in "
                  << absl::ToDoubleSeconds(pieces_done - started) << " s, links stopped "
                  << absl::ToDoubleSeconds(env_->Now() - pieces_done) << " s later";
-  if (part_ != nullptr) {  // a save still queued was dropped with the thread
-    if (absl::Status s = context_.state->UpdateHave(context_.user_id, group_id_, file_.sha1(),
-                                                    picker_.have().ToBytes());
-        !s.ok()) {
-      GS_LOG(kWarning) << "saving the progress of " << file_.name() << ": " << s;
-    }
-  }
+  // A save still queued was dropped with the thread.
+  if (part_ != nullptr) WriteHave(picker_.have().ToBytes());
   if (picker_.Done() && state_ == DownloadState::kRunning) {
     if (absl::Status s = Finish(); !s.ok()) Fail(s);
   }
@@ -292,9 +286,6 @@ void Download::Run() {
   } else if (state_ == DownloadState::kRunning) {
     state_ = DownloadState::kStopped;
   }
-  // The links' buffers are free now: give them back to the system rather
-  // than keep the download's peak mapped while the client idles.
-  malloc_trim(0);
   Publish();
   absl::MutexLock lock(&mu_);
   ended_ = true;
@@ -617,13 +608,15 @@ void Download::Tick(absl::Time now) {
 void Download::SaveProgress() {
   if (!have_dirty_) return;
   have_dirty_ = false;
-  tracker_thread_->Run([this, have = picker_.have().ToBytes()] {
-    if (absl::Status s =
-            context_.state->UpdateHave(context_.user_id, group_id_, file_.sha1(), have);
-        !s.ok()) {
-      GS_LOG(kWarning) << "saving the progress of " << file_.name() << ": " << s;
-    }
-  });
+  tracker_thread_->Run([this, have = picker_.have().ToBytes()] { WriteHave(have); });
+}
+
+void Download::WriteHave(const std::string& have) {
+  if (absl::Status s =
+          context_.state->UpdateHave(context_.user_id, group_id_, file_.sha1(), have);
+      !s.ok()) {
+    GS_LOG(kWarning) << "saving the progress of " << file_.name() << ": " << s;
+  }
 }
 
 }  // namespace groupshare::peer

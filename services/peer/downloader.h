@@ -259,8 +259,11 @@ class Download : public PeerLink::Owner {
   void Tick(absl::Time now);
   // Makes what Progress() returns from the coordinator's state.
   void Publish() ABSL_LOCKS_EXCLUDED(mu_);
-  // The record of verified pieces, on the tracker thread.
+  // Saves the record of verified pieces, if it changed, on the tracker
+  // thread.
   void SaveProgress();
+  // Records the verified pieces (`have`, as bytes) in the state folder.
+  void WriteHave(const std::string& have);
 
   // On a worker: the piece through the writer, then its verdict posted.
   void Verify(uint32_t link, PeerLink::Piece piece);
