@@ -610,6 +610,9 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   const auto new_connection = [&]() -> pv1::PeerService::Stub& {
     grpc::ChannelArguments args;
     args.SetInt("grpc.use_local_subchannel_pool", 1);
+    // No window growth: the GetPiece calls stay open unread rather than
+    // take in whole pieces and end, which would free slots for the last call.
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     stubs.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
         absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials(), args)));
     return *stubs.back();
