@@ -1073,7 +1073,7 @@ struct StalledCalls {
 };
 
 TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
-  auto [alice, bob, path, all] = ShareWithACopiedTicket({"--stalled_reader_timeout", "3"});
+  auto [alice, bob, path, all] = ShareWithACopiedTicket({"--stalled_reader_timeout", "5"});
   // Two connections of 24 calls: a peer takes 32 at once on one, and the
   // rest would only start once the first were cut off.
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> peers;
@@ -1084,11 +1084,11 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
     peers.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
         absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials(), args)));
   }
-  // The most one user may have open at a peer. Each ends in 8 s at the
-  // latest: long enough for one cut-off round (3 s and a housekeeping
-  // tick), too short for three (the 8 MiB read budget holds 16 calls'
-  // chunks at once).
-  StalledCalls stalled(48, {peers[0].get(), peers[1].get()}, all, absl::Seconds(8));
+  // The most one user may have open at a peer. Each ends in 13 s at the
+  // latest: long enough for one cut-off round (5 s and a housekeeping
+  // tick) on a loaded machine, too short for three (the 8 MiB read budget
+  // holds 16 calls' chunks at once).
+  StalledCalls stalled(48, {peers[0].get(), peers[1].get()}, all, absl::Seconds(13));
   // bob's own download: refused while the stalled calls hold his slots,
   // then served once they are cut off.
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
