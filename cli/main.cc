@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include <grpcpp/server_builder.h>
@@ -23,6 +24,8 @@
 #include "services/common/server_setup.h"
 #include "services/peer/client_state.h"
 #include "services/peer/node.h"
+#include "services/peer/peer_identity.h"
+#include "services/peer/tracker_trust.h"
 #include "services/peer/tracker_client.h"
 
 ABSL_FLAG(std::string, state_dir, "",
@@ -41,11 +44,15 @@ ABSL_FLAG(int, no_source_timeout, 30,
 ABSL_FLAG(int64_t, max_upload_rate, 0,
           "KiB a second this client sends to other peers at most, over all downloads "
           "(0: no limit)");
-ABSL_FLAG(std::string, tls_cert, "",
-          "PEM certificate chain: the peer service serves TLS (with --tls_key)");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(bool, plaintext, false,
+          "no TLS, for experiments on one machine: the trackers (run with --plaintext "
+          "too) and the other members are reached in clear, and this client's peer service "
+          "serves in clear");
 ABSL_FLAG(std::string, tls_ca, "",
-          "PEM roots: talk TLS to the trackers and peers, verifying them against these");
+          "PEM roots that verify the trackers (their certificate and name), for trackers "
+          "run with --tls_cert; a pin in tracker_info.txt ('host:port sha256=<hex>') "
+          "still wins. Without either, a tracker's certificate is trusted on first use "
+          "and held to (<state_dir>/known_trackers)");
 ABSL_FLAG(int, piece_timeout, 20,
           "seconds a piece may take before it is asked of another peer");
 ABSL_FLAG(int, stalled_reader_timeout, 30,
@@ -110,19 +117,38 @@ int main(int argc, char** argv) {
   auto state = peer::ClientState::Open(state_dir + "/state.db");
   if (!state.ok()) return FailStartup(state.status().message());
 
-  TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
-               absl::GetFlag(FLAGS_tls_ca)};
-  auto server_credentials = ServerCredentialsFor(tls);
-  if (!server_credentials.ok()) return FailStartup(server_credentials.status().message());
-  auto channel_credentials = ChannelCredentialsFor(tls);
-  if (!channel_credentials.ok()) return FailStartup(channel_credentials.status().message());
-
-  peer::TrackerClient tracker(*std::move(trackers), *channel_credentials);
+  const bool plaintext = absl::GetFlag(FLAGS_plaintext);
+  std::unique_ptr<peer::PeerIdentity> identity;
+  std::shared_ptr<peer::TrackerTrust> trust;
+  if (!plaintext) {
+    auto opened = peer::PeerIdentity::Open(state_dir);
+    if (!opened.ok()) return FailStartup(opened.status().message());
+    identity = *std::move(opened);
+    std::string ca;
+    if (std::string ca_file = absl::GetFlag(FLAGS_tls_ca); !ca_file.empty()) {
+      std::ifstream in(ca_file);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (!in || text.str().empty()) {
+        return FailStartup(absl::StrCat("cannot read the --tls_ca file '", ca_file, "'"));
+      }
+      ca = text.str();
+    }
+    auto made = peer::TrackerTrust::Create(state_dir + "/known_trackers", ca);
+    if (!made.ok()) return FailStartup(made.status().message());
+    trust = *std::move(made);
+  } else if (!absl::GetFlag(FLAGS_tls_ca).empty()) {
+    return FailStartup("--plaintext and --tls_ca exclude each other");
+  }
+  auto tracker = plaintext
+      ? std::make_unique<peer::TrackerClient>(
+            std::vector<HostPort>(trackers->begin(), trackers->end()))
+      : std::make_unique<peer::TrackerClient>(*trackers, trust);
   peer::NodeOptions options;
   options.peer_address = self->ToString();
   options.download.no_source_timeout = absl::Seconds(absl::GetFlag(FLAGS_no_source_timeout));
   options.download.piece_timeout = absl::Seconds(absl::GetFlag(FLAGS_piece_timeout));
-  options.peer_credentials = *channel_credentials;
+  options.identity = identity.get();
   const int max_peers = absl::GetFlag(FLAGS_max_peers);
   if (max_peers < 1 || max_peers > 64) return FailStartup("--max_peers must be from 1 to 64");
   options.download.max_peers = static_cast<uint32_t>(max_peers);
@@ -130,7 +156,7 @@ int main(int argc, char** argv) {
     return FailStartup("--stalled_reader_timeout must be at least 1");
   }
   options.serve.write_timeout = absl::Seconds(absl::GetFlag(FLAGS_stalled_reader_timeout));
-  peer::Node node(&tracker, *std::move(state), options);
+  peer::Node node(tracker.get(), *std::move(state), options);
   if (absl::GetFlag(FLAGS_max_upload_rate) < 0) return FailStartup("--max_upload_rate must be >= 0");
   node.peer_service()->SetMaxUploadRate(
       static_cast<uint64_t>(absl::GetFlag(FLAGS_max_upload_rate)) * 1024);
@@ -148,7 +174,9 @@ int main(int argc, char** argv) {
   // then what it buffers is bounded by --max_memory_mb.
   builder.SetMaxReceiveMessageSize(64 << 10);
   int port = 0;
-  auto server = StartServer(builder, self->ToString(), &port, *server_credentials);
+  auto server = StartServer(
+      builder, self->ToString(), &port,
+      plaintext ? grpc::InsecureServerCredentials() : identity->ServerCredentials());
   if (!server.ok()) return FailStartup(server.status().message());
   ReportServing(**server, {groupshare::peer::v1::PeerService::service_full_name()});
   // With port 0 the system chose one: advertise that.
@@ -159,7 +187,7 @@ int main(int argc, char** argv) {
     }
   }
   GS_LOG(kInfo) << "peer service listening on " << self->host << ":" << port;
-  cli::Shell shell(tracker, node, std::cout);
+  cli::Shell shell(*tracker, node, std::cout);
   const bool terminal = !absl::GetFlag(FLAGS_headless) && isatty(STDIN_FILENO) &&
                         isatty(STDOUT_FILENO);
   // A signal asks to stop; each loop below notices within a tick and ends

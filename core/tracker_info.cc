@@ -8,7 +8,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace groupshare {
 
@@ -48,19 +50,35 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
   return HostPort{std::string(host), port};
 }
 
-absl::StatusOr<std::vector<HostPort>> ParseTrackerInfo(absl::string_view text) {
-  std::vector<HostPort> out;
+absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view text) {
+  std::vector<TrackerAddress> out;
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line.front() == '#') continue;
-    auto address = ParseHostPort(line, /*allow_port_zero=*/true);
-    if (!address.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tracker_info line ", line_no, ": ", address.status().message()));
+    auto bad = [&](absl::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat("tracker_info line ", line_no, ": ", why));
+    };
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (fields.size() > 2) return bad("write 'host:port' or 'host:port sha256=<fingerprint>'");
+    auto address = ParseHostPort(fields[0], /*allow_port_zero=*/true);
+    if (!address.ok()) return bad(address.status().message());
+    TrackerAddress entry;
+    static_cast<HostPort&>(entry) = *std::move(address);
+    if (fields.size() == 2) {
+      absl::string_view pin = fields[1];
+      if (!absl::ConsumePrefix(&pin, "sha256=")) {
+        return bad(absl::StrCat("'", fields[1], "' is not a pin; write sha256=<fingerprint>"));
+      }
+      std::string hex = absl::AsciiStrToLower(absl::StrReplaceAll(pin, {{":", ""}}));
+      if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return bad("the sha256= fingerprint must be 64 hex digits, as the tracker prints it");
+      }
+      entry.sha256 = std::move(hex);
     }
-    out.push_back(*std::move(address));
+    out.push_back(std::move(entry));
   }
   if (out.empty()) {
     return absl::InvalidArgumentError(
@@ -69,7 +87,7 @@ absl::StatusOr<std::vector<HostPort>> ParseTrackerInfo(absl::string_view text) {
   return out;
 }
 
-absl::StatusOr<std::vector<HostPort>> ReadTrackerInfo(const std::string& path) {
+absl::StatusOr<std::vector<TrackerAddress>> ReadTrackerInfo(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return absl::NotFoundError(absl::StrCat(

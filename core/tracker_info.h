@@ -1,6 +1,8 @@
 // tracker_info.txt: one tracker address ("host:port") a line. Tracker
 // number N (1-based) listens on the Nth address; clients try them in order.
-// Blank lines and lines starting with '#' are skipped.
+// Blank lines and lines starting with '#' are skipped. A line may pin the
+// tracker's certificate by its SHA-256 fingerprint, as the tracker prints it
+// at start: "host:port sha256=<64 hex digits>".
 #ifndef GROUPSHARE_CORE_TRACKER_INFO_H_
 #define GROUPSHARE_CORE_TRACKER_INFO_H_
 
@@ -27,13 +29,18 @@ struct HostPort {
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
                                        bool allow_port_zero = false);
 
+// One line of tracker_info.txt.
+struct TrackerAddress : HostPort {
+  std::string sha256;  // lower-case hex; empty when the line pins nothing
+};
+
 // Reads the addresses of tracker_info.txt. NOT_FOUND when the file cannot
 // be read, INVALID_ARGUMENT (naming the line) when a line is malformed or
 // the file holds no address.
-absl::StatusOr<std::vector<HostPort>> ReadTrackerInfo(const std::string& path);
+absl::StatusOr<std::vector<TrackerAddress>> ReadTrackerInfo(const std::string& path);
 
 // The same, from the file's text.
-absl::StatusOr<std::vector<HostPort>> ParseTrackerInfo(absl::string_view text);
+absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view text);
 
 }  // namespace groupshare
 

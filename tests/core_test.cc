@@ -11,6 +11,7 @@
 #include <random>
 
 #include "absl/time/clock.h"
+#include "core/certificates.h"
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "core/part_file.h"
@@ -120,6 +121,65 @@ TEST(TrackerInfo, NamesTheBadLine) {
     EXPECT_NE(parsed.status().message().find("line 2"), absl::string_view::npos)
         << parsed.status();
   }
+}
+
+TEST(TrackerInfo, ALineMayPinTheTrackersCertificate) {
+  const std::string pin(64, 'a');
+  auto parsed = ParseTrackerInfo("127.0.0.1:5000 sha256=" + pin + "\n127.0.0.1:5001\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ((*parsed)[0].ToString(), "127.0.0.1:5000");
+  EXPECT_EQ((*parsed)[0].sha256, pin);
+  EXPECT_EQ((*parsed)[1].sha256, "");
+  // Upper case and colons, as other tools print fingerprints, are read too.
+  std::string colons;
+  for (int i = 0; i < 32; ++i) colons += (i ? ":" : "") + std::string("AB");
+  auto other = ParseTrackerInfo("127.0.0.1:5000 sha256=" + colons + "\n");
+  ASSERT_TRUE(other.ok()) << other.status();
+  std::string expected;
+  for (int i = 0; i < 32; ++i) expected += "ab";
+  EXPECT_EQ((*other)[0].sha256, expected);
+  for (const char* bad : {"x:1 sha256=abc\n", "x:1 md5=" , "x:1 sha256=aa bb\n"}) {
+    auto parsed_bad = ParseTrackerInfo(bad);
+    EXPECT_EQ(parsed_bad.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(Certificates, ACaIssuesForAKeyAndTheFieldsReadBack) {
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  CertificateRequest ca_request;
+  ca_request.common_name = "test CA";
+  ca_request.is_ca = true;
+  ca_request.not_before = now - absl::Hours(1);
+  ca_request.not_after = now + absl::Hours(24);
+  auto ca = SelfSigned(ca_request);
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  EXPECT_TRUE(KeyMatches(ca->key_pem, ca->cert_pem));
+
+  auto key = NewPrivateKey();
+  ASSERT_TRUE(key.ok());
+  auto public_key = PublicKeyOf(*key);
+  ASSERT_TRUE(public_key.ok());
+  CertificateRequest request;
+  request.common_name = "alice";
+  request.uri_names = {"groupshare:client:c1"};
+  request.not_before = now;
+  request.not_after = now + absl::Hours(1);
+  auto cert = Issue(*ca, *public_key, request);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  EXPECT_TRUE(KeyMatches(*key, *cert));
+  EXPECT_FALSE(KeyMatches(ca->key_pem, *cert));
+  auto info = ReadCertificate(*cert);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->common_name, "alice");
+  EXPECT_EQ(info->uri_names, std::vector<std::string>{"groupshare:client:c1"});
+  EXPECT_EQ(info->not_after, now + absl::Hours(1));
+  EXPECT_EQ(info->sha256.size(), 64u);
+  // The fingerprint is of this certificate: the CA's differs.
+  EXPECT_NE(ReadCertificate(ca->cert_pem)->sha256, info->sha256);
+
+  EXPECT_EQ(Issue(*ca, "not a key", request).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadCertificate("no pem here").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TrackerInfo, EmptyAndMissingFiles) {

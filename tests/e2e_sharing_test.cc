@@ -32,6 +32,7 @@
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/common/server_setup.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/members.h"
 
 namespace groupshare {
 namespace {
@@ -114,6 +115,11 @@ std::vector<std::string> OtherNotices(const Cluster::Client& client) {
 
 class Sharing : public ::testing::Test {
  protected:
+  Sharing() = default;
+  Sharing(const std::vector<std::string>& tracker_flags,
+          const std::vector<std::string>& client_flags)
+      : cluster_(tracker_flags, client_flags) {}
+
   // Writes `size` random bytes to a file named `name` in a folder of `who`.
   std::string MakeFile(const std::string& who, const std::string& name, size_t size,
                        uint32_t seed = 1) {
@@ -130,6 +136,7 @@ class Sharing : public ::testing::Test {
     std::unique_ptr<Cluster::Client> alice, bob;
     std::string path;
     pv1::GetPieceRequest request;  // the file's first pieces, with bob's ticket
+    testing::TestMember copier;    // bob, with a certificate of his own
   };
   CopiedTicket ShareWithACopiedTicket(const std::vector<std::string>& alice_flags);
   // Gives the file at `path` new bytes of the same size, modified later
@@ -205,7 +212,7 @@ TEST_F(Sharing, SeederKilledMidDownloadAndTheDownloadStillCompletes) {
               testing::ReadFile(cluster_.dir().File("files-alice/f.bin")));
   auto dropped = DroppedPeers(*dave, "f.bin");
   EXPECT_EQ(dropped.count("bob"), 1u) << dave->Run("show_downloads --peers");
-  EXPECT_EQ(dropped.count("alice"), 0u);
+  EXPECT_EQ(dropped.count("alice"), 0u) << dave->Run("show_downloads --peers");
 }
 
 TEST_F(Sharing, StalledSeederHasItsPiecesAskedOfOthers) {
@@ -315,58 +322,60 @@ grpc::Status CallTracker(tv1::TrackerService::Stub* stub,
 // "pw-<user>") took from the tracker for the only sharer: a member's
 // ticket, as its holder (or whoever copied it) would use it. Logs in as a
 // client of its own, `client_id`.
-pv1::GetPieceRequest TicketedRequest(Cluster& cluster, const std::string& user,
-                                     const std::string& sha1, const std::string& client_id = "") {
-  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", cluster.tracker_port()), grpc::InsecureChannelCredentials()));
-  tv1::LoginRequest login;
-  login.set_user_id(user);
-  login.set_password("pw-" + user);
-  login.set_client_id(client_id);
-  tv1::LoginResponse session;
-  EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", login,
-                          &session).ok());
+struct Ticketed {
+  pv1::GetPieceRequest request;
+  testing::TestMember member;  // `user`, certified to call with the ticket
+};
+Ticketed TicketedRequest(Cluster& cluster, const std::string& user, const std::string& sha1,
+                         const std::string& client_id = "") {
+  Ticketed out;
+  out.member = testing::LoginMember(cluster, user, "pw-" + user, "", client_id);
+  auto tracker = testing::TrackerStub(cluster);
   tv1::GetFilePeersRequest peers_req;
   peers_req.set_group_id("g");
   peers_req.set_file_name("f.bin");
   tv1::GetFilePeersResponse peers;
   EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers,
-                          session.token(), peers_req, &peers).ok());
+                          out.member.token, peers_req, &peers).ok());
   EXPECT_EQ(peers.peers_size(), 1);
-  pv1::GetPieceRequest request;
+  pv1::GetPieceRequest& request = out.request;
   request.set_ticket(peers.peers_size() > 0 ? peers.peers(0).ticket() : "");
   request.set_group_id("g");
   request.set_file_sha1(sha1);
   for (uint32_t i = 0; i < 16; ++i) request.add_pieces(i);
-  return request;
+  return out;
 }
 
 // Makes `user` a member of `group` (owned by `owner`) sharing the file
 // `hashed` (as f.bin) from 127.0.0.1:`port`, where the test serves it.
-void RegisterFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
-                        const std::string& group, const HashedFile& hashed, int port) {
-  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", cluster.tracker_port()), grpc::InsecureChannelCredentials()));
+// Makes `member` (new, serving on 127.0.0.1:`port`) a user and a member of
+// `group` (owned by `owner`).
+void JoinAsFakeSharer(Cluster& cluster, Cluster::Client& owner, testing::TestMember& member,
+                      const std::string& group, int port) {
+  auto tracker = testing::TrackerStub(cluster);
   tv1::CreateUserRequest create;
-  create.set_user_id(user);
+  create.set_user_id(member.user);
   create.set_password("pw");
   tv1::CreateUserResponse created;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::CreateUser, "", create,
+  EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::CreateUser, "", create,
                           &created).ok());
-  tv1::LoginRequest login;
-  login.set_user_id(user);
-  login.set_password("pw");
-  login.set_peer_address(absl::StrCat("127.0.0.1:", port));
-  tv1::LoginResponse session;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", login,
-                          &session).ok());
+  testing::Login(cluster, member, "pw", absl::StrCat("127.0.0.1:", port));
   tv1::JoinGroupRequest join;
   join.set_group_id(group);
   tv1::JoinGroupResponse joined;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::JoinGroup,
-                          session.token(), join, &joined).ok());
-  EXPECT_EQ(owner.Run("accept_request " + group + " " + user),
-            user + " is now a member of " + group);
+  EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::JoinGroup,
+                          member.token, join, &joined).ok());
+  EXPECT_EQ(owner.Run("accept_request " + group + " " + member.user),
+            member.user + " is now a member of " + group);
+}
+
+// `member` (joined) shares the file `hashed` as f.bin, once its server on
+// 127.0.0.1:`port` shows the certificate of its login.
+void UploadAsFakeSharer(Cluster& cluster, const testing::TestMember& member,
+                        const std::string& group, const HashedFile& hashed, int port) {
+  absl::Status served =
+      member.identity->AwaitServed(absl::StrCat("127.0.0.1:", port), absl::Seconds(5));
+  EXPECT_TRUE(served.ok()) << served;
   tv1::UploadFileRequest upload;
   upload.set_group_id(group);
   upload.mutable_file()->set_name("f.bin");
@@ -375,23 +384,27 @@ void RegisterFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::str
   upload.mutable_file()->set_sha1(hashed.sha1);
   for (const std::string& p : hashed.piece_sha1) upload.mutable_file()->add_piece_sha1(p);
   tv1::UploadFileResponse uploaded;
-  ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::UploadFile,
-                          session.token(), upload, &uploaded).ok());
+  EXPECT_TRUE(CallTracker(testing::TrackerStub(cluster).get(),
+                          &tv1::TrackerService::Stub::UploadFile, member.token, upload,
+                          &uploaded).ok());
 }
 
-// Serves `service`, a peer service of the test's own, on a free port and
-// registers `user` as its sharer (RegisterFakeSharer).
+// Serves `service`, a peer service of the test's own, on a free port with
+// the certificate of a new member `user`, who shares `hashed` from there.
 void StartFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string& user,
                      pv1::PeerService::Service* service, const std::string& group,
                      const HashedFile& hashed, std::unique_ptr<grpc::Server>* server) {
+  testing::TestMember member = testing::NewMember(cluster, user);
+  ASSERT_NE(member.identity, nullptr);
   grpc::ServerBuilder builder;
   builder.RegisterService(service);
   builder.SetMaxSendMessageSize(64 << 20);  // room for a hostile sharer's messages
   int port = 0;
-  auto started = StartServer(builder, "127.0.0.1:0", &port);
+  auto started = StartServer(builder, "127.0.0.1:0", &port, member.identity->ServerCredentials());
   ASSERT_TRUE(started.ok()) << started.status();
   *server = *std::move(started);
-  RegisterFakeSharer(cluster, owner, user, group, hashed, port);
+  JoinAsFakeSharer(cluster, owner, member, group, port);
+  UploadAsFakeSharer(cluster, member, group, hashed, port);
 }
 
 // A sharer of a whole file held in memory, with any ticket: many of them
@@ -474,16 +487,7 @@ TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
   EXPECT_THAT(eve->Run("download_file g secret.bin " + Dest("x")),
               StartsWith("error: you are not a member of group 'g'"));
 
-  auto tracker = tv1::TrackerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", cluster_.tracker_port()), grpc::InsecureChannelCredentials()));
-  auto login = [&](const std::string& user) {
-    tv1::LoginRequest req;
-    req.set_user_id(user);
-    req.set_password("pw-" + user);
-    tv1::LoginResponse resp;
-    EXPECT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::Login, "", req, &resp).ok());
-    return resp;
-  };
+  auto tracker = testing::TrackerStub(cluster_);
   // The ticket the tracker makes out to `user` for the peer at `port`.
   auto ticket_for = [&](const std::string& token, const std::string& group,
                         const std::string& file, grpc::StatusCode expect, int port = 0) {
@@ -499,10 +503,10 @@ TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
     }
     return std::string();
   };
-  tv1::LoginResponse eve_session = login("eve");
-  ticket_for(eve_session.token(), "g", "secret.bin", grpc::StatusCode::PERMISSION_DENIED);
+  const testing::TestMember eve_member = testing::LoginMember(cluster_, "eve", "pw-eve");
+  ticket_for(eve_member.token, "g", "secret.bin", grpc::StatusCode::PERMISSION_DENIED);
   std::string eve_ticket =
-      ticket_for(eve_session.token(), "h", "other.bin", grpc::StatusCode::OK, bob->port);
+      ticket_for(eve_member.token, "h", "other.bin", grpc::StatusCode::OK, bob->port);
   ASSERT_FALSE(eve_ticket.empty());
   std::string sha1 = HexEncode(Sha1Of(testing::ReadFile(path)));
   auto forged_signer = *TicketSigner::Generate();
@@ -510,14 +514,19 @@ TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
       {"eve", "g", sha1, absl::StrCat("127.0.0.1:", alice->port), absl::Now() + absl::Minutes(5)});
   // Bob is a member; his ticket for carol is refused by alice: a holder
   // who collects tickets cannot replay them elsewhere.
-  tv1::LoginResponse bob_session = login("bob");
+  const testing::TestMember bob_member = testing::LoginMember(cluster_, "bob", "pw-bob");
   std::string for_carol =
-      ticket_for(bob_session.token(), "g", "secret.bin", grpc::StatusCode::OK, carol->port);
+      ticket_for(bob_member.token, "g", "secret.bin", grpc::StatusCode::OK, carol->port);
   ASSERT_FALSE(for_carol.empty());
 
-  auto peer = pv1::PeerService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials()));
-  auto get_piece = [&](const std::string& ticket) {
+  // Each ticket comes over its own holder's certificate (mutual TLS).
+  auto peer_as = [&](const testing::TestMember& member) {
+    return pv1::PeerService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", alice->port), member.To("alice")));
+  };
+  auto as_eve = peer_as(eve_member);
+  auto as_bob = peer_as(bob_member);
+  auto get_piece = [&](pv1::PeerService::Stub* peer, const std::string& ticket) {
     pv1::GetPieceRequest req;
     req.set_ticket(ticket);
     req.set_group_id("g");
@@ -532,28 +541,40 @@ TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
     return std::make_pair(s, data);
   };
   for (const std::string& bad :
-       {std::string(), forged, eve_ticket, for_carol, std::string("garbage")}) {
-    auto [status, data] = get_piece(bad);
+       {std::string(), forged, eve_ticket, std::string("garbage")}) {
+    auto [status, data] = get_piece(as_eve.get(), bad);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
     EXPECT_TRUE(data.empty());
   }
-  EXPECT_THAT(get_piece(for_carol).first.error_message(), HasSubstr("made out to the peer at"));
+  auto [carol_status, carol_data] = get_piece(as_bob.get(), for_carol);
+  EXPECT_EQ(carol_status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(carol_status.error_message(), HasSubstr("made out to the peer at"));
+  EXPECT_TRUE(carol_data.empty());
   pv1::GetBitfieldRequest bits;
   bits.set_ticket(eve_ticket);
   bits.set_group_id("g");
   bits.set_file_sha1(sha1);
   grpc::ClientContext ctx;
-  auto reader = peer->GetBitfield(&ctx, bits);
+  auto reader = as_eve->GetBitfield(&ctx, bits);
   pv1::BitfieldUpdate update;
   EXPECT_FALSE(reader->Read(&update));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
 
-  // Bob's ticket for alice works, and the piece is the real one.
+  // Bob's ticket for alice works over bob's certificate, and the piece is
+  // the real one.
   std::string good =
-      ticket_for(bob_session.token(), "g", "secret.bin", grpc::StatusCode::OK, alice->port);
-  auto [status, data] = get_piece(good);
+      ticket_for(bob_member.token, "g", "secret.bin", grpc::StatusCode::OK, alice->port);
+  auto [status, data] = get_piece(as_bob.get(), good);
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_TRUE(data == testing::ReadFile(path).substr(0, 512 << 10));
+  // The same ticket over carol's certificate (a member too, with a valid
+  // certificate of her own) is refused: a ticket serves only its member.
+  const testing::TestMember carol_member = testing::LoginMember(cluster_, "carol", "pw-carol");
+  auto as_carol = peer_as(carol_member);
+  auto [stolen_status, stolen_data] = get_piece(as_carol.get(), good);
+  EXPECT_EQ(stolen_status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(stolen_status.error_message(), HasSubstr("issued to 'bob'"));
+  EXPECT_TRUE(stolen_data.empty());
 }
 
 TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
@@ -602,7 +623,8 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   long rss_peak = rss_before;
 
   // Bob, a member, takes a real ticket for alice and opens streams he never reads.
-  const pv1::GetPieceRequest all = TicketedRequest(cluster_, "bob", sha1);
+  const Ticketed bob_ticket = TicketedRequest(cluster_, "bob", sha1);
+  const pv1::GetPieceRequest& all = bob_ticket.request;
   const std::string& ticket = all.ticket();
   // A peer takes 32 calls at once on a connection (a client queues the
   // rest): a connection of its own for every 30 calls.
@@ -614,7 +636,7 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
     // take in whole pieces and end, which would free slots for the last call.
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     stubs.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials(), args)));
+        absl::StrCat("127.0.0.1:", alice->port), bob_ticket.member.To("alice"), args)));
     return *stubs.back();
   };
   pv1::GetBitfieldRequest bits;
@@ -710,15 +732,19 @@ TEST_F(Sharing, ThirtyTwoSeedersAtOnceWithAtMostEightDownloadThreads) {
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
   std::vector<int> ports(kFakes);
-  for (int& port : ports) {
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  std::vector<testing::TestMember> fakes;
+  for (int i = 0; i < kFakes; ++i) {
+    fakes.push_back(testing::NewMember(cluster_, absl::StrCat("s", i)));
+    ASSERT_NE(fakes[i].identity, nullptr);
+    builder.AddListeningPort("127.0.0.1:0", fakes[i].identity->ServerCredentials(), &ports[i]);
   }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
   for (int i = 0; i < kFakes; ++i) {
     ASSERT_GT(ports[i], 0);
-    RegisterFakeSharer(cluster_, *alice, absl::StrCat("s", i), "g", *hashed, ports[i]);
+    JoinAsFakeSharer(cluster_, *alice, fakes[i], "g", ports[i]);
   }
+  for (int i = 0; i < kFakes; ++i) UploadAsFakeSharer(cluster_, fakes[i], "g", *hashed, ports[i]);
 
   const pid_t downloader = dave->shell->pid();
   const long threads_before = ProcStatus(downloader, "Threads");
@@ -1045,8 +1071,10 @@ Sharing::CopiedTicket Sharing::ShareWithACopiedTicket(
   cluster_.AddMember(*out.alice, *out.bob, "g");
   out.path = MakeFile("alice", "f.bin", 8 << 20);
   EXPECT_THAT(out.alice->Run("upload_file " + out.path + " g"), StartsWith("shared"));
-  out.request = TicketedRequest(cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(out.path))),
-                                "copied-ticket");
+  Ticketed ticketed = TicketedRequest(
+      cluster_, "bob", HexEncode(Sha1Of(testing::ReadFile(out.path))), "copied-ticket");
+  out.request = std::move(ticketed.request);
+  out.copier = std::move(ticketed.member);
   return out;
 }
 
@@ -1073,7 +1101,8 @@ struct StalledCalls {
 };
 
 TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
-  auto [alice, bob, path, all] = ShareWithACopiedTicket({"--stalled_reader_timeout", "5"});
+  auto [alice, bob, path, all, copier] =
+      ShareWithACopiedTicket({"--stalled_reader_timeout", "5"});
   // Two connections of 24 calls: a peer takes 32 at once on one, and the
   // rest would only start once the first were cut off.
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> peers;
@@ -1082,7 +1111,7 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the windows stay small: nothing is taken in
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each
     peers.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", alice->port), grpc::InsecureChannelCredentials(), args)));
+        absl::StrCat("127.0.0.1:", alice->port), copier.To("alice"), args)));
   }
   // The most one user may have open at a peer. Each ends in 13 s at the
   // latest: long enough for one cut-off round (5 s and a housekeeping
@@ -1139,12 +1168,21 @@ std::shared_ptr<grpc::Channel> ChannelFrom(const char* source, int port) {
   return grpc::CreateCustomInsecureChannelFromFd("127.0.0.1", fd, args);
 }
 
+// Over plaintext (--plaintext on every side), where a ticket alone admits
+// a caller.
+class PlaintextSharing : public Sharing {
+ protected:
+  PlaintextSharing() : Sharing({"--plaintext"}, {"--plaintext"}) {}
+};
+
 // bob's ticket, copied to someone at another address who opens calls that
 // never read, as many as a user may have open: they use up that address's
 // allowance, not bob's own client's, which downloads long before the
-// stalled calls are cut off.
-TEST_F(Sharing, ACopiedTicketElsewhereCannotUseUpTheMembersAllowance) {
-  auto [alice, bob, path, all] = ShareWithACopiedTicket({"--stalled_reader_timeout", "120"});
+// stalled calls are cut off. (Over TLS a copied ticket is refused outright:
+// it serves only over its member's certificate.)
+TEST_F(PlaintextSharing, ACopiedTicketElsewhereCannotUseUpTheMembersAllowance) {
+  auto [alice, bob, path, all, copier] =
+      ShareWithACopiedTicket({"--stalled_reader_timeout", "120"});
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> copies;
   for (int c = 0; c < 3; ++c) {  // 24 calls a connection, within its 32 streams
     auto channel = ChannelFrom("127.0.0.2", alice->port);

@@ -1,5 +1,6 @@
 #include "services/common/process.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -203,16 +204,21 @@ bool ReadLines(int fd, const std::function<bool(absl::string_view)>& on_line,
   return false;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view content) {
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content,
+                                 int mode) {
   std::string tmp = absl::StrCat(path, ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot write '", tmp, "': ", std::strerror(errno)));
-    }
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  bool written = fd >= 0 && fchmod(fd, static_cast<mode_t>(mode)) == 0;
+  for (size_t done = 0; written && done < content.size();) {
+    const ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    written = n > 0;
+    if (written) done += static_cast<size_t>(n);
+  }
+  if (fd >= 0 && close(fd) != 0) written = false;
+  if (!written) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot write '", tmp, "': ", std::strerror(errno)));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     return absl::UnavailableError(

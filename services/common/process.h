@@ -70,8 +70,9 @@ bool ReadLines(int fd, const std::function<bool(absl::string_view line)>& on_lin
                const std::function<void()>& on_idle = nullptr);
 
 // Writes `content` to `path` through a temporary file and a rename, so a
-// reader never sees it half written.
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view content);
+// reader never sees it half written, with permissions `mode`.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content,
+                                 int mode = 0644);
 
 // $HOME/.groupshare/<name> (or ./<name> without HOME), creating the folder.
 std::string DefaultStatePath(absl::string_view name);

@@ -86,6 +86,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
   return grpc::SslServerCredentials(options);
 }
 
+std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const KeyAndCert& identity) {
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({identity.key_pem, identity.cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     const TlsFiles& files) {
   if (files.ca.empty()) return grpc::InsecureChannelCredentials();

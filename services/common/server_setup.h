@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/certificates.h"
 
 namespace groupshare {
 
@@ -28,7 +29,7 @@ void RouteGrpcLogs();
 // the server as a whole, always does).
 void ReportServing(grpc::Server& server, std::initializer_list<std::string> services);
 
-// TLS is optional: with no files named, both sides speak plaintext.
+// TLS from files a user names (--tls_cert, --tls_key, --tls_ca).
 struct TlsFiles {
   std::string cert;  // PEM certificate chain a server presents
   std::string key;   // PEM private key of that certificate
@@ -39,6 +40,8 @@ struct TlsFiles {
 // only one of cert and key is given or a file cannot be read.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
     const TlsFiles& files);
+// TLS with this key and certificate.
+std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const KeyAndCert& identity);
 // Plaintext without a CA file, TLS verifying servers against it with one.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     const TlsFiles& files);

@@ -12,6 +12,7 @@
 #define GROUPSHARE_SERVICES_PEER_DOWNLOAD_ENV_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -45,11 +46,16 @@ class DownloadEnv {
                                             const PeerLink::Target& target) = 0;
 };
 
+// How links reach a peer that must be `user_id`.
+using LinkCredentials =
+    std::function<absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>(
+        const std::string& user_id)>;
+
 // The system clock, part files on disk and gRPC links, over `credentials`
 // (plaintext when null).
 class SystemDownloadEnv final : public DownloadEnv {
  public:
-  explicit SystemDownloadEnv(std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr)
+  explicit SystemDownloadEnv(LinkCredentials credentials = nullptr)
       : credentials_(std::move(credentials)) {}
 
   absl::Time Now() override { return absl::Now(); }
@@ -64,11 +70,18 @@ class SystemDownloadEnv final : public DownloadEnv {
   std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
                                     const std::string& user_id, const std::string& address,
                                     const PeerLink::Target& target) override {
-    return std::make_unique<GrpcPeerLink>(owner, id, user_id, address, target, credentials_);
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+    if (credentials_ != nullptr) {
+      absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> made = credentials_(user_id);
+      // Without one (logged out) a link fails as an unreachable peer would.
+      credentials = made.ok() ? *std::move(made) : grpc::InsecureChannelCredentials();
+    }
+    return std::make_unique<GrpcPeerLink>(owner, id, user_id, address, target,
+                                          std::move(credentials));
   }
 
  private:
-  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  const LinkCredentials credentials_;
 };
 
 // Forwards every call to `target`, which must outlive it; a test overrides

@@ -224,7 +224,16 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
                     "it changed since it was shared (a peer asked for a piece)");
     });
   });
+  if (PeerIdentity* identity = options_.identity; identity != nullptr) {
+    tracker_->SetRenewalKey([identity] { return identity->RenewalKey(absl::Now()); });
+  }
   tracker_->SetKeepAliveCallback([this](const tv1::KeepAliveResponse& response) {
+    if (options_.identity != nullptr) {
+      absl::Status s = options_.identity->Accept(
+          response.peer_certificate(),
+          {response.peer_ca_certificates().begin(), response.peer_ca_certificates().end()});
+      if (!s.ok()) GS_LOG(kWarning) << "keeping the peer certificate of before: " << s;
+    }
     if (response.ticket_public_keys_size() > 0) {
       std::vector<std::string> keys(response.ticket_public_keys().begin(),
                                     response.ticket_public_keys().end());
@@ -329,6 +338,7 @@ Node::~Node() {
   store_.SetChangedCallback(nullptr);
   tracker_->SetSessionLostCallback(nullptr);
   tracker_->SetKeepAliveCallback(nullptr);
+  tracker_->SetRenewalKey(nullptr);
   StopSharing();
   peer_service_.Shutdown();
 }
@@ -345,6 +355,18 @@ absl::Status Node::AcceptTicketKeys(const std::vector<std::string>& keys, bool a
   return absl::OkStatus();
 }
 
+void Node::AwaitServing() {
+  if (options_.identity == nullptr) return;
+  std::string address;
+  {
+    absl::MutexLock lock(&mu_);
+    address = peer_address_;
+  }
+  if (absl::Status s = options_.identity->AwaitServed(address, absl::Seconds(3)); !s.ok()) {
+    GS_LOG(kWarning) << s.message();
+  }
+}
+
 absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
                                          const std::string& password) {
   std::string address;
@@ -353,8 +375,21 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
     address = peer_address_;
   }
   ASSIGN_OR_RETURN(std::string client_id, state_->ClientId());
+  PeerIdentity* identity = options_.identity;
   ASSIGN_OR_RETURN(tv1::LoginResponse login,
-                   tracker_->Login(user_id, password, address, client_id));
+                   tracker_->Login(user_id, password, address, client_id,
+                                   identity != nullptr ? identity->public_key_pem() : ""));
+  if (identity != nullptr) {
+    absl::Status s = identity->Accept(
+        login.peer_certificate(),
+        {login.peer_ca_certificates().begin(), login.peer_ca_certificates().end()});
+    if (!s.ok() || login.peer_certificate().empty()) {
+      tracker_->Logout().IgnoreError();
+      return absl::InternalError(absl::StrCat(
+          "the tracker issued no usable peer certificate (", s.ok() ? "none" : s.message(),
+          "); is it an older tracker, or run with --plaintext while this client is not?"));
+    }
+  }
   std::vector<std::string> keys(login.ticket_public_keys().begin(),
                                 login.ticket_public_keys().end());
   if (keys.empty()) keys.push_back(login.ticket_public_key());  // an older tracker
@@ -538,6 +573,7 @@ absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& uplo
   f->set_piece_size(hashed.piece_size);
   f->set_sha1(hashed.sha1);
   for (const std::string& p : hashed.piece_sha1) f->add_piece_sha1(p);
+  AwaitServing();
   ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::UploadFile, req));
   // A stop_share no tracker heard yet must not undo this.
   state_->RemovePending({user, group_id, name, PendingChange::kStopShare, ""}).IgnoreError();

@@ -21,6 +21,7 @@
 #include "services/peer/client_state.h"
 #include "services/peer/download_env.h"
 #include "services/peer/downloader.h"
+#include "services/peer/peer_identity.h"
 #include "services/peer/peer_service.h"
 #include "services/peer/tracker_client.h"
 
@@ -30,8 +31,10 @@ struct NodeOptions {
   // host:port of this client's PeerService, as the other members reach it.
   std::string peer_address;
   DownloadOptions download;
-  // How downloads reach peers: plaintext when null.
-  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
+  // This client's certificate for mutual TLS with the other members, which
+  // it outlives: its downloads present it, and it is renewed with the
+  // keep-alives. Plaintext when null.
+  PeerIdentity* identity = nullptr;
   PeerServiceOptions serve;
   // How often changes no tracker heard are sent again, and downloads that
   // failed for want of a sharer look for one.
@@ -148,6 +151,9 @@ class Node {
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Until the peer service shows the certificate of this login, which
+  // members told of a share would be refused by (a few seconds at most).
+  void AwaitServing() ABSL_LOCKS_EXCLUDED(mu_);
   // Removes and returns the downloads that match; the caller destroys them
   // outside the lock (that joins their threads).
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
@@ -202,7 +208,12 @@ class Node {
   const std::unique_ptr<ClientState> state_;
   const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
   NodeOptions options_;  // max_peers guarded by mu_, the rest constant
-  SystemDownloadEnv download_env_{options_.peer_credentials};
+  SystemDownloadEnv download_env_{
+      options_.identity == nullptr
+          ? LinkCredentials()
+          : [identity = options_.identity](const std::string& user_id) {
+              return identity->LinkCredentials(user_id);
+            }};
   PieceStore store_;
   PeerServiceImpl peer_service_{&store_, options_.serve};
 

@@ -13,6 +13,7 @@
 #include "core/status_macros.h"
 #include "services/common/grpc_status.h"
 #include "services/common/server_setup.h"
+#include "services/peer/peer_identity.h"
 
 namespace groupshare::peer {
 namespace {
@@ -535,7 +536,8 @@ void PeerServiceImpl::Housekeep() {
 
 grpc::ServerWriteReactor<pv1::BitfieldUpdate>* PeerServiceImpl::GetBitfield(
     grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) {
-  auto ticket = gate_.Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  auto ticket = gate_.Authorize(req->ticket(), req->group_id(), req->file_sha1(),
+                               PeerIdentity::CertifiedUser(*ctx));
   absl::Status admitted = ticket.ok() ? Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)) : ticket.status();
   if (!admitted.ok()) {
     GS_LOG(kDebug) << "GetBitfield refused: " << admitted;
@@ -573,7 +575,8 @@ grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
   const auto& pieces = req->pieces();
   auto sorted = CheckPieceRequest(*req, options_.max_pieces_per_request);
   if (!sorted.ok()) return refuse(sorted.status());
-  auto ticket = gate_.Authorize(req->ticket(), req->group_id(), req->file_sha1());
+  auto ticket = gate_.Authorize(req->ticket(), req->group_id(), req->file_sha1(),
+                               PeerIdentity::CertifiedUser(*ctx));
   if (!ticket.ok()) return refuse(ticket.status());
   ShareKey key{req->group_id(), req->file_sha1()};
   auto snapshot = store_->Get(key);

@@ -32,7 +32,8 @@ void TicketGate::Shutdown() {
 
 absl::StatusOr<Ticket> TicketGate::Authorize(const std::string& ticket,
                                              const std::string& group_id,
-                                             const std::string& file_sha1) {
+                                             const std::string& file_sha1,
+                                             const std::optional<std::string>& caller) {
   std::shared_ptr<const TicketVerifier> verifier;
   std::optional<Ticket> cached;
   std::string self;
@@ -62,6 +63,12 @@ absl::StatusOr<Ticket> TicketGate::Authorize(const std::string& ticket,
     return absl::PermissionDeniedError(absl::StrCat(
         "download ticket refused: it is made out to the peer at ", t.peer, ", not to this one (",
         self, "); ask the tracker for this peer's ticket (GetFilePeers)"));
+  }
+  if (caller.has_value() && *caller != t.user_id) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "download ticket refused: it was issued to '", t.user_id,
+        "', but the caller's certificate names '", *caller,
+        "'; a ticket serves only the member it names"));
   }
   if (t.group_id != group_id || t.file_sha1 != file_sha1) {
     return absl::PermissionDeniedError(

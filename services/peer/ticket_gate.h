@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -33,11 +34,15 @@ class TicketGate {
   // From now on every call is refused (UNAVAILABLE).
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The ticket, when it admits a call for `group_id` and `file_sha1` here.
-  // UNAVAILABLE when logged out or shutting down; PERMISSION_DENIED saying
-  // what is wrong with the ticket otherwise.
+  // The ticket, when it admits a call for `group_id` and `file_sha1` here
+  // from `caller`: the member the call's certificate names, who must be the
+  // one the ticket was issued to (nullopt over plaintext, where the ticket
+  // alone admits). UNAVAILABLE when logged out or shutting down;
+  // PERMISSION_DENIED saying what is wrong with the ticket otherwise.
   absl::StatusOr<Ticket> Authorize(const std::string& ticket, const std::string& group_id,
-                                   const std::string& file_sha1) ABSL_LOCKS_EXCLUDED(mu_);
+                                   const std::string& file_sha1,
+                                   const std::optional<std::string>& caller = std::nullopt)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const std::function<absl::Time()> now_;

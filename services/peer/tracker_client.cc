@@ -14,16 +14,50 @@ TrackerClient::TrackerClient(std::vector<HostPort> trackers,
                              absl::Duration call_timeout)
     : trackers_(std::move(trackers)), call_timeout_(call_timeout) {
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
+  Connect(std::vector<std::shared_ptr<grpc::ChannelCredentials>>(trackers_.size(), credentials));
+}
+
+TrackerClient::TrackerClient(const std::vector<TrackerAddress>& trackers,
+                             std::shared_ptr<TrackerTrust> trust, absl::Duration call_timeout)
+    : trackers_(trackers.begin(), trackers.end()),
+      call_timeout_(call_timeout),
+      trust_(std::move(trust)) {
+  std::vector<std::shared_ptr<grpc::ChannelCredentials>> credentials;
+  for (const TrackerAddress& t : trackers) credentials.push_back(trust_->CredentialsFor(t));
+  Connect(credentials);
+}
+
+void TrackerClient::Connect(
+    const std::vector<std::shared_ptr<grpc::ChannelCredentials>>& credentials) {
   // gRPC's reconnect backoff grows towards two minutes; a tracker that was
   // down for a while should be reached within a second of coming back.
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  for (const HostPort& t : trackers_) {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < trackers_.size(); ++i) {
     stubs_.push_back(tv1::TrackerService::NewStub(
-        grpc::CreateCustomChannel(t.ToString(), credentials, args)));
+        grpc::CreateCustomChannel(trackers_[i].ToString(), credentials[i], args)));
   }
+}
+
+std::string TrackerClient::Unreachable(const grpc::Status& first_round) const {
+  std::string refused;
+  if (trust_ != nullptr) {
+    for (const HostPort& t : trackers_) {
+      if (std::string why = trust_->Refusal(t.ToString()); !why.empty()) {
+        absl::StrAppend(&refused, refused.empty() ? "" : " ", why);
+      }
+    }
+  }
+  if (!refused.empty()) return refused;
+  return DescribeUnreachable(first_round) + "; check that a tracker runs and try again";
+}
+
+void TrackerClient::SetRenewalKey(std::function<std::string()> key) {
+  absl::MutexLock lock(&mu_);
+  renewal_key_ = std::move(key);
 }
 
 namespace {
@@ -122,7 +156,8 @@ std::optional<std::string> TrackerClient::user() const {
 absl::StatusOr<tv1::LoginResponse> TrackerClient::Login(const std::string& user_id,
                                                         const std::string& password,
                                                         const std::string& peer_address,
-                                                        const std::string& client_id) {
+                                                        const std::string& client_id,
+                                                        const std::string& peer_public_key) {
   {
     absl::MutexLock lock(&mu_);
     if (!token_.empty()) {
@@ -136,6 +171,7 @@ absl::StatusOr<tv1::LoginResponse> TrackerClient::Login(const std::string& user_
   request.set_password(password);
   request.set_peer_address(peer_address);
   request.set_client_id(client_id);
+  request.set_peer_public_key(peer_public_key);
   auto response = Call(&tv1::TrackerService::Stub::Login, request);
   if (!response.ok()) return response.status();
   absl::Duration interval =
@@ -177,6 +213,7 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&keepalive_stop_), wait)) return;
       if (token_ != token) return;
+      request.set_peer_public_key(renewal_key_ ? renewal_key_() : "");
     }
     auto response = Call(&tv1::TrackerService::Stub::KeepAlive, request);
     if (response.ok()) {

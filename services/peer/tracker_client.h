@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/tracker_info.h"
+#include "services/peer/tracker_trust.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/common/grpc_status.h"
 
@@ -38,6 +39,9 @@ class TrackerClient {
   explicit TrackerClient(std::vector<HostPort> trackers,
                          std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr,
                          absl::Duration call_timeout = absl::Seconds(5));
+  // Over TLS, each tracker known as `trust` says.
+  TrackerClient(const std::vector<TrackerAddress>& trackers, std::shared_ptr<TrackerTrust> trust,
+                absl::Duration call_timeout = absl::Seconds(5));
   ~TrackerClient();
   TrackerClient(const TrackerClient&) = delete;
   TrackerClient& operator=(const TrackerClient&) = delete;
@@ -54,10 +58,12 @@ class TrackerClient {
 
   // Logs in and starts keeping the session alive. FAILED_PRECONDITION when
   // a session is open already.
+  // With a `peer_public_key` the tracker certifies it (see tracker.proto).
   absl::StatusOr<tv1::LoginResponse> Login(const std::string& user_id,
                                            const std::string& password,
                                            const std::string& peer_address,
-                                           const std::string& client_id = "")
+                                           const std::string& client_id = "",
+                                           const std::string& peer_public_key = "")
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the session at the tracker and here. The local session ends even
   // when no tracker answers. FAILED_PRECONDITION when not logged in.
@@ -78,6 +84,9 @@ class TrackerClient {
   // SetSessionLostCallback.
   using KeepAliveCallback = std::function<void(const tv1::KeepAliveResponse& response)>;
   void SetKeepAliveCallback(KeepAliveCallback callback) ABSL_LOCKS_EXCLUDED(mu_);
+  // Asked before each keep-alive: the public key to have certified again
+  // (KeepAliveRequest.peer_public_key), or "" while the certificate lasts.
+  void SetRenewalKey(std::function<std::string()> key) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Attempt {
@@ -91,8 +100,13 @@ class TrackerClient {
   void KeepAliveLoop(std::string token, absl::Duration interval) ABSL_LOCKS_EXCLUDED(mu_);
   void StopKeepAlive() ABSL_LOCKS_EXCLUDED(mu_);
 
+  void Connect(const std::vector<std::shared_ptr<grpc::ChannelCredentials>>& credentials);
+  // Why no tracker answered, with the trust's words for a refused one.
+  std::string Unreachable(const grpc::Status& first_round) const;
+
   const std::vector<HostPort> trackers_;
   const absl::Duration call_timeout_;
+  const std::shared_ptr<TrackerTrust> trust_;  // null for plaintext or --tls_ca
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<tv1::TrackerService::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
@@ -102,6 +116,7 @@ class TrackerClient {
   bool keepalive_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_session_lost_ ABSL_GUARDED_BY(mu_);
   KeepAliveCallback on_keep_alive_ ABSL_GUARDED_BY(mu_);
+  std::function<std::string()> renewal_key_ ABSL_GUARDED_BY(mu_);
   bool calling_ ABSL_GUARDED_BY(mu_) = false;  // a callback runs
   // Waits until no callback runs, unless this is the keep-alive thread.
   void AwaitNoCallback() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -163,8 +178,7 @@ absl::StatusOr<Resp> TrackerClient::Call(Rpc<Req, Resp> rpc, const Req& request,
                                   "): " + answered.error_message());
   }
   return absl::UnavailableError("no tracker answers (tried " + names +
-                                "): " + DescribeUnreachable(first_round) +
-                                "; check that a tracker runs and try again");
+                                "): " + Unreachable(first_round));
 }
 
 }  // namespace groupshare::peer

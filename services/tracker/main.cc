@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include <grpcpp/resource_quota.h>
@@ -13,12 +15,16 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "core/certificates.h"
 #include "core/log.h"
+#include "core/status_macros.h"
 #include "core/tracker_info.h"
 #include "services/common/process.h"
 #include "services/common/server_setup.h"
 #include "services/tracker/store.h"
+#include "services/tracker/tls_authority.h"
 #include "services/tracker/tracker_service.h"
 
 ABSL_FLAG(std::string, db, "",
@@ -62,8 +68,17 @@ ABSL_FLAG(int, ticket_ttl, 180,
 ABSL_FLAG(int, password_iterations, 200000,
           "PBKDF2 iterations for new password hashes");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls_key)");
+ABSL_FLAG(bool, plaintext, false,
+          "serve without TLS, for experiments on one machine: passwords, tokens and tickets "
+          "cross the network in clear, and clients must be given --plaintext too");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain to serve TLS with (with --tls_key); without it the tracker "
+          "serves TLS with its own key and certificate, made at the first start and kept in "
+          "the database, so that every tracker over one database shows the same");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, cert_file, "",
+          "where to write the certificate the tracker serves, for clients such as grpcurl "
+          "(-cacert); default: beside an SQLite database, as <db>.cert.pem");
 ABSL_FLAG(bool, rotate_ticket_key, false,
           "rotate the download-ticket key of --db and exit: the new key is announced to "
           "clients at once and signs from --session_ttl + 5 seconds on; the old one is "
@@ -151,6 +166,46 @@ int RotateTicketKey() {
   return 0;
 }
 
+// How the tracker serves: TLS with the certificate of --tls_cert, or with
+// its own from the database; plaintext only when asked. Sets `*said` to the
+// line that tells users how to know this tracker, with `%s` for its address.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TrackerCredentials(
+    groupshare::tracker::Store* store, const groupshare::HostPort& address, std::string* said) {
+  using namespace groupshare;
+  if (absl::GetFlag(FLAGS_plaintext)) {
+    if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+      return absl::InvalidArgumentError("--plaintext and --tls_cert exclude each other");
+    }
+    *said = "plaintext (--plaintext): clients need --plaintext too";
+    return grpc::InsecureServerCredentials();
+  }
+  std::string cert_pem;
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (!absl::GetFlag(FLAGS_tls_cert).empty() || !absl::GetFlag(FLAGS_tls_key).empty()) {
+    TlsFiles files{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key), ""};
+    ASSIGN_OR_RETURN(credentials, ServerCredentialsFor(files));
+    std::ifstream in(files.cert);
+    std::stringstream text;
+    text << in.rdbuf();
+    cert_pem = text.str();
+  } else {
+    ASSIGN_OR_RETURN(KeyAndCert identity,
+                     tracker::LoadTrackerIdentity(store, address.host, absl::Now()));
+    credentials = ServerCredentialsFor(identity);
+    cert_pem = identity.cert_pem;
+  }
+  ASSIGN_OR_RETURN(CertificateInfo info, ReadCertificate(cert_pem));
+  std::string cert_file = absl::GetFlag(FLAGS_cert_file);
+  const std::string db = absl::GetFlag(FLAGS_db).empty() ? DefaultStatePath("tracker.db")
+                                                         : absl::GetFlag(FLAGS_db);
+  if (cert_file.empty() && !tracker::IsPostgresConninfo(db)) cert_file = db + ".cert.pem";
+  if (!cert_file.empty()) RETURN_IF_ERROR(WriteFileAtomically(cert_file, cert_pem));
+  *said = absl::StrCat("TLS certificate sha256=", info.sha256,
+                       cert_file.empty() ? "" : absl::StrCat(" (written to ", cert_file, ")"),
+                       "; clients may pin it in tracker_info.txt: %s sha256=", info.sha256);
+  return credentials;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,8 +254,8 @@ int main(int argc, char** argv) {
   auto service = tracker::TrackerServiceImpl::Create(store->get(), OptionsFromFlags());
   if (!service.ok()) return FailStartup(service.status().message());
 
-  auto credentials = ServerCredentialsFor(
-      {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key), ""});
+  std::string certificate_line;
+  auto credentials = TrackerCredentials(store->get(), address, &certificate_line);
   if (!credentials.ok()) return FailStartup(credentials.status().message());
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;
@@ -222,6 +277,9 @@ int main(int argc, char** argv) {
   }
   std::cout << "tracker " << number << " listening on " << address.host << ":" << port
             << " (database " << described << ")" << std::endl;
+  std::cout << absl::StrReplaceAll(certificate_line,
+                                   {{"%s", absl::StrCat(address.host, ":", port)}})
+            << std::endl;
   GS_LOG(kDebug) << "tracker " << number << " listening on " << address.host << ":" << port;
 
   WatchTermSignals();

@@ -68,15 +68,19 @@ TicketKeyTimes KeyTimes(const TrackerOptions& options) {
 absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> TrackerServiceImpl::Create(
     Store* store, TrackerOptions options) {
   ASSIGN_OR_RETURN(auto keys, TicketKeys::Load(store, KeyTimes(options), options.now()));
-  return std::unique_ptr<TrackerServiceImpl>(
-      new TrackerServiceImpl(store, std::move(options), std::move(keys)));
+  ASSIGN_OR_RETURN(auto authority,
+                   PeerAuthority::Load(store, options.peer_certificate_ttl, options.now()));
+  return std::unique_ptr<TrackerServiceImpl>(new TrackerServiceImpl(
+      store, std::move(options), std::move(keys), std::move(authority)));
 }
 
 TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
-                                       std::unique_ptr<TicketKeys> keys)
+                                       std::unique_ptr<TicketKeys> keys,
+                                       std::unique_ptr<PeerAuthority> authority)
     : store_(store),
       options_(std::move(options)),
       keys_(std::move(keys)),
+      authority_(std::move(authority)),
       dummy_hash_(HashPassword("not a password", options_.password_iterations)
                       .value_or(std::string())),
       login_guard_(options_.login) {}
@@ -265,10 +269,11 @@ absl::Status TrackerServiceImpl::CheckPasswordAndOpenSession(const tv1::LoginReq
   ASSIGN_OR_RETURN(std::string raw, RandomBytes(32));
   std::string token = HexEncode(raw);
   absl::Time now = options_.now();
-  RETURN_IF_ERROR(store_->CreateSession(
-      Sha256Of(token), {req.user_id(), req.peer_address(), now + options_.session_ttl,
-                        req.client_id()},
-      now));
+  const Session session{req.user_id(), req.peer_address(), now + options_.session_ttl,
+                        req.client_id()};
+  // Before the session opens: a key that is not one opens none.
+  RETURN_IF_ERROR(Certify(session, req.peer_public_key(), resp));
+  RETURN_IF_ERROR(store_->CreateSession(Sha256Of(token), session, now));
   ASSIGN_OR_RETURN(auto shares, store_->ListShares(req.user_id(), req.client_id()));
   resp->set_token(token);
   resp->set_session_ttl_seconds(
@@ -283,6 +288,19 @@ absl::Status TrackerServiceImpl::CheckPasswordAndOpenSession(const tv1::LoginReq
     out->set_size(s.size);
     out->set_complete(s.complete);
   }
+  return absl::OkStatus();
+}
+
+template <typename Response>
+absl::Status TrackerServiceImpl::Certify(const Session& session,
+                                         const std::string& public_key_pem,
+                                         Response* resp) const {
+  for (std::string& ca : authority_->CaCertificates()) resp->add_peer_ca_certificates(std::move(ca));
+  if (public_key_pem.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(PeerCertificate cert, authority_->Issue(session.user_id, session.client_id,
+                                                           public_key_pem, options_.now()));
+  resp->set_peer_certificate(std::move(cert.pem));
+  resp->set_peer_certificate_expires_at(absl::ToUnixSeconds(cert.expires));
   return absl::OkStatus();
 }
 
@@ -301,6 +319,7 @@ grpc::Status TrackerServiceImpl::KeepAlive(grpc::ServerContext* ctx,
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
     const absl::Time now = options_.now();
     RETURN_IF_ERROR(store_->ExtendSession(token_hash, now + options_.session_ttl));
+    RETURN_IF_ERROR(Certify(session, req->peer_public_key(), resp));
     for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
     resp->set_session_ttl_seconds(
         static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));

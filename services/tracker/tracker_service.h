@@ -17,6 +17,7 @@
 #include "services/tracker/login_guard.h"
 #include "services/tracker/store.h"
 #include "services/tracker/ticket_keys.h"
+#include "services/tracker/tls_authority.h"
 
 namespace groupshare::tracker {
 
@@ -33,6 +34,9 @@ struct TrackerOptions {
   int64_t page_size = 500;
   int64_t max_page_size = 1000;
   LoginGuardOptions login;
+  // Peer certificates issued at login are valid this long; clients renew
+  // theirs with their keep-alives.
+  absl::Duration peer_certificate_ttl = absl::Hours(1);
   // The clock; tests substitute their own.
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -93,7 +97,13 @@ class TrackerServiceImpl final
                               tv1::AnnounceHolderResponse* resp) override;
 
  private:
-  TrackerServiceImpl(Store* store, TrackerOptions options, std::unique_ptr<TicketKeys> keys);
+  TrackerServiceImpl(Store* store, TrackerOptions options, std::unique_ptr<TicketKeys> keys,
+                     std::unique_ptr<PeerAuthority> authority);
+  // Issues a peer certificate for `public_key_pem` (none when it is empty)
+  // and lists the CA certificates, into a Login or KeepAlive response.
+  template <typename Response>
+  absl::Status Certify(const Session& session, const std::string& public_key_pem,
+                       Response* resp) const;
 
   // Runs `body` for an authenticated caller: reads the bearer token, finds
   // its live session, then calls body(user_id). Logs and converts the result.
@@ -120,6 +130,7 @@ class TrackerServiceImpl final
   Store* const store_;
   const TrackerOptions options_;
   const std::unique_ptr<TicketKeys> keys_;
+  const std::unique_ptr<PeerAuthority> authority_;
   // What an unknown user's password is checked against (see Login).
   const std::string dummy_hash_;
   LoginGuard login_guard_;

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <random>
@@ -15,11 +16,17 @@
 
 namespace groupshare::testing {
 
-Cluster::Cluster(const std::vector<std::string>& tracker_flags)
-    : tracker_flags_(tracker_flags) {
+Cluster::Cluster(const std::vector<std::string>& tracker_flags,
+                 const std::vector<std::string>& client_flags)
+    : tracker_flags_(tracker_flags), client_flags_(client_flags) {
   StartTracker();
   tracker_info_ = dir_.File("tracker_info.txt");
   WriteFile(tracker_info_, absl::StrCat("127.0.0.1:", tracker_port_, "\n"));
+}
+
+bool Cluster::plaintext() const {
+  return std::find(tracker_flags_.begin(), tracker_flags_.end(), "--plaintext") !=
+         tracker_flags_.end();
 }
 
 void Cluster::StartTracker() {
@@ -55,6 +62,7 @@ std::unique_ptr<Cluster::Client> Cluster::StartClient(const std::string& name,
   std::remove(port_file.c_str());
   std::vector<std::string> argv = {GS_CLIENT_BIN, "127.0.0.1:0", tracker_info_,
                                    "--state_dir", client->state_dir, "--port_file", port_file};
+  argv.insert(argv.end(), client_flags_.begin(), client_flags_.end());
   argv.insert(argv.end(), flags.begin(), flags.end());
   client->shell = std::make_unique<Subprocess>(
       argv, std::map<std::string, std::string>{{"HOME", dir_.path()}},

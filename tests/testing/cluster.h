@@ -27,11 +27,15 @@ class Cluster {
     std::string Log() const { return ReadFile(state_dir + "/client.log"); }
   };
 
-  // Starts the tracker, with `tracker_flags` added to its command line.
-  explicit Cluster(const std::vector<std::string>& tracker_flags = {});
+  // Starts the tracker, with `tracker_flags` added to its command line;
+  // every client gets `client_flags` ("--plaintext" for both, say).
+  explicit Cluster(const std::vector<std::string>& tracker_flags = {},
+                   const std::vector<std::string>& client_flags = {});
   ~Cluster();
 
   TempDir& dir() { return dir_; }
+  // True when the tracker runs with --plaintext.
+  bool plaintext() const;
   const std::string& tracker_info() const { return tracker_info_; }
   int tracker_port() const { return tracker_port_; }
 
@@ -66,6 +70,7 @@ class Cluster {
  private:
   TempDir dir_;
   std::vector<std::string> tracker_flags_;
+  std::vector<std::string> client_flags_;
   std::unique_ptr<Subprocess> tracker_;
   int tracker_port_ = 0;
   std::string tracker_info_;
