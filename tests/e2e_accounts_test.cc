@@ -69,12 +69,15 @@ class E2E : public ::testing::Test {
   }
 
   std::unique_ptr<Subprocess> StartClient(const std::string& name,
-                                          const std::string& info = "") {
+                                          const std::string& info = "",
+                                          const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> argv = {GS_CLIENT_BIN,
+                                     absl::StrCat("127.0.0.1:", testing::UnusedPort()),
+                                     info.empty() ? client_info_ : info, "--state_dir",
+                                     dir_.File(name)};
+    argv.insert(argv.end(), flags.begin(), flags.end());
     return std::make_unique<Subprocess>(
-        std::vector<std::string>{GS_CLIENT_BIN,
-                                 absl::StrCat("127.0.0.1:", testing::UnusedPort()),
-                                 info.empty() ? client_info_ : info, "--state_dir",
-                                 dir_.File(name)},
+        argv,
         std::map<std::string, std::string>{{"HOME", dir_.path()}},
         dir_.File(name + ".stderr"));
   }
@@ -410,7 +413,7 @@ TEST_F(E2E, StringsFromATrackerCannotActOnTheTerminal) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
   testing::WriteFile(dir_.File("evil.txt"), absl::StrCat("127.0.0.1:", port, "\n"));
-  auto c = StartClient("c", dir_.File("evil.txt"));
+  auto c = StartClient("c", dir_.File("evil.txt"), {"--plaintext"});
   EXPECT_EQ(c->Run("login x y"), "logged in as x");
   EXPECT_EQ(c->Run("list_groups"),
             "evil\\e]0;owned\\x07\\e]52;c;aGk=\\x07 owner=mallory\\u{202e}fdp.exe members=1 "
@@ -456,8 +459,9 @@ TEST_F(E2E, TrackerClosesIdleConnections) {
   int port = 0;
   auto t = StartTracker(dir_.File("bind.txt"), 1, dir_.File("idle.db"), &port,
                         {"--idle_connection_timeout", "1"});
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = testing::ReadFile(dir_.File("idle.db.cert.pem"));
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(tls));
   ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
                                         std::chrono::seconds(10)));
   // The server's GOAWAY moves the channel out of READY.

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "core/certificates.h"
 #include "core/crypto.h"
 #include "core/file_hasher.h"
 #include "core/ticket.h"
@@ -111,6 +112,27 @@ std::vector<std::string> OtherNotices(const Cluster::Client& client) {
     }
   }
   return out;
+}
+
+std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Tracker flags for a certificate of an operator's own, made in `dir`
+// (--tls_cert and --tls_key).
+std::vector<std::string> OperatorCertificate(testing::TempDir& dir) {
+  CertificateRequest request;
+  request.common_name = "localhost";
+  request.ip_names = {"127.0.0.1"};
+  request.not_before = absl::Now() - absl::Hours(1);
+  request.not_after = absl::Now() + absl::Hours(24);
+  auto made = SelfSigned(request);
+  EXPECT_TRUE(made.ok()) << made.status();
+  if (!made.ok()) return {};
+  testing::WriteFile(dir.File("cert.pem"), made->cert_pem);
+  testing::WriteFile(dir.File("key.pem"), made->key_pem);
+  return {"--tls_cert", dir.File("cert.pem"), "--tls_key", dir.File("key.pem")};
 }
 
 class Sharing : public ::testing::Test {
@@ -959,7 +981,11 @@ TEST(SessionExpiry, ClientOfflineForAWhileKeepsItsSession) {
 // A session the tracker no longer knows (its database was lost) ends at
 // once: the client says so unasked and stops sharing.
 TEST(SessionExpiry, SessionTheTrackerForgotEndsAndTheShellSaysSo) {
-  Cluster cluster({"--session_ttl", "3"});
+  // The tracker's certificate is the operator's (--tls_cert), so that it
+  // outlives the database; one the tracker made would go with it, and the
+  // clients would refuse the new one (see Tls.TrustOnFirstUse...).
+  testing::TempDir certs;
+  Cluster cluster(Concat({"--session_ttl", "3"}, OperatorCertificate(certs)));
   auto alice = cluster.StartUser("alice");
   auto bob = cluster.StartUser("bob");
   cluster.KillTracker();
@@ -1396,21 +1422,23 @@ TEST(OneUser, TwoClientsShareDifferentFilesBothDownloadable) {
   EXPECT_THAT(desk->Run("list_groups"), StartsWith("g owner=alice"));
 }
 
-TEST(Tls, TrackerAndPeersOverTlsAndPlaintextClientsRefused) {
-  testing::TempDir certs;
-  std::string cert = certs.File("cert.pem"), key = certs.File("key.pem");
-  testing::Subprocess openssl(
-      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-       "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert},
-      {}, certs.File("openssl.log"));
-  openssl.CloseStdin();
-  ASSERT_EQ(openssl.Wait(), 0) << testing::ReadFile(certs.File("openssl.log"));
-  const std::vector<std::string> tls = {"--tls_cert", cert, "--tls_key", key, "--tls_ca", cert};
+// The fingerprint the tracker of `cluster` printed at its latest start.
+std::string PrintedFingerprint(Cluster& cluster) {
+  const std::string console = testing::ReadFile(cluster.dir().File("tracker.log"));
+  const size_t at = console.rfind("TLS certificate sha256=");
+  if (at == std::string::npos) return "";
+  return console.substr(at + std::strlen("TLS certificate sha256="), 64);
+}
 
-  Cluster cluster({"--tls_cert", cert, "--tls_key", key});
-  auto alice = cluster.StartUser("alice", tls);
-  auto bob = cluster.StartUser("bob", tls);
+// With an operator's certificate (--tls_cert) and clients given its CA
+// (--tls_ca), everything runs as by default; a plaintext client gets
+// nowhere.
+TEST(Tls, AnOperatorsCertificateAndCaRoots) {
+  testing::TempDir certs;
+  Cluster cluster(OperatorCertificate(certs));
+  const std::string cert = certs.File("cert.pem");
+  auto alice = cluster.StartUser("alice", {"--tls_ca", cert});
+  auto bob = cluster.StartUser("bob", {"--tls_ca", cert});
   cluster.AddMember(*alice, *bob, "g");
   std::string path = cluster.dir().File("f.bin");
   testing::WriteFile(path, testing::RandomBytes(3 << 20, 4));
@@ -1419,9 +1447,133 @@ TEST(Tls, TrackerAndPeersOverTlsAndPlaintextClientsRefused) {
   EXPECT_THAT(bob->Run("download_file g f.bin " + dest), StartsWith("downloading"));
   EXPECT_EQ(cluster.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + dest);
   EXPECT_TRUE(testing::ReadFile(dest) == testing::ReadFile(path));
+  EXPECT_EQ(PrintedFingerprint(cluster), ReadCertificate(testing::ReadFile(cert))->sha256);
   // A client that does not speak TLS gets nowhere.
-  auto plain = cluster.StartClient("plain");
+  auto plain = cluster.StartClient("plain", {"--plaintext"});
   EXPECT_THAT(plain->Run("create_user carol pw"), StartsWith("error: no tracker answers"));
+}
+
+// By default a client trusts the certificate a tracker shows first, records
+// it, and refuses another one later, as ssh does: a tracker that lost its
+// database (and made itself a new key) is refused until the user says so.
+TEST(Tls, TrustOnFirstUseIsRecordedAndAChangedCertificateRefused) {
+  Cluster cluster;
+  auto alice = cluster.StartUser("alice");
+  const std::string first = PrintedFingerprint(cluster);
+  ASSERT_EQ(first.size(), 64u);
+  const std::string known = alice->state_dir + "/known_trackers";
+  EXPECT_EQ(testing::ReadFile(known),
+            absl::StrCat("127.0.0.1:", cluster.tracker_port(), " ", first, "\n"));
+  struct stat st;
+  ASSERT_EQ(stat(known.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  cluster.KillTracker();
+  for (const char* f : {"tracker.db", "tracker.db-wal", "tracker.db-shm"}) {
+    std::remove(cluster.dir().File(f).c_str());
+  }
+  cluster.StartTracker();
+  const std::string second = PrintedFingerprint(cluster);
+  ASSERT_EQ(second.size(), 64u);
+  ASSERT_NE(second, first);
+  const std::string refused = alice->Run("list_groups");
+  EXPECT_THAT(refused, StartsWith("error: no tracker answers"));
+  EXPECT_THAT(refused, HasSubstr("WARNING"));
+  EXPECT_THAT(refused, HasSubstr("sha256=" + first));
+  EXPECT_THAT(refused, HasSubstr("sha256=" + second));
+  EXPECT_THAT(refused, HasSubstr(known));
+  // A client that never met the tracker takes the new one.
+  auto carol = cluster.StartClient("carol");
+  EXPECT_THAT(carol->Run("create_user carol pw"), StartsWith("user carol created"));
+  EXPECT_THAT(testing::ReadFile(carol->state_dir + "/known_trackers"), HasSubstr(second));
+}
+
+// A fingerprint pinned in tracker_info.txt is held to from the first call.
+TEST(Tls, APinnedFingerprintWins) {
+  Cluster cluster;
+  const std::string right = PrintedFingerprint(cluster);
+  ASSERT_EQ(right.size(), 64u);
+  const std::string address = absl::StrCat("127.0.0.1:", cluster.tracker_port());
+  // Pinned right: the client never records a first use.
+  testing::WriteFile(cluster.tracker_info(), address + " sha256=" + right + "\n");
+  auto alice = cluster.StartUser("alice");
+  EXPECT_THAT(alice->Run("list_groups"), Not(StartsWith("error")));
+  EXPECT_EQ(testing::ReadFile(alice->state_dir + "/known_trackers"), "");
+  // Pinned wrong: refused, naming both.
+  const std::string wrong(64, 'e');
+  testing::WriteFile(cluster.tracker_info(), address + " sha256=" + wrong + "\n");
+  auto bob = cluster.StartClient("bob");
+  const std::string refused = bob->Run("create_user bob pw");
+  EXPECT_THAT(refused, StartsWith("error: no tracker answers"));
+  EXPECT_THAT(refused, HasSubstr("sha256=" + right));
+  EXPECT_THAT(refused, HasSubstr("pins sha256=" + wrong));
+}
+
+// A peer admits only callers certified by the trackers' peer CA, and only
+// while the certificate lasts; the ticket alone does not do.
+TEST(Tls, APeerRefusesCertificatesOfAnotherCaAndExpiredOnes) {
+  // Keep-alives every second renew the real clients' certificates in time.
+  Cluster cluster({"--peer_certificate_ttl", "3", "--session_ttl", "3"});
+  auto alice = cluster.StartUser("alice");
+  auto bob = cluster.StartUser("bob");
+  cluster.AddMember(*alice, *bob, "g");
+  const std::string path = cluster.dir().File("f.bin");
+  testing::WriteFile(path, testing::RandomBytes(1 << 20, 9));
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  const std::string sha1 = HexEncode(Sha1Of(testing::ReadFile(path)));
+  Ticketed ticketed = TicketedRequest(cluster, "bob", sha1);
+  pv1::GetPieceRequest one = ticketed.request;
+  one.clear_pieces();
+  one.add_pieces(0);
+  auto get_piece = [&](std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    auto peer = pv1::PeerService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", alice->port), credentials));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto reader = peer->GetPiece(&ctx, one);
+    pv1::PieceChunk chunk;
+    std::string data;
+    while (reader->Read(&chunk)) data += chunk.data();
+    return std::make_pair(reader->Finish(), data);
+  };
+  // Bob's own certificate, fresh: served.
+  auto [served, data] = get_piece(ticketed.member.To("alice"));
+  EXPECT_TRUE(served.ok()) << served.error_message();
+  EXPECT_TRUE(data == testing::ReadFile(path).substr(0, data.size()) && !data.empty());
+
+  // A certificate for bob's key from a CA of his own making: no handshake.
+  CertificateRequest ca_request;
+  ca_request.common_name = "bob's own CA";
+  ca_request.is_ca = true;
+  ca_request.not_before = absl::Now() - absl::Hours(1);
+  ca_request.not_after = absl::Now() + absl::Hours(1);
+  auto other_ca = SelfSigned(ca_request);
+  ASSERT_TRUE(other_ca.ok());
+  CertificateRequest request;
+  request.common_name = "bob";
+  request.not_before = absl::Now() - absl::Hours(1);
+  request.not_after = absl::Now() + absl::Hours(1);
+  testing::TestMember forger = testing::NewMember(cluster, "bob");
+  const std::string forger_key = forger.identity->public_key_pem();
+  auto forged_for_forger = Issue(*other_ca, forger_key, request);
+  ASSERT_TRUE(forged_for_forger.ok());
+  ASSERT_TRUE(forger.identity->Accept(*forged_for_forger, {other_ca->cert_pem}).ok());
+  auto [other_ca_status, other_ca_data] = get_piece(forger.To("alice"));
+  EXPECT_EQ(other_ca_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << other_ca_status.error_message();
+  EXPECT_TRUE(other_ca_data.empty());
+
+  // Bob's real certificate once it has expired (3 s): no handshake either.
+  absl::SleepFor(absl::Seconds(4));  // the time the certificate lives is the point
+  auto [expired_status, expired_data] = get_piece(ticketed.member.To("alice"));
+  EXPECT_EQ(expired_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << expired_status.error_message();
+  EXPECT_TRUE(expired_data.empty());
+  // Meanwhile the real clients renewed theirs with their keep-alives.
+  EXPECT_THAT(bob->Run("download_file g f.bin " + cluster.dir().File("out.bin")),
+              StartsWith("downloading"));
+  EXPECT_EQ(cluster.WaitForDownload(*bob, "[C]"),
+            "[C] [g] f.bin -> " + cluster.dir().File("out.bin"));
 }
 
 TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {

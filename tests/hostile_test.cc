@@ -52,9 +52,10 @@ void RaiseOwnFileLimit() {
 }
 
 // Opens `count` connections to 127.0.0.1:`port`, from the source addresses
-// 127.0.0.2 to 127.0.0.9 in turn, each sending only the preface. Returns
-// the sockets; those the server closed at once are among them.
-std::vector<int> Flood(int port, int count) {
+// 127.0.0.2 to 127.0.0.9 in turn, each sending only HTTP/2's preface (to a
+// TLS server: nothing, a handshake that never starts). Returns the sockets;
+// those the server closed at once are among them.
+std::vector<int> Flood(int port, int count, bool tls) {
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -73,7 +74,7 @@ std::vector<int> Flood(int port, int count) {
       close(fd);
       continue;
     }
-    send(fd, kPreface, sizeof(kPreface) - 1, MSG_NOSIGNAL);
+    if (!tls) send(fd, kPreface, sizeof(kPreface) - 1, MSG_NOSIGNAL);
     fds.push_back(fd);
   }
   return fds;
@@ -86,18 +87,29 @@ void CloseAll(std::vector<int>& fds) {
 
 // A channel to 127.0.0.1:`port` on a connection of its own (gRPC would
 // otherwise share one with the process's other channels to it).
-std::shared_ptr<grpc::Channel> OwnChannel(int port) {
+// Plaintext unless `credentials` say otherwise.
+std::shared_ptr<grpc::Channel> OwnChannel(
+    int port, std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr) {
   grpc::ChannelArguments args;
   args.SetInt("grpc.use_local_subchannel_pool", 1);
-  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", port),
+      credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(), args);
+}
+
+// TLS to a tracker that serves the certificate it wrote to `cert_file`.
+std::shared_ptr<grpc::ChannelCredentials> TrustingTheTracker(const std::string& cert_file) {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = testing::ReadFile(cert_file);
+  return grpc::SslCredentials(options);
 }
 
 // True when a new gRPC channel to 127.0.0.1:`port` gets connected (the
 // server accepted it and answered HTTP/2's settings) within `timeout`.
-bool HonestClientConnects(int port, absl::Duration timeout) {
-  return OwnChannel(port)->WaitForConnected(std::chrono::system_clock::now() +
-                                   absl::ToChronoMilliseconds(timeout));
+bool HonestClientConnects(int port, absl::Duration timeout,
+                          std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr) {
+  return OwnChannel(port, credentials)
+      ->WaitForConnected(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
 }
 
 int PortIn(const std::string& file) {
@@ -114,7 +126,10 @@ int PortIn(const std::string& file) {
 
 // A client on its own (its tracker_info.txt names a port nobody listens
 // on): a peer service on a port it chose, stored in `*port` (0 when it did
-// not start). `wrapper` runs it (prlimit, say); `flags` are added.
+// not start). `wrapper` runs it (prlimit, say); `flags` are added. It runs
+// --plaintext: a client that never logged in holds no certificate to serve
+// TLS with, and these attacks are on the HTTP/2 layer, which TLS carries
+// unchanged for an attacker who is a member.
 std::unique_ptr<Subprocess> StartLonePeer(const testing::TempDir& dir, int* port,
                                           const std::vector<std::string>& wrapper = {},
                                           const std::vector<std::string>& flags = {}) {
@@ -123,7 +138,7 @@ std::unique_ptr<Subprocess> StartLonePeer(const testing::TempDir& dir, int* port
   for (const std::string& arg :
        {std::string(GS_CLIENT_BIN), std::string("127.0.0.1:0"), dir.File("tracker_info.txt"),
         std::string("--state_dir"), dir.File("state"), std::string("--port_file"),
-        dir.File("port")}) {
+        dir.File("port"), std::string("--plaintext")}) {
     argv.push_back(arg);
   }
   argv.insert(argv.end(), flags.begin(), flags.end());
@@ -357,10 +372,11 @@ void UnfinishedMessagesAreGivenBack(pid_t pid, int port, const std::string& path
 // The attack on a server whose limit of open files is 256, and what must
 // hold: the server says it refuses connections, and once the attacker lets
 // go an honest client connects within seconds.
-void FloodAndRecover(int port, const std::string& log_file) {
+void FloodAndRecover(int port, const std::string& log_file,
+                     std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr) {
   RaiseOwnFileLimit();
-  ASSERT_TRUE(HonestClientConnects(port, absl::Seconds(10)));
-  std::vector<int> attack = Flood(port, 400);
+  ASSERT_TRUE(HonestClientConnects(port, absl::Seconds(10), credentials));
+  std::vector<int> attack = Flood(port, 400, credentials != nullptr);
   EXPECT_GE(attack.size(), 256u) << "the attack did not reach the server's limit";
   // While the attacker holds its connections, the server refused the excess
   // as it came (rather than failing for want of descriptors).
@@ -372,15 +388,15 @@ void FloodAndRecover(int port, const std::string& log_file) {
   EXPECT_THAT(testing::ReadFile(log_file), HasSubstr("closing new connections at once"));
   EXPECT_THAT(testing::ReadFile(log_file), ::testing::Not(HasSubstr("Too many open files")));
   // A new client from another address gets in while the attack lasts.
-  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10)))
+  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10), credentials))
       << "an honest client was kept out during the attack";
   CloseAll(attack);
-  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10)))
+  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10), credentials))
       << "the listener did not recover:\n" << testing::ReadFile(log_file);
   // And again: the listener keeps working after a second burst.
-  attack = Flood(port, 400);
+  attack = Flood(port, 400, credentials != nullptr);
   CloseAll(attack);
-  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10)));
+  EXPECT_TRUE(HonestClientConnects(port, absl::Seconds(10), credentials));
 }
 
 TEST(HostileConnections, TrackerOutlivesABurstBeyondItsFileLimit) {
@@ -392,7 +408,7 @@ TEST(HostileConnections, TrackerOutlivesABurstBeyondItsFileLimit) {
                      {{"HOME", dir.path()}}, dir.File("tracker.log"));
   const int port = PortIn(dir.File("port"));
   ASSERT_GT(port, 0) << testing::ReadFile(dir.File("tracker.log"));
-  FloodAndRecover(port, dir.File("tracker.log"));
+  FloodAndRecover(port, dir.File("tracker.log"), TrustingTheTracker(dir.File("t.db.cert.pem")));
 }
 
 TEST(HostileConnections, PeerServiceOutlivesABurstBeyondItsFileLimit) {
@@ -410,7 +426,7 @@ TEST(HostileConnections, PeerServiceClosesIdleConnections) {
   int port = 0;
   auto client = StartLonePeer(dir, &port, {}, {"--idle_connection_timeout", "2"});
   ASSERT_GT(port, 0);
-  std::vector<int> idle = Flood(port, 20);
+  std::vector<int> idle = Flood(port, 20, /*tls=*/false);
   ASSERT_EQ(idle.size(), 20u);
   const absl::Time deadline = absl::Now() + absl::Seconds(15);
   size_t closed = 0;
@@ -468,8 +484,10 @@ TEST(HostileMessages, TrackerGivesBackWhatUnfinishedMessagesTook) {
   namespace tv1 = ::groupshare::tracker::v1;
   testing::TempDir dir;
   testing::WriteFile(dir.File("bind.txt"), "127.0.0.1:0\n");
+  // Plaintext: the attacker speaks HTTP/2 itself, which TLS would carry
+  // unchanged.
   Subprocess tracker({GS_TRACKER_BIN, dir.File("bind.txt"), "1", "--db", dir.File("t.db"),
-                      "--port_file", dir.File("port"), "--max_memory_mb", "32"},
+                      "--port_file", dir.File("port"), "--max_memory_mb", "32", "--plaintext"},
                      {{"HOME", dir.path()}}, dir.File("tracker.log"));
   const int port = PortIn(dir.File("port"));
   ASSERT_GT(port, 0);
@@ -542,7 +560,8 @@ TEST(HostileSignups, SessionCallsAndKnownLoginsAnswerThroughACreateUserStorm) {
                      {{"HOME", dir.path()}}, dir.File("tracker.log"));
   const int port = PortIn(dir.File("port"));
   ASSERT_GT(port, 0);
-  auto stub = tv1::TrackerService::NewStub(OwnChannel(port));
+  const auto tls = TrustingTheTracker(dir.File("t.db.cert.pem"));
+  auto stub = tv1::TrackerService::NewStub(OwnChannel(port, tls));
   auto call = [](auto& stub, auto rpc, const auto& req, auto* resp,
                  const std::string& token = "") {
     grpc::ClientContext ctx;
@@ -568,7 +587,7 @@ TEST(HostileSignups, SessionCallsAndKnownLoginsAnswerThroughACreateUserStorm) {
   std::atomic<int> signups{0}, refused{0};
   std::vector<std::thread> storm;
   std::vector<std::unique_ptr<tv1::TrackerService::Stub>> storm_stubs;
-  for (int c = 0; c < 10; ++c) storm_stubs.push_back(tv1::TrackerService::NewStub(OwnChannel(port)));
+  for (int c = 0; c < 10; ++c) storm_stubs.push_back(tv1::TrackerService::NewStub(OwnChannel(port, tls)));
   for (int t = 0; t < 300; ++t) {
     storm.emplace_back([&, t] {
       const absl::Time end = absl::Now() + absl::Seconds(30);

@@ -8,8 +8,16 @@ Login and ListGroups with JSON, the way grpcurl would. It also asks the
 standard health service. Only grpcio, protobuf and the reflection proto
 (Debian's python3-grpcio, python3-protobuf, grpc-proto) are used.
 
-It does the same for a client's peer service (started headless): lists it,
-describes GetPiece, asks its health, and stops it with SIGTERM.
+The tracker serves TLS (its own certificate, which it writes beside its
+database): the client trusts that certificate, as grpcurl -cacert would. A
+tracker run with --plaintext answers plaintext calls, and a plaintext call
+to a TLS tracker gets nowhere.
+
+It does the same for a client's peer service (started headless, logged in
+by a script): lists it, describes GetPiece, asks its health, and stops it
+with SIGTERM. A peer admits only members: the test presents the client's own
+certificate (peer-cert.pem, peer-key.pem in its state folder) and trusts the
+peer CA (peer-ca.pem), naming the member the certificate is for.
 
 usage: reflection_test.py <tracker binary> <client binary>
 """
@@ -138,9 +146,13 @@ def check_peer_service(client_bin, tracker_address, tmp, reflection_pb2):
     with open(info, "w") as f:
         f.write(tracker_address + "\n")
     port_file = os.path.join(tmp, "client.port")
+    script = os.path.join(tmp, "login.txt")
+    with open(script, "w") as f:
+        f.write("create_user peeruser pw\nlogin peeruser pw\n")
+    state = os.path.join(tmp, "client")
     client = subprocess.Popen(
-        [client_bin, "127.0.0.1:0", info, "--headless", "--state_dir",
-         os.path.join(tmp, "client"), "--port_file", port_file],
+        [client_bin, "127.0.0.1:0", info, "--headless", "--state_dir", state,
+         "--port_file", port_file, "--script", script],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=dict(os.environ, HOME=tmp))
     try:
@@ -150,7 +162,20 @@ def check_peer_service(client_bin, tracker_address, tmp, reflection_pb2):
                 check(False, "the headless client starts")
                 return
             time.sleep(0.02)
-        channel = grpc.insecure_channel("127.0.0.1:" + open(port_file).read().strip())
+        cert = os.path.join(state, "peer-cert.pem")
+        while not os.path.exists(cert):
+            if time.time() > deadline:
+                check(False, "the headless client logs in and gets a certificate")
+                return
+            time.sleep(0.02)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=open(os.path.join(state, "peer-ca.pem"), "rb").read(),
+            private_key=open(os.path.join(state, "peer-key.pem"), "rb").read(),
+            certificate_chain=open(cert, "rb").read())
+        # The peer's certificate names a member, not an address.
+        channel = grpc.secure_channel("127.0.0.1:" + open(port_file).read().strip(),
+                                      credentials,
+                                      options=[("grpc.ssl_target_name_override", "peeruser")])
         grpc.channel_ready_future(channel).result(timeout=20)
         reflector = Reflector(channel, reflection_pb2)
         services = reflector.list_services()
@@ -165,6 +190,28 @@ def check_peer_service(client_bin, tracker_address, tmp, reflection_pb2):
     finally:
         client.send_signal(signal.SIGTERM)
         check(client.wait(timeout=20) == 0, "SIGTERM stops the headless client cleanly")
+
+
+def check_plaintext_tracker(tracker_bin, tmp, reflection_pb2):
+    """A tracker run with --plaintext answers plaintext calls."""
+    info = os.path.join(tmp, "plain_info.txt")
+    with open(info, "w") as f:
+        f.write("127.0.0.1:0\n")
+    tracker = subprocess.Popen(
+        [tracker_bin, info, "1", "--db", os.path.join(tmp, "plain.db"), "--plaintext"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, HOME=tmp), text=True)
+    try:
+        address = tracker.stdout.readline().split(" listening on ")[1].split(" ")[0]
+        check("plaintext" in tracker.stdout.readline(), "a --plaintext tracker says so")
+        channel = grpc.insecure_channel(address)
+        grpc.channel_ready_future(channel).result(timeout=20)
+        check(TRACKER in Reflector(channel, reflection_pb2).list_services(),
+              "a --plaintext tracker answers reflection in plaintext")
+    finally:
+        tracker.stdin.write("quit\n")
+        tracker.stdin.flush()
+        tracker.wait(timeout=20)
 
 
 def main():
@@ -182,8 +229,17 @@ def main():
         try:
             first = tracker.stdout.readline()
             address = first.split(" listening on ")[1].split(" ")[0]
-            channel = grpc.insecure_channel(address)
+            second = tracker.stdout.readline()
+            check("TLS certificate sha256=" in second, "the tracker prints its fingerprint")
+            root = open(os.path.join(tmp, "t.db.cert.pem"), "rb").read()
+            channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root))
             grpc.channel_ready_future(channel).result(timeout=20)
+            plain = grpc.insecure_channel(address)
+            try:
+                grpc.channel_ready_future(plain).result(timeout=2)
+                check(False, "a plaintext call to a TLS tracker gets nowhere")
+            except grpc.FutureTimeoutError:
+                check(True, "a plaintext call to a TLS tracker gets nowhere")
             reflector = Reflector(channel, reflection_pb2)
 
             services = reflector.list_services()
@@ -227,6 +283,7 @@ def main():
             tracker.stdin.write("quit\n")
             tracker.stdin.flush()
             tracker.wait(timeout=20)
+        check_plaintext_tracker(tracker_bin, tmp, reflection_pb2)
     print("%d passed, %d failed" % (len(passes), len(failures)))
     return 1 if failures else 0
 

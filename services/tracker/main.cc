@@ -65,6 +65,9 @@ ABSL_FLAG(int, session_ttl, 30,
           "seconds after which a client that stopped sending KeepAlive is offline");
 ABSL_FLAG(int, ticket_ttl, 180,
           "seconds a download ticket stays valid (downloaders renew theirs every few seconds)");
+ABSL_FLAG(int, peer_certificate_ttl, 3600,
+          "seconds a member's peer certificate is valid (clients renew theirs with their "
+          "keep-alives at half its life)");
 ABSL_FLAG(int, password_iterations, 200000,
           "PBKDF2 iterations for new password hashes");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
@@ -138,6 +141,7 @@ groupshare::tracker::TrackerOptions OptionsFromFlags() {
   options.session_ttl = absl::Seconds(absl::GetFlag(FLAGS_session_ttl));
   options.ticket_ttl = absl::Seconds(absl::GetFlag(FLAGS_ticket_ttl));
   options.password_iterations = absl::GetFlag(FLAGS_password_iterations);
+  options.peer_certificate_ttl = absl::Seconds(absl::GetFlag(FLAGS_peer_certificate_ttl));
   options.login.hash_slots = absl::GetFlag(FLAGS_hash_slots);
   options.page_size = std::min(absl::GetFlag(FLAGS_page_size), 1000);
   options.login.free_failures_per_user = absl::GetFlag(FLAGS_failed_logins_per_user);
@@ -237,9 +241,10 @@ int main(int argc, char** argv) {
                              trackers->size(), " (the lines of ", args[0], ")"));
   }
   if (absl::GetFlag(FLAGS_session_ttl) < 3 || absl::GetFlag(FLAGS_ticket_ttl) < 10 ||
-      absl::GetFlag(FLAGS_password_iterations) < 1) {
-    return FailStartup("--session_ttl must be at least 3, --ticket_ttl at least 10 and "
-                "--password_iterations at least 1");
+      absl::GetFlag(FLAGS_password_iterations) < 1 ||
+      absl::GetFlag(FLAGS_peer_certificate_ttl) < 1) {
+    return FailStartup("--session_ttl must be at least 3, --ticket_ttl at least 10, and "
+                "--password_iterations and --peer_certificate_ttl at least 1");
   }
   if (absl::GetFlag(FLAGS_signup) != "open" && absl::GetFlag(FLAGS_signup) != "off") {
     return FailStartup("--signup must be open or off");
@@ -277,9 +282,10 @@ int main(int argc, char** argv) {
   }
   std::cout << "tracker " << number << " listening on " << address.host << ":" << port
             << " (database " << described << ")" << std::endl;
-  std::cout << absl::StrReplaceAll(certificate_line,
-                                   {{"%s", absl::StrCat(address.host, ":", port)}})
-            << std::endl;
+  certificate_line =
+      absl::StrReplaceAll(certificate_line, {{"%s", absl::StrCat(address.host, ":", port)}});
+  std::cout << certificate_line << std::endl;
+  GS_LOG(kInfo) << certificate_line;
   GS_LOG(kDebug) << "tracker " << number << " listening on " << address.host << ":" << port;
 
   WatchTermSignals();

@@ -88,6 +88,12 @@ absl::StatusOr<PeerCertificate> PeerAuthority::Issue(const std::string& user_id,
   CertificateRequest request;
   request.common_name = user_id;
   if (!client_id.empty()) request.uri_names = {absl::StrCat("groupshare:client:", client_id)};
+  // The user's name as a DNS name too, where it can be one: a generic TLS
+  // client (grpcurl -servername <user>) then checks the member by name.
+  if (user_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789.-_") == std::string::npos) {
+    request.dns_names = {user_id};
+  }
   // A little slack for clocks that differ.
   request.not_before = now - absl::Minutes(5);
   request.not_after = now + lifetime_;
