@@ -12,6 +12,8 @@
 # takes to log in, and a logged-in one's list_groups, under it and after
 # it; and the time of the same 64 MiB download with and without the attack
 # against the seeder.
+# The attacks speak HTTP/2 themselves (a member would carry the same inside
+# TLS), so every process here runs --plaintext.
 #   bench/hostile_figures.sh [--connections N]
 # Run from the repository after scripts/setup.sh.
 set -euo pipefail
@@ -95,7 +97,7 @@ login_time() {
   start=$(date +%s.%N)
   if printf 'login %s pw-%s\nquit\n' "$name" "$name" |
      HOME=$work timeout 30 "$bin/client" 127.0.0.1:0 "$work/tracker_info.txt" \
-       --state_dir "$work/probe-$name-$RANDOM" 2>>"$work/probe.err" | tee -a "$work/probe.out" |
+       --state_dir "$work/probe-$name-$RANDOM" --plaintext 2>>"$work/probe.err" | tee -a "$work/probe.out" |
        grep -q "logged in as"; then
     calc "$(date +%s.%N) - $start"
   else
@@ -105,15 +107,16 @@ login_time() {
 
 # The tracker and the clients under a limit of 1024 open files.
 echo "127.0.0.1:0" > "$work/bind.txt"
-prlimit --nofile=1024:1024 "$bin/tracker" "$work/bind.txt" 1 --db "$work/tracker.db" \
+prlimit --nofile=1024:1024 "$bin/tracker" "$work/bind.txt" 1 --db "$work/tracker.db" --plaintext \
   --port_file "$work/tracker.port" --signups_per_address 1000000 --signups_per_hour 1000000 \
   </dev/null >"$work/tracker.out" 2>"$work/tracker.log" &
 tracker=$!
 pids+=("$tracker")
 until [ -s "$work/tracker.port" ]; do sleep 0.05; done
 echo "127.0.0.1:$(cat "$work/tracker.port")" > "$work/tracker_info.txt"
-CLIENT_WRAPPER="prlimit --nofile=1024:1024" start_client alice --port_file "$work/alice.port"
-start_client bob
+CLIENT_WRAPPER="prlimit --nofile=1024:1024" start_client alice --port_file "$work/alice.port" \
+  --plaintext
+start_client bob --plaintext
 new_user alice
 new_user bob
 expect alice "create_group g" "group g created"
@@ -124,7 +127,7 @@ alice_pid=$(pgrep -f "state_dir $work/alice" | while read -r p; do
   [ "$(cat /proc/$p/comm)" = client ] && echo "$p"; done | head -1)
 probe=prober
 printf 'create_user %s pw-%s\nquit\n' $probe $probe | HOME=$work "$bin/client" 127.0.0.1:0 \
-  "$work/tracker_info.txt" --state_dir "$work/probe-make" >/dev/null 2>&1
+  "$work/tracker_info.txt" --state_dir "$work/probe-make" --plaintext >/dev/null 2>&1
 
 echo "tracker before:  $(usage "$tracker")  login_s=$(login_time $probe)"
 flood "$(cat "$work/tracker.port")" "$connections"

@@ -21,6 +21,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <sstream>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -37,6 +39,9 @@
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "", "host:port of the tracker");
+ABSL_FLAG(std::string, cacert, "",
+          "the certificate the tracker serves (it writes it beside its database); "
+          "plaintext without it, for a tracker run with --plaintext");
 ABSL_FLAG(std::string, calls, "Check,ListFiles100,ListFiles1,GetFilePeers,KeepAlive",
           "the calls to measure, one run each");
 ABSL_FLAG(int, in_flight, 64, "calls kept in flight");
@@ -228,12 +233,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: --target host:port is required\n");
     return 2;
   }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (const std::string cacert = absl::GetFlag(FLAGS_cacert); !cacert.empty()) {
+    std::ifstream in(cacert);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(tls);
+  }
   std::vector<std::unique_ptr<Stub>> stubs;
   std::vector<std::unique_ptr<grpc::GenericStub>> generic;
   for (int i = 0; i < connections; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("grpc.channel_id", i);  // a connection each, not one shared
-    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    auto channel = grpc::CreateCustomChannel(target, credentials, args);
     stubs.push_back(tv1::TrackerService::NewStub(channel));
     generic.push_back(std::make_unique<grpc::GenericStub>(channel));
   }
@@ -270,7 +284,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < absl::GetFlag(FLAGS_login_storm); ++i) {
       storm.emplace_back([&, i] {
         auto stub = tv1::TrackerService::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+            grpc::CreateChannel(target, credentials));
         for (int n = 0; storming && n < 100000; ++n) {
           grpc::ClientContext ctx;
           ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

@@ -38,7 +38,7 @@ trap 'stop_cluster; "$repo/tests/testing/postgres.sh" stop "$work/pg" >/dev/null
 
 tracker_at() {  # tracker flags...; sets $target
   rm -f "$work/tracker.port"
-  start_tracker --log_level warning "$@"
+  start_tracker --log_level warning --cert_file "$work/tracker.cert.pem" "$@"
   target=127.0.0.1:$(cat "$work/tracker.port")
 }
 
@@ -46,8 +46,9 @@ measure() {  # label, tracker flags...
   local label=$1; shift
   rm -f "$work/tracker.db"*
   tracker_at "$@"
+  # Over TLS, as clients call it by default.
   local load=("$bin/tracker_bench" --target "$target" --seconds "$seconds" --connections 4
-              --prefix bench)
+              --prefix bench --cacert "$work/tracker.cert.pem")
   "${load[@]}" --in_flight 64 --calls Check,ListFiles100,ListFiles1,GetFilePeers,KeepAlive |
     tee "$work/rates" | sed "s/^/$label /"
   awk -v label="$label" '

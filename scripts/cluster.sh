@@ -27,26 +27,30 @@ wait_for() {
 }
 
 # Starts a tracker on a free port; writes $work/tracker_info.txt for clients.
+# With $tname set, its files are named after it instead of "tracker"
+# ($work/<tname>_info.txt, ...), so that two trackers can run side by side;
+# clients started meanwhile use it.
 start_tracker() {
-  echo "127.0.0.1:0" > "$work/bind.txt"
-  "$bin/tracker" "$work/bind.txt" 1 --db "$work/tracker.db" --port_file "$work/tracker.port" \
-    "$@" </dev/null >"$work/tracker.out" 2>"$work/tracker.log" &
+  local t=${tname:-tracker}
+  echo "127.0.0.1:0" > "$work/$t.bind.txt"
+  "$bin/tracker" "$work/$t.bind.txt" 1 --db "$work/$t.db" --port_file "$work/$t.port" \
+    "$@" </dev/null >"$work/$t.out" 2>"$work/$t.log" &
   pids+=($!)
   local deadline=$((SECONDS + 30))
-  until [ -s "$work/tracker.port" ]; do
-    [ $SECONDS -lt $deadline ] || { echo "the tracker did not start:" >&2; cat "$work/tracker.log" >&2; return 1; }
+  until [ -s "$work/$t.port" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "the tracker did not start:" >&2; cat "$work/$t.log" >&2; return 1; }
     sleep 0.02
   done
-  echo "127.0.0.1:$(cat "$work/tracker.port")" > "$work/tracker_info.txt"
+  echo "127.0.0.1:$(cat "$work/$t.port")" > "$work/${t}_info.txt"
 }
 
-# Starts client $1 (further arguments are its flags); its answers go to
-# $work/$1.out, its commands come from `cmd $1 ...`.
+# Starts client $1 (its state in $work/$1, its output in $work/$1.out);
+# further arguments are flags.
 start_client() {
   local name=$1 fd
   shift
   mkfifo "$work/$name.in"
-  HOME=$work ${CLIENT_WRAPPER:-} "$bin/client" 127.0.0.1:0 "$work/tracker_info.txt" \
+  HOME=$work ${CLIENT_WRAPPER:-} "$bin/client" 127.0.0.1:0 "$work/${tname:-tracker}_info.txt" \
     --state_dir "$work/$name" "$@" <"$work/$name.in" >>"$work/$name.out" 2>&1 &
   pids+=($!)
   exec {fd}>"$work/$name.in"

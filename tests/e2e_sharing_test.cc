@@ -463,6 +463,56 @@ class HonestPeer final : public pv1::PeerService::Service {
   const FileLayout layout_;
 };
 
+// A holder must show the certificate of the member the tracker listed: a
+// server at mallory's address showing trudy's certificate (both members)
+// is refused before any call, although it would serve the right bytes
+// faster than anyone.
+TEST_F(Sharing, AHolderShowingAnotherMembersCertificateIsRefused) {
+  const size_t size = 8 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});
+  auto dave = cluster_.StartUser("dave");
+  cluster_.AddMember(*alice, *dave, "g");
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto hashed = HashFile(path);
+  ASSERT_TRUE(hashed.ok());
+
+  testing::TestMember trudy = testing::NewMember(cluster_, "trudy");
+  testing::TestMember mallory = testing::NewMember(cluster_, "mallory");
+  ASSERT_NE(trudy.identity, nullptr);
+  HonestPeer service(testing::ReadFile(path), hashed->piece_size);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  int port = 0;
+  auto server = StartServer(builder, "127.0.0.1:0", &port, trudy.identity->ServerCredentials());
+  ASSERT_TRUE(server.ok()) << server.status();
+  JoinAsFakeSharer(cluster_, *alice, trudy, "g", port);
+  JoinAsFakeSharer(cluster_, *alice, mallory, "g", port);
+  // Mallory registers the file at the address where trudy's server runs.
+  absl::Status served =
+      trudy.identity->AwaitServed(absl::StrCat("127.0.0.1:", port), absl::Seconds(5));
+  ASSERT_TRUE(served.ok()) << served;
+  tv1::UploadFileRequest upload;
+  upload.set_group_id("g");
+  upload.mutable_file()->set_name("f.bin");
+  upload.mutable_file()->set_size(hashed->size);
+  upload.mutable_file()->set_piece_size(hashed->piece_size);
+  upload.mutable_file()->set_sha1(hashed->sha1);
+  for (const std::string& p : hashed->piece_sha1) upload.mutable_file()->add_piece_sha1(p);
+  tv1::UploadFileResponse uploaded;
+  ASSERT_TRUE(CallTracker(testing::TrackerStub(cluster_).get(),
+                          &tv1::TrackerService::Stub::UploadFile, mallory.token, upload,
+                          &uploaded).ok());
+
+  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  ExpectNoneFrom(BytesByPeer(*dave, "f.bin"), "mallory", size);
+  EXPECT_EQ(DroppedPeers(*dave, "f.bin").count("mallory"), 1u)
+      << dave->Run("show_downloads --peers");
+  (*server)->Shutdown(std::chrono::system_clock::now());
+}
+
 TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
   const size_t size = 16 << 20;
   auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "8192"});
