@@ -223,6 +223,14 @@ absl::StatusOr<CertificateInfo> ReadCertificate(absl::string_view pem) {
   return info;
 }
 
+bool SignedBy(absl::string_view cert_pem, absl::string_view issuer_pem) {
+  auto cert = ReadX509(cert_pem);
+  auto issuer = ReadX509(issuer_pem);
+  if (!cert.ok() || !issuer.ok()) return false;
+  EVP_PKEY* key = X509_get0_pubkey(issuer->get());
+  return key != nullptr && X509_verify(cert->get(), key) == 1;
+}
+
 bool KeyMatches(absl::string_view key_pem, absl::string_view cert_pem) {
   auto key = ReadPrivateKey(key_pem);
   auto cert = ReadX509(cert_pem);

@@ -54,6 +54,10 @@ struct CertificateInfo {
 // The first certificate of `pem`; INVALID_ARGUMENT when there is none.
 absl::StatusOr<CertificateInfo> ReadCertificate(absl::string_view pem);
 
+// True when the first certificate of `cert_pem` carries a signature of the
+// key of the first certificate of `issuer_pem`.
+bool SignedBy(absl::string_view cert_pem, absl::string_view issuer_pem);
+
 // True when `key_pem` is the private key of the first certificate of
 // `cert_pem`.
 bool KeyMatches(absl::string_view key_pem, absl::string_view cert_pem);

@@ -14,6 +14,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "core/certificates.h"
 #include "core/ticket.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/common/server_setup.h"
@@ -672,6 +673,81 @@ TEST_F(TrackerServiceTest, TicketKeysRotateWithoutARefusedTicket) {
   Stop();
   Start();
   EXPECT_EQ(Login("bob").ticket_public_keys(0), new_key);
+}
+
+TEST_F(TrackerServiceTest, LoginCertifiesTheClientsKeyAndKeepAlivesRenewIt) {
+  CreateUser("bob");
+  const std::string key = *PublicKeyOf(*NewPrivateKey());
+  tv1::LoginRequest req;
+  req.set_user_id("bob");
+  req.set_password("pw");
+  req.set_client_id("laptop");
+  req.set_peer_public_key(key);
+  tv1::LoginResponse login;
+  ASSERT_TRUE(Call(&Stub::Login, "", req, &login).ok());
+  ASSERT_EQ(login.peer_ca_certificates_size(), 1);
+  EXPECT_TRUE(SignedBy(login.peer_certificate(), login.peer_ca_certificates(0)));
+  auto info = ReadCertificate(login.peer_certificate());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->common_name, "bob");
+  EXPECT_EQ(info->uri_names, std::vector<std::string>{"groupshare:client:laptop"});
+  EXPECT_EQ(info->not_after, clock_.Now() + absl::Hours(1));
+  EXPECT_EQ(login.peer_certificate_expires_at(), absl::ToUnixSeconds(clock_.Now() + absl::Hours(1)));
+  // Without a key, no certificate; the CAs all the same.
+  tv1::KeepAliveResponse keep;
+  ASSERT_TRUE(Call(&Stub::KeepAlive, login.token(), tv1::KeepAliveRequest(), &keep).ok());
+  EXPECT_EQ(keep.peer_certificate(), "");
+  EXPECT_EQ(keep.peer_ca_certificates_size(), 1);
+  // A key that is not one opens no session.
+  req.set_peer_public_key("not a key");
+  EXPECT_EQ(Call(&Stub::Login, "", req).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(TrackerServiceTest, PeerCaRotatesWithoutARefusedCertificate) {
+  CreateUser("bob");
+  const std::string key = *PublicKeyOf(*NewPrivateKey());
+  tv1::LoginRequest req;
+  req.set_user_id("bob");
+  req.set_password("pw");
+  req.set_peer_public_key(key);
+  tv1::LoginResponse login;
+  ASSERT_TRUE(Call(&Stub::Login, "", req, &login).ok());
+  ASSERT_EQ(login.peer_ca_certificates_size(), 1);
+  const std::string old_ca = login.peer_ca_certificates(0);
+  auto renew = [&] {
+    tv1::KeepAliveRequest keep_req;
+    keep_req.set_peer_public_key(key);
+    tv1::KeepAliveResponse keep;
+    EXPECT_TRUE(Call(&Stub::KeepAlive, login.token(), keep_req, &keep).ok());
+    return keep;
+  };
+  TrackerOptions options;  // the fixture's times
+  options.session_ttl = absl::Seconds(30);
+  auto signs_from = PeerAuthority::Rotate(store_.get(), CaTimes(options), clock_.Now());
+  ASSERT_TRUE(signs_from.ok()) << signs_from.status();
+  EXPECT_GT(*signs_from, clock_.Now() + absl::Seconds(34));  // a session and a refresh
+  // Within seconds every client hears of the new CA; the old one still signs.
+  clock_.Advance(absl::Seconds(6));
+  tv1::KeepAliveResponse keep = renew();
+  ASSERT_EQ(keep.peer_ca_certificates_size(), 2);
+  EXPECT_EQ(keep.peer_ca_certificates(1), old_ca);
+  const std::string new_ca = keep.peer_ca_certificates(0);
+  EXPECT_TRUE(SignedBy(keep.peer_certificate(), old_ca));
+  // From its time on the new CA signs; the old one is still trusted.
+  clock_.Advance(*signs_from - clock_.Now());
+  keep = renew();
+  EXPECT_TRUE(SignedBy(keep.peer_certificate(), new_ca));
+  EXPECT_FALSE(SignedBy(keep.peer_certificate(), old_ca));
+  EXPECT_EQ(keep.peer_ca_certificates_size(), 2);
+  // A certificate's lifetime later the old CA is gone.
+  clock_.Advance(absl::Hours(1));
+  keep = renew();
+  ASSERT_EQ(keep.peer_ca_certificates_size(), 1);
+  EXPECT_EQ(keep.peer_ca_certificates(0), new_ca);
+  // A restarted tracker finds the same CA.
+  Stop();
+  Start();
+  EXPECT_EQ(Login("bob").peer_ca_certificates(0), new_ca);
 }
 
 TEST_F(TrackerServiceTest, GetFilePeersSignsATicketForTheCaller) {

@@ -86,6 +86,10 @@ ABSL_FLAG(bool, rotate_ticket_key, false,
           "rotate the download-ticket key of --db and exit: the new key is announced to "
           "clients at once and signs from --session_ttl + 5 seconds on; the old one is "
           "accepted for --ticket_ttl seconds more. Takes no other arguments.");
+ABSL_FLAG(bool, rotate_peer_ca, false,
+          "rotate the peer CA of --db (which certifies members' keys) and exit: the new CA is "
+          "announced to clients at once and signs from --session_ttl + 5 seconds on; the old "
+          "one is trusted for --peer_certificate_ttl seconds more. Takes no other arguments.");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port here once listening (useful with port 0)");
 
@@ -94,6 +98,7 @@ namespace {
 constexpr char kUsage[] =
     "Usage: tracker [flags] <tracker_info.txt> <tracker_no>\n"
     "       tracker --db <database> --rotate_ticket_key\n"
+    "       tracker --db <database> --rotate_peer_ca\n"
     "\n"
     "Runs tracker number <tracker_no> (1-based) of tracker_info.txt, which holds one\n"
     "host:port a line, on the address of that line. Type 'quit' to stop it; SIGINT and\n"
@@ -210,6 +215,25 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TrackerCredentials(
   return credentials;
 }
 
+
+int RotatePeerCa() {
+  using namespace groupshare;
+  std::string described;
+  auto store = OpenStore(&described);
+  if (!store.ok()) {
+    return FailStartup(absl::StrCat("cannot open the database of --db: ", store.status().message()));
+  }
+  const absl::Time now = absl::Now();
+  auto signs_from =
+      tracker::PeerAuthority::Rotate(store->get(), tracker::CaTimes(OptionsFromFlags()), now);
+  if (!signs_from.ok()) return FailStartup(signs_from.status().message());
+  std::cout << "rotated the peer CA of " << described << ": the new CA signs from "
+            << absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", *signs_from, absl::UTCTimeZone())
+            << " (in " << absl::ToInt64Seconds(*signs_from - now)
+            << " s); running trackers take it up within 5 s" << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -220,8 +244,12 @@ int main(int argc, char** argv) {
   // A password in --db would show in ps for the process's life (PGPASSWORD
   // or ~/.pgpass keep it out of the command line altogether).
   HidePasswordsInArgs(argc, argv);
-  const bool rotate = absl::GetFlag(FLAGS_rotate_ticket_key);
-  if (absl::Status s = rotate ? CheckPositionalArgs(args, {}, 0, "tracker --rotate_ticket_key")
+  const bool rotate_ca = absl::GetFlag(FLAGS_rotate_peer_ca);
+  const bool rotate = absl::GetFlag(FLAGS_rotate_ticket_key) || rotate_ca;
+  if (absl::GetFlag(FLAGS_rotate_ticket_key) && rotate_ca) {
+    return FailStartup("rotate one thing at a time: --rotate_ticket_key or --rotate_peer_ca");
+  }
+  if (absl::Status s = rotate ? CheckPositionalArgs(args, {}, 0, "tracker --rotate_*")
                               : CheckPositionalArgs(args, {"<tracker_info.txt>", "<tracker_no>"},
                                                     0, "tracker");
       !s.ok()) {
@@ -231,6 +259,7 @@ int main(int argc, char** argv) {
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     return FailStartup(s.message());
   }
+  if (rotate_ca) return RotatePeerCa();
   if (rotate) return RotateTicketKey();
   auto trackers = ReadTrackerInfo(args[0]);
   if (!trackers.ok()) return FailStartup(trackers.status().message());

@@ -1,14 +1,18 @@
 #include "services/tracker/tls_authority.h"
 
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/log.h"
 #include "core/status_macros.h"
 
 namespace groupshare::tracker {
 namespace {
 
 constexpr char kTrackerIdentityMeta[] = "tls_identity";
-constexpr char kPeerCaMeta[] = "peer_ca";
 constexpr char kCertBegin[] = "-----BEGIN CERTIFICATE-----";
 
 // Kept as the key's PEM then the certificate's.
@@ -65,25 +69,148 @@ absl::StatusOr<KeyAndCert> LoadTrackerIdentity(Store* store, const std::string& 
   return GetOrMake(store, kTrackerIdentityMeta, "tracker TLS identity", request);
 }
 
-absl::StatusOr<std::unique_ptr<PeerAuthority>> PeerAuthority::Load(Store* store,
-                                                                   absl::Duration lifetime,
-                                                                   absl::Time now) {
+namespace {
+
+constexpr char kPeerCasMeta[] = "peer_cas";
+constexpr char kCaSeparator[] = "-----END GROUPSHARE CA-----\n";
+
+struct CaRecord {
+  absl::Time signs_from;
+  KeyAndCert pair;
+};
+
+// Kept as, for each CA: its Unix second of signing on a line, its key's and
+// certificate's PEM, and a separator line.
+std::string EncodeCas(const std::vector<CaRecord>& cas) {
+  std::string out;
+  for (const CaRecord& ca : cas) {
+    absl::StrAppend(&out, absl::ToUnixSeconds(ca.signs_from), "\n", Encode(ca.pair),
+                    kCaSeparator);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<CaRecord>> DecodeCas(const std::string& text) {
+  std::vector<CaRecord> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t end = text.find(kCaSeparator, at);
+    const size_t line = text.find('\n', at);
+    int64_t seconds = 0;
+    if (end == std::string::npos || line == std::string::npos || line > end ||
+        !absl::SimpleAtoi(absl::string_view(text).substr(at, line - at), &seconds)) {
+      return absl::DataLossError("the stored peer CAs are damaged");
+    }
+    ASSIGN_OR_RETURN(KeyAndCert pair, Decode(text.substr(line + 1, end - line - 1), "peer CA"));
+    out.push_back({absl::FromUnixSeconds(seconds), std::move(pair)});
+    at = end + std::strlen(kCaSeparator);
+  }
+  if (out.empty()) return absl::DataLossError("the stored peer CAs are empty");
+  std::sort(out.begin(), out.end(),
+            [](const CaRecord& a, const CaRecord& b) { return a.signs_from < b.signs_from; });
+  return out;
+}
+
+absl::StatusOr<KeyAndCert> NewCa(absl::Time now) {
   CertificateRequest request;
   request.common_name = "groupshare peer CA";
   request.is_ca = true;
   request.not_before = now - absl::Hours(1);
   request.not_after = now + absl::Hours(24 * 365 * 20);
-  ASSIGN_OR_RETURN(KeyAndCert ca, GetOrMake(store, kPeerCaMeta, "peer CA", request));
-  return std::unique_ptr<PeerAuthority>(new PeerAuthority(std::move(ca), lifetime));
+  return SelfSigned(request);
+}
+
+absl::StatusOr<std::vector<CaRecord>> ReadCas(Store* store, absl::Time now) {
+  absl::StatusOr<std::string> value = store->GetMeta(kPeerCasMeta);
+  if (value.status().code() == absl::StatusCode::kNotFound) {
+    // A new database: its first CA signs from the beginning.
+    ASSIGN_OR_RETURN(KeyAndCert fresh, NewCa(now));
+    value = store->GetOrPutMeta(kPeerCasMeta, EncodeCas({{absl::UnixEpoch(), fresh}}));
+  }
+  if (!value.ok()) return value.status();
+  return DecodeCas(*value);
+}
+
+// Whether no certificate issued by CA i (of CAs sorted by signs_from) can
+// still be valid at `now`.
+template <typename C>
+bool Retired(const std::vector<C>& cas, size_t i, absl::Time now, absl::Duration ttl) {
+  return i + 1 < cas.size() && cas[i + 1].signs_from + ttl <= now;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PeerAuthority>> PeerAuthority::Load(Store* store,
+                                                                   PeerCaTimes times,
+                                                                   absl::Time now) {
+  ASSIGN_OR_RETURN(std::vector<CaRecord> records, ReadCas(store, now));
+  std::unique_ptr<PeerAuthority> authority(new PeerAuthority(store, times));
+  absl::MutexLock lock(&authority->mu_);
+  for (CaRecord& r : records) authority->cas_.push_back({r.signs_from, std::move(r.pair)});
+  authority->read_at_ = now;
+  return authority;
+}
+
+absl::StatusOr<absl::Time> PeerAuthority::Rotate(Store* store, PeerCaTimes times,
+                                                 absl::Time now) {
+  ASSIGN_OR_RETURN(std::vector<CaRecord> records, ReadCas(store, now));
+  std::vector<CaRecord> kept;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!Retired(records, i, now, times.certificate_ttl)) kept.push_back(records[i]);
+  }
+  ASSIGN_OR_RETURN(KeyAndCert fresh, NewCa(now));
+  // Whole seconds, as stored, and never before a CA announced earlier.
+  absl::Time signs_from = absl::FromUnixSeconds(absl::ToUnixSeconds(now + times.lead) + 1);
+  signs_from = std::max(signs_from, kept.back().signs_from + absl::Seconds(1));
+  kept.push_back({signs_from, std::move(fresh)});
+  RETURN_IF_ERROR(store->PutMeta(kPeerCasMeta, EncodeCas(kept)));
+  return signs_from;
+}
+
+void PeerAuthority::MaybeRefresh(absl::Time now) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (now - read_at_ < times_.refresh) return;
+    read_at_ = now;  // one caller reads; the others go on with what is here
+  }
+  absl::StatusOr<std::vector<CaRecord>> records = ReadCas(store_, now);
+  if (!records.ok()) {
+    GS_LOG(kWarning) << "could not read the peer CAs again (the old ones stay): "
+                     << records.status();
+    return;
+  }
+  std::vector<Ca> cas;
+  for (CaRecord& r : *records) cas.push_back({r.signs_from, std::move(r.pair)});
+  absl::MutexLock lock(&mu_);
+  cas_ = std::move(cas);
+}
+
+std::vector<std::string> PeerAuthority::CaCertificates(absl::Time now) {
+  MaybeRefresh(now);
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (size_t i = cas_.size(); i-- > 0;) {
+    if (!Retired(cas_, i, now, times_.certificate_ttl)) out.push_back(cas_[i].pair.cert_pem);
+  }
+  return out;
 }
 
 absl::StatusOr<PeerCertificate> PeerAuthority::Issue(const std::string& user_id,
                                                      const std::string& client_id,
                                                      const std::string& public_key_pem,
-                                                     absl::Time now) const {
+                                                     absl::Time now) {
   if (public_key_pem.size() > kMaxPublicKeyPem) {
     return absl::InvalidArgumentError(
         absl::StrCat("peer_public_key is over ", kMaxPublicKeyPem, " bytes"));
+  }
+  MaybeRefresh(now);
+  KeyAndCert signer;
+  {
+    absl::MutexLock lock(&mu_);
+    signer = cas_.front().pair;
+    for (const Ca& ca : cas_) {
+      if (ca.signs_from <= now) signer = ca.pair;
+    }
   }
   CertificateRequest request;
   request.common_name = user_id;
@@ -96,8 +223,8 @@ absl::StatusOr<PeerCertificate> PeerAuthority::Issue(const std::string& user_id,
   }
   // A little slack for clocks that differ.
   request.not_before = now - absl::Minutes(5);
-  request.not_after = now + lifetime_;
-  absl::StatusOr<std::string> pem = groupshare::Issue(ca_, public_key_pem, request);
+  request.not_after = now + times_.certificate_ttl;
+  absl::StatusOr<std::string> pem = groupshare::Issue(signer, public_key_pem, request);
   if (pem.status().code() == absl::StatusCode::kInvalidArgument) {
     return absl::InvalidArgumentError(
         absl::StrCat("peer_public_key: ", pem.status().message()));

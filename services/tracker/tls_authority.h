@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/certificates.h"
 #include "services/tracker/store.h"
@@ -33,27 +34,50 @@ struct PeerCertificate {
   absl::Time expires;
 };
 
+// When peer CAs sign and retire: like the ticket keys (TicketKeyTimes), a
+// new CA is announced `lead` before it signs, so that every live client
+// trusts it before a certificate of it appears, and the CA it replaces is
+// trusted for a certificate's lifetime more.
+struct PeerCaTimes {
+  absl::Duration certificate_ttl = absl::Hours(1);
+  absl::Duration lead = absl::Seconds(35);
+  absl::Duration refresh = absl::Seconds(5);  // how often the store is read again
+};
+
 class PeerAuthority {
  public:
-  // Reads the peer CA from `store`, making it on a new database.
-  // Certificates it issues are valid for `lifetime`.
-  static absl::StatusOr<std::unique_ptr<PeerAuthority>> Load(Store* store,
-                                                             absl::Duration lifetime,
+  // Reads the peer CAs from `store`, making the first on a new database.
+  static absl::StatusOr<std::unique_ptr<PeerAuthority>> Load(Store* store, PeerCaTimes times,
                                                              absl::Time now);
+  // Adds a new CA that signs from now + lead, and drops CAs no certificate
+  // can need any more. Returns when the new CA signs.
+  static absl::StatusOr<absl::Time> Rotate(Store* store, PeerCaTimes times, absl::Time now);
 
-  // A certificate for `public_key_pem` (ECDSA P-256) naming `user_id` (the
-  // common name) and `client_id` (URI "groupshare:client:<id>").
+  // A certificate for `public_key_pem` (ECDSA P-256), valid for
+  // certificate_ttl, naming `user_id` (the common name) and `client_id`
+  // (URI "groupshare:client:<id>"), by the CA that signs at `now`.
   // INVALID_ARGUMENT for a key that is not one.
   absl::StatusOr<PeerCertificate> Issue(const std::string& user_id,
                                         const std::string& client_id,
-                                        const std::string& public_key_pem, absl::Time now) const;
-  // The CA certificates peers accept, newest first.
-  std::vector<std::string> CaCertificates() const { return {ca_.cert_pem}; }
+                                        const std::string& public_key_pem, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The CA certificates peers must trust at `now`, newest first.
+  std::vector<std::string> CaCertificates(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  PeerAuthority(KeyAndCert ca, absl::Duration lifetime) : ca_(std::move(ca)), lifetime_(lifetime) {}
-  const KeyAndCert ca_;
-  const absl::Duration lifetime_;
+  struct Ca {
+    absl::Time signs_from;
+    KeyAndCert pair;
+  };
+  PeerAuthority(Store* store, PeerCaTimes times) : store_(store), times_(times) {}
+  // Reads the CAs again once `refresh` has passed; keeps them on failure.
+  void MaybeRefresh(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
+  Store* const store_;
+  const PeerCaTimes times_;
+  absl::Mutex mu_;
+  std::vector<Ca> cas_ ABSL_GUARDED_BY(mu_);  // oldest first
+  absl::Time read_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 // The largest public key PEM a client may send.

@@ -65,11 +65,15 @@ TicketKeyTimes KeyTimes(const TrackerOptions& options) {
   return {options.ticket_ttl, options.session_ttl + refresh, refresh};
 }
 
+PeerCaTimes CaTimes(const TrackerOptions& options) {
+  const TicketKeyTimes keys = KeyTimes(options);
+  return {options.peer_certificate_ttl, keys.lead, keys.refresh};
+}
+
 absl::StatusOr<std::unique_ptr<TrackerServiceImpl>> TrackerServiceImpl::Create(
     Store* store, TrackerOptions options) {
   ASSIGN_OR_RETURN(auto keys, TicketKeys::Load(store, KeyTimes(options), options.now()));
-  ASSIGN_OR_RETURN(auto authority,
-                   PeerAuthority::Load(store, options.peer_certificate_ttl, options.now()));
+  ASSIGN_OR_RETURN(auto authority, PeerAuthority::Load(store, CaTimes(options), options.now()));
   return std::unique_ptr<TrackerServiceImpl>(new TrackerServiceImpl(
       store, std::move(options), std::move(keys), std::move(authority)));
 }
@@ -294,8 +298,10 @@ absl::Status TrackerServiceImpl::CheckPasswordAndOpenSession(const tv1::LoginReq
 template <typename Response>
 absl::Status TrackerServiceImpl::Certify(const Session& session,
                                          const std::string& public_key_pem,
-                                         Response* resp) const {
-  for (std::string& ca : authority_->CaCertificates()) resp->add_peer_ca_certificates(std::move(ca));
+                                         Response* resp) {
+  for (std::string& ca : authority_->CaCertificates(options_.now())) {
+    resp->add_peer_ca_certificates(std::move(ca));
+  }
   if (public_key_pem.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(PeerCertificate cert, authority_->Issue(session.user_id, session.client_id,
                                                            public_key_pem, options_.now()));

@@ -45,6 +45,9 @@ struct TrackerOptions {
 // lives a ticket lifetime more, a new one is announced a session's lifetime
 // and a refresh before it signs.
 TicketKeyTimes KeyTimes(const TrackerOptions& options);
+// The same for the peer CAs: a certificate's lifetime, and the ticket keys'
+// lead and refresh.
+PeerCaTimes CaTimes(const TrackerOptions& options);
 
 // CreateUser and Login are answered through the callback API: while they
 // wait for a password-hashing slot they hold no thread, so that a storm of
@@ -103,7 +106,7 @@ class TrackerServiceImpl final
   // and lists the CA certificates, into a Login or KeepAlive response.
   template <typename Response>
   absl::Status Certify(const Session& session, const std::string& public_key_pem,
-                       Response* resp) const;
+                       Response* resp);
 
   // Runs `body` for an authenticated caller: reads the bearer token, finds
   // its live session, then calls body(user_id). Logs and converts the result.
