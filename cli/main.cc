@@ -44,6 +44,11 @@ ABSL_FLAG(int, no_source_timeout, 30,
 ABSL_FLAG(int64_t, max_upload_rate, 0,
           "KiB a second this client sends to other peers at most, over all downloads "
           "(0: no limit)");
+ABSL_FLAG(std::string, listen, "",
+          "host:port the peer service listens on, when it is not the advertised address "
+          "(the first argument): behind a NAT or in a container, say. Default: the "
+          "advertised address when it is a loopback one, else all interfaces at the "
+          "advertised port");
 ABSL_FLAG(bool, plaintext, false,
           "no TLS, for experiments on one machine: the trackers (run with --plaintext "
           "too) and the other members are reached in clear, and this client's peer service "
@@ -70,8 +75,9 @@ namespace {
 constexpr char kUsage[] =
     "Usage: client [flags] <IP>:<PORT> <tracker_info.txt>\n"
     "\n"
-    "The groupshare shell. <IP>:<PORT> is where this client serves its shares to the\n"
-    "other members (the address they reach it by); tracker_info.txt lists the\n"
+    "The groupshare shell. <IP>:<PORT> is the address the other members reach this\n"
+    "client's shares by (it listens there too, or where --listen says); the tracker\n"
+    "checks at login whether it answers there. tracker_info.txt lists the\n"
     "trackers, one host:port a line, tried in order. Commands come from the terminal\n"
     "or from piped stdin, one a line; type help for the list.\n";
 
@@ -97,6 +103,15 @@ int main(int argc, char** argv) {
   }
   auto self = ParseHostPort(args[0], /*allow_port_zero=*/true);
   if (!self.ok()) return FailStartup(self.status().message());
+  HostPort listen{"[::]", self->port};
+  if (self->host == "localhost" || self->host == "[::1]" || self->host.rfind("127.", 0) == 0) {
+    listen = *self;
+  }
+  if (std::string flag = absl::GetFlag(FLAGS_listen); !flag.empty()) {
+    auto parsed = ParseHostPort(flag, /*allow_port_zero=*/true);
+    if (!parsed.ok()) return FailStartup(absl::StrCat("--listen: ", parsed.status().message()));
+    listen = *parsed;
+  }
   auto trackers = ReadTrackerInfo(args[1]);
   if (!trackers.ok()) return FailStartup(trackers.status().message());
   RouteGrpcLogs();
@@ -175,7 +190,7 @@ int main(int argc, char** argv) {
   builder.SetMaxReceiveMessageSize(64 << 10);
   int port = 0;
   auto server = StartServer(
-      builder, self->ToString(), &port,
+      builder, listen.ToString(), &port,
       plaintext ? grpc::InsecureServerCredentials() : identity->ServerCredentials());
   if (!server.ok()) return FailStartup(server.status().message());
   ReportServing(**server, {groupshare::peer::v1::PeerService::service_full_name()});
@@ -186,7 +201,9 @@ int main(int argc, char** argv) {
       return FailStartup(s.message());
     }
   }
-  GS_LOG(kInfo) << "peer service listening on " << self->host << ":" << port;
+  GS_LOG(kInfo) << "peer service listening on " << listen.host << ":" << port
+                << (listen.host == self->host ? ""
+                                              : absl::StrCat(", advertised as ", self->host));
   cli::Shell shell(*tracker, node, std::cout);
   const bool terminal = !absl::GetFlag(FLAGS_headless) && isatty(STDIN_FILENO) &&
                         isatty(STDOUT_FILENO);

@@ -107,7 +107,8 @@ void ExpectNoneFrom(const std::map<std::string, uint64_t>& sources, const std::s
 std::vector<std::string> OtherNotices(const Cluster::Client& client) {
   std::vector<std::string> out;
   for (const std::string& n : client.shell->notices()) {
-    if (!absl::StrContains(n, "accepted you into") && !absl::StrContains(n, "asks to join")) {
+    if (!absl::StrContains(n, "accepted you into") && !absl::StrContains(n, "asks to join") &&
+        !absl::StrContains(n, "reachable at")) {
       out.push_back(n);
     }
   }
@@ -1470,6 +1471,34 @@ TEST(OneUser, TwoClientsShareDifferentFilesBothDownloadable) {
   EXPECT_THAT(bob->Run("list_files g"), StartsWith("one.bin size=2097152 (2.0 MiB) peers=2"));
   EXPECT_THAT(bob->shell->ReadLine(), Optional(StartsWith("two.bin size=2097152 (2.0 MiB) peers=2")));
   EXPECT_THAT(desk->Run("list_groups"), StartsWith("g owner=alice"));
+}
+
+// At login the tracker connects back to the address a client advertises,
+// and the shell says whether other members reach it there. The tracker
+// tries only the caller's own address.
+TEST(Reachability, TheShellSaysWhetherOtherMembersReachTheClient) {
+  Cluster cluster;
+  auto alice = cluster.StartUser("alice");
+  EXPECT_THAT(alice->shell->WaitForNotice("reachable"),
+              Optional(absl::StrCat("notice: reachable at 127.0.0.1:", alice->port,
+                                    ": other members connect to this client directly")));
+  // Listening on one port and advertising another, where nothing answers
+  // (a port forward that is not there).
+  const int nowhere = testing::UnusedPort();
+  auto bob = cluster.StartClient("bob", {"--listen", "127.0.0.1:0"},
+                                 absl::StrCat("127.0.0.1:", nowhere));
+  EXPECT_THAT(bob->Run("create_user bob pw-bob"), StartsWith("user bob created"));
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob");
+  auto told = bob->shell->WaitForNotice("reachable");
+  EXPECT_THAT(told, Optional(StartsWith(absl::StrCat(
+                        "notice: not reachable from outside at 127.0.0.1:", nowhere, ": "))));
+  EXPECT_THAT(told, Optional(HasSubstr("Connection refused")));
+  // An address that is not the caller's own is not tried.
+  auto carol = cluster.StartClient("carol", {"--listen", "127.0.0.1:0"}, "127.0.0.2:7001");
+  EXPECT_THAT(carol->Run("create_user carol pw-carol"), StartsWith("user carol created"));
+  EXPECT_EQ(carol->Run("login carol pw-carol"), "logged in as carol");
+  EXPECT_THAT(carol->shell->WaitForNotice("reachable"),
+              Optional(HasSubstr("is not the address this client's calls come from (127.0.0.1)")));
 }
 
 // The fingerprint the tracker of `cluster` printed at its latest start.

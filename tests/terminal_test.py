@@ -92,9 +92,14 @@ def share(client, tmp, name, size):
 
 
 def run(client, command):
+    """The first line of the answer to `command`; notices, which come when
+    they come, are skipped."""
     client.stdin.write(command + "\n")
     client.stdin.flush()
-    return client.stdout.readline().strip()
+    while True:
+        line = client.stdout.readline()
+        if not line.startswith("notice: "):
+            return line.strip()
 
 
 def main():

@@ -400,6 +400,7 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
   peer_service_.ResetTraffic();  // show_uploads counts from the login
   LoginSummary summary;
   Restore(user_id, login, &summary);
+  retrying_->Run([this] { ReportReachability(); });
   retrying_->Run([this] { Retry(); });  // what the tracker missed before
   return summary;
 }
@@ -491,6 +492,30 @@ void Node::ForgetChanged(const std::string& user_id, const std::string& group_id
     absl::StrAppend(&notice, " (the tracker could not be told: ", s.message(), ")");
   }
   GS_LOG(kWarning) << notice;
+  absl::MutexLock lock(&mu_);
+  notices_.push_back(std::move(notice));
+}
+
+void Node::ReportReachability() {
+  absl::StatusOr<tv1::CheckReachableResponse> found =
+      tracker_->Call(&Stub::CheckReachable, tv1::CheckReachableRequest());
+  std::string notice;
+  if (found.status().code() == absl::StatusCode::kUnauthenticated) {
+    return;  // the session ended meanwhile, which the user is told of
+  }
+  if (!found.ok()) {
+    notice = absl::StrCat("could not learn whether other members reach this client: ",
+                          found.status().message());
+  } else if (found->reachable()) {
+    notice = absl::StrCat("reachable at ", found->address(),
+                          ": other members connect to this client directly");
+  } else {
+    notice = absl::StrCat("not reachable from outside at ", found->address(), ": ",
+                          found->detail(),
+                          ". Other members cannot download from this client (there is no "
+                          "relay yet); it downloads all the same");
+  }
+  GS_LOG(kInfo) << notice;
   absl::MutexLock lock(&mu_);
   notices_.push_back(std::move(notice));
 }

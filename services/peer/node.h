@@ -154,6 +154,9 @@ class Node {
   // Until the peer service shows the certificate of this login, which
   // members told of a share would be refused by (a few seconds at most).
   void AwaitServing() ABSL_LOCKS_EXCLUDED(mu_);
+  // Asks the tracker whether other members reach this client at its
+  // address, and tells the user (a notice).
+  void ReportReachability() ABSL_LOCKS_EXCLUDED(mu_);
   // Removes and returns the downloads that match; the caller destroys them
   // outside the lock (that joins their threads).
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,

@@ -13,6 +13,7 @@
 #include "core/tracker_info.h"
 #include "services/common/grpc_status.h"
 #include "services/common/server_setup.h"
+#include "services/tracker/reachability.h"
 #include "services/tracker/request_checks.h"
 
 namespace groupshare::tracker {
@@ -315,6 +316,22 @@ grpc::Status TrackerServiceImpl::Logout(grpc::ServerContext* ctx, const tv1::Log
   return Authed(ctx, "Logout", [&](const Session&) -> absl::Status {
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
     return store_->DeleteSession(token_hash);
+  });
+}
+
+grpc::Status TrackerServiceImpl::CheckReachable(grpc::ServerContext* ctx,
+                                                const tv1::CheckReachableRequest*,
+                                                tv1::CheckReachableResponse* resp) {
+  return Authed(ctx, "CheckReachable", [&](const Session& session) -> absl::Status {
+    // A connection that nothing answers ties up this call's thread for the
+    // timeout: a short one.
+    Reachability found =
+        tracker::CheckReachable(session.peer_address, SourceAddress(ctx->peer()),
+                                absl::Seconds(2));
+    resp->set_reachable(found.reachable);
+    resp->set_address(session.peer_address);
+    resp->set_detail(found.detail);
+    return absl::OkStatus();
   });
 }
 

@@ -71,6 +71,8 @@ class TrackerServiceImpl final
                       tv1::LogoutResponse* resp) override;
   grpc::Status KeepAlive(grpc::ServerContext* ctx, const tv1::KeepAliveRequest* req,
                          tv1::KeepAliveResponse* resp) override;
+  grpc::Status CheckReachable(grpc::ServerContext* ctx, const tv1::CheckReachableRequest* req,
+                              tv1::CheckReachableResponse* resp) override;
   grpc::Status CreateGroup(grpc::ServerContext* ctx, const tv1::CreateGroupRequest* req,
                            tv1::CreateGroupResponse* resp) override;
   grpc::Status ListGroups(grpc::ServerContext* ctx, const tv1::ListGroupsRequest* req,

@@ -54,13 +54,14 @@ void Cluster::KillTracker() {
 Cluster::~Cluster() = default;
 
 std::unique_ptr<Cluster::Client> Cluster::StartClient(const std::string& name,
-                                                      const std::vector<std::string>& flags) {
+                                                      const std::vector<std::string>& flags,
+                                                      const std::string& advertised) {
   auto client = std::make_unique<Client>();
   client->name = name;
   client->state_dir = dir_.File("client-" + name);
   std::string port_file = dir_.File(name + ".port");
   std::remove(port_file.c_str());
-  std::vector<std::string> argv = {GS_CLIENT_BIN, "127.0.0.1:0", tracker_info_,
+  std::vector<std::string> argv = {GS_CLIENT_BIN, advertised, tracker_info_,
                                    "--state_dir", client->state_dir, "--port_file", port_file};
   argv.insert(argv.end(), client_flags_.begin(), client_flags_.end());
   argv.insert(argv.end(), flags.begin(), flags.end());

@@ -46,8 +46,10 @@ class Cluster {
 
   // Starts (or restarts, keeping its state folder) a client named `name`.
   // `flags` are added to its command line.
+  // `advertised` is its first argument, the address the others reach it by.
   std::unique_ptr<Client> StartClient(const std::string& name,
-                                      const std::vector<std::string>& flags = {});
+                                      const std::vector<std::string>& flags = {},
+                                      const std::string& advertised = "127.0.0.1:0");
   // Starts a client and creates and logs in its user (named as the client).
   std::unique_ptr<Client> StartUser(const std::string& name,
                                     const std::vector<std::string>& flags = {});
