@@ -34,6 +34,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
@@ -49,6 +50,9 @@ ABSL_FLAG(int, connections, 4, "connections (channels) the calls are spread over
 ABSL_FLAG(double, seconds, 10, "length of each run (bounded)");
 ABSL_FLAG(int, login_storm, 0, "threads logging in with a wrong password during each run");
 ABSL_FLAG(std::string, prefix, "bench", "prefix of the users and groups it makes");
+ABSL_FLAG(int, handshakes, 0,
+          "instead of the load: make this many new connections one after another, each "
+          "answering one Check, and print the time each took to set up and answer");
 
 namespace {
 
@@ -241,6 +245,41 @@ int main(int argc, char** argv) {
     grpc::SslCredentialsOptions tls;
     tls.pem_root_certs = pem.str();
     credentials = grpc::SslCredentials(tls);
+  }
+  if (const int handshakes = std::clamp(absl::GetFlag(FLAGS_handshakes), 0, 100000);
+      handshakes > 0) {
+    // Connection set-up: TCP, then TLS when --cacert, then HTTP/2 and a call.
+    Result r;
+    for (int i = 0; i < handshakes; ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.use_local_subchannel_pool", 1);
+      const absl::Time start = absl::Now();
+      auto channel = grpc::CreateCustomChannel(target, credentials, args);
+      grpc::GenericStub stub(channel);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      grpc::ByteBuffer empty, reply;
+      grpc::Status status;
+      absl::Notification done;
+      stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &empty, &reply,
+                     [&](grpc::Status s) {
+                       status = std::move(s);
+                       done.Notify();
+                     });
+      done.WaitForNotification();
+      ++r.requests;
+      if (!status.ok()) {
+        if (r.errors++ == 0) r.first_error = status.error_message();
+        continue;
+      }
+      r.ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+    }
+    std::printf("handshake tls=%s connections=%lld errors=%lld p50_ms=%.2f p99_ms=%.2f\n",
+                absl::GetFlag(FLAGS_cacert).empty() ? "off" : "on",
+                static_cast<long long>(r.requests), static_cast<long long>(r.errors),
+                Percentile(r.ms, 0.5), Percentile(r.ms, 0.99));
+    if (r.errors > 0) std::fprintf(stderr, "first error: %s\n", r.first_error.c_str());
+    return r.errors > 0 ? 1 : 0;
   }
   std::vector<std::unique_ptr<Stub>> stubs;
   std::vector<std::unique_ptr<grpc::GenericStub>> generic;

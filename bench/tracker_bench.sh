@@ -13,6 +13,10 @@
 #     once as it comes (the backoff per address soon refuses it unhashed)
 #     and once with the backoffs out of the way (every guess is hashed: what
 #     a storm from many addresses would cost).
+# Every call goes over TLS, as clients make them by default. Then, on SQLite,
+# the cost of setting up a connection: 200 new connections one after another
+# (TCP, the TLS handshake, HTTP/2 and one Check), over TLS and to a tracker
+# run with --plaintext.
 #   bench/tracker_bench.sh [--seconds N] [--backend sqlite|postgres|both]
 # Run from the repository after scripts/setup.sh (PostgreSQL comes with the
 # test packages: scripts/test.sh installs it).
@@ -23,7 +27,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --backend) backend=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -71,6 +75,19 @@ measure() {  # label, tracker flags...
 
 if [ "$backend" != postgres ]; then
   measure sqlite
+fi
+if [ "$backend" != postgres ]; then
+  rm -f "$work/tracker.db"*
+  tracker_at
+  "$bin/tracker_bench" --target "$target" --handshakes 200 --cacert "$work/tracker.cert.pem" |
+    sed "s/^/sqlite /"
+  stop_cluster
+  pids=()
+  rm -f "$work/tracker.db"*
+  tracker_at --plaintext
+  "$bin/tracker_bench" --target "$target" --handshakes 200 | sed "s/^/sqlite /"
+  stop_cluster
+  pids=()
 fi
 if [ "$backend" != sqlite ]; then
   admin=$(GS_PG_FSYNC=on tests/testing/postgres.sh start "$work/pg" 127.0.0.1 "$(python3 -c '

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
+#include "core/status_macros.h"
 
 namespace groupshare {
 namespace {
@@ -103,51 +104,26 @@ absl::StatusOr<std::string> Build(const CertificateRequest& request, EVP_PKEY* s
   X509* issuer_or_self = issuer != nullptr ? issuer : cert.get();
 
   std::string san;
-  for (const auto& dns : request.dns_names) absl::StrAppend(&san, san.empty() ? "" : ",", "DNS:", dns);
-  for (const auto& ip : request.ip_names) absl::StrAppend(&san, san.empty() ? "" : ",", "IP:", ip);
-  for (const auto& uri : request.uri_names) absl::StrAppend(&san, san.empty() ? "" : ",", "URI:", uri);
+  const auto add_names = [&san](const char* kind, const std::vector<std::string>& names) {
+    for (const std::string& n : names) absl::StrAppend(&san, san.empty() ? "" : ",", kind, n);
+  };
+  add_names("DNS:", request.dns_names);
+  add_names("IP:", request.ip_names);
+  add_names("URI:", request.uri_names);
+  const auto add = [&](int nid, const std::string& value, X509* by) {
+    return AddExtension(cert.get(), by, nid, value);
+  };
   if (request.is_ca) {
-    if (auto s = AddExtension(cert.get(), issuer_or_self, NID_basic_constraints,
-                              "critical,CA:TRUE,pathlen:0");
-        !s.ok()) {
-      return s;
-    }
-    if (auto s = AddExtension(cert.get(), issuer_or_self, NID_key_usage,
-                              "critical,keyCertSign,cRLSign");
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(add(NID_basic_constraints, "critical,CA:TRUE,pathlen:0", issuer_or_self));
+    RETURN_IF_ERROR(add(NID_key_usage, "critical,keyCertSign,cRLSign", issuer_or_self));
   } else {
-    if (auto s = AddExtension(cert.get(), issuer_or_self, NID_basic_constraints, "critical,CA:FALSE");
-        !s.ok()) {
-      return s;
-    }
-    if (auto s = AddExtension(cert.get(), issuer_or_self, NID_key_usage,
-                              "critical,digitalSignature");
-        !s.ok()) {
-      return s;
-    }
-    if (auto s = AddExtension(cert.get(), issuer_or_self, NID_ext_key_usage,
-                              "serverAuth,clientAuth");
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(add(NID_basic_constraints, "critical,CA:FALSE", issuer_or_self));
+    RETURN_IF_ERROR(add(NID_key_usage, "critical,digitalSignature", issuer_or_self));
+    RETURN_IF_ERROR(add(NID_ext_key_usage, "serverAuth,clientAuth", issuer_or_self));
   }
-  if (auto s = AddExtension(cert.get(), issuer_or_self, NID_subject_key_identifier, "hash");
-      !s.ok()) {
-    return s;
-  }
-  if (issuer != nullptr) {
-    if (auto s = AddExtension(cert.get(), issuer, NID_authority_key_identifier, "keyid:always");
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (!san.empty()) {
-    if (auto s = AddExtension(cert.get(), issuer_or_self, NID_subject_alt_name, san); !s.ok()) {
-      return s;
-    }
-  }
+  RETURN_IF_ERROR(add(NID_subject_key_identifier, "hash", issuer_or_self));
+  if (issuer != nullptr) RETURN_IF_ERROR(add(NID_authority_key_identifier, "keyid:always", issuer));
+  if (!san.empty()) RETURN_IF_ERROR(add(NID_subject_alt_name, san, issuer_or_self));
   if (X509_sign(cert.get(), signing_key, EVP_sha256()) == 0) {
     return absl::InternalError("X509_sign failed");
   }
@@ -186,7 +162,8 @@ absl::StatusOr<std::string> Issue(const KeyAndCert& issuer, absl::string_view pu
   if (!issuer_cert.ok()) return issuer_cert.status();
   auto subject_key = ReadPublicKey(public_key_pem);
   if (!subject_key.ok()) return subject_key.status();
-  if (EVP_PKEY_get_base_id(subject_key->get()) != EVP_PKEY_EC || EVP_PKEY_get_bits(subject_key->get()) != 256) {
+  if (EVP_PKEY_get_base_id(subject_key->get()) != EVP_PKEY_EC ||
+      EVP_PKEY_get_bits(subject_key->get()) != 256) {
     return absl::InvalidArgumentError("the public key must be ECDSA P-256");
   }
   return Build(request, subject_key->get(), issuer_cert->get(), issuer_key->get());

@@ -28,6 +28,9 @@ if [ "${BUILD_TESTING:-ON}" != OFF ]; then
     # the store tests on PostgreSQL, and trackers on hosts of their own
     # (network namespaces) over a primary and a streaming standby
     postgresql iproute2
+    # routers that let only connections started inside through (stateful
+    # firewalls between namespaces), and captures of what crosses a link
+    nftables tcpdump
     # a real terminal for the shell's terminal test
     tmux
     # the sanitizer, thread-safety and fuzzing builds of scripts/test.sh, and

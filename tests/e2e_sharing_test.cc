@@ -392,12 +392,15 @@ void JoinAsFakeSharer(Cluster& cluster, Cluster::Client& owner, testing::TestMem
             member.user + " is now a member of " + group);
 }
 
-// `member` (joined) shares the file `hashed` as f.bin, once its server on
-// 127.0.0.1:`port` shows the certificate of its login.
+// `member` (joined) shares the file `hashed` as f.bin, once the server on
+// 127.0.0.1:`port` shows the certificate of `server`'s login (the
+// member's own, unless another's).
 void UploadAsFakeSharer(Cluster& cluster, const testing::TestMember& member,
-                        const std::string& group, const HashedFile& hashed, int port) {
-  absl::Status served =
-      member.identity->AwaitServed(absl::StrCat("127.0.0.1:", port), absl::Seconds(5));
+                        const std::string& group, const HashedFile& hashed, int port,
+                        const testing::TestMember* server = nullptr) {
+  absl::Status served = (server != nullptr ? server : &member)
+                            ->identity->AwaitServed(absl::StrCat("127.0.0.1:", port),
+                                                    absl::Seconds(5));
   EXPECT_TRUE(served.ok()) << served;
   tv1::UploadFileRequest upload;
   upload.set_group_id(group);
@@ -490,20 +493,7 @@ TEST_F(Sharing, AHolderShowingAnotherMembersCertificateIsRefused) {
   JoinAsFakeSharer(cluster_, *alice, trudy, "g", port);
   JoinAsFakeSharer(cluster_, *alice, mallory, "g", port);
   // Mallory registers the file at the address where trudy's server runs.
-  absl::Status served =
-      trudy.identity->AwaitServed(absl::StrCat("127.0.0.1:", port), absl::Seconds(5));
-  ASSERT_TRUE(served.ok()) << served;
-  tv1::UploadFileRequest upload;
-  upload.set_group_id("g");
-  upload.mutable_file()->set_name("f.bin");
-  upload.mutable_file()->set_size(hashed->size);
-  upload.mutable_file()->set_piece_size(hashed->piece_size);
-  upload.mutable_file()->set_sha1(hashed->sha1);
-  for (const std::string& p : hashed->piece_sha1) upload.mutable_file()->add_piece_sha1(p);
-  tv1::UploadFileResponse uploaded;
-  ASSERT_TRUE(CallTracker(testing::TrackerStub(cluster_).get(),
-                          &tv1::TrackerService::Stub::UploadFile, mallory.token, upload,
-                          &uploaded).ok());
+  UploadAsFakeSharer(cluster_, mallory, "g", *hashed, port, &trudy);
 
   EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));

@@ -51,7 +51,9 @@ std::map<std::string, std::string> ReadKnown(const std::string& path) {
   while (std::getline(in, line)) {
     std::vector<std::string> fields =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-    if (fields.size() == 2 && fields[0][0] != '#') known[fields[0]] = absl::AsciiStrToLower(fields[1]);
+    if (fields.size() == 2 && fields[0][0] != '#') {
+      known[fields[0]] = absl::AsciiStrToLower(fields[1]);
+    }
   }
   return known;
 }

@@ -157,24 +157,6 @@ groupshare::tracker::TrackerOptions OptionsFromFlags() {
   return options;
 }
 
-int RotateTicketKey() {
-  using namespace groupshare;
-  std::string described;
-  auto store = OpenStore(&described);
-  if (!store.ok()) {
-    return FailStartup(absl::StrCat("cannot open the database of --db: ", store.status().message()));
-  }
-  const absl::Time now = absl::Now();
-  auto signs_from =
-      tracker::TicketKeys::Rotate(store->get(), tracker::KeyTimes(OptionsFromFlags()), now);
-  if (!signs_from.ok()) return FailStartup(signs_from.status().message());
-  std::cout << "rotated the ticket key of " << described << ": the new key signs from "
-            << absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", *signs_from, absl::UTCTimeZone())
-            << " (in " << absl::ToInt64Seconds(*signs_from - now)
-            << " s); running trackers take it up within 5 s" << std::endl;
-  return 0;
-}
-
 // How the tracker serves: TLS with the certificate of --tls_cert, or with
 // its own from the database; plaintext only when asked. Sets `*said` to the
 // line that tells users how to know this tracker, with `%s` for its address.
@@ -215,8 +197,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TrackerCredentials(
   return credentials;
 }
 
-
-int RotatePeerCa() {
+// Rotates a key of the database of --db (`what`, a `noun`, rotated by
+// `rotate`) and says when the new one signs.
+template <typename Rotate>
+int RotateAndSay(const char* what, const char* noun, Rotate rotate) {
   using namespace groupshare;
   std::string described;
   auto store = OpenStore(&described);
@@ -224,10 +208,10 @@ int RotatePeerCa() {
     return FailStartup(absl::StrCat("cannot open the database of --db: ", store.status().message()));
   }
   const absl::Time now = absl::Now();
-  auto signs_from =
-      tracker::PeerAuthority::Rotate(store->get(), tracker::CaTimes(OptionsFromFlags()), now);
+  absl::StatusOr<absl::Time> signs_from = rotate(store->get(), OptionsFromFlags(), now);
   if (!signs_from.ok()) return FailStartup(signs_from.status().message());
-  std::cout << "rotated the peer CA of " << described << ": the new CA signs from "
+  std::cout << "rotated the " << what << " of " << described << ": the new " << noun
+            << " signs from "
             << absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", *signs_from, absl::UTCTimeZone())
             << " (in " << absl::ToInt64Seconds(*signs_from - now)
             << " s); running trackers take it up within 5 s" << std::endl;
@@ -259,8 +243,18 @@ int main(int argc, char** argv) {
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     return FailStartup(s.message());
   }
-  if (rotate_ca) return RotatePeerCa();
-  if (rotate) return RotateTicketKey();
+  using tracker::Store;
+  using tracker::TrackerOptions;
+  if (rotate_ca) {
+    return RotateAndSay("peer CA", "CA", [](Store* s, const TrackerOptions& o, absl::Time now) {
+      return tracker::PeerAuthority::Rotate(s, tracker::CaTimes(o), now);
+    });
+  }
+  if (rotate) {
+    return RotateAndSay("ticket key", "key", [](Store* s, const TrackerOptions& o, absl::Time now) {
+      return tracker::TicketKeys::Rotate(s, tracker::KeyTimes(o), now);
+    });
+  }
   auto trackers = ReadTrackerInfo(args[0]);
   if (!trackers.ok()) return FailStartup(trackers.status().message());
   int number = 0;

@@ -85,7 +85,10 @@ Reachability CheckReachable(const std::string& advertised, const std::string& so
   if (getaddrinfo(host.c_str(), std::to_string(address->port).c_str(), &hints, &found) != 0) {
     return {false, absl::StrCat("'", host, "' does not resolve here")};
   }
-  Reachability out{false, absl::StrCat(advertised, " is not the address this client's calls come from (", caller.empty() ? source : caller, "); the tracker tries only its caller's own address")};
+  Reachability out{false, absl::StrCat(advertised,
+                                       " is not the address this client's calls come from (",
+                                       caller.empty() ? source : caller,
+                                       "); the tracker tries only its caller's own address")};
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
     if (caller.empty() || IpOf(a->ai_addr) != caller) continue;
     const std::string why = Connect(a->ai_addr, a->ai_addrlen, timeout);
