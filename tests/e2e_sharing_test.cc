@@ -1519,7 +1519,19 @@ TEST(Tls, AnOperatorsCertificateAndCaRoots) {
   EXPECT_EQ(PrintedFingerprint(cluster), ReadCertificate(testing::ReadFile(cert))->sha256);
   // A client that does not speak TLS gets nowhere.
   auto plain = cluster.StartClient("plain", {"--plaintext"});
-  EXPECT_THAT(plain->Run("create_user carol pw"), StartsWith("error: no tracker answers"));
+  const std::string refused = plain->Run("create_user carol pw");
+  EXPECT_THAT(refused, StartsWith("error: no tracker answers"));
+  EXPECT_THAT(refused, HasSubstr("this client runs --plaintext"));
+}
+
+// A client over TLS (the default) and a tracker run with --plaintext: the
+// error says what to change.
+TEST(Tls, APlaintextTrackerAndATlsClientSayWhatToChange) {
+  Cluster cluster({"--plaintext"});
+  auto client = cluster.StartClient("c");
+  const std::string refused = client->Run("create_user c pw");
+  EXPECT_THAT(refused, StartsWith("error: no tracker answers"));
+  EXPECT_THAT(refused, HasSubstr("give this client --plaintext too"));
 }
 
 // By default a client trusts the certificate a tracker shows first, records

@@ -9,6 +9,22 @@
 
 namespace groupshare::peer {
 
+namespace {
+
+bool Contains(const std::string& text, std::initializer_list<const char*> any) {
+  for (const char* needle : any) {
+    if (text.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// gRPC's words for a connection that was up and broke off.
+constexpr std::initializer_list<const char*> kBrokenConnection = {
+    "Socket closed", "Connection reset", "Broken pipe", "GOAWAY", "keepalive watchdog",
+    "Empty update"};
+
+}  // namespace
+
 TrackerClient::TrackerClient(std::vector<HostPort> trackers,
                              std::shared_ptr<grpc::ChannelCredentials> credentials,
                              absl::Duration call_timeout)
@@ -52,7 +68,18 @@ std::string TrackerClient::Unreachable(const grpc::Status& first_round) const {
     }
   }
   if (!refused.empty()) return refused;
-  return DescribeUnreachable(first_round) + "; check that a tracker runs and try again";
+  std::string why = DescribeUnreachable(first_round);
+  // A connection that closes at once is what TLS and plaintext make of
+  // each other.
+  const std::string& raw = first_round.error_message();
+  if (Contains(raw, kBrokenConnection) || Contains(raw, {"Handshake", "handshake"})) {
+    absl::StrAppend(&why, trust_ == nullptr
+                              ? "; this client runs --plaintext: a tracker serving TLS (the "
+                                "default) closes such connections"
+                              : "; a tracker run with --plaintext closes TLS connections: give "
+                                "this client --plaintext too, or run the tracker without it");
+  }
+  return why + "; check that a tracker runs and try again";
 }
 
 void TrackerClient::SetRenewalKey(std::function<std::string()> key) {
@@ -60,21 +87,6 @@ void TrackerClient::SetRenewalKey(std::function<std::string()> key) {
   renewal_key_ = std::move(key);
 }
 
-namespace {
-
-bool Contains(const std::string& text, std::initializer_list<const char*> any) {
-  for (const char* needle : any) {
-    if (text.find(needle) != std::string::npos) return true;
-  }
-  return false;
-}
-
-// gRPC's words for a connection that was up and broke off.
-constexpr std::initializer_list<const char*> kBrokenConnection = {
-    "Socket closed", "Connection reset", "Broken pipe", "GOAWAY", "keepalive watchdog",
-    "Empty update"};
-
-}  // namespace
 
 bool IsTransportFailure(const grpc::Status& status) {
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return true;
