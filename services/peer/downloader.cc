@@ -1,16 +1,11 @@
 #include "services/peer/downloader.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/crypto.h"
 #include "core/log.h"
 #include "core/status_macros.h"
 
@@ -277,7 +272,7 @@ void Download::Run() {
                  << absl::ToDoubleSeconds(pieces_done - started) << " s, links stopped "
                  << absl::ToDoubleSeconds(env_->Now() - pieces_done) << " s later";
   // A save still queued was dropped with the thread.
-  if (part_ != nullptr) WriteHave(picker_.have().ToBytes());
+  if (target_ != nullptr) WriteHave(picker_.have().ToBytes());
   if (picker_.Done() && state_ == DownloadState::kRunning) {
     if (absl::Status s = Finish(); !s.ok()) Fail(s);
   }
@@ -292,56 +287,11 @@ void Download::Run() {
 }
 
 absl::Status Download::Prepare() {
-  if (layout_.piece_size == 0 || layout_.piece_size > options_.max_piece_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the tracker announced pieces of ", layout_.piece_size,
-        " bytes; this client takes pieces of 1 to ", options_.max_piece_size, " bytes"));
-  }
-  struct stat st;
-  if (lstat(dest_.c_str(), &st) == 0) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "'", dest_, "' exists already; remove it or choose another destination"));
-  }
-  // The part file is ours when the state folder records this download.
-  Bitfield have(layout_.PieceCount());
-  bool ours = false;
-  ASSIGN_OR_RETURN(auto records, context_.state->List(context_.user_id));
-  for (const ShareRecord& r : records) {
-    if (r.group_id == group_id_ && r.sha1 == file_.sha1() && !r.complete && r.path == dest_) {
-      ours = true;
-      if (auto saved = Bitfield::FromBytes(r.have, layout_.PieceCount()); saved.ok()) {
-        have = *std::move(saved);
-      }
-    }
-  }
-  ASSIGN_OR_RETURN(PartFileOpened opened, env_->OpenPartFile(part_path_, layout_.size, ours));
-  part_ = std::move(opened.file);
-  std::vector<Sha1Digest> expected;
-  for (const std::string& hex : file_.piece_sha1()) {
-    Sha1Digest digest{};
-    if (auto raw = HexDecode(hex); raw.has_value() && raw->size() == digest.size()) {
-      std::memcpy(digest.data(), raw->data(), digest.size());
-    }
-    expected.push_back(digest);
-  }
-  writer_ = std::make_unique<PieceWriter>(layout_, std::move(expected), part_.get());
-  if (opened.fresh) have = Bitfield(layout_.PieceCount());
-  // Resume: keep only the recorded pieces that still check out on disk.
-  uint32_t kept = 0;
-  for (uint32_t i = 0; i < have.size(); ++i) {
-    if (!have.Get(i)) continue;
-    const bool good = writer_->Kept(i);
-    have.Set(i, good);
-    kept += good;
-  }
-  if (kept > 0) {
-    GS_LOG(kInfo) << "resuming " << file_.name() << " with " << kept << " of " << have.size()
-                  << " pieces verified on disk";
-  }
-  ShareRecord record{context_.user_id, group_id_, file_.name(), file_.sha1(), layout_.size,
-                     layout_.piece_size, {file_.piece_sha1().begin(), file_.piece_sha1().end()},
-                     dest_, false, have.ToBytes()};
-  RETURN_IF_ERROR(context_.state->Put(record));
+  Bitfield have;
+  ASSIGN_OR_RETURN(target_,
+                   DownloadTarget::Resume({context_.user_id, group_id_, file_, dest_,
+                                           options_.max_piece_size},
+                                          context_.state, env_, &have));
   RETURN_IF_ERROR(context_.store->Add(key_, file_.name(), part_path_, layout_, have));
   for (uint32_t i = 0; i < have.size(); ++i) {
     if (!have.Get(i)) continue;
@@ -359,24 +309,7 @@ void Download::Withdraw() {
 }
 
 absl::Status Download::Finish() {
-  // Every piece checked out; the whole file must too before it is renamed
-  // into place.
-  ASSIGN_OR_RETURN(std::string sha1, writer_->WholeFileSha1());
-  if (sha1 != file_.sha1()) {
-    context_.state->Remove(context_.user_id, group_id_, file_.sha1()).IgnoreError();
-    unlink(part_path_.c_str());
-    return absl::DataLossError(absl::StrCat(
-        "every piece checked out but the whole file's SHA1 is ", sha1, ", not ", file_.sha1(),
-        "; the file was registered with inconsistent hashes"));
-  }
-  // Durable before it is called complete: after a power cut the file is
-  // whole, or still a part file whose pieces are checked again.
-  RETURN_IF_ERROR(part_->Sync());
-  RETURN_IF_ERROR(part_->RenameTo(dest_));
-  ASSIGN_OR_RETURN(FileStamp stamp, StampOf(dest_));
-  RETURN_IF_ERROR(context_.state->MarkComplete(context_.user_id, group_id_, file_.sha1(), stamp.mtime_ns));
-  context_.state->AddCompleted({context_.user_id, group_id_, file_.name(), dest_, layout_.size})
-      .IgnoreError();  // only show_downloads' history would miss it
+  RETURN_IF_ERROR(target_->Finish(context_.state));
   if (absl::Status s = context_.tracker->AnnounceHolder(group_id_, file_.name(), true); !s.ok()) {
     GS_LOG(kWarning) << "could not tell the tracker that " << file_.name()
                      << " is complete: " << s;
@@ -556,7 +489,7 @@ void Download::Handle(PeersEvent& e) { AddPeers(e.response); }
 
 void Download::Verify(uint32_t link, PeerLink::Piece piece) {
   const uint32_t index = piece.index;
-  const absl::Status status = writer_->Write(index, piece.data);
+  const absl::Status status = target_->writer().Write(index, piece.data);
   piece = PeerLink::Piece();  // its bytes go back to gRPC now
   absl::MutexLock lock(&mu_);
   --pieces_held_;

@@ -13,6 +13,8 @@
 //  - PieceWriter (piece_writer.h): each piece checked, written and added
 //    to the whole-file SHA1 (core/whole_file_hasher.h) while the file
 //    arrives;
+//  - DownloadTarget (download_target.h): resume (the part file and the
+//    pieces it kept) and finish (the whole file's SHA1, sync, rename);
 //  - PeerSet (peer_set.h): whom to connect, drop and rotate;
 //  - Download (here): the coordinator. It alone owns the picker, the peer
 //    set and the links: it sizes each peer's window of requests from its
@@ -56,6 +58,7 @@
 #include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/peer/client_state.h"
 #include "services/peer/download_env.h"
+#include "services/peer/download_target.h"
 #include "services/peer/peer_link.h"
 #include "services/peer/peer_set.h"
 #include "services/peer/piece_writer.h"
@@ -279,8 +282,7 @@ class Download : public PeerLink::Owner {
   const std::string part_path_;
   tracker::v1::GetFilePeersResponse first_;  // used once, by Run()
   std::atomic<uint32_t> max_peers_;
-  std::unique_ptr<PartFile> part_;            // set by Prepare, before any worker runs
-  std::unique_ptr<PieceWriter> writer_;       // likewise
+  std::unique_ptr<DownloadTarget> target_;  // set by Prepare, before any worker runs
   // The partial announcement reached the tracker (so a failure withdraws it).
   std::atomic<bool> announced_{false};
 
