@@ -258,7 +258,8 @@ int main(int argc, char** argv) {
       grpc::GenericStub stub(channel);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      grpc::ByteBuffer empty, reply;
+      grpc::Slice none("");
+      grpc::ByteBuffer empty(&none, 1), reply;
       grpc::Status status;
       absl::Notification done;
       stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &empty, &reply,
