@@ -1235,6 +1235,46 @@ std::shared_ptr<grpc::Channel> ChannelFrom(const char* source, int port) {
   return grpc::CreateCustomInsecureChannelFromFd("127.0.0.1", fd, args);
 }
 
+// Over TLS each of a member's clients has an allowance of its own, named by
+// its certificate: bob's other device (another client id, the same user and
+// address) opens calls that never read, as many as a client may have open;
+// bob's own client is served all the same, long before they are cut off.
+TEST_F(Sharing, EachOfAMembersClientsHasAnAllowanceOfItsOwn) {
+  auto [alice, bob, path, all, other_device] =
+      ShareWithACopiedTicket({"--stalled_reader_timeout", "120"});
+  std::vector<std::unique_ptr<pv1::PeerService::Stub>> peers;
+  for (int c = 0; c < 3; ++c) {  // 24 calls a connection, within its 32 streams
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the windows stay small: nothing is taken in
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each
+    peers.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", alice->port), other_device.To("alice"), args)));
+  }
+  StalledCalls stalled(48, {peers[0].get(), peers[1].get()}, all);
+  // That client's allowance is used up: one call more is refused.
+  grpc::StatusCode more = grpc::StatusCode::OK;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
+       more != grpc::StatusCode::RESOURCE_EXHAUSTED && absl::Now() < deadline;) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    pv1::GetPieceRequest one = all;
+    one.clear_pieces();
+    one.add_pieces(0);
+    auto reader = peers[2]->GetPiece(&ctx, one);
+    pv1::PieceChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    more = reader->Finish().error_code();
+  }
+  EXPECT_EQ(more, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // bob's own client, from the same address, is served.
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]", absl::Seconds(30)),
+            "[C] [g] f.bin -> " + Dest("out.bin"))
+      << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+}
+
 // Over plaintext (--plaintext on every side), where a ticket alone admits
 // a caller.
 class PlaintextSharing : public Sharing {

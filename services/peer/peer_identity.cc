@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "core/certificates.h"
 #include "core/crypto.h"
@@ -297,6 +298,17 @@ std::optional<std::string> PeerIdentity::CertifiedUser(const grpc::ServerContext
     return std::nullopt;
   }
   return std::string(names[0].data(), names[0].size());
+}
+
+std::optional<std::string> PeerIdentity::CertifiedClient(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return std::nullopt;
+  constexpr absl::string_view kPrefix = "groupshare:client:";
+  for (const grpc::string_ref& uri : auth->FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME)) {
+    absl::string_view text(uri.data(), uri.size());
+    if (absl::ConsumePrefix(&text, kPrefix) && !text.empty()) return std::string(text);
+  }
+  return std::nullopt;
 }
 
 }  // namespace groupshare::peer

@@ -61,6 +61,9 @@ class PeerIdentity {
   // connection showed: the user its common name names. Null for a
   // connection that showed none (plaintext).
   static std::optional<std::string> CertifiedUser(const grpc::ServerContextBase& context);
+  // The client id its certificate names ("groupshare:client:<id>"); null
+  // without one.
+  static std::optional<std::string> CertifiedClient(const grpc::ServerContextBase& context);
 
  private:
   PeerIdentity(std::string dir, std::string key_pem, std::string public_key_pem);

@@ -35,10 +35,15 @@ class Refusal final : public grpc::ServerWriteReactor<Message> {
 // gRPC may run a call's reactions inline inside TryCancel, including Finish
 // and OnDone. CutOff therefore marks itself running; a Finish wanted meanwhile
 // waits until TryCancel has returned, so the context stays valid throughout.
-// A user's calls from one address share one allowance of calls and read
-// budget: a member's ticket copied to someone elsewhere cannot use up what
-// the member's own client is allowed.
+// Whose share of the calls and the read budget a call uses: over TLS, the
+// client its certificate names (a member's devices are apart, behind one
+// address or not; whoever holds one device's key shares that device's);
+// over plaintext, the user at the call's source address (a ticket copied to
+// someone elsewhere cannot use up what the member's own client is allowed).
 std::string AllowanceOf(const std::string& user, const grpc::CallbackServerContext& ctx) {
+  if (std::optional<std::string> client = PeerIdentity::CertifiedClient(ctx)) {
+    return absl::StrCat(user, " client ", *client);
+  }
   return absl::StrCat(user, " from ", SourceAddress(ctx.peer()));
 }
 
@@ -413,8 +418,8 @@ absl::Status PeerServiceImpl::Admit(const std::string& user, const std::string& 
   uint32_t& mine = calls_by_allowance_[allowance];
   if (mine >= options_.max_calls_per_user) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("user ", user, " has ", mine, " calls open to this peer from this address, ",
-                     "the most it serves one user at one address; end some first"));
+        absl::StrCat("user ", user, " has ", mine, " calls open to this peer from this client, ",
+                     "the most it serves one user's client; end some first"));
   }
   ++mine;
   ++calls_;
