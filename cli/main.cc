@@ -196,6 +196,10 @@ int main(int argc, char** argv) {
   ReportServing(**server, {groupshare::peer::v1::PeerService::service_full_name()});
   // With port 0 the system chose one: advertise that.
   if (self->port == 0) node.set_peer_address(absl::StrCat(self->host, ":", port));
+  // Where this client reaches its own service: a wildcard listens on
+  // loopback too (IPv4's, which a dual-stack socket takes as well).
+  const bool wildcard = listen.host == "[::]" || listen.host == "0.0.0.0";
+  node.set_local_address(absl::StrCat(wildcard ? "127.0.0.1" : listen.host, ":", port));
   if (std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     if (auto s = WriteFileAtomically(port_file, absl::StrCat(port, "\n")); !s.ok()) {
       return FailStartup(s.message());

@@ -333,6 +333,11 @@ void Node::set_peer_address(const std::string& address) {
   peer_service_.SetSelfAddress(address);
 }
 
+void Node::set_local_address(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  local_address_ = address;
+}
+
 Node::~Node() {
   retrying_.reset();  // a retry under way ends first; none starts after
   store_.SetChangedCallback(nullptr);
@@ -360,7 +365,7 @@ void Node::AwaitServing() {
   std::string address;
   {
     absl::MutexLock lock(&mu_);
-    address = peer_address_;
+    address = local_address_.empty() ? peer_address_ : local_address_;
   }
   if (absl::Status s = options_.identity->AwaitServed(address, absl::Seconds(3)); !s.ok()) {
     GS_LOG(kWarning) << s.message();

@@ -88,6 +88,10 @@ class Node {
   PeerServiceImpl* peer_service() { return &peer_service_; }
   // The address sent at the next login (once a port 0 is bound).
   void set_peer_address(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
+  // host:port where this machine reaches its own peer service (where it
+  // listens; the advertised address may be a NAT's, which does not loop
+  // back). Until set, the advertised one.
+  void set_local_address(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Logs in, then serves again what this user shared from this state
   // folder and resumes its unfinished downloads.
@@ -222,6 +226,7 @@ class Node {
 
   mutable absl::Mutex mu_;
   std::string peer_address_ ABSL_GUARDED_BY(mu_);
+  std::string local_address_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> ticket_keys_ ABSL_GUARDED_BY(mu_);  // empty when logged out
   std::vector<std::unique_ptr<Download>> downloads_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> notices_ ABSL_GUARDED_BY(mu_);
