@@ -5,6 +5,7 @@
 #include "absl/base/internal/endian.h"
 #include "core/log.h"
 #include "core/status_macros.h"
+#include "services/tracker/key_schedule.h"
 
 namespace groupshare::tracker {
 namespace {
@@ -60,14 +61,6 @@ absl::StatusOr<std::vector<Record>> ReadRecords(Store* store) {
   return Decode(*value);
 }
 
-// Whether no ticket signed with key i (of keys sorted by signs_from) can
-// still be valid at `now`.
-template <typename K>
-bool Retired(const std::vector<K>& keys, size_t i, absl::Time now,
-             absl::Duration ticket_ttl) {
-  return i + 1 < keys.size() && keys[i + 1].signs_from + ticket_ttl <= now;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TicketKeys>> TicketKeys::Load(Store* store, TicketKeyTimes times,
@@ -80,19 +73,14 @@ absl::StatusOr<std::unique_ptr<TicketKeys>> TicketKeys::Load(Store* store, Ticke
 absl::StatusOr<absl::Time> TicketKeys::Rotate(Store* store, TicketKeyTimes times,
                                               absl::Time now) {
   ASSIGN_OR_RETURN(std::vector<Record> records, ReadRecords(store));
-  std::vector<Record> kept;
-  for (size_t i = 0; i < records.size(); ++i) {
-    if (!Retired(records, i, now, times.ticket_ttl)) kept.push_back(records[i]);
-  }
+  std::vector<Record> kept = Unretired(records, now, times.ticket_ttl);
   if (kept.size() >= kMaxVerifierKeys) {
     return absl::FailedPreconditionError(
         "the last rotations are still under way (their keys are all in use); rotate again "
         "after a ticket lifetime");
   }
   ASSIGN_OR_RETURN(auto fresh, TicketSigner::Generate());
-  // Whole seconds, as stored, and never before a key announced earlier.
-  absl::Time signs_from = absl::FromUnixSeconds(absl::ToUnixSeconds(now + times.lead) + 1);
-  signs_from = std::max(signs_from, kept.back().signs_from + absl::Seconds(1));
+  const absl::Time signs_from = NextSignsFrom(kept, now, times.lead);
   kept.push_back({signs_from, fresh->PrivateKey()});
   RETURN_IF_ERROR(store->PutMeta(kKeysMeta, Encode(kept)));
   return signs_from;
@@ -125,11 +113,7 @@ void TicketKeys::MaybeRefresh(absl::Time now) {
 std::shared_ptr<const TicketSigner> TicketKeys::Signer(absl::Time now) {
   MaybeRefresh(now);
   absl::MutexLock lock(&mu_);
-  std::shared_ptr<const TicketSigner> signer = keys_.front().signer;
-  for (const Key& k : keys_) {
-    if (k.signs_from <= now) signer = k.signer;
-  }
-  return signer;
+  return SigningAt(keys_, now).signer;
 }
 
 std::vector<std::string> TicketKeys::PublicKeys(absl::Time now) {

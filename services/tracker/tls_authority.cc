@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "core/log.h"
 #include "core/status_macros.h"
+#include "services/tracker/key_schedule.h"
 
 namespace groupshare::tracker {
 namespace {
@@ -74,24 +75,19 @@ namespace {
 constexpr char kPeerCasMeta[] = "peer_cas";
 constexpr char kCaSeparator[] = "-----END GROUPSHARE CA-----\n";
 
-struct CaRecord {
-  absl::Time signs_from;
-  KeyAndCert pair;
-};
-
 // Kept as, for each CA: its Unix second of signing on a line, its key's and
 // certificate's PEM, and a separator line.
-std::string EncodeCas(const std::vector<CaRecord>& cas) {
+std::string EncodeCas(const std::vector<PeerCa>& cas) {
   std::string out;
-  for (const CaRecord& ca : cas) {
+  for (const PeerCa& ca : cas) {
     absl::StrAppend(&out, absl::ToUnixSeconds(ca.signs_from), "\n", Encode(ca.pair),
                     kCaSeparator);
   }
   return out;
 }
 
-absl::StatusOr<std::vector<CaRecord>> DecodeCas(const std::string& text) {
-  std::vector<CaRecord> out;
+absl::StatusOr<std::vector<PeerCa>> DecodeCas(const std::string& text) {
+  std::vector<PeerCa> out;
   size_t at = 0;
   while (at < text.size()) {
     const size_t end = text.find(kCaSeparator, at);
@@ -107,7 +103,7 @@ absl::StatusOr<std::vector<CaRecord>> DecodeCas(const std::string& text) {
   }
   if (out.empty()) return absl::DataLossError("the stored peer CAs are empty");
   std::sort(out.begin(), out.end(),
-            [](const CaRecord& a, const CaRecord& b) { return a.signs_from < b.signs_from; });
+            [](const PeerCa& a, const PeerCa& b) { return a.signs_from < b.signs_from; });
   return out;
 }
 
@@ -120,7 +116,7 @@ absl::StatusOr<KeyAndCert> NewCa(absl::Time now) {
   return SelfSigned(request);
 }
 
-absl::StatusOr<std::vector<CaRecord>> ReadCas(Store* store, absl::Time now) {
+absl::StatusOr<std::vector<PeerCa>> ReadCas(Store* store, absl::Time now) {
   absl::StatusOr<std::string> value = store->GetMeta(kPeerCasMeta);
   if (value.status().code() == absl::StatusCode::kNotFound) {
     // A new database: its first CA signs from the beginning.
@@ -131,37 +127,25 @@ absl::StatusOr<std::vector<CaRecord>> ReadCas(Store* store, absl::Time now) {
   return DecodeCas(*value);
 }
 
-// Whether no certificate issued by CA i (of CAs sorted by signs_from) can
-// still be valid at `now`.
-template <typename C>
-bool Retired(const std::vector<C>& cas, size_t i, absl::Time now, absl::Duration ttl) {
-  return i + 1 < cas.size() && cas[i + 1].signs_from + ttl <= now;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PeerAuthority>> PeerAuthority::Load(Store* store,
                                                                    PeerCaTimes times,
                                                                    absl::Time now) {
-  ASSIGN_OR_RETURN(std::vector<CaRecord> records, ReadCas(store, now));
+  ASSIGN_OR_RETURN(std::vector<PeerCa> cas, ReadCas(store, now));
   std::unique_ptr<PeerAuthority> authority(new PeerAuthority(store, times));
   absl::MutexLock lock(&authority->mu_);
-  for (CaRecord& r : records) authority->cas_.push_back({r.signs_from, std::move(r.pair)});
+  authority->cas_ = std::move(cas);
   authority->read_at_ = now;
   return authority;
 }
 
 absl::StatusOr<absl::Time> PeerAuthority::Rotate(Store* store, PeerCaTimes times,
                                                  absl::Time now) {
-  ASSIGN_OR_RETURN(std::vector<CaRecord> records, ReadCas(store, now));
-  std::vector<CaRecord> kept;
-  for (size_t i = 0; i < records.size(); ++i) {
-    if (!Retired(records, i, now, times.certificate_ttl)) kept.push_back(records[i]);
-  }
+  ASSIGN_OR_RETURN(std::vector<PeerCa> records, ReadCas(store, now));
+  std::vector<PeerCa> kept = Unretired(records, now, times.certificate_ttl);
   ASSIGN_OR_RETURN(KeyAndCert fresh, NewCa(now));
-  // Whole seconds, as stored, and never before a CA announced earlier.
-  absl::Time signs_from = absl::FromUnixSeconds(absl::ToUnixSeconds(now + times.lead) + 1);
-  signs_from = std::max(signs_from, kept.back().signs_from + absl::Seconds(1));
+  const absl::Time signs_from = NextSignsFrom(kept, now, times.lead);
   kept.push_back({signs_from, std::move(fresh)});
   RETURN_IF_ERROR(store->PutMeta(kPeerCasMeta, EncodeCas(kept)));
   return signs_from;
@@ -173,16 +157,13 @@ void PeerAuthority::MaybeRefresh(absl::Time now) {
     if (now - read_at_ < times_.refresh) return;
     read_at_ = now;  // one caller reads; the others go on with what is here
   }
-  absl::StatusOr<std::vector<CaRecord>> records = ReadCas(store_, now);
-  if (!records.ok()) {
-    GS_LOG(kWarning) << "could not read the peer CAs again (the old ones stay): "
-                     << records.status();
+  absl::StatusOr<std::vector<PeerCa>> cas = ReadCas(store_, now);
+  if (!cas.ok()) {
+    GS_LOG(kWarning) << "could not read the peer CAs again (the old ones stay): " << cas.status();
     return;
   }
-  std::vector<Ca> cas;
-  for (CaRecord& r : *records) cas.push_back({r.signs_from, std::move(r.pair)});
   absl::MutexLock lock(&mu_);
-  cas_ = std::move(cas);
+  cas_ = *std::move(cas);
 }
 
 std::vector<std::string> PeerAuthority::CaCertificates(absl::Time now) {
@@ -207,10 +188,7 @@ absl::StatusOr<PeerCertificate> PeerAuthority::Issue(const std::string& user_id,
   KeyAndCert signer;
   {
     absl::MutexLock lock(&mu_);
-    signer = cas_.front().pair;
-    for (const Ca& ca : cas_) {
-      if (ca.signs_from <= now) signer = ca.pair;
-    }
+    signer = SigningAt(cas_, now).pair;
   }
   CertificateRequest request;
   request.common_name = user_id;

@@ -44,6 +44,12 @@ struct PeerCaTimes {
   absl::Duration refresh = absl::Seconds(5);  // how often the store is read again
 };
 
+// One peer CA and when it signs from.
+struct PeerCa {
+  absl::Time signs_from;
+  KeyAndCert pair;
+};
+
 class PeerAuthority {
  public:
   // Reads the peer CAs from `store`, making the first on a new database.
@@ -65,10 +71,6 @@ class PeerAuthority {
   std::vector<std::string> CaCertificates(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Ca {
-    absl::Time signs_from;
-    KeyAndCert pair;
-  };
   PeerAuthority(Store* store, PeerCaTimes times) : store_(store), times_(times) {}
   // Reads the CAs again once `refresh` has passed; keeps them on failure.
   void MaybeRefresh(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
@@ -76,7 +78,7 @@ class PeerAuthority {
   Store* const store_;
   const PeerCaTimes times_;
   absl::Mutex mu_;
-  std::vector<Ca> cas_ ABSL_GUARDED_BY(mu_);  // oldest first
+  std::vector<PeerCa> cas_ ABSL_GUARDED_BY(mu_);  // oldest first
   absl::Time read_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
