@@ -7,7 +7,6 @@
 
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 
 #include <grpcpp/server_builder.h>
@@ -19,6 +18,7 @@
 #include "cli/shell.h"
 #include "cli/terminal.h"
 #include "core/log.h"
+#include "core/read_file.h"
 #include "core/tracker_info.h"
 #include "services/common/process.h"
 #include "services/common/server_setup.h"
@@ -141,13 +141,12 @@ int main(int argc, char** argv) {
     identity = *std::move(opened);
     std::string ca;
     if (std::string ca_file = absl::GetFlag(FLAGS_tls_ca); !ca_file.empty()) {
-      std::ifstream in(ca_file);
-      std::stringstream text;
-      text << in.rdbuf();
-      if (!in || text.str().empty()) {
-        return FailStartup(absl::StrCat("cannot read the --tls_ca file '", ca_file, "'"));
+      absl::StatusOr<std::string> read = ReadFileText(ca_file, "the --tls_ca file");
+      if (!read.ok()) return FailStartup(read.status().message());
+      if (read->empty()) {
+        return FailStartup(absl::StrCat("the --tls_ca file '", ca_file, "' is empty"));
       }
-      ca = text.str();
+      ca = *std::move(read);
     }
     auto made = peer::TrackerTrust::Create(state_dir + "/known_trackers", ca);
     if (!made.ok()) return FailStartup(made.status().message());

@@ -1,9 +1,5 @@
 #include "core/tracker_info.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -11,6 +7,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/read_file.h"
 
 namespace groupshare {
 
@@ -88,14 +85,9 @@ absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view t
 }
 
 absl::StatusOr<std::vector<TrackerAddress>> ReadTrackerInfo(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(
-        "cannot read tracker_info file '", path, "': ", std::strerror(errno)));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto parsed = ParseTrackerInfo(text.str());
+  absl::StatusOr<std::string> text = ReadFileText(path, "tracker_info file");
+  if (!text.ok()) return text.status();
+  auto parsed = ParseTrackerInfo(*text);
   if (!parsed.ok()) {
     return absl::Status(parsed.status().code(),
                         absl::StrCat(path, ": ", parsed.status().message()));

@@ -10,15 +10,14 @@
 
 #include <malloc.h>
 
-#include <fstream>
 #include <mutex>
 #include <thread>
-#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/log.h"
+#include "core/read_file.h"
 #include "services/common/connection_guard.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -60,46 +59,32 @@ void ReportServing(grpc::Server& server, std::initializer_list<std::string> serv
 namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in || text.str().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read the ", what, " '", path, "'"));
+  absl::StatusOr<std::string> text = ReadFileText(path, absl::StrCat("the ", what));
+  if (!text.ok()) return absl::InvalidArgumentError(text.status().message());
+  if (text->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("the ", what, " '", path, "' is empty"));
   }
-  return text.str();
+  return text;
 }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
-    const TlsFiles& files) {
-  if (files.cert.empty() && files.key.empty()) return grpc::InsecureServerCredentials();
-  if (files.cert.empty() || files.key.empty()) {
+absl::StatusOr<KeyAndCert> ReadTlsFiles(const std::string& cert_path,
+                                        const std::string& key_path) {
+  if (cert_path.empty() || key_path.empty()) {
     return absl::InvalidArgumentError("TLS needs both --tls_cert and --tls_key");
   }
-  auto cert = ReadPem(files.cert, "TLS certificate");
+  auto cert = ReadPem(cert_path, "TLS certificate");
   if (!cert.ok()) return cert.status();
-  auto key = ReadPem(files.key, "TLS key");
+  auto key = ReadPem(key_path, "TLS key");
   if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
-  return grpc::SslServerCredentials(options);
+  return KeyAndCert{*std::move(key), *std::move(cert)};
 }
 
 std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const KeyAndCert& identity) {
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({identity.key_pem, identity.cert_pem});
   return grpc::SslServerCredentials(options);
-}
-
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
-    const TlsFiles& files) {
-  if (files.ca.empty()) return grpc::InsecureChannelCredentials();
-  auto ca = ReadPem(files.ca, "TLS CA file");
-  if (!ca.ok()) return ca.status();
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = *ca;
-  return grpc::SslCredentials(options);
 }
 
 namespace {

@@ -29,22 +29,13 @@ void RouteGrpcLogs();
 // the server as a whole, always does).
 void ReportServing(grpc::Server& server, std::initializer_list<std::string> services);
 
-// TLS from files a user names (--tls_cert, --tls_key, --tls_ca).
-struct TlsFiles {
-  std::string cert;  // PEM certificate chain a server presents
-  std::string key;   // PEM private key of that certificate
-  std::string ca;    // PEM roots a client trusts to verify servers
-};
-
-// Plaintext without a certificate, TLS with one; INVALID_ARGUMENT when
-// only one of cert and key is given or a file cannot be read.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
-    const TlsFiles& files);
+// The PEM key and certificate chain of the files a user names (--tls_key,
+// --tls_cert); INVALID_ARGUMENT when only one is named or a file cannot be
+// read.
+absl::StatusOr<KeyAndCert> ReadTlsFiles(const std::string& cert_path,
+                                        const std::string& key_path);
 // TLS with this key and certificate.
 std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const KeyAndCert& identity);
-// Plaintext without a CA file, TLS verifying servers against it with one.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
-    const TlsFiles& files);
 
 // Where a call came from without its port: "ipv4:127.0.0.1:5000" ->
 // "ipv4:127.0.0.1" (of grpc::ServerContext::peer()).

@@ -19,15 +19,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "core/certificates.h"
 #include "core/crypto.h"
+#include "core/read_file.h"
 #include "core/tracker_info.h"
 #include "core/status_macros.h"
 #include "services/common/process.h"
@@ -41,12 +39,8 @@ namespace gx = ::grpc::experimental;
 // allows no less than a second.
 constexpr int kReloadSeconds = 1;
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+// What a state file holds; empty when there is none yet.
+std::string ReadText(const std::string& path) { return ReadFileText(path, "").value_or(""); }
 
 // Accepts a holder only when its certificate (whose chain gRPC verified
 // against the peer CA) names the member the tracker listed.

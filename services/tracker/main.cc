@@ -4,9 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 
 #include <grpcpp/resource_quota.h>
@@ -170,21 +168,14 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TrackerCredentials(
     *said = "plaintext (--plaintext): clients need --plaintext too";
     return grpc::InsecureServerCredentials();
   }
-  std::string cert_pem;
-  std::shared_ptr<grpc::ServerCredentials> credentials;
+  KeyAndCert identity;
   if (!absl::GetFlag(FLAGS_tls_cert).empty() || !absl::GetFlag(FLAGS_tls_key).empty()) {
-    TlsFiles files{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key), ""};
-    ASSIGN_OR_RETURN(credentials, ServerCredentialsFor(files));
-    std::ifstream in(files.cert);
-    std::stringstream text;
-    text << in.rdbuf();
-    cert_pem = text.str();
+    ASSIGN_OR_RETURN(identity,
+                     ReadTlsFiles(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)));
   } else {
-    ASSIGN_OR_RETURN(KeyAndCert identity,
-                     tracker::LoadTrackerIdentity(store, address.host, absl::Now()));
-    credentials = ServerCredentialsFor(identity);
-    cert_pem = identity.cert_pem;
+    ASSIGN_OR_RETURN(identity, tracker::LoadTrackerIdentity(store, address.host, absl::Now()));
   }
+  const std::string& cert_pem = identity.cert_pem;
   ASSIGN_OR_RETURN(CertificateInfo info, ReadCertificate(cert_pem));
   std::string cert_file = absl::GetFlag(FLAGS_cert_file);
   const std::string db = absl::GetFlag(FLAGS_db).empty() ? DefaultStatePath("tracker.db")
@@ -194,7 +185,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TrackerCredentials(
   *said = absl::StrCat("TLS certificate sha256=", info.sha256,
                        cert_file.empty() ? "" : absl::StrCat(" (written to ", cert_file, ")"),
                        "; clients may pin it in tracker_info.txt: %s sha256=", info.sha256);
-  return credentials;
+  return ServerCredentialsFor(identity);
 }
 
 // Rotates a key of the database of --db (`what`, a `noun`, rotated by
