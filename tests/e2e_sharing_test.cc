@@ -173,6 +173,47 @@ class Sharing : public ::testing::Test {
     times[1].tv_sec += 2;
     ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
   }
+  // A stub on a connection of its own to the peer service at `port`, whose
+  // flow-control windows do not grow: calls that read nothing stay open
+  // unread rather than take in whole pieces and end.
+  static std::unique_ptr<pv1::PeerService::Stub> UnreadingPeer(
+      int port, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return pv1::PeerService::NewStub(
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), credentials, args));
+  }
+  // Asks `peer` for the first piece of `all` until it refuses with
+  // RESOURCE_EXHAUSTED, for 20 s at most; the last answer's code.
+  static grpc::StatusCode OneCallMore(pv1::PeerService::Stub& peer,
+                                      const pv1::GetPieceRequest& all) {
+    grpc::StatusCode more = grpc::StatusCode::OK;
+    for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
+         more != grpc::StatusCode::RESOURCE_EXHAUSTED && absl::Now() < deadline;) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      pv1::GetPieceRequest one = all;
+      one.clear_pieces();
+      one.add_pieces(0);
+      auto reader = peer.GetPiece(&ctx, one);
+      pv1::PieceChunk chunk;
+      while (reader->Read(&chunk)) {
+      }
+      more = reader->Finish().error_code();
+    }
+    return more;
+  }
+  // `bob` downloads f.bin of g (shared by `alice` from `path`) within 30 s,
+  // byte for byte.
+  void ExpectDownloadWithin30s(Cluster::Client& bob, Cluster::Client& alice,
+                               const std::string& path) {
+    EXPECT_THAT(bob.Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+    EXPECT_EQ(cluster_.WaitForDownload(bob, "[C]", absl::Seconds(30)),
+              "[C] [g] f.bin -> " + Dest("out.bin"))
+        << bob.Log() << "\n----\n" << alice.Log() << "\n" << bob.Run("show_downloads");
+    EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  }
   // `who` shares a new file of `size` random bytes (the same for every
   // client) named `name` in group g.
   void Share(Cluster::Client& who, const std::string& name, size_t size) {
@@ -692,14 +733,10 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
   // A peer takes 32 calls at once on a connection (a client queues the
   // rest): a connection of its own for every 30 calls.
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> stubs;
+  // No window growth: the GetPiece calls stay open unread rather than take
+  // in whole pieces and end, which would free slots for the last call.
   const auto new_connection = [&]() -> pv1::PeerService::Stub& {
-    grpc::ChannelArguments args;
-    args.SetInt("grpc.use_local_subchannel_pool", 1);
-    // No window growth: the GetPiece calls stay open unread rather than
-    // take in whole pieces and end, which would free slots for the last call.
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    stubs.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", alice->port), bob_ticket.member.To("alice"), args)));
+    stubs.push_back(UnreadingPeer(alice->port, bob_ticket.member.To("alice")));
     return *stubs.back();
   };
   pv1::GetBitfieldRequest bits;
@@ -1173,25 +1210,15 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
   // Two connections of 24 calls: a peer takes 32 at once on one, and the
   // rest would only start once the first were cut off.
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> peers;
-  for (int c = 0; c < 2; ++c) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the windows stay small: nothing is taken in
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each
-    peers.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", alice->port), copier.To("alice"), args)));
-  }
+  for (int c = 0; c < 2; ++c) peers.push_back(UnreadingPeer(alice->port, copier.To("alice")));
   // The most one user may have open at a peer. Each ends in 13 s at the
   // latest: long enough for one cut-off round (5 s and a housekeeping
   // tick) on a loaded machine, too short for three (the 8 MiB read budget
   // holds 16 calls' chunks at once).
   StalledCalls stalled(48, {peers[0].get(), peers[1].get()}, all, absl::Seconds(13));
-  // bob's own download: refused while the stalled calls hold his slots,
-  // then served once they are cut off.
-  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]", absl::Seconds(30)),
-            "[C] [g] f.bin -> " + Dest("out.bin"))
-      << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
-  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  // bob's own client (another client, with an allowance of its own)
+  // downloads meanwhile.
+  ExpectDownloadWithin30s(*bob, *alice, path);
   // Every stalled call was cut off by the peer in one round: those that
   // waited for the read budget too, not left to take their turn at
   // stalling (which would take three rounds).
@@ -1244,35 +1271,13 @@ TEST_F(Sharing, EachOfAMembersClientsHasAnAllowanceOfItsOwn) {
       ShareWithACopiedTicket({"--stalled_reader_timeout", "120"});
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> peers;
   for (int c = 0; c < 3; ++c) {  // 24 calls a connection, within its 32 streams
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // the windows stay small: nothing is taken in
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each
-    peers.push_back(pv1::PeerService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", alice->port), other_device.To("alice"), args)));
+    peers.push_back(UnreadingPeer(alice->port, other_device.To("alice")));
   }
   StalledCalls stalled(48, {peers[0].get(), peers[1].get()}, all);
   // That client's allowance is used up: one call more is refused.
-  grpc::StatusCode more = grpc::StatusCode::OK;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
-       more != grpc::StatusCode::RESOURCE_EXHAUSTED && absl::Now() < deadline;) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    pv1::GetPieceRequest one = all;
-    one.clear_pieces();
-    one.add_pieces(0);
-    auto reader = peers[2]->GetPiece(&ctx, one);
-    pv1::PieceChunk chunk;
-    while (reader->Read(&chunk)) {
-    }
-    more = reader->Finish().error_code();
-  }
-  EXPECT_EQ(more, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(OneCallMore(*peers[2], all), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // bob's own client, from the same address, is served.
-  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]", absl::Seconds(30)),
-            "[C] [g] f.bin -> " + Dest("out.bin"))
-      << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
-  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  ExpectDownloadWithin30s(*bob, *alice, path);
 }
 
 // Over plaintext (--plaintext on every side), where a ticket alone admits
@@ -1299,27 +1304,9 @@ TEST_F(PlaintextSharing, ACopiedTicketElsewhereCannotUseUpTheMembersAllowance) {
   // As many as a user may have open at a peer.
   StalledCalls stalled(48, {copies[0].get(), copies[1].get()}, all);
   // The copier's allowance is used up: one call more is refused.
-  grpc::StatusCode more = grpc::StatusCode::OK;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
-       more != grpc::StatusCode::RESOURCE_EXHAUSTED && absl::Now() < deadline;) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    pv1::GetPieceRequest one = all;
-    one.clear_pieces();
-    one.add_pieces(0);
-    auto reader = copies[2]->GetPiece(&ctx, one);
-    pv1::PieceChunk chunk;
-    while (reader->Read(&chunk)) {
-    }
-    more = reader->Finish().error_code();
-  }
-  EXPECT_EQ(more, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(OneCallMore(*copies[2], all), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // bob's own client is served all the same, well before the cut-off.
-  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]", absl::Seconds(30)),
-            "[C] [g] f.bin -> " + Dest("out.bin"))
-      << bob->Log() << "\n----\n" << alice->Log() << "\n" << bob->Run("show_downloads");
-  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  ExpectDownloadWithin30s(*bob, *alice, path);
 }
 
 // download_file of a file this client shares makes it from the local file:
