@@ -100,11 +100,18 @@ class TrackerServiceTest : public ::testing::Test {
     ASSERT_TRUE(Call(&Stub::CreateUser, "", req).ok());
   }
 
-  tv1::LoginResponse Login(const std::string& user, const std::string& address = "") {
+  // A login of `user` (whose password is "pw") from `address`.
+  static tv1::LoginRequest LoginRequestFor(const std::string& user,
+                                           const std::string& address = "") {
     tv1::LoginRequest req;
     req.set_user_id(user);
     req.set_password("pw");
     req.set_peer_address(address);
+    return req;
+  }
+
+  tv1::LoginResponse Login(const std::string& user, const std::string& address = "") {
+    const tv1::LoginRequest req = LoginRequestFor(user, address);
     tv1::LoginResponse resp;
     grpc::Status s = Call(&Stub::Login, "", req, &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
@@ -678,9 +685,7 @@ TEST_F(TrackerServiceTest, TicketKeysRotateWithoutARefusedTicket) {
 TEST_F(TrackerServiceTest, LoginCertifiesTheClientsKeyAndKeepAlivesRenewIt) {
   CreateUser("bob");
   const std::string key = *PublicKeyOf(*NewPrivateKey());
-  tv1::LoginRequest req;
-  req.set_user_id("bob");
-  req.set_password("pw");
+  tv1::LoginRequest req = LoginRequestFor("bob");
   req.set_client_id("laptop");
   req.set_peer_public_key(key);
   tv1::LoginResponse login;
@@ -706,9 +711,7 @@ TEST_F(TrackerServiceTest, LoginCertifiesTheClientsKeyAndKeepAlivesRenewIt) {
 TEST_F(TrackerServiceTest, PeerCaRotatesWithoutARefusedCertificate) {
   CreateUser("bob");
   const std::string key = *PublicKeyOf(*NewPrivateKey());
-  tv1::LoginRequest req;
-  req.set_user_id("bob");
-  req.set_password("pw");
+  tv1::LoginRequest req = LoginRequestFor("bob");
   req.set_peer_public_key(key);
   tv1::LoginResponse login;
   ASSERT_TRUE(Call(&Stub::Login, "", req, &login).ok());
