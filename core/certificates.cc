@@ -3,9 +3,14 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include <pthread.h>
+#include <signal.h>
 
 #include <memory>
 
@@ -24,6 +29,8 @@ using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using Pkey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using Names = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+using SslCtx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
+using Ssl = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
 
 Bio ReadBio(absl::string_view text) {
   return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
@@ -67,6 +74,37 @@ std::string CertPem(X509* cert) {
   PEM_write_bio_X509(bio.get(), cert);
   return BioText(bio.get());
 }
+
+// The SHA-256 (hex) of `cert`'s DER encoding.
+absl::StatusOr<std::string> Fingerprint(X509* cert) {
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(cert, &der);
+  if (length <= 0) return absl::InvalidArgumentError("cannot encode the certificate");
+  std::string sha256 = HexEncode(
+      Sha256Of(absl::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(length))));
+  OPENSSL_free(der);
+  return sha256;
+}
+
+// Holds SIGPIPE back on this thread while it lives (a write to a peer
+// that closed would kill the process), and drops one raised meanwhile.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~NoSigpipe() {
+    const timespec now{0, 0};
+    while (sigtimedwait(&pipe_, nullptr, &now) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t pipe_, old_;
+};
 
 absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX ctx;
@@ -191,12 +229,7 @@ absl::StatusOr<CertificateInfo> ReadCertificate(absl::string_view pem) {
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert->get()), &tm) == 1) {
     info.not_after = absl::FromTimeT(timegm(&tm));
   }
-  unsigned char* der = nullptr;
-  const int length = i2d_X509(cert->get(), &der);
-  if (length <= 0) return absl::InvalidArgumentError("cannot encode the certificate");
-  info.sha256 = HexEncode(
-      Sha256Of(absl::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(length))));
-  OPENSSL_free(der);
+  ASSIGN_OR_RETURN(info.sha256, Fingerprint(cert->get()));
   return info;
 }
 
@@ -206,6 +239,28 @@ bool SignedBy(absl::string_view cert_pem, absl::string_view issuer_pem) {
   if (!cert.ok() || !issuer.ok()) return false;
   EVP_PKEY* key = X509_get0_pubkey(issuer->get());
   return key != nullptr && X509_verify(cert->get(), key) == 1;
+}
+
+absl::StatusOr<std::string> ServerFingerprint(int fd, absl::string_view key_pem,
+                                              absl::string_view cert_pem) {
+  NoSigpipe no_sigpipe;
+  SslCtx ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return absl::InternalError("SSL_CTX_new failed");
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  if (auto key = ReadPrivateKey(key_pem); key.ok()) SSL_CTX_use_PrivateKey(ctx.get(), key->get());
+  if (auto cert = ReadX509(cert_pem); cert.ok()) SSL_CTX_use_certificate(ctx.get(), cert->get());
+  Ssl ssl(SSL_new(ctx.get()));
+  if (!ssl) return absl::InternalError("SSL_new failed");
+  static const unsigned char kH2[] = {2, 'h', '2'};
+  SSL_set_alpn_protos(ssl.get(), kH2, sizeof kH2);
+  SSL_set_fd(ssl.get(), fd);
+  if (SSL_connect(ssl.get()) != 1) {
+    ERR_clear_error();
+    return absl::UnavailableError("no TLS handshake");
+  }
+  X509Ptr served(SSL_get1_peer_certificate(ssl.get()));
+  if (!served) return absl::UnavailableError("the server showed no certificate");
+  return Fingerprint(served.get());
 }
 
 bool KeyMatches(absl::string_view key_pem, absl::string_view cert_pem) {

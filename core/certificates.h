@@ -1,7 +1,8 @@
 // X.509 for groupshare's TLS, through OpenSSL 3: the keys (ECDSA P-256, which
 // every TLS 1.3 stack speaks), a tracker's self-signed certificate, the
 // peer CA's certificates for members, and the SHA-256 fingerprints by which a
-// client knows its tracker. Certificates and keys travel as PEM text.
+// client knows its tracker (and the one a TLS server shows). Certificates and
+// keys travel as PEM text.
 //
 // Plain functions, thread-safe.
 #ifndef GROUPSHARE_CORE_CERTIFICATES_H_
@@ -57,6 +58,14 @@ absl::StatusOr<CertificateInfo> ReadCertificate(absl::string_view pem);
 // True when the first certificate of `cert_pem` carries a signature of the
 // key of the first certificate of `issuer_pem`.
 bool SignedBy(absl::string_view cert_pem, absl::string_view issuer_pem);
+
+// Over `fd`, a connected socket: a TLS handshake as a client presenting
+// `key_pem` and `cert_pem` (ALPN h2), checking nothing of the server, and
+// the SHA-256 (lower-case hex) of the certificate the server showed.
+// UNAVAILABLE when no handshake completes (the socket's own timeouts
+// bound the wait). A write to a server that closed raises no SIGPIPE.
+absl::StatusOr<std::string> ServerFingerprint(int fd, absl::string_view key_pem,
+                                              absl::string_view cert_pem);
 
 // True when `key_pem` is the private key of the first certificate of
 // `cert_pem`.

@@ -7,15 +7,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_context.h>
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-
 #include <netdb.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,7 +16,6 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "core/certificates.h"
-#include "core/crypto.h"
 #include "core/read_file.h"
 #include "core/tracker_info.h"
 #include "core/status_macros.h"
@@ -68,52 +59,11 @@ class HolderVerifier final : public gx::ExternalCertificateVerifier {
   const std::string user_id_;
 };
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-
-// Holds SIGPIPE back on this thread while it lives (a write to a peer
-// that closed would kill the process), and drops one raised meanwhile.
-class NoSigpipe {
- public:
-  NoSigpipe() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~NoSigpipe() {
-    const timespec now{0, 0};
-    while (sigtimedwait(&pipe_, nullptr, &now) > 0) {
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
- private:
-  sigset_t pipe_, old_;
-};
-
 // The SHA-256 (hex) of the certificate the TLS server at `address` shows,
 // connecting as `key_pem`/`cert_pem`.
 absl::StatusOr<std::string> ServedCertificate(const std::string& address,
                                               const std::string& key_pem,
                                               const std::string& cert_pem) {
-  NoSigpipe no_sigpipe;
-  std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>> ctx(SSL_CTX_new(TLS_client_method()));
-  if (!ctx) return absl::InternalError("SSL_CTX_new failed");
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
-  std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>> key_bio(
-      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
-  std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>> cert_bio(
-      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
-  std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>> key(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
-  std::unique_ptr<X509, Deleter<X509, X509_free>> cert(
-      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
-  if (key && cert) {
-    SSL_CTX_use_certificate(ctx.get(), cert.get());
-    SSL_CTX_use_PrivateKey(ctx.get(), key.get());
-  }
   auto host_port = ParseHostPort(address);
   if (!host_port.ok()) return host_port.status();
   std::string host = host_port->host;
@@ -133,31 +83,11 @@ absl::StatusOr<std::string> ServedCertificate(const std::string& address,
       setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience) == 0 &&
       connect(fd, found->ai_addr, found->ai_addrlen) == 0;
   freeaddrinfo(found);
-  struct Closer {
-    int fd;
-    ~Closer() {
-      if (fd >= 0) close(fd);
-    }
-  } closer{fd};
-  if (!connected) return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
-  std::unique_ptr<SSL, Deleter<SSL, SSL_free>> ssl(SSL_new(ctx.get()));
-  if (!ssl) return absl::InternalError("SSL_new failed");
-  static const unsigned char kH2[] = {2, 'h', '2'};
-  SSL_set_alpn_protos(ssl.get(), kH2, sizeof kH2);
-  SSL_set_fd(ssl.get(), fd);
-  if (SSL_connect(ssl.get()) != 1) {
-    ERR_clear_error();
-    return absl::UnavailableError("no TLS handshake with the peer service");
-  }
-  std::unique_ptr<X509, Deleter<X509, X509_free>> served(SSL_get1_peer_certificate(ssl.get()));
-  if (!served) return absl::UnavailableError("the peer service showed no certificate");
-  unsigned char* der = nullptr;
-  const int length = i2d_X509(served.get(), &der);
-  if (length <= 0) return absl::InternalError("i2d_X509 failed");
-  std::string sha = HexEncode(
-      Sha256Of(absl::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(length))));
-  OPENSSL_free(der);
-  return sha;
+  absl::StatusOr<std::string> served =
+      connected ? ServerFingerprint(fd, key_pem, cert_pem)
+                : absl::UnavailableError(absl::StrCat("cannot connect to ", address));
+  if (fd >= 0) close(fd);
+  return served;
 }
 
 }  // namespace
@@ -285,8 +215,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PeerIdentity::LinkCred
 std::optional<std::string> PeerIdentity::CertifiedUser(const grpc::ServerContextBase& context) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr) return std::nullopt;
-  std::vector<grpc::string_ref> names = auth->FindPropertyValues("x509_common_name");
-  std::vector<grpc::string_ref> type = auth->FindPropertyValues("transport_security_type");
+  std::vector<grpc::string_ref> names = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
+  std::vector<grpc::string_ref> type =
+      auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
   if (names.empty()) {
     if (!type.empty() && std::string(type[0].data(), type[0].size()) == "ssl") return "";
     return std::nullopt;
