@@ -168,7 +168,33 @@ absl::StatusOr<std::string> Build(const CertificateRequest& request, EVP_PKEY* s
   return CertPem(cert.get());
 }
 
+bool IsIpAddress(absl::string_view host) {
+  if (host.empty()) return false;
+  if (host.front() == '[') return true;
+  return host.find_first_not_of("0123456789.") == absl::string_view::npos;
+}
+
 }  // namespace
+
+CertificateRequest ServerCertificateRequest(const std::string& common_name,
+                                            const std::string& host, absl::Time now) {
+  CertificateRequest request;
+  request.common_name = common_name;
+  request.dns_names = {common_name, "localhost"};
+  request.ip_names = {"127.0.0.1", "::1"};
+  if (!host.empty() && host != "localhost" && host != "127.0.0.1" && host != "[::1]") {
+    if (IsIpAddress(host)) {
+      std::string ip = host;
+      if (ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
+      if (ip != "0.0.0.0" && ip != "::") request.ip_names.push_back(ip);
+    } else {
+      request.dns_names.push_back(host);
+    }
+  }
+  request.not_before = now - absl::Hours(1);
+  request.not_after = now + absl::Hours(24 * 365 * 20);
+  return request;
+}
 
 absl::StatusOr<std::string> NewPrivateKey() {
   Pkey key(EVP_EC_gen("P-256"));

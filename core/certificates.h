@@ -33,6 +33,12 @@ struct CertificateRequest {
   bool is_ca = false;
 };
 
+// What a server known by its fingerprint is certified for: `common_name`,
+// localhost and the loopback addresses, and `host` (the name or address it
+// serves on). Long-lived: it is known by its fingerprint, not its dates.
+CertificateRequest ServerCertificateRequest(const std::string& common_name,
+                                            const std::string& host, absl::Time now);
+
 // A new ECDSA P-256 private key, as PEM.
 absl::StatusOr<std::string> NewPrivateKey();
 // The public half of a private key, as PEM (SubjectPublicKeyInfo).

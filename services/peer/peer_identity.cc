@@ -212,6 +212,12 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PeerIdentity::LinkCred
   return gx::TlsCredentials(options);
 }
 
+absl::StatusOr<KeyAndCert> PeerIdentity::Current() const {
+  absl::MutexLock lock(&mu_);
+  if (cert_pem_.empty()) return absl::UnavailableError("no peer certificate yet: log in first");
+  return KeyAndCert{key_pem_, cert_pem_};
+}
+
 std::optional<std::string> PeerIdentity::CertifiedUser(const grpc::ServerContextBase& context) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr) return std::nullopt;

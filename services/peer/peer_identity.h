@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/certificates.h"
 
 namespace groupshare::peer {
 
@@ -49,6 +50,10 @@ class PeerIdentity {
   // tracker issued a certificate.
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> LinkCredentials(
       const std::string& user_id) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // This client's key and certificate, to show a relay. UNAVAILABLE before
+  // the tracker issued a certificate.
+  absl::StatusOr<KeyAndCert> Current() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Waits until the peer service at `address` (this client's) shows the
   // newest certificate: it reads its files again every second, and a

@@ -61,7 +61,9 @@ std::map<std::string, std::string> ReadKnown(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<TrackerTrust>> TrackerTrust::Create(std::string known_path,
-                                                                   std::string ca_pem) {
+                                                                   std::string ca_pem,
+                                                                   std::string noun,
+                                                                   std::string pins) {
   CertificateRequest request;
   request.common_name = "groupshare unused root";
   request.not_before = absl::Now() - absl::Hours(1);
@@ -70,19 +72,23 @@ absl::StatusOr<std::shared_ptr<TrackerTrust>> TrackerTrust::Create(std::string k
   ASSIGN_OR_RETURN(KeyAndCert unused, SelfSigned(request));
   auto known = ReadKnown(known_path);
   return std::make_shared<TrackerTrust>(Private{}, std::move(known_path), std::move(ca_pem),
+                                        std::move(noun), std::move(pins),
                                         std::move(unused.cert_pem), std::move(known));
 }
 
 TrackerTrust::TrackerTrust(Private, std::string known_path, std::string ca_pem,
-                           std::string unused_root, std::map<std::string, std::string> known)
+                           std::string noun, std::string pins, std::string unused_root,
+                           std::map<std::string, std::string> known)
     : known_path_(std::move(known_path)),
+      noun_(std::move(noun)),
+      pins_(std::move(pins)),
       ca_pem_(std::move(ca_pem)),
       unused_root_(std::move(unused_root)),
       known_(std::move(known)) {}
 
 std::shared_ptr<grpc::ChannelCredentials> TrackerTrust::CredentialsFor(
-    const TrackerAddress& tracker) {
-  if (tracker.sha256.empty() && !ca_pem_.empty()) {
+    const TrackerAddress& tracker, const KeyAndCert* identity) {
+  if (tracker.sha256.empty() && !ca_pem_.empty() && identity == nullptr) {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = ca_pem_;
     return grpc::SslCredentials(options);
@@ -90,9 +96,12 @@ std::shared_ptr<grpc::ChannelCredentials> TrackerTrust::CredentialsFor(
   gx::TlsChannelCredentialsOptions options;
   options.set_verify_server_certs(false);  // the fingerprint says it all
   options.set_check_call_host(false);
+  std::vector<gx::IdentityKeyCertPair> pairs;
+  if (identity != nullptr) pairs.push_back({identity->key_pem, identity->cert_pem});
   options.set_certificate_provider(
-      std::make_shared<gx::StaticDataCertificateProvider>(unused_root_));
+      std::make_shared<gx::StaticDataCertificateProvider>(unused_root_, pairs));
   options.watch_root_certs();
+  if (identity != nullptr) options.watch_identity_key_cert_pairs();
   // The verifier holds this object as long as a channel may handshake.
   options.set_certificate_verifier(gx::ExternalCertificateVerifier::Create<FingerprintVerifier>(
       shared_from_this(), tracker.ToString(), tracker.sha256));
@@ -102,7 +111,7 @@ std::shared_ptr<grpc::ChannelCredentials> TrackerTrust::CredentialsFor(
 absl::Status TrackerTrust::Check(const std::string& address, const std::string& pin,
                                  absl::string_view cert_pem) {
   absl::StatusOr<CertificateInfo> info = ReadCertificate(cert_pem);
-  if (!info.ok()) return absl::PermissionDeniedError("the tracker showed no certificate");
+  if (!info.ok()) return absl::PermissionDeniedError(absl::StrCat("the ", noun_, " showed no certificate"));
   absl::MutexLock lock(&mu_);
   std::string refusal;
   if (!pin.empty()) {
@@ -110,10 +119,10 @@ absl::Status TrackerTrust::Check(const std::string& address, const std::string& 
       refused_.erase(address);
       return absl::OkStatus();
     }
-    refusal = absl::StrCat("tracker ", address, " showed certificate sha256=", info->sha256,
-                           ", but tracker_info.txt pins sha256=", pin,
+    refusal = absl::StrCat(noun_, " ", address, " showed certificate sha256=", info->sha256,
+                           ", but ", pins_, " pins sha256=", pin,
                            ": refused. If its certificate was replaced on purpose, pin the new "
-                           "one (the tracker prints it at start).");
+                           "one (the ", noun_, " prints it at start).");
   } else {
     auto it = known_.find(address);
     if (it == known_.end()) {
@@ -121,9 +130,9 @@ absl::Status TrackerTrust::Check(const std::string& address, const std::string& 
       std::string text;
       for (const auto& [a, sha] : known_) absl::StrAppend(&text, a, " ", sha, "\n");
       if (absl::Status s = WriteFileAtomically(known_path_, text, 0600); !s.ok()) {
-        GS_LOG(kWarning) << "cannot record the tracker's fingerprint: " << s;
+        GS_LOG(kWarning) << "cannot record the " << noun_ << "'s fingerprint: " << s;
       }
-      GS_LOG(kInfo) << "trusting tracker " << address << " on first use: sha256=" << info->sha256
+      GS_LOG(kInfo) << "trusting " << noun_ << " " << address << " on first use: sha256=" << info->sha256
                     << " (recorded in " << known_path_ << ")";
       return absl::OkStatus();
     }
@@ -132,10 +141,10 @@ absl::Status TrackerTrust::Check(const std::string& address, const std::string& 
       return absl::OkStatus();
     }
     refusal = absl::StrCat(
-        "WARNING: tracker ", address, " showed certificate sha256=", info->sha256,
+        "WARNING: ", noun_, " ", address, " showed certificate sha256=", info->sha256,
         ", but this client first met it as sha256=", it->second, " (recorded in ", known_path_,
-        "): refused. Someone may be posing as the tracker. If its certificate was replaced on "
-        "purpose, delete that line, or pin the new one in tracker_info.txt.");
+        "): refused. Someone may be posing as the ", noun_, ". If its certificate was replaced "
+        "on purpose, delete that line, or pin the new one in ", pins_, ".");
   }
   if (refused_[address] != refusal) GS_LOG(kError) << refusal;
   refused_[address] = refusal;

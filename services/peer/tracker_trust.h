@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "core/certificates.h"
 #include "core/tracker_info.h"
 
 namespace groupshare::peer {
@@ -27,10 +28,16 @@ class TrackerTrust : public std::enable_shared_from_this<TrackerTrust> {
   // `known_path`: the file of fingerprints trusted on first use ("host:port
   // <sha256 hex>" a line), made when the first is recorded. `ca_pem`: roots
   // that verify every tracker without a pin; empty for none.
-  static absl::StatusOr<std::shared_ptr<TrackerTrust>> Create(std::string known_path,
-                                                              std::string ca_pem = "");
+  // `noun` and `pins`: what the servers are and where their pins are
+  // written, for the messages ("tracker", "tracker_info.txt").
+  static absl::StatusOr<std::shared_ptr<TrackerTrust>> Create(
+      std::string known_path, std::string ca_pem = "", std::string noun = "tracker",
+      std::string pins = "tracker_info.txt");
 
-  std::shared_ptr<grpc::ChannelCredentials> CredentialsFor(const TrackerAddress& tracker);
+  // TLS to `server`; presenting `identity` (a member's key and certificate)
+  // when given.
+  std::shared_ptr<grpc::ChannelCredentials> CredentialsFor(const TrackerAddress& server,
+                                                           const KeyAndCert* identity = nullptr);
 
   // Why `address`'s certificate was refused last; empty when it was not.
   std::string Refusal(const std::string& address) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -44,11 +51,14 @@ class TrackerTrust : public std::enable_shared_from_this<TrackerTrust> {
   struct Private {};
 
  public:
-  TrackerTrust(Private, std::string known_path, std::string ca_pem, std::string unused_root,
+  TrackerTrust(Private, std::string known_path, std::string ca_pem, std::string noun,
+               std::string pins, std::string unused_root,
                std::map<std::string, std::string> known);
 
  private:
   const std::string known_path_;
+  const std::string noun_;
+  const std::string pins_;
   const std::string ca_pem_;
   // gRPC 1.51 wants root certificates even where it verifies no chain.
   const std::string unused_root_;

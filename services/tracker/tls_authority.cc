@@ -41,32 +41,11 @@ absl::StatusOr<KeyAndCert> GetOrMake(Store* store, const char* meta, const char*
   return Decode(stored, what);
 }
 
-bool IsIpAddress(absl::string_view host) {
-  if (host.empty()) return false;
-  if (host.front() == '[') return true;
-  return host.find_first_not_of("0123456789.") == absl::string_view::npos;
-}
-
 }  // namespace
 
 absl::StatusOr<KeyAndCert> LoadTrackerIdentity(Store* store, const std::string& host,
                                                absl::Time now) {
-  CertificateRequest request;
-  request.common_name = "groupshare-tracker";
-  request.dns_names = {"groupshare-tracker", "localhost"};
-  request.ip_names = {"127.0.0.1", "::1"};
-  if (!host.empty() && host != "localhost" && host != "127.0.0.1" && host != "[::1]") {
-    if (IsIpAddress(host)) {
-      std::string ip = host;
-      if (ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
-      if (ip != "0.0.0.0" && ip != "::") request.ip_names.push_back(ip);
-    } else {
-      request.dns_names.push_back(host);
-    }
-  }
-  // Known by its fingerprint, not its dates: long-lived.
-  request.not_before = now - absl::Hours(1);
-  request.not_after = now + absl::Hours(24 * 365 * 20);
+  const CertificateRequest request = ServerCertificateRequest("groupshare-tracker", host, now);
   return GetOrMake(store, kTrackerIdentityMeta, "tracker TLS identity", request);
 }
 
