@@ -122,9 +122,9 @@ TEST_P(StoreTest, SessionsExtendAndEnd) {
   EXPECT_EQ(s->client_id, "c1");
   EXPECT_EQ(s->expires, kT0 + absl::Seconds(10));
   EXPECT_EQ(store_->GetSession("nope").status().code(), StatusCode::kUnauthenticated);
-  ASSERT_TRUE(store_->ExtendSession("t1", kT0 + absl::Seconds(60)).ok());
+  ASSERT_TRUE(store_->ExtendSession("t1", kT0 + absl::Seconds(60), std::nullopt).ok());
   EXPECT_EQ(store_->GetSession("t1")->expires, kT0 + absl::Seconds(60));
-  EXPECT_EQ(store_->ExtendSession("nope", kT0).code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(store_->ExtendSession("nope", kT0, std::nullopt).code(), StatusCode::kUnauthenticated);
   ASSERT_TRUE(store_->DeleteSession("t1").ok());
   EXPECT_FALSE(store_->GetSession("t1").ok());
 }

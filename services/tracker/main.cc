@@ -88,6 +88,9 @@ ABSL_FLAG(bool, rotate_peer_ca, false,
           "rotate the peer CA of --db (which certifies members' keys) and exit: the new CA is "
           "announced to clients at once and signs from --session_ttl + 5 seconds on; the old "
           "one is trusted for --peer_certificate_ttl seconds more. Takes no other arguments.");
+ABSL_FLAG(std::string, relays, "",
+          "relay_info.txt of the relays to tell clients of (one relay a line, as the relay "
+          "binary reads it): a client that other members cannot reach waits at one of them");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port here once listening (useful with port 0)");
 
@@ -270,7 +273,16 @@ int main(int argc, char** argv) {
   if (!store.ok()) {
     return FailStartup(absl::StrCat("cannot open the database of --db: ", store.status().message()));
   }
-  auto service = tracker::TrackerServiceImpl::Create(store->get(), OptionsFromFlags());
+  tracker::TrackerOptions options = OptionsFromFlags();
+  if (const std::string relays = absl::GetFlag(FLAGS_relays); !relays.empty()) {
+    auto read = ReadTrackerInfo(relays);
+    if (!read.ok()) return FailStartup(absl::StrCat("--relays: ", read.status().message()));
+    for (const TrackerAddress& relay : *read) {
+      options.relays.push_back(absl::StrCat(
+          relay.ToString(), relay.sha256.empty() ? "" : absl::StrCat(" sha256=", relay.sha256)));
+    }
+  }
+  auto service = tracker::TrackerServiceImpl::Create(store->get(), std::move(options));
   if (!service.ok()) return FailStartup(service.status().message());
 
   std::string certificate_line;

@@ -125,6 +125,12 @@ INSERT INTO known_clients SELECT user_id, client_id, MAX(created_at) FROM sessio
   WHERE client_id <> '' GROUP BY user_id, client_id ON CONFLICT DO NOTHING;
 )sql";
 
+// Version 5: the relay where a session's client waits, when members cannot
+// reach it directly.
+constexpr char kSchemaV5[] = R"sql(
+ALTER TABLE sessions ADD COLUMN relay TEXT COLLATE "C" NOT NULL DEFAULT '';
+)sql";
+
 // The first line of libpq's message, which may span several.
 std::string FirstLine(const char* message) {
   absl::string_view m = message ? message : "";
@@ -346,7 +352,8 @@ class PostgresDatabase final : public SqlDatabase {
   }
 
   const std::vector<std::string>& Migrations() const override {
-    static const auto* const kMigrations = new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+    static const auto* const kMigrations = new std::vector<std::string>{
+        kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
     return *kMigrations;
   }
 

@@ -330,11 +330,15 @@ class SqlStore final : public Store {
     return s;
   }
 
-  absl::Status ExtendSession(const std::string& token_hash, absl::Time expires) override {
+  absl::Status ExtendSession(const std::string& token_hash, absl::Time expires,
+                             const std::optional<std::string>& relay) override {
     return Write([&](SqlConnection& c) -> absl::Status {
-      ASSIGN_OR_RETURN(SqlRows rows, Q(c,
-          "UPDATE sessions SET expires_at = $1 WHERE token_hash = $2", Secs(expires),
-          SqlBytes{token_hash}));
+      ASSIGN_OR_RETURN(SqlRows rows,
+          relay.has_value()
+              ? Q(c, "UPDATE sessions SET expires_at = $1, relay = $3 WHERE token_hash = $2",
+                  Secs(expires), SqlBytes{token_hash}, *relay)
+              : Q(c, "UPDATE sessions SET expires_at = $1 WHERE token_hash = $2", Secs(expires),
+                  SqlBytes{token_hash}));
       if (rows.affected() == 0) {
         return absl::UnauthenticatedError(
             "not logged in (the tracker knows no such session); log in again");
@@ -694,20 +698,20 @@ class SqlStore final : public Store {
       if (!file.has_value()) return absl::OkStatus();
       // Each holding client once, at the address of its newest live session.
       ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
-          SELECT h.user_id, h.client_id, h.address, h.complete FROM (
+          SELECT h.user_id, h.client_id, x.peer_address, h.complete, x.relay FROM (
             SELECT s.user_id, s.client_id, s.complete,
-              (SELECT x.peer_address FROM sessions x
+              (SELECT x.token_hash FROM sessions x
                  WHERE x.user_id = s.user_id AND x.client_id = s.client_id
                    AND x.expires_at > $5 AND x.peer_address != ''
-                 ORDER BY x.created_at DESC LIMIT 1) AS address
+                 ORDER BY x.created_at DESC LIMIT 1) AS token_hash
             FROM shares s WHERE s.group_id = $1 AND s.name = $2
               AND NOT (s.user_id = $3 AND s.client_id = $4)) h
-          WHERE h.address IS NOT NULL
+          JOIN sessions x ON x.token_hash = h.token_hash
           ORDER BY h.complete DESC, h.user_id, h.client_id)sql",
           group_id, name, user_id, client_id, Secs(now)));
       for (size_t r = 0; r < rows.size(); ++r) {
         peers.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2),
-                         rows.Int(r, 3) != 0});
+                         rows.Int(r, 3) != 0, rows.Text(r, 4)});
       }
       return absl::OkStatus();
     }));

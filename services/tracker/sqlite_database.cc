@@ -137,6 +137,12 @@ INSERT OR IGNORE INTO known_clients SELECT user_id, client_id, MAX(created_at) F
   WHERE client_id <> '' GROUP BY user_id, client_id;
 )sql";
 
+// Version 6: the relay where a session's client waits, when members cannot
+// reach it directly.
+constexpr char kSchemaV6[] = R"sql(
+ALTER TABLE sessions ADD COLUMN relay TEXT NOT NULL DEFAULT '';
+)sql";
+
 // "$1" as SQLite's "?1": the same parameter index whatever the order.
 std::string ToSqlite(absl::string_view sql) {
   std::string out(sql);
@@ -230,7 +236,8 @@ class SqliteDatabase final : public SqlDatabase {
 
   const std::vector<std::string>& Migrations() const override {
     static const auto* const kMigrations =
-        new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
+        new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5,
+                                     kSchemaV6};
     return *kMigrations;
   }
 

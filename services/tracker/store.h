@@ -103,6 +103,7 @@ struct PeerView {
   std::string client_id;
   std::string address;
   bool complete = false;
+  std::string relay;  // where it waits, when members cannot reach it directly
 };
 
 struct FilePeers {
@@ -164,9 +165,10 @@ class Store {
   // The session, expired or not (the caller decides what an expired one
   // may do). UNAUTHENTICATED when there is no such session. Reads only.
   virtual absl::StatusOr<Session> GetSession(const std::string& token_hash) = 0;
-  // Moves the expiry of a session; UNAUTHENTICATED as GetSession.
-  virtual absl::Status ExtendSession(const std::string& token_hash,
-                                     absl::Time expires) = 0;
+  // Moves the expiry of a session and, when given, records the relay its
+  // client waits at ("" for none); UNAUTHENTICATED as GetSession.
+  virtual absl::Status ExtendSession(const std::string& token_hash, absl::Time expires,
+                                     const std::optional<std::string>& relay) = 0;
   virtual absl::Status DeleteSession(const std::string& token_hash) = 0;
 
   // Retried calls. Runs `change` (which calls this store's methods and

@@ -5,6 +5,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
 #include "core/ids.h"
@@ -125,7 +126,7 @@ grpc::Status TrackerServiceImpl::Authed(
       GS_LOG(kInfo) << "session of " << absl::CHexEscape(user) << " is back, "
                     << absl::FormatDuration(now - session.expires) << " after it expired";
       session.expires = now + options_.session_ttl;
-      RETURN_IF_ERROR(store_->ExtendSession(token_hash, session.expires));
+      RETURN_IF_ERROR(store_->ExtendSession(token_hash, session.expires, std::nullopt));
     }
     return body(session);
   }();
@@ -284,6 +285,7 @@ absl::Status TrackerServiceImpl::CheckPasswordAndOpenSession(const tv1::LoginReq
   resp->set_session_ttl_seconds(
       static_cast<uint32_t>(absl::ToInt64Seconds(options_.session_ttl)));
   resp->set_ticket_public_key(keys_->Signer(now)->PublicKey());
+  for (const std::string& relay : options_.relays) resp->add_relays(relay);
   for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
   for (const ShareView& s : shares) {
     tv1::Share* out = resp->add_shares();
@@ -335,13 +337,36 @@ grpc::Status TrackerServiceImpl::CheckReachable(grpc::ServerContext* ctx,
   });
 }
 
+grpc::Status TrackerServiceImpl::GetPeerAuthorities(grpc::ServerContext* ctx,
+                                                    const tv1::GetPeerAuthoritiesRequest*,
+                                                    tv1::GetPeerAuthoritiesResponse* resp) {
+  const absl::Time start = absl::Now();
+  for (std::string& ca : authority_->CaCertificates(options_.now())) {
+    resp->add_peer_ca_certificates(std::move(ca));
+  }
+  GS_LOG(kDebug) << "GetPeerAuthorities from " << ctx->peer();
+  return Finish("GetPeerAuthorities", "", start, absl::OkStatus());
+}
+
+bool TrackerServiceImpl::IsKnownRelay(const std::string& address) const {
+  for (const std::string& line : options_.relays) {
+    if (line == address || absl::StartsWith(line, absl::StrCat(address, " "))) return true;
+  }
+  return false;
+}
+
 grpc::Status TrackerServiceImpl::KeepAlive(grpc::ServerContext* ctx,
                                            const tv1::KeepAliveRequest* req,
                                            tv1::KeepAliveResponse* resp) {
   return Authed(ctx, "KeepAlive", [&](const Session& session) -> absl::Status {
     ASSIGN_OR_RETURN(std::string token_hash, TokenHash(ctx));
     const absl::Time now = options_.now();
-    RETURN_IF_ERROR(store_->ExtendSession(token_hash, now + options_.session_ttl));
+    // Only a relay of the trackers' list: members dial what is named here.
+    if (!req->relay().empty() && !IsKnownRelay(req->relay())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "relay '", req->relay(), "' is not one of the relays this tracker announces"));
+    }
+    RETURN_IF_ERROR(store_->ExtendSession(token_hash, now + options_.session_ttl, req->relay()));
     RETURN_IF_ERROR(Certify(session, req->peer_public_key(), resp));
     for (std::string& key : keys_->PublicKeys(now)) resp->add_ticket_public_keys(std::move(key));
     resp->set_session_ttl_seconds(
@@ -530,6 +555,7 @@ grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,
       out->set_address(p.address);
       out->set_complete(p.complete);
       out->set_ticket(std::move(ticket));
+      out->set_relay(p.relay);
     }
     resp->set_ticket_expires_at(absl::ToUnixSeconds(expires));
     return absl::OkStatus();

@@ -37,6 +37,9 @@ struct TrackerOptions {
   // Peer certificates issued at login are valid this long; clients renew
   // theirs with their keep-alives.
   absl::Duration peer_certificate_ttl = absl::Hours(1);
+  // The relays announced to clients, as lines of the relay list
+  // ("host:port", with " sha256=<hex>" when pinned).
+  std::vector<std::string> relays;
   // The clock; tests substitute their own.
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -73,6 +76,9 @@ class TrackerServiceImpl final
                          tv1::KeepAliveResponse* resp) override;
   grpc::Status CheckReachable(grpc::ServerContext* ctx, const tv1::CheckReachableRequest* req,
                               tv1::CheckReachableResponse* resp) override;
+  grpc::Status GetPeerAuthorities(grpc::ServerContext* ctx,
+                                  const tv1::GetPeerAuthoritiesRequest* req,
+                                  tv1::GetPeerAuthoritiesResponse* resp) override;
   grpc::Status CreateGroup(grpc::ServerContext* ctx, const tv1::CreateGroupRequest* req,
                            tv1::CreateGroupResponse* resp) override;
   grpc::Status ListGroups(grpc::ServerContext* ctx, const tv1::ListGroupsRequest* req,
@@ -100,6 +106,9 @@ class TrackerServiceImpl final
   grpc::Status AnnounceHolder(grpc::ServerContext* ctx,
                               const tv1::AnnounceHolderRequest* req,
                               tv1::AnnounceHolderResponse* resp) override;
+
+  // Whether `address` (host:port) is a relay of options_.relays.
+  bool IsKnownRelay(const std::string& address) const;
 
  private:
   TrackerServiceImpl(Store* store, TrackerOptions options, std::unique_ptr<TicketKeys> keys,
