@@ -163,6 +163,9 @@ int main(int argc, char** argv) {
   options.download.no_source_timeout = absl::Seconds(absl::GetFlag(FLAGS_no_source_timeout));
   options.download.piece_timeout = absl::Seconds(absl::GetFlag(FLAGS_piece_timeout));
   options.identity = identity.get();
+  auto relays = peer::Relays::Create(state_dir + "/known_relays", identity.get());
+  if (!relays.ok()) return FailStartup(relays.status().message());
+  options.relays = relays->get();
   const int max_peers = absl::GetFlag(FLAGS_max_peers);
   if (max_peers < 1 || max_peers > 64) return FailStartup("--max_peers must be from 1 to 64");
   options.download.max_peers = static_cast<uint32_t>(max_peers);

@@ -186,10 +186,10 @@ class FakeEnv final : public DownloadEnv {
     return system_->OpenPartFile(path, size, ours);
   }
   std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
-                                    const std::string& user_id, const std::string& address,
+                                    const tv1::Peer& holder,
                                     const PeerLink::Target&) override ABSL_LOCKS_EXCLUDED(mu_) {
-    auto fake =
-        std::make_shared<FakeLink>(this, owner, id, user_id, address, content_, layout_);
+    auto fake = std::make_shared<FakeLink>(this, owner, id, holder.user_id(), holder.address(),
+                                           content_, layout_);
     auto handle = std::make_unique<FakeLink::Handle>(fake.get());
     absl::MutexLock lock(&mu_);
     links_.push_back(std::move(fake));

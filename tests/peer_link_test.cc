@@ -121,7 +121,7 @@ class PeerLinkTest : public ::testing::Test {
   std::unique_ptr<GrpcPeerLink> Link() {
     return std::make_unique<GrpcPeerLink>(
         &owner_, 1, "alice", peer_.address(),
-        PeerLink::Target{"g", "sha1", layout_, 64 << 20}, nullptr);
+        PeerLink::Target{"g", "sha1", layout_, 64 << 20}, LinkRoute{});
   }
   std::string Piece(uint32_t piece) const {
     return content_.substr(layout_.PieceOffset(piece), layout_.PieceLength(piece));

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/part_file.h"
+#include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/peer/peer_link.h"
 
 namespace groupshare::peer {
@@ -39,24 +40,21 @@ class DownloadEnv {
   // Opens the part file at `path`, of `size` bytes (see OpenPartFile).
   virtual absl::StatusOr<PartFileOpened> OpenPartFile(const std::string& path, uint64_t size,
                                                       bool ours) = 0;
-  // A link to the peer `user_id` at `address`, for `owner`.
+  // A link to `holder` (as the tracker listed it), for `owner`.
   virtual std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
-                                            const std::string& user_id,
-                                            const std::string& address,
+                                            const tracker::v1::Peer& holder,
                                             const PeerLink::Target& target) = 0;
 };
 
-// How links reach a peer that must be `user_id`.
-using LinkCredentials =
-    std::function<absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>(
-        const std::string& user_id)>;
+// How links reach `holder`: directly or through a relay, over TLS that
+// accepts only the member the tracker listed.
+using LinkRouter = std::function<absl::StatusOr<LinkRoute>(const tracker::v1::Peer& holder)>;
 
-// The system clock, part files on disk and gRPC links, over `credentials`
-// (plaintext when null).
+// The system clock, part files on disk and gRPC links, routed by `router`
+// (directly and in plaintext when null).
 class SystemDownloadEnv final : public DownloadEnv {
  public:
-  explicit SystemDownloadEnv(LinkCredentials credentials = nullptr)
-      : credentials_(std::move(credentials)) {}
+  explicit SystemDownloadEnv(LinkRouter router = nullptr) : router_(std::move(router)) {}
 
   absl::Time Now() override { return absl::Now(); }
   void WaitUntil(absl::CondVar* cv, absl::Mutex* mu, absl::Time deadline) override
@@ -68,20 +66,26 @@ class SystemDownloadEnv final : public DownloadEnv {
     return groupshare::OpenPartFile(path, size, ours);
   }
   std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
-                                    const std::string& user_id, const std::string& address,
+                                    const tracker::v1::Peer& holder,
                                     const PeerLink::Target& target) override {
-    std::shared_ptr<grpc::ChannelCredentials> credentials;
-    if (credentials_ != nullptr) {
-      absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> made = credentials_(user_id);
-      // Without one (logged out) a link fails as an unreachable peer would.
-      credentials = made.ok() ? *std::move(made) : grpc::InsecureChannelCredentials();
+    LinkRoute route;
+    if (router_ != nullptr) {
+      absl::StatusOr<LinkRoute> found = router_(holder);
+      // Without one (logged out, or no relay answers) a link fails as an
+      // unreachable peer would.
+      if (found.ok()) {
+        route = *std::move(found);
+      } else {
+        route.credentials = grpc::InsecureChannelCredentials();
+        route.failure = found.status().ToString();
+      }
     }
-    return std::make_unique<GrpcPeerLink>(owner, id, user_id, address, target,
-                                          std::move(credentials));
+    return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(), target,
+                                          std::move(route));
   }
 
  private:
-  const LinkCredentials credentials_;
+  const LinkRouter router_;
 };
 
 // Forwards every call to `target`, which must outlive it; a test overrides
@@ -100,9 +104,9 @@ class DownloadEnvWrapper : public DownloadEnv {
     return target_->OpenPartFile(path, size, ours);
   }
   std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
-                                    const std::string& user_id, const std::string& address,
+                                    const tracker::v1::Peer& holder,
                                     const PeerLink::Target& target) override {
-    return target_->NewLink(owner, id, user_id, address, target);
+    return target_->NewLink(owner, id, holder, target);
   }
 
  private:

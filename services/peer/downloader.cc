@@ -332,7 +332,7 @@ void Download::AddPeers(const tv1::GetFilePeersResponse& response) {
 
 void Download::Connect(const tv1::Peer& holder) {
   const uint32_t id = peers_.Connect(holder, env_->Now());
-  links_.push_back(env_->NewLink(this, id, holder.user_id(), holder.address(),
+  links_.push_back(env_->NewLink(this, id, holder,
                                  PeerLink::Target{group_id_, file_.sha1(), layout_,
                                                   LinkMemoryQuota(options_, layout_.piece_size)}));
   ++counters_.peers_connected;

@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/crypto.h"
 #include "core/file_hasher.h"
 #include "core/ids.h"
@@ -224,9 +225,12 @@ Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptio
                     "it changed since it was shared (a peer asked for a piece)");
     });
   });
-  if (PeerIdentity* identity = options_.identity; identity != nullptr) {
-    tracker_->SetRenewalKey([identity] { return identity->RenewalKey(absl::Now()); });
-  }
+  tracker_->SetKeepAliveFields([this](tv1::KeepAliveRequest* request) {
+    if (options_.identity != nullptr) {
+      request->set_peer_public_key(options_.identity->RenewalKey(absl::Now()));
+    }
+    request->set_relay(relay());
+  });
   tracker_->SetKeepAliveCallback([this](const tv1::KeepAliveResponse& response) {
     if (options_.identity != nullptr) {
       absl::Status s = options_.identity->Accept(
@@ -314,6 +318,7 @@ void Node::RetryFailedDownloads(const std::string& user_id) {
 }
 
 void Node::StopSharing() {
+  LeaveRelay();
   CancelUploads("", "");
   std::vector<std::unique_ptr<Download>> downloads;
   {
@@ -343,7 +348,7 @@ Node::~Node() {
   store_.SetChangedCallback(nullptr);
   tracker_->SetSessionLostCallback(nullptr);
   tracker_->SetKeepAliveCallback(nullptr);
-  tracker_->SetRenewalKey(nullptr);
+  tracker_->SetKeepAliveFields(nullptr);
   StopSharing();
   peer_service_.Shutdown();
 }
@@ -401,6 +406,9 @@ absl::StatusOr<LoginSummary> Node::Login(const std::string& user_id,
   if (absl::Status s = AcceptTicketKeys(keys, /*at_login=*/true); !s.ok()) {
     tracker_->Logout().IgnoreError();
     return absl::InternalError("the tracker sent a bad ticket key; try another tracker");
+  }
+  if (options_.relays != nullptr) {
+    options_.relays->Set({login.relays().begin(), login.relays().end()});
   }
   peer_service_.ResetTraffic();  // show_uploads counts from the login
   LoginSummary summary;
@@ -515,14 +523,94 @@ void Node::ReportReachability() {
     notice = absl::StrCat("reachable at ", found->address(),
                           ": other members connect to this client directly");
   } else {
-    notice = absl::StrCat("not reachable from outside at ", found->address(), ": ",
-                          found->detail(),
-                          ". Other members cannot download from this client (there is no "
-                          "relay yet); it downloads all the same");
+    notice = absl::StrCat("not reachable from outside at ", found->address(), " (",
+                          found->detail(), ")");
+    std::vector<TrackerAddress> relays;
+    if (options_.relays != nullptr) relays = options_.relays->List();
+    if (relays.empty()) {
+      absl::StrAppend(&notice, "; the tracker announces no relay, so other members cannot "
+                               "download from this client. It downloads all the same");
+    } else {
+      std::string local;
+      {
+        absl::MutexLock lock(&mu_);
+        local = local_address_.empty() ? peer_address_ : local_address_;
+        if (relay_wait_ == nullptr) {
+          relay_wait_ = std::make_unique<RelayWait>(
+              options_.relays, found->address(), local,
+              [this](const std::string& relay, const std::string& why) {
+                RelayChanged(relay, why);
+              });
+        }
+      }
+      // The first relay answers within a few seconds, unless none can.
+      absl::MutexLock lock(&relay_mu_);
+      auto joined = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(relay_mu_) { return !relay_.empty(); };
+      relay_mu_.AwaitWithTimeout(absl::Condition(&joined), absl::Seconds(5));
+      relay_reported_ = true;
+      if (!relay_.empty()) {
+        absl::StrAppend(&notice, "; serving through relay ", relay_);
+      } else {
+        std::vector<std::string> names;
+        for (const TrackerAddress& r : relays) names.push_back(r.ToString());
+        absl::StrAppend(&notice, "; no relay took this client yet (tried ",
+                        absl::StrJoin(names, ", "),
+                        "): other members cannot download from it until one does");
+      }
+    }
   }
   GS_LOG(kInfo) << notice;
   absl::MutexLock lock(&mu_);
   notices_.push_back(std::move(notice));
+}
+
+void Node::RelayChanged(const std::string& relay, const std::string& why) {
+  std::string notice;
+  {
+    absl::MutexLock lock(&relay_mu_);
+    if (!relay.empty() && relay_reported_) {
+      notice = absl::StrCat("serving through relay ", relay,
+                            ": other members reach this client through it");
+    } else if (relay.empty()) {
+      notice = absl::StrCat("relay ", relay_, " let this client go (", why,
+                            "); waiting at the next relay");
+    }
+    relay_ = relay;
+  }
+  tracker_->KeepAliveNow();
+  if (notice.empty()) return;
+  GS_LOG(kInfo) << notice;
+  absl::MutexLock lock(&mu_);
+  notices_.push_back(std::move(notice));
+}
+
+std::string Node::relay() const {
+  absl::MutexLock lock(&relay_mu_);
+  return relay_;
+}
+
+void Node::LeaveRelay() {
+  std::unique_ptr<RelayWait> wait;
+  {
+    absl::MutexLock lock(&mu_);
+    wait.swap(relay_wait_);
+  }
+  wait.reset();  // outside mu_: its news takes mu_
+  absl::MutexLock lock(&relay_mu_);
+  relay_.clear();
+  relay_reported_ = false;
+}
+
+LinkRouter Node::RouterFor(const NodeOptions& options) {
+  if (options.relays != nullptr) {
+    return [relays = options.relays](const tv1::Peer& holder) { return relays->Route(holder); };
+  }
+  if (options.identity == nullptr) return nullptr;
+  return [identity = options.identity](const tv1::Peer& holder) -> absl::StatusOr<LinkRoute> {
+    LinkRoute route;
+    ASSIGN_OR_RETURN(route.credentials, identity->LinkCredentials(holder.user_id()));
+    return route;
+  };
 }
 
 std::vector<std::string> Node::TakeNotices() {

@@ -23,6 +23,7 @@
 #include "services/peer/downloader.h"
 #include "services/peer/peer_identity.h"
 #include "services/peer/peer_service.h"
+#include "services/peer/relay_client.h"
 #include "services/peer/tracker_client.h"
 
 namespace groupshare::peer {
@@ -35,6 +36,10 @@ struct NodeOptions {
   // it outlives: its downloads present it, and it is renewed with the
   // keep-alives. Plaintext when null.
   PeerIdentity* identity = nullptr;
+  // The relays the tracker announces, which it outlives: a client that
+  // other members cannot reach waits at one, and links reach such holders
+  // through theirs. None when null.
+  Relays* relays = nullptr;
   PeerServiceOptions serve;
   // How often changes no tracker heard are sent again, and downloads that
   // failed for want of a sharer look for one.
@@ -159,8 +164,17 @@ class Node {
   // members told of a share would be refused by (a few seconds at most).
   void AwaitServing() ABSL_LOCKS_EXCLUDED(mu_);
   // Asks the tracker whether other members reach this client at its
-  // address, and tells the user (a notice).
+  // address, and tells the user (a notice). One they cannot reach waits at
+  // a relay, if the tracker announced any.
   void ReportReachability() ABSL_LOCKS_EXCLUDED(mu_);
+  // RelayWait's news: waiting at `relay` now, or at none (why).
+  void RelayChanged(const std::string& relay, const std::string& why)
+      ABSL_LOCKS_EXCLUDED(mu_, relay_mu_);
+  // The relay this client waits at; empty when none.
+  std::string relay() const ABSL_LOCKS_EXCLUDED(relay_mu_);
+  // Stops waiting at a relay.
+  void LeaveRelay() ABSL_LOCKS_EXCLUDED(mu_, relay_mu_);
+  static LinkRouter RouterFor(const NodeOptions& options);
   // Removes and returns the downloads that match; the caller destroys them
   // outside the lock (that joins their threads).
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
@@ -215,12 +229,7 @@ class Node {
   const std::unique_ptr<ClientState> state_;
   const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
   NodeOptions options_;  // max_peers guarded by mu_, the rest constant
-  SystemDownloadEnv download_env_{
-      options_.identity == nullptr
-          ? LinkCredentials()
-          : [identity = options_.identity](const std::string& user_id) {
-              return identity->LinkCredentials(user_id);
-            }};
+  SystemDownloadEnv download_env_{RouterFor(options_)};
   PieceStore store_;
   PeerServiceImpl peer_service_{&store_, options_.serve};
 
@@ -231,6 +240,12 @@ class Node {
   std::vector<std::unique_ptr<Download>> downloads_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> notices_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Hashing>> uploads_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<RelayWait> relay_wait_ ABSL_GUARDED_BY(mu_);
+  // Apart from mu_: asked for by the keep-alive thread under the tracker
+  // client's lock.
+  mutable absl::Mutex relay_mu_;
+  std::string relay_ ABSL_GUARDED_BY(relay_mu_);
+  bool relay_reported_ ABSL_GUARDED_BY(relay_mu_) = false;  // the login's notice said it
   uint64_t next_upload_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::CondVar upload_finished_;  // with mu_
   // Talks to the tracker, so apart from background_; ended first thing in

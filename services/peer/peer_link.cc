@@ -17,11 +17,20 @@ constexpr char kGetPieceMethod[] = "/groupshare.peer.v1.PeerService/GetPiece";
 constexpr int kMessageOverhead = 4096;
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
-                                           const PeerLink::Target& target,
-                                           std::shared_ptr<grpc::ChannelCredentials> credentials) {
+                                           const PeerLink::Target& target, LinkRoute route) {
   const FileLayout& layout = target.layout;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = std::move(route.credentials);
   if (credentials == nullptr) credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
+  std::string dial = address;
+  if (!route.relay_session.empty()) {
+    // gRPC dials the proxy and asks it for the channel's target: the
+    // relay's session of that key. TLS then runs through it end to end.
+    args.SetString(GRPC_ARG_HTTP_PROXY, absl::StrCat("http://", route.relay_session));
+    dial = absl::StrCat(route.session_key, ":1");
+  } else {
+    args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // an http_proxy of the environment is not ours
+  }
   // No message larger than a piece's chunk (or the bitfield) is accepted.
   uint64_t largest = std::max<uint64_t>(std::min(layout.piece_size, kMaxChunkBytes),
                                         layout.PieceCount() / 8 + 1);
@@ -35,7 +44,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
   grpc::ResourceQuota quota(absl::StrCat("peer link to ", address));
   quota.Resize(target.memory_quota);
   args.SetResourceQuota(quota);
-  return grpc::CreateCustomChannel(address, credentials, args);
+  return grpc::CreateCustomChannel(dial, credentials, args);
 }
 
 }  // namespace
@@ -202,11 +211,12 @@ class GrpcPeerLink::PieceCall final : public Call,
 };
 
 GrpcPeerLink::GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
-                           Target target, std::shared_ptr<grpc::ChannelCredentials> credentials)
+                           Target target, LinkRoute route)
     : PeerLink(id, std::move(user_id), std::move(address)),
       owner_(owner),
-      target_(std::move(target)) {
-  auto channel = MakeChannel(PeerLink::address(), target_, std::move(credentials));
+      target_(std::move(target)),
+      failure_(route.failure) {
+  auto channel = MakeChannel(PeerLink::address(), target_, std::move(route));
   stub_ = pv1::PeerService::NewStub(channel);
   generic_ = std::make_unique<grpc::GenericStub>(channel);
 }
@@ -237,12 +247,20 @@ bool GrpcPeerLink::Admit(Call* call) {
 }
 
 void GrpcPeerLink::OpenBitfield(const std::string& ticket) {
+  if (!failure_.empty()) {
+    owner_->OnBitfieldEnd(this, absl::UnavailableError(failure_));
+    return;
+  }
   auto* call = new BitfieldCall(this, ticket);
   if (Admit(call)) call->Start();
   call->Unref();  // outside mu_: deleting the call takes it
 }
 
 void GrpcPeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) {
+  if (!failure_.empty()) {
+    owner_->OnCallEnd(this, std::move(pieces), absl::UnavailableError(failure_));
+    return;
+  }
   auto* call = new PieceCall(this, pieces, ticket);
   if (!Admit(call)) {
     call->Unref();  // outside mu_: deleting the call takes it

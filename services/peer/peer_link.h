@@ -110,10 +110,20 @@ class PeerLink {
   const std::string address_;
 };
 
+// How a GrpcPeerLink reaches its peer: directly at its address, or through
+// a relay's session port, as an HTTP CONNECT proxy asked for a session key.
+struct LinkRoute {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
+  std::string relay_session;  // host:port of the session port; empty: direct
+  std::string session_key;
+  // Why no route was found; the link then fails its first call with it.
+  std::string failure;
+};
+
 class GrpcPeerLink final : public PeerLink {
  public:
   GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
-               Target target, std::shared_ptr<grpc::ChannelCredentials> credentials);
+               Target target, LinkRoute route);
   // Close()s and waits for the calls to end.
   ~GrpcPeerLink() override;
 
@@ -142,6 +152,7 @@ class GrpcPeerLink final : public PeerLink {
 
   Owner* const owner_;
   const Target target_;
+  const std::string failure_;  // of the route; empty when it has one
   std::unique_ptr<pv1::PeerService::Stub> stub_;
   std::unique_ptr<grpc::GenericStub> generic_;
 

@@ -82,9 +82,14 @@ std::string TrackerClient::Unreachable(const grpc::Status& first_round) const {
   return why + "; check that a tracker runs and try again";
 }
 
-void TrackerClient::SetRenewalKey(std::function<std::string()> key) {
+void TrackerClient::SetKeepAliveFields(std::function<void(tv1::KeepAliveRequest*)> fill) {
   absl::MutexLock lock(&mu_);
-  renewal_key_ = std::move(key);
+  fill_keep_alive_ = std::move(fill);
+}
+
+void TrackerClient::KeepAliveNow() {
+  absl::MutexLock lock(&mu_);
+  keepalive_now_ = true;
 }
 
 
@@ -223,9 +228,15 @@ void TrackerClient::KeepAliveLoop(std::string token, absl::Duration interval) {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&keepalive_stop_), wait)) return;
-      if (token_ != token) return;
-      request.set_peer_public_key(renewal_key_ ? renewal_key_() : "");
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return keepalive_stop_ || keepalive_now_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&woken), wait);
+      if (keepalive_stop_ || token_ != token) return;
+      keepalive_now_ = false;
+      request.clear_peer_public_key();
+      request.clear_relay();
+      if (fill_keep_alive_) fill_keep_alive_(&request);
     }
     auto response = Call(&tv1::TrackerService::Stub::KeepAlive, request);
     if (response.ok()) {

@@ -84,9 +84,13 @@ class TrackerClient {
   // SetSessionLostCallback.
   using KeepAliveCallback = std::function<void(const tv1::KeepAliveResponse& response)>;
   void SetKeepAliveCallback(KeepAliveCallback callback) ABSL_LOCKS_EXCLUDED(mu_);
-  // Asked before each keep-alive: the public key to have certified again
-  // (KeepAliveRequest.peer_public_key), or "" while the certificate lasts.
-  void SetRenewalKey(std::function<std::string()> key) ABSL_LOCKS_EXCLUDED(mu_);
+  // Asked before each keep-alive to fill in what the client tells of
+  // itself: the public key to have certified again (peer_public_key, while
+  // the certificate lasts ""), the relay it waits at.
+  void SetKeepAliveFields(std::function<void(tv1::KeepAliveRequest*)> fill)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends the next keep-alive now (what it tells changed).
+  void KeepAliveNow() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Attempt {
@@ -116,7 +120,8 @@ class TrackerClient {
   bool keepalive_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_session_lost_ ABSL_GUARDED_BY(mu_);
   KeepAliveCallback on_keep_alive_ ABSL_GUARDED_BY(mu_);
-  std::function<std::string()> renewal_key_ ABSL_GUARDED_BY(mu_);
+  std::function<void(tv1::KeepAliveRequest*)> fill_keep_alive_ ABSL_GUARDED_BY(mu_);
+  bool keepalive_now_ ABSL_GUARDED_BY(mu_) = false;
   bool calling_ ABSL_GUARDED_BY(mu_) = false;  // a callback runs
   // Waits until no callback runs, unless this is the keep-alive thread.
   void AwaitNoCallback() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
