@@ -1508,8 +1508,9 @@ TEST(Reachability, TheShellSaysWhetherOtherMembersReachTheClient) {
   EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob");
   auto told = bob->shell->WaitForNotice("reachable");
   EXPECT_THAT(told, Optional(StartsWith(absl::StrCat(
-                        "notice: not reachable from outside at 127.0.0.1:", nowhere, ": "))));
+                        "notice: not reachable from outside at 127.0.0.1:", nowhere, " ("))));
   EXPECT_THAT(told, Optional(HasSubstr("Connection refused")));
+  EXPECT_THAT(told, Optional(HasSubstr("the tracker announces no relay")));
   // An address that is not the caller's own is not tried.
   auto carol = cluster.StartClient("carol", {"--listen", "127.0.0.1:0"}, "127.0.0.2:7001");
   EXPECT_THAT(carol->Run("create_user carol pw-carol"), StartsWith("user carol created"));

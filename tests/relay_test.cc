@@ -1,0 +1,274 @@
+// The relay binary against members the test plays itself, certified by a
+// real tracker: who may use it, its limits, and what it does with the bytes
+// of a session.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/create_channel.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "groupshare/relay/v1/relay.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/peer/relay_client.h"
+#include "services/peer/tracker_trust.h"
+#include "tests/testing/members.h"
+
+namespace groupshare::testing {
+namespace {
+
+namespace rv1 = ::groupshare::relay::v1;
+
+class RelayTest : public ::testing::Test {
+ protected:
+  // Starts the relay with `flags`, serving the members of cluster_.
+  void StartRelay(const std::vector<std::string>& flags) {
+    WriteFile(cluster_.dir().File("relay_info.txt"), "127.0.0.1:0\n");
+    const std::string port_file = cluster_.dir().File("relay.port");
+    std::vector<std::string> argv = {GS_RELAY_BIN, cluster_.dir().File("relay_info.txt"), "1",
+                                     "--trackers", cluster_.tracker_info(), "--state_dir",
+                                     cluster_.dir().File("relay-state"), "--port_file",
+                                     port_file};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    relay_ = std::make_unique<Subprocess>(
+        argv, std::map<std::string, std::string>{{"HOME", cluster_.dir().path()}},
+        cluster_.dir().File("relay.log"));
+    std::vector<std::string> ports =
+        absl::StrSplit(absl::StripAsciiWhitespace(WaitForFile(port_file)), ' ');
+    ASSERT_EQ(ports.size(), 2u) << ReadFile(cluster_.dir().File("relay.log"));
+    ASSERT_TRUE(absl::SimpleAtoi(ports[0], &port_));
+    ASSERT_TRUE(absl::SimpleAtoi(ports[1], &session_port_));
+  }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  // A stub presenting `member`'s certificate (none when null).
+  std::unique_ptr<rv1::RelayService::Stub> StubFor(const TestMember* member) {
+    auto trust = peer::TrackerTrust::Create(cluster_.dir().File("known_relays"), "", "relay",
+                                            "relay_info.txt");
+    EXPECT_TRUE(trust.ok());
+    std::optional<KeyAndCert> mine;
+    if (member != nullptr) {
+      auto current = member->identity->Current();
+      EXPECT_TRUE(current.ok()) << current.status();
+      mine = *current;
+    }
+    TrackerAddress relay;
+    relay.host = "127.0.0.1";
+    relay.port = port_;
+    return rv1::RelayService::NewStub(grpc::CreateChannel(
+        address(), (*trust)->CredentialsFor(relay, mine.has_value() ? &*mine : nullptr)));
+  }
+
+  // `holder` waits at the relay as `peer_address`; the stream stays open
+  // while the returned call lives.
+  struct Waiting {
+    std::unique_ptr<rv1::RelayService::Stub> stub;
+    std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<grpc::ClientReader<rv1::JoinResponse>> reader;
+  };
+  Waiting Join(const TestMember& holder, const std::string& peer_address) {
+    Waiting w;
+    w.stub = StubFor(&holder);
+    rv1::JoinRequest request;
+    request.set_peer_address(peer_address);
+    w.reader = w.stub->Join(w.context.get(), request);
+    rv1::JoinResponse joined;
+    EXPECT_TRUE(w.reader->Read(&joined));
+    EXPECT_TRUE(joined.joined());
+    return w;
+  }
+
+  grpc::Status Connect(const TestMember& member, const std::string& holder,
+                       const std::string& peer_address, rv1::ConnectResponse* response) {
+    grpc::ClientContext context;
+    rv1::ConnectRequest request;
+    request.set_user_id(holder);
+    request.set_peer_address(peer_address);
+    return StubFor(&member)->Connect(&context, request, response);
+  }
+
+  // Opens one side of a session at the session port, asking for `key`.
+  int OpenSession(const std::string& key) {
+    auto fd = peer::DialTcp(absl::StrCat("127.0.0.1:", session_port_), absl::Seconds(5));
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    if (!fd.ok()) return -1;
+    const std::string request = absl::StrCat("CONNECT ", key, ":1 HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(send(*fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    return *fd;
+  }
+  // The first line of the relay's answer.
+  static std::string ReadAnswer(int fd) {
+    std::string answer;
+    char c;
+    while (answer.find("\r\n\r\n") == std::string::npos && recv(fd, &c, 1, 0) == 1) {
+      answer.push_back(c);
+    }
+    return answer.substr(0, answer.find("\r\n"));
+  }
+
+  // A new user, logged in as client `client_id`.
+  TestMember Member(const std::string& user, const std::string& client_id) {
+    tracker::v1::CreateUserRequest request;
+    request.set_user_id(user);
+    request.set_password("pw-" + user);
+    tracker::v1::CreateUserResponse response;
+    grpc::ClientContext context;
+    EXPECT_TRUE(TrackerStub(cluster_)->CreateUser(&context, request, &response).ok());
+    return LoginMember(cluster_, user, "pw-" + user, "127.0.0.1:1", client_id);
+  }
+
+  Cluster cluster_;
+  TestMember alice_ = Member("alice", "a");
+  TestMember bob_ = Member("bob", "b");
+  TestMember carol_ = Member("carol", "c");
+  std::unique_ptr<Subprocess> relay_;
+  int port_ = 0;
+  int session_port_ = 0;
+};
+
+TEST_F(RelayTest, OnlyMembersWithATrackerCertificateMayUseIt) {
+  StartRelay({});
+  rv1::ConnectResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  rv1::ConnectRequest request;
+  request.set_user_id("alice");
+  request.set_peer_address("127.0.0.1:1");
+  grpc::Status status = StubFor(nullptr)->Connect(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  // A member gets as far as the holder, who does not wait here.
+  status = Connect(bob_, "alice", "127.0.0.1:1", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+}
+
+TEST_F(RelayTest, SessionsBeyondItsLimitsAreRefused) {
+  StartRelay({"--max_sessions", "3", "--max_sessions_per_user", "2"});
+  Waiting alice = Join(alice_, "127.0.0.1:1");
+  rv1::ConnectResponse response;
+  EXPECT_TRUE(Connect(bob_, "alice", "127.0.0.1:1", &response).ok());
+  EXPECT_TRUE(Connect(bob_, "alice", "127.0.0.1:1", &response).ok());
+  grpc::Status third = Connect(bob_, "alice", "127.0.0.1:1", &response);
+  EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(third.error_message().find("per user"), std::string::npos) << third.error_message();
+  EXPECT_TRUE(Connect(carol_, "alice", "127.0.0.1:1", &response).ok());
+  grpc::Status full = Connect(carol_, "alice", "127.0.0.1:1", &response);
+  EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(full.error_message().find("full"), std::string::npos) << full.error_message();
+  // The holder was invited to each session that was made.
+  rv1::JoinResponse invitation;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(alice.reader->Read(&invitation));
+    EXPECT_EQ(invitation.invitation().key().size(), 32u);
+  }
+  alice.context->TryCancel();
+}
+
+TEST_F(RelayTest, SplicesASessionBothWaysWithinItsRateAndEndsItWhenIdle) {
+  StartRelay({"--session_rate_mbit", "8", "--idle_timeout", "2"});
+  Waiting alice = Join(alice_, "127.0.0.1:1");
+  rv1::ConnectResponse response;
+  ASSERT_TRUE(Connect(bob_, "alice", "127.0.0.1:1", &response).ok());
+  rv1::JoinResponse invitation;
+  ASSERT_TRUE(alice.reader->Read(&invitation));
+  EXPECT_NE(invitation.invitation().key(), response.invitation().key());
+
+  // A key nobody was given.
+  const int stranger = OpenSession(std::string(32, 'a'));
+  EXPECT_EQ(ReadAnswer(stranger), "HTTP/1.1 404 No such session");
+  close(stranger);
+
+  const int member = OpenSession(response.invitation().key());
+  const int holder = OpenSession(invitation.invitation().key());
+  EXPECT_EQ(ReadAnswer(member), "HTTP/1.1 200 Connection established");
+  EXPECT_EQ(ReadAnswer(holder), "HTTP/1.1 200 Connection established");
+
+  // 3 MB at 1 MB/s: about 3 s, never under 2.
+  std::string sent(3'000'000, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 131 + i / 7919);
+  const absl::Time start = absl::Now();
+  std::thread writer([&, fd = member] {
+    size_t at = 0;
+    while (at < sent.size()) {
+      ssize_t n = send(fd, sent.data() + at, sent.size() - at, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      at += static_cast<size_t>(n);
+    }
+  });
+  std::string got;
+  char buffer[65536];
+  while (got.size() < sent.size()) {
+    ssize_t n = recv(holder, buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    got.append(buffer, static_cast<size_t>(n));
+  }
+  writer.join();
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_TRUE(got == sent) << got.size() << " bytes arrived of " << sent.size();
+  EXPECT_GE(took, absl::Seconds(2)) << "faster than the rate cap allows";
+  ASSERT_EQ(send(holder, "pong", 4, MSG_NOSIGNAL), 4);
+  char pong[4];
+  ASSERT_EQ(recv(member, pong, 4, MSG_WAITALL), 4);
+  EXPECT_EQ(std::string(pong, 4), "pong");
+
+  // Idle for the timeout: the relay closes both sides.
+  const absl::Time idle = absl::Now();
+  EXPECT_EQ(recv(member, buffer, 1, 0), 0);
+  EXPECT_EQ(recv(holder, buffer, 1, 0), 0);
+  EXPECT_LT(absl::Now() - idle, absl::Seconds(10));
+  close(member);
+  close(holder);
+  alice.context->TryCancel();
+}
+
+// The whole path on one machine: a client whose advertised address nobody
+// answers at waits at the relay the tracker announces, and another member
+// downloads its file through it, byte for byte.
+TEST(RelayedSharing, AMemberNobodyReachesSharesThroughTheRelay) {
+  TempDir relay_dir;
+  const int port = UnusedPort(), session_port = UnusedPort();
+  const std::string relay = absl::StrCat("127.0.0.1:", port);
+  WriteFile(relay_dir.File("relay_info.txt"), relay + "\n");
+  Cluster cluster({"--relays", relay_dir.File("relay_info.txt")});
+  Subprocess relay_process({GS_RELAY_BIN, relay_dir.File("relay_info.txt"), "1", "--trackers",
+                            cluster.tracker_info(), "--state_dir", relay_dir.File("state"),
+                            "--session_port", std::to_string(session_port)},
+                           {{"HOME", relay_dir.path()}}, relay_dir.File("relay.log"));
+  ASSERT_TRUE(relay_process.WaitFor("relay 1 listening").has_value())
+      << ReadFile(relay_dir.File("relay.log"));
+
+  const int nowhere = UnusedPort();
+  auto bob = cluster.StartClient("bob", {"--listen", "127.0.0.1:0"},
+                                 absl::StrCat("127.0.0.1:", nowhere));
+  ASSERT_THAT(bob->Run("create_user bob pw-bob"), ::testing::StartsWith("user bob created"));
+  ASSERT_EQ(bob->Run("login bob pw-bob"), "logged in as bob");
+  auto told = bob->shell->WaitForNotice("reachable");
+  EXPECT_THAT(told, ::testing::Optional(::testing::EndsWith("; serving through relay " + relay)));
+  auto alice = cluster.StartUser("alice");
+  cluster.AddMember(*bob, *alice, "g");
+  std::string content(3 << 20, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 31 + i / 4099);
+  WriteFile(cluster.dir().File("f.bin"), content);
+  ASSERT_THAT(bob->Run("upload_file " + cluster.dir().File("f.bin") + " g"),
+              ::testing::StartsWith("shared"));
+  const std::string out = cluster.dir().File("out.bin");
+  ASSERT_THAT(alice->Run("download_file g f.bin " + out), ::testing::StartsWith("downloading"));
+  EXPECT_EQ(cluster.WaitForDownload(*alice, "[C]"), "[C] [g] f.bin -> " + out)
+      << alice->Log();
+  EXPECT_TRUE(ReadFile(out) == content);
+  EXPECT_THAT(alice->Log(), ::testing::HasSubstr("through relay " + relay));
+}
+
+}  // namespace
+}  // namespace groupshare::testing
