@@ -5,7 +5,7 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY . .
-RUN BUILD_TESTING=OFF scripts/setup.sh && cp build/bin/tracker build/bin/client /usr/local/bin/
+RUN BUILD_TESTING=OFF scripts/setup.sh && cp build/bin/tracker build/bin/client build/bin/relay /usr/local/bin/
 
 # Run on a slim Debian 12 with only the binaries' shared libraries.
 FROM debian:bookworm-slim
@@ -16,7 +16,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /home/groupshare groupshare \
  && mkdir -p /data && chown groupshare:groupshare /data
-COPY --from=build /usr/local/bin/tracker /usr/local/bin/client /usr/local/bin/
+COPY --from=build /usr/local/bin/tracker /usr/local/bin/client /usr/local/bin/relay \
+     /usr/local/bin/
 COPY deploy/ /etc/groupshare/
 USER groupshare
 ENV HOME=/home/groupshare

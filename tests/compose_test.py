@@ -7,7 +7,9 @@
    service name and folders in place of the volumes; the PostgreSQL service
    is a local PostgreSQL server on its address. Through the clients' stdin,
    as `docker compose attach` would, alice shares the sample file and bob
-   downloads it; the SHA1 must match. The first tracker stops and the
+   downloads it; the SHA1 must match. carol, whom nobody reaches (it
+   listens on its own loopback only), serves through the relay, and bob
+   downloads its file through it. The first tracker stops and the
    clients carry on at the second. Then SIGTERM stops every service cleanly
    (exit 0), and the tracker sees a stopped client go offline.
 
@@ -114,10 +116,11 @@ def main():
         # tracker_info rewritten the same way.
         etc = os.path.join(tmp, "etc")
         os.makedirs(os.path.join(etc, "scripts"))
-        with open(os.path.join(repo, "deploy", "tracker_info.txt")) as f:
-            info = service_address.sub(address, f.read())
-        with open(os.path.join(etc, "tracker_info.txt"), "w") as f:
-            f.write(info)
+        for listed in ("tracker_info.txt", "relay_info.txt"):
+            with open(os.path.join(repo, "deploy", listed)) as f:
+                info = service_address.sub(address, f.read())
+            with open(os.path.join(etc, listed), "w") as f:
+                f.write(info)
         for script in os.listdir(os.path.join(repo, "deploy", "scripts")):
             os.symlink(os.path.join(repo, "deploy", "scripts", script),
                        os.path.join(etc, "scripts", script))
@@ -149,7 +152,7 @@ def main():
                 capture_output=True, text=True, timeout=60)
             check(created.returncode == 0, "a PostgreSQL server stands in for the postgres "
                   "service " + created.stderr.strip())
-            for name in ["tracker", "tracker2", "alice", "bob", "carol"]:
+            for name in ["tracker", "tracker2", "relay", "alice", "bob", "carol"]:
                 spec = services[name]
                 data = os.path.join(tmp, name + "-data")
                 os.makedirs(data)
@@ -167,6 +170,9 @@ def main():
                 if name.startswith("tracker"):
                     check(started[name].wait_for("listening on .* \\(database PostgreSQL\\)")
                           is not None, name + " starts as its service does, on PostgreSQL")
+                if name == "relay":
+                    check(started[name].wait_for("^relay 1 listening") is not None,
+                          "the relay starts")
             alice, bob = started["alice"], started["bob"]
             for name in ["alice", "bob", "carol"]:
                 check(started[name].wait_for("logged in as " + name) is not None,
@@ -193,13 +199,36 @@ def main():
                 check(hashlib.sha1(a.read()).digest() == hashlib.sha1(b.read()).digest(),
                       "the download's SHA1 matches")
             check(bob.run("list_files movies", "peers=2") is not None, "two peers share it")
+            carol = started["carol"]
+            check(carol.run("show_downloads", "serving through relay") is not None,
+                  "carol, whom nobody reaches, serves through the relay")
+            check(carol.run("join_group movies", "asked to join") is not None, "carol asks")
+            check(alice.run("accept_request movies carol", "carol is now a member") is not None,
+                  "alice accepts carol")
+            own = os.path.join(tmp, "carol-data", "notes.txt")
+            with open(own, "w") as f:
+                f.write("carol's notes\n" * 5000)
+            check(carol.run("upload_file %s movies" % own, "^shared notes.txt") is not None,
+                  "carol shares a file")
+            check(bob.run("download_file movies notes.txt " + dest, "^downloading") is not None,
+                  "bob starts downloading carol's file")
+            done = None
+            deadline = time.time() + 60
+            while done is None and time.time() < deadline:
+                bob.send("show_downloads")
+                done = bob.wait_for(r"^\[C\] \[movies\] notes.txt", timeout=1)
+            check(done is not None and open(own, "rb").read() ==
+                  open(os.path.join(dest, "notes.txt"), "rb").read(),
+                  "bob downloads carol's file through the relay, byte for byte")
+            with open(os.path.join(dest, "client.log")) as f:
+                check("through relay" in f.read(), "bob reached carol through the relay")
             check(started["tracker"].stop() == 0, "SIGTERM stops the first tracker cleanly")
             check(bob.run("list_files movies", "peers=2") is not None,
                   "bob carries on at the second tracker, still logged in")
             check(alice.stop() == 0, "SIGTERM stops alice cleanly")
             check(bob.run("list_files movies", "peers=1") is not None,
                   "the tracker marks the stopped client offline at once")
-            for name in ["carol", "bob", "tracker2"]:
+            for name in ["carol", "bob", "relay", "tracker2"]:
                 check(started[name].stop() == 0, "SIGTERM stops %s cleanly" % name)
         finally:
             for service in started.values():
