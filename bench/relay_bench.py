@@ -34,17 +34,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "testing"))
 from netns import Network, Process  # noqa: E402
 
-FIREWALL = """
-table inet home {
-  chain input {
-    type filter hook input priority 0; policy accept;
-    iifname "eth0" ct state established,related accept
-    iifname "eth0" drop
-  }
-}
-"""
-
-
 def cpu_seconds(pid):
     fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -75,8 +64,7 @@ def main():
             subprocess.run(["ip", "netns", "exec", host, "tc", "qdisc", "add", "dev", "eth0",
                             "root", "tbf", "rate", "%dmbit" % args.mbit, "burst", "64kb",
                             "latency", "100ms"], check=True, timeout=30)
-        subprocess.run(["ip", "netns", "exec", ns["home"], "nft", "-f", "-"], input=FIREWALL,
-                       text=True, check=True, timeout=30)
+        net.firewall("home")
         tracker_info = os.path.join(work, "tracker_info.txt")
         relay_info = os.path.join(work, "relay_info.txt")
         open(tracker_info, "w").write("%s:6000\n" % addr["tracker"])

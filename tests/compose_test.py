@@ -88,6 +88,16 @@ class Service:
             return None
 
 
+def completed(client, name, timeout=60):
+    """Polls show_downloads until `name` of the movies group is complete."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        client.send("show_downloads")
+        if client.wait_for(r"^\[C\] \[movies\] " + re.escape(name), timeout=1) is not None:
+            return True
+    return False
+
+
 def main():
     repo, bin_dir = sys.argv[1], sys.argv[2]
     compose_file = os.path.join(repo, "docker-compose.yml")
@@ -189,12 +199,7 @@ def main():
             dest = host_path("bob", "/data")
             check(bob.run("download_file movies sample.txt " + dest, "^downloading") is not None,
                   "bob starts the download")
-            done = None
-            deadline = time.time() + 60
-            while done is None and time.time() < deadline:
-                bob.send("show_downloads")
-                done = bob.wait_for(r"^\[C\] \[movies\] sample.txt", timeout=1)
-            check(done is not None, "bob's download completes")
+            check(completed(bob, "sample.txt"), "bob's download completes")
             with open(sample, "rb") as a, open(os.path.join(dest, "sample.txt"), "rb") as b:
                 check(hashlib.sha1(a.read()).digest() == hashlib.sha1(b.read()).digest(),
                       "the download's SHA1 matches")
@@ -212,12 +217,7 @@ def main():
                   "carol shares a file")
             check(bob.run("download_file movies notes.txt " + dest, "^downloading") is not None,
                   "bob starts downloading carol's file")
-            done = None
-            deadline = time.time() + 60
-            while done is None and time.time() < deadline:
-                bob.send("show_downloads")
-                done = bob.wait_for(r"^\[C\] \[movies\] notes.txt", timeout=1)
-            check(done is not None and open(own, "rb").read() ==
+            check(completed(bob, "notes.txt") and open(own, "rb").read() ==
                   open(os.path.join(dest, "notes.txt"), "rb").read(),
                   "bob downloads carol's file through the relay, byte for byte")
             with open(os.path.join(dest, "client.log")) as f:

@@ -37,17 +37,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "testing"))
 from netns import Network, Process, check, eventually, failures, sh  # noqa: E402
 
-FIREWALL = """
-table inet home {
-  chain input {
-    type filter hook input priority 0; policy accept;
-    iifname "eth0" ct state established,related accept
-    iifname "eth0" drop
-  }
-}
-"""
-
-
 def main():
     tracker_bin, client_bin, relay_bin = sys.argv[1:4]
     if os.geteuid() != 0:
@@ -63,8 +52,7 @@ def main():
                 "carol": "127.1.0.4", "alice": "127.1.1.1", "bob": "127.1.2.1"}
         ns = {h: net.host(h, {"internet": a}) for h, a in addr.items()}
         for home in ("alice", "bob"):
-            subprocess.run(["ip", "netns", "exec", ns[home], "nft", "-f", "-"], input=FIREWALL,
-                           text=True, check=True, timeout=30)
+            net.firewall(home)
 
         tracker_info = os.path.join(work, "tracker_info.txt")
         relay_info = os.path.join(work, "relay_info.txt")

@@ -155,6 +155,21 @@ void WaitForStop() {
   stop.mu.Await(absl::Condition(&stop.requested));
 }
 
+void RunConsoleUntilStopped(absl::string_view server) {
+  WatchTermSignals();
+  const bool input_ended = ReadLines(STDIN_FILENO, [server](absl::string_view line) {
+    absl::string_view cmd = absl::StripAsciiWhitespace(line);
+    if (cmd == "quit" || cmd == "exit") return false;
+    if (!cmd.empty()) {
+      std::cout << "error: unknown command '" << cmd << "'; type quit to stop " << server
+                << std::endl;
+    }
+    return true;
+  });
+  if (!input_ended || isatty(STDIN_FILENO)) RequestStop();
+  WaitForStop();
+}
+
 std::atomic<bool> g_interrupt_on_sigint{false};
 std::atomic<bool> g_interrupted{false};
 

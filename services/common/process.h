@@ -60,6 +60,11 @@ void InterruptOnSigint();
 bool TakeInterrupt();
 // Waits until a stop is asked for.
 void WaitForStop();
+// A server's console until a stop is asked for: `quit` or `exit` on stdin
+// stops, and so does the end of input on a terminal (Ctrl-D), while a
+// closed pipe does not (a server run in the background). Other input gets
+// an error naming `server` ("the tracker"). Watches SIGINT and SIGTERM.
+void RunConsoleUntilStopped(absl::string_view server);
 
 // Reads lines from `fd` and hands each (without its line end) to `on_line`
 // until it returns false, the input ends (a last unterminated line is

@@ -100,8 +100,8 @@ class GrpcPeerLink::BitfieldCall final : public Call,
     StartRead(&update_);
   }
   void OnDone(const grpc::Status& status) override {
-    link_->owner_->OnBitfieldEnd(link_, FromGrpcStatus(status));
     link_->Ended(this);
+    link_->owner_->OnBitfieldEnd(link_, FromGrpcStatus(status));
     Unref();
   }
 
@@ -156,8 +156,10 @@ class GrpcPeerLink::PieceCall final : public Call,
     if (why.ok() && !undelivered.empty()) {
       why = absl::DataLossError("the peer ended the call before sending every piece asked for");
     }
-    link_->owner_->OnCallEnd(link_, std::move(undelivered), why);
+    // Out of the link's calls first: once the owner hears of the end, no
+    // CancelStalled counts this call again.
     link_->Ended(this);
+    link_->owner_->OnCallEnd(link_, std::move(undelivered), why);
     Unref();
   }
 

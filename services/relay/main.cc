@@ -288,18 +288,7 @@ int main(int argc, char** argv) {
     GS_LOG(kInfo) << line;
   }
 
-  WatchTermSignals();
-  const bool input_ended = ReadLines(STDIN_FILENO, [](absl::string_view line) {
-    absl::string_view cmd = absl::StripAsciiWhitespace(line);
-    if (cmd == "quit" || cmd == "exit") return false;
-    if (!cmd.empty()) {
-      std::cout << "error: unknown command '" << cmd << "'; type quit to stop the relay"
-                << std::endl;
-    }
-    return true;
-  });
-  if (!input_ended || isatty(STDIN_FILENO)) RequestStop();
-  WaitForStop();
+  RunConsoleUntilStopped("the relay");
   service.Stop();
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   std::cout << "relay " << number << " stopped" << std::endl;

@@ -314,20 +314,7 @@ int main(int argc, char** argv) {
   GS_LOG(kInfo) << certificate_line;
   GS_LOG(kDebug) << "tracker " << number << " listening on " << address.host << ":" << port;
 
-  WatchTermSignals();
-  // The console: quit or exit stops; so does the end of input on a terminal
-  // (Ctrl-D), while a closed pipe does not (a tracker run in the background).
-  const bool input_ended = ReadLines(STDIN_FILENO, [](absl::string_view line) {
-    absl::string_view cmd = absl::StripAsciiWhitespace(line);
-    if (cmd == "quit" || cmd == "exit") return false;
-    if (!cmd.empty()) {
-      std::cout << "error: unknown command '" << cmd << "'; type quit to stop the tracker"
-                << std::endl;
-    }
-    return true;
-  });
-  if (!input_ended || isatty(STDIN_FILENO)) RequestStop();
-  WaitForStop();
+  RunConsoleUntilStopped("the tracker");
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   std::cout << "tracker " << number << " stopped" << std::endl;
   return 0;

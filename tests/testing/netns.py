@@ -62,6 +62,22 @@ class Network:
         sh("ip", "netns", "exec", ns, "sh", "-ec", "; ".join(script))
         return ns
 
+    def firewall(self, host):
+        """Lets into `host` only connections it started, as a home's stateful
+        firewall or NAT does (nftables: established and related in, the rest
+        of what arrives on its links dropped)."""
+        rules = """
+        table inet home {
+          chain input {
+            type filter hook input priority 0; policy accept;
+            iifname "eth*" ct state established,related accept
+            iifname "eth*" drop
+          }
+        }
+        """
+        subprocess.run(["ip", "netns", "exec", "%s-%s" % (self.prefix, host), "nft", "-f", "-"],
+                       input=rules, text=True, check=True, timeout=30)
+
     def cut(self, host, bridge):
         sh("ip", "-n", self.hub, "link", "set", self.links[(host, bridge)], "down")
 
