@@ -124,12 +124,16 @@ def main():
                     lines = down.run_all("show_downloads", timeout=10)
                     if any(l.startswith("[C]") and out in l for l in lines):
                         break
-                    if any(l.startswith("[F]") and out in l for l in lines):
-                        sys.exit("the download failed: %s" % lines)
+                    if any(l.startswith("[F]") and name in l for l in lines) or not any(
+                            name in l for l in lines):
+                        sys.exit("the download failed or did not start: %s" % lines)
                     time.sleep(0.05)  # show_downloads is polled; the client has no event
                 seconds = time.time() - start
                 ok = hashlib.sha1(open(out, "rb").read()).digest() == files[name]
                 os.remove(out)
+                # The downloader shares what it downloaded: it forgets it,
+                # so that the next run downloads it again.
+                down.run("stop_share g " + name)
                 down.run_all("show_downloads --clear", timeout=10)
                 rate = args.size_mib / seconds
                 rates[name].append(rate)

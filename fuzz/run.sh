@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of BUILD_DIR (a GS_FUZZ=ON build) for
-# FUZZ_SECONDS each (default 20), as many at once as there are cores
+# FUZZ_SECONDS each (default 15), as many at once as there are cores
 # (FUZZ_JOBS), each starting from its corpus in
 # fuzz/corpus/<target>. New inputs go to a scratch folder, not the
 # repository; a crash fails the run and names the input to keep: copy it
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BUILD_DIR:-build-asan}/bin
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-15}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(ticket_fuzz tracker_info_fuzz ids_fuzz bitfield_fuzz
                                      shell_words_fuzz piece_request_fuzz tracker_request_fuzz)

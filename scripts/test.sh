@@ -4,7 +4,7 @@
 #   2. a clang build with AddressSanitizer and UndefinedBehaviorSanitizer
 #      (build-asan/; lock annotations checked, -Werror=thread-safety): the
 #      whole suite again, leaks and the first error fatal;
-#   3. the libFuzzer targets of that build, FUZZ_SECONDS (20) each, from
+#   3. the libFuzzer targets of that build, FUZZ_SECONDS (15) each, from
 #      the corpus in fuzz/corpus;
 #   4. a clang build with ThreadSanitizer (build-tsan/) of the units that
 #      share state between threads: picker, part file, hasher, piece store,
@@ -45,7 +45,7 @@ step "suite under AddressSanitizer and UndefinedBehaviorSanitizer"
 (cd build-asan &&
   ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --output-on-failure --timeout 300 -j "$jobs" --repeat until-pass:2)
+  ctest --output-on-failure --timeout 300 -j "$((jobs + 1))" --repeat until-pass:2)
 
 step "fuzzers"
 ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 BUILD_DIR=build-asan fuzz/run.sh

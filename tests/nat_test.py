@@ -174,7 +174,7 @@ def main():
         # 4. Relay 1 dies in the middle of a download.
         said = alice.run("set upload_rate 2048")
         check("2048" in said, "alice sends at 2 MiB/s (%s)" % said)
-        big = share(alice, "big.bin", 24 << 20, 3)
+        big = share(alice, "big.bin", 16 << 20, 3)
         out = os.path.join(work, "bob-big.bin")
         check(bob.run("download_file g big.bin " + out).startswith("downloading"),
               "bob starts the big download")
