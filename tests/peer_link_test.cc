@@ -13,6 +13,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "core/piece_chunk.h"
+#include "absl/synchronization/notification.h"
+#include "core/work_queue.h"
 #include "services/peer/peer_link.h"
 
 namespace groupshare::peer {
@@ -166,6 +168,56 @@ TEST_F(PeerLinkTest, PiecesArriveWholeInTheOrderAskedAndTheCallEndsWell) {
   EXPECT_TRUE(pieces[0].second == Piece(3));  // the short last piece
   EXPECT_EQ(pieces[1].first, 1u);
   EXPECT_TRUE(pieces[1].second == Piece(1));
+}
+
+// A link whose route takes a while to find (a holder behind a relay):
+// calls made meanwhile start, in order, once it is known; one cancelled
+// meanwhile, or the link closed, ends without ever starting.
+TEST_F(PeerLinkTest, CallsMadeBeforeTheRouteIsKnownStartOnceItIs) {
+  peer_.piece_script = [&](grpc::ServerContext*, const pv1::GetPieceRequest& req, auto* writer) {
+    for (uint32_t piece : req.pieces()) Send(writer, piece);
+    return grpc::Status::OK;
+  };
+  WorkQueue finding(1);
+  absl::Notification found;
+  auto link = std::make_unique<GrpcPeerLink>(
+      &owner_, 1, "alice", peer_.address(), PeerLink::Target{"g", "sha1", layout_, 64 << 20},
+      [&] {
+        found.WaitForNotification();
+        return LinkRoute{};
+      },
+      &finding);
+  link->Request({0}, "ticket");
+  link->Request({1, 2}, "ticket");
+  link->CancelPiece(2);  // before the route: the second request ends unstarted
+  auto ends = owner_.Ends(1);
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0].status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(ends[0].undelivered, (std::vector<uint32_t>{1, 2}));
+  EXPECT_TRUE(owner_.pieces().empty());
+  found.Notify();
+  ends = owner_.Ends(2);
+  ASSERT_EQ(ends.size(), 2u);
+  EXPECT_TRUE(ends[1].status.ok()) << ends[1].status;
+  ASSERT_EQ(owner_.pieces().size(), 1u);
+  EXPECT_TRUE(owner_.pieces()[0].second == Piece(0));
+
+  // Closed while its route is still being found.
+  absl::Notification never;
+  RecordingOwner other;
+  auto closed = std::make_unique<GrpcPeerLink>(
+      &other, 2, "alice", peer_.address(), PeerLink::Target{"g", "sha1", layout_, 64 << 20},
+      [&] {
+        never.WaitForNotificationWithTimeout(absl::Milliseconds(200));
+        return LinkRoute{};
+      },
+      &finding);
+  closed->Request({3}, "ticket");
+  closed.reset();  // waits for the route, and starts nothing
+  ends = other.Ends(1);
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0].status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(other.pieces().empty());
 }
 
 TEST_F(PeerLinkTest, AChunkOutOfPlaceEndsTheCallAsDataLoss) {

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/part_file.h"
+#include "core/work_queue.h"
 #include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/peer/peer_link.h"
 
@@ -68,24 +69,32 @@ class SystemDownloadEnv final : public DownloadEnv {
   std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
                                     const tracker::v1::Peer& holder,
                                     const PeerLink::Target& target) override {
-    LinkRoute route;
-    if (router_ != nullptr) {
-      absl::StatusOr<LinkRoute> found = router_(holder);
-      // Without one (logged out, or no relay answers) a link fails as an
-      // unreachable peer would.
-      if (found.ok()) {
-        route = *std::move(found);
-      } else {
-        route.credentials = grpc::InsecureChannelCredentials();
-        route.failure = found.status().ToString();
-      }
+    if (router_ == nullptr) {
+      return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(),
+                                            target, LinkRoute());
+    }
+    auto find = [router = router_, holder] {
+      absl::StatusOr<LinkRoute> found = router(holder);
+      if (found.ok()) return *std::move(found);
+      // Without one (logged out, or no relay answers) the link fails its
+      // calls with the reason, as an unreachable peer would.
+      LinkRoute none;
+      none.failure = found.status().ToString();
+      return none;
+    };
+    if (holder.relay().empty()) {  // direct: known at once
+      return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(),
+                                            target, find());
     }
     return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(), target,
-                                          std::move(route));
+                                          std::move(find), &routing_);
   }
 
  private:
   const LinkRouter router_;
+  // Finds the routes of links to holders behind relays (a direct try, a
+  // relay's answer), a few at a time.
+  WorkQueue routing_{4};
 };
 
 // Forwards every call to `target`, which must outlive it; a test overrides

@@ -216,17 +216,62 @@ GrpcPeerLink::GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::
                            Target target, LinkRoute route)
     : PeerLink(id, std::move(user_id), std::move(address)),
       owner_(owner),
-      target_(std::move(target)),
-      failure_(route.failure) {
-  auto channel = MakeChannel(PeerLink::address(), target_, std::move(route));
-  stub_ = pv1::PeerService::NewStub(channel);
-  generic_ = std::make_unique<grpc::GenericStub>(channel);
+      target_(std::move(target)) {
+  Route(std::move(route));
+}
+
+GrpcPeerLink::GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
+                           Target target, std::function<LinkRoute()> find, WorkQueue* finding)
+    : PeerLink(id, std::move(user_id), std::move(address)),
+      owner_(owner),
+      target_(std::move(target)) {
+  {
+    absl::MutexLock lock(&mu_);
+    finding_ = true;
+  }
+  finding->Run([this, find = std::move(find)] { Route(find()); });
 }
 
 GrpcPeerLink::~GrpcPeerLink() {
   Close();
   absl::MutexLock lock(&mu_);
-  while (live_calls_ > 0) ended_.Wait(&mu_);
+  while (live_calls_ > 0 || finding_) ended_.Wait(&mu_);
+}
+
+void GrpcPeerLink::Route(LinkRoute route) {
+  const std::string failure = route.failure;
+  auto channel = MakeChannel(PeerLink::address(), target_, std::move(route));
+  stub_ = pv1::PeerService::NewStub(channel);
+  generic_ = std::make_unique<grpc::GenericStub>(channel);
+  std::vector<Waiting> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    failure_ = failure;
+    routed_ = true;
+    waiting.swap(waiting_);
+  }
+  // Started in the order they were made; a closed link ends them at once.
+  for (Waiting& w : waiting) {
+    if (w.bitfield) {
+      OpenBitfield(w.ticket);
+    } else {
+      Request(std::move(w.pieces), w.ticket);
+    }
+  }
+  // Last: the destructor may run from here on.
+  absl::MutexLock lock(&mu_);
+  finding_ = false;
+  ended_.SignalAll();
+}
+
+void GrpcPeerLink::Drop(std::vector<Waiting> waiting, const absl::Status& why) {
+  for (Waiting& w : waiting) {
+    if (w.bitfield) {
+      owner_->OnBitfieldEnd(this, why);
+    } else {
+      owner_->OnCallEnd(this, std::move(w.pieces), why);
+    }
+  }
 }
 
 void GrpcPeerLink::CallCreated() {
@@ -249,8 +294,17 @@ bool GrpcPeerLink::Admit(Call* call) {
 }
 
 void GrpcPeerLink::OpenBitfield(const std::string& ticket) {
-  if (!failure_.empty()) {
-    owner_->OnBitfieldEnd(this, absl::UnavailableError(failure_));
+  std::string failure;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!routed_ && !closed_) {
+      waiting_.push_back({true, {}, ticket});
+      return;
+    }
+    failure = failure_;
+  }
+  if (!failure.empty()) {
+    owner_->OnBitfieldEnd(this, absl::UnavailableError(failure));
     return;
   }
   auto* call = new BitfieldCall(this, ticket);
@@ -259,8 +313,17 @@ void GrpcPeerLink::OpenBitfield(const std::string& ticket) {
 }
 
 void GrpcPeerLink::Request(std::vector<uint32_t> pieces, const std::string& ticket) {
-  if (!failure_.empty()) {
-    owner_->OnCallEnd(this, std::move(pieces), absl::UnavailableError(failure_));
+  std::string failure;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!routed_ && !closed_) {
+      waiting_.push_back({false, std::move(pieces), ticket});
+      return;
+    }
+    failure = failure_;
+  }
+  if (!failure.empty()) {
+    owner_->OnCallEnd(this, std::move(pieces), absl::UnavailableError(failure));
     return;
   }
   auto* call = new PieceCall(this, pieces, ticket);
@@ -300,6 +363,18 @@ int GrpcPeerLink::CancelIf(Match match) {
 }
 
 void GrpcPeerLink::CancelPiece(uint32_t piece) {
+  std::vector<Waiting> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    auto carries = [piece](const Waiting& w) {
+      return std::find(w.pieces.begin(), w.pieces.end(), piece) != w.pieces.end();
+    };
+    auto first = std::stable_partition(waiting_.begin(), waiting_.end(),
+                                       [&](const Waiting& w) { return !carries(w); });
+    dropped.assign(std::make_move_iterator(first), std::make_move_iterator(waiting_.end()));
+    waiting_.erase(first, waiting_.end());
+  }
+  Drop(std::move(dropped), absl::CancelledError("cancelled"));
   CancelIf([piece](Call* c) { return c->Carries(piece); });
 }
 
@@ -308,10 +383,13 @@ int GrpcPeerLink::CancelStalled(absl::Time before) {
 }
 
 void GrpcPeerLink::Close() {
+  std::vector<Waiting> dropped;
   {
     absl::MutexLock lock(&mu_);
     closed_ = true;
+    dropped.swap(waiting_);
   }
+  Drop(std::move(dropped), absl::CancelledError("the link is closed"));
   CancelIf([](Call*) { return true; });
 }
 

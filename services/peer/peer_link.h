@@ -16,6 +16,7 @@
 #define GROUPSHARE_SERVICES_PEER_PEER_LINK_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -28,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/bitfield.h"
+#include "core/work_queue.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 
 namespace groupshare::peer {
@@ -122,8 +124,15 @@ struct LinkRoute {
 
 class GrpcPeerLink final : public PeerLink {
  public:
+  // A link over a known route.
   GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
                Target target, LinkRoute route);
+  // A link whose route `find` finds on `finding`: trying a holder directly
+  // and asking a relay for a session take up to seconds, which the caller
+  // (a download's coordinator) does not wait for. Calls made meanwhile
+  // start once the route is known.
+  GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
+               Target target, std::function<LinkRoute()> find, WorkQueue* finding);
   // Close()s and waits for the calls to end.
   ~GrpcPeerLink() override;
 
@@ -149,15 +158,30 @@ class GrpcPeerLink final : public PeerLink {
   // Cancels the calls `match` picks, outside the lock.
   template <class Match>
   int CancelIf(Match match) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes the route, and starts the calls made before it was known.
+  void Route(LinkRoute route) ABSL_LOCKS_EXCLUDED(mu_);
+  // A call made before the route was known: a bitfield (no pieces) or a
+  // request.
+  struct Waiting {
+    bool bitfield = false;
+    std::vector<uint32_t> pieces;
+    std::string ticket;
+  };
+  // Tells the owner that `waiting` ended without starting, for `why`.
+  void Drop(std::vector<Waiting> waiting, const absl::Status& why);
 
   Owner* const owner_;
   const Target target_;
-  const std::string failure_;  // of the route; empty when it has one
+  // Set once, by Route, before routed_.
   std::unique_ptr<pv1::PeerService::Stub> stub_;
   std::unique_ptr<grpc::GenericStub> generic_;
 
   absl::Mutex mu_;
   absl::CondVar ended_;
+  bool routed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finding_ ABSL_GUARDED_BY(mu_) = false;  // a route is being found
+  std::string failure_ ABSL_GUARDED_BY(mu_);  // of the route; empty when it has one
+  std::vector<Waiting> waiting_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::set<Call*> calls_ ABSL_GUARDED_BY(mu_);  // started and not done
   int live_calls_ ABSL_GUARDED_BY(mu_) = 0;      // not yet deleted
