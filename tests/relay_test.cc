@@ -232,28 +232,48 @@ TEST_F(RelayTest, SplicesASessionBothWaysWithinItsRateAndEndsItWhenIdle) {
   alice.context->TryCancel();
 }
 
+// Relay number `n` of `info` (in `dir`), serving the members of `cluster`.
+std::unique_ptr<Subprocess> StartRelay(TempDir& dir, Cluster& cluster, int n,
+                                       const std::vector<std::string>& flags = {}) {
+  std::vector<std::string> argv = {GS_RELAY_BIN, dir.File("relay_info.txt"), std::to_string(n),
+                                   "--trackers", cluster.tracker_info(), "--state_dir",
+                                   dir.File(absl::StrCat("state-", n))};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  auto relay = std::make_unique<Subprocess>(
+      argv, std::map<std::string, std::string>{{"HOME", dir.path()}},
+      dir.File(absl::StrCat("relay-", n, ".log")));
+  EXPECT_TRUE(relay->WaitFor(absl::StrCat("relay ", n, " listening")).has_value())
+      << ReadFile(dir.File(absl::StrCat("relay-", n, ".log")));
+  return relay;
+}
+
+// A client that listens on one port and advertises another, where nothing
+// answers: nobody reaches it. Logged in as `name`; returns it once its
+// shell said how it is reached (`*told`).
+std::unique_ptr<Cluster::Client> Unreachable(Cluster& cluster, const std::string& name,
+                                             std::optional<std::string>* told) {
+  auto client = cluster.StartClient(name, {"--listen", "127.0.0.1:0"},
+                                    absl::StrCat("127.0.0.1:", UnusedPort()));
+  EXPECT_THAT(client->Run(absl::StrCat("create_user ", name, " pw-", name)),
+              ::testing::StartsWith("user " + name + " created"));
+  EXPECT_EQ(client->Run(absl::StrCat("login ", name, " pw-", name)), "logged in as " + name);
+  *told = client->shell->WaitForNotice("reachable");
+  return client;
+}
+
 // The whole path on one machine: a client whose advertised address nobody
 // answers at waits at the relay the tracker announces, and another member
 // downloads its file through it, byte for byte.
 TEST(RelayedSharing, AMemberNobodyReachesSharesThroughTheRelay) {
   TempDir relay_dir;
-  const int port = UnusedPort(), session_port = UnusedPort();
-  const std::string relay = absl::StrCat("127.0.0.1:", port);
+  const std::string relay = absl::StrCat("127.0.0.1:", UnusedPort());
   WriteFile(relay_dir.File("relay_info.txt"), relay + "\n");
   Cluster cluster({"--relays", relay_dir.File("relay_info.txt")});
-  Subprocess relay_process({GS_RELAY_BIN, relay_dir.File("relay_info.txt"), "1", "--trackers",
-                            cluster.tracker_info(), "--state_dir", relay_dir.File("state"),
-                            "--session_port", std::to_string(session_port)},
-                           {{"HOME", relay_dir.path()}}, relay_dir.File("relay.log"));
-  ASSERT_TRUE(relay_process.WaitFor("relay 1 listening").has_value())
-      << ReadFile(relay_dir.File("relay.log"));
+  auto relay_process =
+      StartRelay(relay_dir, cluster, 1, {"--session_port", std::to_string(UnusedPort())});
 
-  const int nowhere = UnusedPort();
-  auto bob = cluster.StartClient("bob", {"--listen", "127.0.0.1:0"},
-                                 absl::StrCat("127.0.0.1:", nowhere));
-  ASSERT_THAT(bob->Run("create_user bob pw-bob"), ::testing::StartsWith("user bob created"));
-  ASSERT_EQ(bob->Run("login bob pw-bob"), "logged in as bob");
-  auto told = bob->shell->WaitForNotice("reachable");
+  std::optional<std::string> told;
+  auto bob = Unreachable(cluster, "bob", &told);
   EXPECT_THAT(told, ::testing::Optional(::testing::EndsWith("; serving through relay " + relay)));
   auto alice = cluster.StartUser("alice");
   cluster.AddMember(*bob, *alice, "g");
@@ -268,6 +288,28 @@ TEST(RelayedSharing, AMemberNobodyReachesSharesThroughTheRelay) {
       << alice->Log();
   EXPECT_TRUE(ReadFile(out) == content);
   EXPECT_THAT(alice->Log(), ::testing::HasSubstr("through relay " + relay));
+}
+
+// A relay that holds as many waiting clients as it may says so, and the
+// client waits at the next relay of the list instead.
+TEST(RelayedSharing, AFullRelaySendsAWaitingClientToTheNext) {
+  TempDir relay_dir;
+  const std::string first = absl::StrCat("127.0.0.1:", UnusedPort());
+  const std::string second = absl::StrCat("127.0.0.1:", UnusedPort());
+  WriteFile(relay_dir.File("relay_info.txt"), absl::StrCat(first, "\n", second, "\n"));
+  Cluster cluster({"--relays", relay_dir.File("relay_info.txt")});
+  auto one = StartRelay(relay_dir, cluster, 1,
+                        {"--max_holders", "1", "--session_port", std::to_string(UnusedPort())});
+  auto two = StartRelay(relay_dir, cluster, 2, {"--session_port", std::to_string(UnusedPort())});
+
+  std::optional<std::string> told;
+  auto carol = Unreachable(cluster, "carol", &told);
+  EXPECT_THAT(told, ::testing::Optional(::testing::EndsWith("; serving through relay " + first)));
+  auto bob = Unreachable(cluster, "bob", &told);
+  EXPECT_THAT(told, ::testing::Optional(::testing::EndsWith("; serving through relay " + second)));
+  EXPECT_THAT(bob->Log(), ::testing::HasSubstr(absl::StrCat(
+                              "relay ", first, " did not take this client: this relay holds as "
+                              "many waiting clients as it may (1 in all)")));
 }
 
 }  // namespace
