@@ -32,7 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "testing"))
-from netns import Network, Process  # noqa: E402
+from netns import Network, Process, kill_all  # noqa: E402
 
 def cpu_seconds(pid):
     fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
@@ -174,11 +174,7 @@ def main():
                         "--holders", str(args.holders), "--sessions", str(args.sessions)],
                        check=True, timeout=600)
     finally:
-        for p in procs:
-            try:
-                p.kill()
-            except Exception:
-                pass
+        kill_all(procs)
         net.remove()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "testing"))
-from netns import Network, Process, check, eventually, failures, sh  # noqa: E402
+from netns import Network, Process, kill_all, check, eventually, failures, sh  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POSTGRES = os.path.join(HERE, "testing", "postgres.sh")
@@ -200,11 +200,7 @@ def main():
         check(alice.run_all("list_groups")[:1] == ["after-promotion owner=alice members=1 you=owner"],
               "tracker 1 still serves alice")
     finally:
-        for p in procs:
-            try:
-                p.kill()
-            except Exception:
-                pass
+        kill_all(procs)
         for d in pg.values():
             subprocess.run([POSTGRES, "stop", d], capture_output=True, timeout=60)
         net.remove()

@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "testing"))
-from netns import Network, Process, check, eventually, failures, sh  # noqa: E402
+from netns import Network, Process, check, eventually, failures, kill_all  # noqa: E402
 
 def main():
     tracker_bin, client_bin, relay_bin = sys.argv[1:4]
@@ -196,11 +196,7 @@ def main():
     finally:
         if capture is not None:
             capture.terminate()
-        for p in procs:
-            try:
-                p.kill()
-            except Exception:
-                pass
+        kill_all(procs)
         net.remove()
         if failures:
             print("logs kept in " + work)

@@ -148,6 +148,15 @@ class Process:
         self.proc.wait(timeout=20)
 
 
+def kill_all(procs):
+    """Kills what a test or benchmark started, whatever state each is in."""
+    for p in procs:
+        try:
+            p.kill()
+        except Exception:
+            pass
+
+
 def eventually(what, probe, timeout=40, every=0.5):
     deadline = time.time() + timeout
     last = None
