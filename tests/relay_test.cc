@@ -263,14 +263,21 @@ std::unique_ptr<Cluster::Client> Unreachable(Cluster& cluster, const std::string
 
 // The whole path on one machine: a client whose advertised address nobody
 // answers at waits at the relay the tracker announces, and another member
-// downloads its file through it, byte for byte.
-TEST(RelayedSharing, AMemberNobodyReachesSharesThroughTheRelay) {
+// downloads its file through it, byte for byte. Over TLS, or with every
+// process run with --plaintext.
+void DownloadThroughARelay(bool plaintext) {
   TempDir relay_dir;
   const std::string relay = absl::StrCat("127.0.0.1:", UnusedPort());
   WriteFile(relay_dir.File("relay_info.txt"), relay + "\n");
-  Cluster cluster({"--relays", relay_dir.File("relay_info.txt")});
-  auto relay_process =
-      StartRelay(relay_dir, cluster, 1, {"--session_port", std::to_string(UnusedPort())});
+  std::vector<std::string> tracker_flags = {"--relays", relay_dir.File("relay_info.txt")};
+  std::vector<std::string> flags;
+  if (plaintext) {
+    tracker_flags.push_back("--plaintext");
+    flags.push_back("--plaintext");
+  }
+  Cluster cluster(tracker_flags, flags);
+  flags.insert(flags.end(), {"--session_port", std::to_string(UnusedPort())});
+  auto relay_process = StartRelay(relay_dir, cluster, 1, flags);
 
   std::optional<std::string> told;
   auto bob = Unreachable(cluster, "bob", &told);
@@ -289,6 +296,10 @@ TEST(RelayedSharing, AMemberNobodyReachesSharesThroughTheRelay) {
   EXPECT_TRUE(ReadFile(out) == content);
   EXPECT_THAT(alice->Log(), ::testing::HasSubstr("through relay " + relay));
 }
+
+TEST(RelayedSharing, AMemberNobodyReachesSharesThroughTheRelay) { DownloadThroughARelay(false); }
+
+TEST(RelayedSharing, TheSameOverPlaintext) { DownloadThroughARelay(true); }
 
 // A relay that holds as many waiting clients as it may says so, and the
 // client waits at the next relay of the list instead.

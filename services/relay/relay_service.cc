@@ -29,7 +29,10 @@ absl::StatusOr<std::string> Caller(const grpc::CallbackServerContext& context, b
 // time. Deletes itself when gRPC is done with the call.
 class RelayServiceImpl::Holder final : public grpc::ServerWriteReactor<v1::JoinResponse> {
  public:
-  Holder(RelayServiceImpl* service, HolderKey key) : service_(service), key_(std::move(key)) {}
+  // `caller`: whom the holder counts against (its user, or its address
+  // over plaintext).
+  Holder(RelayServiceImpl* service, HolderKey key, std::string caller)
+      : service_(service), key_(std::move(key)), caller_(std::move(caller)) {}
 
   void Send(v1::JoinResponse message) ABSL_LOCKS_EXCLUDED(mu_) {
     const v1::JoinResponse* next = nullptr;
@@ -89,13 +92,14 @@ class RelayServiceImpl::Holder final : public grpc::ServerWriteReactor<v1::JoinR
   void OnCancel() override { End(grpc::Status::CANCELLED); }
 
   void OnDone() override {
-    service_->Left(key_, this);
+    service_->Left(key_, caller_, this);
     delete this;
   }
 
  private:
   RelayServiceImpl* const service_;
   const HolderKey key_;
+  const std::string caller_;
   absl::Mutex mu_;
   std::deque<v1::JoinResponse> queue_ ABSL_GUARDED_BY(mu_);  // the front one is being written
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -111,8 +115,10 @@ RelayServiceImpl::~RelayServiceImpl() { Stop(); }
 grpc::ServerWriteReactor<v1::JoinResponse>* RelayServiceImpl::Join(
     grpc::CallbackServerContext* context, const v1::JoinRequest* request) {
   absl::StatusOr<std::string> user = Caller(*context, options_.plaintext);
-  HolderKey key{user.ok() ? *user : "", request->peer_address()};
-  auto* holder = new Holder(this, key);
+  // Over plaintext nothing names the user: members find a holder by its
+  // address alone.
+  HolderKey key{user.ok() && !options_.plaintext ? *user : "", request->peer_address()};
+  auto* holder = new Holder(this, key, user.ok() ? *user : "");
   if (!user.ok()) {
     holder->End(ToGrpcStatus(user.status()));
     return holder;
@@ -157,12 +163,12 @@ grpc::ServerWriteReactor<v1::JoinResponse>* RelayServiceImpl::Join(
   return holder;
 }
 
-void RelayServiceImpl::Left(const HolderKey& key, Holder* holder) {
+void RelayServiceImpl::Left(const HolderKey& key, const std::string& caller, Holder* holder) {
   absl::MutexLock lock(&mu_);
   auto it = holders_.find(key);
   if (it == holders_.end() || it->second != holder) return;
   holders_.erase(it);
-  auto user = holders_by_user_.find(key.first);
+  auto user = holders_by_user_.find(caller);
   if (user != holders_by_user_.end() && --user->second <= 0) holders_by_user_.erase(user);
 }
 
@@ -176,7 +182,8 @@ grpc::ServerUnaryReactor* RelayServiceImpl::Connect(grpc::CallbackServerContext*
     absl::StatusOr<Sessions::Keys> keys;
     {
       absl::MutexLock lock(&mu_);
-      auto it = holders_.find({request->user_id(), request->peer_address()});
+      auto it = holders_.find(
+          {options_.plaintext ? "" : request->user_id(), request->peer_address()});
       if (it == holders_.end()) {
         return absl::NotFoundError(absl::StrCat(request->user_id(), " at ",
                                                 request->peer_address(),

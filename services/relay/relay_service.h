@@ -42,8 +42,10 @@ class RelayServiceImpl final : public v1::RelayService::CallbackService {
 
  private:
   class Holder;
-  using HolderKey = std::pair<std::string, std::string>;  // user, advertised address
-  void Left(const HolderKey& key, Holder* holder) ABSL_LOCKS_EXCLUDED(mu_);
+  // The user (empty over plaintext) and the address it advertises.
+  using HolderKey = std::pair<std::string, std::string>;
+  void Left(const HolderKey& key, const std::string& caller, Holder* holder)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   Sessions* const sessions_;
   const RelayOptions options_;
