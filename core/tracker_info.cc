@@ -47,7 +47,8 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
   return HostPort{std::string(host), port};
 }
 
-absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view text) {
+absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view text,
+                                                             absl::string_view kind) {
   std::vector<TrackerAddress> out;
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -55,7 +56,7 @@ absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view t
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line.front() == '#') continue;
     auto bad = [&](absl::string_view why) {
-      return absl::InvalidArgumentError(absl::StrCat("tracker_info line ", line_no, ": ", why));
+      return absl::InvalidArgumentError(absl::StrCat(kind, "_info line ", line_no, ": ", why));
     };
     std::vector<absl::string_view> fields =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
@@ -71,23 +72,24 @@ absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view t
       }
       std::string hex = absl::AsciiStrToLower(absl::StrReplaceAll(pin, {{":", ""}}));
       if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
-        return bad("the sha256= fingerprint must be 64 hex digits, as the tracker prints it");
+        return bad("the sha256= fingerprint must be 64 hex digits, as printed at start");
       }
       entry.sha256 = std::move(hex);
     }
     out.push_back(std::move(entry));
   }
   if (out.empty()) {
-    return absl::InvalidArgumentError(
-        "tracker_info holds no tracker address; write one host:port a line");
+    return absl::InvalidArgumentError(absl::StrCat(kind, "_info holds no ", kind,
+                                                   " address; write one host:port a line"));
   }
   return out;
 }
 
-absl::StatusOr<std::vector<TrackerAddress>> ReadTrackerInfo(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFileText(path, "tracker_info file");
+absl::StatusOr<std::vector<TrackerAddress>> ReadTrackerInfo(const std::string& path,
+                                                            absl::string_view kind) {
+  absl::StatusOr<std::string> text = ReadFileText(path, absl::StrCat(kind, "_info file"));
   if (!text.ok()) return text.status();
-  auto parsed = ParseTrackerInfo(*text);
+  auto parsed = ParseTrackerInfo(*text, kind);
   if (!parsed.ok()) {
     return absl::Status(parsed.status().code(),
                         absl::StrCat(path, ": ", parsed.status().message()));

@@ -36,11 +36,14 @@ struct TrackerAddress : HostPort {
 
 // Reads the addresses of tracker_info.txt. NOT_FOUND when the file cannot
 // be read, INVALID_ARGUMENT (naming the line) when a line is malformed or
-// the file holds no address.
-absl::StatusOr<std::vector<TrackerAddress>> ReadTrackerInfo(const std::string& path);
+// the file holds no address. relay_info.txt has the same form: `kind`
+// ("relay") names it in the messages.
+absl::StatusOr<std::vector<TrackerAddress>> ReadTrackerInfo(const std::string& path,
+                                                            absl::string_view kind = "tracker");
 
 // The same, from the file's text.
-absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view text);
+absl::StatusOr<std::vector<TrackerAddress>> ParseTrackerInfo(absl::string_view text,
+                                                             absl::string_view kind = "tracker");
 
 }  // namespace groupshare
 

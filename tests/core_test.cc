@@ -187,6 +187,13 @@ TEST(TrackerInfo, EmptyAndMissingFiles) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadTrackerInfo("/nonexistent/tracker_info.txt").status().code(),
             absl::StatusCode::kNotFound);
+  // relay_info.txt has the same form, and the messages name it.
+  EXPECT_EQ(ParseTrackerInfo("\n", "relay").status().message(),
+            "relay_info holds no relay address; write one host:port a line");
+  EXPECT_THAT(std::string(ReadTrackerInfo("/nonexistent/relay_info.txt", "relay")
+                              .status()
+                              .message()),
+              ::testing::HasSubstr("relay_info file"));
 }
 
 TEST(HostPort, PortZeroOnlyWhenAllowed) {

@@ -126,7 +126,7 @@ absl::StatusOr<std::unique_ptr<Relays>> Relays::Create(const std::string& known_
 void Relays::Set(const std::vector<std::string>& lines) {
   std::vector<TrackerAddress> relays;
   for (const std::string& line : lines) {
-    absl::StatusOr<std::vector<TrackerAddress>> parsed = ParseTrackerInfo(line);
+    absl::StatusOr<std::vector<TrackerAddress>> parsed = ParseTrackerInfo(line, "relay");
     if (parsed.ok() && parsed->size() == 1) {
       relays.push_back((*parsed)[0]);
     } else {

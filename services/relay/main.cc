@@ -46,7 +46,7 @@ ABSL_FLAG(std::string, state_dir, "",
           "where the relay keeps its TLS key and certificate, made at the first start, and "
           "the peer CA certificates (default: ~/.groupshare/relay-<relay_no>)");
 ABSL_FLAG(int, session_port, 0,
-          "port of the session port, on the relay's host (default: the relay's port + 1)");
+          "port of the session port, on the relay's host; 0: the relay's port + 1");
 ABSL_FLAG(int, max_sessions, 100, "sessions spliced or waiting at once, in all");
 ABSL_FLAG(int, max_sessions_per_user, 10, "sessions one member may have asked for at once");
 ABSL_FLAG(int, max_holders, 1000, "clients waiting here for sessions at once, in all");
@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
   if (auto s = log::SetLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     return FailStartup(s.message());
   }
-  auto relays = ReadTrackerInfo(args[0]);
+  auto relays = ReadTrackerInfo(args[0], "relay");
   if (!relays.ok()) return FailStartup(relays.status().message());
   int number = 0;
   if (!absl::SimpleAtoi(args[1], &number) || number < 1 ||

@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
   }
   tracker::TrackerOptions options = OptionsFromFlags();
   if (const std::string relays = absl::GetFlag(FLAGS_relays); !relays.empty()) {
-    auto read = ReadTrackerInfo(relays);
+    auto read = ReadTrackerInfo(relays, "relay");
     if (!read.ok()) return FailStartup(absl::StrCat("--relays: ", read.status().message()));
     for (const TrackerAddress& relay : *read) {
       options.relays.push_back(absl::StrCat(
