@@ -32,6 +32,7 @@
 #include "groupshare/relay/v1/relay.grpc.pb.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/peer/peer_identity.h"
+#include "services/common/sockets.h"
 #include "services/peer/relay_client.h"
 #include "services/peer/tracker_trust.h"
 
@@ -98,21 +99,18 @@ struct Holder {
   std::unique_ptr<grpc::ClientReader<rv1::JoinResponse>> reader;
 };
 
-int OpenSession(const std::string& address, const std::string& key) {
-  auto fd = peer::DialTcp(address, absl::Seconds(5));
+// One side of a session, asked for; AwaitOk once both are.
+int OpenSession(const rv1::Invitation& invitation) {
+  auto fd = DialTcp(invitation.session_address(), absl::Seconds(5));
   if (!fd.ok()) Fail(std::string(fd.status().message()));
-  const std::string request = absl::StrCat("CONNECT ", key, ":1 HTTP/1.1\r\n\r\n");
-  send(*fd, request.data(), request.size(), MSG_NOSIGNAL);
+  if (auto s = peer::RequestSession(*fd, invitation.key()); !s.ok()) Fail(std::string(s.message()));
   return *fd;
 }
 
 void AwaitOk(int fd) {
-  std::string answer;
-  char c;
-  while (answer.find("\r\n\r\n") == std::string::npos && recv(fd, &c, 1, 0) == 1) {
-    answer.push_back(c);
+  if (auto s = peer::AwaitSession(fd, absl::Now() + absl::Seconds(10)); !s.ok()) {
+    Fail(std::string(s.message()));
   }
-  if (answer.rfind("HTTP/1.1 200", 0) != 0) Fail("the relay refused a session: " + answer);
 }
 
 }  // namespace
@@ -204,9 +202,8 @@ int main(int argc, char** argv) {
     }
     rv1::JoinResponse invitation;
     if (!waiting[s].reader->Read(&invitation)) Fail("no invitation");
-    const int member = OpenSession(answer.invitation().session_address(), answer.invitation().key());
-    const int holder =
-        OpenSession(invitation.invitation().session_address(), invitation.invitation().key());
+    const int member = OpenSession(answer.invitation());
+    const int holder = OpenSession(invitation.invitation());
     AwaitOk(member);
     AwaitOk(holder);
     ends.emplace_back(member, holder);

@@ -20,7 +20,7 @@
 #include "groupshare/relay/v1/relay.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/peer/relay_client.h"
+#include "services/common/sockets.h"
 #include "services/peer/tracker_trust.h"
 #include "tests/testing/members.h"
 
@@ -100,7 +100,7 @@ class RelayTest : public ::testing::Test {
 
   // Opens one side of a session at the session port, asking for `key`.
   int OpenSession(const std::string& key) {
-    auto fd = peer::DialTcp(absl::StrCat("127.0.0.1:", session_port_), absl::Seconds(5));
+    auto fd = DialTcp(absl::StrCat("127.0.0.1:", session_port_), absl::Seconds(5));
     EXPECT_TRUE(fd.ok()) << fd.status();
     if (!fd.ok()) return -1;
     const std::string request = absl::StrCat("CONNECT ", key, ":1 HTTP/1.1\r\n\r\n");

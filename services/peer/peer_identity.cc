@@ -7,7 +7,6 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_context.h>
 
-#include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,9 +16,9 @@
 #include "absl/time/clock.h"
 #include "core/certificates.h"
 #include "core/read_file.h"
-#include "core/tracker_info.h"
 #include "core/status_macros.h"
 #include "services/common/process.h"
+#include "services/common/sockets.h"
 
 namespace groupshare::peer {
 namespace {
@@ -64,29 +63,17 @@ class HolderVerifier final : public gx::ExternalCertificateVerifier {
 absl::StatusOr<std::string> ServedCertificate(const std::string& address,
                                               const std::string& key_pem,
                                               const std::string& cert_pem) {
-  auto host_port = ParseHostPort(address);
-  if (!host_port.ok()) return host_port.status();
-  std::string host = host_port->host;
-  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(host_port->port).c_str(), &hints, &found) != 0 ||
-      found == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot resolve ", address));
-  }
-  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   // A server without its certificate yet may hold a handshake unanswered.
-  const timeval patience{0, 500 * 1000};
-  const bool connected =
-      fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience) == 0 &&
-      connect(fd, found->ai_addr, found->ai_addrlen) == 0;
-  freeaddrinfo(found);
+  const absl::Duration patience = absl::Milliseconds(500);
+  absl::StatusOr<int> fd = DialTcp(address, patience);
+  if (!fd.ok()) return fd.status();
+  const timeval wait = absl::ToTimeval(patience);
   absl::StatusOr<std::string> served =
-      connected ? ServerFingerprint(fd, key_pem, cert_pem)
-                : absl::UnavailableError(absl::StrCat("cannot connect to ", address));
-  if (fd >= 0) close(fd);
+      setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) == 0 &&
+              setsockopt(*fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait) == 0
+          ? ServerFingerprint(*fd, key_pem, cert_pem)
+          : absl::UnavailableError(absl::StrCat("cannot connect to ", address));
+  close(*fd);
   return served;
 }
 

@@ -1,15 +1,11 @@
 #include "services/peer/relay_client.h"
 
-#include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <cstring>
 
 #include <grpcpp/create_channel.h>
 
@@ -19,6 +15,7 @@
 #include "core/log.h"
 #include "core/status_macros.h"
 #include "services/common/grpc_status.h"
+#include "services/common/sockets.h"
 
 namespace groupshare::peer {
 namespace {
@@ -33,35 +30,22 @@ constexpr absl::Duration kDirectTimeout = absl::Seconds(1);
 // A session's other side comes within the relay's join timeout.
 constexpr absl::Duration kSessionTimeout = absl::Seconds(10);
 
-std::chrono::system_clock::time_point In(absl::Duration d) {
-  return std::chrono::system_clock::now() +
-         std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
-}
+}  // namespace
 
-// Waits for `fd` to be ready for `events` until `deadline`.
-bool WaitFor(int fd, short events, absl::Time deadline) {
-  while (true) {
-    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (ms <= 0) return false;
-    pollfd p{fd, events, 0};
-    const int n = poll(&p, 1, static_cast<int>(ms));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
-
-// Asks the relay's session port for `key`'s session on `fd`, and waits for
-// the other side to arrive ("HTTP/1.1 200").
-absl::Status JoinSession(int fd, const std::string& key, absl::Time deadline) {
+absl::Status RequestSession(int fd, const std::string& key) {
   const std::string request =
       absl::StrCat("CONNECT ", key, ":1 HTTP/1.1\r\nHost: ", key, ":1\r\n\r\n");
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     return absl::UnavailableError("the relay's session port closed");
   }
+  return absl::OkStatus();
+}
+
+absl::Status AwaitSession(int fd, absl::Time deadline) {
   std::string answer;
   while (!absl::EndsWith(answer, "\r\n\r\n")) {
-    if (answer.size() > 1024 || !WaitFor(fd, POLLIN, deadline)) {
+    if (answer.size() > 1024 || !WaitForReady(fd, POLLIN, deadline)) {
       return absl::DeadlineExceededError("the relay did not open the session");
     }
     char c;
@@ -73,47 +57,6 @@ absl::Status JoinSession(int fd, const std::string& key, absl::Time deadline) {
                                                answer.substr(0, answer.find('\r'))));
   }
   return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<int> DialTcp(const std::string& address, absl::Duration timeout) {
-  absl::StatusOr<HostPort> parsed = ParseHostPort(address);
-  if (!parsed.ok()) return parsed.status();
-  std::string host = parsed->host;
-  if (absl::StartsWith(host, "[")) host = host.substr(1, host.size() - 2);
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(parsed->port).c_str(), &hints, &found) != 0 ||
-      found == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot resolve ", address));
-  }
-  const absl::Time deadline = absl::Now() + timeout;
-  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int error = 0;
-  if (fd < 0) {
-    error = errno;
-  } else if (connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
-    error = errno;
-    if (error == EINPROGRESS) {
-      error = ETIMEDOUT;
-      if (WaitFor(fd, POLLOUT, deadline)) {
-        socklen_t length = sizeof error;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
-      }
-    }
-  }
-  freeaddrinfo(found);
-  if (error != 0) {
-    if (fd >= 0) close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot connect to ", address, ": ",
-                                               strerror(error)));
-  }
-  // Blocking from here on, as its users expect.
-  const int flags = fcntl(fd, F_GETFL, 0);
-  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  return fd;
 }
 
 absl::StatusOr<std::unique_ptr<Relays>> Relays::Create(const std::string& known_path,
@@ -194,7 +137,7 @@ absl::StatusOr<LinkRoute> Relays::Route(const tracker::v1::Peer& holder) {
   if (holder.relay().empty() || TryDirect(holder.address())) return route;
   ASSIGN_OR_RETURN(auto stub, Stub(holder.relay()));
   grpc::ClientContext context;
-  context.set_deadline(In(absl::Seconds(5)));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   rv1::ConnectRequest request;
   request.set_user_id(holder.user_id());
   request.set_peer_address(holder.address());
@@ -237,7 +180,6 @@ void RelayWait::Run() {
   while (true) {
     std::vector<TrackerAddress> relays = relays_->List();
     std::string relay;
-    std::string why;
     if (!relays.empty()) {
       relay = relays[next++ % relays.size()].ToString();
       absl::StatusOr<std::unique_ptr<relay::v1::RelayService::Stub>> stub = relays_->Stub(relay);
@@ -268,15 +210,15 @@ void RelayWait::Run() {
           call_ = nullptr;
           if (stopping_) return;
         }
-        std::string refusal = relays_->Refusal(relay);
-        why = refusal.empty() ? status.error_message() : refusal;
+        const std::string refusal = relays_->Refusal(relay);
+        const std::string why = refusal.empty() ? status.error_message() : refusal;
         if (joined) {
           on_change_("", why);
         } else {
           GS_LOG(kWarning) << "relay " << relay << " did not take this client: " << why;
         }
       } else {
-        why = std::string(stub.status().message());
+        GS_LOG(kWarning) << "relay " << relay << ": " << stub.status().message();
       }
     }
     absl::MutexLock lock(&mu_);
@@ -292,8 +234,10 @@ void RelayWait::Accept(const rv1::Invitation& invitation) {
     GS_LOG(kWarning) << "a relay session: " << relay.status().message();
     return;
   }
-  if (absl::Status s = JoinSession(*relay, invitation.key(), deadline); !s.ok()) {
-    GS_LOG(kWarning) << "a relay session: " << s.message();
+  absl::Status joined = RequestSession(*relay, invitation.key());
+  if (joined.ok()) joined = AwaitSession(*relay, deadline);
+  if (!joined.ok()) {
+    GS_LOG(kWarning) << "a relay session: " << joined.message();
     close(*relay);
     return;
   }

@@ -100,9 +100,11 @@ class RelayWait {
   std::thread thread_;
 };
 
-// Connects to "host:port" within `timeout`: the connected socket, or
-// UNAVAILABLE saying why not.
-absl::StatusOr<int> DialTcp(const std::string& address, absl::Duration timeout);
+// Joining a relay session on `fd`, a connection to the relay's session
+// port, in two halves: each side asks for its key's session, then waits
+// until the other side is there too ("HTTP/1.1 200").
+absl::Status RequestSession(int fd, const std::string& key);
+absl::Status AwaitSession(int fd, absl::Time deadline);
 
 }  // namespace groupshare::peer
 

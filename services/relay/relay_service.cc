@@ -137,19 +137,14 @@ grpc::ServerWriteReactor<v1::JoinResponse>* RelayServiceImpl::Join(
       // The same client joined again (a new connection).
       it->second->End(grpc::Status(grpc::StatusCode::ABORTED, "joined again on another call"));
       it->second = holder;
-    } else if (stopped_ || static_cast<int>(holders_.size()) >= options_.max_holders ||
-               holders_by_user_[*user] >= options_.max_holders_per_user) {
+    } else if (const bool full = static_cast<int>(holders_.size()) >= options_.max_holders;
+               stopped_ || full || holders_by_user_[*user] >= options_.max_holders_per_user) {
       holder->End(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           stopped_ ? "this relay is stopping"
                    : absl::StrCat("this relay holds as many waiting clients as it may (",
-                                  static_cast<int>(holders_.size()) >= options_.max_holders
-                                      ? options_.max_holders
-                                      : options_.max_holders_per_user,
-                                  static_cast<int>(holders_.size()) >= options_.max_holders
-                                      ? " in all"
-                                      : " per user",
-                                  "); try another relay")));
+                                  full ? options_.max_holders : options_.max_holders_per_user,
+                                  full ? " in all" : " per user", "); try another relay")));
       return holder;
     } else {
       holders_[key] = holder;

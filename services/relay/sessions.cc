@@ -220,11 +220,11 @@ void Sessions::Accept() {
 
 void Sessions::Read(Waiting* w) {
   const int fd = w->fd;
-  char buffer[512];
+  char c;
   // Byte by byte up to the blank line: what follows it belongs to the
   // other side (a TLS ClientHello), and stays in the socket.
   while (true) {
-    ssize_t got = recv(fd, buffer, 1, 0);
+    ssize_t got = recv(fd, &c, 1, 0);
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (got <= 0 || w->request.size() >= kMaxRequestBytes) {
       epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
@@ -232,7 +232,7 @@ void Sessions::Read(Waiting* w) {
       waiting_.erase(fd);
       return;
     }
-    w->request.push_back(buffer[0]);
+    w->request.push_back(c);
     if (absl::EndsWith(w->request, "\r\n\r\n")) break;
   }
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
@@ -284,7 +284,7 @@ void Sessions::Expire(absl::Time now) {
         ++it;
         continue;
       }
-      if (expired.empty() || expired.back() != it->second) expired.push_back(it->second);
+      expired.push_back(it->second);
       it = by_key_.erase(it);
     }
   }
