@@ -1,6 +1,8 @@
 // The relay binary against members the test plays itself, certified by a
 // real tracker: who may use it, its limits, and what it does with the bytes
 // of a session.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -229,6 +231,79 @@ TEST_F(RelayTest, SplicesASessionBothWaysWithinItsRateAndEndsItWhenIdle) {
   EXPECT_LT(absl::Now() - idle, absl::Seconds(10));
   close(member);
   close(holder);
+  alice.context->TryCancel();
+}
+
+// Connections to 127.0.0.1:`port` that never finish a request, `count` of
+// them from the addresses 127.0.0.2 to 127.0.0.33 in turn; every third
+// one sends half a request line. Those the relay closed at once are included.
+std::vector<int> SilentConnections(int port, int count) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    sockaddr_in from{}, to{};
+    from.sin_family = to.sin_family = AF_INET;
+    inet_pton(AF_INET, absl::StrCat("127.0.0.", 2 + i % 32).c_str(), &from.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    to.sin_port = htons(static_cast<uint16_t>(port));
+    timeval timeout{1, 0};  // a full listen queue drops the SYN: do not wait long
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+        connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+      close(fd);
+      continue;
+    }
+    if (i % 3 == 1) send(fd, "CONNECT 0123", 12, MSG_NOSIGNAL);
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+// How many of `fds` the other side has not closed.
+int StillOpen(const std::vector<int>& fds) {
+  int open = 0;
+  for (int fd : fds) {
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    open += n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  return open;
+}
+
+// More connections than the relay lets wait for their request, from
+// several addresses, neither finish a request nor go away. A member's
+// session is spliced all the same: while they are there (most of them still
+// are afterwards, so the flood was on), and after they leave.
+TEST_F(RelayTest, AFloodOfSilentConnectionsLeavesRoomForMembersSessions) {
+  StartRelay({});
+  Waiting alice = Join(alice_, "127.0.0.1:1");
+  auto session_splices = [&] {
+    rv1::ConnectResponse response;
+    EXPECT_TRUE(Connect(bob_, "alice", "127.0.0.1:1", &response).ok());
+    rv1::JoinResponse invitation;
+    EXPECT_TRUE(alice.reader->Read(&invitation));
+    const int member = OpenSession(response.invitation().key());
+    const int holder = OpenSession(invitation.invitation().key());
+    const bool spliced = ReadAnswer(member) == "HTTP/1.1 200 Connection established" &&
+                         ReadAnswer(holder) == "HTTP/1.1 200 Connection established" &&
+                         send(member, "ping", 4, MSG_NOSIGNAL) == 4;
+    char ping[4] = {};
+    const bool through = spliced && recv(holder, ping, 4, MSG_WAITALL) == 4 &&
+                         std::string(ping, 4) == "ping";
+    close(member);
+    close(holder);
+    return through;
+  };
+
+  std::vector<int> flood = SilentConnections(session_port_, 600);
+  ASSERT_GE(flood.size(), 500u);
+  EXPECT_TRUE(session_splices()) << "during the flood";
+  // The relay let 256 wait (16 from each address at most); the member's
+  // two connections took the places of two of them.
+  EXPECT_GE(StillOpen(flood), 250);
+  for (int fd : flood) close(fd);
+  EXPECT_TRUE(session_splices()) << "after the flood";
   alice.context->TryCancel();
 }
 

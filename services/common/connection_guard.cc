@@ -118,23 +118,6 @@ Guard& TheGuard() {
   return *guard;
 }
 
-// The source a limit counts: an IPv4 address, an IPv6 /64 (one host's
-// share of addresses), or the local socket.
-std::string SourceOf(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) {
-    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
-    return std::string(reinterpret_cast<const char*>(&in.sin_addr), 4);
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
-    const auto* bytes = reinterpret_cast<const char*>(&in6.sin6_addr);
-    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) return std::string(bytes + 12, 4);
-    if (IN6_IS_ADDR_LOOPBACK(&in6.sin6_addr)) return std::string(bytes, 16);
-    return std::string(bytes, 8);
-  }
-  return "local";
-}
-
 }  // namespace
 
 int GuardConnections(const ConnectionLimits& limits) {
@@ -158,6 +141,21 @@ int GuardConnections(const ConnectionLimits& limits) {
   if (g.spare_fd < 0) g.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   g.active = true;
   return g.max_total;
+}
+
+std::string SourceAddressOf(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
+    return std::string(reinterpret_cast<const char*>(&in.sin_addr), 4);
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    const auto* bytes = reinterpret_cast<const char*>(&in6.sin6_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) return std::string(bytes + 12, 4);
+    if (IN6_IS_ADDR_LOOPBACK(&in6.sin6_addr)) return std::string(bytes, 16);
+    return std::string(bytes, 8);
+  }
+  return "local";
 }
 
 ConnectionCounts CurrentConnections() {
@@ -203,7 +201,7 @@ extern "C" int accept4(int sockfd, sockaddr* addr, socklen_t* addrlen, int flags
     }
     {
       absl::MutexLock lock(&g.mu);
-      if (g.Admit(fd, groupshare::SourceOf(ss))) {
+      if (g.Admit(fd, groupshare::SourceAddressOf(ss))) {
         if (addr != nullptr && addrlen != nullptr) {
           std::memcpy(addr, &ss, std::min(*addrlen, len));
           *addrlen = len;

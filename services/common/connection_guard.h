@@ -26,6 +26,8 @@
 #ifndef GROUPSHARE_SERVICES_COMMON_CONNECTION_GUARD_H_
 #define GROUPSHARE_SERVICES_COMMON_CONNECTION_GUARD_H_
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <string>
 
@@ -49,6 +51,10 @@ struct ConnectionCounts {
   uint64_t refused = 0;  // closed at accept for a limit
 };
 ConnectionCounts CurrentConnections();
+
+// The source a per-address limit counts for a peer address: an IPv4
+// address, an IPv6 /64 (one host's share of addresses), or "local".
+std::string SourceAddressOf(const sockaddr_storage& peer);
 
 }  // namespace groupshare
 

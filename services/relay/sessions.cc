@@ -20,6 +20,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/tracker_info.h"
+#include "services/common/connection_guard.h"
 
 namespace groupshare::relay {
 namespace {
@@ -63,6 +64,7 @@ struct Sessions::Session {
 
 struct Sessions::Waiting {
   int fd = -1;
+  std::string source;
   std::string request;
   absl::Time deadline;
 };
@@ -201,21 +203,55 @@ void Sessions::Run() {
 
 void Sessions::Accept() {
   while (true) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &length,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or out of descriptors: the next round
-    if (static_cast<int>(waiting_.size()) >= limits_.max_waiting) {
-      close(fd);
-      continue;
+    std::string source = SourceAddressOf(peer);
+    auto mine = waiting_by_source_.find(source);
+    const size_t held = mine == waiting_by_source_.end() ? 0 : mine->second.size();
+    if (held >= static_cast<size_t>(limits_.max_waiting_per_address)) {
+      StopWaiting(mine->second.front(), /*close_it=*/true);
+    } else if (waiting_.size() >= static_cast<size_t>(limits_.max_waiting)) {
+      auto most = std::max_element(
+          waiting_by_source_.begin(), waiting_by_source_.end(),
+          [](const auto& a, const auto& b) { return a.second.size() < b.second.size(); });
+      if (most->second.size() > held + 1) {
+        StopWaiting(most->second.front(), /*close_it=*/true);
+      } else {  // as many sources as places: the oldest of all goes
+        auto oldest = std::min_element(waiting_.begin(), waiting_.end(), [](const auto& a,
+                                                                            const auto& b) {
+          return a.second->deadline < b.second->deadline;
+        });
+        StopWaiting(oldest->first, /*close_it=*/true);
+      }
     }
     auto w = std::make_unique<Waiting>();
     w->fd = fd;
+    w->source = source;
     w->deadline = absl::Now() + limits_.request_timeout;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(fd);
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     waiting_[fd] = std::move(w);
+    waiting_by_source_[std::move(source)].push_back(fd);
   }
+}
+
+void Sessions::StopWaiting(int fd, bool close_it) {
+  auto it = waiting_.find(fd);
+  if (it == waiting_.end()) return;
+  auto source = waiting_by_source_.find(it->second->source);
+  if (source != waiting_by_source_.end()) {
+    std::deque<int>& fds = source->second;
+    fds.erase(std::find(fds.begin(), fds.end(), fd));
+    if (fds.empty()) waiting_by_source_.erase(source);
+  }
+  waiting_.erase(it);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  if (close_it) close(fd);
 }
 
 void Sessions::Read(Waiting* w) {
@@ -227,17 +263,14 @@ void Sessions::Read(Waiting* w) {
     ssize_t got = recv(fd, &c, 1, 0);
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (got <= 0 || w->request.size() >= kMaxRequestBytes) {
-      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-      close(fd);
-      waiting_.erase(fd);
+      StopWaiting(fd, /*close_it=*/true);
       return;
     }
     w->request.push_back(c);
     if (absl::EndsWith(w->request, "\r\n\r\n")) break;
   }
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   const std::string key = KeyOf(w->request);
-  waiting_.erase(fd);
+  StopWaiting(fd, /*close_it=*/false);
   Arrived(fd, key);
 }
 
@@ -267,15 +300,11 @@ void Sessions::Arrived(int fd, const std::string& key) {
 }
 
 void Sessions::Expire(absl::Time now) {
-  for (auto it = waiting_.begin(); it != waiting_.end();) {
-    if (now < it->second->deadline) {
-      ++it;
-      continue;
-    }
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
-    close(it->first);
-    it = waiting_.erase(it);
+  std::vector<int> late;
+  for (const auto& [fd, w] : waiting_) {
+    if (now >= w->deadline) late.push_back(fd);
   }
+  for (int fd : late) StopWaiting(fd, /*close_it=*/true);
   std::vector<std::shared_ptr<Session>> expired;
   {
     absl::MutexLock lock(&mu_);

@@ -5,14 +5,23 @@
 // spliced; the relay never reads past the request line.
 //
 // Bounds: sessions in all and per user, from Open until their splice ends;
-// connections waiting to say their key (`max_waiting`, each for at most
+// connections waiting to say their key (each for at most
 // `request_timeout`); a session's keys last `join_timeout`; and the
 // splicer's rates and idle timeout.
+//
+// Waiting connections are bounded in all and per source address. A new
+// connection past a bound takes the place of the oldest waiting one from its
+// own address, or else from the address that holds the most (the oldest of
+// all when no address holds more than one more than its own). A member says
+// its key as soon as it connects, so what waits longest is what never will:
+// connections that stay silent, from however many addresses, do not keep
+// members out, and a fast flood from some addresses displaces only its own.
 //
 // Thread-safe. No gRPC inside.
 #ifndef GROUPSHARE_SERVICES_RELAY_SESSIONS_H_
 #define GROUPSHARE_SERVICES_RELAY_SESSIONS_H_
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,6 +38,7 @@ struct SessionLimits {
   int max_sessions = 100;
   int max_sessions_per_user = 10;
   int max_waiting = 256;
+  int max_waiting_per_address = 16;
   absl::Duration request_timeout = absl::Seconds(5);
   absl::Duration join_timeout = absl::Seconds(10);
   Splicer::Options splice;
@@ -62,6 +72,9 @@ class Sessions {
   void Run();
   void Accept();
   void Read(Waiting* w);
+  // Stops watching a waiting connection and forgets it; closes it unless
+  // it is handed on.
+  void StopWaiting(int fd, bool close_it);
   void Arrived(int fd, const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(const std::string& user) ABSL_LOCKS_EXCLUDED(mu_);
   void Expire(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
@@ -80,6 +93,8 @@ class Sessions {
   std::map<std::string, std::shared_ptr<Session>> by_key_ ABSL_GUARDED_BY(mu_);
   // Owned by the thread: connections that have not said their key yet.
   std::map<int, std::unique_ptr<Waiting>> waiting_;
+  // The same, by source address, oldest first.
+  std::map<std::string, std::deque<int>> waiting_by_source_;
   std::thread thread_;
 };
 
