@@ -2,6 +2,8 @@
 // its owner for well-formed and malformed answers, and how its calls end.
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <functional>
 #include <optional>
@@ -15,7 +17,11 @@
 #include "core/piece_chunk.h"
 #include "absl/synchronization/notification.h"
 #include "core/work_queue.h"
+#include "services/common/sockets.h"
+#include "services/common/splicer.h"
 #include "services/peer/peer_link.h"
+#include "services/peer/relay_client.h"
+#include "services/relay/sessions.h"
 
 namespace groupshare::peer {
 namespace {
@@ -95,6 +101,10 @@ class RecordingOwner final : public PeerLink::Owner {
   std::vector<std::pair<uint32_t, std::string>> pieces() {
     absl::MutexLock lock(&mu_);
     return pieces_;
+  }
+  bool BitfieldEnded() {
+    absl::MutexLock lock(&mu_);
+    return bitfield_end_.has_value();
   }
   std::optional<absl::Status> BitfieldEnd() {
     absl::MutexLock lock(&mu_);
@@ -182,7 +192,7 @@ TEST_F(PeerLinkTest, CallsMadeBeforeTheRouteIsKnownStartOnceItIs) {
   absl::Notification found;
   auto link = std::make_unique<GrpcPeerLink>(
       &owner_, 1, "alice", peer_.address(), PeerLink::Target{"g", "sha1", layout_, 64 << 20},
-      [&] {
+      [&](bool) {
         found.WaitForNotification();
         return LinkRoute{};
       },
@@ -207,7 +217,7 @@ TEST_F(PeerLinkTest, CallsMadeBeforeTheRouteIsKnownStartOnceItIs) {
   RecordingOwner other;
   auto closed = std::make_unique<GrpcPeerLink>(
       &other, 2, "alice", peer_.address(), PeerLink::Target{"g", "sha1", layout_, 64 << 20},
-      [&] {
+      [&](bool) {
         never.WaitForNotificationWithTimeout(absl::Milliseconds(200));
         return LinkRoute{};
       },
@@ -328,6 +338,106 @@ TEST_F(PeerLinkTest, TheBitfieldStreamIsHandedOverAndItsEndToo) {
   ASSERT_EQ(updates.size(), 2u);
   EXPECT_EQ(updates[0].piece_count(), layout_.PieceCount());
   EXPECT_EQ(updates[1].have(), 2u);
+}
+
+// A link through a relay (a real relay's session port, in this process)
+// moves to the direct route once its peer answers there: later calls and
+// the bitfield stream go directly, and the owner sees no end of the stream.
+TEST_F(PeerLinkTest, ALinkThroughARelayMovesToTheDirectRouteOnceThePeerAnswers) {
+  absl::Mutex mu;
+  std::vector<std::string> piece_callers, bitfield_callers;  // by connection
+  peer_.piece_script = [&](grpc::ServerContext* ctx, const pv1::GetPieceRequest& req,
+                           auto* writer) {
+    {
+      absl::MutexLock lock(&mu);
+      piece_callers.push_back(ctx->peer());
+    }
+    for (uint32_t piece : req.pieces()) Send(writer, piece);
+    return grpc::Status::OK;
+  };
+  peer_.bitfield_script = [&](grpc::ServerContext* ctx, auto* writer) {
+    {
+      absl::MutexLock lock(&mu);
+      bitfield_callers.push_back(ctx->peer());
+    }
+    pv1::BitfieldUpdate full;
+    full.set_bitfield(Bitfield(layout_.PieceCount(), true).ToBytes());
+    full.set_piece_count(layout_.PieceCount());
+    writer->Write(full);
+    return StallUntilCancelled(ctx);
+  };
+
+  // The relay, and the holder's side of one session, spliced to the peer.
+  relay::Sessions relay{relay::SessionLimits{}};
+  absl::StatusOr<int> session_port = relay.Listen("127.0.0.1:0");
+  ASSERT_TRUE(session_port.ok()) << session_port.status();
+  const std::string session_address = absl::StrCat("127.0.0.1:", *session_port);
+  absl::StatusOr<relay::Sessions::Keys> keys = relay.Open("bob");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  Splicer splicer{Splicer::Options{}};
+  std::string relayed;  // how the peer names the relayed connection
+  std::thread holder([&] {
+    absl::StatusOr<int> to_relay = DialTcp(session_address, kPatience);
+    ASSERT_TRUE(to_relay.ok()) << to_relay.status();
+    ASSERT_TRUE(RequestSession(*to_relay, keys->holder).ok());
+    ASSERT_TRUE(AwaitSession(*to_relay, absl::Now() + kPatience).ok());
+    absl::StatusOr<int> to_peer = DialTcp(peer_.address(), kPatience);
+    ASSERT_TRUE(to_peer.ok()) << to_peer.status();
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    getsockname(*to_peer, reinterpret_cast<sockaddr*>(&local), &length);
+    relayed = absl::StrCat("ipv4:127.0.0.1:", ntohs(local.sin_port));
+    splicer.Add(*to_relay, *to_peer);
+  });
+
+  WorkQueue finding(1);
+  std::atomic<int> direct_tries{0};
+  PeerLink::Target target{"g", "sha1", layout_, 64 << 20};
+  target.direct_retry = absl::ZeroDuration();  // at every new call
+  auto link = std::make_unique<GrpcPeerLink>(
+      &owner_, 1, "alice", peer_.address(), target,
+      [&](bool direct_only) {
+        if (!direct_only) return LinkRoute{nullptr, session_address, keys->member, ""};
+        // The first two tries find the peer still unreachable.
+        if (direct_tries.fetch_add(1) < 2) return LinkRoute{nullptr, "", "", "no answer"};
+        return LinkRoute{};
+      },
+      &finding);
+  link->OpenBitfield("ticket");
+  link->Request({0}, "ticket");
+  ASSERT_EQ(owner_.Ends(1).size(), 1u);
+  holder.join();
+
+  // Calls, one after another, until the bitfield stream opened directly.
+  size_t calls = 1;
+  auto moved = [&] {
+    absl::MutexLock lock(&mu);
+    return bitfield_callers.size() == 2;
+  };
+  for (; calls < 40 && !moved(); ++calls) {
+    link->Request({static_cast<uint32_t>(calls % layout_.PieceCount())}, "ticket");
+    ASSERT_EQ(owner_.Ends(calls + 1).size(), calls + 1);
+  }
+  ASSERT_TRUE(moved()) << direct_tries.load() << " direct tries";
+  link->Request({3}, "ticket");
+  auto ends = owner_.Ends(calls + 1);
+  ASSERT_EQ(ends.size(), calls + 1);
+  for (const auto& end : ends) EXPECT_TRUE(end.status.ok()) << end.status;
+
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(direct_tries.load(), 3);
+  EXPECT_EQ(bitfield_callers[0], relayed);
+  EXPECT_NE(bitfield_callers[1], relayed);
+  ASSERT_EQ(piece_callers.size(), calls + 1);
+  EXPECT_EQ(piece_callers[0], relayed);
+  // The calls after which a direct try failed, two, and the one after which
+  // it succeeded.
+  EXPECT_GE(std::count(piece_callers.begin(), piece_callers.end(), relayed), 3)
+      << "a failed direct try moved the link";
+  EXPECT_EQ(piece_callers.back(), bitfield_callers[1]) << "the last call went through the relay";
+  // The owner saw the bitfield twice and no end of it.
+  EXPECT_EQ(owner_.bitfields().size(), 2u);
+  EXPECT_FALSE(owner_.BitfieldEnded());
 }
 
 }  // namespace

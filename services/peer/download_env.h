@@ -48,8 +48,11 @@ class DownloadEnv {
 };
 
 // How links reach `holder`: directly or through a relay, over TLS that
-// accepts only the member the tracker listed.
-using LinkRouter = std::function<absl::StatusOr<LinkRoute>(const tracker::v1::Peer& holder)>;
+// accepts only the member the tracker listed. With `direct_only` (a link
+// through a relay trying its holder directly again), a direct route if the
+// holder answers at its address, else an error.
+using LinkRouter =
+    std::function<absl::StatusOr<LinkRoute>(const tracker::v1::Peer& holder, bool direct_only)>;
 
 // The system clock, part files on disk and gRPC links, routed by `router`
 // (directly and in plaintext when null).
@@ -73,8 +76,8 @@ class SystemDownloadEnv final : public DownloadEnv {
       return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(),
                                             target, LinkRoute());
     }
-    auto find = [router = router_, holder] {
-      absl::StatusOr<LinkRoute> found = router(holder);
+    auto find = [router = router_, holder](bool direct_only) {
+      absl::StatusOr<LinkRoute> found = router(holder, direct_only);
       if (found.ok()) return *std::move(found);
       // Without one (logged out, or no relay answers) the link fails its
       // calls with the reason, as an unreachable peer would.
@@ -84,7 +87,7 @@ class SystemDownloadEnv final : public DownloadEnv {
     };
     if (holder.relay().empty()) {  // direct: known at once
       return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(),
-                                            target, find());
+                                            target, find(false));
     }
     return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(), target,
                                           std::move(find), &routing_);

@@ -603,10 +603,13 @@ void Node::LeaveRelay() {
 
 LinkRouter Node::RouterFor(const NodeOptions& options) {
   if (options.relays != nullptr) {
-    return [relays = options.relays](const tv1::Peer& holder) { return relays->Route(holder); };
+    return [relays = options.relays](const tv1::Peer& holder, bool direct_only) {
+      return relays->Route(holder, direct_only);
+    };
   }
   if (options.identity == nullptr) return nullptr;
-  return [identity = options.identity](const tv1::Peer& holder) -> absl::StatusOr<LinkRoute> {
+  return [identity = options.identity](const tv1::Peer& holder,
+                                        bool) -> absl::StatusOr<LinkRoute> {
     LinkRoute route;
     ASSIGN_OR_RETURN(route.credentials, identity->LinkCredentials(holder.user_id()));
     return route;

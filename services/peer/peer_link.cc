@@ -6,6 +6,7 @@
 #include <grpcpp/resource_quota.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/log.h"
 #include "core/piece_chunk.h"
 #include "services/common/grpc_status.h"
 
@@ -49,6 +50,20 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
 
 }  // namespace
 
+struct GrpcPeerLink::Stubs {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pv1::PeerService::Stub> stub;
+  std::unique_ptr<grpc::GenericStub> generic;
+};
+
+std::unique_ptr<GrpcPeerLink::Stubs> GrpcPeerLink::MakeStubs(LinkRoute route) const {
+  auto stubs = std::make_unique<Stubs>();
+  stubs->channel = MakeChannel(PeerLink::address(), target_, std::move(route));
+  stubs->stub = pv1::PeerService::NewStub(stubs->channel);
+  stubs->generic = std::make_unique<grpc::GenericStub>(stubs->channel);
+  return stubs;
+}
+
 // What the link knows of each of its calls. Reference-counted: gRPC holds
 // one until OnDone; a canceller holds one while it cancels, since gRPC may
 // run OnDone inline inside TryCancel.
@@ -89,8 +104,12 @@ class GrpcPeerLink::BitfieldCall final : public Call,
     request_.set_group_id(link->target_.group_id);
     request_.set_file_sha1(link->target_.file_sha1);
   }
-  void Start() {
-    link_->stub_->async()->GetBitfield(&ctx, &request_, this);
+  // Set when the link moved the stream to another connection: its end is
+  // not the stream's.
+  std::atomic<bool> moved{false};
+
+  void Start(Stubs* stubs) {
+    stubs->stub->async()->GetBitfield(&ctx, &request_, this);
     StartRead(&update_);
     StartCall();
   }
@@ -101,7 +120,7 @@ class GrpcPeerLink::BitfieldCall final : public Call,
   }
   void OnDone(const grpc::Status& status) override {
     link_->Ended(this);
-    link_->owner_->OnBitfieldEnd(link_, FromGrpcStatus(status));
+    if (!moved.load()) link_->owner_->OnBitfieldEnd(link_, FromGrpcStatus(status));
     Unref();
   }
 
@@ -123,8 +142,8 @@ class GrpcPeerLink::PieceCall final : public Call,
     grpc::Slice slice(req.SerializeAsString());
     request_ = grpc::ByteBuffer(&slice, 1);
   }
-  void Start() {
-    link_->generic_->PrepareBidiStreamingCall(&ctx, kGetPieceMethod, grpc::StubOptions(), this);
+  void Start(Stubs* stubs) {
+    stubs->generic->PrepareBidiStreamingCall(&ctx, kGetPieceMethod, grpc::StubOptions(), this);
     StartWriteLast(&request_, grpc::WriteOptions());
     StartRead(&response_);
     StartCall();
@@ -221,15 +240,18 @@ GrpcPeerLink::GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::
 }
 
 GrpcPeerLink::GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
-                           Target target, std::function<LinkRoute()> find, WorkQueue* finding)
+                           Target target, std::function<LinkRoute(bool direct_only)> find,
+                           WorkQueue* finding)
     : PeerLink(id, std::move(user_id), std::move(address)),
       owner_(owner),
-      target_(std::move(target)) {
+      target_(std::move(target)),
+      find_(std::move(find)),
+      finding_queue_(finding) {
   {
     absl::MutexLock lock(&mu_);
     finding_ = true;
   }
-  finding->Run([this, find = std::move(find)] { Route(find()); });
+  finding->Run([this] { Route(find_(/*direct_only=*/false)); });
 }
 
 GrpcPeerLink::~GrpcPeerLink() {
@@ -240,12 +262,15 @@ GrpcPeerLink::~GrpcPeerLink() {
 
 void GrpcPeerLink::Route(LinkRoute route) {
   const std::string failure = route.failure;
-  auto channel = MakeChannel(PeerLink::address(), target_, std::move(route));
-  stub_ = pv1::PeerService::NewStub(channel);
-  generic_ = std::make_unique<grpc::GenericStub>(channel);
+  const bool relayed = !route.relay_session.empty();
+  std::unique_ptr<Stubs> stubs = MakeStubs(std::move(route));
   std::vector<Waiting> waiting;
   {
     absl::MutexLock lock(&mu_);
+    stubs_ = stubs.get();
+    all_stubs_.push_back(std::move(stubs));
+    relayed_ = relayed;
+    next_direct_try_ = absl::Now() + target_.direct_retry;
     failure_ = failure;
     routed_ = true;
     waiting.swap(waiting_);
@@ -285,12 +310,58 @@ void GrpcPeerLink::CallDeleted() {
   ended_.SignalAll();
 }
 
-bool GrpcPeerLink::Admit(Call* call) {
+bool GrpcPeerLink::Admit(Call* call, Stubs** stubs) {
   absl::MutexLock lock(&mu_);
   if (closed_) return false;
   calls_.insert(call);
   call->Ref();  // the starter's, until Start returns
+  *stubs = stubs_;
   return true;
+}
+
+void GrpcPeerLink::MaybeTryDirect() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!relayed_ || finding_queue_ == nullptr || finding_ || closed_ ||
+        absl::Now() < next_direct_try_) {
+      return;
+    }
+    finding_ = true;
+    next_direct_try_ = absl::Now() + target_.direct_retry;
+  }
+  finding_queue_->Run([this] {
+    LinkRoute route = find_(/*direct_only=*/true);
+    if (route.failure.empty() && route.relay_session.empty()) MoveTo(std::move(route));
+    // Last: the destructor may run from here on.
+    absl::MutexLock lock(&mu_);
+    finding_ = false;
+    ended_.SignalAll();
+  });
+}
+
+void GrpcPeerLink::MoveTo(LinkRoute direct) {
+  std::unique_ptr<Stubs> stubs = MakeStubs(std::move(direct));
+  BitfieldCall* relayed_bitfield = nullptr;
+  std::string ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    stubs_ = stubs.get();
+    all_stubs_.push_back(std::move(stubs));
+    relayed_ = false;
+    if (closed_) return;
+    relayed_bitfield = bitfield_;
+    ticket = bitfield_ticket_;
+    if (relayed_bitfield != nullptr) {
+      relayed_bitfield->moved = true;
+      relayed_bitfield->Ref();
+    }
+  }
+  GS_LOG(kInfo) << "reaching " << user_id() << " at " << PeerLink::address()
+                << " directly now, no longer through its relay";
+  if (relayed_bitfield == nullptr) return;
+  OpenBitfield(ticket);
+  relayed_bitfield->ctx.TryCancel();
+  relayed_bitfield->Unref();
 }
 
 void GrpcPeerLink::OpenBitfield(const std::string& ticket) {
@@ -308,7 +379,15 @@ void GrpcPeerLink::OpenBitfield(const std::string& ticket) {
     return;
   }
   auto* call = new BitfieldCall(this, ticket);
-  if (Admit(call)) call->Start();
+  Stubs* stubs = nullptr;
+  if (Admit(call, &stubs)) {
+    {
+      absl::MutexLock lock(&mu_);
+      bitfield_ = call;
+      bitfield_ticket_ = ticket;
+    }
+    call->Start(stubs);
+  }
   call->Unref();  // outside mu_: deleting the call takes it
 }
 
@@ -327,19 +406,22 @@ void GrpcPeerLink::Request(std::vector<uint32_t> pieces, const std::string& tick
     return;
   }
   auto* call = new PieceCall(this, pieces, ticket);
-  if (!Admit(call)) {
+  Stubs* stubs = nullptr;
+  if (!Admit(call, &stubs)) {
     call->Unref();  // outside mu_: deleting the call takes it
     owner_->OnCallEnd(this, std::move(pieces), absl::CancelledError("the link is closed"));
     return;
   }
   // Started outside the lock: gRPC may run reactions inline.
-  call->Start();
+  call->Start(stubs);
   call->Unref();
+  MaybeTryDirect();
 }
 
 void GrpcPeerLink::Ended(Call* call) {
   absl::MutexLock lock(&mu_);
   calls_.erase(call);
+  if (bitfield_ == call) bitfield_ = nullptr;
   ended_.SignalAll();
 }
 

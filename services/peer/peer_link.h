@@ -79,6 +79,8 @@ class PeerLink {
     // every piece the owner still holds. Past it gRPC ends the connection
     // ("Buffers full"), so the owner sizes it above what it may ever hold.
     uint64_t memory_quota = 24 << 20;
+    // How often a link through a relay tries its peer directly again.
+    absl::Duration direct_retry = absl::Minutes(1);
   };
 
   virtual ~PeerLink() = default;
@@ -131,8 +133,17 @@ class GrpcPeerLink final : public PeerLink {
   // and asking a relay for a session take up to seconds, which the caller
   // (a download's coordinator) does not wait for. Calls made meanwhile
   // start once the route is known.
+  //
+  // While the route goes through a relay, a new call every
+  // `target.direct_retry` has `find(/*direct_only=*/true)` try the peer
+  // directly, on `finding` too. Once it answers, the link moves there:
+  // calls from then on go directly, and the bitfield stream opens again
+  // on the direct connection before the relayed one is cancelled (the owner
+  // sees the bitfield again, not an end). Calls under way end where they
+  // are.
   GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
-               Target target, std::function<LinkRoute()> find, WorkQueue* finding);
+               Target target, std::function<LinkRoute(bool direct_only)> find,
+               WorkQueue* finding);
   // Close()s and waits for the calls to end.
   ~GrpcPeerLink() override;
 
@@ -148,9 +159,15 @@ class GrpcPeerLink final : public PeerLink {
   class BitfieldCall;
   class PieceCall;
 
+  // One route's channel and stubs. Kept until the link is destroyed, so
+  // that no channel's last reference is dropped on a gRPC thread.
+  struct Stubs;
+  std::unique_ptr<Stubs> MakeStubs(LinkRoute route) const;
+
   // Counts `call` among those to cancel at Close, with a reference for the
   // caller to drop once it has started it; false when the link is closed.
-  bool Admit(Call* call) ABSL_LOCKS_EXCLUDED(mu_);
+  // The stubs to start it on go to `*stubs`.
+  bool Admit(Call* call, Stubs** stubs) ABSL_LOCKS_EXCLUDED(mu_);
   void Ended(Call* call) ABSL_LOCKS_EXCLUDED(mu_);
   // Counts call objects alive, so that the destructor can wait for the last.
   void CallCreated() ABSL_LOCKS_EXCLUDED(mu_);
@@ -160,6 +177,10 @@ class GrpcPeerLink final : public PeerLink {
   int CancelIf(Match match) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes the route, and starts the calls made before it was known.
   void Route(LinkRoute route) ABSL_LOCKS_EXCLUDED(mu_);
+  // Through a relay, and due: tries the peer directly (on finding_queue_).
+  void MaybeTryDirect() ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves to `direct`, a route the peer answered at.
+  void MoveTo(LinkRoute direct) ABSL_LOCKS_EXCLUDED(mu_);
   // A call made before the route was known: a bitfield (no pieces) or a
   // request.
   struct Waiting {
@@ -172,14 +193,19 @@ class GrpcPeerLink final : public PeerLink {
 
   Owner* const owner_;
   const Target target_;
-  // Set once, by Route, before routed_.
-  std::unique_ptr<pv1::PeerService::Stub> stub_;
-  std::unique_ptr<grpc::GenericStub> generic_;
+  const std::function<LinkRoute(bool direct_only)> find_;
+  WorkQueue* const finding_queue_ = nullptr;
 
   absl::Mutex mu_;
   absl::CondVar ended_;
   bool routed_ ABSL_GUARDED_BY(mu_) = false;
   bool finding_ ABSL_GUARDED_BY(mu_) = false;  // a route is being found
+  Stubs* stubs_ ABSL_GUARDED_BY(mu_) = nullptr;  // the route's, once routed_
+  std::vector<std::unique_ptr<Stubs>> all_stubs_ ABSL_GUARDED_BY(mu_);
+  bool relayed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_direct_try_ ABSL_GUARDED_BY(mu_);
+  BitfieldCall* bitfield_ ABSL_GUARDED_BY(mu_) = nullptr;  // the one open
+  std::string bitfield_ticket_ ABSL_GUARDED_BY(mu_);
   std::string failure_ ABSL_GUARDED_BY(mu_);  // of the route; empty when it has one
   std::vector<Waiting> waiting_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

@@ -129,12 +129,15 @@ bool Relays::TryDirect(const std::string& address) {
   return false;
 }
 
-absl::StatusOr<LinkRoute> Relays::Route(const tracker::v1::Peer& holder) {
+absl::StatusOr<LinkRoute> Relays::Route(const tracker::v1::Peer& holder, bool direct_only) {
   LinkRoute route;
   if (identity_ != nullptr) {
     ASSIGN_OR_RETURN(route.credentials, identity_->LinkCredentials(holder.user_id()));
   }
   if (holder.relay().empty() || TryDirect(holder.address())) return route;
+  if (direct_only) {
+    return absl::UnavailableError(absl::StrCat(holder.address(), " does not answer directly"));
+  }
   ASSIGN_OR_RETURN(auto stub, Stub(holder.relay()));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));

@@ -56,8 +56,10 @@ class Relays {
 
   // How a link reaches `holder`: directly when it waits at no relay or
   // answers at its address (tried again a minute after it did not), else
-  // through a session at its relay.
-  absl::StatusOr<LinkRoute> Route(const tracker::v1::Peer& holder) ABSL_LOCKS_EXCLUDED(mu_);
+  // through a session at its relay. With `direct_only`, UNAVAILABLE rather
+  // than a relay session.
+  absl::StatusOr<LinkRoute> Route(const tracker::v1::Peer& holder, bool direct_only = false)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   Relays(std::shared_ptr<TrackerTrust> trust, PeerIdentity* identity)
