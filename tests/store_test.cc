@@ -369,10 +369,10 @@ TEST_P(StoreTest, NoticesReachTheirUsersOnceSeen) {
 TEST_P(StoreTest, AChangeRunsOnceAndKeepsItsAnswer) {
   int runs = 0;
   auto create = [&](const std::string& key, const std::string& group, absl::Time now) {
-    return store_->RunOnce(key, now, [&](std::string* response) {
+    return store_->RunOnce(key, now, [&](Store& tx, std::string* response) {
       ++runs;
       *response = "made " + group;
-      return store_->CreateGroup("alice", group, now);
+      return tx.CreateGroup("alice", group, now);
     });
   };
   auto first = create("k1", "g", kT0);
@@ -391,9 +391,11 @@ TEST_P(StoreTest, AChangeRunsOnceAndKeepsItsAnswer) {
   EXPECT_EQ(taken->code, static_cast<int>(StatusCode::kAlreadyExists));
   EXPECT_THAT(taken->message, ::testing::HasSubstr("already exists"));
   EXPECT_TRUE(taken->response.empty());
-  // A change that says "try again" is rolled back and not recorded.
-  auto busy = store_->RunOnce("k4", kT0, [&](std::string*) {
-    EXPECT_TRUE(store_->CreateGroup("alice", "lost", kT0).ok());
+  // A change that says "try again" is rolled back and not recorded. Within
+  // it, its transaction reads what it wrote.
+  auto busy = store_->RunOnce("k4", kT0, [&](Store& tx, std::string*) {
+    EXPECT_TRUE(tx.CreateGroup("alice", "lost", kT0).ok());
+    EXPECT_EQ(tx.ListGroups("alice", {})->size(), 2u);
     return absl::UnavailableError("busy");
   });
   EXPECT_EQ(busy.status().code(), StatusCode::kUnavailable);

@@ -164,10 +164,27 @@ struct GroupFiles {
 // Files kept in the cache of ListFiles at most; past it, it starts over.
 constexpr size_t kMaxCachedFiles = 200000;
 
+// ListFiles' cache: a group's files as of a version. Shared by a store and
+// its views bound to a transaction.
+struct FilesCache {
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, std::shared_ptr<const GroupFiles>> groups
+      ABSL_GUARDED_BY(mu);
+  size_t files ABSL_GUARDED_BY(mu) = 0;
+};
+
 class SqlStore final : public Store {
  public:
   SqlStore(std::unique_ptr<SqlDatabase> db, StoreLimits limits)
-      : db_(std::move(db)), limits_(limits) {}
+      : owned_db_(std::move(db)),
+        owned_cache_(std::make_unique<FilesCache>()),
+        db_(owned_db_.get()),
+        limits_(limits),
+        cache_(owned_cache_.get()) {}
+  // `store` bound to the write transaction on `tx`: its writes and reads
+  // run there (see Write).
+  SqlStore(const SqlStore& store, SqlConnection* tx)
+      : db_(store.db_), limits_(store.limits_), cache_(store.cache_), tx_(tx) {}
 
   // Brings the schema to the newest version, in one transaction (two
   // trackers starting at once upgrade it once).
@@ -219,7 +236,7 @@ class SqlStore final : public Store {
 
   absl::StatusOr<std::string> GetMeta(const std::string& key) override {
     std::string value;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(SqlRows rows, Q(c, "SELECT value FROM meta WHERE key = $1", key));
       if (rows.empty()) return absl::NotFoundError(absl::StrCat("no meta value '", key, "'"));
       value = rows.Text(0, 0);
@@ -253,7 +270,7 @@ class SqlStore final : public Store {
 
   absl::StatusOr<std::string> GetPasswordHash(const std::string& user_id) override {
     std::string hash;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(SqlRows rows,
                        Q(c, "SELECT password_hash FROM users WHERE user_id = $1", user_id));
       if (rows.empty()) {
@@ -305,7 +322,7 @@ class SqlStore final : public Store {
   absl::StatusOr<bool> IsKnownClient(const std::string& user_id,
                                      const std::string& client_id) override {
     bool known = false;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(known, Exists(c, "SELECT 1 FROM known_clients WHERE user_id = $1 AND "
                                         "client_id = $2", user_id, client_id));
       return absl::OkStatus();
@@ -315,7 +332,7 @@ class SqlStore final : public Store {
 
   absl::StatusOr<Session> GetSession(const std::string& token_hash) override {
     Session s;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(SqlRows rows, Q(c,
           "SELECT user_id, peer_address, expires_at, client_id FROM sessions "
           "WHERE token_hash = $1", SqlBytes{token_hash}));
@@ -356,7 +373,7 @@ class SqlStore final : public Store {
 
   absl::StatusOr<RequestOutcome> RunOnce(
       const std::string& key, absl::Time now,
-      const std::function<absl::Status(std::string* response)>& change) override {
+      const std::function<absl::Status(Store& tx, std::string* response)>& change) override {
     RequestOutcome outcome;
     absl::Status transient;
     absl::Status status = Write([&](SqlConnection& c) -> absl::Status {
@@ -370,8 +387,8 @@ class SqlStore final : public Store {
         outcome = {static_cast<int>(rows.Int(0, 0)), rows.Text(0, 1), rows.Text(0, 2)};
         return absl::OkStatus();
       }
-      // The change writes through this store, on this transaction.
-      absl::Status changed = change(&outcome.response);
+      SqlStore tx(*this, &c);
+      absl::Status changed = change(tx, &outcome.response);
       if (changed.code() == absl::StatusCode::kUnavailable ||
           changed.code() == absl::StatusCode::kInternal) {
         transient = changed;
@@ -416,7 +433,7 @@ class SqlStore final : public Store {
   absl::StatusOr<std::vector<GroupView>> ListGroups(const std::string& user_id,
                                                     const PageRequest& page) override {
     std::vector<GroupView> out;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
           SELECT g.group_id, g.owner,
             (SELECT COUNT(*) FROM members m WHERE m.group_id = g.group_id),
@@ -518,7 +535,7 @@ class SqlStore final : public Store {
       }));
     }
     std::vector<NoticeView> out;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(SqlRows rows, Q(c,
           "SELECT seq, kind, group_id, other_user FROM notices WHERE user_id = $1 AND seq > $2 "
           "ORDER BY seq LIMIT $3", user_id, seen, limit));
@@ -534,7 +551,7 @@ class SqlStore final : public Store {
   absl::StatusOr<std::vector<JoinRequestView>> ListRequests(
       const std::string& owner, const std::string& group_id) override {
     std::vector<JoinRequestView> out;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireOwner(c, owner, group_id));
       ASSIGN_OR_RETURN(SqlRows rows, Q(c,
           "SELECT user_id, requested_at FROM requests WHERE group_id = $1 ORDER BY seq",
@@ -646,7 +663,7 @@ class SqlStore final : public Store {
                                                          const PageRequest& page,
                                                          absl::Time now) override {
     std::vector<FileSummaryView> out;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(int64_t version, RequireMemberFilesVersion(c, user_id, group_id));
       ASSIGN_OR_RETURN(std::shared_ptr<const GroupFiles> files,
                        FilesOf(c, group_id, version));
@@ -677,7 +694,7 @@ class SqlStore final : public Store {
   absl::StatusOr<FileRecord> GetFile(const std::string& user_id, const std::string& group_id,
                                      const std::string& name) override {
     std::optional<FileRecord> file;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
       ASSIGN_OR_RETURN(file, FindFile(c, group_id, name));
       return absl::OkStatus();
@@ -692,7 +709,7 @@ class SqlStore final : public Store {
                                             const std::string& name, absl::Time now) override {
     std::optional<FileRecord> file;
     std::vector<PeerView> peers;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
       ASSIGN_OR_RETURN(file, FindFile(c, group_id, name));
       if (!file.has_value()) return absl::OkStatus();
@@ -754,7 +771,7 @@ class SqlStore final : public Store {
   absl::StatusOr<std::vector<ShareView>> ListShares(const std::string& user_id,
                                                     const std::string& client_id) override {
     std::vector<ShareView> out;
-    RETURN_IF_ERROR(db_->Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
           SELECT s.group_id, s.name, f.sha1, f.size, s.complete
           FROM shares s JOIN files f ON f.group_id = s.group_id AND f.name = s.name
@@ -795,44 +812,32 @@ class SqlStore final : public Store {
         .status();
   }
 
-  // Runs `body` in a write transaction; called inside another on this
-  // thread (a change under RunOnce), it runs on that transaction's
-  // connection within a savepoint, which an error rolls back alone.
+  // Runs `body` in a write transaction; in a store bound to one (a change
+  // under RunOnce), on that transaction's connection within a savepoint,
+  // which an error rolls back alone.
   absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body) {
-    if (open_tx_.store == this) {
-      SqlConnection& c = *open_tx_.connection;
-      RETURN_IF_ERROR(c.ExecuteScript("SAVEPOINT nested"));
-      absl::Status status = body(c);
-      if (!status.ok()) {
-        c.ExecuteScript("ROLLBACK TO SAVEPOINT nested").IgnoreError();
-      }
-      c.ExecuteScript("RELEASE SAVEPOINT nested").IgnoreError();
-      return status;
-    }
-    return db_->Write([&](SqlConnection& c) -> absl::Status {
-      open_tx_ = {this, &c};
-      absl::Status status = body(c);
-      open_tx_ = {};
-      return status;
-    });
+    if (tx_ == nullptr) return db_->Write(body);
+    RETURN_IF_ERROR(tx_->ExecuteScript("SAVEPOINT nested"));
+    absl::Status status = body(*tx_);
+    if (!status.ok()) tx_->ExecuteScript("ROLLBACK TO SAVEPOINT nested").IgnoreError();
+    tx_->ExecuteScript("RELEASE SAVEPOINT nested").IgnoreError();
+    return status;
   }
-
-  // The write transaction this thread has open, if any.
-  struct OpenTransaction {
-    const SqlStore* store = nullptr;
-    SqlConnection* connection = nullptr;
-  };
-  static thread_local OpenTransaction open_tx_;
+  // Runs `body` on a reader; in a store bound to a transaction, there, so
+  // that it sees the transaction's own changes.
+  absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) {
+    return tx_ == nullptr ? db_->Read(body) : body(*tx_);
+  }
 
   // The group's files as of `version`, from the cache or read anew.
   absl::StatusOr<std::shared_ptr<const GroupFiles>> FilesOf(SqlConnection& c,
                                                             const std::string& group_id,
                                                             int64_t version)
-      ABSL_LOCKS_EXCLUDED(cache_mu_) {
+      ABSL_LOCKS_EXCLUDED(cache_->mu) {
     {
-      absl::MutexLock lock(&cache_mu_);
-      auto it = cache_.find(group_id);
-      if (it != cache_.end() && it->second->version == version) return it->second;
+      absl::MutexLock lock(&cache_->mu);
+      auto it = cache_->groups.find(group_id);
+      if (it != cache_->groups.end() && it->second->version == version) return it->second;
     }
     // Read after the version: what is read is that version or newer, and a
     // newer one has another version in the database, so it is read again.
@@ -852,27 +857,26 @@ class SqlStore final : public Store {
             {rows.Text(r, 3), rows.Text(r, 4), rows.Int(r, 5) != 0});
       }
     }
-    absl::MutexLock lock(&cache_mu_);
-    auto& slot = cache_[group_id];
-    if (slot != nullptr) cached_files_ -= slot->files.size();
-    if (cached_files_ + files->files.size() > kMaxCachedFiles) {
-      cache_.clear();
-      cached_files_ = 0;
+    absl::MutexLock lock(&cache_->mu);
+    auto& slot = cache_->groups[group_id];
+    if (slot != nullptr) cache_->files -= slot->files.size();
+    if (cache_->files + files->files.size() > kMaxCachedFiles) {
+      cache_->groups.clear();
+      cache_->files = 0;
     }
-    cached_files_ += files->files.size();
-    cache_[group_id] = files;
+    cache_->files += files->files.size();
+    cache_->groups[group_id] = files;
     return std::shared_ptr<const GroupFiles>(files);
   }
 
-  const std::unique_ptr<SqlDatabase> db_;
+  // Set in the store that owns them, null in a bound one.
+  const std::unique_ptr<SqlDatabase> owned_db_;
+  const std::unique_ptr<FilesCache> owned_cache_;
+  SqlDatabase* const db_;
   const StoreLimits limits_;
-  absl::Mutex cache_mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<const GroupFiles>> cache_
-      ABSL_GUARDED_BY(cache_mu_);
-  size_t cached_files_ ABSL_GUARDED_BY(cache_mu_) = 0;
+  FilesCache* const cache_;
+  SqlConnection* const tx_ = nullptr;  // the transaction a bound store runs in
 };
-
-thread_local SqlStore::OpenTransaction SqlStore::open_tx_;
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqlStore(
     absl::StatusOr<std::unique_ptr<SqlDatabase>> db, StoreLimits limits) {

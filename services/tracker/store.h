@@ -171,17 +171,19 @@ class Store {
                                      const std::optional<std::string>& relay) = 0;
   virtual absl::Status DeleteSession(const std::string& token_hash) = 0;
 
-  // Retried calls. Runs `change` (which calls this store's methods and
-  // serializes its response into `*response`) once per `key` (a hash of
-  // caller, method, request id and request): in one transaction with the
-  // record of its outcome, so that the change and its answer are kept
-  // together or not at all. When `key` has an outcome already, returns it
-  // without running `change`. A change that fails with UNAVAILABLE or
-  // INTERNAL (try again) is rolled back and not recorded: this returns its
-  // status. Records older than an hour are forgotten.
+  // Retried calls. Runs `change` once per `key` (a hash of caller, method,
+  // request id and request), in one write transaction with the record of
+  // its outcome, so that the change and its answer are kept together or not
+  // at all. `change` makes its changes through `tx`, this store bound to
+  // that transaction (each of its calls a savepoint there, which an error
+  // rolls back alone), and serializes its response into `*response`. When
+  // `key` has an outcome already, returns it without running `change`. A
+  // change that fails with UNAVAILABLE or INTERNAL (try again) is rolled
+  // back and not recorded: this returns its status. Records older than an
+  // hour are forgotten.
   virtual absl::StatusOr<RequestOutcome> RunOnce(
       const std::string& key, absl::Time now,
-      const std::function<absl::Status(std::string* response)>& change) = 0;
+      const std::function<absl::Status(Store& tx, std::string* response)>& change) = 0;
 
   // Groups. ALREADY_EXISTS for a taken group id; the creator is owner and
   // first member.

@@ -136,9 +136,9 @@ grpc::Status TrackerServiceImpl::Authed(
 absl::Status TrackerServiceImpl::Once(
     grpc::ServerContext* ctx, const char* method, const std::string& caller,
     const google::protobuf::Message& request, google::protobuf::Message* response,
-    const std::function<absl::Status()>& body) {
+    const std::function<absl::Status(Store& store)>& body) {
   auto it = ctx->client_metadata().find("request-id");
-  if (it == ctx->client_metadata().end()) return body();
+  if (it == ctx->client_metadata().end()) return body(*store_);
   const absl::string_view id(it->second.data(), it->second.size());
   if (!IsRequestId(id)) {
     return absl::InvalidArgumentError(
@@ -151,8 +151,8 @@ absl::Status TrackerServiceImpl::Once(
   // The change and its recorded answer commit together; a retry gets the
   // first call's answer (status and response), not a second application.
   ASSIGN_OR_RETURN(RequestOutcome outcome,
-                   store_->RunOnce(key, options_.now(), [&](std::string* serialized) {
-                     absl::Status status = body();
+                   store_->RunOnce(key, options_.now(), [&](Store& tx, std::string* serialized) {
+                     absl::Status status = body(tx);
                      if (status.ok()) *serialized = response->SerializeAsString();
                      return status;
                    }));
@@ -393,8 +393,8 @@ grpc::Status TrackerServiceImpl::CreateGroup(grpc::ServerContext* ctx,
   return Authed(ctx, "CreateGroup", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return Once(ctx, "CreateGroup", user, *req, resp, [&] {
-      return store_->CreateGroup(user, req->group_id(), options_.now());
+    return Once(ctx, "CreateGroup", user, *req, resp, [&](Store& store) {
+      return store.CreateGroup(user, req->group_id(), options_.now());
     });
   });
 }
@@ -426,8 +426,8 @@ grpc::Status TrackerServiceImpl::JoinGroup(grpc::ServerContext* ctx,
   return Authed(ctx, "JoinGroup", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return Once(ctx, "JoinGroup", user, *req, resp, [&] {
-      return store_->RequestJoin(user, req->group_id(), options_.now());
+    return Once(ctx, "JoinGroup", user, *req, resp, [&](Store& store) {
+      return store.RequestJoin(user, req->group_id(), options_.now());
     });
   });
 }
@@ -438,8 +438,8 @@ grpc::Status TrackerServiceImpl::LeaveGroup(grpc::ServerContext* ctx,
   return Authed(ctx, "LeaveGroup", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    return Once(ctx, "LeaveGroup", user, *req, resp, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(LeaveResult result, store_->LeaveGroup(user, req->group_id()));
+    return Once(ctx, "LeaveGroup", user, *req, resp, [&](Store& store) -> absl::Status {
+      ASSIGN_OR_RETURN(LeaveResult result, store.LeaveGroup(user, req->group_id()));
       resp->set_new_owner(result.new_owner);
       resp->set_group_deleted(result.group_deleted);
       return absl::OkStatus();
@@ -470,8 +470,8 @@ grpc::Status TrackerServiceImpl::AcceptRequest(grpc::ServerContext* ctx,
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    return Once(ctx, "AcceptRequest", user, *req, resp, [&] {
-      return store_->AnswerRequest(user, req->group_id(), req->user_id(), true, options_.now());
+    return Once(ctx, "AcceptRequest", user, *req, resp, [&](Store& store) {
+      return store.AnswerRequest(user, req->group_id(), req->user_id(), true, options_.now());
     });
   });
 }
@@ -483,8 +483,8 @@ grpc::Status TrackerServiceImpl::RejectRequest(grpc::ServerContext* ctx,
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateUser(req->user_id()));
-    return Once(ctx, "RejectRequest", user, *req, resp, [&] {
-      return store_->AnswerRequest(user, req->group_id(), req->user_id(), false, options_.now());
+    return Once(ctx, "RejectRequest", user, *req, resp, [&](Store& store) {
+      return store.AnswerRequest(user, req->group_id(), req->user_id(), false, options_.now());
     });
   });
 }
@@ -499,9 +499,9 @@ grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
     const tv1::FileInfo& f = req->file();
     FileRecord record{f.name(), f.size(), f.piece_size(), f.sha1(),
                       {f.piece_sha1().begin(), f.piece_sha1().end()}};
-    return Once(ctx, "UploadFile", user, *req, resp, [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(bool created, store_->AddFile(user, session.client_id, req->group_id(),
-                                                     record, options_.now()));
+    return Once(ctx, "UploadFile", user, *req, resp, [&](Store& store) -> absl::Status {
+      ASSIGN_OR_RETURN(bool created, store.AddFile(user, session.client_id, req->group_id(),
+                                                   record, options_.now()));
       resp->set_created(created);
       return absl::OkStatus();
     });
@@ -569,8 +569,8 @@ grpc::Status TrackerServiceImpl::StopShare(grpc::ServerContext* ctx,
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileName(req->file_name()));
-    return Once(ctx, "StopShare", user, *req, resp, [&] {
-      return store_->RemoveShare(user, session.client_id, req->group_id(), req->file_name());
+    return Once(ctx, "StopShare", user, *req, resp, [&](Store& store) {
+      return store.RemoveShare(user, session.client_id, req->group_id(), req->file_name());
     });
   });
 }

@@ -123,13 +123,14 @@ class TrackerServiceImpl final
   // its live session, then calls body(user_id). Logs and converts the result.
   grpc::Status Authed(grpc::ServerContext* ctx, const char* method,
                       const std::function<absl::Status(const Session& session)>& body);
-  // Runs `body`, which changes state and fills `response`, once per
-  // request-id of `caller` and `request` (see tracker.proto); a call
-  // without a request-id just runs.
+  // Runs `body`, which changes state through the store it is given and
+  // fills `response`, once per request-id of `caller` and `request` (see
+  // tracker.proto), in the transaction that records its answer; a call
+  // without a request-id just runs, on store_.
   absl::Status Once(grpc::ServerContext* ctx, const char* method, const std::string& caller,
                     const google::protobuf::Message& request,
                     google::protobuf::Message* response,
-                    const std::function<absl::Status()>& body);
+                    const std::function<absl::Status(Store& store)>& body);
   // Login's checks before its password is: the request's form and the
   // guard's backoffs. The attempt admitted, which must be Record()ed.
   absl::StatusOr<LoginGuard::Attempt> AdmitLogin(const grpc::CallbackServerContext& ctx,
