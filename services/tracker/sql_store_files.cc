@@ -1,0 +1,246 @@
+// SqlStore: files, shares and holders (see sql_store_internal.h).
+
+#include "services/tracker/sql_store_internal.h"
+
+#include "absl/container/flat_hash_set.h"
+
+namespace groupshare::tracker::sql {
+
+absl::StatusOr<bool> SqlStore::AddFile(const std::string& user_id, const std::string& client_id,
+                                       const std::string& group_id, const FileRecord& file,
+                                       absl::Time now) {
+  bool created = false;
+  RETURN_IF_ERROR(Write([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
+    ASSIGN_OR_RETURN(auto existing, FindFile(c, group_id, file.name));
+    created = !existing.has_value();
+    if (existing.has_value()) {
+      if (existing->sha1 != file.sha1 || existing->size != file.size ||
+          existing->piece_size != file.piece_size) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("group '", group_id, "' already has a different file named '", file.name,
+                         "'; rename yours and upload it again"));
+      }
+      // Same content, other piece hashes: one of the two registrations is
+      // wrong, and the first one stands.
+      if (existing->piece_sha1 != file.piece_sha1) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "'", file.name, "' in group '", group_id,
+            "' is registered with the same SHA1 but other piece hashes; hash the file "
+            "again (upload_file, or UploadFile with the piece hashes of that content)"));
+      }
+    } else {
+      ASSIGN_OR_RETURN(int64_t files,
+                       Count(c, "SELECT COUNT(*) FROM files WHERE group_id = $1", group_id));
+      if (files >= limits_.files_per_group) {
+        return Limit(absl::StrCat("group '", group_id, "' has ", files, " files"),
+                     limits_.files_per_group, "stop sharing one (stop_share) first");
+      }
+      // What the tracker keeps for a user's files is bounded too.
+      ASSIGN_OR_RETURN(
+          int64_t held,
+          Count(c,
+                "SELECT COALESCE(SUM(LENGTH(f.piece_sha1)), 0) FROM files f WHERE EXISTS "
+                "(SELECT 1 FROM shares s WHERE s.group_id = f.group_id AND s.name = f.name "
+                "AND s.user_id = $1)",
+                user_id));
+      const int64_t adding = static_cast<int64_t>(file.piece_sha1.size()) * 20;
+      if (held + adding > limits_.metadata_bytes_per_user) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the files you share take ", held >> 10, " KiB of piece hashes here and this one ",
+            adding >> 10, " KiB more, past the tracker's limit of ",
+            limits_.metadata_bytes_per_user >> 10,
+            " KiB a user; stop sharing some (stop_share), or share larger pieces"));
+      }
+      RETURN_IF_ERROR(Q(c,
+                        "INSERT INTO files(group_id, name, size, piece_size, sha1, piece_sha1, "
+                        "created_at) VALUES($1, $2, $3, $4, $5, $6, $7)",
+                        group_id, file.name, file.size, file.piece_size, file.sha1,
+                        SqlBytes{PackSha1Hex(file.piece_sha1)}, Secs(now))
+                          .status());
+    }
+    RETURN_IF_ERROR(BumpFiles(c, group_id));
+    return Q(c,
+             "INSERT INTO shares(group_id, name, user_id, client_id, complete) "
+             "VALUES($1, $2, $3, $4, 1) ON CONFLICT (group_id, name, user_id, client_id) "
+             "DO UPDATE SET complete = 1",
+             group_id, file.name, user_id, client_id)
+        .status();
+  }));
+  return created;
+}
+
+absl::StatusOr<std::vector<FileSummaryView>> SqlStore::ListFiles(const std::string& user_id,
+                                                                 const std::string& group_id,
+                                                                 const PageRequest& page,
+                                                                 absl::Time now) {
+  std::vector<FileSummaryView> out;
+  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(int64_t version, RequireMemberFilesVersion(c, user_id, group_id));
+    ASSIGN_OR_RETURN(std::shared_ptr<const GroupFiles> files, FilesOf(c, group_id, version));
+    // Each share is one client's; it is online while that client has a
+    // live session.
+    ASSIGN_OR_RETURN(SqlRows live,
+                     Q(c,
+                       "SELECT x.user_id, x.client_id FROM sessions x JOIN members m "
+                       "ON m.user_id = x.user_id WHERE m.group_id = $1 AND x.expires_at > $2",
+                       group_id, Secs(now)));
+    absl::flat_hash_set<std::pair<std::string, std::string>> online;
+    for (size_t r = 0; r < live.size(); ++r) online.emplace(live.Text(r, 0), live.Text(r, 1));
+    auto it = std::upper_bound(
+        files->files.begin(), files->files.end(), page.after,
+        [](const std::string& after, const GroupFiles::File& f) { return after < f.name; });
+    for (; it != files->files.end() && static_cast<int64_t>(out.size()) < page.size; ++it) {
+      FileSummaryView view{it->name, it->size, it->sha1, 0, 0};
+      for (const GroupFiles::Holder& h : it->holders) {
+        if (!online.contains(std::make_pair(h.user_id, h.client_id))) continue;
+        ++(h.complete ? view.online_seeders : view.online_partial);
+      }
+      out.push_back(std::move(view));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<FileRecord> SqlStore::GetFile(const std::string& user_id,
+                                             const std::string& group_id, const std::string& name) {
+  std::optional<FileRecord> file;
+  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
+    ASSIGN_OR_RETURN(file, FindFile(c, group_id, name));
+    return absl::OkStatus();
+  }));
+  if (!file.has_value()) return NoSuchFile(group_id, name);
+  return *std::move(file);
+}
+
+absl::StatusOr<FilePeers> SqlStore::GetFileAndPeers(const std::string& user_id,
+                                                    const std::string& client_id,
+                                                    const std::string& group_id,
+                                                    const std::string& name, absl::Time now) {
+  std::optional<FileRecord> file;
+  std::vector<PeerView> peers;
+  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
+    ASSIGN_OR_RETURN(file, FindFile(c, group_id, name));
+    if (!file.has_value()) return absl::OkStatus();
+    // Each holding client once, at the address of its newest live session.
+    ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
+        SELECT h.user_id, h.client_id, x.peer_address, h.complete, x.relay FROM (
+          SELECT s.user_id, s.client_id, s.complete,
+            (SELECT x.token_hash FROM sessions x
+               WHERE x.user_id = s.user_id AND x.client_id = s.client_id
+                 AND x.expires_at > $5 AND x.peer_address != ''
+               ORDER BY x.created_at DESC LIMIT 1) AS token_hash
+          FROM shares s WHERE s.group_id = $1 AND s.name = $2
+            AND NOT (s.user_id = $3 AND s.client_id = $4)) h
+        JOIN sessions x ON x.token_hash = h.token_hash
+        ORDER BY h.complete DESC, h.user_id, h.client_id)sql",
+                                     group_id, name, user_id, client_id, Secs(now)));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      peers.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2), rows.Int(r, 3) != 0,
+                       rows.Text(r, 4)});
+    }
+    return absl::OkStatus();
+  }));
+  if (!file.has_value()) return NoSuchFile(group_id, name);
+  return FilePeers{*std::move(file), std::move(peers)};
+}
+
+absl::Status SqlStore::RemoveShare(const std::string& user_id, const std::string& client_id,
+                                   const std::string& group_id, const std::string& name) {
+  return Write([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
+    ASSIGN_OR_RETURN(SqlRows deleted,
+                     Q(c,
+                       "DELETE FROM shares WHERE group_id = $1 AND name = $2 AND user_id = $3 "
+                       "AND client_id = $4",
+                       group_id, name, user_id, client_id));
+    if (deleted.affected() == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("you do not share '", name, "' in group '", group_id, "' from this client"));
+    }
+    RETURN_IF_ERROR(BumpFiles(c, group_id));
+    return DropUnsharedFiles(c, group_id);
+  });
+}
+
+absl::Status SqlStore::AddHolder(const std::string& user_id, const std::string& client_id,
+                                 const std::string& group_id, const std::string& name,
+                                 bool complete) {
+  return Write([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
+    ASSIGN_OR_RETURN(auto file, FindFile(c, group_id, name));
+    if (!file.has_value()) return NoSuchFile(group_id, name);
+    RETURN_IF_ERROR(BumpFiles(c, group_id));
+    // A complete holder stays complete.
+    return Q(c,
+             "INSERT INTO shares(group_id, name, user_id, client_id, complete) "
+             "VALUES($1, $2, $3, $4, $5) ON CONFLICT (group_id, name, user_id, client_id) "
+             "DO UPDATE SET complete = CASE WHEN shares.complete = 1 THEN 1 ELSE $5 END",
+             group_id, name, user_id, client_id, complete)
+        .status();
+  });
+}
+
+absl::StatusOr<std::vector<ShareView>> SqlStore::ListShares(const std::string& user_id,
+                                                            const std::string& client_id) {
+  std::vector<ShareView> out;
+  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+    ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
+        SELECT s.group_id, s.name, f.sha1, f.size, s.complete
+        FROM shares s JOIN files f ON f.group_id = s.group_id AND f.name = s.name
+        WHERE s.user_id = $1 AND s.client_id = $2 ORDER BY s.group_id, s.name)sql",
+                                     user_id, client_id));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      out.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2),
+                     static_cast<uint64_t>(rows.Int(r, 3)), rows.Int(r, 4) != 0});
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const GroupFiles>> SqlStore::FilesOf(SqlConnection& c,
+                                                                    const std::string& group_id,
+                                                                    int64_t version) {
+  {
+    absl::MutexLock lock(&cache_->mu);
+    auto it = cache_->groups.find(group_id);
+    if (it != cache_->groups.end() && it->second->version == version) return it->second;
+  }
+  // Read after the version: what is read is that version or newer, and a
+  // newer one has another version in the database, so it is read again.
+  ASSIGN_OR_RETURN(
+      SqlRows rows,
+      Q(c,
+        "SELECT f.name, f.size, f.sha1, s.user_id, s.client_id, s.complete FROM files f "
+        "LEFT JOIN shares s ON s.group_id = f.group_id AND s.name = f.name "
+        "WHERE f.group_id = $1 ORDER BY f.group_id, f.name",
+        group_id));
+  auto files = std::make_shared<GroupFiles>();
+  files->version = version;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (files->files.empty() || files->files.back().name != rows.Text(r, 0)) {
+      files->files.push_back(
+          {rows.Text(r, 0), static_cast<uint64_t>(rows.Int(r, 1)), rows.Text(r, 2), {}});
+    }
+    if (!rows.IsNull(r, 3)) {
+      files->files.back().holders.push_back(
+          {rows.Text(r, 3), rows.Text(r, 4), rows.Int(r, 5) != 0});
+    }
+  }
+  absl::MutexLock lock(&cache_->mu);
+  auto& slot = cache_->groups[group_id];
+  if (slot != nullptr) cache_->files -= slot->files.size();
+  if (cache_->files + files->files.size() > kMaxCachedFiles) {
+    cache_->groups.clear();
+    cache_->files = 0;
+  }
+  cache_->files += files->files.size();
+  cache_->groups[group_id] = files;
+  return std::shared_ptr<const GroupFiles>(files);
+}
+
+}  // namespace groupshare::tracker::sql
