@@ -58,6 +58,9 @@ void ReportServing(grpc::Server& server, std::initializer_list<std::string> serv
 
 namespace {
 
+// Idle threads a synchronous server keeps polling (see ApplyServerLimits).
+constexpr int kMaxPollers = 8;
+
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
   absl::StatusOr<std::string> text = ReadFileText(path, absl::StrCat("the ", what));
   if (!text.ok()) return absl::InvalidArgumentError(text.status().message());
@@ -128,6 +131,11 @@ absl::Status ApplyServerLimits(grpc::ServerBuilder& builder, const ServerLimits&
   quota.Resize(static_cast<size_t>(limits.memory_mb) << 20);
   if (limits.max_threads > 0) quota.SetMaxThreads(limits.max_threads);
   builder.SetResourceQuota(quota);
+  // A synchronous method's thread goes back to polling when its call is
+  // done, and gRPC ends pollers past this many. Its default (2) ends and
+  // starts threads all the time under load: each ListFiles cost a share
+  // of a thread's creation. Idle pollers cost a stack each.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxPollers);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_streams);
   ReturnFreeMemoryInTheBackground();
   const int enforced = GuardConnections({total, per_address});
