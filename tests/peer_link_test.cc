@@ -342,7 +342,8 @@ TEST_F(PeerLinkTest, TheBitfieldStreamIsHandedOverAndItsEndToo) {
 
 // A link through a relay (a real relay's session port, in this process)
 // moves to the direct route once its peer answers there: later calls and
-// the bitfield stream go directly, and the owner sees no end of the stream.
+// the bitfield stream go directly, the owner sees no end of the stream, and
+// the relayed connection closes.
 TEST_F(PeerLinkTest, ALinkThroughARelayMovesToTheDirectRouteOnceThePeerAnswers) {
   absl::Mutex mu;
   std::vector<std::string> piece_callers, bitfield_callers;  // by connection
@@ -423,18 +424,28 @@ TEST_F(PeerLinkTest, ALinkThroughARelayMovesToTheDirectRouteOnceThePeerAnswers) 
   auto ends = owner_.Ends(calls + 1);
   ASSERT_EQ(ends.size(), calls + 1);
   for (const auto& end : ends) EXPECT_TRUE(end.status.ok()) << end.status;
+  // Once its last call is gone, the link lets go of the relayed connection
+  // (at its next call), and the relay ends the session.
+  const absl::Time deadline = absl::Now() + kPatience;
+  while (relay.spliced() > 0 && absl::Now() < deadline) {
+    link->Request({3}, "ticket");
+    ++calls;
+    ASSERT_EQ(owner_.Ends(calls + 1).size(), calls + 1);
+    absl::SleepFor(absl::Milliseconds(10));  // the relay's splice ends on its own thread
+  }
+  EXPECT_EQ(relay.spliced(), 0u) << "the relayed connection is still open";
 
   absl::MutexLock lock(&mu);
   EXPECT_EQ(direct_tries.load(), 3);
   EXPECT_EQ(bitfield_callers[0], relayed);
   EXPECT_NE(bitfield_callers[1], relayed);
   ASSERT_EQ(piece_callers.size(), calls + 1);
+  EXPECT_EQ(piece_callers.back(), bitfield_callers[1]) << "the last call went through the relay";
   EXPECT_EQ(piece_callers[0], relayed);
   // The calls after which a direct try failed, two, and the one after which
   // it succeeded.
   EXPECT_GE(std::count(piece_callers.begin(), piece_callers.end(), relayed), 3)
       << "a failed direct try moved the link";
-  EXPECT_EQ(piece_callers.back(), bitfield_callers[1]) << "the last call went through the relay";
   // The owner saw the bitfield twice and no end of it.
   EXPECT_EQ(owner_.bitfields().size(), 2u);
   EXPECT_FALSE(owner_.BitfieldEnded());

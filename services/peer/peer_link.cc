@@ -54,6 +54,7 @@ struct GrpcPeerLink::Stubs {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pv1::PeerService::Stub> stub;
   std::unique_ptr<grpc::GenericStub> generic;
+  int calls = 0;  // started on them and not yet deleted; under the link's mu_
 };
 
 std::unique_ptr<GrpcPeerLink::Stubs> GrpcPeerLink::MakeStubs(LinkRoute route) const {
@@ -80,14 +81,16 @@ class GrpcPeerLink::Call {
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       GrpcPeerLink* link = link_;
+      Stubs* stubs = stubs_;
       delete this;
-      link->CallDeleted();
+      link->CallDeleted(stubs);
     }
   }
   virtual bool Carries(uint32_t) const { return false; }
   virtual bool StalledSince(absl::Time) const { return false; }
 
   grpc::ClientContext ctx;
+  Stubs* stubs_ = nullptr;  // what it was started on; set by Admit
 
  protected:
   GrpcPeerLink* const link_;
@@ -304,10 +307,27 @@ void GrpcPeerLink::CallCreated() {
   ++live_calls_;
 }
 
-void GrpcPeerLink::CallDeleted() {
+void GrpcPeerLink::CallDeleted(Stubs* stubs) {
   absl::MutexLock lock(&mu_);
+  if (stubs != nullptr) --stubs->calls;
   --live_calls_;
   ended_.SignalAll();
+}
+
+void GrpcPeerLink::DropUnusedStubs() {
+  std::vector<std::unique_ptr<Stubs>> unused;
+  {
+    absl::MutexLock lock(&mu_);
+    auto keep = std::stable_partition(
+        all_stubs_.begin(), all_stubs_.end(),
+        [this](const std::unique_ptr<Stubs>& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return s.get() == stubs_ || s->calls > 0;
+        });
+    unused.assign(std::make_move_iterator(keep), std::make_move_iterator(all_stubs_.end()));
+    all_stubs_.erase(keep, all_stubs_.end());
+  }
+  // Out of the lock, and on the caller's thread, never a gRPC one: the
+  // channel's last reference goes here, which closes its connection.
 }
 
 bool GrpcPeerLink::Admit(Call* call, Stubs** stubs) {
@@ -315,7 +335,8 @@ bool GrpcPeerLink::Admit(Call* call, Stubs** stubs) {
   if (closed_) return false;
   calls_.insert(call);
   call->Ref();  // the starter's, until Start returns
-  *stubs = stubs_;
+  *stubs = call->stubs_ = stubs_;
+  ++stubs_->calls;
   return true;
 }
 
@@ -416,6 +437,7 @@ void GrpcPeerLink::Request(std::vector<uint32_t> pieces, const std::string& tick
   call->Start(stubs);
   call->Unref();
   MaybeTryDirect();
+  DropUnusedStubs();
 }
 
 void GrpcPeerLink::Ended(Call* call) {

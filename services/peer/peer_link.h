@@ -159,8 +159,9 @@ class GrpcPeerLink final : public PeerLink {
   class BitfieldCall;
   class PieceCall;
 
-  // One route's channel and stubs. Kept until the link is destroyed, so
-  // that no channel's last reference is dropped on a gRPC thread.
+  // One route's channel and stubs. Kept while calls started on them live,
+  // and let go by the link's own threads (see DropUnusedStubs), so that no
+  // channel's last reference is dropped on a gRPC thread.
   struct Stubs;
   std::unique_ptr<Stubs> MakeStubs(LinkRoute route) const;
 
@@ -171,7 +172,11 @@ class GrpcPeerLink final : public PeerLink {
   void Ended(Call* call) ABSL_LOCKS_EXCLUDED(mu_);
   // Counts call objects alive, so that the destructor can wait for the last.
   void CallCreated() ABSL_LOCKS_EXCLUDED(mu_);
-  void CallDeleted() ABSL_LOCKS_EXCLUDED(mu_);
+  void CallDeleted(Stubs* stubs) ABSL_LOCKS_EXCLUDED(mu_);
+  // Lets go of the channels of routes left behind (a relay's, once the
+  // link moved) whose calls have all been deleted: that closes their
+  // connections. Not on a gRPC thread.
+  void DropUnusedStubs() ABSL_LOCKS_EXCLUDED(mu_);
   // Cancels the calls `match` picks, outside the lock.
   template <class Match>
   int CancelIf(Match match) ABSL_LOCKS_EXCLUDED(mu_);
