@@ -206,26 +206,25 @@ def main():
                 f.write(lt.bencode(t.generate()))
 
         f_over_r = args.size_mib / (args.mbit * 1e6 / 8 / (1 << 20))
-        ours, theirs = [], []
+        ratios = {"groupshare": [], "libtorrent": []}
+
+        def measure(system, run, crowd):
+            before = sent_mib(ns)
+            slowest = crowd()
+            after = sent_mib(ns)
+            ratios[system].append(slowest / f_over_r)
+            print("%s run=%d slowest_s=%.2f f_over_r_s=%.2f ratio=%.2f" %
+                  (system, run + 1, slowest, f_over_r, ratios[system][-1]), flush=True)
+            print("  sent_mib: " + " ".join("%s=%.0f" % (h, after[h] - before[h])
+                                             for h in ["seed"] + downloaders), flush=True)
+
         for run in range(args.runs):
-            before = sent_mib(ns)
-            slowest = groupshare_run(clients, downloaders, work, run, digest)
-            after = sent_mib(ns)
-            ours.append(slowest / f_over_r)
-            print("groupshare run=%d slowest_s=%.2f f_over_r_s=%.2f ratio=%.2f" %
-                  (run + 1, slowest, f_over_r, ours[-1]), flush=True)
-            print("  sent_mib: " + " ".join("%s=%.0f" % (h, after[h] - before[h])
-                                             for h in ["seed"] + downloaders), flush=True)
-            if args.no_reference:
-                continue
-            before = sent_mib(ns)
-            slowest = libtorrent_run(net, ns, addr, downloaders, work, path, run)
-            after = sent_mib(ns)
-            theirs.append(slowest / f_over_r)
-            print("libtorrent run=%d slowest_s=%.2f f_over_r_s=%.2f ratio=%.2f" %
-                  (run + 1, slowest, f_over_r, theirs[-1]), flush=True)
-            print("  sent_mib: " + " ".join("%s=%.0f" % (h, after[h] - before[h])
-                                             for h in ["seed"] + downloaders), flush=True)
+            measure("groupshare", run,
+                    lambda: groupshare_run(clients, downloaders, work, run, digest))
+            if not args.no_reference:
+                measure("libtorrent", run,
+                        lambda: libtorrent_run(net, ns, addr, downloaders, work, path, run))
+        ours, theirs = ratios["groupshare"], ratios["libtorrent"]
         line = "median slowest/(F/R): groupshare=%.2f" % statistics.median(ours)
         if theirs:
             line += " libtorrent=%.2f" % statistics.median(theirs)

@@ -1244,17 +1244,8 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
 // A channel to 127.0.0.1:`port` on a connection from `source` (another
 // loopback address), as from another machine; null if it cannot connect.
 std::shared_ptr<grpc::Channel> ChannelFrom(const char* source, int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in from{}, to{};
-  from.sin_family = to.sin_family = AF_INET;
-  inet_pton(AF_INET, source, &from.sin_addr);
-  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
-    if (fd >= 0) close(fd);
-    return nullptr;
-  }
+  const int fd = testing::ConnectFrom(source, port);
+  if (fd < 0) return nullptr;
   // No window growth: a caller that reads nothing keeps its calls open, as
   // a stalled reader does, rather than taking in whole pieces unread.
   grpc::ChannelArguments args;

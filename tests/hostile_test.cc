@@ -58,22 +58,8 @@ void RaiseOwnFileLimit() {
 std::vector<int> Flood(int port, int count, bool tls) {
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) break;
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    inet_pton(AF_INET, absl::StrCat("127.0.0.", 2 + i % 8).c_str(), &from.sin_addr);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    timeval timeout{1, 0};  // a full listen queue drops the SYN: do not wait long
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
-        connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
-      close(fd);
-      continue;
-    }
+    const int fd = testing::ConnectFrom(absl::StrCat("127.0.0.", 2 + i % 8), port);
+    if (fd < 0) continue;
     if (!tls) send(fd, kPreface, sizeof(kPreface) - 1, MSG_NOSIGNAL);
     fds.push_back(fd);
   }

@@ -1,8 +1,6 @@
 // The relay binary against members the test plays itself, certified by a
 // real tracker: who may use it, its limits, and what it does with the bytes
 // of a session.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -240,20 +238,8 @@ TEST_F(RelayTest, SplicesASessionBothWaysWithinItsRateAndEndsItWhenIdle) {
 std::vector<int> SilentConnections(int port, int count) {
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) break;
-    sockaddr_in from{}, to{};
-    from.sin_family = to.sin_family = AF_INET;
-    inet_pton(AF_INET, absl::StrCat("127.0.0.", 2 + i % 32).c_str(), &from.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    to.sin_port = htons(static_cast<uint16_t>(port));
-    timeval timeout{1, 0};  // a full listen queue drops the SYN: do not wait long
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
-        connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
-      close(fd);
-      continue;
-    }
+    const int fd = ConnectFrom(absl::StrCat("127.0.0.", 2 + i % 32), port);
+    if (fd < 0) continue;
     if (i % 3 == 1) send(fd, "CONNECT 0123", 12, MSG_NOSIGNAL);
     fds.push_back(fd);
   }

@@ -75,6 +75,11 @@ std::string WaitForFile(const std::string& path, absl::Duration timeout = absl::
 // A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
 int UnusedPort();
 
+// A TCP connection to 127.0.0.1:`port` from `source`, another loopback
+// address (as from another machine), given a second to connect (a full
+// listen queue drops the SYN); -1 if it did not connect.
+int ConnectFrom(const std::string& source, int port);
+
 }  // namespace groupshare::testing
 
 #endif  // GROUPSHARE_TESTS_TESTING_SUBPROCESS_H_
