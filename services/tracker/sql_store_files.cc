@@ -5,6 +5,39 @@
 #include "absl/container/flat_hash_set.h"
 
 namespace groupshare::tracker::sql {
+namespace {
+
+// RequireMemberFilesVersion, and the clients of the group's members that
+// have a live session at `now` (a share is online while its client is), in
+// one statement: one round trip to a database server, not two.
+struct MemberFilesVersion {
+  int64_t version = 0;
+  absl::flat_hash_set<std::pair<std::string, std::string>> online;  // (user, client)
+};
+absl::StatusOr<MemberFilesVersion> RequireMemberFilesVersionAndOnline(SqlConnection& c,
+                                                                      const std::string& user_id,
+                                                                      const std::string& group_id,
+                                                                      absl::Time now) {
+  ASSIGN_OR_RETURN(
+      SqlRows rows,
+      Q(c,
+        "SELECT CASE WHEN EXISTS(SELECT 1 FROM members m WHERE m.group_id = g.group_id "
+        "AND m.user_id = $2) THEN 1 ELSE 0 END, g.files_version, l.user_id, l.client_id "
+        "FROM groups_ g LEFT JOIN (SELECT o.group_id, x.user_id, x.client_id FROM sessions x "
+        "JOIN members o ON o.user_id = x.user_id WHERE o.group_id = $1 AND x.expires_at > $3) l "
+        "ON l.group_id = g.group_id WHERE g.group_id = $1",
+        group_id, user_id, Secs(now)));
+  if (rows.empty()) return NoSuchGroup(group_id);
+  if (rows.Int(0, 0) == 0) return NotAMember(group_id);
+  MemberFilesVersion out;
+  out.version = rows.Int(0, 1);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (!rows.IsNull(r, 2)) out.online.emplace(rows.Text(r, 2), rows.Text(r, 3));
+  }
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<bool> SqlStore::AddFile(const std::string& user_id, const std::string& client_id,
                                        const std::string& group_id, const FileRecord& file,
@@ -76,17 +109,11 @@ absl::StatusOr<std::vector<FileSummaryView>> SqlStore::ListFiles(const std::stri
                                                                  absl::Time now) {
   std::vector<FileSummaryView> out;
   RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
-    ASSIGN_OR_RETURN(int64_t version, RequireMemberFilesVersion(c, user_id, group_id));
-    ASSIGN_OR_RETURN(std::shared_ptr<const GroupFiles> files, FilesOf(c, group_id, version));
-    // Each share is one client's; it is online while that client has a
-    // live session.
-    ASSIGN_OR_RETURN(SqlRows live,
-                     Q(c,
-                       "SELECT x.user_id, x.client_id FROM sessions x JOIN members m "
-                       "ON m.user_id = x.user_id WHERE m.group_id = $1 AND x.expires_at > $2",
-                       group_id, Secs(now)));
-    absl::flat_hash_set<std::pair<std::string, std::string>> online;
-    for (size_t r = 0; r < live.size(); ++r) online.emplace(live.Text(r, 0), live.Text(r, 1));
+    ASSIGN_OR_RETURN(MemberFilesVersion member,
+                     RequireMemberFilesVersionAndOnline(c, user_id, group_id, now));
+    ASSIGN_OR_RETURN(std::shared_ptr<const GroupFiles> files,
+                     FilesOf(c, group_id, member.version));
+    const auto& online = member.online;
     auto it = std::upper_bound(
         files->files.begin(), files->files.end(), page.after,
         [](const std::string& after, const GroupFiles::File& f) { return after < f.name; });

@@ -102,6 +102,11 @@ inline absl::Status RequireOwner(SqlConnection& c, const std::string& user_id,
 // The version of the group's files (see BumpFiles) when `user_id` is a
 // member; NOT_FOUND (group) or PERMISSION_DENIED (not a member) otherwise.
 // One statement: this runs before every read of a group.
+inline absl::Status NotAMember(const std::string& group_id) {
+  return absl::PermissionDeniedError(
+      absl::StrCat("you are not a member of group '", group_id,
+                   "'; ask to join it (JoinGroup) and wait for its owner to accept"));
+}
 inline absl::StatusOr<int64_t> RequireMemberFilesVersion(SqlConnection& c,
                                                          const std::string& user_id,
                                                          const std::string& group_id) {
@@ -113,11 +118,7 @@ inline absl::StatusOr<int64_t> RequireMemberFilesVersion(SqlConnection& c,
         "WHERE g.group_id = $1",
         group_id, user_id));
   if (rows.empty()) return NoSuchGroup(group_id);
-  if (rows.Int(0, 0) == 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("you are not a member of group '", group_id,
-                     "'; ask to join it (JoinGroup) and wait for its owner to accept"));
-  }
+  if (rows.Int(0, 0) == 0) return NotAMember(group_id);
   return rows.Int(0, 1);
 }
 inline absl::Status RequireMember(SqlConnection& c, const std::string& user_id,
