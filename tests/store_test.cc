@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "core/sqlite.h"
+#include "services/tracker/sql_database.h"
 #include "services/tracker/store.h"
 #include "tests/testing/postgres.h"
 #include "tests/testing/temp_dir.h"
@@ -406,6 +407,36 @@ TEST_P(StoreTest, AChangeRunsOnceAndKeepsItsAnswer) {
   // Forgotten after an hour.
   EXPECT_EQ(create("k1", "g", kT0 + absl::Hours(2))->code,
             static_cast<int>(StatusCode::kAlreadyExists));
+}
+
+// A read's statements see one state: a change that commits between two of
+// them (through the store, on a connection of its own) is not seen by the
+// second. GetFilePeers' ticket and holders come from one such read.
+TEST_P(StoreTest, AReadSeesOneSnapshotWhateverCommitsMeanwhile) {
+  auto db = GetParam() == Backend::kSqlite ? OpenSqliteDatabase(dir_.File("tracker.db"), 1)
+                                           : OpenPostgresDatabase(conninfo_, 1);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto users = [](SqlConnection& c) -> int64_t {
+    auto rows = c.Execute("SELECT COUNT(*) FROM users", {});
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? rows->Int(0, 0) : -1;
+  };
+  int64_t first = 0, second = 0, latest = 0;
+  ASSERT_TRUE((*db)->Read([&](SqlConnection& c) -> absl::Status {
+                first = users(c);
+                EXPECT_TRUE(store_->CreateUser("dave", "hash-dave", kT0).ok());
+                second = users(c);
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(first, 3);
+  EXPECT_EQ(second, first) << "the read saw a change that committed after it began";
+  // Without the snapshot, the latest state.
+  ASSERT_TRUE((*db)->ReadLatest([&](SqlConnection& c) -> absl::Status {
+                EXPECT_TRUE(store_->CreateUser("erin", "hash-erin", kT0).ok());
+                latest = users(c);
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(latest, 5);
 }
 
 TEST_P(StoreTest, CreateAndListGroups) {

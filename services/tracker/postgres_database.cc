@@ -345,6 +345,15 @@ class PostgresDatabase final : public SqlDatabase {
   }
 
   absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) override {
+    return ReadLatest([&](SqlConnection& c) -> absl::Status {
+      RETURN_IF_ERROR(c.ExecuteScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+      absl::Status status = body(c);
+      absl::Status ended = c.ExecuteScript(status.ok() ? "COMMIT" : "ROLLBACK");
+      return status.ok() ? ended : status;
+    });
+  }
+
+  absl::Status ReadLatest(const std::function<absl::Status(SqlConnection&)>& body) override {
     ASSIGN_OR_RETURN(auto c, readers_.Acquire(kPoolWait));
     absl::Status status = body(*c);
     readers_.Release(std::move(c));

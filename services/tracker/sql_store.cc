@@ -59,7 +59,7 @@ absl::StatusOr<std::string> SqlStore::GetOrPutMeta(const std::string& key,
 
 absl::StatusOr<std::string> SqlStore::GetMeta(const std::string& key) {
   std::string value;
-  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(SqlRows rows, Q(c, "SELECT value FROM meta WHERE key = $1", key));
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("no meta value '", key, "'"));
     value = rows.Text(0, 0);
@@ -154,6 +154,10 @@ absl::Status SqlStore::Write(const std::function<absl::Status(SqlConnection&)>& 
 
 absl::Status SqlStore::Read(const std::function<absl::Status(SqlConnection&)>& body) {
   return tx_ == nullptr ? db_->Read(body) : body(*tx_);
+}
+
+absl::Status SqlStore::ReadOne(const std::function<absl::Status(SqlConnection&)>& body) {
+  return tx_ == nullptr ? db_->ReadLatest(body) : body(*tx_);
 }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqlStore(absl::StatusOr<std::unique_ptr<SqlDatabase>> db,

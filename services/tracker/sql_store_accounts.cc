@@ -26,7 +26,7 @@ absl::Status SqlStore::CreateUser(const std::string& user_id, const std::string&
 
 absl::StatusOr<std::string> SqlStore::GetPasswordHash(const std::string& user_id) {
   std::string hash;
-  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(SqlRows rows,
                      Q(c, "SELECT password_hash FROM users WHERE user_id = $1", user_id));
     if (rows.empty()) {
@@ -85,7 +85,7 @@ absl::Status SqlStore::CreateSession(const std::string& token_hash, const Sessio
 absl::StatusOr<bool> SqlStore::IsKnownClient(const std::string& user_id,
                                              const std::string& client_id) {
   bool known = false;
-  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(known, Exists(c,
                                    "SELECT 1 FROM known_clients WHERE user_id = $1 AND "
                                    "client_id = $2",
@@ -97,7 +97,7 @@ absl::StatusOr<bool> SqlStore::IsKnownClient(const std::string& user_id,
 
 absl::StatusOr<Session> SqlStore::GetSession(const std::string& token_hash) {
   Session s;
-  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(SqlRows rows,
                      Q(c,
                        "SELECT user_id, peer_address, expires_at, client_id FROM sessions "

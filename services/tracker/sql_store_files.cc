@@ -108,7 +108,7 @@ absl::StatusOr<std::vector<FileSummaryView>> SqlStore::ListFiles(const std::stri
                                                                  const PageRequest& page,
                                                                  absl::Time now) {
   std::vector<FileSummaryView> out;
-  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(MemberFilesVersion member,
                      RequireMemberFilesVersionAndOnline(c, user_id, group_id, now));
     ASSIGN_OR_RETURN(std::shared_ptr<const GroupFiles> files,
@@ -214,7 +214,7 @@ absl::Status SqlStore::AddHolder(const std::string& user_id, const std::string& 
 absl::StatusOr<std::vector<ShareView>> SqlStore::ListShares(const std::string& user_id,
                                                             const std::string& client_id) {
   std::vector<ShareView> out;
-  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
         SELECT s.group_id, s.name, f.sha1, f.size, s.complete
         FROM shares s JOIN files f ON f.group_id = s.group_id AND f.name = s.name

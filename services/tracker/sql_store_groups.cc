@@ -36,7 +36,7 @@ absl::Status SqlStore::CreateGroup(const std::string& owner, const std::string& 
 absl::StatusOr<std::vector<GroupView>> SqlStore::ListGroups(const std::string& user_id,
                                                             const PageRequest& page) {
   std::vector<GroupView> out;
-  RETURN_IF_ERROR(Read([&](SqlConnection& c) -> absl::Status {
+  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(SqlRows rows, Q(c, R"sql(
         SELECT g.group_id, g.owner,
           (SELECT COUNT(*) FROM members m WHERE m.group_id = g.group_id),

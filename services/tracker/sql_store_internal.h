@@ -282,9 +282,12 @@ class SqlStore final : public Store {
   // under RunOnce), on that transaction's connection within a savepoint,
   // which an error rolls back alone.
   absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body);
-  // Runs `body` on a reader; in a store bound to a transaction, there, so
-  // that it sees the transaction's own changes.
+  // Runs `body` on a reader, its statements on one snapshot; in a store
+  // bound to a transaction, there, so that it sees the transaction's own
+  // changes.
   absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body);
+  // The same for a body of one statement, which needs no snapshot.
+  absl::Status ReadOne(const std::function<absl::Status(SqlConnection&)>& body);
 
   // The group's files as of `version`, from the cache or read anew.
   absl::StatusOr<std::shared_ptr<const GroupFiles>> FilesOf(SqlConnection& c,

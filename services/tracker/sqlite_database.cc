@@ -218,6 +218,16 @@ class SqliteDatabase final : public SqlDatabase {
   }
 
   absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) override {
+    // In WAL mode a read transaction keeps the snapshot of its first read.
+    return ReadLatest([&](SqlConnection& c) -> absl::Status {
+      RETURN_IF_ERROR(c.ExecuteScript("BEGIN"));
+      absl::Status status = body(c);
+      absl::Status ended = c.ExecuteScript(status.ok() ? "COMMIT" : "ROLLBACK");
+      return status.ok() ? ended : status;
+    });
+  }
+
+  absl::Status ReadLatest(const std::function<absl::Status(SqlConnection&)>& body) override {
     std::unique_ptr<SqliteConnection> reader;
     {
       absl::MutexLock lock(&pool_mu_);
