@@ -81,16 +81,16 @@ class GrpcPeerLink::Call {
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       GrpcPeerLink* link = link_;
-      Stubs* stubs = stubs_;
+      Stubs* started_on = stubs;
       delete this;
-      link->CallDeleted(stubs);
+      link->CallDeleted(started_on);
     }
   }
   virtual bool Carries(uint32_t) const { return false; }
   virtual bool StalledSince(absl::Time) const { return false; }
 
   grpc::ClientContext ctx;
-  Stubs* stubs_ = nullptr;  // what it was started on; set by Admit
+  Stubs* stubs = nullptr;  // what it was started on; set by Admit
 
  protected:
   GrpcPeerLink* const link_;
@@ -335,7 +335,7 @@ bool GrpcPeerLink::Admit(Call* call, Stubs** stubs) {
   if (closed_) return false;
   calls_.insert(call);
   call->Ref();  // the starter's, until Start returns
-  *stubs = call->stubs_ = stubs_;
+  *stubs = call->stubs = stubs_;
   ++stubs_->calls;
   return true;
 }
