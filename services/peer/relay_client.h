@@ -58,7 +58,7 @@ class Relays {
   // answers at its address (tried again a minute after it did not), else
   // through a session at its relay. With `direct_only`, UNAVAILABLE rather
   // than a relay session.
-  absl::StatusOr<LinkRoute> Route(const tracker::v1::Peer& holder, bool direct_only = false)
+  absl::StatusOr<LinkRoute> Route(const tracker::v1::Peer& holder, bool direct_only)
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -344,15 +344,6 @@ class PostgresDatabase final : public SqlDatabase {
     return status;
   }
 
-  absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) override {
-    return ReadLatest([&](SqlConnection& c) -> absl::Status {
-      RETURN_IF_ERROR(c.ExecuteScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-      absl::Status status = body(c);
-      absl::Status ended = c.ExecuteScript(status.ok() ? "COMMIT" : "ROLLBACK");
-      return status.ok() ? ended : status;
-    });
-  }
-
   absl::Status ReadLatest(const std::function<absl::Status(SqlConnection&)>& body) override {
     ASSIGN_OR_RETURN(auto c, readers_.Acquire(kPoolWait));
     absl::Status status = body(*c);
@@ -377,6 +368,11 @@ class PostgresDatabase final : public SqlDatabase {
   absl::Status SetSchemaVersion(SqlConnection& c, int version) override {
     return c.Execute("UPDATE schema_version SET version = $1", {SqlParam{int64_t{version}}})
         .status();
+  }
+
+ protected:
+  const char* BeginSnapshot() const override {
+    return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
   }
 
  private:

@@ -79,9 +79,9 @@ class SqlDatabase {
   // rolls back otherwise.
   virtual absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body) = 0;
   // Runs `body` on a reader, which sees committed data only, in one
-  // read-only transaction: all its statements see the same state, whatever
-  // commits meanwhile.
-  virtual absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) = 0;
+  // read-only transaction (ReadLatest's, begun with BeginSnapshot()): all
+  // its statements see the same state, whatever commits meanwhile.
+  absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body);
   // The same without a transaction: each statement sees the latest
   // committed state. For a body of one statement, which needs no more (and
   // on a database server saves two round trips).
@@ -94,6 +94,10 @@ class SqlDatabase {
   // recording a new one; called inside Write.
   virtual absl::StatusOr<int> SchemaVersion(SqlConnection& c) = 0;
   virtual absl::Status SetSchemaVersion(SqlConnection& c, int version) = 0;
+
+ protected:
+  // The statement that begins a read-only transaction on one snapshot.
+  virtual const char* BeginSnapshot() const = 0;
 };
 
 // SQLite in WAL mode: one writer connection and `readers` reader ones.

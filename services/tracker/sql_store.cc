@@ -170,6 +170,15 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqlStore(absl::StatusOr<std::unique_p
 
 }  // namespace sql
 
+absl::Status SqlDatabase::Read(const std::function<absl::Status(SqlConnection&)>& body) {
+  return ReadLatest([&](SqlConnection& c) -> absl::Status {
+    RETURN_IF_ERROR(c.ExecuteScript(BeginSnapshot()));
+    absl::Status status = body(c);
+    absl::Status ended = c.ExecuteScript(status.ok() ? "COMMIT" : "ROLLBACK");
+    return status.ok() ? ended : status;
+  });
+}
+
 const std::string& SqlRows::Text(size_t r, size_t c) const {
   static const std::string* const kEmpty = new std::string;
   const auto& v = cells_[r * columns_ + c];

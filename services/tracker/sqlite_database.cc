@@ -217,16 +217,6 @@ class SqliteDatabase final : public SqlDatabase {
     return tx.Commit();
   }
 
-  absl::Status Read(const std::function<absl::Status(SqlConnection&)>& body) override {
-    // In WAL mode a read transaction keeps the snapshot of its first read.
-    return ReadLatest([&](SqlConnection& c) -> absl::Status {
-      RETURN_IF_ERROR(c.ExecuteScript("BEGIN"));
-      absl::Status status = body(c);
-      absl::Status ended = c.ExecuteScript(status.ok() ? "COMMIT" : "ROLLBACK");
-      return status.ok() ? ended : status;
-    });
-  }
-
   absl::Status ReadLatest(const std::function<absl::Status(SqlConnection&)>& body) override {
     std::unique_ptr<SqliteConnection> reader;
     {
@@ -259,6 +249,10 @@ class SqliteDatabase final : public SqlDatabase {
   absl::Status SetSchemaVersion(SqlConnection& c, int version) override {
     return c.ExecuteScript(absl::StrCat("PRAGMA user_version = ", version));
   }
+
+ protected:
+  // In WAL mode a read transaction keeps the snapshot of its first read.
+  const char* BeginSnapshot() const override { return "BEGIN"; }
 
  private:
   absl::Mutex write_mu_;
