@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 #   BUILD_TESTING=OFF scripts/setup.sh   only what the binaries need (containers)
 packages=(
   cmake g++ make pkg-config
+  # a linker four times as fast as the default one (used when present)
+  lld
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libssl-dev libsqlite3-dev libpq-dev libreadline-dev
   # ids: Unicode normalization and confusable skeletons (UTS #39)
