@@ -24,8 +24,9 @@ step() { echo "test: $* (at ${SECONDS}s)"; }
 scripts/setup.sh
 step "suite, ordinary build"
 # The end-to-end tests wait on processes and the network more than they
-# compute: one more at a time than there are cores.
-(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 300 -j "$((jobs + 1))")
+# compute (the suite kept under one core of two busy at one more test than
+# cores): twice as many at a time as there are cores.
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 300 -j "$((jobs * 2))")
 [ "$quick" = 1 ] && { step "done"; exit 0; }
 
 # Reports name functions (and suppressions match them) only with a symbolizer.
@@ -45,7 +46,7 @@ step "suite under AddressSanitizer and UndefinedBehaviorSanitizer"
 (cd build-asan &&
   ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --output-on-failure --timeout 300 -j "$((jobs + 1))" --repeat until-pass:2)
+  ctest --output-on-failure --timeout 300 -j "$((jobs * 2))" --repeat until-pass:2)
 
 step "fuzzers"
 ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 BUILD_DIR=build-asan fuzz/run.sh

@@ -941,14 +941,22 @@ TEST_F(Sharing, LogoutStopsSharingAndLoginSharesAgain) {
               StartsWith("[F] [g] f.bin: no online peer has"));
   EXPECT_THAT(bob->shell->WaitForNotice("f.bin"),
               Optional(StartsWith("notice: download of f.bin from g failed: no online peer has")));
-  // A restarted client shares again at login, from its state folder.
+  // A new try takes the failed one's place, and fails the same way. (Once a
+  // sharer is back, the client's own retries would take up the failed
+  // download before a command could.)
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("second.bin")), StartsWith("downloading"));
+  EXPECT_THAT(cluster_.WaitForDownload(*bob, "[F]"),
+              StartsWith("[F] [g] f.bin: no online peer has"));
+  // A restarted client shares again at login, from its state folder, and
+  // the download goes on.
   alice->shell->Send("quit");
   alice->shell->Wait();
   alice = cluster_.StartClient("alice");
   EXPECT_EQ(alice->Run("login alice pw-alice"), "logged in as alice; sharing 1 file again");
   EXPECT_THAT(bob->Run("list_files g"), HasSubstr("peers=1"));
-  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("second.bin")), StartsWith("downloading"));
   EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("second.bin"));
+  EXPECT_EQ(bob->shell->WaitForNotice("is back: its download goes on"),
+            "notice: a sharer of f.bin in g is back: its download goes on");
   EXPECT_TRUE(testing::ReadFile(Dest("second.bin")) == testing::ReadFile(path));
   // The retry took the failed entry's place.
   EXPECT_EQ(cluster_.Downloads(*bob),
