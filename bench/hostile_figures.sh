@@ -27,6 +27,8 @@ while [ $# -gt 0 ]; do
 done
 cd "$(dirname "$0")/.."
 bin=$PWD/${BUILD_DIR:-build}/bin
+cmake --build "${BUILD_DIR:-build}" --target hostile_calls >/dev/null ||
+  { echo "build first: scripts/setup.sh" >&2; exit 1; }
 work=$(mktemp -d -t groupshare-hostile.XXXXXX)
 . scripts/cluster.sh
 flooder=

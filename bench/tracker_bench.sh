@@ -34,7 +34,8 @@ done
 cd "$(dirname "$0")/.."
 repo=$PWD
 bin=$PWD/${BUILD_DIR:-build}/bin
-[ -x "$bin/tracker_bench" ] || { echo "build first: scripts/setup.sh" >&2; exit 1; }
+cmake --build "${BUILD_DIR:-build}" --target tracker_bench >/dev/null ||
+  { echo "build first: scripts/setup.sh" >&2; exit 1; }
 work=$(mktemp -d -t groupshare-tracker-bench.XXXXXX)
 chmod 0755 "$work"
 . scripts/cluster.sh
