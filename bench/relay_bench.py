@@ -53,8 +53,8 @@ def main():
     binary = {name: os.path.abspath(os.path.join(args.bin, name))
               for name in ("tracker", "client", "relay", "relay_load")}
     # The load generator is not part of a default build.
-    subprocess.run(["cmake", "--build", os.path.dirname(binary["relay_load"]) + "/..",
-                    "--target", "relay_load"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", os.path.join(args.bin, ".."), "--target", "relay_load"],
+                   check=True, stdout=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="groupshare-relay-bench-")
     os.chmod(work, 0o755)
     net = Network(bridges=("internet",))

@@ -191,19 +191,18 @@ class Sharing : public ::testing::Test {
     pv1::GetPieceRequest one = all;
     one.clear_pieces();
     one.add_pieces(0);
-    grpc::StatusCode got = grpc::StatusCode::UNKNOWN;
-    for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
-         got != want && absl::Now() < deadline;) {
-      if (got != grpc::StatusCode::UNKNOWN) absl::SleepFor(absl::Milliseconds(50));
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (true) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
       auto reader = peer.GetPiece(&ctx, one);
       pv1::PieceChunk chunk;
       while (reader->Read(&chunk)) {
       }
-      got = reader->Finish().error_code();
+      const grpc::StatusCode got = reader->Finish().error_code();
+      if (got == want || absl::Now() >= deadline) return got;
+      absl::SleepFor(absl::Milliseconds(50));
     }
-    return got;
   }
   // One call more than a caller's allowance: refused.
   static grpc::StatusCode OneCallMore(pv1::PeerService::Stub& peer,
