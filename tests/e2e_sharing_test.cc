@@ -1217,29 +1217,40 @@ struct StalledCalls {
   std::vector<std::unique_ptr<grpc::ClientReader<pv1::PieceChunk>>> readers;
 };
 
+// How many GetPiece calls of `user` `client`'s peer has cut off or ended.
+int CallsEnded(const Cluster::Client& client, const std::string& user) {
+  int n = 0;
+  for (absl::string_view line : absl::StrSplit(client.Log(), '\n')) {
+    n += absl::StrContains(line, "cutting off a GetPiece call of " + user + " ") ||
+         absl::StrContains(line, "ending a GetPiece call of " + user + ":");
+  }
+  return n;
+}
+
 TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
   auto [alice, bob, path, all, copier] =
       ShareWithACopiedTicket({"--stalled_reader_timeout", "5"});
   // Two connections of 24 calls: a peer takes 32 at once on one, and the
   // rest would only start once the first were cut off. A third asks for a
-  // piece until the cut-off has come.
+  // piece once they are.
   std::vector<std::unique_ptr<pv1::PeerService::Stub>> peers;
   for (int c = 0; c < 3; ++c) peers.push_back(UnreadingPeer(alice->port, copier.To("alice")));
   // The most one user may have open at a peer. Each ends in 13 s at the
-  // latest: long enough for one cut-off round (5 s and a housekeeping
-  // tick) on a loaded machine, too short for three (the 8 MiB read budget
-  // holds 16 calls' chunks at once).
+  // latest: long enough for the cut-off (5 s and a housekeeping tick or
+  // two) on a loaded machine, too short for three rounds of it (the 8 MiB
+  // read budget holds 16 calls' chunks at once).
   StalledCalls stalled(48, {peers[0].get(), peers[1].get()}, all, absl::Seconds(13));
   // bob's own client (another client, with an allowance of its own)
   // downloads meanwhile.
   ExpectDownloadWithin30s(*bob, *alice, path);
-  // The cut-off round: until it, the client's allowance is used up and a
-  // call more is refused. A stalled call is read only after it, or the read
-  // would let the call go on, and it could end well.
-  EXPECT_EQ(AskUntil(*peers[2], all, grpc::StatusCode::OK), grpc::StatusCode::OK);
-  // Every stalled call was cut off by the peer in that round: those that
-  // waited for the read budget too, not left to take their turn at
-  // stalling (which would take three rounds).
+  // Every stalled call is cut off by the peer: those that waited for the
+  // read budget too, with their client's stalled ones, not left to take
+  // their turn at stalling. A stalled call is read only once all are, or
+  // the read would let it go on.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (CallsEnded(*alice, "bob") < 48 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));  // a log file has no event to wait on
+  }
   std::map<grpc::StatusCode, int> ends;
   for (auto& reader : stalled.readers) {
     pv1::PieceChunk chunk;
@@ -1257,6 +1268,9 @@ TEST_F(Sharing, CallsThatNeverReadAreCutOffWaitingOnesToo) {
   EXPECT_EQ(ends[grpc::StatusCode::DEADLINE_EXCEEDED], 0) << codes;
   EXPECT_EQ(ends[grpc::StatusCode::CANCELLED] + ends[grpc::StatusCode::RESOURCE_EXHAUSTED], 48)
       << codes;
+  EXPECT_THAT(alice->Log(), HasSubstr("another call of this client took nothing for 5s"));
+  // The client's allowance is whole again.
+  EXPECT_EQ(AskUntil(*peers[2], all, grpc::StatusCode::OK), grpc::StatusCode::OK);
 }
 
 // A channel to 127.0.0.1:`port` on a connection from `source` (another

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/log.h"
@@ -246,13 +247,12 @@ class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
         std::min<uint64_t>(kMaxChunkBytes, layout_.PieceLength(pieces_[index_]) - offset_));
   }
 
-  // Ends a call that Housekeep took out of the queue for the read budget;
-  // no other step of it runs.
-  void EndWaiting() {
+  // Ends a call that Housekeep took out of the queue for the read budget,
+  // saying `why`; no other step of it runs.
+  void EndWaiting(const std::string& why) {
     cancelled_.store(true);
     CutOff();
-    FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            "the call waited too long for this peer's read budget"));
+    FinishOnce(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why));
   }
   // Asks for the budget of the next chunk, or finishes after the last.
   void Next() {
@@ -482,6 +482,7 @@ void PeerServiceImpl::Housekeep() {
   const absl::Time now = absl::Now();
   std::vector<BitfieldCall*> expired;
   std::vector<PieceCall*> stalled, unqueued;
+  absl::flat_hash_set<std::string> stalled_clients;  // allowances of the stalled calls
   {
     absl::MutexLock lock(&mu_);
     // With no call left, the send counts of the last crowd mean nothing to
@@ -503,22 +504,30 @@ void PeerServiceImpl::Housekeep() {
       if (call->WritingSince(now - options_.write_timeout)) {
         call->Ref();
         stalled.push_back(call);
+        stalled_clients.insert(call->allowance());
       }
     }
     // Calls that waited too long for the read budget (held by readers
     // that take nothing), or whose caller gave up, leave the queue: each
-    // holds a slot of its user's, which a live call could use.
-    unqueued = budget_.Expire(now - options_.write_timeout,
-                              [](PieceCall* call) { return call->cancelled(); });
+    // holds a slot of its user's, which a live call could use. So do the
+    // waiting calls of a client whose reader took nothing on another call:
+    // it would take nothing on them either, and they would take the budget
+    // the stalled calls free and stall in turn.
+    unqueued = budget_.Expire(now - options_.write_timeout, [&](PieceCall* call) {
+      return call->cancelled() || stalled_clients.contains(call->allowance());
+    });
     for (PieceCall* call : unqueued) call->Ref();
   }
+  const std::string timeout = absl::FormatDuration(options_.write_timeout);
   for (PieceCall* call : unqueued) {
+    const std::string why =
+        stalled_clients.contains(call->allowance())
+            ? absl::StrCat("another call of this client took nothing for ", timeout)
+            : absl::StrCat("the call waited for this peer's read budget for ", timeout);
     if (!call->cancelled()) {
-      GS_LOG(kInfo) << "ending a GetPiece call of " << call->user()
-                    << " that waited for the read budget for "
-                    << absl::FormatDuration(options_.write_timeout);
+      GS_LOG(kInfo) << "ending a GetPiece call of " << call->user() << ": " << why;
     }
-    call->EndWaiting();
+    call->EndWaiting(why);
     call->Unref();
   }
   for (BitfieldCall* call : expired) {
@@ -531,8 +540,7 @@ void PeerServiceImpl::Housekeep() {
   }
   for (PieceCall* call : stalled) {
     GS_LOG(kInfo) << "cutting off a GetPiece call of " << call->user()
-                  << " whose reader took nothing for "
-                  << absl::FormatDuration(options_.write_timeout);
+                  << " whose reader took nothing for " << timeout;
     call->CutOff();
     call->Unref();
   }
