@@ -244,6 +244,24 @@ TEST_P(StoreTest, ListingsSeeWhatAnotherTrackerChanged) {
   EXPECT_TRUE((*other)->ListFiles("alice", "g", {}, kT0)->empty());
 }
 
+// Two trackers over one database: a session one ends, the other refuses
+// within the second it may keep sessions it read (the other's own ends
+// show at once: SessionsExtendAndEnd).
+TEST_P(StoreTest, ASessionAnotherTrackerEndedEndsThereWithinASecond) {
+  ASSERT_TRUE(store_->CreateSession("t1", {"alice", "", kT0 + absl::Hours(1), ""}, kT0).ok());
+  auto other = GetParam() == Backend::kSqlite ? OpenSqliteStore(dir_.File("tracker.db"))
+                                              : OpenPostgresStore(conninfo_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->GetSession("t1").ok());
+  ASSERT_TRUE(store_->DeleteSession("t1").ok());
+  const absl::Time ended = absl::Now();
+  while ((*other)->GetSession("t1").ok() && absl::Now() - ended < absl::Seconds(5)) {
+    absl::SleepFor(absl::Milliseconds(20));  // the other store has no event to wait on
+  }
+  EXPECT_EQ((*other)->GetSession("t1").status().code(), StatusCode::kUnauthenticated);
+  EXPECT_LE(absl::Now() - ended, absl::Seconds(3));  // a second, and a loaded machine's delays
+}
+
 // Readers and writers at once, over the pools and the files cache (run
 // under ThreadSanitizer too): every listing is one the writers made.
 TEST_P(StoreTest, ReadsAndWritesAtOnce) {
@@ -268,7 +286,7 @@ TEST_P(StoreTest, ReadsAndWritesAtOnce) {
       for (int i = 0; i < 200; ++i) {
         auto files = store_->ListFiles("bob", "g", {}, kT0);
         if (!files.ok() || files->size() > static_cast<size_t>(kFiles)) bad = true;
-        for (const FileSummaryView& f : files.value_or(std::vector<FileSummaryView>{})) {
+        for (const FileSummaryView& f : files.value_or(FileListing())) {
           if (f.online_seeders != 1) bad = true;
         }
       }

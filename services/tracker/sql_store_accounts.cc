@@ -39,9 +39,18 @@ absl::StatusOr<std::string> SqlStore::GetPasswordHash(const std::string& user_id
   return hash;
 }
 
+absl::Status SqlStore::WriteSession(const std::string& token_hash,
+                                    const std::function<absl::Status(SqlConnection&)>& write) {
+  sessions_->Forget(token_hash);
+  absl::Status status = Write(write);
+  sessions_->Forget(token_hash);
+  return status;
+}
+
 absl::Status SqlStore::CreateSession(const std::string& token_hash, const Session& session,
                                      absl::Time now) {
-  return Write([&](SqlConnection& c) -> absl::Status {
+  // It ends the sessions that expired long ago and the client's earlier one.
+  return WriteSession("", [&](SqlConnection& c) -> absl::Status {
     // Sessions a day past their expiry cannot come back.
     RETURN_IF_ERROR(
         Q(c, "DELETE FROM sessions WHERE expires_at < $1", Secs(now - kSessionComeback)).status());
@@ -96,6 +105,14 @@ absl::StatusOr<bool> SqlStore::IsKnownClient(const std::string& user_id,
 }
 
 absl::StatusOr<Session> SqlStore::GetSession(const std::string& token_hash) {
+  // A store bound to a transaction reads there: it sees the transaction's
+  // own changes.
+  const bool cached = tx_ == nullptr;
+  const absl::Time now = absl::Now();
+  if (cached) {
+    if (std::optional<Session> session = sessions_->Get(token_hash, now)) return *session;
+  }
+  const uint64_t generation = sessions_->Generation();
   Session s;
   RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(SqlRows rows,
@@ -110,12 +127,13 @@ absl::StatusOr<Session> SqlStore::GetSession(const std::string& token_hash) {
     s = {rows.Text(0, 0), rows.Text(0, 1), absl::FromUnixSeconds(rows.Int(0, 2)), rows.Text(0, 3)};
     return absl::OkStatus();
   }));
+  if (cached) sessions_->Put(token_hash, s, generation, now);
   return s;
 }
 
 absl::Status SqlStore::ExtendSession(const std::string& token_hash, absl::Time expires,
                                      const std::optional<std::string>& relay) {
-  return Write([&](SqlConnection& c) -> absl::Status {
+  return WriteSession(token_hash, [&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(
         SqlRows rows,
         relay.has_value()
@@ -132,7 +150,7 @@ absl::Status SqlStore::ExtendSession(const std::string& token_hash, absl::Time e
 }
 
 absl::Status SqlStore::DeleteSession(const std::string& token_hash) {
-  return Write([&](SqlConnection& c) -> absl::Status {
+  return WriteSession(token_hash, [&](SqlConnection& c) -> absl::Status {
     return Q(c, "DELETE FROM sessions WHERE token_hash = $1", SqlBytes{token_hash}).status();
   });
 }

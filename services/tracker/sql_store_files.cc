@@ -12,7 +12,10 @@ namespace {
 // one statement: one round trip to a database server, not two.
 struct MemberFilesVersion {
   int64_t version = 0;
-  absl::flat_hash_set<std::pair<std::string, std::string>> online;  // (user, client)
+  SqlRows rows;
+  // (user, client) of the group's live sessions: views into `rows`, whose
+  // cells stay where they are when it moves.
+  absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> online;
 };
 absl::StatusOr<MemberFilesVersion> RequireMemberFilesVersionAndOnline(SqlConnection& c,
                                                                       const std::string& user_id,
@@ -31,8 +34,9 @@ absl::StatusOr<MemberFilesVersion> RequireMemberFilesVersionAndOnline(SqlConnect
   if (rows.Int(0, 0) == 0) return NotAMember(group_id);
   MemberFilesVersion out;
   out.version = rows.Int(0, 1);
-  for (size_t r = 0; r < rows.size(); ++r) {
-    if (!rows.IsNull(r, 2)) out.online.emplace(rows.Text(r, 2), rows.Text(r, 3));
+  out.rows = std::move(rows);
+  for (size_t r = 0; r < out.rows.size(); ++r) {
+    if (!out.rows.IsNull(r, 2)) out.online.emplace(out.rows.Text(r, 2), out.rows.Text(r, 3));
   }
   return out;
 }
@@ -103,11 +107,10 @@ absl::StatusOr<bool> SqlStore::AddFile(const std::string& user_id, const std::st
   return created;
 }
 
-absl::StatusOr<std::vector<FileSummaryView>> SqlStore::ListFiles(const std::string& user_id,
-                                                                 const std::string& group_id,
-                                                                 const PageRequest& page,
-                                                                 absl::Time now) {
-  std::vector<FileSummaryView> out;
+absl::StatusOr<FileListing> SqlStore::ListFiles(const std::string& user_id,
+                                                const std::string& group_id,
+                                                const PageRequest& page, absl::Time now) {
+  FileListing out;
   RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(MemberFilesVersion member,
                      RequireMemberFilesVersionAndOnline(c, user_id, group_id, now));
@@ -117,13 +120,19 @@ absl::StatusOr<std::vector<FileSummaryView>> SqlStore::ListFiles(const std::stri
     auto it = std::upper_bound(
         files->files.begin(), files->files.end(), page.after,
         [](const std::string& after, const GroupFiles::File& f) { return after < f.name; });
-    for (; it != files->files.end() && static_cast<int64_t>(out.size()) < page.size; ++it) {
+    const auto end = it + std::min<int64_t>(files->files.end() - it, page.size);
+    out = FileListing(files);
+    out.reserve(end - it);
+    for (; it != end; ++it) {
       FileSummaryView view{it->name, it->size, it->sha1, 0, 0};
       for (const GroupFiles::Holder& h : it->holders) {
-        if (!online.contains(std::make_pair(h.user_id, h.client_id))) continue;
+        if (!online.contains(std::pair<absl::string_view, absl::string_view>(h.user_id,
+                                                                             h.client_id))) {
+          continue;
+        }
         ++(h.complete ? view.online_seeders : view.online_partial);
       }
-      out.push_back(std::move(view));
+      out.push_back(view);
     }
     return absl::OkStatus();
   }));

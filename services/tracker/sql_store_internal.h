@@ -189,18 +189,76 @@ struct FilesCache {
   size_t files ABSL_GUARDED_BY(mu) = 0;
 };
 
+// Sessions read lately, each for a second at most: every call reads its
+// caller's session, and nearly none changes it. This process's changes
+// show at once (a write forgets what it touches, and a read that raced it
+// is not kept); another tracker's on the same database within the second.
+// Shared by a store and its views bound to a transaction.
+class SessionCache {
+ public:
+  static constexpr absl::Duration kFresh = absl::Seconds(1);
+  static constexpr size_t kMaxSessions = 100000;  // past it, it starts over
+
+  std::optional<Session> Get(const std::string& token_hash, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(token_hash);
+    if (it == sessions_.end() || now - it->second.read_at >= kFresh) return std::nullopt;
+    return it->second.session;
+  }
+  // What Put must be given, taken before the read.
+  uint64_t Generation() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return generation_;
+  }
+  // Keeps `session`, read at `now`, unless a write came since `generation`.
+  void Put(const std::string& token_hash, const Session& session, uint64_t generation,
+           absl::Time now) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (generation != generation_) return;
+    if (sessions_.size() >= kMaxSessions) sessions_.clear();
+    sessions_.insert_or_assign(token_hash, Entry{session, now});
+  }
+  // Before and after a write of `token_hash`'s session (of every one when
+  // empty).
+  void Forget(const std::string& token_hash) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    ++generation_;
+    if (token_hash.empty()) {
+      sessions_.clear();
+    } else {
+      sessions_.erase(token_hash);
+    }
+  }
+
+ private:
+  struct Entry {
+    Session session;
+    absl::Time read_at;
+  };
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> sessions_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class SqlStore final : public Store {
  public:
   SqlStore(std::unique_ptr<SqlDatabase> db, StoreLimits limits)
       : owned_db_(std::move(db)),
         owned_cache_(std::make_unique<FilesCache>()),
+        owned_sessions_(std::make_unique<SessionCache>()),
         db_(owned_db_.get()),
         limits_(limits),
-        cache_(owned_cache_.get()) {}
+        cache_(owned_cache_.get()),
+        sessions_(owned_sessions_.get()) {}
   // `store` bound to the write transaction on `tx`: its writes and reads
   // run there (see Write).
   SqlStore(const SqlStore& store, SqlConnection* tx)
-      : db_(store.db_), limits_(store.limits_), cache_(store.cache_), tx_(tx) {}
+      : db_(store.db_),
+        limits_(store.limits_),
+        cache_(store.cache_),
+        sessions_(store.sessions_),
+        tx_(tx) {}
 
   // The schema, meta values and retried calls: sql_store.cc.
 
@@ -228,6 +286,10 @@ class SqlStore final : public Store {
   absl::Status ExtendSession(const std::string& token_hash, absl::Time expires,
                              const std::optional<std::string>& relay) override;
   absl::Status DeleteSession(const std::string& token_hash) override;
+  // Runs `write`, a change of `token_hash`'s session (of any when empty),
+  // with the session cache forgetting it before and after.
+  absl::Status WriteSession(const std::string& token_hash,
+                            const std::function<absl::Status(SqlConnection&)>& write);
 
   // Groups, join requests and notices: sql_store_groups.cc.
   absl::Status CreateGroup(const std::string& owner, const std::string& group_id,
@@ -249,10 +311,8 @@ class SqlStore final : public Store {
   absl::StatusOr<bool> AddFile(const std::string& user_id, const std::string& client_id,
                                const std::string& group_id, const FileRecord& file,
                                absl::Time now) override;
-  absl::StatusOr<std::vector<FileSummaryView>> ListFiles(const std::string& user_id,
-                                                         const std::string& group_id,
-                                                         const PageRequest& page,
-                                                         absl::Time now) override;
+  absl::StatusOr<FileListing> ListFiles(const std::string& user_id, const std::string& group_id,
+                                        const PageRequest& page, absl::Time now) override;
   absl::StatusOr<FileRecord> GetFile(const std::string& user_id, const std::string& group_id,
                                      const std::string& name) override;
   absl::StatusOr<FilePeers> GetFileAndPeers(const std::string& user_id,
@@ -298,9 +358,11 @@ class SqlStore final : public Store {
   // Set in the store that owns them, null in a bound one.
   const std::unique_ptr<SqlDatabase> owned_db_;
   const std::unique_ptr<FilesCache> owned_cache_;
+  const std::unique_ptr<SessionCache> owned_sessions_;
   SqlDatabase* const db_;
   const StoreLimits limits_;
   FilesCache* const cache_;
+  SessionCache* const sessions_;
   SqlConnection* const tx_ = nullptr;  // the transaction a bound store runs in
 };
 

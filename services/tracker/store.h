@@ -89,13 +89,36 @@ struct FileRecord {
   std::vector<std::string> piece_sha1;  // lower-case hex, one per piece
 };
 
+// A file of a listing: its strings point into the listing's source.
 struct FileSummaryView {
-  std::string name;
+  absl::string_view name;
   uint64_t size = 0;
-  std::string sha1;
+  absl::string_view sha1;
   // Live clients that share the file whole / in part.
   int64_t online_seeders = 0;
   int64_t online_partial = 0;
+};
+
+// A page of a group's files, which keeps what their views point into (the
+// store's copy of the group's files) alive: a listing copies no string.
+class FileListing {
+ public:
+  FileListing() = default;
+  explicit FileListing(std::shared_ptr<const void> source) : source_(std::move(source)) {}
+  void push_back(const FileSummaryView& file) { files_.push_back(file); }
+  void reserve(size_t n) { files_.reserve(n); }
+
+  size_t size() const { return files_.size(); }
+  bool empty() const { return files_.empty(); }
+  const FileSummaryView& operator[](size_t i) const { return files_[i]; }
+  const FileSummaryView& front() const { return files_.front(); }
+  const FileSummaryView& back() const { return files_.back(); }
+  std::vector<FileSummaryView>::const_iterator begin() const { return files_.begin(); }
+  std::vector<FileSummaryView>::const_iterator end() const { return files_.end(); }
+
+ private:
+  std::vector<FileSummaryView> files_;
+  std::shared_ptr<const void> source_;
 };
 
 struct PeerView {
@@ -227,7 +250,7 @@ class Store {
                                        const std::string& group_id,
                                        const FileRecord& file, absl::Time now) = 0;
   // Ordered by name, one page; online counts as of `now`.
-  virtual absl::StatusOr<std::vector<FileSummaryView>> ListFiles(
+  virtual absl::StatusOr<FileListing> ListFiles(
       const std::string& user_id, const std::string& group_id, const PageRequest& page,
       absl::Time now) = 0;
   // NOT_FOUND for an unknown file.

@@ -517,13 +517,13 @@ grpc::Status TrackerServiceImpl::ListFiles(grpc::ServerContext* ctx,
     ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(), options_.page_size, options_.max_page_size));
     ASSIGN_OR_RETURN(auto files, store_->ListFiles(user, req->group_id(), page, options_.now()));
     if (static_cast<int64_t>(files.size()) == page.size) {
-      resp->set_next_page_token(PageToken(files.back().name));
+      resp->set_next_page_token(PageToken(std::string(files.back().name)));
     }
     for (const FileSummaryView& f : files) {
       tv1::FileSummary* out = resp->add_files();
-      out->set_name(f.name);
+      out->set_name(f.name.data(), f.name.size());
       out->set_size(f.size);
-      out->set_sha1(f.sha1);
+      out->set_sha1(f.sha1.data(), f.sha1.size());
       out->set_online_seeders(static_cast<uint32_t>(f.online_seeders));
       out->set_online_partial(static_cast<uint32_t>(f.online_partial));
     }
