@@ -274,6 +274,11 @@ int main(int argc, char** argv) {
     return FailStartup(absl::StrCat("cannot open the database of --db: ", store.status().message()));
   }
   tracker::TrackerOptions options = OptionsFromFlags();
+  // PostgreSQL's reads wait on its server: they get threads of their own,
+  // one a reader connection.
+  if (tracker::IsPostgresConninfo(absl::GetFlag(FLAGS_db))) {
+    options.read_threads = absl::GetFlag(FLAGS_db_connections);
+  }
   if (const std::string relays = absl::GetFlag(FLAGS_relays); !relays.empty()) {
     auto read = ReadTrackerInfo(relays, "relay");
     if (!read.ok()) return FailStartup(absl::StrCat("--relays: ", read.status().message()));

@@ -89,9 +89,24 @@ TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
       authority_(std::move(authority)),
       dummy_hash_(HashPassword("not a password", options_.password_iterations)
                       .value_or(std::string())),
-      login_guard_(options_.login) {}
+      login_guard_(options_.login),
+      read_threads_(options_.read_threads > 0 ? std::make_unique<WorkQueue>(options_.read_threads)
+                                              : nullptr) {
+  SetMessageAllocatorFor_ListFiles(&list_files_messages_);
+}
 
-absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContext* ctx) const {
+grpc::ServerUnaryReactor* TrackerServiceImpl::Serve(grpc::CallbackServerContext* ctx,
+                                                    std::function<grpc::Status()> answer) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (read_threads_ == nullptr) {
+    reactor->Finish(answer());
+  } else {
+    read_threads_->Run([reactor, answer = std::move(answer)] { reactor->Finish(answer()); });
+  }
+  return reactor;
+}
+
+absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContextBase* ctx) const {
   const auto& metadata = ctx->client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
@@ -104,7 +119,7 @@ absl::StatusOr<std::string> TrackerServiceImpl::TokenHash(grpc::ServerContext* c
 }
 
 grpc::Status TrackerServiceImpl::Authed(
-    grpc::ServerContext* ctx, const char* method,
+    grpc::ServerContextBase* ctx, const char* method,
     const std::function<absl::Status(const Session&)>& body) {
   absl::Time start = absl::Now();
   std::string user = "-";
@@ -508,26 +523,31 @@ grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status TrackerServiceImpl::ListFiles(grpc::ServerContext* ctx,
-                                           const tv1::ListFilesRequest* req,
-                                           tv1::ListFilesResponse* resp) {
-  return Authed(ctx, "ListFiles", [&](const Session& session) -> absl::Status {
-    const std::string& user = session.user_id;
-    RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(), options_.page_size, options_.max_page_size));
-    ASSIGN_OR_RETURN(auto files, store_->ListFiles(user, req->group_id(), page, options_.now()));
-    if (static_cast<int64_t>(files.size()) == page.size) {
-      resp->set_next_page_token(PageToken(std::string(files.back().name)));
-    }
-    for (const FileSummaryView& f : files) {
-      tv1::FileSummary* out = resp->add_files();
-      out->set_name(f.name.data(), f.name.size());
-      out->set_size(f.size);
-      out->set_sha1(f.sha1.data(), f.sha1.size());
-      out->set_online_seeders(static_cast<uint32_t>(f.online_seeders));
-      out->set_online_partial(static_cast<uint32_t>(f.online_partial));
-    }
-    return absl::OkStatus();
+grpc::ServerUnaryReactor* TrackerServiceImpl::ListFiles(grpc::CallbackServerContext* ctx,
+                                                        const tv1::ListFilesRequest* req,
+                                                        tv1::ListFilesResponse* resp) {
+  return Serve(ctx, [this, ctx, req, resp] {
+    return Authed(ctx, "ListFiles", [&](const Session& session) -> absl::Status {
+      const std::string& user = session.user_id;
+      RETURN_IF_ERROR(ValidateGroup(req->group_id()));
+      ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(),
+                                                  options_.page_size, options_.max_page_size));
+      ASSIGN_OR_RETURN(FileListing files,
+                       store_->ListFiles(user, req->group_id(), page, options_.now()));
+      if (static_cast<int64_t>(files.size()) == page.size) {
+        resp->set_next_page_token(PageToken(std::string(files.back().name)));
+      }
+      resp->mutable_files()->Reserve(static_cast<int>(files.size()));
+      for (const FileSummaryView& f : files) {
+        tv1::FileSummary* out = resp->add_files();
+        out->set_name(f.name.data(), f.name.size());
+        out->set_size(f.size);
+        out->set_sha1(f.sha1.data(), f.sha1.size());
+        out->set_online_seeders(static_cast<uint32_t>(f.online_seeders));
+        out->set_online_partial(static_cast<uint32_t>(f.online_partial));
+      }
+      return absl::OkStatus();
+    });
   });
 }
 

@@ -13,7 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/ticket.h"
+#include "core/work_queue.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/common/arena_messages.h"
 #include "services/tracker/login_guard.h"
 #include "services/tracker/store.h"
 #include "services/tracker/ticket_keys.h"
@@ -40,6 +42,11 @@ struct TrackerOptions {
   // The relays announced to clients, as lines of the relay list
   // ("host:port", with " sha256=<hex>" when pinned).
   std::vector<std::string> relays;
+  // Threads for the calls answered through the callback API that read the
+  // store (ListFiles), when its reads wait on a database server: a call
+  // waits there, not on gRPC's threads. 0 (for SQLite, which reads local
+  // files): they are answered on gRPC's thread as they come.
+  int read_threads = 0;
   // The clock; tests substitute their own.
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -55,9 +62,13 @@ PeerCaTimes CaTimes(const TrackerOptions& options);
 // CreateUser and Login are answered through the callback API: while they
 // wait for a password-hashing slot they hold no thread, so that a storm of
 // them cannot take the threads the other (synchronous) calls run on.
+// ListFiles too, the call a crowd of members makes most: a synchronous
+// call is handed from gRPC's thread to a worker and back, which cost more
+// than the listing itself.
 class TrackerServiceImpl final
     : public tv1::TrackerService::WithCallbackMethod_CreateUser<
-          tv1::TrackerService::WithCallbackMethod_Login<tv1::TrackerService::Service>> {
+          tv1::TrackerService::WithCallbackMethod_Login<
+              tv1::TrackerService::WithCallbackMethod_ListFiles<tv1::TrackerService::Service>>> {
  public:
   // Loads the ticket signing keys from the store, creating the first.
   // `store` must outlive the service.
@@ -97,8 +108,9 @@ class TrackerServiceImpl final
                              tv1::RejectRequestResponse* resp) override;
   grpc::Status UploadFile(grpc::ServerContext* ctx, const tv1::UploadFileRequest* req,
                           tv1::UploadFileResponse* resp) override;
-  grpc::Status ListFiles(grpc::ServerContext* ctx, const tv1::ListFilesRequest* req,
-                         tv1::ListFilesResponse* resp) override;
+  grpc::ServerUnaryReactor* ListFiles(grpc::CallbackServerContext* ctx,
+                                      const tv1::ListFilesRequest* req,
+                                      tv1::ListFilesResponse* resp) override;
   grpc::Status GetFilePeers(grpc::ServerContext* ctx, const tv1::GetFilePeersRequest* req,
                             tv1::GetFilePeersResponse* resp) override;
   grpc::Status StopShare(grpc::ServerContext* ctx, const tv1::StopShareRequest* req,
@@ -121,7 +133,11 @@ class TrackerServiceImpl final
 
   // Runs `body` for an authenticated caller: reads the bearer token, finds
   // its live session, then calls body(user_id). Logs and converts the result.
-  grpc::Status Authed(grpc::ServerContext* ctx, const char* method,
+  // Answers a callback call with `answer`'s status, run as
+  // options_.read_threads says.
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+                                  std::function<grpc::Status()> answer);
+  grpc::Status Authed(grpc::ServerContextBase* ctx, const char* method,
                       const std::function<absl::Status(const Session& session)>& body);
   // Runs `body`, which changes state through the store it is given and
   // fills `response`, once per request-id of `caller` and `request` (see
@@ -140,7 +156,7 @@ class TrackerServiceImpl final
   absl::Status CheckPasswordAndOpenSession(const tv1::LoginRequest& req,
                                            tv1::LoginResponse* resp,
                                            LoginGuard::Outcome* outcome);
-  absl::StatusOr<std::string> TokenHash(grpc::ServerContext* ctx) const;
+  absl::StatusOr<std::string> TokenHash(grpc::ServerContextBase* ctx) const;
 
   Store* const store_;
   const TrackerOptions options_;
@@ -149,6 +165,8 @@ class TrackerServiceImpl final
   // What an unknown user's password is checked against (see Login).
   const std::string dummy_hash_;
   LoginGuard login_guard_;
+  ArenaMessages<tv1::ListFilesRequest, tv1::ListFilesResponse> list_files_messages_;
+  const std::unique_ptr<WorkQueue> read_threads_;  // null: answers on gRPC's threads
 };
 
 }  // namespace groupshare::tracker
