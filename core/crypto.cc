@@ -12,13 +12,26 @@
 
 namespace groupshare {
 
+namespace {
+// Fetched once: OpenSSL 3 looks an algorithm up by name on each use of
+// EVP_sha1() and the like, a cost on every small digest (a session token's).
+const EVP_MD* Sha1Md() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  return md;
+}
+const EVP_MD* Sha256Md() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+}  // namespace
+
 struct Sha1::Ctx {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   ~Ctx() { EVP_MD_CTX_free(md); }
 };
 
 Sha1::Sha1() : ctx_(std::make_unique<Ctx>()) {
-  EVP_DigestInit_ex(ctx_->md, EVP_sha1(), nullptr);
+  EVP_DigestInit_ex(ctx_->md, Sha1Md(), nullptr);
 }
 Sha1::~Sha1() = default;
 
@@ -30,21 +43,20 @@ Sha1Digest Sha1::Finish() {
   Sha1Digest out{};
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx_->md, out.data(), &len);
-  EVP_DigestInit_ex(ctx_->md, EVP_sha1(), nullptr);
+  EVP_DigestInit_ex(ctx_->md, Sha1Md(), nullptr);
   return out;
 }
 
 Sha1Digest Sha1Of(absl::string_view data) {
   Sha1Digest out{};
-  EVP_Digest(data.data(), data.size(), out.data(), nullptr, EVP_sha1(),
-             nullptr);
+  EVP_Digest(data.data(), data.size(), out.data(), nullptr, Sha1Md(), nullptr);
   return out;
 }
 
 std::string Sha256Of(absl::string_view data) {
   std::string out(32, '\0');
   EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()),
-             nullptr, EVP_sha256(), nullptr);
+             nullptr, Sha256Md(), nullptr);
   return out;
 }
 
