@@ -262,8 +262,9 @@ TEST_P(StoreTest, ASessionAnotherTrackerEndedEndsThereWithinASecond) {
   EXPECT_LE(absl::Now() - ended, absl::Seconds(3));  // a second, and a loaded machine's delays
 }
 
-// Readers and writers at once, over the pools and the files cache (run
-// under ThreadSanitizer too): every listing is one the writers made.
+// Readers and writers at once, over the pools, the files cache and the
+// session cache (run under ThreadSanitizer too): every listing is one the
+// writers made, and a session being extended is always found.
 TEST_P(StoreTest, ReadsAndWritesAtOnce) {
   MakeGroupWithBob();
   Online("alice", "127.0.0.1:1001");
@@ -275,7 +276,8 @@ TEST_P(StoreTest, ReadsAndWritesAtOnce) {
       for (int i = w; i < kFiles; i += 2) {
         const std::string name = "f" + std::to_string(i);
         if (!store_->AddFile("alice", "", "g", MakeFile(name), kT0).ok() ||
-            !store_->AddHolder("bob", "", "g", name, false).ok()) {
+            !store_->AddHolder("bob", "", "g", name, false).ok() ||
+            !store_->ExtendSession("tok-alice", kT0 + absl::Seconds(30 + i), std::nullopt).ok()) {
           bad = true;
         }
       }
@@ -289,6 +291,8 @@ TEST_P(StoreTest, ReadsAndWritesAtOnce) {
         for (const FileSummaryView& f : files.value_or(FileListing())) {
           if (f.online_seeders != 1) bad = true;
         }
+        auto session = store_->GetSession("tok-alice");
+        if (!session.ok() || session->user_id != "alice") bad = true;
       }
     });
   }
