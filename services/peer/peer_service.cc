@@ -29,13 +29,6 @@ class Refusal final : public grpc::ServerWriteReactor<Message> {
   void OnDone() override { delete this; }
 };
 
-// What both calls share: a reference count (gRPC holds one until OnDone;
-// whoever acts on a call from outside holds one meanwhile) and one way to
-// finish, safe against a cancellation from outside running at the same time.
-//
-// gRPC may run a call's reactions inline inside TryCancel, including Finish
-// and OnDone. CutOff therefore marks itself running; a Finish wanted meanwhile
-// waits until TryCancel has returned, so the context stays valid throughout.
 // Whose share of the calls and the read budget a call uses: over TLS, the
 // client its certificate names (a member's devices are apart, behind one
 // address or not; whoever holds one device's key shares that device's);
@@ -48,6 +41,13 @@ std::string AllowanceOf(const std::string& user, const grpc::CallbackServerConte
   return absl::StrCat(user, " from ", SourceAddress(ctx.peer()));
 }
 
+// What both calls share: a reference count (gRPC holds one until OnDone;
+// whoever acts on a call from outside holds one meanwhile) and one way to
+// finish, safe against a cancellation from outside running at the same time.
+//
+// gRPC may run a call's reactions inline inside TryCancel, including Finish
+// and OnDone. CutOff therefore marks itself running; a Finish wanted meanwhile
+// waits until TryCancel has returned, so the context stays valid throughout.
 template <class Message>
 class CountedCall : public grpc::ServerWriteReactor<Message> {
  public:
@@ -551,7 +551,8 @@ grpc::ServerWriteReactor<pv1::BitfieldUpdate>* PeerServiceImpl::GetBitfield(
     grpc::CallbackServerContext* ctx, const pv1::GetBitfieldRequest* req) {
   auto ticket = gate_.Authorize(req->ticket(), req->group_id(), req->file_sha1(),
                                PeerIdentity::CertifiedUser(*ctx));
-  absl::Status admitted = ticket.ok() ? Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)) : ticket.status();
+  absl::Status admitted =
+      ticket.ok() ? Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)) : ticket.status();
   if (!admitted.ok()) {
     GS_LOG(kDebug) << "GetBitfield refused: " << admitted;
     return new Refusal<pv1::BitfieldUpdate>(ToGrpcStatus(admitted));

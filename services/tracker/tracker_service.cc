@@ -419,7 +419,8 @@ grpc::Status TrackerServiceImpl::ListGroups(grpc::ServerContext* ctx,
                                             tv1::ListGroupsResponse* resp) {
   return Authed(ctx, "ListGroups", [&](const Session& session) -> absl::Status {
     const std::string& user = session.user_id;
-    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(), options_.page_size, options_.max_page_size));
+    ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(),
+                                                options_.page_size, options_.max_page_size));
     ASSIGN_OR_RETURN(auto groups, store_->ListGroups(user, page));
     if (static_cast<int64_t>(groups.size()) == page.size) {
       resp->set_next_page_token(PageToken(groups.back().group_id));
