@@ -31,7 +31,8 @@ ABSL_FLAG(std::string, db, "",
           "trackers on several hosts share, as a postgresql:// URI or libpq key=value "
           "conninfo (e.g. 'host=db1,db2 dbname=groupshare target_session_attrs=read-write')");
 ABSL_FLAG(int, db_connections, 8,
-          "reader connections to the database (PostgreSQL opens two more for writes)");
+          "reader connections to the database (PostgreSQL opens two more for writes, and "
+          "answers ListFiles on as many threads)");
 ABSL_FLAG(int, max_groups_per_owner, 100, "groups one user may own");
 ABSL_FLAG(int, max_pending_requests, 1000, "join requests waiting in one group");
 ABSL_FLAG(int, max_files_per_group, 10000, "files one group may hold");
