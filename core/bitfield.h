@@ -54,6 +54,26 @@ struct FileLayout {
 };
 
 inline constexpr uint32_t kDefaultPieceSize = 512 << 10;
+inline constexpr uint32_t kMinPieceSize = 16 << 10;
+inline constexpr uint32_t kMaxPieceSize = 16 << 20;
+// The most pieces a shared file has. Each piece's SHA1 travels in every
+// UploadFile request and GetFilePeers reply for the file (42 bytes on the
+// wire), so this bounds those messages, and with them the largest request a
+// tracker takes, to under 3 MiB.
+inline constexpr uint32_t kMaxPieceCount = 1 << 16;
+// The largest file groupshare shares: 1 TiB.
+inline constexpr uint64_t kMaxShareBytes = uint64_t{kMaxPieceCount} * kMaxPieceSize;
+
+// The piece size a file of `size` bytes is shared in: kDefaultPieceSize, or
+// for a file of more than kMaxPieceCount such pieces the smallest power of
+// two that keeps it within that many (as BitTorrent clients grow pieces
+// with the file); 0 for a file larger than kMaxShareBytes.
+constexpr uint32_t PieceSizeFor(uint64_t size) {
+  if (size > kMaxShareBytes) return 0;
+  uint32_t piece_size = kDefaultPieceSize;
+  while (size / piece_size + (size % piece_size != 0) > kMaxPieceCount) piece_size *= 2;
+  return piece_size;
+}
 
 }  // namespace groupshare
 

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "absl/time/clock.h"
+#include "core/bitfield.h"
 #include "core/certificates.h"
 #include "core/crypto.h"
 #include "core/ids.h"
@@ -321,6 +322,24 @@ long MaxRssKib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss;
+}
+
+// Pieces grow with the file past kMaxPieceCount of the default size, up to
+// the largest there are.
+TEST(FileLayout, PieceSizesGrowWithTheFile) {
+  constexpr uint64_t kDefaultMost = uint64_t{kMaxPieceCount} * kDefaultPieceSize;  // 32 GiB
+  EXPECT_EQ(PieceSizeFor(0), kDefaultPieceSize);
+  EXPECT_EQ(PieceSizeFor(1), kDefaultPieceSize);
+  EXPECT_EQ(PieceSizeFor(kDefaultMost), kDefaultPieceSize);
+  EXPECT_EQ(PieceSizeFor(kDefaultMost + 1), 2 * kDefaultPieceSize);
+  EXPECT_EQ(PieceSizeFor(2 * kDefaultMost), 2 * kDefaultPieceSize);
+  EXPECT_EQ(PieceSizeFor(kMaxShareBytes - 1), kMaxPieceSize);
+  EXPECT_EQ(PieceSizeFor(kMaxShareBytes), kMaxPieceSize);
+  EXPECT_EQ(PieceSizeFor(kMaxShareBytes + 1), 0u);
+  EXPECT_EQ(PieceSizeFor(UINT64_MAX), 0u);
+  for (uint64_t size : {kDefaultMost + 1, 3 * kDefaultMost, kMaxShareBytes}) {
+    EXPECT_LE((FileLayout{size, PieceSizeFor(size)}.PieceCount()), kMaxPieceCount) << size;
+  }
 }
 
 TEST(FileHasher, HashesPiecesAndWholeFile) {

@@ -1748,6 +1748,13 @@ TEST_F(Sharing, BadInputGetsClearErrors) {
                          "da39a3ee5e6b4b0d3255bfef95601890afd80709)"));
   std::string odd = MakeFile("alice", "odd.bin", (1 << 20) + 1);
   EXPECT_THAT(alice->Run("upload_file " + odd + " g"), HasSubstr("3 pieces"));
+  // Refused before it is read: a file (sparse here) past the largest share.
+  const std::string huge = Dest("huge.bin");
+  testing::WriteFile(huge, "");
+  ASSERT_EQ(truncate(huge.c_str(), (off_t{1} << 40) + 1), 0);
+  EXPECT_EQ(alice->Run("upload_file " + huge + " g"),
+            "error: '" + huge + "' is 1099511627777 bytes; the largest file that can be shared "
+            "is 1 TiB");
   // Regular files only: a FIFO would never end, a file of /proc says it is
   // empty, and a link would share its target under the target's name.
   const std::string fifo = Dest("fifo");

@@ -29,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
+#include "core/bitfield.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "tests/testing/subprocess.h"
@@ -460,6 +461,47 @@ TEST(HostileMessages, PeerRefusesLargeRequests) {
                                                      : grpc::StatusCode::UNAVAILABLE)
         << size << ": " << status.error_message();
   }
+}
+
+// A tracker reads requests up to the UploadFile of the largest file that
+// can be shared, and refuses larger ones unread, whatever the method.
+TEST(HostileMessages, TrackerRefusesRequestsLargerThanTheLargestUpload) {
+  namespace tv1 = ::groupshare::tracker::v1;
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("bind.txt"), "127.0.0.1:0\n");
+  Subprocess tracker({GS_TRACKER_BIN, dir.File("bind.txt"), "1", "--db", dir.File("t.db"),
+                      "--port_file", dir.File("port"), "--plaintext"},
+                     {{"HOME", dir.path()}}, dir.File("tracker.log"));
+  const int port = PortIn(dir.File("port"));
+  ASSERT_GT(port, 0);
+  auto stub = tv1::TrackerService::NewStub(OwnChannel(port));
+  const auto deadline = [] {
+    return std::chrono::system_clock::now() + std::chrono::seconds(20);
+  };
+
+  tv1::UploadFileRequest upload;
+  upload.set_group_id(std::string(64, 'g'));
+  tv1::FileInfo* file = upload.mutable_file();
+  file->set_name(std::string(255, 'n'));
+  file->set_size(kMaxShareBytes);
+  file->set_piece_size(kMaxPieceSize);
+  file->set_sha1(std::string(40, 'a'));
+  for (uint32_t i = 0; i < kMaxPieceCount; ++i) file->add_piece_sha1(std::string(40, 'a'));
+  grpc::ClientContext upload_ctx;
+  upload_ctx.set_deadline(deadline());
+  tv1::UploadFileResponse uploaded;
+  // Read, and refused for want of a session.
+  EXPECT_EQ(stub->UploadFile(&upload_ctx, upload, &uploaded).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+
+  tv1::CreateUserRequest create;
+  create.set_user_id("mallory");
+  create.set_password(std::string(3 << 20, 'x'));
+  grpc::ClientContext create_ctx;
+  create_ctx.set_deadline(deadline());
+  tv1::CreateUserResponse created;
+  const grpc::Status status = stub->CreateUser(&create_ctx, create, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
 }
 
 // Calls whose request declares a message of 4 MiB and never finishes it

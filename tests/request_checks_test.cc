@@ -95,7 +95,9 @@ TEST(ValidateFileInfo, SizesPiecesAndHashes) {
       {File(1, 32 << 20, 1), "power of two from 16 KiB to 16 MiB"},
       {File(1, 48 << 10, 1), "power of two from 16 KiB to 16 MiB"},
       {File(1, 16 << 10, 2), "has 1 pieces, but 2 piece hashes"},
-      {File(uint64_t{1} << 63, 16 << 20, 0), "piece hashes were given"},
+      {File(uint64_t{1} << 63, 16 << 20, 0), "a shared file has at most 65536"},
+      {File(uint64_t{kMaxPieceCount} << 14, 16 << 10, kMaxPieceCount), ""},
+      {File((uint64_t{kMaxPieceCount} << 14) + 1, 16 << 10, 0), "has 65537 pieces"},
       {bad_sha1, "sha1 must be 40 lower-case hex digits"},
       {bad_piece_sha1, "piece_sha1[0] must be"},
       {bad_name, ""}, // checked by ValidateFileName: any refusal will do
@@ -114,6 +116,18 @@ TEST(ValidateFileInfo, SizesPiecesAndHashes) {
       EXPECT_THAT(std::string(s.message()), HasSubstr(c.says)) << what;
     }
   }
+}
+
+// A tracker refuses requests larger than kMaxRequestBytes before it reads
+// them: the UploadFile of the largest file there can be still fits.
+TEST(ValidateFileInfo, TheLargestShareFitsInTheLargestRequest) {
+  tv1::UploadFileRequest req;
+  req.set_group_id(std::string(64, 'g'));
+  *req.mutable_file() = File(kMaxShareBytes, kMaxPieceSize, kMaxPieceCount);
+  req.mutable_file()->set_name(std::string(255, 'n'));
+  EXPECT_TRUE(ValidateFileInfo(req.file()).ok());
+  EXPECT_LE(req.ByteSizeLong(), static_cast<size_t>(kMaxRequestBytes));
+  EXPECT_GT(req.ByteSizeLong(), static_cast<size_t>(kMaxRequestBytes) - (64 << 10));
 }
 
 TEST(Paging, TokensRoundTripAndSizesAreBounded) {

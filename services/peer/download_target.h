@@ -32,7 +32,7 @@ class DownloadTarget {
     std::string group_id;
     tracker::v1::FileInfo file;  // name, size, piece size, SHA1s
     std::string dest;            // "<dest>.part" until Finish
-    uint32_t max_piece_size = 16 << 20;
+    uint32_t max_piece_size = kMaxPieceSize;
   };
 
   // ALREADY_EXISTS when `dest` exists; INVALID_ARGUMENT for a piece size

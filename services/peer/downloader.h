@@ -94,7 +94,7 @@ struct DownloadOptions {
   // holds in memory, wherever it waits.
   uint64_t max_bytes_in_flight = 16 << 20;
   // The largest piece this client accepts from a tracker.
-  uint32_t max_piece_size = 16 << 20;
+  uint32_t max_piece_size = kMaxPieceSize;
   // A call that brings nothing for this long is cancelled and its pieces go
   // to other peers.
   absl::Duration piece_timeout = absl::Seconds(20);

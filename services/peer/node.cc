@@ -75,6 +75,15 @@ absl::StatusOr<std::string> ResolveDestination(const std::string& dest, const st
   return out;
 }
 
+// The piece size a file of `size` bytes at `path` is shared in;
+// INVALID_ARGUMENT when it is too large to share.
+absl::StatusOr<uint32_t> PieceSizeToShare(const std::string& path, uint64_t size) {
+  if (const uint32_t piece_size = PieceSizeFor(size); piece_size != 0) return piece_size;
+  return absl::InvalidArgumentError(absl::StrCat("'", path, "' is ", size,
+                                                 " bytes; the largest file that can be shared is ",
+                                                 kMaxShareBytes >> 40, " TiB"));
+}
+
 // Only a regular file is shared, read from where it is: not a folder, a
 // FIFO or a device (reading one may never end), not a file of the kernel's
 // (/proc, /sys: their sizes say 0), and not through a symbolic link, which
@@ -641,6 +650,7 @@ absl::StatusOr<UploadProgress> Node::StartUpload(const std::string& path,
   std::string name = abs.substr(abs.rfind('/') + 1);
   RETURN_IF_ERROR(ValidateFileName(name));
   ASSIGN_OR_RETURN(FileStamp stamp, StampOf(abs));
+  RETURN_IF_ERROR(PieceSizeToShare(abs, stamp.size).status());
   auto upload = std::make_shared<Hashing>();
   {
     absl::MutexLock lock(&mu_);
@@ -674,8 +684,9 @@ absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& uplo
   const std::string& group_id = upload.progress.group_id;
   const std::string& name = upload.progress.name;
   ASSIGN_OR_RETURN(FileStamp before, StampOf(abs));
+  ASSIGN_OR_RETURN(uint32_t piece_size, PieceSizeToShare(abs, before.size));
   ASSIGN_OR_RETURN(HashedFile hashed,
-                   HashFile(abs, kDefaultPieceSize, [&upload](uint64_t done, uint64_t) {
+                   HashFile(abs, piece_size, [&upload](uint64_t done, uint64_t) {
                      upload.hashed = done;
                      return !upload.cancel;
                    }));

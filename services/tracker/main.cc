@@ -21,6 +21,7 @@
 #include "core/tracker_info.h"
 #include "services/common/process.h"
 #include "services/common/server_setup.h"
+#include "services/tracker/request_checks.h"
 #include "services/tracker/store.h"
 #include "services/tracker/tls_authority.h"
 #include "services/tracker/tracker_service.h"
@@ -303,6 +304,7 @@ int main(int argc, char** argv) {
   if (absl::Status s = ApplyServerLimits(builder, limits); !s.ok()) {
     return FailStartup(s.message());
   }
+  builder.SetMaxReceiveMessageSize(tracker::kMaxRequestBytes);
   int port = 0;
   auto server = StartServer(builder, address.ToString(), &port, *credentials);
   if (!server.ok()) return FailStartup(server.status().message());

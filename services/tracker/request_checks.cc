@@ -15,9 +15,6 @@ namespace {
 
 namespace tv1 = ::groupshare::tracker::v1;
 
-constexpr uint32_t kMinPieceSize = 16 << 10;
-constexpr uint32_t kMaxPieceSize = 16 << 20;
-
 } // namespace
 
 absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value) {
@@ -64,6 +61,11 @@ absl::Status ValidateFileInfo(const tv1::FileInfo &f) {
   }
   // Without overflow, for sizes near 2^64 too.
   const uint64_t pieces = f.size() / ps + (f.size() % ps != 0);
+  if (pieces > kMaxPieceCount) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a file of ", f.size(), " bytes in pieces of ", ps, " bytes has ", pieces,
+        " pieces; a shared file has at most ", kMaxPieceCount, " (larger pieces for larger files)"));
+  }
   if (static_cast<uint64_t>(f.piece_sha1_size()) != pieces) {
     return absl::InvalidArgumentError(
         absl::StrCat("a file of ", f.size(), " bytes in pieces of ", ps,

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/bitfield.h"
 #include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/tracker/store.h"
 
@@ -20,9 +21,15 @@ namespace groupshare::tracker {
 absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value);
 
 // A file's description as a sharer registers it: its name, a power-of-two
-// piece size from 16 KiB to 16 MiB, and well-formed SHA1s, one a piece.
-// INVALID_ARGUMENT naming what is wrong.
+// piece size from 16 KiB to 16 MiB, at most kMaxPieceCount pieces, and
+// well-formed SHA1s, one a piece. INVALID_ARGUMENT naming what is wrong.
 absl::Status ValidateFileInfo(const v1::FileInfo &f);
+
+// The largest request a tracker takes (gRPC refuses a larger one,
+// RESOURCE_EXHAUSTED): the UploadFile of a file of kMaxPieceCount pieces,
+// whose SHA1s take 42 bytes each, with room for the rest. Every other
+// request is a few KiB at most.
+inline constexpr int kMaxRequestBytes = kMaxPieceCount * 42 + (16 << 10);
 
 // A request-id or client_id: 1 to 64 of [A-Za-z0-9._-].
 bool IsRequestId(absl::string_view id);
