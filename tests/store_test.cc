@@ -218,34 +218,69 @@ TEST_P(StoreTest, OneUserOnTwoClientsIsTwoSources) {
   EXPECT_EQ(store_->ListFiles("alice", "g", {}, kT0)->size(), 2u);
 }
 
-// Two trackers over one database: what one changes, the other lists at
-// once (its cache of a group's files follows the group's files version).
+// Two trackers over one database: what one changes, the other lists from
+// the next second (it keeps what it listed for the second of the call: its
+// cache of a group's files follows the group's files version).
 TEST_P(StoreTest, ListingsSeeWhatAnotherTrackerChanged) {
   MakeGroupWithBob();
   Online("alice", "127.0.0.1:1001");
   Online("bob", "127.0.0.1:1002");
   auto other = OpenAnotherTracker();
   ASSERT_TRUE(other.ok()) << other.status();
+  absl::Time at = kT0;
+  const auto next_second = [&] { return at += absl::Seconds(1); };
+  EXPECT_TRUE((*other)->ListFiles("bob", "g", {}, at)->empty());
   ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
-  EXPECT_EQ((*other)->ListFiles("bob", "g", {}, kT0)->size(), 1u);
+  EXPECT_TRUE((*other)->ListFiles("bob", "g", {}, at)->empty());  // within the second
+  EXPECT_EQ((*other)->ListFiles("bob", "g", {}, next_second())->size(), 1u);
   ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
-  auto files = *(*other)->ListFiles("bob", "g", {}, kT0);
+  auto files = *(*other)->ListFiles("bob", "g", {}, next_second());
   EXPECT_EQ(files[0].online_seeders, 1);
   EXPECT_EQ(files[0].online_partial, 1);
   ASSERT_TRUE(store_->AddFile("bob", "", "g", MakeFile("song", 'b'), kT0).ok());
-  EXPECT_EQ((*other)->ListFiles("bob", "g", {}, kT0)->size(), 2u);
+  EXPECT_EQ((*other)->ListFiles("bob", "g", {}, next_second())->size(), 2u);
   ASSERT_TRUE(store_->RemoveShare("alice", "", "g", "movie").ok());
-  files = *(*other)->ListFiles("bob", "g", {}, kT0);
+  files = *(*other)->ListFiles("bob", "g", {}, next_second());
   EXPECT_EQ(files[0].online_seeders, 0);
   EXPECT_EQ(files[0].online_partial, 1);
-  // A session's end is seen at once too (it is no part of the cache).
+  // A session's end, and a membership's.
   ASSERT_TRUE(store_->DeleteSession("tok-bob").ok());
-  EXPECT_EQ((*other)->ListFiles("alice", "g", {}, kT0)->front().online_partial, 0);
-  // A group deleted and made again is another group.
+  EXPECT_EQ((*other)->ListFiles("alice", "g", {}, next_second())->front().online_partial, 0);
   ASSERT_TRUE(store_->LeaveGroup("bob", "g").ok());
+  EXPECT_EQ((*other)->ListFiles("bob", "g", {}, next_second()).status().code(),
+            StatusCode::kPermissionDenied);
+  // A group deleted and made again is another group.
   ASSERT_TRUE(store_->LeaveGroup("alice", "g").ok());
   ASSERT_TRUE(store_->CreateGroup("alice", "g", kT0).ok());
-  EXPECT_TRUE((*other)->ListFiles("alice", "g", {}, kT0)->empty());
+  EXPECT_TRUE((*other)->ListFiles("alice", "g", {}, next_second())->empty());
+}
+
+// A tracker's own changes list at once, within the second of a listing it
+// keeps; a session's extension keeps the listing.
+TEST_P(StoreTest, ListingsSeeThisTrackersChangesAtOnce) {
+  MakeGroupWithBob();
+  Online("alice", "127.0.0.1:1001");
+  Online("bob", "127.0.0.1:1002");
+  // The first file's (seeders, partial); (-1, -1) when there is none.
+  using Counts = std::pair<int64_t, int64_t>;
+  const auto first = [&] {
+    auto files = store_->ListFiles("bob", "g", {}, kT0);
+    return files.ok() && !files->empty()
+               ? Counts(files->front().online_seeders, files->front().online_partial)
+               : Counts(-1, -1);
+  };
+  EXPECT_EQ(first(), Counts(-1, -1));
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
+  EXPECT_EQ(first(), Counts(1, 0));
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
+  EXPECT_EQ(first(), Counts(1, 1));
+  ASSERT_TRUE(store_->ExtendSession("tok-alice", kT0 + absl::Minutes(5), std::nullopt).ok());
+  EXPECT_EQ(first(), Counts(1, 1));
+  ASSERT_TRUE(store_->DeleteSession("tok-alice").ok());
+  EXPECT_EQ(first(), Counts(0, 1));
+  ASSERT_TRUE(store_->LeaveGroup("bob", "g").ok());
+  EXPECT_EQ(store_->ListFiles("bob", "g", {}, kT0).status().code(),
+            StatusCode::kPermissionDenied);
 }
 
 // Two trackers over one database: a session one ends, the other refuses

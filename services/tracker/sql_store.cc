@@ -143,8 +143,15 @@ absl::Status SqlStore::AddNotice(SqlConnection& c, const std::string& to, Notice
       .status();
 }
 
-absl::Status SqlStore::Write(const std::function<absl::Status(SqlConnection&)>& body) {
-  if (tx_ == nullptr) return db_->Write(body);
+absl::Status SqlStore::Write(const std::function<absl::Status(SqlConnection&)>& body,
+                             bool listings_too) {
+  if (tx_ == nullptr) {
+    if (!listings_too) return db_->Write(body);
+    listings_->Forget("");
+    absl::Status status = db_->Write(body);
+    listings_->Forget("");
+    return status;
+  }
   RETURN_IF_ERROR(tx_->ExecuteScript("SAVEPOINT nested"));
   absl::Status status = body(*tx_);
   if (!status.ok()) tx_->ExecuteScript("ROLLBACK TO SAVEPOINT nested").IgnoreError();

@@ -40,9 +40,10 @@ absl::StatusOr<std::string> SqlStore::GetPasswordHash(const std::string& user_id
 }
 
 absl::Status SqlStore::WriteSession(const std::string& token_hash,
-                                    const std::function<absl::Status(SqlConnection&)>& write) {
+                                    const std::function<absl::Status(SqlConnection&)>& write,
+                                    bool listings_too) {
   sessions_->Forget(token_hash);
-  absl::Status status = Write(write);
+  absl::Status status = Write(write, listings_too);
   sessions_->Forget(token_hash);
   return status;
 }
@@ -108,9 +109,9 @@ absl::StatusOr<Session> SqlStore::GetSession(const std::string& token_hash) {
   // A store bound to a transaction reads there: it sees the transaction's
   // own changes.
   const bool cached = tx_ == nullptr;
-  const absl::Time now = absl::Now();
+  const int64_t epoch = Secs(absl::Now());
   if (cached) {
-    if (std::optional<Session> session = sessions_->Get(token_hash, now)) return *session;
+    if (std::optional<Session> session = sessions_->Get(token_hash, epoch)) return *session;
   }
   const uint64_t generation = sessions_->Generation();
   Session s;
@@ -127,12 +128,15 @@ absl::StatusOr<Session> SqlStore::GetSession(const std::string& token_hash) {
     s = {rows.Text(0, 0), rows.Text(0, 1), absl::FromUnixSeconds(rows.Int(0, 2)), rows.Text(0, 3)};
     return absl::OkStatus();
   }));
-  if (cached) sessions_->Put(token_hash, s, generation, now);
+  if (cached) sessions_->Put(token_hash, s, generation, epoch);
   return s;
 }
 
 absl::Status SqlStore::ExtendSession(const std::string& token_hash, absl::Time expires,
                                      const std::optional<std::string>& relay) {
+  // A live session stays live, so what ListFiles counts online stays; each
+  // client's keep-alives would otherwise empty the listings cache all the
+  // time. (One that had lapsed counts again from the next second.)
   return WriteSession(token_hash, [&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(
         SqlRows rows,
@@ -146,7 +150,7 @@ absl::Status SqlStore::ExtendSession(const std::string& token_hash, absl::Time e
           "not logged in (the tracker knows no such session); log in again");
     }
     return absl::OkStatus();
-  });
+  }, /*listings_too=*/false);
 }
 
 absl::Status SqlStore::DeleteSession(const std::string& token_hash) {

@@ -110,33 +110,52 @@ absl::StatusOr<bool> SqlStore::AddFile(const std::string& user_id, const std::st
 absl::StatusOr<FileListing> SqlStore::ListFiles(const std::string& user_id,
                                                 const std::string& group_id,
                                                 const PageRequest& page, absl::Time now) {
-  FileListing out;
+  ASSIGN_OR_RETURN(std::shared_ptr<const GroupListing> listing,
+                   ListingOf(user_id, group_id, now));
+  const std::vector<GroupFiles::File>& files = listing->files->files;
+  auto it = std::upper_bound(
+      files.begin(), files.end(), page.after,
+      [](const std::string& after, const GroupFiles::File& f) { return after < f.name; });
+  const auto end = it + std::min<int64_t>(files.end() - it, page.size);
+  FileListing out(listing);
+  out.reserve(end - it);
+  for (; it != end; ++it) {
+    const auto [seeders, partial] = listing->online[it - files.begin()];
+    out.push_back({it->name, it->size, it->sha1, seeders, partial});
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const GroupListing>> SqlStore::ListingOf(
+    const std::string& user_id, const std::string& group_id, absl::Time now) {
+  // A store bound to a transaction reads there: it sees the transaction's
+  // own changes. Ids hold no control characters.
+  const bool cached = tx_ == nullptr;
+  const std::string key = absl::StrCat(user_id, "\n", group_id);
+  const int64_t epoch = Secs(now);
+  if (cached) {
+    if (auto listing = listings_->Get(key, epoch)) return *std::move(listing);
+  }
+  const uint64_t generation = listings_->Generation();
+  auto listing = std::make_shared<GroupListing>();
   RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
     ASSIGN_OR_RETURN(MemberFilesVersion member,
                      RequireMemberFilesVersionAndOnline(c, user_id, group_id, now));
-    ASSIGN_OR_RETURN(std::shared_ptr<const GroupFiles> files,
-                     FilesOf(c, group_id, member.version));
-    const auto& online = member.online;
-    auto it = std::upper_bound(
-        files->files.begin(), files->files.end(), page.after,
-        [](const std::string& after, const GroupFiles::File& f) { return after < f.name; });
-    const auto end = it + std::min<int64_t>(files->files.end() - it, page.size);
-    out = FileListing(files);
-    out.reserve(end - it);
-    for (; it != end; ++it) {
-      FileSummaryView view{it->name, it->size, it->sha1, 0, 0};
-      for (const GroupFiles::Holder& h : it->holders) {
-        if (!online.contains(std::pair<absl::string_view, absl::string_view>(h.user_id,
-                                                                             h.client_id))) {
-          continue;
+    ASSIGN_OR_RETURN(listing->files, FilesOf(c, group_id, member.version));
+    listing->online.reserve(listing->files->files.size());
+    for (const GroupFiles::File& f : listing->files->files) {
+      auto& [seeders, partial] = listing->online.emplace_back(0, 0);
+      for (const GroupFiles::Holder& h : f.holders) {
+        if (member.online.contains(
+                std::pair<absl::string_view, absl::string_view>(h.user_id, h.client_id))) {
+          ++(h.complete ? seeders : partial);
         }
-        ++(h.complete ? view.online_seeders : view.online_partial);
       }
-      out.push_back(view);
     }
     return absl::OkStatus();
   }));
-  return out;
+  if (cached) listings_->Put(key, listing, generation, epoch);
+  return listing;
 }
 
 absl::StatusOr<FileRecord> SqlStore::GetFile(const std::string& user_id,

@@ -189,57 +189,70 @@ struct FilesCache {
   size_t files ABSL_GUARDED_BY(mu) = 0;
 };
 
-// Sessions read lately, each for a second at most: every call reads its
-// caller's session, and nearly none changes it. This process's changes
-// show at once (a write forgets what it touches, and a read that raced it
-// is not kept); another tracker's on the same database within the second.
+// Values reads found lately, each kept for the second (an epoch, in Unix
+// seconds) it was read in: nearly every call reads its caller's session, and
+// every ListFiles which members of the group are online, and nearly none
+// changes them. This process's changes show at once (a write forgets, and a
+// read that raced it is not kept: Put takes the generation from before the
+// read); another tracker's on the same database from the next second.
 // Shared by a store and its views bound to a transaction.
-class SessionCache {
+template <typename Value>
+class RecentReads {
  public:
-  static constexpr absl::Duration kFresh = absl::Seconds(1);
-  static constexpr size_t kMaxSessions = 100000;  // past it, it starts over
+  static constexpr size_t kMaxEntries = 100000;  // past it, it starts over
 
-  std::optional<Session> Get(const std::string& token_hash, absl::Time now)
-      ABSL_LOCKS_EXCLUDED(mu_) {
+  std::optional<Value> Get(const std::string& key, int64_t epoch) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(token_hash);
-    if (it == sessions_.end() || now - it->second.read_at >= kFresh) return std::nullopt;
-    return it->second.session;
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.epoch != epoch) return std::nullopt;
+    return it->second.value;
   }
   // What Put must be given, taken before the read.
   uint64_t Generation() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     return generation_;
   }
-  // Keeps `session`, read at `now`, unless a write came since `generation`.
-  void Put(const std::string& token_hash, const Session& session, uint64_t generation,
-           absl::Time now) ABSL_LOCKS_EXCLUDED(mu_) {
+  // Keeps `value`, read in `epoch`, unless a write came since `generation`.
+  void Put(const std::string& key, Value value, uint64_t generation, int64_t epoch)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     if (generation != generation_) return;
-    if (sessions_.size() >= kMaxSessions) sessions_.clear();
-    sessions_.insert_or_assign(token_hash, Entry{session, now});
+    if (entries_.size() >= kMaxEntries) entries_.clear();
+    entries_.insert_or_assign(key, Entry{std::move(value), epoch});
   }
-  // Before and after a write of `token_hash`'s session (of every one when
-  // empty).
-  void Forget(const std::string& token_hash) ABSL_LOCKS_EXCLUDED(mu_) {
+  // Before and after a write of `key`'s value (of every one when empty).
+  void Forget(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     ++generation_;
-    if (token_hash.empty()) {
-      sessions_.clear();
+    if (key.empty()) {
+      entries_.clear();
     } else {
-      sessions_.erase(token_hash);
+      entries_.erase(key);
     }
   }
 
  private:
   struct Entry {
-    Session session;
-    absl::Time read_at;
+    Value value;
+    int64_t epoch;
   };
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// Sessions by token hash.
+using SessionCache = RecentReads<Session>;
+
+// What ListFiles lists of a group for a member: its files, and for each how
+// many of its holders are online (complete, partial).
+struct GroupListing {
+  std::shared_ptr<const GroupFiles> files;
+  std::vector<std::pair<int, int>> online;  // as files->files
+};
+// Listings by member and group; every write but a session's extension
+// forgets them all.
+using ListingCache = RecentReads<std::shared_ptr<const GroupListing>>;
 
 class SqlStore final : public Store {
  public:
@@ -247,10 +260,12 @@ class SqlStore final : public Store {
       : owned_db_(std::move(db)),
         owned_cache_(std::make_unique<FilesCache>()),
         owned_sessions_(std::make_unique<SessionCache>()),
+        owned_listings_(std::make_unique<ListingCache>()),
         db_(owned_db_.get()),
         limits_(limits),
         cache_(owned_cache_.get()),
-        sessions_(owned_sessions_.get()) {}
+        sessions_(owned_sessions_.get()),
+        listings_(owned_listings_.get()) {}
   // `store` bound to the write transaction on `tx`: its writes and reads
   // run there (see Write).
   SqlStore(const SqlStore& store, SqlConnection* tx)
@@ -258,6 +273,7 @@ class SqlStore final : public Store {
         limits_(store.limits_),
         cache_(store.cache_),
         sessions_(store.sessions_),
+        listings_(store.listings_),
         tx_(tx) {}
 
   // The schema, meta values and retried calls: sql_store.cc.
@@ -287,9 +303,11 @@ class SqlStore final : public Store {
                              const std::optional<std::string>& relay) override;
   absl::Status DeleteSession(const std::string& token_hash) override;
   // Runs `write`, a change of `token_hash`'s session (of any when empty),
-  // with the session cache forgetting it before and after.
+  // with the session cache forgetting it before and after (and the listings,
+  // as Write does, unless `listings_too` is false).
   absl::Status WriteSession(const std::string& token_hash,
-                            const std::function<absl::Status(SqlConnection&)>& write);
+                            const std::function<absl::Status(SqlConnection&)>& write,
+                            bool listings_too = true);
 
   // Groups, join requests and notices: sql_store_groups.cc.
   absl::Status CreateGroup(const std::string& owner, const std::string& group_id,
@@ -338,10 +356,12 @@ class SqlStore final : public Store {
   static absl::Status AddNotice(SqlConnection& c, const std::string& to, NoticeView::Kind kind,
                                 const std::string& group_id, const std::string& other);
 
-  // Runs `body` in a write transaction; in a store bound to one (a change
-  // under RunOnce), on that transaction's connection within a savepoint,
-  // which an error rolls back alone.
-  absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body);
+  // Runs `body` in a write transaction, the listings cache forgetting
+  // before and after; in a store bound to one (a change under RunOnce), on
+  // that transaction's connection within a savepoint, which an error rolls
+  // back alone.
+  absl::Status Write(const std::function<absl::Status(SqlConnection&)>& body,
+                     bool listings_too = true);
   // Runs `body` on a reader, its statements on one snapshot; in a store
   // bound to a transaction, there, so that it sees the transaction's own
   // changes.
@@ -349,6 +369,11 @@ class SqlStore final : public Store {
   // The same for a body of one statement, which needs no snapshot.
   absl::Status ReadOne(const std::function<absl::Status(SqlConnection&)>& body);
 
+  // What `user_id` lists of `group_id` at `now`: from the cache, or read
+  // anew (NOT_FOUND, PERMISSION_DENIED for a group it is not a member of).
+  absl::StatusOr<std::shared_ptr<const GroupListing>> ListingOf(const std::string& user_id,
+                                                                const std::string& group_id,
+                                                                absl::Time now);
   // The group's files as of `version`, from the cache or read anew.
   absl::StatusOr<std::shared_ptr<const GroupFiles>> FilesOf(SqlConnection& c,
                                                             const std::string& group_id,
@@ -359,10 +384,12 @@ class SqlStore final : public Store {
   const std::unique_ptr<SqlDatabase> owned_db_;
   const std::unique_ptr<FilesCache> owned_cache_;
   const std::unique_ptr<SessionCache> owned_sessions_;
+  const std::unique_ptr<ListingCache> owned_listings_;
   SqlDatabase* const db_;
   const StoreLimits limits_;
   FilesCache* const cache_;
   SessionCache* const sessions_;
+  ListingCache* const listings_;
   SqlConnection* const tx_ = nullptr;  // the transaction a bound store runs in
 };
 
