@@ -7,35 +7,33 @@
 namespace groupshare::tracker::sql {
 namespace {
 
-// RequireMemberFilesVersion, and the clients of the group's members that
-// have a live session at `now` (a share is online while its client is), in
-// one statement: one round trip to a database server, not two.
-struct MemberFilesVersion {
+// A group's files version, its members, and their clients that have a live
+// session at `now` (a share is online while its client is), in one
+// statement: one round trip to a database server, not three.
+struct GroupMembersOnline {
   int64_t version = 0;
   SqlRows rows;
-  // (user, client) of the group's live sessions: views into `rows`, whose
-  // cells stay where they are when it moves.
-  absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> online;
+  // Views into `rows`, whose cells stay where they are when it moves.
+  absl::flat_hash_set<absl::string_view> members;
+  absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> online;  // (user, client)
 };
-absl::StatusOr<MemberFilesVersion> RequireMemberFilesVersionAndOnline(SqlConnection& c,
-                                                                      const std::string& user_id,
-                                                                      const std::string& group_id,
-                                                                      absl::Time now) {
-  ASSIGN_OR_RETURN(
-      SqlRows rows,
-      Q(c,
-        "SELECT CASE WHEN EXISTS(SELECT 1 FROM members m WHERE m.group_id = g.group_id "
-        "AND m.user_id = $2) THEN 1 ELSE 0 END, g.files_version, l.user_id, l.client_id "
-        "FROM groups_ g LEFT JOIN (SELECT o.group_id, x.user_id, x.client_id FROM sessions x "
-        "JOIN members o ON o.user_id = x.user_id WHERE o.group_id = $1 AND x.expires_at > $3) l "
-        "ON l.group_id = g.group_id WHERE g.group_id = $1",
-        group_id, user_id, Secs(now)));
+absl::StatusOr<GroupMembersOnline> ReadGroupMembersOnline(SqlConnection& c,
+                                                          const std::string& group_id,
+                                                          absl::Time now) {
+  ASSIGN_OR_RETURN(SqlRows rows,
+                   Q(c,
+                     "SELECT g.files_version, m.user_id, x.user_id, x.client_id FROM groups_ g "
+                     "LEFT JOIN members m ON m.group_id = g.group_id "
+                     "LEFT JOIN sessions x ON x.user_id = m.user_id AND x.expires_at > $2 "
+                     "WHERE g.group_id = $1",
+                     group_id, Secs(now)));
   if (rows.empty()) return NoSuchGroup(group_id);
-  if (rows.Int(0, 0) == 0) return NotAMember(group_id);
-  MemberFilesVersion out;
-  out.version = rows.Int(0, 1);
+  GroupMembersOnline out;
+  out.version = rows.Int(0, 0);
   out.rows = std::move(rows);
   for (size_t r = 0; r < out.rows.size(); ++r) {
+    if (out.rows.IsNull(r, 1)) continue;
+    out.members.insert(out.rows.Text(r, 1));
     if (!out.rows.IsNull(r, 2)) out.online.emplace(out.rows.Text(r, 2), out.rows.Text(r, 3));
   }
   return out;
@@ -129,33 +127,35 @@ absl::StatusOr<FileListing> SqlStore::ListFiles(const std::string& user_id,
 absl::StatusOr<std::shared_ptr<const GroupListing>> SqlStore::ListingOf(
     const std::string& user_id, const std::string& group_id, absl::Time now) {
   // A store bound to a transaction reads there: it sees the transaction's
-  // own changes. Ids hold no control characters.
+  // own changes.
   const bool cached = tx_ == nullptr;
-  const std::string key = absl::StrCat(user_id, "\n", group_id);
   const int64_t epoch = Secs(now);
-  if (cached) {
-    if (auto listing = listings_->Get(key, epoch)) return *std::move(listing);
-  }
-  const uint64_t generation = listings_->Generation();
-  auto listing = std::make_shared<GroupListing>();
-  RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
-    ASSIGN_OR_RETURN(MemberFilesVersion member,
-                     RequireMemberFilesVersionAndOnline(c, user_id, group_id, now));
-    ASSIGN_OR_RETURN(listing->files, FilesOf(c, group_id, member.version));
-    listing->online.reserve(listing->files->files.size());
-    for (const GroupFiles::File& f : listing->files->files) {
-      auto& [seeders, partial] = listing->online.emplace_back(0, 0);
-      for (const GroupFiles::Holder& h : f.holders) {
-        if (member.online.contains(
-                std::pair<absl::string_view, absl::string_view>(h.user_id, h.client_id))) {
-          ++(h.complete ? seeders : partial);
+  std::optional<std::shared_ptr<const GroupListing>> listing;
+  if (cached) listing = listings_->Get(group_id, epoch);
+  if (!listing.has_value()) {
+    const uint64_t generation = listings_->Generation();
+    auto read = std::make_shared<GroupListing>();
+    RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
+      ASSIGN_OR_RETURN(GroupMembersOnline group, ReadGroupMembersOnline(c, group_id, now));
+      ASSIGN_OR_RETURN(read->files, FilesOf(c, group_id, group.version));
+      read->members.insert(group.members.begin(), group.members.end());
+      read->online.reserve(read->files->files.size());
+      for (const GroupFiles::File& f : read->files->files) {
+        auto& [seeders, partial] = read->online.emplace_back(0, 0);
+        for (const GroupFiles::Holder& h : f.holders) {
+          if (group.online.contains(
+                  std::pair<absl::string_view, absl::string_view>(h.user_id, h.client_id))) {
+            ++(h.complete ? seeders : partial);
+          }
         }
       }
-    }
-    return absl::OkStatus();
-  }));
-  if (cached) listings_->Put(key, listing, generation, epoch);
-  return listing;
+      return absl::OkStatus();
+    }));
+    if (cached) listings_->Put(group_id, read, generation, epoch);
+    listing = std::move(read);
+  }
+  if (!(*listing)->members.contains(user_id)) return NotAMember(group_id);
+  return *std::move(listing);
 }
 
 absl::StatusOr<FileRecord> SqlStore::GetFile(const std::string& user_id,

@@ -21,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -194,8 +195,9 @@ struct FilesCache {
 // every ListFiles which members of the group are online, and nearly none
 // changes them. This process's changes show at once (a write forgets, and a
 // read that raced it is not kept: Put takes the generation from before the
-// read); another tracker's on the same database from the next second.
-// Shared by a store and its views bound to a transaction.
+// read); another tracker's on the same database from the next second. Only
+// the newest second's values are kept, so it holds what one second's calls
+// read at most. Shared by a store and its views bound to a transaction.
 template <typename Value>
 class RecentReads {
  public:
@@ -216,8 +218,9 @@ class RecentReads {
   void Put(const std::string& key, Value value, uint64_t generation, int64_t epoch)
       ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    if (generation != generation_) return;
-    if (entries_.size() >= kMaxEntries) entries_.clear();
+    if (generation != generation_ || epoch < newest_epoch_) return;
+    if (epoch > newest_epoch_ || entries_.size() >= kMaxEntries) entries_.clear();
+    newest_epoch_ = epoch;
     entries_.insert_or_assign(key, Entry{std::move(value), epoch});
   }
   // Before and after a write of `key`'s value (of every one when empty).
@@ -239,19 +242,20 @@ class RecentReads {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t newest_epoch_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Sessions by token hash.
 using SessionCache = RecentReads<Session>;
 
-// What ListFiles lists of a group for a member: its files, and for each how
-// many of its holders are online (complete, partial).
+// What ListFiles lists of a group: its files, for each how many of its
+// holders are online (complete, partial), and who may list them.
 struct GroupListing {
   std::shared_ptr<const GroupFiles> files;
   std::vector<std::pair<int, int>> online;  // as files->files
+  absl::flat_hash_set<std::string> members;
 };
-// Listings by member and group; every write but a session's extension
-// forgets them all.
+// Listings by group; every write but a session's extension forgets them all.
 using ListingCache = RecentReads<std::shared_ptr<const GroupListing>>;
 
 class SqlStore final : public Store {
