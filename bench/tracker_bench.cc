@@ -19,6 +19,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <fstream>
@@ -32,7 +34,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -50,6 +54,9 @@ ABSL_FLAG(int, connections, 4, "connections (channels) the calls are spread over
 ABSL_FLAG(double, seconds, 10, "length of each run (bounded)");
 ABSL_FLAG(int, login_storm, 0, "threads logging in with a wrong password during each run");
 ABSL_FLAG(std::string, prefix, "bench", "prefix of the users and groups it makes");
+ABSL_FLAG(int, server_pid, 0,
+          "the tracker's process id: each line then gives the CPU time the tracker "
+          "spent per call (steadier than the rate on a shared machine)");
 ABSL_FLAG(int, handshakes, 0,
           "instead of the load: make this many new connections one after another, each "
           "answering one Check, and print the time each took to set up and answer");
@@ -213,6 +220,25 @@ Result Run(const std::string& name, std::vector<std::unique_ptr<Stub>>& stubs,
   return result;
 }
 
+// User and system CPU time process `pid` has used, in seconds; 0 when
+// /proc does not say.
+double CpuSecondsOf(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The fields after the command name, which is in parentheses and may hold
+  // spaces: utime and stime are the 12th and 13th of them.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  const std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(stat).substr(close + 2), ' ');
+  int64_t utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 double Percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
@@ -337,17 +363,26 @@ int main(int argc, char** argv) {
         }
       });
     }
+    const int server_pid = absl::GetFlag(FLAGS_server_pid);
+    const double server_cpu_before = server_pid > 0 ? CpuSecondsOf(server_pid) : 0;
     const absl::Time start = absl::Now();
     Result r = Run(name, stubs, generic, tokens, prefix, in_flight, length);
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    std::string server_cpu;
+    if (server_pid > 0 && r.requests > 0) {
+      server_cpu = absl::StrFormat(" server_cpu_us_per_call=%.1f",
+                                   (CpuSecondsOf(server_pid) - server_cpu_before) * 1e6 /
+                                       static_cast<double>(r.requests));
+    }
     storming = false;
     for (auto& t : storm) t.join();
     std::printf(
         "%s in_flight=%d connections=%d seconds=%.1f requests=%lld per_s=%.0f errors=%lld "
-        "p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f%s\n",
+        "p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f%s%s\n",
         name.c_str(), in_flight, connections, seconds, static_cast<long long>(r.requests),
         static_cast<double>(r.requests) / seconds, static_cast<long long>(r.errors),
         Percentile(r.ms, 0.5), Percentile(r.ms, 0.99), Percentile(r.ms, 0.999),
+        server_cpu.c_str(),
         storm.empty() ? "" : absl::StrCat(" login_guesses=", guesses.load()).c_str());
     if (r.errors > 0) std::printf("  first error: %s\n", r.first_error.c_str());
     std::fflush(stdout);

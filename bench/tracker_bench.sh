@@ -6,7 +6,9 @@
 #   - grpc.health.v1.Health/Check (gRPC's own answer: the reference line),
 #     ListFiles of a group of 100 files, of 1 file, GetFilePeers and
 #     KeepAlive, 64 calls in flight over 4 connections, and each call's
-#     rate as a share of Check's ("ratio_to_check");
+#     rate as a share of Check's ("ratio_to_check"); every line gives the
+#     tracker's CPU time per call too (server_cpu_us_per_call), steadier
+#     than rates on a shared machine;
 #   - ListFiles of 100 files with 16 in flight (latency);
 #   - ListFiles of 1 file with 16 in flight while 32 threads log in with wrong
 #     passwords (a login storm; the tracker hashes with its default cost),
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --backend) backend=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -53,7 +55,7 @@ measure() {  # label, tracker flags...
   tracker_at "$@"
   # Over TLS, as clients call it by default.
   local load=("$bin/tracker_bench" --target "$target" --seconds "$seconds" --connections 4
-              --prefix bench --cacert "$work/tracker.cert.pem")
+              --prefix bench --cacert "$work/tracker.cert.pem" --server_pid "${pids[-1]}")
   "${load[@]}" --in_flight 64 --calls Check,ListFiles100,ListFiles1,GetFilePeers,KeepAlive |
     tee "$work/rates" | sed "s/^/$label /"
   awk -v label="$label" '
@@ -68,6 +70,7 @@ measure() {  # label, tracker flags...
   pids=()
   tracker_at "$@" --failed_logins_per_user 1000000 --failed_logins_per_source 1000000
   load[2]=$target
+  load[-1]=${pids[-1]}
   "${load[@]}" --in_flight 16 --calls ListFiles1 --login_storm 32 |
     sed "s/^/$label login-storm-every-guess-hashed /"
   stop_cluster

@@ -283,6 +283,33 @@ TEST_P(StoreTest, ListingsSeeThisTrackersChangesAtOnce) {
             StatusCode::kPermissionDenied);
 }
 
+// A caller on a thread that must not wait asks first whether the session
+// and the listing are kept: only when both are, for a member, in the second
+// they were read in, and until a write.
+TEST_P(StoreTest, WhetherAListingIsAnsweredFromTheCachesIsKnownBeforehand) {
+  MakeGroupWithBob();
+  Online("bob", "127.0.0.1:1002");
+  Online("carol", "127.0.0.1:1003");
+  // The session cache keeps a session for the wall clock's second: read it
+  // again right before asking (of two tries, one is within one second).
+  const auto kept = [&](const std::string& user, absl::Time at) {
+    const std::string token = "tok-" + user;
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_TRUE(store_->GetSession(token).ok());
+      if (store_->CanListFilesFromCache(token, "g", at)) return true;
+    }
+    return false;
+  };
+  EXPECT_FALSE(kept("bob", kT0));  // the listing was not read yet
+  ASSERT_TRUE(store_->ListFiles("bob", "g", {}, kT0).ok());
+  EXPECT_TRUE(kept("bob", kT0));
+  EXPECT_FALSE(kept("bob", kT0 + absl::Seconds(1)));
+  EXPECT_FALSE(kept("carol", kT0));  // no member
+  EXPECT_FALSE(store_->CanListFilesFromCache("tok-nobody", "g", kT0));
+  ASSERT_TRUE(store_->AddFile("bob", "", "g", MakeFile("movie"), kT0).ok());
+  EXPECT_FALSE(kept("bob", kT0));
+}
+
 // Two trackers over one database: a session one ends, the other refuses
 // within the second it keeps a session it read. (A tracker's own changes
 // show there at once: SessionsExtendAndEnd.)

@@ -124,6 +124,15 @@ absl::StatusOr<FileListing> SqlStore::ListFiles(const std::string& user_id,
   return out;
 }
 
+bool SqlStore::CanListFilesFromCache(const std::string& token_hash, const std::string& group_id,
+                                     absl::Time now) {
+  if (tx_ != nullptr) return false;
+  const std::optional<Session> session = sessions_->Get(token_hash, Secs(absl::Now()));
+  if (!session.has_value() || session->expires <= now) return false;
+  const auto listing = listings_->Get(group_id, Secs(now));
+  return listing.has_value() && (*listing)->members.contains(session->user_id);
+}
+
 absl::StatusOr<std::shared_ptr<const GroupListing>> SqlStore::ListingOf(
     const std::string& user_id, const std::string& group_id, absl::Time now) {
   // A store bound to a transaction reads there: it sees the transaction's

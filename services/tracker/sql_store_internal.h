@@ -335,6 +335,8 @@ class SqlStore final : public Store {
                                absl::Time now) override;
   absl::StatusOr<FileListing> ListFiles(const std::string& user_id, const std::string& group_id,
                                         const PageRequest& page, absl::Time now) override;
+  bool CanListFilesFromCache(const std::string& token_hash, const std::string& group_id,
+                             absl::Time now) override;
   absl::StatusOr<FileRecord> GetFile(const std::string& user_id, const std::string& group_id,
                                      const std::string& name) override;
   absl::StatusOr<FilePeers> GetFileAndPeers(const std::string& user_id,

@@ -253,6 +253,11 @@ class Store {
   virtual absl::StatusOr<FileListing> ListFiles(
       const std::string& user_id, const std::string& group_id, const PageRequest& page,
       absl::Time now) = 0;
+  // Whether the session of `token_hash` and its ListFiles of `group_id` at
+  // `now` would be answered from what the store keeps, without waiting on
+  // the database (for a caller on a thread that must not wait).
+  virtual bool CanListFilesFromCache(const std::string& token_hash, const std::string& group_id,
+                                     absl::Time now) = 0;
   // NOT_FOUND for an unknown file.
   virtual absl::StatusOr<FileRecord> GetFile(const std::string& user_id,
                                              const std::string& group_id,

@@ -96,9 +96,10 @@ TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
 }
 
 grpc::ServerUnaryReactor* TrackerServiceImpl::Serve(grpc::CallbackServerContext* ctx,
-                                                    std::function<grpc::Status()> answer) {
+                                                    std::function<grpc::Status()> answer,
+                                                    bool may_wait) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (read_threads_ == nullptr) {
+  if (read_threads_ == nullptr || !may_wait) {
     reactor->Finish(answer());
   } else {
     read_threads_->Run([reactor, answer = std::move(answer)] { reactor->Finish(answer()); });
@@ -527,6 +528,14 @@ grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
 grpc::ServerUnaryReactor* TrackerServiceImpl::ListFiles(grpc::CallbackServerContext* ctx,
                                                         const tv1::ListFilesRequest* req,
                                                         tv1::ListFilesResponse* resp) {
+  // Nearly every call finds the caller's session and the group's listing in
+  // the store's caches; only the others go to a thread that may wait.
+  bool may_wait = true;
+  if (read_threads_ != nullptr) {
+    absl::StatusOr<std::string> token_hash = TokenHash(ctx);
+    may_wait = !token_hash.ok() ||
+               !store_->CanListFilesFromCache(*token_hash, req->group_id(), options_.now());
+  }
   return Serve(ctx, [this, ctx, req, resp] {
     return Authed(ctx, "ListFiles", [&](const Session& session) -> absl::Status {
       const std::string& user = session.user_id;
@@ -549,7 +558,7 @@ grpc::ServerUnaryReactor* TrackerServiceImpl::ListFiles(grpc::CallbackServerCont
       }
       return absl::OkStatus();
     });
-  });
+  }, may_wait);
 }
 
 grpc::Status TrackerServiceImpl::GetFilePeers(grpc::ServerContext* ctx,

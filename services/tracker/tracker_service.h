@@ -131,12 +131,13 @@ class TrackerServiceImpl final
   absl::Status Certify(const Session& session, const std::string& public_key_pem,
                        Response* resp);
 
+  // Answers a callback call with `answer`'s status: on gRPC's thread, or
+  // on read_threads_ when there are some and the answer may wait on the
+  // database.
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+                                  std::function<grpc::Status()> answer, bool may_wait = true);
   // Runs `body` for an authenticated caller: reads the bearer token, finds
   // its live session, then calls body(user_id). Logs and converts the result.
-  // Answers a callback call with `answer`'s status, run as
-  // options_.read_threads says.
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
-                                  std::function<grpc::Status()> answer);
   grpc::Status Authed(grpc::ServerContextBase* ctx, const char* method,
                       const std::function<absl::Status(const Session& session)>& body);
   // Runs `body`, which changes state through the store it is given and
