@@ -13,9 +13,10 @@ namespace {
 struct GroupMembersOnline {
   int64_t version = 0;
   SqlRows rows;
-  // Views into `rows`, whose cells stay where they are when it moves.
-  absl::flat_hash_set<absl::string_view> members;
-  absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> online;  // (user, client)
+  absl::flat_hash_set<std::string> members;
+  // (user, client): views into `rows`, whose cells stay where they are when
+  // it moves.
+  absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> online;
 };
 absl::StatusOr<GroupMembersOnline> ReadGroupMembersOnline(SqlConnection& c,
                                                           const std::string& group_id,
@@ -147,7 +148,7 @@ absl::StatusOr<std::shared_ptr<const GroupListing>> SqlStore::ListingOf(
     RETURN_IF_ERROR(ReadOne([&](SqlConnection& c) -> absl::Status {
       ASSIGN_OR_RETURN(GroupMembersOnline group, ReadGroupMembersOnline(c, group_id, now));
       ASSIGN_OR_RETURN(read->files, FilesOf(c, group_id, group.version));
-      read->members.insert(group.members.begin(), group.members.end());
+      read->members = std::move(group.members);
       read->online.reserve(read->files->files.size());
       for (const GroupFiles::File& f : read->files->files) {
         auto& [seeders, partial] = read->online.emplace_back(0, 0);
