@@ -1,6 +1,7 @@
 // The tracker service in-process over loopback (port 0): tokens, session
 // expiry on a fake clock, authorisation rules, validation and tickets.
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include "core/ticket.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/common/server_setup.h"
+#include "services/tracker/list_files_wire.h"
 #include "services/tracker/tracker_service.h"
 #include "tests/testing/temp_dir.h"
 
@@ -70,8 +72,9 @@ class TrackerServiceTest : public ::testing::Test {
     auto server = StartServer(builder, "127.0.0.1:0", &port);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    stub_ = tv1::TrackerService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = tv1::TrackerService::NewStub(channel_);
   }
 
   void Stop() {
@@ -165,6 +168,7 @@ class TrackerServiceTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<TrackerServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Stub> stub_;
 };
 
@@ -361,6 +365,41 @@ TEST_F(TrackerServiceTest, ARetriedWriteIsAppliedOnce) {
   EXPECT_EQ(groups.groups_size(), 2);
 }
 
+// ListFiles' answer, written in wire form from the store's views, is what
+// protobuf makes of the same message, byte for byte: every field at its
+// default and past it, lengths of one and two bytes, the largest numbers.
+TEST(ListFilesWire, IsWhatProtobufSerializes) {
+  const std::string long_name(300, 'n'), sha1(40, 'a');
+  const std::vector<FileSummaryView> views = {
+      {"a", 0, sha1, 0, 0},
+      {long_name, 1, sha1, 1, 300},
+      {"b", uint64_t{1} << 40, "", 70000, 0},
+      {"c", UINT64_MAX, sha1, UINT32_MAX, 5},
+  };
+  for (size_t n : {size_t{0}, size_t{1}, views.size()}) {
+    for (const std::string token : {"", "YWJj"}) {
+      FileListing listing;
+      tv1::ListFilesResponse expected;
+      for (size_t i = 0; i < n; ++i) {
+        const FileSummaryView& v = views[i];
+        listing.push_back(v);
+        tv1::FileSummary* f = expected.add_files();
+        f->set_name(std::string(v.name));
+        f->set_size(v.size);
+        f->set_sha1(std::string(v.sha1));
+        f->set_online_seeders(static_cast<uint32_t>(v.online_seeders));
+        f->set_online_partial(static_cast<uint32_t>(v.online_partial));
+      }
+      expected.set_next_page_token(token);
+      const std::string wire = ListFilesResponseWire(listing, token);
+      EXPECT_EQ(wire, expected.SerializeAsString()) << n << " files, token '" << token << "'";
+      tv1::ListFilesResponse parsed;
+      ASSERT_TRUE(parsed.ParseFromString(wire));
+      EXPECT_EQ(parsed.files_size(), static_cast<int>(n));
+    }
+  }
+}
+
 TEST_F(TrackerServiceTest, ListingsComeInPages) {
   std::string alice = NewUser("alice");
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(CreateGroup(alice, "g" + std::to_string(i)).ok());
@@ -393,6 +432,22 @@ TEST_F(TrackerServiceTest, ListingsComeInPages) {
   EXPECT_TRUE(page.next_page_token().empty());
   files.set_page_token("not!base64");
   EXPECT_EQ(Call(&Stub::ListFiles, alice, files).error_code(), StatusCode::INVALID_ARGUMENT);
+  // Bytes that are no ListFilesRequest (a field 1 longer than the message).
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + alice);
+  const std::string garbage = "\x0a\x7f";
+  grpc::Slice slice(garbage.data(), garbage.size());
+  grpc::ByteBuffer request(&slice, 1), response;
+  absl::Notification done;
+  grpc::Status status;
+  generic.UnaryCall(&ctx, "/groupshare.tracker.v1.TrackerService/ListFiles", {}, &request,
+                    &response, [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << status.error_message();
 }
 
 TEST_F(TrackerServiceTest, FailedLoginsBackOffPerUser) {

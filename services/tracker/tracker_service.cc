@@ -14,6 +14,7 @@
 #include "core/tracker_info.h"
 #include "services/common/grpc_status.h"
 #include "services/common/server_setup.h"
+#include "services/tracker/list_files_wire.h"
 #include "services/tracker/reachability.h"
 #include "services/tracker/request_checks.h"
 
@@ -91,9 +92,7 @@ TrackerServiceImpl::TrackerServiceImpl(Store* store, TrackerOptions options,
                       .value_or(std::string())),
       login_guard_(options_.login),
       read_threads_(options_.read_threads > 0 ? std::make_unique<WorkQueue>(options_.read_threads)
-                                              : nullptr) {
-  SetMessageAllocatorFor_ListFiles(&list_files_messages_);
-}
+                                              : nullptr) {}
 
 grpc::ServerUnaryReactor* TrackerServiceImpl::Serve(grpc::CallbackServerContext* ctx,
                                                     std::function<grpc::Status()> answer,
@@ -526,36 +525,38 @@ grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
 }
 
 grpc::ServerUnaryReactor* TrackerServiceImpl::ListFiles(grpc::CallbackServerContext* ctx,
-                                                        const tv1::ListFilesRequest* req,
-                                                        tv1::ListFilesResponse* resp) {
+                                                        const grpc::ByteBuffer* request,
+                                                        grpc::ByteBuffer* response) {
+  tv1::ListFilesRequest req;
+  grpc::ByteBuffer copy(*request);  // its slices, not their bytes
+  if (!grpc::SerializationTraits<tv1::ListFilesRequest>::Deserialize(&copy, &req).ok()) {
+    return Serve(ctx, [] {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the request is no groupshare.tracker.v1.ListFilesRequest");
+    }, /*may_wait=*/false);
+  }
   // Nearly every call finds the caller's session and the group's listing in
   // the store's caches; only the others go to a thread that may wait.
   bool may_wait = true;
   if (read_threads_ != nullptr) {
     absl::StatusOr<std::string> token_hash = TokenHash(ctx);
     may_wait = !token_hash.ok() ||
-               !store_->CanListFilesFromCache(*token_hash, req->group_id(), options_.now());
+               !store_->CanListFilesFromCache(*token_hash, req.group_id(), options_.now());
   }
-  return Serve(ctx, [this, ctx, req, resp] {
+  return Serve(ctx, [this, ctx, req = std::move(req), response] {
     return Authed(ctx, "ListFiles", [&](const Session& session) -> absl::Status {
-      const std::string& user = session.user_id;
-      RETURN_IF_ERROR(ValidateGroup(req->group_id()));
-      ASSIGN_OR_RETURN(PageRequest page, ReadPage(req->page_size(), req->page_token(),
+      RETURN_IF_ERROR(ValidateGroup(req.group_id()));
+      ASSIGN_OR_RETURN(PageRequest page, ReadPage(req.page_size(), req.page_token(),
                                                   options_.page_size, options_.max_page_size));
       ASSIGN_OR_RETURN(FileListing files,
-                       store_->ListFiles(user, req->group_id(), page, options_.now()));
-      if (static_cast<int64_t>(files.size()) == page.size) {
-        resp->set_next_page_token(PageToken(std::string(files.back().name)));
-      }
-      resp->mutable_files()->Reserve(static_cast<int>(files.size()));
-      for (const FileSummaryView& f : files) {
-        tv1::FileSummary* out = resp->add_files();
-        out->set_name(f.name.data(), f.name.size());
-        out->set_size(f.size);
-        out->set_sha1(f.sha1.data(), f.sha1.size());
-        out->set_online_seeders(static_cast<uint32_t>(f.online_seeders));
-        out->set_online_partial(static_cast<uint32_t>(f.online_partial));
-      }
+                       store_->ListFiles(session.user_id, req.group_id(), page, options_.now()));
+      const std::string next_page_token = static_cast<int64_t>(files.size()) == page.size
+                                              ? PageToken(std::string(files.back().name))
+                                              : std::string();
+      auto* wire = new std::string(ListFilesResponseWire(files, next_page_token));
+      grpc::Slice slice(wire->data(), wire->size(),
+                        [](void* owner) { delete static_cast<std::string*>(owner); }, wire);
+      *response = grpc::ByteBuffer(&slice, 1);
       return absl::OkStatus();
     });
   }, may_wait);

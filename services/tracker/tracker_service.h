@@ -15,7 +15,6 @@
 #include "core/ticket.h"
 #include "core/work_queue.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
-#include "services/common/arena_messages.h"
 #include "services/tracker/login_guard.h"
 #include "services/tracker/store.h"
 #include "services/tracker/ticket_keys.h"
@@ -64,11 +63,13 @@ PeerCaTimes CaTimes(const TrackerOptions& options);
 // them cannot take the threads the other (synchronous) calls run on.
 // ListFiles too, the call a crowd of members makes most: a synchronous
 // call is handed from gRPC's thread to a worker and back, which cost more
-// than the listing itself.
+// than the listing itself. Its answer is written in wire form
+// (list_files_wire.h), not built as a message.
 class TrackerServiceImpl final
     : public tv1::TrackerService::WithCallbackMethod_CreateUser<
           tv1::TrackerService::WithCallbackMethod_Login<
-              tv1::TrackerService::WithCallbackMethod_ListFiles<tv1::TrackerService::Service>>> {
+              tv1::TrackerService::WithRawCallbackMethod_ListFiles<
+                  tv1::TrackerService::Service>>> {
  public:
   // Loads the ticket signing keys from the store, creating the first.
   // `store` must outlive the service.
@@ -109,8 +110,8 @@ class TrackerServiceImpl final
   grpc::Status UploadFile(grpc::ServerContext* ctx, const tv1::UploadFileRequest* req,
                           tv1::UploadFileResponse* resp) override;
   grpc::ServerUnaryReactor* ListFiles(grpc::CallbackServerContext* ctx,
-                                      const tv1::ListFilesRequest* req,
-                                      tv1::ListFilesResponse* resp) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::Status GetFilePeers(grpc::ServerContext* ctx, const tv1::GetFilePeersRequest* req,
                             tv1::GetFilePeersResponse* resp) override;
   grpc::Status StopShare(grpc::ServerContext* ctx, const tv1::StopShareRequest* req,
@@ -166,7 +167,6 @@ class TrackerServiceImpl final
   // What an unknown user's password is checked against (see Login).
   const std::string dummy_hash_;
   LoginGuard login_guard_;
-  ArenaMessages<tv1::ListFilesRequest, tv1::ListFilesResponse> list_files_messages_;
   const std::unique_ptr<WorkQueue> read_threads_;  // null: answers on gRPC's threads
 };
 
