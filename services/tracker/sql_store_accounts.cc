@@ -109,7 +109,7 @@ absl::StatusOr<Session> SqlStore::GetSession(const std::string& token_hash) {
   // A store bound to a transaction reads there: it sees the transaction's
   // own changes.
   const bool cached = tx_ == nullptr;
-  const int64_t epoch = Secs(absl::Now());
+  const int64_t epoch = SessionEpoch();
   if (cached) {
     if (std::optional<Session> session = sessions_->Get(token_hash, epoch)) return *session;
   }

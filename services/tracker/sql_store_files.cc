@@ -128,7 +128,7 @@ absl::StatusOr<FileListing> SqlStore::ListFiles(const std::string& user_id,
 bool SqlStore::CanListFilesFromCache(const std::string& token_hash, const std::string& group_id,
                                      absl::Time now) {
   if (tx_ != nullptr) return false;
-  const std::optional<Session> session = sessions_->Get(token_hash, Secs(absl::Now()));
+  const std::optional<Session> session = sessions_->Get(token_hash, SessionEpoch());
   if (!session.has_value() || session->expires <= now) return false;
   const auto listing = listings_->Get(group_id, Secs(now));
   return listing.has_value() && (*listing)->members.contains(session->user_id);

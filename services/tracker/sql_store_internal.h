@@ -245,8 +245,10 @@ class RecentReads {
   int64_t newest_epoch_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Sessions by token hash.
+// Sessions by token hash, each kept for the wall clock's second it was read
+// in (SessionEpoch): a session is read before a call's time is known.
 using SessionCache = RecentReads<Session>;
+inline int64_t SessionEpoch() { return Secs(absl::Now()); }
 
 // What ListFiles lists of a group: its files, for each how many of its
 // holders are online (complete, partial), and who may list them.

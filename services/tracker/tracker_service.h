@@ -136,7 +136,7 @@ class TrackerServiceImpl final
   // on read_threads_ when there are some and the answer may wait on the
   // database.
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
-                                  std::function<grpc::Status()> answer, bool may_wait = true);
+                                  std::function<grpc::Status()> answer, bool may_wait);
   // Runs `body` for an authenticated caller: reads the bearer token, finds
   // its live session, then calls body(user_id). Logs and converts the result.
   grpc::Status Authed(grpc::ServerContextBase* ctx, const char* method,
