@@ -502,6 +502,14 @@ TEST(HostileMessages, TrackerRefusesRequestsLargerThanTheLargestUpload) {
   tv1::CreateUserResponse created;
   const grpc::Status status = stub->CreateUser(&create_ctx, create, &created);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+
+  // An honest sign-up after it, on the same connection, gets through.
+  create.set_user_id("honest");
+  create.set_password("pw");
+  grpc::ClientContext honest_ctx;
+  honest_ctx.set_deadline(deadline());
+  const grpc::Status honest = stub->CreateUser(&honest_ctx, create, &created);
+  EXPECT_TRUE(honest.ok()) << honest.error_message();
 }
 
 // Calls whose request declares a message of 4 MiB and never finishes it
