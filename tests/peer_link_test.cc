@@ -51,7 +51,17 @@ class ScriptedPeer final : public pv1::PeerService::Service {
 
   grpc::Status GetPiece(grpc::ServerContext* ctx, const pv1::GetPieceRequest* req,
                         grpc::ServerWriter<pv1::PieceChunk>* writer) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++piece_calls_;
+    }
     return piece_script(ctx, *req, writer);
+  }
+  // Whether `n` GetPiece calls have reached this service within kPatience.
+  bool AwaitPieceCalls(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return piece_calls_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), kPatience);
   }
   grpc::Status GetBitfield(grpc::ServerContext* ctx, const pv1::GetBitfieldRequest*,
                            grpc::ServerWriter<pv1::BitfieldUpdate>* writer) override {
@@ -61,6 +71,8 @@ class ScriptedPeer final : public pv1::PeerService::Service {
  private:
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
+  absl::Mutex mu_;
+  int piece_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // What the link told its owner.
@@ -311,6 +323,9 @@ TEST_F(PeerLinkTest, CloseEndsEveryCallAndANewOneEndsAtOnce) {
   };
   auto link = Link();
   link->Request({0}, "ticket");
+  // Closed once the call is at the peer: a connection still being made when
+  // the test ends would be torn down by gRPC after main returns.
+  ASSERT_TRUE(peer_.AwaitPieceCalls(1));
   link->Close();
   link->Request({1}, "ticket");
   auto ends = owner_.Ends(2);
