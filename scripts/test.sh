@@ -52,14 +52,17 @@ step "fuzzers"
 ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 BUILD_DIR=build-asan fuzz/run.sh
 
 step "clang build with ThreadSanitizer"
-tsan_tests=(piece_picker_test core_test concurrency_test download_test
-  download_coordinator_test store_test tracker_service_test)
+tsan_tests=(download_test store_test core_test tracker_service_test piece_picker_test
+  concurrency_test download_coordinator_test)  # the longest first
 CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DGS_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j "$jobs" --target "${tsan_tests[@]}"
-for t in "${tsan_tests[@]}"; do
-  step "$t under ThreadSanitizer"
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 external_symbolizer_path=$symbolizer suppressions=$PWD/tests/sanitizers/tsan.supp" \
-    "build-tsan/bin/$t" --gtest_brief=1
-done
+step "units under ThreadSanitizer, $jobs at a time"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \
+external_symbolizer_path=$symbolizer suppressions=$PWD/tests/sanitizers/tsan.supp"
+# Each unit's output goes to its own log, shown if it fails.
+printf '%s\n' "${tsan_tests[@]}" |
+  xargs -P "$jobs" -I{} sh -c 'build-tsan/bin/{} --gtest_brief=1 >build-tsan/{}.log 2>&1 &&
+    echo "test: {} passed under ThreadSanitizer" ||
+    { echo "test: {} FAILED under ThreadSanitizer:"; cat build-tsan/{}.log; exit 1; }'
 step "done"
