@@ -16,21 +16,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
+#include "core/openssl_ptr.h"
 #include "core/status_macros.h"
 
 namespace groupshare {
 namespace {
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using Pkey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using Names = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
-using SslCtx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
-using Ssl = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
+using Bio = OpenSslPtr<BIO, BIO_free_all>;
+using Pkey = EvpPkeyPtr;
+using X509Ptr = OpenSslPtr<X509, X509_free>;
+using Names = OpenSslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
+using SslCtx = OpenSslPtr<SSL_CTX, SSL_CTX_free>;
+using Ssl = OpenSslPtr<SSL, SSL_free>;
 
 Bio ReadBio(absl::string_view text) {
   return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));

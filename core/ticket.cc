@@ -10,21 +10,13 @@
 #include "absl/strings/str_split.h"
 #include "core/crypto.h"
 #include "core/ids.h"
+#include "core/openssl_ptr.h"
 
 namespace groupshare {
 namespace {
 
 constexpr absl::string_view kClaimsTag = "gs-ticket-v2";
 constexpr size_t kKeyBytes = 32;
-
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
 
 std::string RawKey(EVP_PKEY* key, bool is_private) {
   std::string out(kKeyBytes, '\0');
@@ -47,10 +39,10 @@ std::string Claims(const Ticket& t) {
 }  // namespace
 
 struct TicketSigner::Key {
-  PkeyPtr pkey;
+  EvpPkeyPtr pkey;
 };
 struct TicketVerifier::Key {
-  std::vector<PkeyPtr> pkeys;
+  std::vector<EvpPkeyPtr> pkeys;
 };
 
 TicketSigner::TicketSigner(std::unique_ptr<Key> key) : key_(std::move(key)) {}
@@ -67,7 +59,7 @@ absl::StatusOr<std::unique_ptr<TicketSigner>> TicketSigner::FromPrivateKey(
   if (raw.size() != kKeyBytes) {
     return absl::InvalidArgumentError("an Ed25519 private key is 32 bytes");
   }
-  PkeyPtr pkey(EVP_PKEY_new_raw_private_key(
+  EvpPkeyPtr pkey(EVP_PKEY_new_raw_private_key(
       EVP_PKEY_ED25519, nullptr,
       reinterpret_cast<const unsigned char*>(raw.data()), raw.size()));
   if (!pkey) return absl::InternalError("cannot load the Ed25519 private key");
@@ -84,7 +76,7 @@ std::string TicketSigner::PublicKey() const {
 
 absl::StatusOr<std::string> TicketSigner::Sign(const Ticket& ticket) const {
   std::string claims = Claims(ticket);
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   std::string sig(64, '\0');
   size_t sig_len = sig.size();
   if (!ctx ||
@@ -121,7 +113,7 @@ absl::StatusOr<std::unique_ptr<TicketVerifier>> TicketVerifier::Create(
     if (public_key.size() != kKeyBytes) {
       return absl::InvalidArgumentError("an Ed25519 public key is 32 bytes");
     }
-    PkeyPtr pkey(EVP_PKEY_new_raw_public_key(
+    EvpPkeyPtr pkey(EVP_PKEY_new_raw_public_key(
         EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(public_key.data()),
         public_key.size()));
     if (!pkey) return absl::InvalidArgumentError("not an Ed25519 public key");
@@ -147,8 +139,8 @@ absl::StatusOr<Ticket> TicketVerifier::Verify(absl::string_view text,
   // Any of the keys: around a rotation, tickets of the previous key and of
   // the next are both good.
   bool signed_by_one = false;
-  for (const PkeyPtr& pkey : key_->pkeys) {
-    std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  for (const EvpPkeyPtr& pkey : key_->pkeys) {
+    EvpMdCtxPtr ctx(EVP_MD_CTX_new());
     if (ctx &&
         EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) == 1 &&
         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),

@@ -35,7 +35,7 @@ export ASAN_SYMBOLIZER_PATH=$symbolizer TSAN_SYMBOLIZER_PATH=$symbolizer
 
 step "clang build with AddressSanitizer and UndefinedBehaviorSanitizer"
 CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DGS_SANITIZE=address -DGS_FUZZ=ON >/dev/null
+  -DGS_SANITIZE=address -DGS_FUZZ=ON -DCMAKE_UNITY_BUILD="${UNITY_BUILD:-ON}" >/dev/null
 cmake --build build-asan -j "$jobs"
 step "suite under AddressSanitizer and UndefinedBehaviorSanitizer"
 # A test that fails is run once more, and the suite fails only if it fails
@@ -55,7 +55,7 @@ step "clang build with ThreadSanitizer"
 tsan_tests=(download_test store_test core_test tracker_service_test piece_picker_test
   concurrency_test download_coordinator_test)  # the longest first
 CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DGS_SANITIZE=thread >/dev/null
+  -DGS_SANITIZE=thread -DCMAKE_UNITY_BUILD="${UNITY_BUILD:-ON}" >/dev/null
 cmake --build build-tsan -j "$jobs" --target "${tsan_tests[@]}"
 step "units under ThreadSanitizer, $jobs at a time"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \

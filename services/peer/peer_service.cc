@@ -41,6 +41,12 @@ std::string AllowanceOf(const std::string& user, const grpc::CallbackServerConte
   return absl::StrCat(user, " from ", SourceAddress(ctx.peer()));
 }
 
+}  // namespace
+
+// Not in the anonymous namespace: the calls, classes of PeerServiceImpl,
+// derive from it.
+namespace internal {
+
 // What both calls share: a reference count (gRPC holds one until OnDone;
 // whoever acts on a call from outside holds one meanwhile) and one way to
 // finish, safe against a cancellation from outside running at the same time.
@@ -107,12 +113,12 @@ class CountedCall : public grpc::ServerWriteReactor<Message> {
   std::optional<grpc::Status> deferred_ ABSL_GUARDED_BY(finish_mu_);
 };
 
-}  // namespace
+}  // namespace internal
 
 // GetBitfield: the full bitfield, then one message a verified piece, fed by
 // a subscription to the share. Ends when the share goes, the ticket
 // expires, or the caller cancels.
-class PeerServiceImpl::BitfieldCall final : public CountedCall<pv1::BitfieldUpdate> {
+class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::BitfieldUpdate> {
  public:
   // Forwards the store's news to the call. The call unsubscribes before it
   // is freed, and no news comes once that returns.
@@ -232,7 +238,7 @@ class PeerServiceImpl::BitfieldCall final : public CountedCall<pv1::BitfieldUpda
 // GetPiece: for each chunk in turn, a share of the read budget, a read on
 // the disk threads, the upload cap's turn, one write. Nothing blocks a
 // thread while the reader is slow.
-class PeerServiceImpl::PieceCall final : public CountedCall<pv1::PieceChunk> {
+class PeerServiceImpl::PieceCall final : public internal::CountedCall<pv1::PieceChunk> {
  public:
   PieceCall(PeerServiceImpl* service, grpc::CallbackServerContext* ctx, ShareKey key,
             std::string user, std::vector<uint32_t> pieces, FileLayout layout)

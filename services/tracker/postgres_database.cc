@@ -24,7 +24,7 @@ constexpr int64_t kWriteLock = 0x67730001;
 
 // Ids and names compare byte by byte (COLLATE "C"), as in SQLite, so that
 // the order of a listing and its pages do not depend on the server's locale.
-constexpr char kSchemaV1[] = R"sql(
+constexpr char kPostgresSchemaV1[] = R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY,
   value BYTEA NOT NULL);
@@ -94,7 +94,7 @@ INSERT INTO schema_version VALUES (0);
 )sql";
 
 // Version 2: notices for users, told at their next keep-alive.
-constexpr char kSchemaV2[] = R"sql(
+constexpr char kPostgresSchemaV2[] = R"sql(
 CREATE TABLE notices (
   seq BIGSERIAL PRIMARY KEY,
   user_id TEXT COLLATE "C" NOT NULL,
@@ -106,7 +106,7 @@ CREATE INDEX notices_by_user ON notices(user_id, seq);
 
 // Version 3: ids as they look (core/ids.h's IdSkeleton), so that a new id
 // confusable with an existing one is refused; filled in by the tracker.
-constexpr char kSchemaV3[] = R"sql(
+constexpr char kPostgresSchemaV3[] = R"sql(
 ALTER TABLE users ADD COLUMN skeleton TEXT COLLATE "C" NOT NULL DEFAULT '';
 CREATE INDEX users_by_skeleton ON users(skeleton);
 ALTER TABLE groups_ ADD COLUMN skeleton TEXT COLLATE "C" NOT NULL DEFAULT '';
@@ -115,7 +115,7 @@ CREATE INDEX groups_by_skeleton ON groups_(skeleton);
 
 // Version 4: the clients each user logged in from, whom the login backoff
 // an attacker sets off does not hold.
-constexpr char kSchemaV4[] = R"sql(
+constexpr char kPostgresSchemaV4[] = R"sql(
 CREATE TABLE known_clients (
   user_id TEXT COLLATE "C" NOT NULL,
   client_id TEXT COLLATE "C" NOT NULL,
@@ -127,7 +127,7 @@ INSERT INTO known_clients SELECT user_id, client_id, MAX(created_at) FROM sessio
 
 // Version 5: the relay where a session's client waits, when members cannot
 // reach it directly.
-constexpr char kSchemaV5[] = R"sql(
+constexpr char kPostgresSchemaV5[] = R"sql(
 ALTER TABLE sessions ADD COLUMN relay TEXT COLLATE "C" NOT NULL DEFAULT '';
 )sql";
 
@@ -353,7 +353,8 @@ class PostgresDatabase final : public SqlDatabase {
 
   const std::vector<std::string>& Migrations() const override {
     static const auto* const kMigrations = new std::vector<std::string>{
-        kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
+        kPostgresSchemaV1, kPostgresSchemaV2, kPostgresSchemaV3, kPostgresSchemaV4,
+        kPostgresSchemaV5};
     return *kMigrations;
   }
 
