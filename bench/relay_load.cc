@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/process_cpu.h"
 #include "groupshare/relay/v1/relay.grpc.pb.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 #include "services/peer/peer_identity.h"
@@ -71,15 +72,7 @@ ProcessFigures Figures(int pid) {
       f.rss_mib = kib / 1024;
     }
   }
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  std::vector<std::string> fields = absl::StrSplit(text.substr(text.rfind(')') + 2), ' ');
-  double utime = 0, stime = 0;
-  if (fields.size() > 13) {
-    absl::SimpleAtod(fields[11], &utime);
-    absl::SimpleAtod(fields[12], &stime);
-  }
-  f.cpu_s = (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  f.cpu_s = bench::CpuSecondsOf(pid);
   return f;
 }
 

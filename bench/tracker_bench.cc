@@ -38,6 +38,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/process_cpu.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -64,6 +65,7 @@ ABSL_FLAG(int, handshakes, 0,
 namespace {
 
 namespace tv1 = ::groupshare::tracker::v1;
+using ::groupshare::bench::CpuSecondsOf;
 using Stub = tv1::TrackerService::Stub;
 
 [[noreturn]] void Die(const std::string& what, const grpc::Status& s) {
@@ -218,25 +220,6 @@ Result Run(const std::string& name, std::vector<std::unique_ptr<Stub>>& stubs,
   while (cq.Next(&tag, &ok)) {
   }
   return result;
-}
-
-// User and system CPU time process `pid` has used, in seconds; 0 when
-// /proc does not say.
-double CpuSecondsOf(int pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // The fields after the command name, which is in parentheses and may hold
-  // spaces: utime and stime are the 12th and 13th of them.
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  const std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(stat).substr(close + 2), ' ');
-  int64_t utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double Percentile(std::vector<double>& v, double p) {
