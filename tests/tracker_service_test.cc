@@ -84,12 +84,18 @@ class TrackerServiceTest : public ::testing::Test {
     store_.reset();
   }
 
+  // Every call ends within this, answered or not.
+  static std::chrono::system_clock::time_point Deadline() {
+    return std::chrono::system_clock::now() + std::chrono::seconds(30);
+  }
+
   // Calls `rpc` with `token` (none when empty) and returns the status.
   template <typename Req, typename Resp>
   grpc::Status Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
                     const std::string& token, const Req& req, Resp* resp = nullptr,
                     const std::string& request_id = "") {
     grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     if (!request_id.empty()) ctx.AddMetadata("request-id", request_id);
     Resp ignored;
@@ -242,6 +248,7 @@ TEST_F(TrackerServiceTest, EveryOtherCallNeedsALiveSession) {
   // The header as RFC 6750 reads it: any case, any number of spaces.
   auto with_header = [&](const std::string& header) {
     grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
     ctx.AddMetadata("authorization", header);
     tv1::ListGroupsResponse resp;
     return stub_->ListGroups(&ctx, tv1::ListGroupsRequest(), &resp);
@@ -435,6 +442,7 @@ TEST_F(TrackerServiceTest, ListingsComeInPages) {
   // Bytes that are no ListFilesRequest (a field 1 longer than the message).
   grpc::GenericStub generic(channel_);
   grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline());  // the wait below ends by then
   ctx.AddMetadata("authorization", "Bearer " + alice);
   const std::string garbage = "\x0a\x7f";
   grpc::Slice slice(garbage.data(), garbage.size());
