@@ -16,8 +16,7 @@ PiecePicker::PiecePicker(uint32_t piece_count, Options options)
       requested_(piece_count),
       unrequested_missing_(0),
       buckets_(1),
-      slot_(piece_count),
-      window_start_(piece_count == 0 ? 0 : static_cast<uint32_t>(rng_() % piece_count)) {
+      slot_(piece_count) {
   for (uint32_t i = 0; i < piece_count; ++i) Enqueue(i);
 }
 
@@ -71,8 +70,12 @@ void PiecePicker::AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_f
   p.pieces = pieces;
   p.max_in_flight = std::max<uint32_t>(max_in_flight, 1);
   for (uint32_t i = 0; i < pieces.size() && i < piece_count(); ++i) {
-    if (pieces.Get(i)) AddAvailability(i, +1);
+    if (pieces.Get(i)) {
+      AddAvailability(i, +1);
+      ++p.held;
+    }
   }
+  if (p.held < piece_count()) ++partial_peers_;
   Check();
 }
 
@@ -82,6 +85,7 @@ void PiecePicker::PeerHas(PeerId peer, PieceIndex index) {
   if (it == peers_.end() || piece >= piece_count() || it->second.pieces.Get(piece)) return;
   it->second.pieces.Set(piece);
   AddAvailability(piece, +1);
+  if (++it->second.held == piece_count()) --partial_peers_;
   Check();
 }
 
@@ -92,6 +96,7 @@ void PiecePicker::RemovePeer(PeerId peer) {
     if (it->second.pieces.Get(i)) AddAvailability(i, -1);
     if (Requested(i, peer)) Release(i, peer);
   }
+  if (it->second.held < piece_count()) --partial_peers_;
   peers_.erase(it);
   Check();
 }
@@ -134,7 +139,8 @@ constexpr int kDraws = 16;
 std::optional<uint32_t> PiecePicker::PickRarest(const Bitfield& pieces) {
   // In a swarm, pieces held by one peer alone are drawn from all of them.
   const bool swarm = peers_.size() > 1;
-  const uint64_t window = std::max(options_.tie_window, 1u);
+  // In file order while every peer holds the whole file.
+  const uint64_t window = partial_peers_ == 0 ? 1 : std::max(options_.tie_window, 1u);
   // A piece the peer holds has an availability of at least one.
   for (size_t a = 1; a < buckets_.size(); ++a) {
     const Bucket& b = buckets_[a];
@@ -154,10 +160,10 @@ std::optional<uint32_t> PiecePicker::PickRarest(const Bitfield& pieces) {
       }
       for (uint32_t piece : b.drawable) consider(piece);
     } else {
-      // The first `window` it holds in file order from window_start_.
-      const auto from = b.ordered.lower_bound(window_start_);
-      for (auto it = from; it != b.ordered.end() && ties < window; ++it) consider(*it);
-      for (auto it = b.ordered.begin(); it != from && ties < window; ++it) consider(*it);
+      // The first `window` it holds in file order.
+      for (auto it = b.ordered.begin(); it != b.ordered.end() && ties < window; ++it) {
+        consider(*it);
+      }
     }
     if (chosen.has_value()) return chosen;
   }
@@ -296,12 +302,13 @@ bool PiecePicker::InvariantsHold() const {
     queued += static_cast<uint32_t>(b.drawable.size());
   }
   if (queued != unrequested) return false;
-  uint32_t total = 0;
+  uint32_t total = 0, partial = 0;
   for (const auto& [id, p] : peers_) {
-    if (in_flight[id] != p.in_flight) return false;
+    if (in_flight[id] != p.in_flight || p.held != p.pieces.Count()) return false;
     total += p.in_flight;
+    partial += p.held < piece_count();
   }
-  return total == total_in_flight_;
+  return total == total_in_flight_ && partial == partial_peers_;
 }
 
 void PiecePicker::Check() const {

@@ -6,13 +6,13 @@
 //  - the first `random_first` pieces are picked at random, so a new
 //    downloader soon has whole pieces to share;
 //  - then rarest first: among the missing pieces the peer holds and nobody
-//    is fetching, the one the fewest peers hold, ties broken at random
-//    among the first `tie_window` tied pieces in file order from a place
-//    each picker draws at random (wrapping round at the end). The window
-//    keeps the file filling roughly in order, so the downloader can hash
-//    the whole file while it arrives and writes stay close together, while
-//    the random start keeps downloaders who begin together off each
-//    other's pieces;
+//    is fetching, the one the fewest peers hold, ties broken in file order
+//    while every known peer holds the whole file (so that the downloader
+//    hashes the whole file from the pieces it receives, without reading
+//    them back, and writes stay close together), and at random among the
+//    first `tie_window` tied pieces in file order once a peer that is
+//    downloading too is known (the file still fills roughly in order, and
+//    downloaders who trade keep off each other's pieces);
 //  - except in a swarm: with more than one peer, pieces that only one peer
 //    holds are drawn from all of them, not a window, so that downloaders
 //    fetching from one seeder each ask it for different pieces and can
@@ -126,6 +126,7 @@ class PiecePicker {
  private:
   struct Peer {
     Bitfield pieces;
+    uint32_t held = 0;  // pieces it holds
     uint32_t in_flight = 0;
     uint32_t max_in_flight = 2;
   };
@@ -143,7 +144,7 @@ class PiecePicker {
   // Changes the piece's availability by +1 or -1, moving it between buckets.
   void AddAvailability(uint32_t piece, int delta);
   // The rarest pieces `peer` holds in the buckets: one of the first
-  // `tie_window` in file order from window_start_, or one of all of them in
+  // `tie_window` in file order, or one of all of them in
   // a swarm when they are held by one peer alone.
   std::optional<uint32_t> PickRarest(const Bitfield& pieces);
   // One of all the pieces in the buckets that `pieces` holds, uniformly.
@@ -165,8 +166,8 @@ class PiecePicker {
   std::vector<uint32_t> slot_;    // each queued piece's place in its bucket's drawable
   absl::btree_set<uint32_t> under_way_;  // missing pieces with requests in flight
   uint64_t examined_ = 0;
-  uint32_t window_start_;         // where the tie window's file order begins
   uint32_t total_in_flight_ = 0;
+  uint32_t partial_peers_ = 0;  // peers that do not hold every piece
   absl::flat_hash_map<PeerId, Peer> peers_;
 };
 

@@ -4,28 +4,55 @@
 
 namespace groupshare {
 
-WholeFileHasher::WholeFileHasher(FileLayout layout, PartFile* file)
-    : layout_(layout), file_(file), added_(layout.PieceCount()) {}
+WholeFileHasher::WholeFileHasher(FileLayout layout, PartFile* file, uint32_t ahead)
+    : layout_(layout), file_(file), ahead_(ahead), added_(layout.PieceCount()) {}
 
 void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> data) {
+  bool turn;
   {
     absl::MutexLock lock(&mu_);
     if (piece >= added_.size() || added_.Get(piece)) return;
-    added_.Set(piece);
-    if (busy_ || piece != next_) return;  // the turn's holder, or a later turn, takes it
-    busy_ = true;
+    turn = !busy_ && piece == next_;
+    // A piece not added yet is at next_ or after it.
+    if (turn || data.empty() || piece - next_ >= ahead_) {
+      added_.Set(piece);
+      if (!turn) return;  // read back in its turn
+      busy_ = true;
+    }
   }
-  if (!data.empty()) {
-    for (absl::string_view part : data) sha1_.Update(part);
+  if (turn) {
+    if (!data.empty()) HashNext(data);
+    Drain();  // reads it back if it came without its bytes
+    return;
+  }
+  // Near its turn: copied outside the lock, and added with its copy.
+  std::string copy;
+  copy.reserve(layout_.PieceLength(piece));
+  for (absl::string_view part : data) copy.append(part.data(), part.size());
+  {
     absl::MutexLock lock(&mu_);
-    ++next_;
+    if (added_.Get(piece)) return;  // another copy of it came first
+    added_.Set(piece);
+    if (busy_ || piece != next_) {
+      waiting_.emplace(piece, std::move(copy));
+      return;
+    }
+    busy_ = true;  // its turn came meanwhile
   }
+  HashNext({copy});
   Drain();
+}
+
+void WholeFileHasher::HashNext(absl::Span<const absl::string_view> data) {
+  for (absl::string_view part : data) sha1_.Update(part);
+  absl::MutexLock lock(&mu_);
+  ++next_;
 }
 
 void WholeFileHasher::Drain() {
   while (true) {
     uint32_t piece;
+    bool kept = false;
     {
       absl::MutexLock lock(&mu_);
       if (next_ == added_.size() || !added_.Get(next_) || !error_.ok()) {
@@ -33,18 +60,24 @@ void WholeFileHasher::Drain() {
         return;
       }
       piece = next_;
+      if (auto it = waiting_.find(piece); it != waiting_.end()) {
+        buffer_ = std::move(it->second);
+        waiting_.erase(it);
+        kept = true;
+      }
     }
-    // Arrived out of order earlier: read it back (from the page cache).
-    buffer_.resize(layout_.PieceLength(piece));
-    absl::Status read = file_->Read(layout_.PieceOffset(piece), buffer_.data(), buffer_.size());
-    absl::MutexLock lock(&mu_);
-    if (!read.ok()) {
-      error_ = read;
-      busy_ = false;
-      return;
+    if (!kept) {  // arrived far ahead of its turn, or without its bytes
+      buffer_.resize(layout_.PieceLength(piece));
+      absl::Status read = file_->Read(layout_.PieceOffset(piece), buffer_.data(), buffer_.size());
+      absl::MutexLock lock(&mu_);
+      if (!read.ok()) {
+        error_ = read;
+        busy_ = false;
+        return;
+      }
+      ++read_back_;
     }
-    sha1_.Update(buffer_);
-    ++next_;
+    HashNext({buffer_});
   }
 }
 
@@ -62,6 +95,11 @@ absl::StatusOr<std::string> WholeFileHasher::Finish() {
         absl::StrCat("only ", next_, " of ", added_.size(), " pieces are hashed"));
   }
   return HexEncode(sha1_.Finish());
+}
+
+uint32_t WholeFileHasher::read_back() const {
+  absl::MutexLock lock(&mu_);
+  return read_back_;
 }
 
 }  // namespace groupshare

@@ -1,7 +1,11 @@
 // The whole file's SHA1, computed while a download arrives. Pieces are
 // hashed in file order: the one that completes the next piece in order
-// hashes it from memory, then any following pieces that arrived earlier,
-// read back from the part file. One caller hashes at a time; the others
+// hashes it from memory, then any following pieces that arrived earlier.
+// A piece that arrives a little ahead of its turn (at most `ahead` pieces)
+// waits in a copy in memory; one further ahead is read back from the part
+// file when its turn comes. So a download that fills the file roughly in
+// order is hashed without reading it again, and one in any order holds at
+// most `ahead` pieces in memory. One caller hashes at a time; the others
 // only record their piece and go on, so nobody waits on disk reads here.
 //
 // Thread-safe.
@@ -11,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -23,8 +28,11 @@ namespace groupshare {
 
 class WholeFileHasher {
  public:
+  // Pieces kept in memory ahead of their turn, by default.
+  static constexpr uint32_t kDefaultAhead = 16;
+
   // `file` must outlive the hasher.
-  WholeFileHasher(FileLayout layout, PartFile* file);
+  WholeFileHasher(FileLayout layout, PartFile* file, uint32_t ahead = kDefaultAhead);
 
   // `piece` is verified and written; `data` are its bytes (in parts), or
   // empty to read it back when its turn comes.
@@ -34,16 +42,26 @@ class WholeFileHasher {
   // are missing.
   absl::StatusOr<std::string> Finish() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Pieces hashed from bytes read back from the part file so far.
+  uint32_t read_back() const ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
+  // Hashes the piece at next_ from `data` and moves next_ on; the caller
+  // holds the turn (busy_).
+  void HashNext(absl::Span<const absl::string_view> data) ABSL_LOCKS_EXCLUDED(mu_);
   // Hashes the run of added pieces from next_ on; the caller holds the
-  // turn (busy_).
+  // turn.
   void Drain() ABSL_LOCKS_EXCLUDED(mu_);
 
   const FileLayout layout_;
   PartFile* const file_;
+  const uint32_t ahead_;
   mutable absl::Mutex mu_;
   Bitfield added_ ABSL_GUARDED_BY(mu_);
   uint32_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  // Copies of added pieces after next_, by piece (at most ahead_ of them).
+  absl::flat_hash_map<uint32_t, std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  uint32_t read_back_ ABSL_GUARDED_BY(mu_) = 0;
   bool busy_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   // Touched only by the caller holding the turn.

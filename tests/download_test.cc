@@ -294,6 +294,16 @@ TEST_F(DownloadTest, ManyPeersByteExact) {
   EXPECT_LT(p.counters.calls, p.piece_count);
 }
 
+TEST_F(DownloadTest, FromSeedersAloneTheWholeFileIsHashedWithoutReadingItBack) {
+  // Every holder has the whole file: pieces are asked for in file order
+  // (the first few at random), so they come near their turn.
+  for (int i = 0; i < 2; ++i) AddPeer(absl::StrCat("p", i), FakePeer::Mode::kGood);
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_LE(p.counters.pieces_read_back, options_.random_first + 4) << p.piece_count;
+}
+
 TEST_F(DownloadTest, CorruptPeerIsStruckAndDropped) {
   AddPeer("alice", FakePeer::Mode::kGood, absl::Milliseconds(5));
   FakePeer* mallory = AddPeer("mallory", FakePeer::Mode::kCorrupt);

@@ -24,6 +24,7 @@ class MemoryPartFile final : public PartFile {
     return absl::OkStatus();
   }
   absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    ++reads;
     std::memcpy(buf, &bytes[offset], size);
     return absl::OkStatus();
   }
@@ -33,6 +34,7 @@ class MemoryPartFile final : public PartFile {
   std::string bytes;
   bool full = false;
   int writes = 0;
+  int reads = 0;
 };
 
 class PieceWriterTest : public ::testing::Test {
@@ -86,6 +88,23 @@ TEST_F(PieceWriterTest, PiecesKeptOnDiskAreCheckedAndCount) {
   EXPECT_TRUE(writer.Kept(3));
   EXPECT_TRUE(Write(writer, 2, Piece(2)).ok());
   EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
+}
+
+TEST_F(PieceWriterTest, PiecesNearTheirTurnAreHashedWithoutReadingThemBack) {
+  file_.bytes = content_;  // written, as the writer does before it adds
+  WholeFileHasher hasher(layout_, &file_, /*ahead=*/2);
+  auto add = [&](uint32_t i) {
+    const std::string bytes = Piece(i);
+    const std::vector<absl::string_view> parts = {bytes};
+    hasher.Add(i, parts);
+  };
+  add(1);  // one after its turn: a copy waits in memory
+  add(3);  // three after: read back when its turn comes
+  add(0);  // its turn: hashed, and piece 1 from its copy
+  add(2);  // its turn: hashed, and piece 3 from the file
+  EXPECT_EQ(hasher.read_back(), 1u);
+  EXPECT_EQ(file_.reads, 1);
+  EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
 }
 
 }  // namespace

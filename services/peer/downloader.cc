@@ -309,7 +309,9 @@ void Download::Withdraw() {
 }
 
 absl::Status Download::Finish() {
-  RETURN_IF_ERROR(target_->Finish(context_.state));
+  absl::Status finished = target_->Finish(context_.state);
+  counters_.pieces_read_back = target_->writer().pieces_read_back();
+  RETURN_IF_ERROR(finished);
   if (absl::Status s = context_.tracker->AnnounceHolder(group_id_, file_.name(), true); !s.ok()) {
     GS_LOG(kWarning) << "could not tell the tracker that " << file_.name()
                      << " is complete: " << s;
@@ -320,7 +322,9 @@ absl::Status Download::Finish() {
     absl::StrAppend(&sources, sources.empty() ? "" : ", ", user, "=", bytes);
   }
   GS_LOG(kInfo) << "download of " << file_.name() << " in " << group_id_ << " complete: "
-                << layout_.size << " bytes to " << dest_ << "; bytes from " << sources;
+                << layout_.size << " bytes to " << dest_ << "; bytes from " << sources << "; "
+                << counters_.pieces_read_back << " of " << layout_.PieceCount()
+                << " pieces read back for the whole file's SHA1";
   return absl::OkStatus();
 }
 

@@ -128,6 +128,7 @@ struct DownloadCounters {
   uint32_t cancelled_copies = 0;  // endgame duplicates cancelled
   uint32_t stalled_calls = 0;     // cancelled for bringing nothing
   uint32_t calls = 0;             // GetPiece calls made
+  uint32_t pieces_read_back = 0;  // for the whole file's SHA1, once complete
 };
 
 struct DownloadProgress {

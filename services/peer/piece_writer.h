@@ -37,6 +37,8 @@ class PieceWriter {
   bool Kept(uint32_t index);
   // The whole file's SHA1 (lower-case hex) once every piece is in.
   absl::StatusOr<std::string> WholeFileSha1() { return hasher_.Finish(); }
+  // Pieces the whole file's SHA1 read back from the part file so far.
+  uint32_t pieces_read_back() const { return hasher_.read_back(); }
 
  private:
   const FileLayout layout_;
