@@ -821,6 +821,74 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
       << "at the peak: +" << (rss_peak - rss_before) << " KiB";
 }
 
+// Super-seeding: the first reader of a whole file's bitfield is offered
+// every piece; readers beside it a few each, different ones, and another
+// as soon as one they were offered went out.
+TEST_F(Sharing, ASeederOffersACrowdDifferentPiecesAndMoreAsTheyGoOut) {
+  const size_t size = 40 << 19;  // 40 pieces
+  auto alice = cluster_.StartUser("alice");
+  std::vector<std::unique_ptr<Cluster::Client>> crowd;
+  for (const char* name : {"bob", "carol", "dave"}) {
+    crowd.push_back(cluster_.StartUser(name));
+    cluster_.AddMember(*alice, *crowd.back(), "g");
+  }
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  const std::string sha1 = HexEncode(Sha1Of(testing::ReadFile(path)));
+  struct Reader {
+    Ticketed ticketed;
+    std::unique_ptr<pv1::PeerService::Stub> stub;
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<pv1::BitfieldUpdate>> stream;
+    std::set<uint32_t> offered;
+  };
+  std::vector<std::unique_ptr<Reader>> readers;
+  for (const char* name : {"bob", "carol", "dave"}) {
+    auto r = std::make_unique<Reader>();
+    r->ticketed = TicketedRequest(cluster_, name, sha1);
+    r->stub = pv1::PeerService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", alice->port), r->ticketed.member.To("alice")));
+    pv1::GetBitfieldRequest req;
+    req.set_ticket(r->ticketed.request.ticket());
+    req.set_group_id("g");
+    req.set_file_sha1(sha1);
+    r->ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    r->stream = r->stub->GetBitfield(&r->ctx, req);
+    pv1::BitfieldUpdate first;
+    ASSERT_TRUE(r->stream->Read(&first));
+    auto bits = Bitfield::FromBytes(first.bitfield(), 40);
+    ASSERT_TRUE(bits.ok());
+    for (uint32_t p = 0; p < 40; ++p) {
+      if (bits->Get(p)) r->offered.insert(p);
+    }
+    readers.push_back(std::move(r));
+  }
+  // Alone, bob was offered everything; then carol 16 (32 shared by two),
+  // dave 10 (by three), none offered twice.
+  EXPECT_EQ(readers[0]->offered.size(), 40u);
+  EXPECT_EQ(readers[1]->offered.size(), 16u);
+  EXPECT_EQ(readers[2]->offered.size(), 10u);
+  for (uint32_t p : readers[1]->offered) EXPECT_FALSE(readers[2]->offered.count(p)) << p;
+  // dave fetches one of his: it went out, so he is offered another.
+  const uint32_t piece = *readers[2]->offered.begin();
+  pv1::GetPieceRequest one = readers[2]->ticketed.request;
+  one.clear_pieces();
+  one.add_pieces(piece);
+  grpc::ClientContext ctx;
+  auto reader = readers[2]->stub->GetPiece(&ctx, one);
+  pv1::PieceChunk chunk;
+  std::string data;
+  while (reader->Read(&chunk)) data += chunk.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_TRUE(data == testing::ReadFile(path).substr(uint64_t{piece} << 19, 1 << 19));
+  pv1::BitfieldUpdate more;
+  ASSERT_TRUE(readers[2]->stream->Read(&more));
+  ASSERT_TRUE(more.has_have());
+  EXPECT_FALSE(readers[2]->offered.count(more.have())) << more.have();
+  EXPECT_FALSE(readers[1]->offered.count(more.have())) << "carol's already";
+  for (auto& r : readers) r->ctx.TryCancel();
+}
+
 TEST_F(Sharing, ThirtyTwoSeedersAtOnceWithAtMostEightDownloadThreads) {
   const size_t size = 64 << 20;
   auto alice = cluster_.StartUser("alice");

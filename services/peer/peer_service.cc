@@ -116,8 +116,9 @@ class CountedCall : public grpc::ServerWriteReactor<Message> {
 }  // namespace internal
 
 // GetBitfield: the full bitfield, then one message a verified piece, fed by
-// a subscription to the share. Ends when the share goes, the ticket
-// expires, or the caller cancels.
+// a subscription to the share. Of a share held whole, what the offer book
+// offers instead, then one message a piece offered. Ends when the share
+// goes, the ticket expires, or the caller cancels.
 class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::BitfieldUpdate> {
  public:
   // Forwards the store's news to the call. The call unsubscribes before it
@@ -149,10 +150,13 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
       FinishOnce(ToGrpcStatus(snapshot.status()));
       return;
     }
+    const uint32_t count = snapshot->layout.PieceCount();
+    const Bitfield bits =
+        snapshot->have.All() ? service_->OpenOffers(key_, count, this) : snapshot->have;
     {
       absl::MutexLock lock(&mu_);
-      count_ = snapshot->layout.PieceCount();
-      message_.set_bitfield(snapshot->have.ToBytes());
+      count_ = count;
+      message_.set_bitfield(bits.ToBytes());
       message_.set_piece_count(count_);
     }
     StartWrite(&message_);  // writing_ was true from the start
@@ -189,6 +193,7 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
   void OnCancel() override { End(grpc::Status::CANCELLED); }
   void OnDone() override {
     service_->store_->Unsubscribe(key_, listener_.get());
+    service_->CloseOffers(key_, this);
     service_->Unregister(this);
     Unref();
   }
@@ -287,6 +292,7 @@ class PeerServiceImpl::PieceCall final : public internal::CountedCall<pv1::Piece
     }
     offset_ += ChunkLength();
     if (offset_ == layout_.PieceLength(pieces_[index_])) {
+      service_->PieceSent(key_, pieces_[index_]);
       offset_ = 0;
       ++index_;
     }
@@ -551,6 +557,40 @@ void PeerServiceImpl::Housekeep() {
     call->Unref();
   }
   work_.RunAt(now + kHousekeepingInterval, [this] { Housekeep(); });
+}
+
+Bitfield PeerServiceImpl::OpenOffers(const ShareKey& key, uint32_t piece_count,
+                                     BitfieldCall* call) {
+  absl::MutexLock lock(&offers_mu_);
+  auto it = offers_.try_emplace(key, piece_count, options_.offers).first;
+  return it->second.Open(call);
+}
+
+void PeerServiceImpl::CloseOffers(const ShareKey& key, BitfieldCall* call) {
+  absl::MutexLock lock(&offers_mu_);
+  auto it = offers_.find(key);
+  if (it == offers_.end()) return;
+  it->second.Close(call);
+  if (it->second.empty()) offers_.erase(it);
+}
+
+void PeerServiceImpl::PieceSent(const ShareKey& key, uint32_t piece) {
+  std::vector<std::pair<BitfieldCall*, uint32_t>> offered;
+  {
+    absl::MutexLock lock(&offers_mu_);
+    auto it = offers_.find(key);
+    if (it == offers_.end()) return;
+    for (auto [reader, p] : it->second.Sent(piece)) {
+      // In the book, so alive until CloseOffers, which waits for the lock.
+      auto* call = static_cast<BitfieldCall*>(const_cast<void*>(reader));
+      call->Ref();
+      offered.push_back({call, p});
+    }
+  }
+  for (auto [call, p] : offered) {
+    call->Queue(p);
+    call->Unref();
+  }
 }
 
 grpc::ServerWriteReactor<pv1::BitfieldUpdate>* PeerServiceImpl::GetBitfield(

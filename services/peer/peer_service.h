@@ -27,6 +27,7 @@
 #include "core/piece_store.h"
 #include "core/ticket.h"
 #include "core/work_queue.h"
+#include "services/peer/offer_book.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 #include "services/peer/read_budget.h"
 #include "services/peer/ticket_gate.h"
@@ -56,6 +57,8 @@ struct PeerServiceOptions {
   absl::Duration write_timeout = absl::Seconds(30);
   // Threads reading pieces from disk (and running the service's timers).
   int disk_threads = 2;
+  // What a file held whole is offered as to several downloaders at once.
+  OfferBook::Options offers;
 };
 
 // The pieces a GetPiece request names, sorted, when it names 1 to
@@ -129,6 +132,14 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   // Ends expired bitfield streams and cuts off stalled readers; runs each
   // second on the work queue.
   void Housekeep() ABSL_LOCKS_EXCLUDED(mu_);
+  // Super-seeding (offer_book.h): the pieces of the whole share `key` that
+  // `call` is offered at first; OpenOffers until CloseOffers.
+  Bitfield OpenOffers(const ShareKey& key, uint32_t piece_count, BitfieldCall* call)
+      ABSL_LOCKS_EXCLUDED(offers_mu_);
+  void CloseOffers(const ShareKey& key, BitfieldCall* call) ABSL_LOCKS_EXCLUDED(offers_mu_);
+  // `piece` of `key` went out whole: tells readers of what they are offered
+  // now.
+  void PieceSent(const ShareKey& key, uint32_t piece) ABSL_LOCKS_EXCLUDED(offers_mu_);
 
   PieceStore* const store_;
   const PeerServiceOptions options_;
@@ -152,6 +163,11 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   };
   std::map<std::pair<std::string, ShareKey>, Sent> sent_ ABSL_GUARDED_BY(mu_);
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::Now();
+
+  // By share held whole, while bitfield calls read it; a call stays alive
+  // while it is in its book.
+  absl::Mutex offers_mu_;
+  std::map<ShareKey, OfferBook> offers_ ABSL_GUARDED_BY(offers_mu_);
 
   WorkQueue work_;  // last: its threads stop before the rest goes
 };

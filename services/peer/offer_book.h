@@ -1,0 +1,85 @@
+// Super-seeding: what a client that holds a whole file offers each of the
+// members downloading it from it at once. A seeder's upload is what a flash
+// crowd waits on, so each byte it sends twice before every byte went out
+// once is time lost. A lone downloader is offered every piece; once several
+// read the seeder's bitfield, each new one is offered a few pieces not sent
+// to anyone yet (those offered to the fewest others first), and another
+// each time one of its offered pieces is sent to anyone (a piece sent
+// spreads among the downloaders, who trade it). So the seeder's first
+// copies go to different downloaders, and they fetch the rest from each
+// other. Once every piece went out, every reader is offered every piece.
+//
+// An offer is a hint: a piece asked for is sent whether it was offered or
+// not. Plain data, no threads: its owner (the peer service) serialises
+// access.
+#ifndef GROUPSHARE_SERVICES_PEER_OFFER_BOOK_H_
+#define GROUPSHARE_SERVICES_PEER_OFFER_BOOK_H_
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "core/bitfield.h"
+
+namespace groupshare::peer {
+
+class OfferBook {
+ public:
+  // A reader of the bitfield, as its owner tells them apart.
+  using Reader = const void*;
+
+  struct Options {
+    // A reader is kept offered this many pieces not sent yet, divided
+    // among the readers, and at least min_offers.
+    uint32_t max_offers = 32;
+    uint32_t min_offers = 4;
+    // Ties among the pieces to offer go by an order drawn from this.
+    uint64_t seed = std::random_device{}();
+  };
+
+  OfferBook(uint32_t piece_count, Options options);
+
+  // A reader opens: the pieces it is offered, every one when it is alone.
+  Bitfield Open(Reader reader);
+  void Close(Reader reader);
+  bool empty() const { return readers_.empty(); }
+
+  // Pieces offered anew, and to whom.
+  using Moves = std::vector<std::pair<Reader, uint32_t>>;
+  // `piece` was sent whole to someone: what to offer now.
+  Moves Sent(uint32_t piece);
+
+ private:
+  struct Offers {
+    Bitfield offered;
+    uint32_t unsent = 0;  // offered pieces not sent to anyone yet
+  };
+  // Offers `reader` pieces until it holds its share of unsent ones (every
+  // piece, once all were sent); appends them to `out` when given.
+  void TopUp(Reader reader, Offers& offers, Moves* out);
+  void Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out);
+  // Unsent pieces each reader is kept offered.
+  uint32_t Share() const;
+  // A piece's place in fresh_.
+  std::tuple<uint32_t, uint32_t, uint32_t> Key(uint32_t piece) const {
+    return {offered_[piece], rank_[piece], piece};
+  }
+
+  const Options options_;
+  std::vector<uint32_t> sent_;     // by piece: times sent whole
+  std::vector<uint32_t> offered_;  // by piece: open readers offered it
+  std::vector<uint32_t> rank_;     // by piece: its place in the tie order
+  // The pieces never sent, by (offered_, rank_): those offered to the
+  // fewest readers first, and among them in an order of their own, so that
+  // readers do not all go through the file in the same order.
+  std::set<std::tuple<uint32_t, uint32_t, uint32_t>> fresh_;
+  std::map<Reader, Offers> readers_;
+};
+
+}  // namespace groupshare::peer
+
+#endif  // GROUPSHARE_SERVICES_PEER_OFFER_BOOK_H_
