@@ -823,8 +823,8 @@ TEST_F(Sharing, HostileStreamsAreBoundedAndHonestDownloadersStillServed) {
 
 // Super-seeding: the first reader of a whole file's bitfield is offered
 // every piece; readers beside it a few each, different ones, and another
-// as soon as one they were offered went out.
-TEST_F(Sharing, ASeederOffersACrowdDifferentPiecesAndMoreAsTheyGoOut) {
+// as soon as one they were offered is asked for.
+TEST_F(Sharing, ASeederOffersACrowdDifferentPiecesAndMoreAsTheyAreAskedFor) {
   const size_t size = 40 << 19;  // 40 pieces
   auto alice = cluster_.StartUser("alice");
   std::vector<std::unique_ptr<Cluster::Client>> crowd;
@@ -869,7 +869,7 @@ TEST_F(Sharing, ASeederOffersACrowdDifferentPiecesAndMoreAsTheyGoOut) {
   EXPECT_EQ(readers[1]->offered.size(), 16u);
   EXPECT_EQ(readers[2]->offered.size(), 10u);
   for (uint32_t p : readers[1]->offered) EXPECT_FALSE(readers[2]->offered.count(p)) << p;
-  // dave fetches one of his: it went out, so he is offered another.
+  // dave fetches one of his: asked for, so he is offered another.
   const uint32_t piece = *readers[2]->offered.begin();
   pv1::GetPieceRequest one = readers[2]->ticketed.request;
   one.clear_pieces();

@@ -1,5 +1,5 @@
 // Super-seeding's offer book alone: what a seeder offers each reader of its
-// bitfield, as pieces go out.
+// bitfield, as pieces are asked for and go out.
 #include "services/peer/offer_book.h"
 
 #include <gtest/gtest.h>
@@ -33,13 +33,15 @@ OfferBook::Options Offers(uint32_t max, uint32_t min) {
 TEST(OfferBook, ALoneReaderIsOfferedEveryPiece) {
   OfferBook book(40, Offers(8, 2));
   EXPECT_TRUE(book.Open(R(0)).All());
-  EXPECT_TRUE(book.Sent(3).empty());  // it has them all already
+  EXPECT_TRUE(book.Asked(3).empty());  // it has them all already
+  EXPECT_TRUE(book.Sent(3).empty());
 }
 
-TEST(OfferBook, ReadersInACrowdAreOfferedDifferentPiecesNotSentYet) {
+TEST(OfferBook, ReadersInACrowdAreOfferedDifferentPiecesNobodyAskedFor) {
   OfferBook book(40, Offers(8, 2));
   book.Open(R(0));  // alone: everything
-  book.Sent(0);
+  book.Asked(0);
+  book.Asked(1);
   book.Sent(1);
   std::set<uint32_t> seen;
   for (int i = 1; i <= 3; ++i) {
@@ -47,29 +49,46 @@ TEST(OfferBook, ReadersInACrowdAreOfferedDifferentPiecesNotSentYet) {
     // Its share of eight: four with two readers, then two (the least).
     EXPECT_EQ(offered.size(), i == 1 ? 4u : 2u) << i;
     for (uint32_t p : offered) {
-      EXPECT_GE(p, 2u) << "sent already";
+      EXPECT_GE(p, 2u) << "asked for already";
       EXPECT_TRUE(seen.insert(p).second) << p << " offered twice";
     }
   }
 }
 
-TEST(OfferBook, APieceSentIsReplacedAtEveryReaderItWasOfferedTo) {
+TEST(OfferBook, APieceAskedForIsReplacedAtEveryReaderItWasOfferedTo) {
   OfferBook book(40, Offers(8, 2));
   book.Open(R(0));
   const std::set<uint32_t> offered = Pieces(book.Open(R(1)));
   ASSERT_EQ(offered.size(), 4u);
   const uint32_t piece = *offered.begin();
-  OfferBook::Moves moves = book.Sent(piece);
+  OfferBook::Moves moves = book.Asked(piece);
   ASSERT_EQ(moves.size(), 1u);
   EXPECT_EQ(moves[0].first, R(1));
   EXPECT_FALSE(offered.count(moves[0].second));
   EXPECT_NE(moves[0].second, piece);
   // A piece that was not offered to it changes nothing there, nor a second
-  // sending of the same piece.
+  // call for the same piece, nor its sending.
   uint32_t other = 0;
   while (offered.count(other) || other == moves[0].second) ++other;
-  EXPECT_TRUE(book.Sent(other).empty());
+  EXPECT_TRUE(book.Asked(other).empty());
+  EXPECT_TRUE(book.Asked(piece).empty());
   EXPECT_TRUE(book.Sent(piece).empty());
+}
+
+TEST(OfferBook, APieceAskedForButNeverSentIsOfferedAgain) {
+  OfferBook book(4, Offers(2, 1));
+  book.Open(R(0));
+  const std::set<uint32_t> first = Pieces(book.Open(R(1)));  // its share: one
+  ASSERT_EQ(first.size(), 1u);
+  const uint32_t lost = *first.begin();
+  EXPECT_EQ(book.Asked(lost).size(), 1u);  // another for R(1)
+  for (uint32_t p = 0; p < 4; ++p) {
+    if (p != lost) book.Asked(p);
+  }
+  // The call for `lost` ends before it went out: the next reader is
+  // offered it, the only piece nobody is getting.
+  book.NotSent(lost);
+  EXPECT_EQ(Pieces(book.Open(R(2))), std::set<uint32_t>{lost});
 }
 
 TEST(OfferBook, OnceEveryPieceWentOutEveryReaderIsOfferedEverything) {
@@ -77,11 +96,14 @@ TEST(OfferBook, OnceEveryPieceWentOutEveryReaderIsOfferedEverything) {
   book.Open(R(0));
   std::map<OfferBook::Reader, std::set<uint32_t>> offered;
   for (int i = 1; i <= 3; ++i) offered[R(i)] = Pieces(book.Open(R(i)));
-  for (uint32_t p = 0; p < 12; ++p) {
-    for (const auto& [reader, piece] : book.Sent(p)) {
+  auto note = [&](const OfferBook::Moves& moves) {
+    for (const auto& [reader, piece] : moves) {
       EXPECT_TRUE(offered[reader].insert(piece).second) << "offered twice";
     }
-  }
+  };
+  for (uint32_t p = 0; p < 12; ++p) note(book.Asked(p));
+  for (int i = 1; i <= 3; ++i) EXPECT_LT(offered[R(i)].size(), 12u) << i;
+  for (uint32_t p = 0; p < 12; ++p) note(book.Sent(p));
   for (int i = 1; i <= 3; ++i) EXPECT_EQ(offered[R(i)].size(), 12u) << i;
 }
 

@@ -7,7 +7,12 @@
 namespace groupshare::peer {
 
 OfferBook::OfferBook(uint32_t piece_count, Options options)
-    : options_(options), sent_(piece_count, 0), offered_(piece_count, 0), rank_(piece_count) {
+    : options_(options),
+      asked_(piece_count, 0),
+      sent_(piece_count, 0),
+      unsent_(piece_count),
+      offered_(piece_count, 0),
+      rank_(piece_count) {
   std::iota(rank_.begin(), rank_.end(), 0u);
   std::shuffle(rank_.begin(), rank_.end(), std::mt19937_64(options.seed));
   for (uint32_t p = 0; p < piece_count; ++p) fresh_.insert(Key(p));
@@ -20,29 +25,28 @@ uint32_t OfferBook::Share() const {
 
 void OfferBook::Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out) {
   offers.offered.Set(piece);
-  if (sent_[piece] == 0) {
-    fresh_.erase(Key(piece));
-    ++offered_[piece];
+  const bool fresh = Fresh(piece);
+  if (fresh) fresh_.erase(Key(piece));
+  ++offered_[piece];
+  if (fresh) {
     fresh_.insert(Key(piece));
-    ++offers.unsent;
-  } else {
-    ++offered_[piece];
+    ++offers.unasked;
   }
   if (out != nullptr) out->push_back({reader, piece});
 }
 
 void OfferBook::TopUp(Reader reader, Offers& offers, Moves* out) {
-  if (fresh_.empty()) {  // every piece went out once: offer all
+  if (unsent_ == 0) {  // every piece went out once: offer all
     for (uint32_t p = 0; p < offers.offered.size(); ++p) {
       if (!offers.offered.Get(p)) Offer(reader, offers, p, out);
     }
     return;
   }
   const uint32_t share = Share();
-  // The unsent pieces offered to the fewest readers; only those already
-  // offered to this reader are passed over.
+  // The pieces nobody asked for, those offered to the fewest readers
+  // first; only those already offered to this reader are passed over.
   std::vector<uint32_t> chosen;
-  for (auto it = fresh_.begin(); it != fresh_.end() && offers.unsent + chosen.size() < share;
+  for (auto it = fresh_.begin(); it != fresh_.end() && offers.unasked + chosen.size() < share;
        ++it) {
     const uint32_t piece = std::get<2>(*it);
     if (!offers.offered.Get(piece)) chosen.push_back(piece);
@@ -50,11 +54,21 @@ void OfferBook::TopUp(Reader reader, Offers& offers, Moves* out) {
   for (uint32_t p : chosen) Offer(reader, offers, p, out);
 }
 
+OfferBook::Moves OfferBook::TopUpAll() {
+  Moves out;
+  for (auto& [reader, offers] : readers_) {
+    if (!offers.offered.All() && (unsent_ == 0 || offers.unasked < Share())) {
+      TopUp(reader, offers, &out);
+    }
+  }
+  return out;
+}
+
 Bitfield OfferBook::Open(Reader reader) {
   Offers& offers = readers_[reader];
-  offers.offered = Bitfield(static_cast<uint32_t>(sent_.size()));
+  offers.offered = Bitfield(static_cast<uint32_t>(asked_.size()));
   if (readers_.size() == 1) {  // alone: everything, in the order it likes
-    for (uint32_t p = 0; p < sent_.size(); ++p) Offer(reader, offers, p, nullptr);
+    for (uint32_t p = 0; p < asked_.size(); ++p) Offer(reader, offers, p, nullptr);
   } else {
     TopUp(reader, offers, nullptr);
   }
@@ -67,30 +81,47 @@ void OfferBook::Close(Reader reader) {
   const Bitfield& offered = it->second.offered;
   for (uint32_t p = 0; p < offered.size(); ++p) {
     if (!offered.Get(p)) continue;
-    if (sent_[p] == 0) {
-      fresh_.erase(Key(p));
-      --offered_[p];
-      fresh_.insert(Key(p));
-    } else {
-      --offered_[p];
-    }
+    const bool fresh = Fresh(p);
+    if (fresh) fresh_.erase(Key(p));
+    --offered_[p];
+    if (fresh) fresh_.insert(Key(p));
   }
   readers_.erase(it);
 }
 
-OfferBook::Moves OfferBook::Sent(uint32_t piece) {
-  Moves out;
-  if (piece >= sent_.size() || sent_[piece]++ > 0) return out;
+void OfferBook::Unfresh(uint32_t piece) {
   fresh_.erase(Key(piece));
   for (auto& [reader, offers] : readers_) {
-    if (offers.offered.Get(piece)) --offers.unsent;
+    if (offers.offered.Get(piece)) --offers.unasked;
   }
+}
+
+OfferBook::Moves OfferBook::Asked(uint32_t piece) {
+  if (piece >= asked_.size()) return {};
+  const bool fresh = Fresh(piece);
+  ++asked_[piece];
+  if (!fresh) return {};
+  Unfresh(piece);
+  return TopUpAll();
+}
+
+OfferBook::Moves OfferBook::NotSent(uint32_t piece) {
+  if (piece >= asked_.size() || asked_[piece] == 0) return {};
+  --asked_[piece];
+  if (!Fresh(piece)) return {};
+  // Nobody got it from here after all: it may be offered anew.
+  fresh_.insert(Key(piece));
   for (auto& [reader, offers] : readers_) {
-    if (!offers.offered.All() && (fresh_.empty() || offers.unsent < Share())) {
-      TopUp(reader, offers, &out);
-    }
+    if (offers.offered.Get(piece)) ++offers.unasked;
   }
-  return out;
+  return TopUpAll();
+}
+
+OfferBook::Moves OfferBook::Sent(uint32_t piece) {
+  if (piece >= sent_.size()) return {};
+  if (Fresh(piece)) Unfresh(piece);  // sent unasked: not from a GetPiece
+  if (sent_[piece]++ > 0 || --unsent_ > 0) return {};
+  return TopUpAll();  // the last piece went out: offer everything
 }
 
 }  // namespace groupshare::peer

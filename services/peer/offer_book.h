@@ -2,12 +2,14 @@
 // members downloading it from it at once. A seeder's upload is what a flash
 // crowd waits on, so each byte it sends twice before every byte went out
 // once is time lost. A lone downloader is offered every piece; once several
-// read the seeder's bitfield, each new one is offered a few pieces not sent
-// to anyone yet (those offered to the fewest others first), and another
-// each time one of its offered pieces is sent to anyone (a piece sent
-// spreads among the downloaders, who trade it). So the seeder's first
-// copies go to different downloaders, and they fetch the rest from each
-// other. Once every piece went out, every reader is offered every piece.
+// read the seeder's bitfield, each new one is offered a few pieces nobody
+// asked for yet (those offered to the fewest others first), and another
+// each time one of its offered pieces is asked for by anyone (a piece on
+// its way spreads among the downloaders, who trade it). So a downloader
+// always has pieces to ask the seeder for that nobody else gets from it,
+// the seeder's first copies go to different downloaders, and they fetch the
+// rest from each other. Once every piece went out, every reader is offered
+// every piece.
 //
 // An offer is a hint: a piece asked for is sent whether it was offered or
 // not. Plain data, no threads: its owner (the peer service) serialises
@@ -48,20 +50,30 @@ class OfferBook {
   void Close(Reader reader);
   bool empty() const { return readers_.empty(); }
 
-  // Pieces offered anew, and to whom.
+  // Pieces offered anew, and to whom: what each of these returns.
   using Moves = std::vector<std::pair<Reader, uint32_t>>;
-  // `piece` was sent whole to someone: what to offer now.
+  // Someone asked for `piece`.
+  Moves Asked(uint32_t piece);
+  // A call that asked for `piece` ended before it was sent.
+  Moves NotSent(uint32_t piece);
+  // `piece` went out whole to someone.
   Moves Sent(uint32_t piece);
 
  private:
   struct Offers {
     Bitfield offered;
-    uint32_t unsent = 0;  // offered pieces not sent to anyone yet
+    uint32_t unasked = 0;  // offered pieces in fresh_
   };
-  // Offers `reader` pieces until it holds its share of unsent ones (every
+  // Offers `reader` pieces until it holds its share of fresh ones (every
   // piece, once all were sent); appends them to `out` when given.
   void TopUp(Reader reader, Offers& offers, Moves* out);
+  // TopUp of every reader short of its share.
+  Moves TopUpAll();
   void Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out);
+  // Nobody asked for the piece, and it was never sent.
+  bool Fresh(uint32_t piece) const { return asked_[piece] == 0 && sent_[piece] == 0; }
+  // Takes a fresh piece out of fresh_.
+  void Unfresh(uint32_t piece);
   // Unsent pieces each reader is kept offered.
   uint32_t Share() const;
   // A piece's place in fresh_.
@@ -70,10 +82,12 @@ class OfferBook {
   }
 
   const Options options_;
+  std::vector<uint32_t> asked_;    // by piece: calls asking for it, not ended unsent
   std::vector<uint32_t> sent_;     // by piece: times sent whole
+  uint32_t unsent_;                // pieces never sent
   std::vector<uint32_t> offered_;  // by piece: open readers offered it
   std::vector<uint32_t> rank_;     // by piece: its place in the tie order
-  // The pieces never sent, by (offered_, rank_): those offered to the
+  // The fresh pieces, by (offered_, rank_): those offered to the
   // fewest readers first, and among them in an order of their own, so that
   // readers do not all go through the file in the same order.
   std::set<std::tuple<uint32_t, uint32_t, uint32_t>> fresh_;

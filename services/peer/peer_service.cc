@@ -292,7 +292,8 @@ class PeerServiceImpl::PieceCall final : public internal::CountedCall<pv1::Piece
     }
     offset_ += ChunkLength();
     if (offset_ == layout_.PieceLength(pieces_[index_])) {
-      service_->PieceSent(key_, pieces_[index_]);
+      const uint32_t sent = pieces_[index_];
+      service_->ChangeOffers(key_, [sent](OfferBook& book) { return book.Sent(sent); });
       offset_ = 0;
       ++index_;
     }
@@ -305,6 +306,13 @@ class PeerServiceImpl::PieceCall final : public internal::CountedCall<pv1::Piece
     service_->PumpSends();
   }
   void OnDone() override {
+    service_->ChangeOffers(key_, [this](OfferBook& book) {
+      OfferBook::Moves moves;
+      for (size_t i = index_; i < pieces_.size(); ++i) {
+        for (const auto& move : book.NotSent(pieces_[i])) moves.push_back(move);
+      }
+      return moves;
+    });
     service_->Unregister(this);
     Unref();
   }
@@ -574,13 +582,14 @@ void PeerServiceImpl::CloseOffers(const ShareKey& key, BitfieldCall* call) {
   if (it->second.empty()) offers_.erase(it);
 }
 
-void PeerServiceImpl::PieceSent(const ShareKey& key, uint32_t piece) {
+void PeerServiceImpl::ChangeOffers(const ShareKey& key,
+                                   absl::FunctionRef<OfferBook::Moves(OfferBook&)> change) {
   std::vector<std::pair<BitfieldCall*, uint32_t>> offered;
   {
     absl::MutexLock lock(&offers_mu_);
     auto it = offers_.find(key);
     if (it == offers_.end()) return;
-    for (auto [reader, p] : it->second.Sent(piece)) {
+    for (auto [reader, p] : change(it->second)) {
       // In the book, so alive until CloseOffers, which waits for the lock.
       auto* call = static_cast<BitfieldCall*>(const_cast<void*>(reader));
       call->Ref();
@@ -649,6 +658,13 @@ grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
   if (absl::Status s = Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)); !s.ok()) {
     return refuse(s);
   }
+  ChangeOffers(key, [&](OfferBook& book) {
+    OfferBook::Moves moves;
+    for (uint32_t p : pieces) {
+      for (const auto& move : book.Asked(p)) moves.push_back(move);
+    }
+    return moves;
+  });
   auto* call = new PieceCall(this, ctx, std::move(key), ticket->user_id,
                              {pieces.begin(), pieces.end()}, snapshot->layout);
   Register(call);

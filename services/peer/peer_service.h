@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/piece_store.h"
@@ -137,9 +138,12 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   Bitfield OpenOffers(const ShareKey& key, uint32_t piece_count, BitfieldCall* call)
       ABSL_LOCKS_EXCLUDED(offers_mu_);
   void CloseOffers(const ShareKey& key, BitfieldCall* call) ABSL_LOCKS_EXCLUDED(offers_mu_);
-  // `piece` of `key` went out whole: tells readers of what they are offered
-  // now.
-  void PieceSent(const ShareKey& key, uint32_t piece) ABSL_LOCKS_EXCLUDED(offers_mu_);
+  // Tells the offer book of `key`, if there is one, what `change` says
+  // happened (a piece asked for, sent, or not sent after all), and its
+  // readers what they are offered now.
+  void ChangeOffers(const ShareKey& key,
+                    absl::FunctionRef<OfferBook::Moves(OfferBook&)> change)
+      ABSL_LOCKS_EXCLUDED(offers_mu_);
 
   PieceStore* const store_;
   const PeerServiceOptions options_;
