@@ -33,15 +33,15 @@ OfferBook::Options Offers(uint32_t max, uint32_t min) {
 TEST(OfferBook, ALoneReaderIsOfferedEveryPiece) {
   OfferBook book(40, Offers(8, 2));
   EXPECT_TRUE(book.Open(R(0)).All());
-  EXPECT_TRUE(book.Asked(3).empty());  // it has them all already
+  EXPECT_TRUE(book.Asked({3}).empty());  // it has them all already
   EXPECT_TRUE(book.Sent(3).empty());
 }
 
 TEST(OfferBook, ReadersInACrowdAreOfferedDifferentPiecesNobodyAskedFor) {
   OfferBook book(40, Offers(8, 2));
   book.Open(R(0));  // alone: everything
-  book.Asked(0);
-  book.Asked(1);
+  book.Asked({0});
+  book.Asked({1});
   book.Sent(1);
   std::set<uint32_t> seen;
   for (int i = 1; i <= 3; ++i) {
@@ -61,7 +61,7 @@ TEST(OfferBook, APieceAskedForIsReplacedAtEveryReaderItWasOfferedTo) {
   const std::set<uint32_t> offered = Pieces(book.Open(R(1)));
   ASSERT_EQ(offered.size(), 4u);
   const uint32_t piece = *offered.begin();
-  OfferBook::Moves moves = book.Asked(piece);
+  OfferBook::Moves moves = book.Asked({piece});
   ASSERT_EQ(moves.size(), 1u);
   EXPECT_EQ(moves[0].first, R(1));
   EXPECT_FALSE(offered.count(moves[0].second));
@@ -70,8 +70,8 @@ TEST(OfferBook, APieceAskedForIsReplacedAtEveryReaderItWasOfferedTo) {
   // call for the same piece, nor its sending.
   uint32_t other = 0;
   while (offered.count(other) || other == moves[0].second) ++other;
-  EXPECT_TRUE(book.Asked(other).empty());
-  EXPECT_TRUE(book.Asked(piece).empty());
+  EXPECT_TRUE(book.Asked({other}).empty());
+  EXPECT_TRUE(book.Asked({piece}).empty());
   EXPECT_TRUE(book.Sent(piece).empty());
 }
 
@@ -81,13 +81,13 @@ TEST(OfferBook, APieceAskedForButNeverSentIsOfferedAgain) {
   const std::set<uint32_t> first = Pieces(book.Open(R(1)));  // its share: one
   ASSERT_EQ(first.size(), 1u);
   const uint32_t lost = *first.begin();
-  EXPECT_EQ(book.Asked(lost).size(), 1u);  // another for R(1)
+  EXPECT_EQ(book.Asked({lost}).size(), 1u);  // another for R(1)
   for (uint32_t p = 0; p < 4; ++p) {
-    if (p != lost) book.Asked(p);
+    if (p != lost) book.Asked({p});
   }
   // The call for `lost` ends before it went out: the next reader is
   // offered it, the only piece nobody is getting.
-  book.NotSent(lost);
+  book.NotSent({lost});
   EXPECT_EQ(Pieces(book.Open(R(2))), std::set<uint32_t>{lost});
 }
 
@@ -101,7 +101,7 @@ TEST(OfferBook, OnceEveryPieceWentOutEveryReaderIsOfferedEverything) {
       EXPECT_TRUE(offered[reader].insert(piece).second) << "offered twice";
     }
   };
-  for (uint32_t p = 0; p < 12; ++p) note(book.Asked(p));
+  for (uint32_t p = 0; p < 12; ++p) note(book.Asked({p}));
   for (int i = 1; i <= 3; ++i) EXPECT_LT(offered[R(i)].size(), 12u) << i;
   for (uint32_t p = 0; p < 12; ++p) note(book.Sent(p));
   for (int i = 1; i <= 3; ++i) EXPECT_EQ(offered[R(i)].size(), 12u) << i;

@@ -96,25 +96,32 @@ void OfferBook::Unfresh(uint32_t piece) {
   }
 }
 
-OfferBook::Moves OfferBook::Asked(uint32_t piece) {
-  if (piece >= asked_.size()) return {};
-  const bool fresh = Fresh(piece);
-  ++asked_[piece];
-  if (!fresh) return {};
-  Unfresh(piece);
-  return TopUpAll();
+OfferBook::Moves OfferBook::Asked(absl::Span<const uint32_t> pieces) {
+  bool changed = false;
+  for (uint32_t piece : pieces) {
+    if (piece >= asked_.size()) continue;
+    const bool fresh = Fresh(piece);
+    ++asked_[piece];
+    if (fresh) Unfresh(piece);
+    changed |= fresh;
+  }
+  return changed ? TopUpAll() : Moves();
 }
 
-OfferBook::Moves OfferBook::NotSent(uint32_t piece) {
-  if (piece >= asked_.size() || asked_[piece] == 0) return {};
-  --asked_[piece];
-  if (!Fresh(piece)) return {};
-  // Nobody got it from here after all: it may be offered anew.
-  fresh_.insert(Key(piece));
-  for (auto& [reader, offers] : readers_) {
-    if (offers.offered.Get(piece)) ++offers.unasked;
+OfferBook::Moves OfferBook::NotSent(absl::Span<const uint32_t> pieces) {
+  bool changed = false;
+  for (uint32_t piece : pieces) {
+    if (piece >= asked_.size() || asked_[piece] == 0) continue;
+    --asked_[piece];
+    if (!Fresh(piece)) continue;
+    // Nobody got it from here after all: it may be offered anew.
+    fresh_.insert(Key(piece));
+    for (auto& [reader, offers] : readers_) {
+      if (offers.offered.Get(piece)) ++offers.unasked;
+    }
+    changed = true;
   }
-  return TopUpAll();
+  return changed ? TopUpAll() : Moves();
 }
 
 OfferBook::Moves OfferBook::Sent(uint32_t piece) {

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "core/bitfield.h"
 
 namespace groupshare::peer {
@@ -52,10 +53,10 @@ class OfferBook {
 
   // Pieces offered anew, and to whom: what each of these returns.
   using Moves = std::vector<std::pair<Reader, uint32_t>>;
-  // Someone asked for `piece`.
-  Moves Asked(uint32_t piece);
-  // A call that asked for `piece` ended before it was sent.
-  Moves NotSent(uint32_t piece);
+  // A call asked for `pieces`.
+  Moves Asked(absl::Span<const uint32_t> pieces);
+  // A call that asked for `pieces` ended before they were sent.
+  Moves NotSent(absl::Span<const uint32_t> pieces);
   // `piece` went out whole to someone.
   Moves Sent(uint32_t piece);
 

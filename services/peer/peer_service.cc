@@ -307,11 +307,7 @@ class PeerServiceImpl::PieceCall final : public internal::CountedCall<pv1::Piece
   }
   void OnDone() override {
     service_->ChangeOffers(key_, [this](OfferBook& book) {
-      OfferBook::Moves moves;
-      for (size_t i = index_; i < pieces_.size(); ++i) {
-        for (const auto& move : book.NotSent(pieces_[i])) moves.push_back(move);
-      }
-      return moves;
+      return book.NotSent(absl::MakeConstSpan(pieces_).subspan(index_));
     });
     service_->Unregister(this);
     Unref();
@@ -658,15 +654,10 @@ grpc::ServerWriteReactor<pv1::PieceChunk>* PeerServiceImpl::GetPiece(
   if (absl::Status s = Admit(ticket->user_id, AllowanceOf(ticket->user_id, *ctx)); !s.ok()) {
     return refuse(s);
   }
-  ChangeOffers(key, [&](OfferBook& book) {
-    OfferBook::Moves moves;
-    for (uint32_t p : pieces) {
-      for (const auto& move : book.Asked(p)) moves.push_back(move);
-    }
-    return moves;
-  });
-  auto* call = new PieceCall(this, ctx, std::move(key), ticket->user_id,
-                             {pieces.begin(), pieces.end()}, snapshot->layout);
+  std::vector<uint32_t> asked(pieces.begin(), pieces.end());
+  ChangeOffers(key, [&](OfferBook& book) { return book.Asked(asked); });
+  auto* call = new PieceCall(this, ctx, std::move(key), ticket->user_id, std::move(asked),
+                             snapshot->layout);
   Register(call);
   call->Next();
   return call;
