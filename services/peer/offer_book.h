@@ -5,11 +5,11 @@
 // read the seeder's bitfield, each new one is offered a few pieces nobody
 // asked for yet (those offered to the fewest others first), and another
 // each time one of its offered pieces is asked for by anyone (a piece on
-// its way spreads among the downloaders, who trade it). So a downloader
-// always has pieces to ask the seeder for that nobody else gets from it,
-// the seeder's first copies go to different downloaders, and they fetch the
-// rest from each other. Once every piece went out, every reader is offered
-// every piece.
+// its way spreads among the downloaders, who trade it). So, while pieces
+// are left that nobody asked for, a downloader has some to ask the seeder
+// for that nobody else gets from it: the seeder's first copies go to
+// different downloaders, and they fetch the rest from each other. Once
+// every piece went out, every reader is offered every piece.
 //
 // An offer is a hint: a piece asked for is sent whether it was offered or
 // not. Plain data, no threads: its owner (the peer service) serialises
@@ -36,8 +36,8 @@ class OfferBook {
   using Reader = const void*;
 
   struct Options {
-    // A reader is kept offered this many pieces not sent yet, divided
-    // among the readers, and at least min_offers.
+    // A reader is kept offered this many pieces nobody asked for yet,
+    // divided among the readers, and at least min_offers.
     uint32_t max_offers = 32;
     uint32_t min_offers = 4;
     // Ties among the pieces to offer go by an order drawn from this.
