@@ -70,12 +70,9 @@ void PiecePicker::AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_f
   p.pieces = pieces;
   p.max_in_flight = std::max<uint32_t>(max_in_flight, 1);
   for (uint32_t i = 0; i < pieces.size() && i < piece_count(); ++i) {
-    if (pieces.Get(i)) {
-      AddAvailability(i, +1);
-      ++p.held;
-    }
+    if (pieces.Get(i)) AddAvailability(i, +1);
   }
-  if (p.held < piece_count()) ++partial_peers_;
+  if (Partial(p)) ++partial_peers_;
   Check();
 }
 
@@ -85,7 +82,7 @@ void PiecePicker::PeerHas(PeerId peer, PieceIndex index) {
   if (it == peers_.end() || piece >= piece_count() || it->second.pieces.Get(piece)) return;
   it->second.pieces.Set(piece);
   AddAvailability(piece, +1);
-  if (++it->second.held == piece_count()) --partial_peers_;
+  if (!Partial(it->second)) --partial_peers_;  // it just completed
   Check();
 }
 
@@ -96,7 +93,7 @@ void PiecePicker::RemovePeer(PeerId peer) {
     if (it->second.pieces.Get(i)) AddAvailability(i, -1);
     if (Requested(i, peer)) Release(i, peer);
   }
-  if (it->second.held < piece_count()) --partial_peers_;
+  if (Partial(it->second)) --partial_peers_;
   peers_.erase(it);
   Check();
 }
@@ -304,9 +301,9 @@ bool PiecePicker::InvariantsHold() const {
   if (queued != unrequested) return false;
   uint32_t total = 0, partial = 0;
   for (const auto& [id, p] : peers_) {
-    if (in_flight[id] != p.in_flight || p.held != p.pieces.Count()) return false;
+    if (in_flight[id] != p.in_flight) return false;
     total += p.in_flight;
-    partial += p.held < piece_count();
+    partial += Partial(p);
   }
   return total == total_in_flight_ && partial == partial_peers_;
 }

@@ -126,7 +126,6 @@ class PiecePicker {
  private:
   struct Peer {
     Bitfield pieces;
-    uint32_t held = 0;  // pieces it holds
     uint32_t in_flight = 0;
     uint32_t max_in_flight = 2;
   };
@@ -152,6 +151,8 @@ class PiecePicker {
   // A copy of a piece under way at other peers (endgame, or an idle peer).
   std::optional<uint32_t> PickCopy(const Bitfield& pieces, PeerId peer);
   bool Requested(uint32_t piece, PeerId peer) const;
+  // Whether the peer lacks a piece of the file.
+  bool Partial(const Peer& peer) const { return peer.pieces.Count() < piece_count(); }
   void Release(uint32_t piece, PeerId peer);
   // In a debug build, aborts when InvariantsHold() is false.
   void Check() const;
