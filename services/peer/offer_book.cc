@@ -23,15 +23,17 @@ uint32_t OfferBook::Share() const {
   return std::max(options_.max_offers / readers, options_.min_offers);
 }
 
-void OfferBook::Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out) {
-  offers.offered.Set(piece);
+void OfferBook::CountOffer(uint32_t piece, int delta) {
   const bool fresh = Fresh(piece);
   if (fresh) fresh_.erase(Key(piece));
-  ++offered_[piece];
-  if (fresh) {
-    fresh_.insert(Key(piece));
-    ++offers.unasked;
-  }
+  offered_[piece] = static_cast<uint32_t>(static_cast<int64_t>(offered_[piece]) + delta);
+  if (fresh) fresh_.insert(Key(piece));
+}
+
+void OfferBook::Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out) {
+  offers.offered.Set(piece);
+  CountOffer(piece, +1);
+  if (Fresh(piece)) ++offers.unasked;
   if (out != nullptr) out->push_back({reader, piece});
 }
 
@@ -80,11 +82,7 @@ void OfferBook::Close(Reader reader) {
   if (it == readers_.end()) return;
   const Bitfield& offered = it->second.offered;
   for (uint32_t p = 0; p < offered.size(); ++p) {
-    if (!offered.Get(p)) continue;
-    const bool fresh = Fresh(p);
-    if (fresh) fresh_.erase(Key(p));
-    --offered_[p];
-    if (fresh) fresh_.insert(Key(p));
+    if (offered.Get(p)) CountOffer(p, -1);
   }
   readers_.erase(it);
 }

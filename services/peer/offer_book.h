@@ -71,6 +71,8 @@ class OfferBook {
   // TopUp of every reader short of its share.
   Moves TopUpAll();
   void Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out);
+  // Changes how many readers were offered `piece`, keeping fresh_ in order.
+  void CountOffer(uint32_t piece, int delta);
   // Nobody asked for the piece, and it was never sent.
   bool Fresh(uint32_t piece) const { return asked_[piece] == 0 && sent_[piece] == 0; }
   // Takes a fresh piece out of fresh_.
