@@ -38,10 +38,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "bench/process_cpu.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/process_cpu.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "", "host:port of the tracker");
