@@ -48,10 +48,10 @@ struct ServerLimits {
   // reads ahead of a handler included. Under pressure gRPC cancels calls
   // ("Buffers full") and closes connections. HTTP/2 lets a client declare
   // a message of any length, and gRPC 1.51 opens the window for all of it
-  // before it checks the size; its quota reclaims only as more is
-  // allocated. So a stream that keeps sending is cut near this bound, while
-  // a burst that fills its streams and stops holds up to `max_streams` x
-  // the declared length a connection until the connection goes.
+  // before it checks the size; its quota takes memory back only once it
+  // is exceeded. So a burst of such messages can rise far above this bound
+  // for a moment (hundreds of MiB from a few connections on loopback), and
+  // within a second or two the process holds no more than it.
   int memory_mb = 64;
   // Calls open at once on one connection.
   int max_streams = 32;
