@@ -25,6 +25,7 @@
 #include "services/peer/client_state.h"
 #include "services/peer/node.h"
 #include "services/peer/peer_identity.h"
+#include "services/peer/peer_service.h"
 #include "services/peer/tracker_trust.h"
 #include "services/peer/tracker_client.h"
 
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
   // Requests to a peer are small (a ticket and a list of pieces): a larger
   // one is refused. gRPC checks the size once the message is whole; until
   // then what it buffers is bounded by --max_memory_mb.
-  builder.SetMaxReceiveMessageSize(64 << 10);
+  builder.SetMaxReceiveMessageSize(peer::kMaxPeerRequestBytes);
   int port = 0;
   auto server = StartServer(
       builder, listen.ToString(), &port,

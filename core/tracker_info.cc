@@ -24,6 +24,11 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
   absl::string_view host = text.substr(0, colon);
   absl::string_view port_text = text.substr(colon + 1);
   if (host.empty()) return bad("no host");
+  if (host.size() > kMaxHostBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("a host:port address has a host of at most ",
+                                                   kMaxHostBytes, " characters, not ",
+                                                   host.size()));
+  }
   if (host.front() == '[') {
     if (host.back() != ']' || host.size() < 3) return bad("unclosed '['");
   } else if (host.find(':') != absl::string_view::npos) {

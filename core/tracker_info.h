@@ -23,6 +23,10 @@ struct HostPort {
   std::string ToString() const;
 };
 
+// The longest host name there is (RFC 1035); an IPv6 address in brackets
+// is shorter.
+inline constexpr size_t kMaxHostBytes = 253;
+
 // Parses "host:port"; INVALID_ARGUMENT says what is wrong. A port of 0 is
 // accepted only when `allow_port_zero` (a server that lets the system
 // choose).

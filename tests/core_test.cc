@@ -205,6 +205,15 @@ TEST(HostPort, PortZeroOnlyWhenAllowed) {
   EXPECT_TRUE(ParseHostPort("127.0.0.1:65535").ok());
 }
 
+TEST(HostPort, HostNamesAreAtMostTheLongestDnsAllows) {
+  const std::string longest(kMaxHostBytes, 'h');
+  EXPECT_TRUE(ParseHostPort(longest + ":5000").ok());
+  auto longer = ParseHostPort(longest + "h:5000");
+  EXPECT_EQ(longer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(longer.status().message(),
+            "a host:port address has a host of at most 253 characters, not 254");
+}
+
 TEST(Crypto, Sha1KnownAnswers) {
   EXPECT_EQ(HexEncode(Sha1Of("")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
   EXPECT_EQ(HexEncode(Sha1Of("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");

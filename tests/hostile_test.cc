@@ -32,6 +32,7 @@
 #include "core/bitfield.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
+#include "services/peer/peer_service.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 
@@ -464,7 +465,7 @@ TEST(HostileMessages, PeerRefusesLargeRequests) {
   ASSERT_GT(port, 0);
   auto stub = peer::v1::PeerService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  for (size_t size : {size_t{1} << 10, size_t{1} << 20}) {
+  for (size_t size : {size_t{1} << 10, size_t{8} << 10, size_t{1} << 20}) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     peer::v1::GetPieceRequest req;
@@ -477,8 +478,9 @@ TEST(HostileMessages, PeerRefusesLargeRequests) {
     while (reader->Read(&chunk)) {
     }
     const grpc::Status status = reader->Finish();
-    EXPECT_EQ(status.error_code(), size > (64 << 10) ? grpc::StatusCode::RESOURCE_EXHAUSTED
-                                                     : grpc::StatusCode::UNAVAILABLE)
+    EXPECT_EQ(status.error_code(), size > peer::kMaxPeerRequestBytes
+                                       ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                                       : grpc::StatusCode::UNAVAILABLE)
         << size << ": " << status.error_message();
   }
 }

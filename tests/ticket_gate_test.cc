@@ -7,6 +7,11 @@
 #include <memory>
 #include <string>
 
+#include "core/ids.h"
+#include "core/tracker_info.h"
+#include "groupshare/peer/v1/peer.pb.h"
+#include "services/peer/peer_service.h"
+
 namespace groupshare::peer {
 namespace {
 
@@ -76,6 +81,33 @@ TEST_F(TicketGateTest, LoggedOutAShutdownOrAMoveRefusesWhatWasServed) {
   gate_.SetVerifier(Verifier(*signer_));
   gate_.Shutdown();
   EXPECT_EQ(Code(ticket), absl::StatusCode::kUnavailable);
+}
+
+// A peer reads requests of kMaxPeerRequestBytes at most: the largest a
+// member can make, with a ticket for the longest ids and host name and as
+// many pieces as a call may name, fits with room to spare.
+TEST_F(TicketGateTest, TheLargestRequestAMemberCanMakeFitsThePeersLimit) {
+  const std::string user(kMaxIdBytes, 'u'), group(kMaxIdBytes, 'g');
+  const std::string peer = std::string(kMaxHostBytes, 'h') + ":65535";
+  auto ticket = signer_->Sign({user, group, kSha1, peer, kT0 + absl::Hours(24 * 365 * 100)});
+  ASSERT_TRUE(ticket.ok()) << ticket.status();
+  EXPECT_LT(ticket->size(), 1024u);
+
+  pv1::GetPieceRequest pieces;
+  pieces.set_ticket(*ticket);
+  pieces.set_group_id(group);
+  pieces.set_file_sha1(kSha1);
+  const uint32_t most = PeerServiceOptions{}.max_pieces_per_request;
+  for (uint32_t i = 0; i < most; ++i) pieces.add_pieces(kMaxPieceCount - 1 - i);
+  ASSERT_TRUE(CheckPieceRequest(pieces, most).ok());
+  EXPECT_LT(pieces.ByteSizeLong(), 1536u);
+
+  pv1::GetBitfieldRequest bitfield;
+  bitfield.set_ticket(*ticket);
+  bitfield.set_group_id(group);
+  bitfield.set_file_sha1(kSha1);
+  EXPECT_LT(bitfield.ByteSizeLong(), pieces.ByteSizeLong());
+  EXPECT_LT(pieces.ByteSizeLong() * 2, static_cast<size_t>(kMaxPeerRequestBytes));
 }
 
 }  // namespace

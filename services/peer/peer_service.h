@@ -38,6 +38,12 @@ namespace groupshare::peer {
 
 namespace pv1 = ::groupshare::peer::v1;
 
+// The largest request a peer reads (GetPiece or GetBitfield). A ticket for
+// the longest ids and host name, the group and file, and as many piece
+// numbers as max_pieces_per_request allows take about 1 KiB. A larger
+// request is refused, RESOURCE_EXHAUSTED.
+inline constexpr int kMaxPeerRequestBytes = 4 << 10;
+
 // What one peer serves at most; a call past a limit is refused with
 // RESOURCE_EXHAUSTED or INVALID_ARGUMENT, saying which limit.
 struct PeerServiceOptions {
