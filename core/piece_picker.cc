@@ -86,6 +86,16 @@ void PiecePicker::PeerHas(PeerId peer, PieceIndex index) {
   Check();
 }
 
+void PiecePicker::PeerLacks(PeerId peer, PieceIndex index) {
+  const uint32_t piece = index.value();
+  auto it = peers_.find(peer);
+  if (it == peers_.end() || piece >= piece_count() || !it->second.pieces.Get(piece)) return;
+  if (!Partial(it->second)) ++partial_peers_;  // whole until now
+  it->second.pieces.Set(piece, false);
+  AddAvailability(piece, -1);
+  Check();
+}
+
 void PiecePicker::RemovePeer(PeerId peer) {
   auto it = peers_.find(peer);
   if (it == peers_.end()) return;

@@ -90,6 +90,8 @@ class PiecePicker {
   // Adding a known peer replaces its pieces.
   void AddPeer(PeerId peer, const Bitfield& pieces, uint32_t max_in_flight = 2);
   void PeerHas(PeerId peer, PieceIndex piece);
+  // The peer no longer offers `piece` (a request of it in flight stays).
+  void PeerLacks(PeerId peer, PieceIndex piece);
   // Forgets the peer; its requests in flight go back in the queue.
   void RemovePeer(PeerId peer);
   bool HasPeer(PeerId peer) const { return peers_.count(peer) != 0; }

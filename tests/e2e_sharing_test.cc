@@ -869,7 +869,9 @@ TEST_F(Sharing, ASeederOffersACrowdDifferentPiecesAndMoreAsTheyAreAskedFor) {
   EXPECT_EQ(readers[1]->offered.size(), 16u);
   EXPECT_EQ(readers[2]->offered.size(), 10u);
   for (uint32_t p : readers[1]->offered) EXPECT_FALSE(readers[2]->offered.count(p)) << p;
-  // dave fetches one of his: asked for, so he is offered another.
+  // dave fetches one of his: asked for, so it is withdrawn from those it
+  // was offered to (bob, offered everything, and dave), and dave is offered
+  // another.
   const uint32_t piece = *readers[2]->offered.begin();
   pv1::GetPieceRequest one = readers[2]->ticketed.request;
   one.clear_pieces();
@@ -883,9 +885,16 @@ TEST_F(Sharing, ASeederOffersACrowdDifferentPiecesAndMoreAsTheyAreAskedFor) {
   EXPECT_TRUE(data == testing::ReadFile(path).substr(uint64_t{piece} << 19, 1 << 19));
   pv1::BitfieldUpdate more;
   ASSERT_TRUE(readers[2]->stream->Read(&more));
+  ASSERT_TRUE(more.has_withdrawn());
+  EXPECT_EQ(more.withdrawn(), piece);
+  ASSERT_TRUE(readers[2]->stream->Read(&more));
   ASSERT_TRUE(more.has_have());
   EXPECT_FALSE(readers[2]->offered.count(more.have())) << more.have();
   EXPECT_FALSE(readers[1]->offered.count(more.have())) << "carol's already";
+  pv1::BitfieldUpdate bobs;
+  ASSERT_TRUE(readers[0]->stream->Read(&bobs));
+  ASSERT_TRUE(bobs.has_withdrawn());
+  EXPECT_EQ(bobs.withdrawn(), piece);
   for (auto& r : readers) r->ctx.TryCancel();
 }
 

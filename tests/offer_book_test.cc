@@ -55,22 +55,37 @@ TEST(OfferBook, ReadersInACrowdAreOfferedDifferentPiecesNobodyAskedFor) {
   }
 }
 
-TEST(OfferBook, APieceAskedForIsReplacedAtEveryReaderItWasOfferedTo) {
+TEST(OfferBook, APieceAskedForIsWithdrawnFromItsReadersAndReplaced) {
   OfferBook book(40, Offers(8, 2));
-  book.Open(R(0));
+  book.Open(R(0));  // alone: everything
   const std::set<uint32_t> offered = Pieces(book.Open(R(1)));
   ASSERT_EQ(offered.size(), 4u);
   const uint32_t piece = *offered.begin();
+  // Withdrawn from both readers it was offered to, and R(1) is offered
+  // another in its place (R(0) holds many offers still).
   OfferBook::Moves moves = book.Asked({piece});
-  ASSERT_EQ(moves.size(), 1u);
-  EXPECT_EQ(moves[0].first, R(1));
-  EXPECT_FALSE(offered.count(moves[0].second));
-  EXPECT_NE(moves[0].second, piece);
-  // A piece that was not offered to it changes nothing there, nor a second
-  // call for the same piece, nor its sending.
+  ASSERT_EQ(moves.size(), 3u);
+  std::set<OfferBook::Reader> withdrawn_from;
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(moves[i].withdrawn);
+    EXPECT_EQ(moves[i].piece, piece);
+    withdrawn_from.insert(moves[i].reader);
+  }
+  EXPECT_EQ(withdrawn_from, (std::set<OfferBook::Reader>{R(0), R(1)}));
+  EXPECT_EQ(moves[2].reader, R(1));
+  EXPECT_FALSE(moves[2].withdrawn);
+  EXPECT_FALSE(offered.count(moves[2].piece));
+  EXPECT_NE(moves[2].piece, piece);
+  // A piece offered to R(0) only is withdrawn there alone, and R(1) is
+  // offered nothing for it; a second call for the same piece, and its
+  // sending, change nothing.
   uint32_t other = 0;
-  while (offered.count(other) || other == moves[0].second) ++other;
-  EXPECT_TRUE(book.Asked({other}).empty());
+  while (offered.count(other) || other == moves[2].piece) ++other;
+  moves = book.Asked({other});
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].reader, R(0));
+  EXPECT_EQ(moves[0].piece, other);
+  EXPECT_TRUE(moves[0].withdrawn);
   EXPECT_TRUE(book.Asked({piece}).empty());
   EXPECT_TRUE(book.Sent(piece).empty());
 }
@@ -81,7 +96,7 @@ TEST(OfferBook, APieceAskedForButNeverSentIsOfferedAgain) {
   const std::set<uint32_t> first = Pieces(book.Open(R(1)));  // its share: one
   ASSERT_EQ(first.size(), 1u);
   const uint32_t lost = *first.begin();
-  EXPECT_EQ(book.Asked({lost}).size(), 1u);  // another for R(1)
+  EXPECT_EQ(book.Asked({lost}).size(), 3u);  // withdrawn from both; another for R(1)
   for (uint32_t p = 0; p < 4; ++p) {
     if (p != lost) book.Asked({p});
   }
@@ -93,18 +108,21 @@ TEST(OfferBook, APieceAskedForButNeverSentIsOfferedAgain) {
 
 TEST(OfferBook, OnceEveryPieceWentOutEveryReaderIsOfferedEverything) {
   OfferBook book(12, Offers(4, 1));
-  book.Open(R(0));
   std::map<OfferBook::Reader, std::set<uint32_t>> offered;
-  for (int i = 1; i <= 3; ++i) offered[R(i)] = Pieces(book.Open(R(i)));
+  for (int i = 0; i <= 3; ++i) offered[R(i)] = Pieces(book.Open(R(i)));
   auto note = [&](const OfferBook::Moves& moves) {
-    for (const auto& [reader, piece] : moves) {
-      EXPECT_TRUE(offered[reader].insert(piece).second) << "offered twice";
+    for (const OfferBook::Move& m : moves) {
+      if (m.withdrawn) {
+        EXPECT_EQ(offered[m.reader].erase(m.piece), 1u) << "withdrawn, not offered";
+      } else {
+        EXPECT_TRUE(offered[m.reader].insert(m.piece).second) << "offered twice";
+      }
     }
   };
   for (uint32_t p = 0; p < 12; ++p) note(book.Asked({p}));
-  for (int i = 1; i <= 3; ++i) EXPECT_LT(offered[R(i)].size(), 12u) << i;
+  for (int i = 0; i <= 3; ++i) EXPECT_LT(offered[R(i)].size(), 12u) << i;
   for (uint32_t p = 0; p < 12; ++p) note(book.Sent(p));
-  for (int i = 1; i <= 3; ++i) EXPECT_EQ(offered[R(i)].size(), 12u) << i;
+  for (int i = 0; i <= 3; ++i) EXPECT_EQ(offered[R(i)].size(), 12u) << i;
 }
 
 TEST(OfferBook, AClosedReadersOffersGoToTheNextReader) {

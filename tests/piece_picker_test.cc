@@ -352,6 +352,21 @@ TEST(PiecePicker, APickLooksAtAFewPiecesNotTheWholeFile) {
   EXPECT_LE(swarm.examined(), uint64_t{n} * 2);
 }
 
+TEST(PiecePicker, APieceAPeerWithdrawsIsNotAskedOfIt) {
+  PiecePicker picker(3, NoRandomStart());
+  picker.AddPeer(P(1), Bits("111"), 10);
+  picker.PeerLacks(P(1), I(1));
+  EXPECT_EQ(picker.Availability(I(1)), 0u);
+  EXPECT_EQ(picker.UnavailableCount(), 1u);
+  EXPECT_EQ(PickAll(picker, P(1)), (std::set<uint32_t>{0, 2}));
+  // A request in flight stays; the piece comes back with a new offer.
+  picker.PeerLacks(P(1), I(2));
+  EXPECT_EQ(picker.InFlight(P(1)), 2u);
+  picker.PeerHas(P(1), I(1));
+  EXPECT_EQ(picker.Pick(P(1)), I(1));
+  EXPECT_TRUE(picker.InvariantsHold());
+}
+
 TEST(PiecePicker, RandomisedRunKeepsItsInvariants) {
   std::mt19937 rng(42);
   PiecePicker::Options o;
@@ -373,7 +388,11 @@ TEST(PiecePicker, RandomisedRunKeepsItsInvariants) {
         if (rng() % 10 == 0) picker.RemovePeer(peer);
         break;
       case 2:
-        picker.PeerHas(peer, I(rng() % 64));
+        if (rng() % 4 == 0) {
+          picker.PeerLacks(peer, I(rng() % 64));
+        } else {
+          picker.PeerHas(peer, I(rng() % 64));
+        }
         break;
       default:
         if (auto p = picker.Pick(peer)) flying.push_back({peer, *p});

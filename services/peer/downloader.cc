@@ -426,6 +426,8 @@ void Download::Handle(BitfieldEvent& e) {
     }
   } else if (update.has_have() && peer->ready) {
     picker_.PeerHas(PeerId(e.link), PieceIndex(update.have()));
+  } else if (update.has_withdrawn() && peer->ready) {
+    picker_.PeerLacks(PeerId(e.link), PieceIndex(update.withdrawn()));
   }
   Fill(e.link);
 }

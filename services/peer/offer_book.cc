@@ -34,7 +34,7 @@ void OfferBook::Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out)
   offers.offered.Set(piece);
   CountOffer(piece, +1);
   if (Fresh(piece)) ++offers.unasked;
-  if (out != nullptr) out->push_back({reader, piece});
+  if (out != nullptr) out->push_back({reader, piece, false});
 }
 
 void OfferBook::TopUp(Reader reader, Offers& offers, Moves* out) {
@@ -95,15 +95,30 @@ void OfferBook::Unfresh(uint32_t piece) {
 }
 
 OfferBook::Moves OfferBook::Asked(absl::Span<const uint32_t> pieces) {
+  Moves out;
   bool changed = false;
   for (uint32_t piece : pieces) {
     if (piece >= asked_.size()) continue;
     const bool fresh = Fresh(piece);
     ++asked_[piece];
-    if (fresh) Unfresh(piece);
-    changed |= fresh;
+    if (!fresh) continue;
+    Unfresh(piece);
+    changed = true;
+    if (readers_.size() > 1) Withdraw(piece, out);
   }
-  return changed ? TopUpAll() : Moves();
+  if (!changed) return out;
+  Moves more = TopUpAll();
+  out.insert(out.end(), more.begin(), more.end());
+  return out;
+}
+
+void OfferBook::Withdraw(uint32_t piece, Moves& out) {
+  for (auto& [reader, offers] : readers_) {
+    if (!offers.offered.Get(piece)) continue;
+    offers.offered.Set(piece, false);
+    CountOffer(piece, -1);
+    out.push_back({reader, piece, true});
+  }
 }
 
 OfferBook::Moves OfferBook::NotSent(absl::Span<const uint32_t> pieces) {

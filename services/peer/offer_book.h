@@ -8,8 +8,12 @@
 // its way spreads among the downloaders, who trade it). So, while pieces
 // are left that nobody asked for, a downloader has some to ask the seeder
 // for that nobody else gets from it: the seeder's first copies go to
-// different downloaders, and they fetch the rest from each other. Once
-// every piece went out, every reader is offered every piece.
+// different downloaders, and they fetch the rest from each other. A piece
+// offered to several readers (the first reader is offered all; when few
+// pieces are left, offers overlap) is withdrawn from them once one asks
+// for it, so that the others do not ask the seeder for a second copy
+// before every piece went out once. Then every reader is offered every
+// piece.
 //
 // An offer is a hint: a piece asked for is sent whether it was offered or
 // not. Plain data, no threads: its owner (the peer service) serialises
@@ -51,8 +55,14 @@ class OfferBook {
   void Close(Reader reader);
   bool empty() const { return readers_.empty(); }
 
-  // Pieces offered anew, and to whom: what each of these returns.
-  using Moves = std::vector<std::pair<Reader, uint32_t>>;
+  // A piece offered anew to a reader, or withdrawn from it: what each of
+  // these returns.
+  struct Move {
+    Reader reader = nullptr;
+    uint32_t piece = 0;
+    bool withdrawn = false;
+  };
+  using Moves = std::vector<Move>;
   // A call asked for `pieces`.
   Moves Asked(absl::Span<const uint32_t> pieces);
   // A call that asked for `pieces` ended before they were sent.
@@ -71,6 +81,8 @@ class OfferBook {
   // TopUp of every reader short of its share.
   Moves TopUpAll();
   void Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out);
+  // Takes back every offer of `piece` (just asked for, so no longer fresh).
+  void Withdraw(uint32_t piece, Moves& out);
   // Changes how many readers were offered `piece`, keeping fresh_ in order.
   void CountOffer(uint32_t piece, int delta);
   // Nobody asked for the piece, and it was never sent.

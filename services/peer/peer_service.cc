@@ -126,7 +126,7 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
   class Listener final : public PieceStore::Listener {
    public:
     explicit Listener(BitfieldCall* call) : call_(call) {}
-    void OnHave(uint32_t piece) override { call_->Queue(piece); }
+    void OnHave(uint32_t piece) override { call_->Queue({.piece = piece}); }
     void OnGone() override { call_->End(grpc::Status::OK); }
 
    private:
@@ -162,10 +162,11 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
     StartWrite(&message_);  // writing_ was true from the start
   }
 
-  void Queue(uint32_t piece) ABSL_LOCKS_EXCLUDED(mu_) {
+  // A piece held or offered, or an offer withdrawn.
+  void Queue(OfferBook::Move move) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
-      pending_.push_back(piece);
+      pending_.push_back(move);
     }
     Pump();
   }
@@ -210,7 +211,11 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
         finish = end_;
       } else if (!pending_.empty()) {
         message_.Clear();
-        message_.set_have(pending_.front());
+        if (pending_.front().withdrawn) {
+          message_.set_withdrawn(pending_.front().piece);
+        } else {
+          message_.set_have(pending_.front().piece);
+        }
         message_.set_piece_count(count_);
         pending_.pop_front();
         writing_ = true;
@@ -233,7 +238,8 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
   absl::Mutex mu_;
   pv1::BitfieldUpdate message_;  // written while writing_
   uint32_t count_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<uint32_t> pending_ ABSL_GUARDED_BY(mu_);  // at most one entry a piece
+  // At most one entry a piece, and an offer and its withdrawal.
+  std::deque<OfferBook::Move> pending_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = true;  // until Start has sent the bitfield
   absl::Time write_started_ ABSL_GUARDED_BY(mu_) = absl::Now();
   std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
@@ -580,20 +586,20 @@ void PeerServiceImpl::CloseOffers(const ShareKey& key, BitfieldCall* call) {
 
 void PeerServiceImpl::ChangeOffers(const ShareKey& key,
                                    absl::FunctionRef<OfferBook::Moves(OfferBook&)> change) {
-  std::vector<std::pair<BitfieldCall*, uint32_t>> offered;
+  std::vector<std::pair<BitfieldCall*, OfferBook::Move>> moved;
   {
     absl::MutexLock lock(&offers_mu_);
     auto it = offers_.find(key);
     if (it == offers_.end()) return;
-    for (auto [reader, p] : change(it->second)) {
+    for (const OfferBook::Move& move : change(it->second)) {
       // In the book, so alive until CloseOffers, which waits for the lock.
-      auto* call = static_cast<BitfieldCall*>(const_cast<void*>(reader));
+      auto* call = static_cast<BitfieldCall*>(const_cast<void*>(move.reader));
       call->Ref();
-      offered.push_back({call, p});
+      moved.push_back({call, move});
     }
   }
-  for (auto [call, p] : offered) {
-    call->Queue(p);
+  for (auto& [call, move] : moved) {
+    call->Queue(move);
     call->Unref();
   }
 }
