@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -162,11 +163,18 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
     StartWrite(&message_);  // writing_ was true from the start
   }
 
-  // A piece held or offered, or an offer withdrawn.
+  // A piece held or offered, or an offer withdrawn. A piece waits in the
+  // queue once: a later move of a piece not yet sent replaces the earlier
+  // (an offer withdrawn before it went out goes as a withdrawal alone).
   void Queue(OfferBook::Move move) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
-      pending_.push_back(move);
+      auto [it, added] = withdrawn_.try_emplace(move.piece, move.withdrawn);
+      if (added) {
+        pending_.push_back(move.piece);
+      } else {
+        it->second = move.withdrawn;
+      }
     }
     Pump();
   }
@@ -211,13 +219,16 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
         finish = end_;
       } else if (!pending_.empty()) {
         message_.Clear();
-        if (pending_.front().withdrawn) {
-          message_.set_withdrawn(pending_.front().piece);
-        } else {
-          message_.set_have(pending_.front().piece);
-        }
-        message_.set_piece_count(count_);
+        const uint32_t piece = pending_.front();
         pending_.pop_front();
+        auto it = withdrawn_.find(piece);
+        if (it->second) {
+          message_.set_withdrawn(piece);
+        } else {
+          message_.set_have(piece);
+        }
+        withdrawn_.erase(it);
+        message_.set_piece_count(count_);
         writing_ = true;
         write_started_ = absl::Now();
       } else {
@@ -238,8 +249,9 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
   absl::Mutex mu_;
   pv1::BitfieldUpdate message_;  // written while writing_
   uint32_t count_ ABSL_GUARDED_BY(mu_) = 0;
-  // At most one entry a piece, and an offer and its withdrawal.
-  std::deque<OfferBook::Move> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint32_t> pending_ ABSL_GUARDED_BY(mu_);  // at most one entry a piece
+  // Of each piece in pending_: whether it goes as a withdrawal.
+  absl::flat_hash_map<uint32_t, bool> withdrawn_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = true;  // until Start has sent the bitfield
   absl::Time write_started_ ABSL_GUARDED_BY(mu_) = absl::Now();
   std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
