@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,25 @@ class FakeLink {
     update.set_piece_count(layout_.PieceCount());
     owner_->OnBitfield(handle_, update);
   }
+  // A later message of the stream: a piece held (or offered), or an offer
+  // withdrawn.
+  void SendHave(uint32_t piece, bool withdrawn = false) ABSL_LOCKS_EXCLUDED(alive_mu_) {
+    absl::ReaderMutexLock alive(&alive_mu_);
+    if (handle_ == nullptr) return;
+    pv1::BitfieldUpdate update;
+    if (withdrawn) {
+      update.set_withdrawn(piece);
+    } else {
+      update.set_have(piece);
+    }
+    update.set_piece_count(layout_.PieceCount());
+    owner_->OnBitfield(handle_, update);
+  }
+  // Every piece the download asked this peer for.
+  std::set<uint32_t> asked() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return asked_;
+  }
   // Sends the next piece of every open call (its bytes flipped when
   // `corrupt`), and ends the calls that sent their last. Returns how many
   // pieces went.
@@ -125,6 +145,7 @@ class FakeLink {
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+  std::set<uint32_t> asked_ ABSL_GUARDED_BY(mu_);
 
  public:
   // The link the download owns.
@@ -254,6 +275,7 @@ void FakeLink::Request(PeerLink* handle, std::vector<uint32_t> pieces) {
   {
     absl::MutexLock lock(&mu_);
     if (!closed_) {
+      asked_.insert(pieces.begin(), pieces.end());
       calls_.push_back({std::move(pieces), now});
       return;
     }
@@ -396,6 +418,34 @@ TEST_F(CoordinatorTest, CallsThatBringNothingAreCancelledOnceThePieceTimeoutPass
     alice->DeliverAll();
     return Progress().state == DownloadState::kComplete;
   })) << Progress().error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+}
+
+// A seeder that withdraws an offer (another downloader asked for the piece
+// first) is not asked for it; the piece comes from elsewhere.
+TEST_F(CoordinatorTest, APieceWithdrawnByAPeerIsNotAskedOfIt) {
+  AddHolder("alice");
+  AddHolder("bob");
+  Start();
+  auto alice = Link("alice");
+  auto bob = Link("bob");
+  alice->SendBitfield(Pieces(0, 4));  // all four asked at once: her window is full
+  ASSERT_TRUE(Eventually([&] { return alice->asked().size() == 4; }));
+  alice->SendHave(5);
+  alice->SendHave(5, /*withdrawn=*/true);
+  alice->DeliverAll();
+  ASSERT_TRUE(Eventually([&] { return Progress().pieces_done == 4; }));
+  // A pass with alice free: she holds piece 5 no longer, so nothing is
+  // asked of her.
+  ASSERT_TRUE(env_.Advance(absl::Milliseconds(300)));
+  EXPECT_EQ(alice->asked(), (std::set<uint32_t>{0, 1, 2, 3}));
+  bob->SendBitfield(Pieces(0, 8));
+  EXPECT_TRUE(Eventually([&] {
+    bob->DeliverAll();
+    return Progress().state == DownloadState::kComplete;
+  })) << Progress().error;
+  EXPECT_FALSE(alice->asked().count(5));
+  EXPECT_TRUE(bob->asked().count(5));
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
 }
 
