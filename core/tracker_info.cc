@@ -24,7 +24,7 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
   absl::string_view host = text.substr(0, colon);
   absl::string_view port_text = text.substr(colon + 1);
   if (host.empty()) return bad("no host");
-  if (host.size() > kMaxHostBytes) {
+  if (host.size() > kMaxHostBytes) {  // said without the text, which may be huge
     return absl::InvalidArgumentError(absl::StrCat("a host:port address has a host of at most ",
                                                    kMaxHostBytes, " characters, not ",
                                                    host.size()));
