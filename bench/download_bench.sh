@@ -58,6 +58,9 @@ trap 'keep_logs; stop_cluster; rm -rf "$work"' EXIT
 
 # CPU seconds (user + system) process $1 has used so far.
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# Minor page faults of process $1 so far: memory the allocator gave back
+# and took again costs one each 4 KiB.
+faults_of() { awk '{print $10}' "/proc/$1/stat"; }
 
 head -c "$((size_mib << 20))" /dev/urandom > "$work/file.bin"
 # A tracker, seeders and a downloader, their names prefixed with $1 ("" for
@@ -98,8 +101,9 @@ download_once() {
   read -r -a seeder_pids <<<"${seeder_pids_of[${m:-_}]}"
   sleep "$pause"
   : > "$work/$dl.out"
-  local dl_cpu0 seed_cpu0 start end dl_cpu seed_cpu rss_kib p t deadline
+  local dl_cpu0 seed_cpu0 start end dl_cpu seed_cpu rss_kib p t deadline faults0
   dl_cpu0=$(cpu_of "$dl_pid")
+  faults0=$(faults_of "$dl_pid")
   seed_cpu0=0
   for p in "${seeder_pids[@]}"; do seed_cpu0=$(calc "$seed_cpu0 + $(cpu_of "$p")"); done
   start=$(date +%s.%N)
@@ -139,9 +143,10 @@ download_once() {
   cmp -s "$work/file.bin" "$work/out.bin" || { echo "bench: the download differs" >&2; exit 1; }
   t=$(calc "$end - $start")
   echo "$t" >> "$work/ours$m"
-  printf "groupshare tls=%s size_mib=%d seeders=%d seconds=%.2f mib_per_s=%.1f peak_rss_mib=%.1f cpu_downloader=%.2f cpu_seeders=%.2f cpu_s_per_gib=%.2f threads=%d\n" \
+  printf "groupshare tls=%s size_mib=%d seeders=%d seconds=%.2f mib_per_s=%.1f peak_rss_mib=%.1f cpu_downloader=%.2f cpu_seeders=%.2f cpu_s_per_gib=%.2f threads=%d page_faults=%d\n" \
     "$([ -z "$m" ] && echo on || echo off)" "$size_mib" "$seeders" "$t" "$(calc "$size_mib / $t")" "$(calc "$rss_kib / 1024")" \
-    "$dl_cpu" "$seed_cpu" "$(calc "$dl_cpu * 1024 / $size_mib")" "$peak_threads"
+    "$dl_cpu" "$seed_cpu" "$(calc "$dl_cpu * 1024 / $size_mib")" "$peak_threads" \
+    "$(( $(faults_of "$dl_pid") - faults0 ))"
   # Ready for the next run: the downloader shares the file now; forget it.
   expect "$dl" "stop_share bench file.bin" "stopped sharing"
   rm -f "$work/out.bin"

@@ -87,13 +87,16 @@ constexpr char kUsage[] =
 int main(int argc, char** argv) {
   using namespace groupshare;
   // gRPC streams large messages much faster when glibc keeps freed memory
-  // for reuse instead of mapping and unmapping it for every piece. Few
-  // arenas keep what is kept small. The trim threshold stays low, so that
-  // memory a burst of calls took goes back to the system afterwards (the
-  // peer service also trims once it is idle).
+  // for reuse instead of mapping and unmapping it for every piece, or
+  // giving back the top of the heap that the next read buffers fault in
+  // again (a TLS download of 1 GiB took 20-90 thousand page faults at a
+  // threshold of 8 MiB, 5-7 thousand at 64). One arena: malloc_trim gives
+  // back all of its free top, where it leaves a thread arena's top alone,
+  // so what a burst of calls took goes back once the process is quiet (see
+  // ReturnFreeMemoryInTheBackground); two arenas held up to the threshold.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 8 << 20);
-  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_ARENA_MAX, 1);
   DisableMutexDeadlockDetection();
   BlockTermSignals();
   std::vector<std::string> args = ParseFlagsOrExit(argc, argv, kUsage);

@@ -9,6 +9,7 @@
 #include <grpcpp/server.h>
 
 #include <malloc.h>
+#include <time.h>
 
 #include <mutex>
 #include <thread>
@@ -92,21 +93,36 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentialsFor(const KeyAndCert& 
 
 namespace {
 
+// CPU time all threads of this process have used.
+absl::Duration ProcessCpuTime() {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return absl::DurationFromTimespec(ts);
+}
+
 // glibc keeps what a process freed for its next allocations; after a burst
 // of buffering (an attack, or a flash crowd) that is hundreds of MiB the
-// process no longer needs. Gives it back once more than `kKeepFree` lies
-// unused, checked every `kEvery`. A trim costs a walk of the free lists, a
-// millisecond or so, and only when there is much to give back.
+// process no longer needs. Gives it back, checked every `kEvery`, once more
+// than `kKeepFree` lies unused and the process is quiet (it used under
+// `kQuietShare` of a core), or once more than `kKeepFreeWhileBusy` does. A
+// trim while data flows is paid again at once: the next buffers fault their
+// pages back in. A trim costs a walk of the free lists, a millisecond or so.
 void ReturnFreeMemoryInTheBackground() {
   static std::once_flag started;
   std::call_once(started, [] {
     std::thread([] {
       constexpr size_t kKeepFree = 8 << 20;
+      constexpr size_t kKeepFreeWhileBusy = 64 << 20;
       constexpr absl::Duration kEvery = absl::Seconds(2);
+      constexpr double kQuietShare = 0.05;
+      absl::Duration cpu_before = ProcessCpuTime();
       for (;;) {
         absl::SleepFor(kEvery);
-        const struct mallinfo2 info = mallinfo2();
-        if (info.fordblks > kKeepFree) malloc_trim(0);
+        const absl::Duration cpu = ProcessCpuTime();
+        const bool quiet = cpu - cpu_before < kEvery * kQuietShare;
+        cpu_before = cpu;
+        const size_t unused = mallinfo2().fordblks;
+        if (unused > (quiet ? kKeepFree : kKeepFreeWhileBusy)) malloc_trim(0);
       }
     }).detach();
   });
