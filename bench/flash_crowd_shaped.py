@@ -10,11 +10,13 @@ Each run does groupshare (a tracker on a host of its own, TLS, the
 defaults), then libtorrent (Debian's python3-libtorrent, tuned as in
 bench/libtorrent_reference.py, one session per host, every downloader told
 of the seeder and of every other downloader at once). Prints a line per
-run and system, with what each host sent during it, then the medians:
+run and system, with the share of the machine's CPU that was busy while it
+ran (the shaped links cost the kernel CPU too; at 100% the machine, not the
+links, set the pace) and what each host sent during it, then the medians:
 
-  groupshare run=1 slowest_s=7.90 f_over_r_s=5.37 ratio=1.47
+  groupshare run=1 slowest_s=7.90 f_over_r_s=5.37 ratio=1.47 cpu_busy=93%
     sent_mib: seed=70 d1=60 d2=58 ...
-  libtorrent run=1 slowest_s=14.2 f_over_r_s=5.37 ratio=2.65
+  libtorrent run=1 slowest_s=14.2 f_over_r_s=5.37 ratio=2.65 cpu_busy=71%
     sent_mib: seed=66 d1=62 ...
   median slowest/(F/R): groupshare=1.47 libtorrent=2.65 (64 MiB, 8 downloaders, 100 Mbit)
 
@@ -61,6 +63,19 @@ def sent_mib(ns):
     return out
 
 
+def cpu_jiffies():
+    """The machine's busy and total CPU time so far, in jiffies, all cores."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before):
+    """The share of the machine's CPU time that was busy since `before`."""
+    busy, total = cpu_jiffies()
+    return (busy - before[0]) / max(total - before[1], 1)
+
+
 def completion_times(log, name, runs_before):
     """When the client logged its downloads of `name` complete (Unix times)."""
     times = []
@@ -77,7 +92,9 @@ def completion_times(log, name, runs_before):
 
 
 def groupshare_run(clients, downloaders, work, run, digest):
+    """The slowest downloader's time, and the machine's busy share meanwhile."""
     start = time.time()
+    cpu = cpu_jiffies()
     outs = {}
     for name in downloaders:
         outs[name] = os.path.join(work, "%s-%d.bin" % (name, run))
@@ -94,6 +111,7 @@ def groupshare_run(clients, downloaders, work, run, digest):
             if done:
                 finished[name] = done[0] - start
         time.sleep(0.1)  # the clients' logs are read; nothing else to wait on
+    busy = busy_share(cpu)
     for name in downloaders:
         with open(outs[name], "rb") as f:
             if hashlib.sha1(f.read()).digest() != digest:
@@ -102,7 +120,7 @@ def groupshare_run(clients, downloaders, work, run, digest):
         # Forgotten, so that the next run downloads it again.
         clients[name].run_all("stop_share crowd file.bin")
         clients[name].run_all("show_downloads --clear")
-    return max(finished.values())
+    return max(finished.values()), busy
 
 
 def libtorrent_run(net, ns, addr, downloaders, work, path, run):
@@ -126,6 +144,7 @@ def libtorrent_run(net, ns, addr, downloaders, work, path, run):
             if p.line(30) != "ready":
                 sys.exit("libtorrent: %s did not start" % name)
         start = time.time()
+        cpu = cpu_jiffies()
         for p in procs[1:]:
             p.send("go")
         slowest = 0.0
@@ -134,7 +153,7 @@ def libtorrent_run(net, ns, addr, downloaders, work, path, run):
             if not said.startswith("done "):
                 sys.exit("libtorrent: %s did not finish: %r" % (name, said))
             slowest = max(slowest, float(said.split()[1]) - start)
-        return slowest
+        return slowest, busy_share(cpu)
     finally:
         kill_all(procs)
         for name in downloaders:
@@ -210,11 +229,12 @@ def main():
 
         def measure(system, run, crowd):
             before = sent_mib(ns)
-            slowest = crowd()
+            slowest, busy = crowd()
             after = sent_mib(ns)
             ratios[system].append(slowest / f_over_r)
-            print("%s run=%d slowest_s=%.2f f_over_r_s=%.2f ratio=%.2f" %
-                  (system, run + 1, slowest, f_over_r, ratios[system][-1]), flush=True)
+            print("%s run=%d slowest_s=%.2f f_over_r_s=%.2f ratio=%.2f cpu_busy=%.0f%%" %
+                  (system, run + 1, slowest, f_over_r, ratios[system][-1], 100 * busy),
+                  flush=True)
             print("  sent_mib: " + " ".join("%s=%.0f" % (h, after[h] - before[h])
                                              for h in ["seed"] + downloaders), flush=True)
 
