@@ -89,8 +89,8 @@ int main(int argc, char** argv) {
   // gRPC streams large messages much faster when glibc keeps freed memory
   // for reuse instead of mapping and unmapping it for every piece, or
   // giving back the top of the heap that the next read buffers fault in
-  // again (a TLS download of 1 GiB took 20-90 thousand page faults at a
-  // threshold of 8 MiB, 5-7 thousand at 64). One arena: malloc_trim gives
+  // again (a TLS download of 1 GiB took up to 90 thousand page faults at a
+  // threshold of 8 MiB, 5-10 thousand at 64). One arena: malloc_trim gives
   // back all of its free top, where it leaves a thread arena's top alone,
   // so what a burst of calls took goes back once the process is quiet (see
   // ReturnFreeMemoryInTheBackground); two arenas held up to the threshold.
