@@ -64,26 +64,20 @@ class FakeLink {
 
   // The bitfield stream's first message: the pieces it holds.
   void SendBitfield(const Bitfield& pieces) ABSL_LOCKS_EXCLUDED(alive_mu_) {
-    absl::ReaderMutexLock alive(&alive_mu_);
-    if (handle_ == nullptr) return;
     pv1::BitfieldUpdate update;
     update.set_bitfield(pieces.ToBytes());
-    update.set_piece_count(layout_.PieceCount());
-    owner_->OnBitfield(handle_, update);
+    Send(std::move(update));
   }
   // A later message of the stream: a piece held (or offered), or an offer
   // withdrawn.
   void SendHave(uint32_t piece, bool withdrawn = false) ABSL_LOCKS_EXCLUDED(alive_mu_) {
-    absl::ReaderMutexLock alive(&alive_mu_);
-    if (handle_ == nullptr) return;
     pv1::BitfieldUpdate update;
     if (withdrawn) {
       update.set_withdrawn(piece);
     } else {
       update.set_have(piece);
     }
-    update.set_piece_count(layout_.PieceCount());
-    owner_->OnBitfield(handle_, update);
+    Send(std::move(update));
   }
   // Every piece the download asked this peer for.
   std::set<uint32_t> asked() ABSL_LOCKS_EXCLUDED(mu_) {
@@ -127,6 +121,15 @@ class FakeLink {
   void Attach(PeerLink* handle) ABSL_NO_THREAD_SAFETY_ANALYSIS { handle_ = handle; }
 
  private:
+  // Hands a message of the bitfield stream to the download, unless it let
+  // go of the link.
+  void Send(pv1::BitfieldUpdate update) ABSL_LOCKS_EXCLUDED(alive_mu_) {
+    update.set_piece_count(layout_.PieceCount());
+    absl::ReaderMutexLock alive(&alive_mu_);
+    if (handle_ == nullptr) return;
+    owner_->OnBitfield(handle_, update);
+  }
+
   struct Call {
     std::vector<uint32_t> pieces;  // those still to send
     absl::Time progress;           // on the fake clock
