@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
+#include "core/sha1_stream.h"
 
 namespace groupshare {
 
@@ -66,16 +67,14 @@ absl::StatusOr<HashedFile> HashFile(
 
   auto buf_owner = std::make_unique<char[]>(piece_size);
   char* buf = buf_owner.get();
-  Sha1 whole;
-  Sha1 piece_hash;
+  Sha1Stream whole;
   for (uint32_t i = 0; i < layout.PieceCount(); ++i) {
     uint32_t len = layout.PieceLength(i);
     if (absl::Status s = ReadFully(fd, buf, len, layout.PieceOffset(i)); !s.ok()) {
       return absl::UnavailableError(absl::StrCat("'", path, "': ", s.message()));
     }
-    piece_hash.Update(buf, len);
-    out.piece_sha1.push_back(HexEncode(piece_hash.Finish()));
-    whole.Update(buf, len);
+    const absl::string_view piece(buf, len);
+    out.piece_sha1.push_back(HexEncode(whole.UpdateAndHash({piece})));
     if (progress && !progress(layout.PieceOffset(i) + len, out.size)) {
       return absl::CancelledError(absl::StrCat("hashing '", path, "' was cancelled"));
     }

@@ -16,6 +16,7 @@
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "core/part_file.h"
+#include "core/sha1_stream.h"
 #include "core/text.h"
 #include "core/ticket.h"
 #include "core/tracker_info.h"
@@ -223,6 +224,64 @@ TEST(Crypto, Sha1KnownAnswers) {
   EXPECT_EQ(HexEncode(incremental.Finish()), "a9993e364706816aba3e25717850c26c9cd0d89d");
   EXPECT_EQ(HexEncode(incremental.Finish()), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
 }
+
+// Bytes cut into parts at random places, as gRPC hands a piece over.
+std::vector<absl::string_view> RandomParts(absl::string_view bytes, std::mt19937& rng) {
+  std::vector<absl::string_view> parts;
+  while (!bytes.empty()) {
+    const size_t n = std::min<size_t>(bytes.size(), rng() % 3 == 0 ? rng() % 8 : rng() % 300);
+    parts.push_back(bytes.substr(0, n));
+    bytes.remove_prefix(n);
+  }
+  return parts;
+}
+
+class Sha1StreamTest : public ::testing::TestWithParam<Sha1Stream::Engine> {};
+
+TEST_P(Sha1StreamTest, KnownAnswersAndTheLengthsAroundABlock) {
+  Sha1Stream stream(GetParam());
+  EXPECT_TRUE(GetParam() == Sha1Stream::Engine::kBest || !stream.native());
+  EXPECT_EQ(HexEncode(stream.Finish()), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  stream.Update("abc");
+  EXPECT_EQ(HexEncode(stream.Finish()), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  // 55 and 56 bytes: the padding fits in the last block, or takes another.
+  std::string bytes(300, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + 3);
+  for (size_t n : {1, 55, 56, 63, 64, 65, 119, 120, 128, 300}) {
+    stream.Update(absl::string_view(bytes).substr(0, n));
+    EXPECT_EQ(stream.Finish(), Sha1Of(bytes.substr(0, n))) << n;
+  }
+}
+
+TEST_P(Sha1StreamTest, PiecesHashedAloneAndIntoTheWholeInOnePass) {
+  std::mt19937 rng(7);
+  std::string file(70000, '\0');
+  for (char& c : file) c = static_cast<char>(rng());
+  // Pieces of whole blocks, and of any length (whose blocks then start
+  // elsewhere in the next piece than in the whole).
+  for (size_t piece : {size_t{1024}, size_t{4096}, size_t{1000}, size_t{77}}) {
+    Sha1Stream whole(GetParam());
+    for (size_t at = 0; at < file.size(); at += piece) {
+      const absl::string_view bytes = absl::string_view(file).substr(at, piece);
+      EXPECT_EQ(whole.UpdateAndHash(RandomParts(bytes, rng)), Sha1Of(bytes)) << piece << " " << at;
+    }
+    EXPECT_EQ(whole.Finish(), Sha1Of(file)) << piece;
+  }
+}
+
+TEST_P(Sha1StreamTest, ACopyGoesOnFromWhereItWasMade) {
+  const std::string a(1000, 'a'), b(2000, 'b');
+  Sha1Stream stream(GetParam());
+  stream.Update(a);
+  Sha1Stream copy = stream;
+  EXPECT_EQ(copy.UpdateAndHash({b}), Sha1Of(b));
+  EXPECT_EQ(copy.Finish(), Sha1Of(a + b));
+  EXPECT_EQ(stream.Finish(), Sha1Of(a));  // the original did not move on
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, Sha1StreamTest,
+                         ::testing::Values(Sha1Stream::Engine::kBest,
+                                           Sha1Stream::Engine::kOpenSsl));
 
 TEST(Crypto, HexRoundTrip) {
   EXPECT_EQ(HexDecode("00ff7a").value(), std::string("\x00\xff\x7a", 3));

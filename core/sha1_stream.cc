@@ -1,0 +1,233 @@
+#include "core/sha1_stream.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <utility>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define GS_SHA_EXTENSIONS 1
+#endif
+
+namespace groupshare {
+
+namespace {
+
+constexpr uint32_t kStart[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+
+#ifdef GS_SHA_EXTENSIONS
+
+bool CpuHasShaExtensions() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0 || (c & bit_SSSE3) == 0 || (c & bit_SSE4_1) == 0) {
+    return false;
+  }
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) != 0 && (b & bit_SHA) != 0;
+}
+
+#define GS_SHA_TARGET __attribute__((target("sha,sse4.1,ssse3")))
+
+// 16 bytes of a block as the SHA instructions take them: four big-endian
+// words, the first in the highest lane.
+GS_SHA_TARGET inline __m128i LoadWords(const uint8_t* p) {
+  const __m128i reverse = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), reverse);
+}
+
+// Rounds 4i to 4i+3 of each of `Lanes` hashes of the same block, after
+// the message schedule's words 4i to 4i+3 (w[i]) from the sixteen before.
+// `e` holds each lane's E at the block's start; `before`, its A, B, C, D
+// before the last four rounds, whose A gives the E of these four.
+template <int I, int Lanes>
+GS_SHA_TARGET inline void FourRounds(__m128i* abcd, __m128i* before, const __m128i* e,
+                                     __m128i* w) {
+  if constexpr (I >= 4) {
+    w[I] = _mm_sha1msg2_epu32(
+        _mm_xor_si128(_mm_sha1msg1_epu32(w[I - 4], w[I - 3]), w[I - 2]), w[I - 1]);
+  }
+  for (int l = 0; l < Lanes; ++l) {
+    __m128i e_now;
+    if constexpr (I == 0) {
+      e_now = _mm_add_epi32(e[l], w[0]);
+    } else {
+      e_now = _mm_sha1nexte_epu32(before[l], w[I]);
+    }
+    before[l] = abcd[l];
+    abcd[l] = _mm_sha1rnds4_epu32(abcd[l], e_now, I / 5);
+  }
+}
+
+template <int Lanes, int... I>
+GS_SHA_TARGET inline void EightyRounds(__m128i* abcd, __m128i* before, const __m128i* e,
+                                       __m128i* w, std::integer_sequence<int, I...>) {
+  (FourRounds<I, Lanes>(abcd, before, e, w), ...);
+}
+
+// Hashes `blocks` blocks of 64 bytes at `p` into each of `Lanes` states.
+template <int Lanes>
+GS_SHA_TARGET void Blocks(uint32_t* const* h, const uint8_t* p, size_t blocks) {
+  __m128i abcd[Lanes], e[Lanes];
+  for (int l = 0; l < Lanes; ++l) {
+    abcd[l] = _mm_set_epi32(static_cast<int>(h[l][0]), static_cast<int>(h[l][1]),
+                            static_cast<int>(h[l][2]), static_cast<int>(h[l][3]));
+    e[l] = _mm_set_epi32(static_cast<int>(h[l][4]), 0, 0, 0);
+  }
+  for (; blocks > 0; --blocks, p += 64) {
+    __m128i w[20] = {LoadWords(p), LoadWords(p + 16), LoadWords(p + 32), LoadWords(p + 48)};
+    __m128i abcd_start[Lanes], before[Lanes];
+    std::copy(abcd, abcd + Lanes, abcd_start);
+    EightyRounds<Lanes>(abcd, before, e, w, std::make_integer_sequence<int, 20>{});
+    for (int l = 0; l < Lanes; ++l) {
+      e[l] = _mm_sha1nexte_epu32(before[l], e[l]);
+      abcd[l] = _mm_add_epi32(abcd[l], abcd_start[l]);
+    }
+  }
+  for (int l = 0; l < Lanes; ++l) {
+    h[l][0] = static_cast<uint32_t>(_mm_extract_epi32(abcd[l], 3));
+    h[l][1] = static_cast<uint32_t>(_mm_extract_epi32(abcd[l], 2));
+    h[l][2] = static_cast<uint32_t>(_mm_extract_epi32(abcd[l], 1));
+    h[l][3] = static_cast<uint32_t>(_mm_extract_epi32(abcd[l], 0));
+    h[l][4] = static_cast<uint32_t>(_mm_extract_epi32(e[l], 3));
+  }
+}
+
+bool ShaExtensions() {
+  static const bool has = CpuHasShaExtensions();
+  return has;
+}
+
+#else
+
+bool ShaExtensions() { return false; }
+
+template <int Lanes>
+void Blocks(uint32_t* const*, const uint8_t*, size_t) {
+  std::abort();  // never chosen where the SHA extensions are not compiled
+}
+
+#endif  // GS_SHA_EXTENSIONS
+
+// Feeds `data` through a carry of 64 bytes (`used` of them filled) to
+// `compress`, whole blocks straight from `data`; returns the bytes fed.
+template <typename Compress>
+uint64_t Feed(absl::Span<const absl::string_view> data, uint8_t* carry, size_t used,
+              Compress compress) {
+  uint64_t fed = 0;
+  for (absl::string_view part : data) {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(part.data());
+    size_t n = part.size();
+    fed += n;
+    if (used > 0) {
+      const size_t take = std::min(64 - used, n);
+      std::memcpy(carry + used, p, take);
+      used += take;
+      p += take;
+      n -= take;
+      if (used < 64) continue;
+      compress(carry, 1);
+      used = 0;
+    }
+    compress(p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
+    std::memcpy(carry, p, n);
+    used = n;
+  }
+  return fed;
+}
+
+}  // namespace
+
+Sha1Stream::Sha1Stream(Engine engine) {
+  if (engine == Engine::kBest && ShaExtensions()) return;
+  evp_.reset(EVP_MD_CTX_new());
+  EVP_DigestInit_ex(evp_.get(), EVP_sha1(), nullptr);
+}
+
+Sha1Stream::Sha1Stream(const Sha1Stream& other) : state_(other.state_) {
+  if (other.evp_ != nullptr) {
+    evp_.reset(EVP_MD_CTX_new());
+    EVP_MD_CTX_copy_ex(evp_.get(), other.evp_.get());
+  }
+}
+
+Sha1Stream& Sha1Stream::operator=(const Sha1Stream& other) {
+  if (this != &other) *this = Sha1Stream(other);
+  return *this;
+}
+
+Sha1Stream::State Sha1Stream::Start() {
+  State s;
+  std::copy(std::begin(kStart), std::end(kStart), s.h);
+  return s;
+}
+
+void Sha1Stream::Add(State& state, absl::Span<const absl::string_view> data) {
+  uint32_t* h[1] = {state.h};
+  state.length += Feed(data, state.buffer, state.length % 64,
+                       [&](const uint8_t* p, size_t blocks) { Blocks<1>(h, p, blocks); });
+}
+
+Sha1Digest Sha1Stream::Digest(State state) {
+  // The padding: a one bit, zeros, and the length in bits, to a whole block.
+  const size_t used = state.length % 64;
+  uint8_t last[128] = {};
+  std::memcpy(last, state.buffer, used);
+  last[used] = 0x80;
+  const size_t size = used < 56 ? 64 : 128;
+  const uint64_t bits = state.length * 8;
+  for (int i = 0; i < 8; ++i) last[size - 1 - i] = static_cast<uint8_t>(bits >> (8 * i));
+  uint32_t* h[1] = {state.h};
+  Blocks<1>(h, last, size / 64);
+  Sha1Digest out;
+  for (int i = 0; i < 20; ++i) out[i] = static_cast<uint8_t>(state.h[i / 4] >> (24 - 8 * (i % 4)));
+  return out;
+}
+
+void Sha1Stream::Update(absl::Span<const absl::string_view> data) {
+  if (native()) {
+    Add(state_, data);
+    return;
+  }
+  for (absl::string_view part : data) EVP_DigestUpdate(evp_.get(), part.data(), part.size());
+}
+
+Sha1Digest Sha1Stream::UpdateAndHash(absl::Span<const absl::string_view> data) {
+  if (!native() || state_.length % 64 != 0) {
+    // Two passes: OpenSSL, or the stream's blocks start elsewhere in `data`.
+    Sha1 alone;
+    for (absl::string_view part : data) alone.Update(part);
+    Update(data);
+    return alone.Finish();
+  }
+  // Both start at a block's start, so every block of `data` is a block of
+  // each: one pass, two lanes.
+  State alone = Start();
+  uint32_t* h[2] = {alone.h, state_.h};
+  const uint64_t fed = Feed(data, alone.buffer, 0,
+                            [&](const uint8_t* p, size_t blocks) { Blocks<2>(h, p, blocks); });
+  alone.length = fed;
+  state_.length += fed;
+  std::memcpy(state_.buffer, alone.buffer, sizeof(alone.buffer));
+  return Digest(alone);
+}
+
+Sha1Digest Sha1Stream::Finish() {
+  if (native()) {
+    const Sha1Digest out = Digest(state_);
+    state_ = Start();
+    return out;
+  }
+  Sha1Digest out{};
+  unsigned int size = 0;
+  EVP_DigestFinal_ex(evp_.get(), out.data(), &size);
+  EVP_DigestInit_ex(evp_.get(), EVP_sha1(), nullptr);
+  return out;
+}
+
+}  // namespace groupshare
