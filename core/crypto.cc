@@ -53,6 +53,12 @@ Sha1Digest Sha1Of(absl::string_view data) {
   return out;
 }
 
+Sha1Digest Sha1Of(absl::Span<const absl::string_view> parts) {
+  Sha1 sha1;
+  for (absl::string_view part : parts) sha1.Update(part);
+  return sha1.Finish();
+}
+
 std::string Sha256Of(absl::string_view data) {
   std::string out(32, '\0');
   EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()),

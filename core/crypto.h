@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 #include "absl/status/statusor.h"
 
@@ -37,6 +38,7 @@ class Sha1 {
 };
 
 Sha1Digest Sha1Of(absl::string_view data);
+Sha1Digest Sha1Of(absl::Span<const absl::string_view> parts);  // of the parts one after another
 std::string Sha256Of(absl::string_view data);  // 32 raw bytes
 
 // Lower-case hex of raw bytes, and back (nullopt on odd length or a

@@ -4,8 +4,13 @@
 
 namespace groupshare {
 
-WholeFileHasher::WholeFileHasher(FileLayout layout, PartFile* file, uint32_t ahead)
-    : layout_(layout), file_(file), ahead_(ahead), added_(layout.PieceCount()) {}
+WholeFileHasher::WholeFileHasher(FileLayout layout, PartFile* file, uint32_t ahead,
+                                 absl::Duration turn_wait)
+    : layout_(layout),
+      file_(file),
+      ahead_(ahead),
+      turn_wait_(turn_wait),
+      added_(layout.PieceCount()) {}
 
 void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> data) {
   bool turn;
@@ -43,8 +48,34 @@ void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> da
   Drain();
 }
 
+std::optional<Sha1Digest> WholeFileHasher::AddIfNext(uint32_t piece,
+                                                     absl::Span<const absl::string_view> data,
+                                                     const Sha1Digest& expected) {
+  {
+    absl::MutexLock lock(&mu_);
+    // The piece right after the one being hashed waits for its turn (a
+    // fraction of a millisecond, as a rule) rather than be hashed twice.
+    if (busy_ && piece == next_ + 1) {
+      mu_.AwaitWithTimeout(absl::Condition(this, &WholeFileHasher::TurnFree), turn_wait_);
+    }
+    if (busy_ || piece != next_ || piece >= added_.size() || added_.Get(piece)) return std::nullopt;
+    busy_ = true;
+  }
+  Sha1Stream with_piece = sha1_;
+  const Sha1Digest digest = with_piece.UpdateAndHash(data);
+  if (digest == expected) {
+    sha1_ = std::move(with_piece);
+    absl::MutexLock lock(&mu_);
+    added_.Set(piece);
+    waiting_.erase(piece);  // a copy that came meanwhile
+    ++next_;
+  }
+  Drain();  // also what others added meanwhile, whether this piece held or not
+  return digest;
+}
+
 void WholeFileHasher::HashNext(absl::Span<const absl::string_view> data) {
-  for (absl::string_view part : data) sha1_.Update(part);
+  sha1_.Update(data);
   absl::MutexLock lock(&mu_);
   ++next_;
 }

@@ -7,8 +7,8 @@
 #   3. the libFuzzer targets of that build, FUZZ_SECONDS (15) each, from
 #      the corpus in fuzz/corpus;
 #   4. a clang build with ThreadSanitizer (build-tsan/) of the units that
-#      share state between threads: picker, part file, hasher, piece store,
-#      work queue, the download coordinator (with fake peers, and with
+#      share state between threads: picker, part file, hashers, piece
+#      writer, piece store, work queue, the download coordinator (with fake peers, and with
 #      links and a clock the test drives), the tracker's
 #      store (pools, files cache) and service (login guard, ticket keys).
 #   scripts/test.sh            all of it
@@ -53,7 +53,7 @@ ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 BUILD_DIR=build-asan fuzz/run.sh
 
 step "clang build with ThreadSanitizer"
 tsan_tests=(download_test store_test core_test tracker_service_test piece_picker_test
-  concurrency_test download_coordinator_test)  # the longest first
+  concurrency_test download_coordinator_test piece_writer_test)  # the longest first
 CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DGS_SANITIZE=thread -DCMAKE_UNITY_BUILD="${UNITY_BUILD:-ON}" >/dev/null
 cmake --build build-tsan -j "$jobs" --target "${tsan_tests[@]}"

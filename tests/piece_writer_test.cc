@@ -3,9 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "absl/synchronization/notification.h"
 
 namespace groupshare::peer {
 namespace {
@@ -35,6 +40,28 @@ class MemoryPartFile final : public PartFile {
   bool full = false;
   int writes = 0;
   int reads = 0;
+};
+
+// A part file whose reads wait until the test lets them go on.
+class HeldReads final : public PartFile {
+ public:
+  explicit HeldReads(PartFile* file) : file_(file) {}
+  absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
+    return file_->Write(offset, parts);
+  }
+  absl::Status Read(uint64_t offset, char* buf, size_t size) override {
+    reading.Notify();
+    release.WaitForNotification();
+    return file_->Read(offset, buf, size);
+  }
+  absl::Status Sync() override { return file_->Sync(); }
+  absl::Status RenameTo(const std::string& path) override { return file_->RenameTo(path); }
+
+  absl::Notification reading;
+  absl::Notification release;
+
+ private:
+  PartFile* const file_;
 };
 
 class PieceWriterTest : public ::testing::Test {
@@ -88,6 +115,24 @@ TEST_F(PieceWriterTest, PiecesKeptOnDiskAreCheckedAndCount) {
   EXPECT_TRUE(writer.Kept(3));
   EXPECT_TRUE(Write(writer, 2, Piece(2)).ok());
   EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
+  // Pieces 0 and 1 joined the whole file's SHA1 as they were checked;
+  // piece 3, kept after the gap, was read again in its turn.
+  EXPECT_EQ(writer.pieces_read_back(), 1u);
+}
+
+TEST_F(PieceWriterTest, APieceInItsTurnThatFailsItsCheckOrItsWriteComesAgain) {
+  PieceWriter writer(layout_, expected_, &file_);
+  std::string bad = Piece(0);
+  bad[5] ^= 1;
+  EXPECT_EQ(Write(writer, 0, bad).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(file_.writes, 0);
+  file_.full = true;
+  EXPECT_EQ(Write(writer, 0, Piece(0)).code(), absl::StatusCode::kResourceExhausted);
+  file_.full = false;
+  for (uint32_t i : {0u, 1u, 2u, 3u}) EXPECT_TRUE(Write(writer, i, Piece(i)).ok()) << i;
+  EXPECT_TRUE(file_.bytes == content_);
+  EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
+  EXPECT_EQ(writer.pieces_read_back(), 0u);
 }
 
 TEST_F(PieceWriterTest, PiecesNearTheirTurnAreHashedWithoutReadingThemBack) {
@@ -105,6 +150,46 @@ TEST_F(PieceWriterTest, PiecesNearTheirTurnAreHashedWithoutReadingThemBack) {
   EXPECT_EQ(hasher.read_back(), 1u);
   EXPECT_EQ(file_.reads, 1);
   EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
+}
+
+TEST_F(PieceWriterTest, OnlyThePieceNextInOrderIsCheckedInTheWholeFilesPass) {
+  WholeFileHasher hasher(layout_, &file_);
+  auto check = [&](uint32_t i, const std::string& bytes) {
+    const std::vector<absl::string_view> parts = {bytes};
+    return hasher.AddIfNext(i, parts, expected_[i]);
+  };
+  EXPECT_EQ(check(1, Piece(1)), std::nullopt);  // not its turn: the caller checks it
+  std::string bad = Piece(0);
+  bad[0] ^= 1;
+  EXPECT_EQ(check(0, bad), Sha1Of(bad));  // checked, and left out
+  EXPECT_EQ(check(0, Piece(0)), expected_[0]);
+  EXPECT_EQ(check(0, Piece(0)), std::nullopt);  // in already
+  for (uint32_t i : {1u, 2u, 3u}) EXPECT_EQ(check(i, Piece(i)), expected_[i]) << i;
+  EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
+}
+
+TEST_F(PieceWriterTest, ThePieceRightAfterTheOneBeingHashedWaitsForItsTurn) {
+  file_.bytes = content_;
+  HeldReads held(&file_);
+  WholeFileHasher hasher(layout_, &held, WholeFileHasher::kDefaultAhead, absl::Hours(1));
+  auto check = [&](uint32_t i) {
+    const std::string bytes = Piece(i);
+    const std::vector<absl::string_view> parts = {bytes};
+    return hasher.AddIfNext(i, parts, expected_[i]);
+  };
+  hasher.Add(1, {});  // on disk already: read back in its turn
+  // Piece 0 takes the turn, and then reads piece 1 back, which is held.
+  std::thread first([&] { EXPECT_EQ(check(0), expected_[0]); });
+  held.reading.WaitForNotification();
+  auto second = std::async(std::launch::async, [&] { return check(2); });
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  held.release.Notify();
+  EXPECT_EQ(second.get(), expected_[2]);  // hashed in its turn, in one pass
+  first.join();
+  EXPECT_EQ(check(3), expected_[3]);
+  const absl::StatusOr<std::string> whole = hasher.Finish();
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(*whole, HexEncode(Sha1Of(content_)));
 }
 
 }  // namespace

@@ -30,7 +30,10 @@ class PieceWriter {
 
   // Writes piece `index` (its bytes in parts): DATA_LOSS, writing nothing,
   // when its SHA1 fails; the write's error when that fails. A second copy
-  // of a piece is written again (the same bytes) and hashed once.
+  // of a piece is written again (the same bytes) and hashed once. A piece
+  // next in file order joins the whole file's SHA1 as it is checked, before
+  // the write: a copy that comes after a failed write is then not hashed
+  // again (its bytes are the same).
   absl::Status Write(uint32_t index, absl::Span<const absl::string_view> data);
   // Whether piece `index` is on disk already, whole and right; if so it
   // joins the whole file's SHA1.
