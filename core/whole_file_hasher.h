@@ -6,9 +6,11 @@
 // file when its turn comes. So a download that fills the file roughly in
 // order is hashed without reading it again, and one in any order holds at
 // most `ahead` pieces in memory. One caller hashes at a time; the others
-// only record their piece and go on, so nobody waits on disk reads here.
-// A piece checked while it is next in order (AddIfNext) is hashed alone
-// and into the whole in one pass (see Sha1Stream).
+// only record their piece and go on, so nobody waits on disk reads here,
+// with one exception: a piece checked while it is next in order
+// (AddIfNext) is hashed alone and into the whole in one pass (see
+// Sha1Stream), and the piece right after the one being hashed waits for
+// that turn, a bounded while, rather than be hashed twice.
 //
 // Thread-safe.
 #ifndef GROUPSHARE_CORE_WHOLE_FILE_HASHER_H_
