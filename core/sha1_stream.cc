@@ -122,6 +122,7 @@ uint64_t Feed(absl::Span<const absl::string_view> data, uint8_t* carry, size_t u
               Compress compress) {
   uint64_t fed = 0;
   for (absl::string_view part : data) {
+    if (part.empty()) continue;  // its data() may be null, which memcpy must not see
     const uint8_t* p = reinterpret_cast<const uint8_t*>(part.data());
     size_t n = part.size();
     fed += n;
