@@ -204,10 +204,8 @@ void Sha1Stream::Update(absl::Span<const absl::string_view> data) {
 Sha1Digest Sha1Stream::UpdateAndHash(absl::Span<const absl::string_view> data) {
   if (!native() || state_.length % 64 != 0) {
     // Two passes: OpenSSL, or the stream's blocks start elsewhere in `data`.
-    Sha1 alone;
-    for (absl::string_view part : data) alone.Update(part);
     Update(data);
-    return alone.Finish();
+    return Sha1Of(data);
   }
   // Both start at a block's start, so every block of `data` is a block of
   // each: one pass, two lanes.
