@@ -8,8 +8,8 @@
 #      the corpus in fuzz/corpus;
 #   4. a clang build with ThreadSanitizer (build-tsan/) of the units that
 #      share state between threads: picker, part file, hashers, piece
-#      writer, piece store, work queue, the download coordinator (with fake peers, and with
-#      links and a clock the test drives), the tracker's
+#      writer, piece store, work queue, the download coordinator (with fake
+#      peers, and with links and a clock the test drives), the tracker's
 #      store (pools, files cache) and service (login guard, ticket keys).
 #   scripts/test.sh            all of it
 #   scripts/test.sh --quick    only 1

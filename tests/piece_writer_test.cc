@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +80,15 @@ class PieceWriterTest : public ::testing::Test {
     const std::vector<absl::string_view> parts = {all.substr(0, 100), all.substr(100)};
     return writer.Write(i, parts);
   }
+  // Piece i (`bytes`, or its right bytes) to the hasher's AddIfNext.
+  std::optional<Sha1Digest> AddIfNext(WholeFileHasher& hasher, uint32_t i) {
+    return AddIfNext(hasher, i, Piece(i));
+  }
+  std::optional<Sha1Digest> AddIfNext(WholeFileHasher& hasher, uint32_t i,
+                                      const std::string& bytes) {
+    const std::vector<absl::string_view> parts = {bytes};
+    return hasher.AddIfNext(i, parts, expected_[i]);
+  }
 
   std::string content_ = std::string(3 * 1024 + 500, '\0');  // the last piece short
   const FileLayout layout_{content_.size(), 1024};
@@ -150,17 +160,13 @@ TEST_F(PieceWriterTest, PiecesNearTheirTurnAreHashedWithoutReadingThemBack) {
 
 TEST_F(PieceWriterTest, OnlyThePieceNextInOrderIsCheckedInTheWholeFilesPass) {
   WholeFileHasher hasher(layout_, &file_);
-  auto check = [&](uint32_t i, const std::string& bytes) {
-    const std::vector<absl::string_view> parts = {bytes};
-    return hasher.AddIfNext(i, parts, expected_[i]);
-  };
-  EXPECT_EQ(check(1, Piece(1)), std::nullopt);  // not its turn: the caller checks it
+  EXPECT_EQ(AddIfNext(hasher, 1), std::nullopt);  // not its turn: the caller checks it
   std::string bad = Piece(0);
   bad[0] ^= 1;
-  EXPECT_EQ(check(0, bad), Sha1Of(bad));  // checked, and left out
-  EXPECT_EQ(check(0, Piece(0)), expected_[0]);
-  EXPECT_EQ(check(0, Piece(0)), std::nullopt);  // in already
-  for (uint32_t i : {1u, 2u, 3u}) EXPECT_EQ(check(i, Piece(i)), expected_[i]) << i;
+  EXPECT_EQ(AddIfNext(hasher, 0, bad), Sha1Of(bad));  // checked, and left out
+  EXPECT_EQ(AddIfNext(hasher, 0), expected_[0]);
+  EXPECT_EQ(AddIfNext(hasher, 0), std::nullopt);  // in already
+  for (uint32_t i : {1u, 2u, 3u}) EXPECT_EQ(AddIfNext(hasher, i), expected_[i]) << i;
   EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
 }
 
@@ -168,21 +174,16 @@ TEST_F(PieceWriterTest, ThePieceRightAfterTheOneBeingHashedWaitsForItsTurn) {
   file_.bytes = content_;
   HeldReads held(&file_);
   WholeFileHasher hasher(layout_, &held, WholeFileHasher::kDefaultAhead, absl::Hours(1));
-  auto check = [&](uint32_t i) {
-    const std::string bytes = Piece(i);
-    const std::vector<absl::string_view> parts = {bytes};
-    return hasher.AddIfNext(i, parts, expected_[i]);
-  };
   hasher.Add(1, {});  // on disk already: read back in its turn
   // Piece 0 takes the turn, and then reads piece 1 back, which is held.
-  std::thread first([&] { EXPECT_EQ(check(0), expected_[0]); });
+  std::thread first([&] { EXPECT_EQ(AddIfNext(hasher, 0), expected_[0]); });
   held.reading.WaitForNotification();
-  auto second = std::async(std::launch::async, [&] { return check(2); });
+  auto second = std::async(std::launch::async, [&] { return AddIfNext(hasher, 2); });
   EXPECT_EQ(second.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
   held.release.Notify();
   EXPECT_EQ(second.get(), expected_[2]);  // hashed in its turn, in one pass
   first.join();
-  EXPECT_EQ(check(3), expected_[3]);
+  EXPECT_EQ(AddIfNext(hasher, 3), expected_[3]);
   const absl::StatusOr<std::string> whole = hasher.Finish();
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(*whole, HexEncode(Sha1Of(content_)));
