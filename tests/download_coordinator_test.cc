@@ -477,6 +477,51 @@ TEST_F(CoordinatorTest, TheDownloadGivesUpWhenNoSourceHasAppearedByTheDeadline) 
   EXPECT_EQ(p.pieces_done, 4u);
 }
 
+// The tracker no longer lists the file (its last sharer stopped sharing
+// it): with no source left, nobody is coming, and the download gives up at
+// the next refresh rather than at the no-source deadline.
+TEST_F(CoordinatorTest, TheDownloadGivesUpAtOnceWhenTheTrackerNoLongerListsTheFile) {
+  options_.no_source_timeout = absl::Seconds(30);
+  AddHolder("alice");
+  Start();
+  auto alice = Link("alice");
+  alice->SendBitfield(Pieces(0, 4));
+  ASSERT_TRUE(Eventually([&] {
+    alice->DeliverAll();
+    return Progress().pieces_done == 4;
+  }));
+  tracker_->SetAnswer(absl::NotFoundError("group 'g' has no file 'f.bin'"));
+  ASSERT_TRUE(env_.Advance(absl::Seconds(1), /*settle=*/false));  // a refresh or two
+  ASSERT_TRUE(download_->WaitUntilDone(kPatience));
+  DownloadProgress p = Progress();
+  EXPECT_EQ(p.state, DownloadState::kFailed);
+  EXPECT_TRUE(p.no_source);  // the client takes it up again if the file comes back
+  EXPECT_EQ(p.error,
+            "the tracker lists no sharer of it now (group 'g' has no file 'f.bin'); it goes on "
+            "when a member shares it again");
+  EXPECT_EQ(p.pieces_done, 4u);
+}
+
+// While a peer still serves it, the download goes on whatever the tracker
+// says; a tracker out of reach is no reason to give up either.
+TEST_F(CoordinatorTest, AFileTheTrackerNoLongerListsIsStillTakenFromThePeersThatServeIt) {
+  AddHolder("alice");
+  Start();
+  auto alice = Link("alice");
+  tracker_->SetAnswer(absl::NotFoundError("group 'g' has no file 'f.bin'"));
+  alice->SendBitfield(Pieces(0, 8));
+  ASSERT_TRUE(Eventually([&] { return alice->open_calls() > 0; }));
+  ASSERT_TRUE(env_.Advance(absl::Seconds(1)));
+  EXPECT_EQ(Progress().state, DownloadState::kRunning);
+  tracker_->SetAnswer(absl::UnavailableError("the tracker is out of reach"));
+  ASSERT_TRUE(env_.Advance(absl::Seconds(1)));
+  EXPECT_TRUE(Eventually([&] {
+    alice->DeliverAll();
+    return Progress().state == DownloadState::kComplete;
+  })) << Progress().error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+}
+
 TEST_F(CoordinatorTest, APeerSendingCorruptPiecesIsStruckOutAndTheOthersFinish) {
   options_.max_strikes = 3;
   AddHolder("mallory");

@@ -203,12 +203,10 @@ void Download::Run() {
     FreeDroppedLinks();
     const absl::Time now = env_->Now();
     if (now - last_tick_ >= kTick) Tick(now);
-    if (now - no_source_since_ > options_.no_source_timeout) {
-      const uint32_t missing = picker_.piece_count() - picker_.HaveCount();
+    if (no_source_since_ != absl::InfiniteFuture() &&
+        (!unlisted_.ok() || now - no_source_since_ > options_.no_source_timeout)) {
       no_source_failure_ = true;
-      Fail(absl::UnavailableError(absl::StrCat(
-          "no online peer has ", std::max<uint32_t>(picker_.UnavailableCount(), 1), " of the ",
-          missing, " missing pieces; it goes on when a sharer is back")));
+      Fail(NoSourceError());
       break;
     }
     // Calls that brought nothing for too long go back to the picker
@@ -232,13 +230,13 @@ void Download::Run() {
         (room ? options_.refresh_interval_with_room : options_.refresh_interval)) {
       last_refresh = now;
       tracker_thread_->Run([this] {
-        auto response = context_.tracker->GetFilePeers(group_id_, file_.name());
-        if (!response.ok()) {
+        auto answer = context_.tracker->GetFilePeers(group_id_, file_.name());
+        if (!answer.ok() && answer.status() != last_refresh_failure_) {
           GS_LOG(kWarning) << "refreshing the peers of " << file_.name() << ": "
-                           << response.status();
-        } else if (response->file().sha1() == file_.sha1()) {  // else: other content now
-          Post(PeersEvent{*std::move(response)});
+                           << answer.status();
         }
+        last_refresh_failure_ = answer.status();
+        Post(PeersEvent{std::move(answer)});
       });
     }
     if (now - last_save >= kSaveInterval) {
@@ -491,7 +489,27 @@ void Download::Handle(VerifiedEvent& e) {
   }
 }
 
-void Download::Handle(PeersEvent& e) { AddPeers(e.response); }
+void Download::Handle(PeersEvent& e) {
+  if (!e.answer.ok()) {
+    // Any other failure (the tracker out of reach) says nothing of sharers.
+    if (e.answer.status().code() == absl::StatusCode::kNotFound) unlisted_ = e.answer.status();
+    return;
+  }
+  unlisted_ = absl::OkStatus();
+  if (e.answer->file().sha1() == file_.sha1()) AddPeers(*e.answer);  // else: other content now
+}
+
+absl::Status Download::NoSourceError() const {
+  if (!unlisted_.ok()) {
+    return absl::UnavailableError(absl::StrCat("the tracker lists no sharer of it now (",
+                                               unlisted_.message(),
+                                               "); it goes on when a member shares it again"));
+  }
+  const uint32_t missing = picker_.piece_count() - picker_.HaveCount();
+  return absl::UnavailableError(absl::StrCat(
+      "no online peer has ", std::max<uint32_t>(picker_.UnavailableCount(), 1), " of the ",
+      missing, " missing pieces; it goes on when a sharer is back"));
+}
 
 void Download::Verify(uint32_t link, PeerLink::Piece piece) {
   const uint32_t index = piece.index;

@@ -217,8 +217,9 @@ class Download : public PeerLink::Owner {
     uint32_t piece;
     absl::Status status;
   };
+  // The tracker's answer to a refresh of the sharers.
   struct PeersEvent {
-    tracker::v1::GetFilePeersResponse response;
+    absl::StatusOr<tracker::v1::GetFilePeersResponse> answer;
   };
   using Event =
       std::variant<BitfieldEvent, BitfieldEndEvent, CallEndEvent, VerifiedEvent, PeersEvent>;
@@ -245,6 +246,8 @@ class Download : public PeerLink::Owner {
   // The one failure path: records the reason and ends the download, which
   // then withdraws its pieces here and at the tracker.
   void Fail(const absl::Status& status);
+  // Why the download gives up when no peer has what is missing.
+  absl::Status NoSourceError() const;
   void Withdraw();
   // New sharers become links (or wait in reserve); tickets are renewed.
   void AddPeers(const tracker::v1::GetFilePeersResponse& response);
@@ -302,6 +305,10 @@ class Download : public PeerLink::Owner {
   bool have_dirty_ = false;
   absl::Time no_source_since_ = absl::InfiniteFuture();
   bool no_source_failure_ = false;
+  // NOT_FOUND when the last refresh found the file gone from the group (or
+  // the user gone from it): then nobody is coming, and a download with no
+  // source gives up at once rather than at the no-source timeout.
+  absl::Status unlisted_;
   std::map<std::string, uint64_t> bytes_by_peer_;
   std::map<std::string, std::string> dropped_;
   DownloadCounters counters_;
@@ -318,6 +325,9 @@ class Download : public PeerLink::Owner {
 
   // Calls to the tracker and state writes, which must not hold up events.
   std::unique_ptr<WorkQueue> tracker_thread_ = std::make_unique<WorkQueue>(1);
+  // The last refresh's failure, logged once rather than at every refresh.
+  // Only the tracker thread touches it.
+  absl::Status last_refresh_failure_;
   std::thread coordinator_;
 };
 

@@ -1,5 +1,6 @@
 // The tracker as a download sees it (DownloadTracker), answering every
-// GetFilePeers with one response and counting the announcements.
+// GetFilePeers with one answer (which a test may change) and counting the
+// announcements.
 #ifndef GROUPSHARE_TESTS_TESTING_FAKE_DOWNLOAD_TRACKER_H_
 #define GROUPSHARE_TESTS_TESTING_FAKE_DOWNLOAD_TRACKER_H_
 
@@ -7,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/synchronization/mutex.h"
 #include "services/peer/downloader.h"
 
 namespace groupshare::testing {
@@ -14,10 +16,16 @@ namespace groupshare::testing {
 class FakeDownloadTracker final : public peer::DownloadTracker {
  public:
   explicit FakeDownloadTracker(tracker::v1::GetFilePeersResponse response)
-      : response_(std::move(response)) {}
+      : answer_(std::move(response)) {}
   absl::StatusOr<tracker::v1::GetFilePeersResponse> GetFilePeers(const std::string&,
                                                                  const std::string&) override {
-    return response_;
+    absl::MutexLock lock(&mu_);
+    return answer_;
+  }
+  // What GetFilePeers answers from now on.
+  void SetAnswer(absl::StatusOr<tracker::v1::GetFilePeersResponse> answer) {
+    absl::MutexLock lock(&mu_);
+    answer_ = std::move(answer);
   }
   absl::Status AnnounceHolder(const std::string&, const std::string&, bool complete) override {
     ++(complete ? completes : announces);
@@ -30,7 +38,8 @@ class FakeDownloadTracker final : public peer::DownloadTracker {
   std::atomic<int> announces{0}, completes{0}, stop_shares{0};
 
  private:
-  const tracker::v1::GetFilePeersResponse response_;
+  absl::Mutex mu_;
+  absl::StatusOr<tracker::v1::GetFilePeersResponse> answer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace groupshare::testing
