@@ -26,11 +26,17 @@ class DownloadTargetTest : public ::testing::Test {
     file_.set_name("f.bin");
     file_.set_size(content_.size());
     file_.set_piece_size(kPiece);
+    Describe();
+    state_ = *ClientState::Open(dir_.File("state.db"));
+  }
+
+  // The hashes of content_, as the tracker announces them.
+  void Describe() {
     file_.set_sha1(HexEncode(Sha1Of(content_)));
+    file_.clear_piece_sha1();
     for (size_t at = 0; at < content_.size(); at += kPiece) {
       file_.add_piece_sha1(HexEncode(Sha1Of(Piece(static_cast<uint32_t>(at / kPiece)))));
     }
-    state_ = *ClientState::Open(dir_.File("state.db"));
   }
 
   std::string Piece(uint32_t i) const { return content_.substr(size_t{i} * kPiece, kPiece); }
@@ -83,6 +89,47 @@ TEST_F(DownloadTargetTest, AResumeKeepsOnlyTheRecordedPiecesThatStillCheckOut) {
   EXPECT_FALSE(have.Get(2));
   EXPECT_TRUE(have.Get(3));
   EXPECT_EQ(Record()->have, have.ToBytes());
+}
+
+// The file was shared again after an edit (a new SHA1, the same name): a
+// download of it into the place of the earlier content's takes over that
+// part file, keeps the pieces the edit left alone, and forgets the earlier
+// record. A part file of another file of the group is still refused.
+TEST_F(DownloadTargetTest, ADownloadOfAnEditedFileTakesOverThePartFileOfItsEarlierContent) {
+  Bitfield have;
+  auto target = Resume(&have);
+  ASSERT_TRUE(target.ok()) << target.status();
+  for (uint32_t i = 0; i < 3; ++i) Write(**target, i);
+  Bitfield written(4);
+  for (uint32_t i = 0; i < 3; ++i) written.Set(i, true);
+  ASSERT_TRUE(state_->UpdateHave("bob", "g", file_.sha1(), written.ToBytes()).ok());
+  target->reset();
+  content_[kPiece + 5] ^= 1;  // piece 1 is edited
+  Describe();
+
+  target = Resume(&have);
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_TRUE(have.Get(0));
+  EXPECT_FALSE(have.Get(1));
+  EXPECT_TRUE(have.Get(2));
+  EXPECT_FALSE(have.Get(3));
+  ASSERT_EQ(state_->List("bob")->size(), 1u);  // the earlier content's record is gone
+  EXPECT_EQ(Record()->sha1, file_.sha1());
+  EXPECT_EQ(Record()->have, have.ToBytes());
+  Write(**target, 1);
+  Write(**target, 3);
+  ASSERT_TRUE((*target)->Finish(state_.get()).ok());
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  unlink(dir_.File("out.bin").c_str());
+  ASSERT_TRUE(state_->Remove("bob", "g", file_.sha1()).ok());
+
+  target = Resume(&have);  // a new part file, recorded
+  ASSERT_TRUE(target.ok()) << target.status();
+  target->reset();
+  file_.set_name("other.bin");
+  content_[5] ^= 1;
+  Describe();
+  EXPECT_EQ(Resume(&have).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(DownloadTargetTest, AFinishedFileIsRenamedIntoPlaceAndRecordedComplete) {

@@ -1092,6 +1092,11 @@ TEST_F(Sharing, AFileChangedWhileSharedIsNoLongerServed) {
             "'f.bin'; list_files lists its files); it goes on when a member shares it again");
   struct stat st;
   EXPECT_NE(stat(Dest("out.bin").c_str(), &st), 0) << "a file that fails its hashes was finished";
+  // Shared again as it is now, it comes: the client takes the failed
+  // download up again by itself.
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
 }
 
 // Polls `client`'s list_files g until its first line contains `needle`.

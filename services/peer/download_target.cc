@@ -30,16 +30,24 @@ absl::StatusOr<std::unique_ptr<DownloadTarget>> DownloadTarget::Resume(const Spe
         "'", spec.dest, "' exists already; remove it or choose another destination"));
   }
   std::unique_ptr<DownloadTarget> target(new DownloadTarget(spec, layout));
-  // The part file is ours when the state folder records this download.
+  // The part file is ours when the state folder records this download, or
+  // the one it replaces: the same file of the group into the same place,
+  // whose content has changed since (shared again after an edit). Its
+  // pieces that the new content shares are kept (checked below).
   *have = Bitfield(layout.PieceCount());
   bool ours = false;
+  std::vector<std::string> replaced;  // the SHA1s of their records
   ASSIGN_OR_RETURN(auto records, state->List(spec.user_id));
   for (const ShareRecord& r : records) {
-    if (r.group_id == spec.group_id && r.sha1 == spec.file.sha1() && !r.complete &&
-        r.path == spec.dest) {
-      ours = true;
-      if (auto saved = Bitfield::FromBytes(r.have, layout.PieceCount()); saved.ok()) {
-        *have = *std::move(saved);
+    if (r.complete || r.path != spec.dest || r.group_id != spec.group_id) continue;
+    const bool same = r.sha1 == spec.file.sha1();
+    if (!same && r.name != spec.file.name()) continue;
+    ours = true;
+    if (!same) replaced.push_back(r.sha1);
+    if (r.size != layout.size || r.piece_size != layout.piece_size) continue;
+    if (auto saved = Bitfield::FromBytes(r.have, layout.PieceCount()); saved.ok()) {
+      for (uint32_t i = 0; i < saved->size(); ++i) {
+        if (saved->Get(i)) have->Set(i);
       }
     }
   }
@@ -78,6 +86,9 @@ absl::StatusOr<std::unique_ptr<DownloadTarget>> DownloadTarget::Resume(const Spe
                      false,
                      have->ToBytes()};
   RETURN_IF_ERROR(state->Put(record));
+  for (const std::string& sha1 : replaced) {
+    RETURN_IF_ERROR(state->Remove(spec.user_id, spec.group_id, sha1));
+  }
   return target;
 }
 
