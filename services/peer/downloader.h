@@ -323,11 +323,11 @@ class Download : public PeerLink::Owner {
   std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
   uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;  // handed to the workers, no verdict yet
 
-  // Calls to the tracker and state writes, which must not hold up events.
-  std::unique_ptr<WorkQueue> tracker_thread_ = std::make_unique<WorkQueue>(1);
   // The last refresh's failure, logged once rather than at every refresh.
   // Only the tracker thread touches it.
   absl::Status last_refresh_failure_;
+  // Calls to the tracker and state writes, which must not hold up events.
+  std::unique_ptr<WorkQueue> tracker_thread_ = std::make_unique<WorkQueue>(1);
   std::thread coordinator_;
 };
 
