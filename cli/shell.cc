@@ -275,7 +275,7 @@ std::vector<std::string> Shell::Notices() {
                                    " complete: ", d.dest));
     } else if (d.state == peer::DownloadState::kFailed) {
       lines.push_back(absl::StrCat("notice: download of ", d.name, " from ", d.group_id,
-                                   " failed: ", InShellWords(d.error)));
+                                   " failed: ", d.error));
     }
   }
   seen_any_ = true;
@@ -550,7 +550,7 @@ absl::Status Shell::ShowDownloads(const Args& a) {
         break;
       case peer::DownloadState::kFailed:
       case peer::DownloadState::kStopped:
-        absl::StrAppend(&line, ": ", p.error.empty() ? "stopped" : InShellWords(p.error));
+        absl::StrAppend(&line, ": ", p.error.empty() ? "stopped" : p.error);
         break;
     }
     Print(line);

@@ -490,7 +490,8 @@ TEST_F(CoordinatorTest, TheDownloadGivesUpAtOnceWhenTheTrackerNoLongerListsTheFi
     alice->DeliverAll();
     return Progress().pieces_done == 4;
   }));
-  tracker_->SetAnswer(absl::NotFoundError("group 'g' has no file 'f.bin'"));
+  tracker_->SetAnswer(
+      absl::NotFoundError("group 'g' has no file 'f.bin'; ListFiles lists its files"));
   ASSERT_TRUE(env_.Advance(absl::Seconds(1), /*settle=*/false));  // a refresh or two
   ASSERT_TRUE(download_->WaitUntilDone(kPatience));
   DownloadProgress p = Progress();

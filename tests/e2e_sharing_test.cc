@@ -1089,7 +1089,7 @@ TEST_F(Sharing, AFileChangedWhileSharedIsNoLongerServed) {
                                   "shared")));
   EXPECT_EQ(cluster_.WaitForDownload(*bob, "[F]"),
             "[F] [g] f.bin: the tracker lists no sharer of it now (group 'g' has no file "
-            "'f.bin'; list_files lists its files); it goes on when a member shares it again");
+            "'f.bin'); it goes on when a member shares it again");
   struct stat st;
   EXPECT_NE(stat(Dest("out.bin").c_str(), &st), 0) << "a file that fails its hashes was finished";
   // Shared again as it is now, it comes: the client takes the failed

@@ -501,8 +501,10 @@ void Download::Handle(PeersEvent& e) {
 
 absl::Status Download::NoSourceError() const {
   if (!unlisted_.ok()) {
-    return absl::UnavailableError(absl::StrCat("the tracker lists no sharer of it now (",
-                                               unlisted_.message(),
+    // The tracker's fact, without its advice to gRPC callers after "; ".
+    absl::string_view fact = unlisted_.message();
+    fact = fact.substr(0, fact.find("; "));
+    return absl::UnavailableError(absl::StrCat("the tracker lists no sharer of it now (", fact,
                                                "); it goes on when a member shares it again"));
   }
   const uint32_t missing = picker_.piece_count() - picker_.HaveCount();
