@@ -12,12 +12,18 @@ bench/libtorrent_reference.py, one session per host, every downloader told
 of the seeder and of every other downloader at once). Prints a line per
 run and system, with the share of the machine's CPU that was busy while it
 ran (the shaped links cost the kernel CPU too; at 100% the machine, not the
-links, set the pace) and what each host sent during it, then the medians:
+links, set the pace), when each downloader finished, and what each host
+sent during it, in MiB and in thousands of packets (the kernel's cost of
+the links grows with the packets), then the medians:
 
   groupshare run=1 slowest_s=7.90 f_over_r_s=5.37 ratio=1.47 cpu_busy=93%
+    finished_s: 7.61 7.70 ... 7.90
     sent_mib: seed=70 d1=60 d2=58 ...
+    sent_kpackets: seed=40 d1=33 d2=30 ...
   libtorrent run=1 slowest_s=14.2 f_over_r_s=5.37 ratio=2.65 cpu_busy=71%
+    finished_s: 9.95 11.2 ... 14.2
     sent_mib: seed=66 d1=62 ...
+    sent_kpackets: seed=25 d1=18 ...
   median slowest/(F/R): groupshare=1.47 libtorrent=2.65 (64 MiB, 8 downloaders, 100 Mbit)
 
 usage (root): bench/flash_crowd_shaped.py [--bin build/bin] [--size_mib 64]
@@ -52,14 +58,15 @@ def shape(net, ns, host, mbit):
                        check=True, timeout=30)
 
 
-def sent_mib(ns):
-    """What each host sent so far, in MiB."""
+def sent(ns):
+    """What each host sent so far: {host: (MiB, thousands of packets)}."""
     out = {}
     for host, where in ns.items():
         text = subprocess.run(["ip", "netns", "exec", where, "cat",
-                               "/sys/class/net/eth0/statistics/tx_bytes"],
-                              capture_output=True, text=True, timeout=30).stdout
-        out[host] = int(text) / (1 << 20)
+                               "/sys/class/net/eth0/statistics/tx_bytes",
+                               "/sys/class/net/eth0/statistics/tx_packets"],
+                              capture_output=True, text=True, timeout=30).stdout.split()
+        out[host] = (int(text[0]) / (1 << 20), int(text[1]) / 1000)
     return out
 
 
@@ -92,7 +99,7 @@ def completion_times(log, name, runs_before):
 
 
 def groupshare_run(clients, downloaders, work, run, digest):
-    """The slowest downloader's time, and the machine's busy share meanwhile."""
+    """Each downloader's time, and the machine's busy share meanwhile."""
     start = time.time()
     cpu = cpu_jiffies()
     outs = {}
@@ -120,7 +127,7 @@ def groupshare_run(clients, downloaders, work, run, digest):
         # Forgotten, so that the next run downloads it again.
         clients[name].run_all("stop_share crowd file.bin")
         clients[name].run_all("show_downloads --clear")
-    return max(finished.values()), busy
+    return list(finished.values()), busy
 
 
 def libtorrent_run(net, ns, addr, downloaders, work, path, run):
@@ -147,13 +154,13 @@ def libtorrent_run(net, ns, addr, downloaders, work, path, run):
         cpu = cpu_jiffies()
         for p in procs[1:]:
             p.send("go")
-        slowest = 0.0
+        finished = []
         for name, p in zip(downloaders, procs[1:]):
             said = p.line(600)
             if not said.startswith("done "):
                 sys.exit("libtorrent: %s did not finish: %r" % (name, said))
-            slowest = max(slowest, float(said.split()[1]) - start)
-        return slowest, busy_share(cpu)
+            finished.append(float(said.split()[1]) - start)
+        return finished, busy_share(cpu)
     finally:
         kill_all(procs)
         for name in downloaders:
@@ -228,15 +235,19 @@ def main():
         ratios = {"groupshare": [], "libtorrent": []}
 
         def measure(system, run, crowd):
-            before = sent_mib(ns)
-            slowest, busy = crowd()
-            after = sent_mib(ns)
+            before = sent(ns)
+            finished, busy = crowd()
+            after = sent(ns)
+            slowest = max(finished)
             ratios[system].append(slowest / f_over_r)
             print("%s run=%d slowest_s=%.2f f_over_r_s=%.2f ratio=%.2f cpu_busy=%.0f%%" %
                   (system, run + 1, slowest, f_over_r, ratios[system][-1], 100 * busy),
                   flush=True)
-            print("  sent_mib: " + " ".join("%s=%.0f" % (h, after[h] - before[h])
-                                             for h in ["seed"] + downloaders), flush=True)
+            print("  finished_s: " + " ".join("%.2f" % t for t in sorted(finished)))
+            for i, what in enumerate(("sent_mib", "sent_kpackets")):
+                print("  %s: %s" % (what, " ".join("%s=%.0f" % (h, after[h][i] - before[h][i])
+                                                     for h in ["seed"] + downloaders)),
+                      flush=True)
 
         for run in range(args.runs):
             measure("groupshare", run,
