@@ -44,6 +44,11 @@ class PieceWriter {
   uint32_t pieces_read_back() const { return hasher_.read_back(); }
 
  private:
+  // Whether `data` is piece `index`. A piece next in file order is checked
+  // in the whole file's pass and joins it (`*joined`); another is checked
+  // alone, and the caller adds it to the whole file's SHA1.
+  bool Check(uint32_t index, absl::Span<const absl::string_view> data, bool* joined);
+
   const FileLayout layout_;
   const std::vector<Sha1Digest> expected_;
   PartFile* const file_;
