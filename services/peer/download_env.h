@@ -69,14 +69,14 @@ class SystemDownloadEnv final : public DownloadEnv {
                                               bool ours) override {
     return groupshare::OpenPartFile(path, size, ours);
   }
+  // A link is made at once, and reaches its holder on a thread of its own:
+  // a channel's first call sets up its connection (and its TLS) on the
+  // calling thread, which must not be the download's.
   std::unique_ptr<PeerLink> NewLink(PeerLink::Owner* owner, uint32_t id,
                                     const tracker::v1::Peer& holder,
                                     const PeerLink::Target& target) override {
-    if (router_ == nullptr) {
-      return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(),
-                                            target, LinkRoute());
-    }
     auto find = [router = router_, holder](bool direct_only) {
+      if (router == nullptr) return LinkRoute();
       absl::StatusOr<LinkRoute> found = router(holder, direct_only);
       if (found.ok()) return *std::move(found);
       // Without one (logged out, or no relay answers) the link fails its
@@ -85,18 +85,17 @@ class SystemDownloadEnv final : public DownloadEnv {
       none.failure = found.status().ToString();
       return none;
     };
-    if (holder.relay().empty()) {  // direct: known at once
-      return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(),
-                                            target, find(false));
-    }
     return std::make_unique<GrpcPeerLink>(owner, id, holder.user_id(), holder.address(), target,
-                                          std::move(find), &routing_);
+                                          std::move(find),
+                                          holder.relay().empty() ? &connecting_ : &routing_);
   }
 
  private:
   const LinkRouter router_;
+  // Connects the links to holders reached directly, a few at a time.
+  WorkQueue connecting_{2};
   // Finds the routes of links to holders behind relays (a direct try, a
-  // relay's answer), a few at a time.
+  // relay's answer, which may take seconds), a few at a time.
   WorkQueue routing_{4};
 };
 

@@ -267,6 +267,9 @@ void GrpcPeerLink::Route(LinkRoute route) {
   const std::string failure = route.failure;
   const bool relayed = !route.relay_session.empty();
   std::unique_ptr<Stubs> stubs = MakeStubs(std::move(route));
+  // The channel connects now, on this thread: gRPC does the setup (and
+  // much of TLS's) on the thread that asks first.
+  if (failure.empty()) stubs->channel->GetState(/*try_to_connect=*/true);
   std::vector<Waiting> waiting;
   {
     absl::MutexLock lock(&mu_);

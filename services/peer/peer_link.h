@@ -129,9 +129,11 @@ class GrpcPeerLink final : public PeerLink {
   // A link over a known route.
   GrpcPeerLink(Owner* owner, uint32_t id, std::string user_id, std::string address,
                Target target, LinkRoute route);
-  // A link whose route `find` finds on `finding`: trying a holder directly
-  // and asking a relay for a session take up to seconds, which the caller
-  // (a download's coordinator) does not wait for. Calls made meanwhile
+  // A link whose route `find` finds on `finding`, where its connection
+  // then starts: trying a holder directly and asking a relay for a session
+  // take up to seconds, and setting up a connection with its TLS some
+  // milliseconds, which the caller (a download's coordinator, with every
+  // other link waiting on it) does not wait for. Calls made meanwhile
   // start once the route is known.
   //
   // While the route goes through a relay, a new call every
