@@ -452,6 +452,29 @@ TEST_F(CoordinatorTest, APieceWithdrawnByAPeerIsNotAskedOfIt) {
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
 }
 
+// Downloaders who start together are listed as each gets its first piece;
+// they find each other at the first refreshes, which come soon after the
+// start and then ever less often, up to the interval.
+TEST_F(CoordinatorTest, TheTrackerIsAskedForSharersSoonAfterTheStartThenLessOften) {
+  options_.first_refresh = absl::Milliseconds(100);
+  options_.refresh_interval_with_room = absl::Milliseconds(500);
+  AddHolder("alice");
+  const absl::Time start = env_.Now();
+  Start();
+  tracker_->RecordCalls([this] { return env_.Now(); });
+  const std::vector<int> due_ms = {100, 300, 700, 1200, 1700};
+  for (int ms = 50; ms <= 1800; ms += 50) {
+    ASSERT_TRUE(env_.Advance(absl::Milliseconds(50)));
+    const size_t due = std::count_if(due_ms.begin(), due_ms.end(), [ms](int d) { return d <= ms; });
+    ASSERT_TRUE(Eventually([&] { return tracker_->asked_at().size() >= due; })) << ms;
+  }
+  std::vector<int> asked_ms;
+  for (absl::Time t : tracker_->asked_at()) {
+    asked_ms.push_back(static_cast<int>(absl::ToInt64Milliseconds(t - start)));
+  }
+  EXPECT_EQ(asked_ms, due_ms);
+}
+
 TEST_F(CoordinatorTest, TheDownloadGivesUpWhenNoSourceHasAppearedByTheDeadline) {
   options_.no_source_timeout = absl::Seconds(30);
   AddHolder("alice");

@@ -187,11 +187,15 @@ void Download::Run() {
     AddPeers(first_);
   }
   absl::Time last_refresh = env_->Now(), last_save = env_->Now();
+  absl::Duration refresh_wait = options_.first_refresh;  // doubles up to the interval
   while (!ending_ && !picker_.Done()) {
     std::deque<Event> events;
     {
       absl::MutexLock lock(&mu_);
-      if (events_.empty() && !stop_) env_->WaitUntil(&changed_, &mu_, env_->Now() + kTick);
+      if (events_.empty() && !stop_) {
+        env_->WaitUntil(&changed_, &mu_,
+                        std::min(env_->Now() + kTick, last_refresh + refresh_wait));
+      }
       events.swap(events_);
       ending_ |= stop_;
     }
@@ -226,9 +230,11 @@ void Download::Run() {
       });
     }
     const bool room = peers_.connected() < max_peers_.load();
-    if (now - last_refresh >=
-        (room ? options_.refresh_interval_with_room : options_.refresh_interval)) {
+    refresh_wait = std::min(
+        refresh_wait, room ? options_.refresh_interval_with_room : options_.refresh_interval);
+    if (now - last_refresh >= refresh_wait) {
       last_refresh = now;
+      refresh_wait *= 2;
       tracker_thread_->Run([this] {
         auto answer = context_.tracker->GetFilePeers(group_id_, file_.name());
         if (!answer.ok() && answer.status() != last_refresh_failure_) {

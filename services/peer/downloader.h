@@ -99,10 +99,14 @@ struct DownloadOptions {
   // to other peers.
   absl::Duration piece_timeout = absl::Seconds(20);
   // How often the tracker is asked for new sharers (and fresh tickets);
-  // more often while there is room for more peers, so that downloaders who
-  // start together (a flash crowd) find each other while it matters.
+  // more often while there is room for more peers, and most often at the
+  // start: the first refresh comes after first_refresh, each next one
+  // twice as late, up to the interval. So downloaders who start together
+  // (a flash crowd) find each other while it matters: soon after each has
+  // its first piece and is listed.
   absl::Duration refresh_interval = absl::Seconds(5);
   absl::Duration refresh_interval_with_room = absl::Milliseconds(500);
+  absl::Duration first_refresh = absl::Milliseconds(100);
   // When missing pieces have had no source for this long, the download fails.
   absl::Duration no_source_timeout = absl::Seconds(30);
   // How often the slowest peer may be swapped for one in reserve.
