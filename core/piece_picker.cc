@@ -200,7 +200,8 @@ std::optional<uint32_t> PiecePicker::PickAnyQueued(const Bitfield& pieces) {
   return chosen;
 }
 
-std::optional<uint32_t> PiecePicker::PickCopy(const Bitfield& pieces, PeerId peer) {
+std::optional<uint32_t> PiecePicker::PickCopy(const Bitfield& pieces, PeerId peer,
+                                              const Waits& waits) {
   // The pieces with the fewest copies requested, then the rarest; ties
   // among the first `tie_window` in file order.
   const uint64_t window = std::max(options_.tie_window, 1u);
@@ -211,6 +212,12 @@ std::optional<uint32_t> PiecePicker::PickCopy(const Bitfield& pieces, PeerId pee
     ++examined_;
     const uint32_t copies = static_cast<uint32_t>(requested_[piece].size());
     if (!pieces.Get(piece) || copies >= options_.max_copies || Requested(piece, peer)) continue;
+    const auto& holders = requested_[piece];
+    if (waits && !std::all_of(holders.begin(), holders.end(), [&](PeerId holder) {
+          return waits(holder, PieceIndex(piece));
+        })) {
+      continue;
+    }
     const uint32_t rank = copies * 65536 + availability_[piece];
     if (rank < best_rank) {
       best = piece;
@@ -223,7 +230,7 @@ std::optional<uint32_t> PiecePicker::PickCopy(const Bitfield& pieces, PeerId pee
   return best;
 }
 
-std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
+std::optional<PieceIndex> PiecePicker::Pick(PeerId peer, const Waits& waits) {
   auto it = peers_.find(peer);
   if (it == peers_.end()) return std::nullopt;
   Peer& p = it->second;
@@ -238,8 +245,8 @@ std::optional<PieceIndex> PiecePicker::Pick(PeerId peer) {
   if (!best.has_value() && (unrequested_missing_ == 0 || p.in_flight == 0)) {
     // Endgame: every missing piece is in flight somewhere; or this peer is
     // idle, with nothing unasked that it holds. Either way it takes a copy
-    // of a piece under way elsewhere (a slower peer's, say).
-    best = PickCopy(p.pieces, peer);
+    // of a piece that waits elsewhere (at a slower peer, say).
+    best = PickCopy(p.pieces, peer, waits);
   }
   if (!best.has_value()) return std::nullopt;
   if (requested_[*best].empty()) {

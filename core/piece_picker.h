@@ -25,8 +25,10 @@
 //    whoever delivers first wins and the other requests are to be
 //    cancelled (Complete returns them). Before the endgame too, a peer with
 //    nothing in flight and nothing unasked that it holds takes such a copy:
-//    a piece waiting at a slow peer (a capped seeder in a crowd) need not
-//    wait there while another peer that has it idles;
+//    a piece held back at a slow peer (a capped seeder in a crowd) need not
+//    wait there while another peer that has it idles. Either way, only of
+//    a piece that waits where it was asked for (the owner says which): one
+//    on its way is not fetched twice over the link both copies would share;
 //  - a failed or aborted request, or a removed peer's requests, go back in
 //    the queue.
 //
@@ -47,6 +49,7 @@
 #define GROUPSHARE_CORE_PIECE_PICKER_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <vector>
@@ -100,9 +103,14 @@ class PiecePicker {
   // Requests in flight from all peers.
   uint32_t TotalInFlight() const { return total_in_flight_; }
 
+  // Whether `piece`, asked of `holder`, waits there: nothing of it is on
+  // its way.
+  using Waits = std::function<bool(PeerId holder, PieceIndex piece)>;
   // The next piece to request from `peer`, now counted in flight from it;
   // nullopt when the peer is at its limit or holds nothing we can ask for.
-  std::optional<PieceIndex> Pick(PeerId peer);
+  // A copy of a piece under way is only of one that `waits` at every peer
+  // it was asked of (without `waits`, any).
+  std::optional<PieceIndex> Pick(PeerId peer, const Waits& waits = nullptr);
   // `peer` delivered `piece` and it checked out: it is held now. Returns the
   // other peers still fetching the same piece (endgame); their requests are
   // released and should be cancelled.
@@ -150,8 +158,9 @@ class PiecePicker {
   std::optional<uint32_t> PickRarest(const Bitfield& pieces);
   // One of all the pieces in the buckets that `pieces` holds, uniformly.
   std::optional<uint32_t> PickAnyQueued(const Bitfield& pieces);
-  // A copy of a piece under way at other peers (endgame, or an idle peer).
-  std::optional<uint32_t> PickCopy(const Bitfield& pieces, PeerId peer);
+  // A copy of a piece under way at other peers that `waits` there
+  // (endgame, or an idle peer).
+  std::optional<uint32_t> PickCopy(const Bitfield& pieces, PeerId peer, const Waits& waits);
   bool Requested(uint32_t piece, PeerId peer) const;
   // Whether the peer lacks a piece of the file.
   bool Partial(const Peer& peer) const { return peer.pieces.Count() < piece_count(); }

@@ -109,6 +109,16 @@ class FakeLink {
   int Cancel(PeerLink* handle,
              const std::function<bool(const std::vector<uint32_t>&, absl::Time)>& which)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether an open call still to send `piece` sent nothing since `since`.
+  bool Waits(uint32_t piece, absl::Time since) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    for (const Call& c : calls_) {
+      if (std::find(c.pieces.begin(), c.pieces.end(), piece) != c.pieces.end()) {
+        return c.progress < since;
+      }
+    }
+    return false;
+  }
   void Close(PeerLink* handle) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
@@ -175,6 +185,7 @@ class FakeLink {
       return fake_->Cancel(
           this, [before](const auto&, absl::Time progress) { return progress < before; });
     }
+    bool Waits(uint32_t piece, absl::Time since) override { return fake_->Waits(piece, since); }
     void Close() override { fake_->Close(this); }
 
    private:
@@ -449,6 +460,38 @@ TEST_F(CoordinatorTest, APieceWithdrawnByAPeerIsNotAskedOfIt) {
   })) << Progress().error;
   EXPECT_FALSE(alice->asked().count(5));
   EXPECT_TRUE(bob->asked().count(5));
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+}
+
+// A peer with nothing else to give fetches a copy of a piece that waits at
+// a slower peer, but not of one that may be on its way: two copies would
+// share the download's link.
+TEST_F(CoordinatorTest, AnIdlePeerCopiesOnlyAPieceThatWaitsAtItsPeer) {
+  AddHolder("alice");
+  AddHolder("bob");
+  Start();
+  auto alice = Link("alice");
+  auto bob = Link("bob");
+  alice->SendBitfield(Pieces(0, 8));
+  ASSERT_TRUE(Eventually([&] { return alice->asked().size() == 4; }));  // her first window
+  const std::set<uint32_t> at_alice = alice->asked();
+  Bitfield same(layout_.PieceCount());
+  for (uint32_t p : at_alice) same.Set(p);
+  bob->SendBitfield(same);  // nothing that is not asked of alice already
+  // Alice's call is young (and her rate unknown): its pieces may be coming.
+  ASSERT_TRUE(env_.Advance(absl::Seconds(1)));
+  EXPECT_TRUE(bob->asked().empty());
+  // Two seconds without a piece from her: they wait there.
+  ASSERT_TRUE(env_.Advance(absl::Milliseconds(1500)));
+  ASSERT_TRUE(Eventually([&] { return bob->asked().size() == 1; }));
+  EXPECT_TRUE(at_alice.count(*bob->asked().begin()));
+  bob->DeliverAll();
+  ASSERT_TRUE(Eventually([&] { return Progress().counters.cancelled_copies == 1; }));
+  EXPECT_TRUE(Eventually([&] {
+    alice->DeliverAll();
+    bob->DeliverAll();
+    return Progress().state == DownloadState::kComplete;
+  })) << Progress().error;
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
 }
 

@@ -260,13 +260,30 @@ TEST(PiecePicker, AnIdlePeerTakesACopyOfAPieceWaitingElsewhereBeforeEndgame) {
   held[a] = held[b] = '1';
   picker.AddPeer(P(2), Bits(held), 2);  // holds what peer 1 is sending
   ASSERT_FALSE(picker.InEndgame());     // the third piece is unasked
-  auto copy = picker.Pick(P(2));
-  ASSERT_TRUE(copy.has_value());
-  EXPECT_TRUE(copy->value() == a || copy->value() == b);
-  EXPECT_EQ(picker.Pick(P(2)), std::nullopt);  // one copy while it has one in flight
+  // Both are on their way: no copy.
+  EXPECT_EQ(picker.Pick(P(2), [](PeerId, PieceIndex) { return false; }), std::nullopt);
+  // Piece a waits at peer 1; b is on its way.
+  std::vector<std::pair<PeerId, uint32_t>> asked;
+  auto waits = [&](PeerId holder, PieceIndex piece) {
+    asked.emplace_back(holder, piece.value());
+    return piece.value() == a;
+  };
+  EXPECT_EQ(picker.Pick(P(2), waits), I(a));
+  for (const auto& [holder, piece] : asked) EXPECT_EQ(holder, P(1));
+  EXPECT_EQ(picker.Pick(P(2), waits), std::nullopt);  // one copy while it has one in flight
   // Peer 2 delivers first: peer 1's request is the one to cancel.
-  EXPECT_EQ(picker.Complete(P(2), *copy), std::vector<PeerId>{P(1)});
+  EXPECT_EQ(picker.Complete(P(2), I(a)), std::vector<PeerId>{P(1)});
   EXPECT_TRUE(picker.InvariantsHold());
+}
+
+TEST(PiecePicker, AnEndgameCopyIsOnlyOfAPieceThatWaits) {
+  PiecePicker picker(1, NoRandomStart());
+  picker.AddPeer(P(1), Bits("1"), 2);
+  picker.AddPeer(P(2), Bits("1"), 2);
+  EXPECT_EQ(picker.Pick(P(1)), I(0));
+  ASSERT_TRUE(picker.InEndgame());
+  EXPECT_EQ(picker.Pick(P(2), [](PeerId, PieceIndex) { return false; }), std::nullopt);
+  EXPECT_EQ(picker.Pick(P(2), [](PeerId holder, PieceIndex) { return holder == P(1); }), I(0));
 }
 
 TEST(PiecePicker, EndgameCopiesAreBounded) {

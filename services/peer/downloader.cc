@@ -23,6 +23,12 @@ constexpr uint32_t kMinWindow = 2;
 constexpr absl::Duration kTick = absl::Milliseconds(250);
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
 constexpr absl::Duration kEtaSmoothing = absl::Seconds(8);
+// A piece asked of a peer waits there, and an idle peer may fetch a copy,
+// once its call brought nothing for twice the time a piece takes at the
+// peer's rate, within these bounds. (A piece comes as one message, so a
+// shorter silence may be one on its way.)
+constexpr absl::Duration kLeastWait = absl::Milliseconds(250);
+constexpr absl::Duration kMostWait = absl::Seconds(2);
 
 // The memory quota of a link: twice the most a link may hold, plus room for
 // what gRPC reads and frames around it. A link holds at most its window of
@@ -353,6 +359,15 @@ void Download::Fill(uint32_t id) {
   PeerSet::Peer* peer = peers_.Find(id);
   if (ending_ || peer == nullptr || !peer->ready) return;
   const PeerId picked(id);
+  const absl::Time now = env_->Now();
+  const PiecePicker::Waits waits = [this, now](PeerId holder, PieceIndex piece) {
+    const PeerSet::Peer* at = peers_.Find(holder.value());
+    if (at == nullptr) return true;
+    const double piece_seconds = at->rate > 0 ? layout_.piece_size / at->rate : 1e9;
+    const absl::Duration wait =
+        std::clamp(absl::Seconds(2 * piece_seconds), kLeastWait, kMostWait);
+    return links_[holder.value() - 1]->Waits(piece.value(), now - wait);
+  };
   while (peer->calls < options_.max_calls_per_peer) {
     // Calls carry several pieces: with one under way, wait until half the
     // window is free (in endgame, any free slot will do).
@@ -368,7 +383,7 @@ void Download::Fill(uint32_t id) {
     std::vector<uint32_t> pieces;
     while (pieces.size() < batch &&
            (picker_.InFlight(picked) < kMinWindow || picker_.TotalInFlight() < budget)) {
-      auto p = picker_.Pick(picked);
+      auto p = picker_.Pick(picked, waits);
       if (!p.has_value()) break;
       pieces.push_back(p->value());
     }

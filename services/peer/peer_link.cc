@@ -489,6 +489,17 @@ int GrpcPeerLink::CancelStalled(absl::Time before) {
   return CancelIf([before](Call* c) { return c->StalledSince(before); });
 }
 
+bool GrpcPeerLink::Waits(uint32_t piece, absl::Time since) {
+  absl::MutexLock lock(&mu_);
+  for (const Waiting& w : waiting_) {
+    if (std::find(w.pieces.begin(), w.pieces.end(), piece) != w.pieces.end()) return true;
+  }
+  for (Call* c : calls_) {
+    if (c->Carries(piece)) return c->StalledSince(since);
+  }
+  return false;
+}
+
 void GrpcPeerLink::Close() {
   std::vector<Waiting> dropped;
   {

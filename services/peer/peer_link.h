@@ -100,6 +100,11 @@ class PeerLink {
   // Cancels the GetPiece calls that brought nothing since before `before`
   // (on the clock of the DownloadEnv that made the link); returns how many.
   virtual int CancelStalled(absl::Time before) = 0;
+  // Whether a call asked for `piece` and brought nothing since `since` (or
+  // has yet to start): nothing of the piece is seen on its way. A piece
+  // arrives as one message, so a call that brings nothing may also be
+  // receiving it; the owner picks `since` accordingly.
+  virtual bool Waits(uint32_t piece, absl::Time since) = 0;
   // Cancels every call; no new one starts. The destructor waits for the
   // calls to end.
   virtual void Close() = 0;
@@ -154,6 +159,7 @@ class GrpcPeerLink final : public PeerLink {
       ABSL_LOCKS_EXCLUDED(mu_);
   void CancelPiece(uint32_t piece) override ABSL_LOCKS_EXCLUDED(mu_);
   int CancelStalled(absl::Time before) override ABSL_LOCKS_EXCLUDED(mu_);
+  bool Waits(uint32_t piece, absl::Time since) override ABSL_LOCKS_EXCLUDED(mu_);
   void Close() override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
