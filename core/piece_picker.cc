@@ -210,9 +210,9 @@ std::optional<uint32_t> PiecePicker::PickCopy(const Bitfield& pieces, PeerId pee
   uint64_t ties = 0;
   for (uint32_t piece : under_way_) {
     ++examined_;
-    const uint32_t copies = static_cast<uint32_t>(requested_[piece].size());
+    const std::vector<PeerId>& holders = requested_[piece];
+    const uint32_t copies = static_cast<uint32_t>(holders.size());
     if (!pieces.Get(piece) || copies >= options_.max_copies || Requested(piece, peer)) continue;
-    const auto& holders = requested_[piece];
     if (waits && !std::all_of(holders.begin(), holders.end(), [&](PeerId holder) {
           return waits(holder, PieceIndex(piece));
         })) {

@@ -359,14 +359,8 @@ void Download::Fill(uint32_t id) {
   PeerSet::Peer* peer = peers_.Find(id);
   if (ending_ || peer == nullptr || !peer->ready) return;
   const PeerId picked(id);
-  const absl::Time now = env_->Now();
-  const PiecePicker::Waits waits = [this, now](PeerId holder, PieceIndex piece) {
-    const PeerSet::Peer* at = peers_.Find(holder.value());
-    if (at == nullptr) return true;
-    const double piece_seconds = at->rate > 0 ? layout_.piece_size / at->rate : 1e9;
-    const absl::Duration wait =
-        std::clamp(absl::Seconds(2 * piece_seconds), kLeastWait, kMostWait);
-    return links_[holder.value() - 1]->Waits(piece.value(), now - wait);
+  const PiecePicker::Waits waits = [this](PeerId holder, PieceIndex piece) {
+    return PieceWaits(holder, piece);
   };
   while (peer->calls < options_.max_calls_per_peer) {
     // Calls carry several pieces: with one under way, wait until half the
@@ -392,6 +386,14 @@ void Download::Fill(uint32_t id) {
     ++counters_.calls;
     links_[id - 1]->Request(std::move(pieces), peer->holder.ticket());
   }
+}
+
+bool Download::PieceWaits(PeerId holder, PieceIndex piece) {
+  const PeerSet::Peer* at = peers_.Find(holder.value());
+  if (at == nullptr) return true;
+  const double piece_seconds = at->rate > 0 ? layout_.piece_size / at->rate : 1e9;
+  const absl::Duration wait = std::clamp(absl::Seconds(2 * piece_seconds), kLeastWait, kMostWait);
+  return links_[holder.value() - 1]->Waits(piece.value(), env_->Now() - wait);
 }
 
 void Download::FillAll() {

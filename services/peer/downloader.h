@@ -259,6 +259,10 @@ class Download : public PeerLink::Owner {
   // Fills the window of the peer `id` with GetPiece calls.
   void Fill(uint32_t id);
   void FillAll();
+  // Whether `piece`, asked of `holder`, waits there (the picker's copies
+  // go only for those): its call brought nothing for twice the time a
+  // piece takes at the holder's rate (see kLeastWait, kMostWait).
+  bool PieceWaits(PeerId holder, PieceIndex piece);
   // Drops the peer: closes its link, frees its pieces, and connects one in
   // reserve in its place (see PeerSet::Drop).
   void Drop(uint32_t id, const std::string& why, bool rotated = false);
