@@ -1,16 +1,73 @@
 #include "core/whole_file_hasher.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace groupshare {
+namespace {
 
-WholeFileHasher::WholeFileHasher(FileLayout layout, PartFile* file, uint32_t ahead,
-                                 absl::Duration turn_wait)
-    : layout_(layout),
-      file_(file),
-      ahead_(ahead),
-      turn_wait_(turn_wait),
-      added_(layout.PieceCount()) {}
+void CheckAlone(WholeFileHasher::Unchecked piece, bool in_turn_of_another) {
+  std::move(piece.hashed)(Sha1Of(piece.data), in_turn_of_another);
+}
+
+// A second copy of a piece taken in is checked alone.
+void CheckCopy(std::optional<WholeFileHasher::Unchecked> copy) {
+  if (copy.has_value()) CheckAlone(*std::move(copy), /*in_turn_of_another=*/true);
+}
+
+}  // namespace
+
+WholeFileHasher::WholeFileHasher(FileLayout layout, PartFile* file, uint32_t ahead)
+    : layout_(layout), file_(file), ahead_(ahead), added_(layout.PieceCount()) {}
+
+bool WholeFileHasher::Check(Unchecked piece, absl::Time now, bool may_wait) {
+  bool turn = false;
+  {
+    absl::MutexLock lock(&mu_);
+    const uint32_t index = piece.piece;
+    if (index < added_.size() && !added_.Get(index) && !waiting_.contains(index)) {
+      // A piece not taken in is at next_ or after it.
+      turn = !busy_ && index == next_;
+      if (!turn && may_wait && index - next_ < ahead_) {
+        waiting_.emplace(index, Waiting{std::move(piece), now});
+        return true;
+      }
+      busy_ = busy_ || turn;
+    }
+  }
+  if (!turn) {
+    CheckAlone(std::move(piece), /*in_turn_of_another=*/false);
+    return false;
+  }
+  HashInTurn(std::move(piece), /*waited=*/false);
+  Drain();
+  return false;
+}
+
+void WholeFileHasher::CheckWaiting(absl::Time before) {
+  std::vector<Unchecked> late;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->second.since < before) {
+        late.push_back(std::move(it->second.piece));
+        waiting_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (Unchecked& piece : late) CheckAlone(std::move(piece), /*in_turn_of_another=*/false);
+}
+
+void WholeFileHasher::DropWaiting() {
+  absl::flat_hash_map<uint32_t, Waiting> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped.swap(waiting_);
+  }
+}
 
 void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> data) {
   bool turn;
@@ -39,7 +96,7 @@ void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> da
     if (added_.Get(piece)) return;  // another copy of it came first
     added_.Set(piece);
     if (busy_ || piece != next_) {
-      waiting_.emplace(piece, std::move(copy));
+      copies_.emplace(piece, std::move(copy));
       return;
     }
     busy_ = true;  // its turn came meanwhile
@@ -48,54 +105,68 @@ void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> da
   Drain();
 }
 
-std::optional<Sha1Digest> WholeFileHasher::AddIfNext(uint32_t piece,
-                                                     absl::Span<const absl::string_view> data,
-                                                     const Sha1Digest& expected) {
-  {
-    absl::MutexLock lock(&mu_);
-    // The piece right after the one being hashed waits for its turn (a
-    // fraction of a millisecond, as a rule) rather than be hashed twice.
-    if (busy_ && piece == next_ + 1) {
-      mu_.AwaitWithTimeout(absl::Condition(this, &WholeFileHasher::TurnFree), turn_wait_);
-    }
-    if (busy_ || piece != next_ || piece >= added_.size() || added_.Get(piece)) return std::nullopt;
-    busy_ = true;
-  }
+void WholeFileHasher::HashInTurn(Unchecked piece, bool waited) {
   Sha1Stream with_piece = sha1_;
-  const Sha1Digest digest = with_piece.UpdateAndHash(data);
-  if (digest == expected) {
+  const Sha1Digest digest = with_piece.UpdateAndHash(piece.data);
+  std::optional<Unchecked> copy;
+  if (digest == piece.expected) {
     sha1_ = std::move(with_piece);
     absl::MutexLock lock(&mu_);
-    added_.Set(piece);
-    waiting_.erase(piece);  // a copy that came meanwhile
-    ++next_;
+    added_.Set(piece.piece);
+    copies_.erase(piece.piece);  // a checked copy that came meanwhile
+    copy = Advance();
   }
-  Drain();  // also what others added meanwhile, whether this piece held or not
-  return digest;
+  std::move(piece.hashed)(digest, waited);
+  CheckCopy(std::move(copy));
 }
 
 void WholeFileHasher::HashNext(absl::Span<const absl::string_view> data) {
   sha1_.Update(data);
-  absl::MutexLock lock(&mu_);
-  ++next_;
+  std::optional<Unchecked> copy;
+  {
+    absl::MutexLock lock(&mu_);
+    copy = Advance();
+  }
+  CheckCopy(std::move(copy));
+}
+
+std::optional<WholeFileHasher::Unchecked> WholeFileHasher::Advance() {
+  const auto it = waiting_.find(next_++);
+  if (it == waiting_.end()) return std::nullopt;
+  std::optional<Unchecked> copy = std::move(it->second.piece);
+  waiting_.erase(it);
+  return copy;
 }
 
 void WholeFileHasher::Drain() {
   while (true) {
     uint32_t piece;
     bool kept = false;
+    std::optional<Unchecked> unchecked;
     {
       absl::MutexLock lock(&mu_);
-      if (next_ == added_.size() || !added_.Get(next_) || !error_.ok()) {
+      if (next_ == added_.size() || !error_.ok()) {
         busy_ = false;
         return;
       }
       piece = next_;
-      if (auto it = waiting_.find(piece); it != waiting_.end()) {
-        buffer_ = std::move(it->second);
+      if (!added_.Get(piece)) {
+        const auto it = waiting_.find(piece);
+        if (it == waiting_.end()) {
+          busy_ = false;
+          return;
+        }
+        unchecked = std::move(it->second.piece);
         waiting_.erase(it);
+      } else if (auto it = copies_.find(piece); it != copies_.end()) {
+        buffer_ = std::move(it->second);
+        copies_.erase(it);
         kept = true;
       }
+    }
+    if (unchecked.has_value()) {
+      HashInTurn(*std::move(unchecked), /*waited=*/true);  // moves next_ on if it is right
+      continue;
     }
     if (!kept) {  // arrived far ahead of its turn, or without its bytes
       buffer_.resize(layout_.PieceLength(piece));

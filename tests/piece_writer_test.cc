@@ -5,7 +5,8 @@
 
 #include <chrono>
 #include <cstring>
-#include <future>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -80,14 +81,22 @@ class PieceWriterTest : public ::testing::Test {
     const std::vector<absl::string_view> parts = {all.substr(0, 100), all.substr(100)};
     return writer.Write(i, parts);
   }
-  // Piece i (`bytes`, or its right bytes) to the hasher's AddIfNext.
-  std::optional<Sha1Digest> AddIfNext(WholeFileHasher& hasher, uint32_t i) {
-    return AddIfNext(hasher, i, Piece(i));
+  // Piece i (`bytes`, or its right bytes) to the hasher's Check, at time
+  // `now`; the SHA1 it is hashed to goes to *sha1. Returns whether it waits.
+  bool Check(WholeFileHasher& hasher, uint32_t i, std::optional<Sha1Digest>* sha1,
+             absl::Time now = absl::UnixEpoch(), bool may_wait = true) {
+    return Check(hasher, i, Piece(i), sha1, now, may_wait);
   }
-  std::optional<Sha1Digest> AddIfNext(WholeFileHasher& hasher, uint32_t i,
-                                      const std::string& bytes) {
-    const std::vector<absl::string_view> parts = {bytes};
-    return hasher.AddIfNext(i, parts, expected_[i]);
+  bool Check(WholeFileHasher& hasher, uint32_t i, std::string bytes,
+             std::optional<Sha1Digest>* sha1, absl::Time now = absl::UnixEpoch(),
+             bool may_wait = true) {
+    auto kept = std::make_shared<std::string>(std::move(bytes));
+    WholeFileHasher::Unchecked piece{i, {*kept}, expected_[i], nullptr};
+    piece.hashed = [sha1, kept](const Sha1Digest& digest, bool) {
+      EXPECT_FALSE(sha1->has_value()) << "hashed twice";
+      *sha1 = digest;
+    };
+    return hasher.Check(std::move(piece), now, may_wait);
   }
 
   std::string content_ = std::string(3 * 1024 + 500, '\0');  // the last piece short
@@ -158,35 +167,154 @@ TEST_F(PieceWriterTest, PiecesNearTheirTurnAreHashedWithoutReadingThemBack) {
   EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
 }
 
-TEST_F(PieceWriterTest, OnlyThePieceNextInOrderIsCheckedInTheWholeFilesPass) {
+TEST_F(PieceWriterTest, APieceCheckedInItsTurnIsTakenInAndOneCheckedAloneIsNot) {
   WholeFileHasher hasher(layout_, &file_);
-  EXPECT_EQ(AddIfNext(hasher, 1), std::nullopt);  // not its turn: the caller checks it
+  std::optional<Sha1Digest> sha1[5];
+  // Not its turn, and not to wait: hashed alone, left for the caller to add.
+  EXPECT_FALSE(Check(hasher, 1, &sha1[0], absl::UnixEpoch(), /*may_wait=*/false));
+  EXPECT_EQ(sha1[0], expected_[1]);
   std::string bad = Piece(0);
   bad[0] ^= 1;
-  EXPECT_EQ(AddIfNext(hasher, 0, bad), Sha1Of(bad));  // checked, and left out
-  EXPECT_EQ(AddIfNext(hasher, 0), expected_[0]);
-  EXPECT_EQ(AddIfNext(hasher, 0), std::nullopt);  // in already
-  for (uint32_t i : {1u, 2u, 3u}) EXPECT_EQ(AddIfNext(hasher, i), expected_[i]) << i;
+  EXPECT_FALSE(Check(hasher, 0, bad, &sha1[1]));  // hashed in its turn, and left out
+  EXPECT_EQ(sha1[1], Sha1Of(bad));
+  EXPECT_FALSE(Check(hasher, 0, &sha1[2]));  // taken in
+  EXPECT_EQ(sha1[2], expected_[0]);
+  EXPECT_EQ(hasher.Finish().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(Check(hasher, 0, &sha1[3]));  // in already: hashed alone
+  EXPECT_EQ(sha1[3], expected_[0]);
+  for (uint32_t i : {1u, 2u, 3u}) {
+    std::optional<Sha1Digest> digest;
+    EXPECT_FALSE(Check(hasher, i, &digest)) << i;
+    EXPECT_EQ(digest, expected_[i]) << i;
+  }
+  EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
+  EXPECT_EQ(file_.reads, 0);
+}
+
+TEST_F(PieceWriterTest, PiecesAheadOfTheirTurnWaitForItAndAreCheckedInItsPass) {
+  WholeFileHasher hasher(layout_, &file_, /*ahead=*/3);
+  std::optional<Sha1Digest> sha1[4], bad_sha1;
+  std::string bad = Piece(1);
+  bad[3] ^= 1;
+  EXPECT_TRUE(Check(hasher, 2, &sha1[2]));
+  EXPECT_TRUE(Check(hasher, 1, bad, &bad_sha1));
+  EXPECT_FALSE(Check(hasher, 3, &sha1[3]));  // too far ahead: hashed alone
+  EXPECT_EQ(sha1[3], expected_[3]);
+  EXPECT_FALSE(sha1[2].has_value());
+  // Piece 0 comes: it is checked, and the corrupt piece 1 after it, left out.
+  EXPECT_FALSE(Check(hasher, 0, &sha1[0]));
+  EXPECT_EQ(sha1[0], expected_[0]);
+  EXPECT_EQ(bad_sha1, Sha1Of(bad));
+  EXPECT_FALSE(sha1[2].has_value());  // waits for piece 1 still
+  // The right piece 1: checked in its turn, and piece 2 after it.
+  EXPECT_FALSE(Check(hasher, 1, &sha1[1]));
+  EXPECT_EQ(sha1[1], expected_[1]);
+  EXPECT_EQ(sha1[2], expected_[2]);
+  file_.bytes = content_;
+  hasher.Add(3, {});  // piece 3, hashed alone and written, is read back
+  EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
+  EXPECT_EQ(file_.reads, 1);
+}
+
+TEST_F(PieceWriterTest, APieceThatWaitsTooLongIsCheckedAlone) {
+  WholeFileHasher hasher(layout_, &file_);
+  const absl::Time start = absl::UnixEpoch();
+  std::optional<Sha1Digest> sha1[3];
+  EXPECT_TRUE(Check(hasher, 1, &sha1[1], start));
+  EXPECT_TRUE(Check(hasher, 2, &sha1[2], start + absl::Milliseconds(10)));
+  hasher.CheckWaiting(start);  // none waits since before it
+  EXPECT_FALSE(sha1[1].has_value());
+  hasher.CheckWaiting(start + absl::Milliseconds(5));
+  EXPECT_EQ(sha1[1], expected_[1]);
+  EXPECT_FALSE(sha1[2].has_value());
+  // Checked alone, piece 1 is in the whole file's SHA1 only once added.
+  EXPECT_FALSE(Check(hasher, 0, &sha1[0]));
+  EXPECT_FALSE(sha1[2].has_value());  // waits for piece 1
+  const std::string one = Piece(1);
+  const std::vector<absl::string_view> parts = {one};
+  hasher.Add(1, parts);
+  EXPECT_EQ(sha1[2], expected_[2]);
+  std::optional<Sha1Digest> last;
+  EXPECT_FALSE(Check(hasher, 3, &last));
+  EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
+  EXPECT_EQ(file_.reads, 0);
+}
+
+TEST_F(PieceWriterTest, ASecondCopyOfAWaitingPieceIsCheckedAloneAndSoIsTheFirstInItsTurn) {
+  WholeFileHasher hasher(layout_, &file_);
+  std::optional<Sha1Digest> first, second, zero;
+  EXPECT_TRUE(Check(hasher, 1, &first));
+  EXPECT_FALSE(Check(hasher, 1, &second));  // a copy from another peer
+  EXPECT_EQ(second, expected_[1]);
+  const std::string one = Piece(1);
+  const std::vector<absl::string_view> parts = {one};
+  hasher.Add(1, parts);  // the copy, written
+  EXPECT_FALSE(first.has_value());
+  EXPECT_FALSE(Check(hasher, 0, &zero));
+  EXPECT_EQ(first, expected_[1]);
+  for (uint32_t i : {2u, 3u}) {
+    std::optional<Sha1Digest> digest;
+    EXPECT_FALSE(Check(hasher, i, &digest));
+  }
   EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));
 }
 
-TEST_F(PieceWriterTest, ThePieceRightAfterTheOneBeingHashedWaitsForItsTurn) {
+TEST_F(PieceWriterTest, APieceWaitsWithoutHoldingItsCallerWhileAnotherHashes) {
   file_.bytes = content_;
   HeldReads held(&file_);
-  WholeFileHasher hasher(layout_, &held, WholeFileHasher::kDefaultAhead, absl::Hours(1));
+  WholeFileHasher hasher(layout_, &held);
   hasher.Add(1, {});  // on disk already: read back in its turn
   // Piece 0 takes the turn, and then reads piece 1 back, which is held.
-  std::thread first([&] { EXPECT_EQ(AddIfNext(hasher, 0), expected_[0]); });
+  std::optional<Sha1Digest> sha1[4];
+  std::thread first([&] { EXPECT_FALSE(Check(hasher, 0, &sha1[0])); });
   held.reading.WaitForNotification();
-  auto second = std::async(std::launch::async, [&] { return AddIfNext(hasher, 2); });
-  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  EXPECT_TRUE(Check(hasher, 2, &sha1[2]));  // returns at once
+  EXPECT_FALSE(sha1[2].has_value());
   held.release.Notify();
-  EXPECT_EQ(second.get(), expected_[2]);  // hashed in its turn, in one pass
   first.join();
-  EXPECT_EQ(AddIfNext(hasher, 3), expected_[3]);
+  EXPECT_EQ(sha1[2], expected_[2]);  // checked in the turn of piece 0's caller
+  EXPECT_FALSE(Check(hasher, 3, &sha1[3]));
   const absl::StatusOr<std::string> whole = hasher.Finish();
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(*whole, HexEncode(Sha1Of(content_)));
+}
+
+TEST_F(PieceWriterTest, AWaitingPieceIsWrittenElsewhereOnceItsTurnComes) {
+  PieceWriter writer(layout_, expected_, &file_);
+  std::optional<absl::Status> verdict[4];
+  std::vector<std::function<void()>> elsewhere;
+  auto write = [&](uint32_t i, std::string bytes) {
+    auto kept = std::make_shared<std::string>(std::move(bytes));
+    return writer.Write(
+        i, {*kept}, [&verdict, i, kept](absl::Status status) { verdict[i] = std::move(status); },
+        [&elsewhere](std::function<void()> task) { elsewhere.push_back(std::move(task)); });
+  };
+  std::string bad = Piece(2);
+  bad[9] ^= 1;
+  EXPECT_TRUE(write(2, bad));
+  EXPECT_TRUE(write(1, Piece(1)));
+  EXPECT_FALSE(write(0, Piece(0)));
+  // Piece 0 was written here; the two after it, hashed in its turn, are
+  // written by the tasks handed elsewhere.
+  ASSERT_TRUE(verdict[0].has_value());
+  EXPECT_TRUE(verdict[0]->ok());
+  EXPECT_EQ(file_.writes, 1);
+  ASSERT_EQ(elsewhere.size(), 2u);
+  EXPECT_FALSE(verdict[1].has_value() || verdict[2].has_value());
+  for (auto& task : elsewhere) task();
+  ASSERT_TRUE(verdict[1].has_value() && verdict[2].has_value());
+  EXPECT_TRUE(verdict[1]->ok());
+  EXPECT_EQ(verdict[2]->code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(file_.writes, 2);
+  // A piece that waits when the download ends is dropped with its bytes.
+  auto kept = std::make_shared<std::string>(Piece(3));
+  const std::weak_ptr<std::string> watch = kept;
+  EXPECT_TRUE(writer.Write(
+      3, {*kept}, [kept](absl::Status) { ADD_FAILURE() << "called"; }, nullptr));
+  kept.reset();
+  EXPECT_FALSE(watch.expired());
+  writer.DropWaiting();
+  EXPECT_TRUE(watch.expired());
 }
 
 }  // namespace

@@ -272,6 +272,8 @@ void Download::Run() {
     workers = std::move(workers_);
   }
   workers.reset();
+  // Pieces still waiting for their turn go back to gRPC unchecked.
+  if (target_ != nullptr) target_->writer().DropWaiting();
   tracker_thread_.reset();
   links_.clear();
   {
@@ -538,12 +540,27 @@ absl::Status Download::NoSourceError() const {
 
 void Download::Verify(uint32_t link, PeerLink::Piece piece) {
   const uint32_t index = piece.index;
-  const absl::Status status = target_->writer().Write(index, piece.data);
-  piece = PeerLink::Piece();  // its bytes go back to gRPC now
+  std::vector<absl::string_view> data = piece.data;
+  // The verdict comes now or, for a piece that waits for its turn in the
+  // whole file's SHA1, from another worker; the bytes go back to gRPC then.
+  const bool waits = target_->writer().Write(
+      index, std::move(data),
+      [this, link, index, piece = std::move(piece)](absl::Status status) mutable {
+        piece = PeerLink::Piece();
+        absl::MutexLock lock(&mu_);
+        --pieces_held_;
+        events_.push_back(VerifiedEvent{link, index, std::move(status)});
+        changed_.Signal();
+      },
+      [this](std::function<void()> task) {
+        absl::MutexLock lock(&mu_);
+        if (workers_ != nullptr) workers_->Run(std::move(task));  // else the download ends
+      });
+  if (!waits) return;
   absl::MutexLock lock(&mu_);
-  --pieces_held_;
-  events_.push_back(VerifiedEvent{link, index, status});
-  changed_.Signal();
+  if (workers_ == nullptr) return;  // the download is ending
+  workers_->RunAt(absl::Now() + PieceWriter::kMostWait,
+                  [this] { target_->writer().CheckWaiting(); });
 }
 
 void Download::FreeDroppedLinks() {

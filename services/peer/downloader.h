@@ -280,7 +280,8 @@ class Download : public PeerLink::Owner {
   // Records the verified pieces (`have`, as bytes) in the state folder.
   void WriteHave(const std::string& have);
 
-  // On a worker: the piece through the writer, then its verdict posted.
+  // On a worker: the piece through the writer, and its verdict posted, now
+  // or once the piece's turn in the whole file's SHA1 comes.
   void Verify(uint32_t link, PeerLink::Piece piece);
 
   const Context context_;

@@ -1,19 +1,25 @@
 // A download's pieces on their way to its part file: each is checked
 // against its SHA1, written in place, and added to the whole file's SHA1,
-// which is computed as the pieces come. Pieces verified on disk already (a
-// resumed download) are checked again and added likewise.
+// which is computed as the pieces come. A piece that arrives a little ahead
+// of its turn in the whole file's SHA1 may wait for it, unchecked, a short
+// while (kMostWait), to be checked in the same pass (WholeFileHasher says
+// why). Pieces verified on disk already (a resumed download) are checked
+// again and added likewise.
 //
 // Thread-safe: the download's workers write pieces at once.
 #ifndef GROUPSHARE_SERVICES_PEER_PIECE_WRITER_H_
 #define GROUPSHARE_SERVICES_PEER_PIECE_WRITER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/bitfield.h"
 #include "core/crypto.h"
@@ -24,17 +30,38 @@ namespace groupshare::peer {
 
 class PieceWriter {
  public:
+  // How long a piece may wait for its turn, at most, before CheckWaiting
+  // checks it alone. Pieces a peer sends on several calls at once come a
+  // few pieces out of order, and their turn a few milliseconds later.
+  static constexpr absl::Duration kMostWait = absl::Milliseconds(20);
+
+  // The verdict on a piece: OK, DATA_LOSS when its SHA1 failed (nothing
+  // was written), or the write's error.
+  using Done = absl::AnyInvocable<void(absl::Status status) &&>;
+  // Runs a task on another thread.
+  using Run = std::function<void(std::function<void()> task)>;
+
   // `expected` holds each piece's SHA1; `file` must outlive the writer.
   PieceWriter(FileLayout layout, std::vector<Sha1Digest> expected, PartFile* file)
       : layout_(layout), expected_(std::move(expected)), file_(file), hasher_(layout, file) {}
 
-  // Writes piece `index` (its bytes in parts): DATA_LOSS, writing nothing,
-  // when its SHA1 fails; the write's error when that fails. A second copy
-  // of a piece is written again (the same bytes) and hashed once. A piece
-  // next in file order joins the whole file's SHA1 as it is checked, before
-  // the write: a copy that comes after a failed write is then not hashed
-  // again (its bytes are the same).
+  // Checks and writes piece `index` (its bytes in parts), and calls `done`
+  // with the verdict once: here, or, when the piece waits for its turn
+  // (the answer is true), later: on the thread of another caller, which
+  // hashes it in its turn and leaves the write to `elsewhere`, or of
+  // CheckWaiting. `done` keeps the bytes alive (it is destroyed last), and
+  // is dropped uncalled if the piece still waits when the writer goes or
+  // DropWaiting is called, or if `elsewhere` drops the task. A second copy
+  // of a piece is checked and written again (the same bytes), and hashed
+  // into the whole file once.
+  bool Write(uint32_t index, std::vector<absl::string_view> data, Done done, Run elsewhere);
+  // The same, at once: returns the verdict.
   absl::Status Write(uint32_t index, absl::Span<const absl::string_view> data);
+  // Checks alone the pieces that waited longer than kMostWait for their
+  // turn (on the system clock, as a WorkQueue's), and calls their `done`.
+  void CheckWaiting();
+  // Drops the pieces that wait, and their `done` uncalled.
+  void DropWaiting() { hasher_.DropWaiting(); }
   // Whether piece `index` is on disk already, whole and right; if so it
   // joins the whole file's SHA1.
   bool Kept(uint32_t index);
@@ -44,10 +71,14 @@ class PieceWriter {
   uint32_t pieces_read_back() const { return hasher_.read_back(); }
 
  private:
-  // Whether `data` is piece `index`. A piece next in file order is checked
-  // in the whole file's pass and joins it (`*joined`); another is checked
-  // alone, and the caller adds it to the whole file's SHA1.
-  bool Check(uint32_t index, absl::Span<const absl::string_view> data, bool* joined);
+  // Hands the piece to the whole file's SHA1, which hashes it in its turn
+  // (now or, with `may_wait`, later) or alone, and then calls Hashed.
+  bool Check(uint32_t index, std::vector<absl::string_view> data, bool may_wait, Done done,
+             Run elsewhere);
+  // The verdict on a hashed piece: writes it if `sha1` is its own, and adds
+  // it to the whole file's SHA1 if it was hashed alone.
+  absl::Status Hashed(uint32_t index, absl::Span<const absl::string_view> data,
+                      const Sha1Digest& sha1);
 
   const FileLayout layout_;
   const std::vector<Sha1Digest> expected_;
