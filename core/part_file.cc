@@ -30,8 +30,7 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::UnavailableError(absl::StrCat(what, " '", path, "': ", std::strerror(e)));
 }
 
-// Direct I/O moves whole blocks of this size, from memory aligned to it.
-constexpr size_t kBlock = 4096;
+constexpr size_t kBlock = kDirectIoBlock;
 // The most a direct write or read moves at once (the bounce buffer's size).
 constexpr size_t kBounceBytes = 1 << 20;
 
@@ -142,26 +141,12 @@ class PosixPartFile final : public PartFile {
   }
 
   absl::Status WriteDirect(uint64_t offset, absl::Span<const absl::string_view> parts) {
+    // Bytes in memory aligned as direct I/O wants it go as they are.
+    if (parts.size() == 1 && reinterpret_cast<uintptr_t>(parts[0].data()) % kBlock == 0) {
+      return WriteDirectFrom(parts[0].data(), parts[0].size(), offset);
+    }
     char* bounce = BounceBuffer();
     size_t filled = 0;
-    auto flush = [&]() -> absl::Status {
-      for (size_t done = 0; done < filled;) {
-        ssize_t n = pwrite(direct_fd_, bounce + done, filled - done,
-                           static_cast<off_t>(offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n == 0) errno = ENOSPC;
-        if (n <= 0) return DirectFailed("cannot write");
-        done += static_cast<size_t>(n);
-        if (!Aligned(done) && done < filled) {  // a short write mid-block: finish it
-          absl::string_view rest(bounce + done, filled - done);
-          if (absl::Status s = WriteBuffered(offset + done, {rest}); !s.ok()) return s;
-          break;
-        }
-      }
-      offset += filled;
-      filled = 0;
-      return absl::OkStatus();
-    };
     for (absl::string_view p : parts) {
       while (!p.empty()) {
         size_t n = std::min(p.size(), kBounceBytes - filled);
@@ -169,11 +154,30 @@ class PosixPartFile final : public PartFile {
         filled += n;
         p.remove_prefix(n);
         if (filled == kBounceBytes) {
-          if (absl::Status s = flush(); !s.ok() || !direct_) return s;
+          if (absl::Status s = WriteDirectFrom(bounce, filled, offset); !s.ok() || !direct_) {
+            return s;
+          }
+          offset += filled;
+          filled = 0;
         }
       }
     }
-    return flush();
+    return WriteDirectFrom(bounce, filled, offset);
+  }
+
+  // Writes `size` bytes at `buf` (aligned) to `offset` around the cache.
+  absl::Status WriteDirectFrom(const char* buf, size_t size, uint64_t offset) {
+    for (size_t done = 0; done < size;) {
+      ssize_t n = pwrite(direct_fd_, buf + done, size - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) errno = ENOSPC;
+      if (n <= 0) return DirectFailed("cannot write");
+      done += static_cast<size_t>(n);
+      if (!Aligned(done) && done < size) {  // a short write mid-block: finish it
+        return WriteBuffered(offset + done, {absl::string_view(buf + done, size - done)});
+      }
+    }
+    return absl::OkStatus();
   }
 
   absl::Status ReadDirect(uint64_t offset, char* buf, size_t size) {

@@ -10,6 +10,7 @@
 #ifndef GROUPSHARE_CORE_PART_FILE_H_
 #define GROUPSHARE_CORE_PART_FILE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +21,11 @@
 #include "absl/types/span.h"
 
 namespace groupshare {
+
+// Direct I/O moves whole blocks of this size from memory aligned to it. A
+// write of whole blocks from memory so aligned, in one part, reaches the
+// disk without a copy.
+inline constexpr size_t kDirectIoBlock = 4096;
 
 class PartFile {
  public:

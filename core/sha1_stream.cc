@@ -36,11 +36,15 @@ bool CpuHasShaExtensions() {
 // hashed at about half the speed.
 #define GS_SHA_INLINE __attribute__((target("sha,sse4.1,ssse3"), always_inline)) inline
 
-// 16 bytes of a block as the SHA instructions take them: four big-endian
-// words, the first in the highest lane.
-GS_SHA_INLINE __m128i LoadWords(const uint8_t* p) {
+// Bytes 16i to 16i+15 of the block at `p` as the SHA instructions take
+// them: four big-endian words, the first in the highest lane. With kCopy,
+// the bytes are stored at the same place of the block at `out` too.
+template <int I, bool kCopy>
+GS_SHA_INLINE __m128i LoadWords(const uint8_t* p, uint8_t* out) {
   const __m128i reverse = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  return _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), reverse);
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * I));
+  if constexpr (kCopy) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * I), bytes);
+  return _mm_shuffle_epi8(bytes, reverse);
 }
 
 // Rounds 4i to 4i+3 of each of `Lanes` hashes of the same block, after
@@ -71,9 +75,12 @@ GS_SHA_INLINE void EightyRounds(__m128i* abcd, __m128i* before, const __m128i* e
   (FourRounds<I, Lanes>(abcd, before, e, w), ...);
 }
 
-// Hashes `blocks` blocks of 64 bytes at `p` into each of `Lanes` states.
-template <int Lanes>
-GS_SHA_TARGET void Blocks(uint32_t* const* h, const uint8_t* p, size_t blocks) {
+// Hashes `blocks` blocks of 64 bytes at `p` into each of `Lanes` states;
+// with kCopy, copies them to `out` on the way (the bytes are in registers
+// then, so the copy costs a store where a separate one reads them again).
+template <int Lanes, bool kCopy = false>
+GS_SHA_TARGET void Blocks(uint32_t* const* h, const uint8_t* p, size_t blocks,
+                          uint8_t* out = nullptr) {
   __m128i abcd[Lanes], e[Lanes];
   for (int l = 0; l < Lanes; ++l) {
     abcd[l] = _mm_set_epi32(static_cast<int>(h[l][0]), static_cast<int>(h[l][1]),
@@ -81,7 +88,9 @@ GS_SHA_TARGET void Blocks(uint32_t* const* h, const uint8_t* p, size_t blocks) {
     e[l] = _mm_set_epi32(static_cast<int>(h[l][4]), 0, 0, 0);
   }
   for (; blocks > 0; --blocks, p += 64) {
-    __m128i w[20] = {LoadWords(p), LoadWords(p + 16), LoadWords(p + 32), LoadWords(p + 48)};
+    __m128i w[20] = {LoadWords<0, kCopy>(p, out), LoadWords<1, kCopy>(p, out),
+                     LoadWords<2, kCopy>(p, out), LoadWords<3, kCopy>(p, out)};
+    if constexpr (kCopy) out += 64;
     __m128i abcd_start[Lanes], before[Lanes];
     std::copy(abcd, abcd + Lanes, abcd_start);
     EightyRounds<Lanes>(abcd, before, e, w, std::make_integer_sequence<int, 20>{});
@@ -108,41 +117,70 @@ bool ShaExtensions() {
 
 bool ShaExtensions() { return false; }
 
-template <int Lanes>
-void Blocks(uint32_t* const*, const uint8_t*, size_t) {
+template <int Lanes, bool kCopy = false>
+void Blocks(uint32_t* const*, const uint8_t*, size_t, uint8_t* = nullptr) {
   std::abort();  // never chosen where the SHA extensions are not compiled
 }
 
 #endif  // GS_SHA_EXTENSIONS
 
 // Feeds `data` through a carry of 64 bytes (`used` of them filled) to
-// `compress`, whole blocks straight from `data`; returns the bytes fed.
+// `compress(p, blocks, out)`, whole blocks straight from `data`; returns
+// the bytes fed. With `copy`, every byte fed lands there too, in order:
+// whole blocks through `compress`, which copies them to `out`, the rest
+// here.
 template <typename Compress>
 uint64_t Feed(absl::Span<const absl::string_view> data, uint8_t* carry, size_t used,
-              Compress compress) {
+              uint8_t* copy, Compress compress) {
   uint64_t fed = 0;
   for (absl::string_view part : data) {
     if (part.empty()) continue;  // its data() may be null, which memcpy must not see
     const uint8_t* p = reinterpret_cast<const uint8_t*>(part.data());
     size_t n = part.size();
+    uint8_t* out = copy == nullptr ? nullptr : copy + fed;
     fed += n;
     if (used > 0) {
       const size_t take = std::min(64 - used, n);
       std::memcpy(carry + used, p, take);
+      if (out != nullptr) {
+        std::memcpy(out, p, take);
+        out += take;
+      }
       used += take;
       p += take;
       n -= take;
       if (used < 64) continue;
-      compress(carry, 1);
+      compress(carry, 1, nullptr);
       used = 0;
     }
-    compress(p, n / 64);
+    compress(p, n / 64, out);
     p += n / 64 * 64;
+    if (out != nullptr) out += n / 64 * 64;
     n %= 64;
     std::memcpy(carry, p, n);
+    if (out != nullptr) std::memcpy(out, p, n);
     used = n;
   }
   return fed;
+}
+
+// Hashes blocks into `Lanes` states, copying them where `out` says.
+template <int Lanes>
+void Compress(uint32_t* const* h, const uint8_t* p, size_t blocks, uint8_t* out) {
+  if (out != nullptr) {
+    Blocks<Lanes, true>(h, p, blocks, out);
+  } else {
+    Blocks<Lanes>(h, p, blocks);
+  }
+}
+
+// Copies `data` to `copy`, one part after the other.
+void CopyParts(absl::Span<const absl::string_view> data, char* copy) {
+  for (absl::string_view part : data) {
+    if (part.empty()) continue;
+    std::memcpy(copy, part.data(), part.size());
+    copy += part.size();
+  }
 }
 
 }  // namespace
@@ -171,10 +209,12 @@ Sha1Stream::State Sha1Stream::Start() {
   return s;
 }
 
-void Sha1Stream::Add(State& state, absl::Span<const absl::string_view> data) {
+void Sha1Stream::Add(State& state, absl::Span<const absl::string_view> data, char* copy) {
   uint32_t* h[1] = {state.h};
-  state.length += Feed(data, state.buffer, state.length % 64,
-                       [&](const uint8_t* p, size_t blocks) { Blocks<1>(h, p, blocks); });
+  state.length += Feed(data, state.buffer, state.length % 64, reinterpret_cast<uint8_t*>(copy),
+                       [&](const uint8_t* p, size_t blocks, uint8_t* out) {
+                         Compress<1>(h, p, blocks, out);
+                       });
 }
 
 Sha1Digest Sha1Stream::Digest(State state) {
@@ -193,26 +233,29 @@ Sha1Digest Sha1Stream::Digest(State state) {
   return out;
 }
 
-void Sha1Stream::Update(absl::Span<const absl::string_view> data) {
+void Sha1Stream::Update(absl::Span<const absl::string_view> data, char* copy) {
   if (native()) {
-    Add(state_, data);
+    Add(state_, data, copy);
     return;
   }
+  if (copy != nullptr) CopyParts(data, copy);
   for (absl::string_view part : data) EVP_DigestUpdate(evp_.get(), part.data(), part.size());
 }
 
-Sha1Digest Sha1Stream::UpdateAndHash(absl::Span<const absl::string_view> data) {
+Sha1Digest Sha1Stream::UpdateAndHash(absl::Span<const absl::string_view> data, char* copy) {
   if (!native() || state_.length % 64 != 0) {
     // Two passes: OpenSSL, or the stream's blocks start elsewhere in `data`.
-    Update(data);
+    Update(data, copy);
     return Sha1Of(data);
   }
   // Both start at a block's start, so every block of `data` is a block of
   // each: one pass, two lanes.
   State alone = Start();
   uint32_t* h[2] = {alone.h, state_.h};
-  const uint64_t fed = Feed(data, alone.buffer, 0,
-                            [&](const uint8_t* p, size_t blocks) { Blocks<2>(h, p, blocks); });
+  const uint64_t fed = Feed(data, alone.buffer, 0, reinterpret_cast<uint8_t*>(copy),
+                            [&](const uint8_t* p, size_t blocks, uint8_t* out) {
+                              Compress<2>(h, p, blocks, out);
+                            });
   alone.length = fed;
   state_.length += fed;
   std::memcpy(state_.buffer, alone.buffer, sizeof(alone.buffer));

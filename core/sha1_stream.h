@@ -39,10 +39,13 @@ class Sha1Stream {
   // Whether this stream hashes with the SHA extensions.
   bool native() const { return evp_ == nullptr; }
 
-  void Update(absl::Span<const absl::string_view> data);
+  // Adds `data` to the stream; with `copy`, copies its bytes there too, in
+  // the same pass (room for them all).
+  void Update(absl::Span<const absl::string_view> data, char* copy = nullptr);
   void Update(absl::string_view data) { Update(absl::MakeConstSpan(&data, 1)); }
-  // Adds `data` to the stream and returns the SHA1 of `data` alone.
-  Sha1Digest UpdateAndHash(absl::Span<const absl::string_view> data);
+  // Adds `data` to the stream and returns the SHA1 of `data` alone; with
+  // `copy`, copies its bytes there too.
+  Sha1Digest UpdateAndHash(absl::Span<const absl::string_view> data, char* copy = nullptr);
   // The SHA1 of all that was added; the stream starts anew.
   Sha1Digest Finish();
 
@@ -54,7 +57,7 @@ class Sha1Stream {
     uint8_t buffer[64] = {};  // the last partial block
   };
   static State Start();
-  static void Add(State& state, absl::Span<const absl::string_view> data);
+  static void Add(State& state, absl::Span<const absl::string_view> data, char* copy);
   static Sha1Digest Digest(State state);
 
   State state_ = Start();

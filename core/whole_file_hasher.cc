@@ -8,7 +8,9 @@ namespace groupshare {
 namespace {
 
 void CheckAlone(WholeFileHasher::Unchecked piece, bool in_turn_of_another) {
-  std::move(piece.hashed)(Sha1Of(piece.data), in_turn_of_another);
+  Sha1Stream alone;
+  alone.Update(piece.data, piece.copy_to == nullptr ? nullptr : piece.copy_to());
+  std::move(piece.hashed)(alone.Finish(), in_turn_of_another);
 }
 
 // A second copy of a piece taken in is checked alone.
@@ -107,7 +109,8 @@ void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> da
 
 void WholeFileHasher::HashInTurn(Unchecked piece, bool waited) {
   Sha1Stream with_piece = sha1_;
-  const Sha1Digest digest = with_piece.UpdateAndHash(piece.data);
+  const Sha1Digest digest = with_piece.UpdateAndHash(
+      piece.data, piece.copy_to == nullptr ? nullptr : piece.copy_to());
   std::optional<Unchecked> copy;
   if (digest == piece.expected) {
     sha1_ = std::move(with_piece);

@@ -51,6 +51,9 @@ class WholeFileHasher {
     uint32_t piece = 0;
     std::vector<absl::string_view> data;  // its bytes, in parts
     Sha1Digest expected;
+    // If set, called just before the bytes are hashed: where they are
+    // copied as they are hashed (room for them all; null for nowhere).
+    absl::AnyInvocable<char*()> copy_to;
     // Called once with the bytes' SHA1 by whoever hashes them, outside the
     // hasher's lock, unless the piece is dropped; `in_turn_of_another` when
     // the caller of Check that holds the turn hashed it. When the SHA1 is

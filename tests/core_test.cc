@@ -270,6 +270,26 @@ TEST_P(Sha1StreamTest, PiecesHashedAloneAndIntoTheWholeInOnePass) {
   }
 }
 
+TEST_P(Sha1StreamTest, BytesHashedAreCopiedInTheSamePass) {
+  std::mt19937 rng(11);
+  std::string file(70000, '\0');
+  for (char& c : file) c = static_cast<char>(rng());
+  for (size_t piece : {size_t{4096}, size_t{1000}}) {
+    Sha1Stream whole(GetParam());
+    for (size_t at = 0; at < file.size(); at += piece) {
+      const absl::string_view bytes = absl::string_view(file).substr(at, piece);
+      std::string copy(bytes.size() + 1, '#');  // a byte past the end stays
+      if (at % (2 * piece) == 0) {
+        EXPECT_EQ(whole.UpdateAndHash(RandomParts(bytes, rng), copy.data()), Sha1Of(bytes));
+      } else {
+        whole.Update(RandomParts(bytes, rng), copy.data());
+      }
+      EXPECT_EQ(copy, std::string(bytes) + "#") << piece << " " << at;
+    }
+    EXPECT_EQ(whole.Finish(), Sha1Of(file)) << piece;
+  }
+}
+
 TEST_P(Sha1StreamTest, ACopyGoesOnFromWhereItWasMade) {
   const std::string a(1000, 'a'), b(2000, 'b');
   Sha1Stream stream(GetParam());
@@ -498,14 +518,20 @@ TEST(PartFile, WritesWholeBlocksAroundThePageCache) {
   std::mt19937 rng(7);
   for (char& c : content) c = static_cast<char>(rng());
   // Pieces in a scrambled order, each in three parts cut at odd places;
-  // pieces 4 and 5 in one write of 512 KiB.
-  for (uint64_t p : {3, 0, 9, 4, 1, 8, 2, 7, 6}) {
+  // pieces 4 and 5 in one write of 512 KiB; piece 6 in one part from
+  // aligned memory, which goes as it is.
+  for (uint64_t p : {3, 0, 9, 4, 1, 8, 2, 7}) {
     uint64_t len = p == 9 ? 1000 : (p == 4 ? 2 * piece : piece);
     absl::string_view all(content.data() + p * piece, len);
     std::vector<absl::string_view> parts = {all.substr(0, 17), all.substr(17, len / 2 - 17),
                                             all.substr(len / 2)};
     ASSERT_TRUE(opened->file->Write(p * piece, parts).ok());
   }
+  std::unique_ptr<char, decltype(&std::free)> aligned(
+      static_cast<char*>(std::aligned_alloc(kDirectIoBlock, piece)), &std::free);
+  std::memcpy(aligned.get(), content.data() + 6 * piece, piece);
+  const absl::string_view six(aligned.get(), piece);
+  ASSERT_TRUE(opened->file->Write(6 * piece, {six}).ok());
   int probe = open(dir.File("probe").c_str(), O_CREAT | O_RDWR | O_DIRECT, 0600);
   if (probe >= 0) {
     close(probe);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -24,6 +25,9 @@ class MemoryPartFile final : public PartFile {
   absl::Status Write(uint64_t offset, absl::Span<const absl::string_view> parts) override {
     if (full) return absl::ResourceExhaustedError("No space left on device");
     ++writes;
+    if (parts.size() == 1 && reinterpret_cast<uintptr_t>(parts[0].data()) % kDirectIoBlock == 0) {
+      ++aligned_writes;
+    }
     for (absl::string_view part : parts) {
       std::memcpy(&bytes[offset], part.data(), part.size());
       offset += part.size();
@@ -41,6 +45,7 @@ class MemoryPartFile final : public PartFile {
   std::string bytes;
   bool full = false;
   int writes = 0;
+  int aligned_writes = 0;  // of one part, from memory aligned for direct I/O
   int reads = 0;
 };
 
@@ -91,7 +96,7 @@ class PieceWriterTest : public ::testing::Test {
              std::optional<Sha1Digest>* sha1, absl::Time now = absl::UnixEpoch(),
              bool may_wait = true) {
     auto kept = std::make_shared<std::string>(std::move(bytes));
-    WholeFileHasher::Unchecked piece{i, {*kept}, expected_[i], nullptr};
+    WholeFileHasher::Unchecked piece{i, {*kept}, expected_[i], nullptr, nullptr};
     piece.hashed = [sha1, kept](const Sha1Digest& digest, bool) {
       EXPECT_FALSE(sha1->has_value()) << "hashed twice";
       *sha1 = digest;
@@ -277,6 +282,45 @@ TEST_F(PieceWriterTest, APieceWaitsWithoutHoldingItsCallerWhileAnotherHashes) {
   const absl::StatusOr<std::string> whole = hasher.Finish();
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(*whole, HexEncode(Sha1Of(content_)));
+}
+
+// The bytes gRPC received lie anywhere; a piece of whole blocks is copied
+// to memory aligned for direct I/O as it is hashed, and written from there.
+TEST_F(PieceWriterTest, APieceOfWholeBlocksIsWrittenFromTheCopyMadeAsItWasHashed) {
+  std::string content(3 * kDirectIoBlock + 100, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 13 + 1);
+  const FileLayout layout{content.size(), kDirectIoBlock};
+  std::vector<Sha1Digest> expected;
+  for (uint32_t i = 0; i < layout.PieceCount(); ++i) {
+    expected.push_back(Sha1Of(content.substr(layout.PieceOffset(i), layout.PieceLength(i))));
+  }
+  MemoryPartFile file(content.size());
+  PieceWriter writer(layout, expected, &file);
+  // Piece i off by one byte from any alignment, as gRPC's slices are.
+  auto received = [&](uint32_t i) {
+    return std::make_shared<std::string>(
+        "x" + content.substr(layout.PieceOffset(i), layout.PieceLength(i)));
+  };
+  auto write_now = [&](uint32_t i) {
+    const auto kept = received(i);
+    const absl::string_view bytes = absl::string_view(*kept).substr(1);
+    return writer.Write(i, {bytes.substr(0, 99), bytes.substr(99)});
+  };
+  auto write_or_wait = [&](uint32_t i) {
+    const auto kept = received(i);
+    return writer.Write(
+        i, {absl::string_view(*kept).substr(1)},
+        [kept](absl::Status status) { EXPECT_TRUE(status.ok()); }, nullptr);
+  };
+  EXPECT_TRUE(write_now(2).ok());  // hashed alone
+  EXPECT_TRUE(write_or_wait(1));   // waits for piece 0
+  EXPECT_FALSE(write_or_wait(0));  // hashed in its turn, and piece 1 after it
+  EXPECT_EQ(file.aligned_writes, 3);
+  EXPECT_TRUE(write_now(3).ok());  // the short last piece: not whole blocks
+  EXPECT_EQ(file.writes, 4);
+  EXPECT_EQ(file.aligned_writes, 3);
+  EXPECT_TRUE(file.bytes == content);
+  EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content)));
 }
 
 TEST_F(PieceWriterTest, AWaitingPieceIsWrittenElsewhereOnceItsTurnComes) {

@@ -24,31 +24,74 @@ bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, boo
     std::move(done)(absl::DataLossError("no such piece"));
     return false;
   }
-  WholeFileHasher::Unchecked piece{index, data, expected_[index], nullptr};
-  piece.hashed = [this, index, data = std::move(data), done = std::move(done),
-                  elsewhere = std::move(elsewhere)](const Sha1Digest& sha1,
-                                                    bool in_turn_of_another) mutable {
-    if (!in_turn_of_another || elsewhere == nullptr) {
-      std::move(done)(Hashed(index, data, sha1));
-      return;
-    }
+  // What the piece's verdict needs, wherever it is reached.
+  struct Pending {
+    uint32_t index;
+    std::vector<absl::string_view> data;
+    Aligned copy;
+    Done done;
+    Sha1Digest sha1;
+  };
+  auto pending =
+      std::make_shared<Pending>(Pending{index, std::move(data), nullptr, std::move(done), {}});
+  auto finish = [this, pending] {
+    absl::Status verdict =
+        Hashed(pending->index, pending->data, pending->copy.get(), pending->sha1);
+    GiveBack(std::move(pending->copy));
+    std::move(pending->done)(std::move(verdict));
+  };
+  WholeFileHasher::Unchecked piece{index, pending->data, expected_[index], nullptr, nullptr};
+  // Taken once it is hashed: a piece that waits for its turn holds none.
+  piece.copy_to = [this, pending] {
+    pending->copy = TakeAligned(pending->index);
+    return pending->copy.get();
+  };
+  piece.hashed = [pending, elsewhere = std::move(elsewhere), finish](
+                     const Sha1Digest& sha1, bool in_turn_of_another) mutable {
+    pending->sha1 = sha1;
     // The caller in turn goes on hashing the pieces after it, while the
     // write (the device's time) waits on another thread.
-    auto write = std::make_shared<Done>(std::move(done));
-    elsewhere([this, index, data = std::move(data), sha1, write] {
-      std::move(*write)(Hashed(index, data, sha1));
-    });
+    if (in_turn_of_another && elsewhere != nullptr) {
+      elsewhere(finish);
+    } else {
+      finish();
+    }
   };
   return hasher_.Check(std::move(piece), absl::Now(), may_wait);
 }
 
 absl::Status PieceWriter::Hashed(uint32_t index, absl::Span<const absl::string_view> data,
-                                 const Sha1Digest& sha1) {
+                                 const char* copy, const Sha1Digest& sha1) {
   if (sha1 != expected_[index]) return absl::DataLossError("its SHA1 check failed");
-  absl::Status written = file_->Write(layout_.PieceOffset(index), data);
+  const absl::string_view copied(copy, copy == nullptr ? 0 : layout_.PieceLength(index));
+  absl::Status written = file_->Write(layout_.PieceOffset(index),
+                                      copy == nullptr ? data : absl::MakeConstSpan(&copied, 1));
   // Hashed alone, it joins the whole file's SHA1 now (else this does nothing).
   if (written.ok()) hasher_.Add(index, data);
   return written;
+}
+
+PieceWriter::Aligned PieceWriter::TakeAligned(uint32_t index) {
+  if (layout_.PieceOffset(index) % kDirectIoBlock != 0 ||
+      layout_.PieceLength(index) % kDirectIoBlock != 0) {
+    return nullptr;
+  }
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (!pool_.empty()) {
+      Aligned buffer = std::move(pool_.back());
+      pool_.pop_back();
+      return buffer;
+    }
+  }
+  return Aligned(static_cast<char*>(std::aligned_alloc(kDirectIoBlock, layout_.piece_size)));
+}
+
+void PieceWriter::GiveBack(Aligned buffer) {
+  if (buffer == nullptr) return;
+  absl::MutexLock lock(&pool_mu_);
+  // As many as pieces may wait for their turn, and a few being written.
+  if (pool_.size() < WholeFileHasher::kDefaultAhead + 8) pool_.push_back(std::move(buffer));
 }
 
 bool PieceWriter::Kept(uint32_t index) {
@@ -56,7 +99,7 @@ bool PieceWriter::Kept(uint32_t index) {
   std::string data(layout_.PieceLength(index), '\0');
   if (!file_->Read(layout_.PieceOffset(index), data.data(), data.size()).ok()) return false;
   bool right = false;
-  WholeFileHasher::Unchecked piece{index, {data}, expected_[index], nullptr};
+  WholeFileHasher::Unchecked piece{index, {data}, expected_[index], nullptr, nullptr};
   piece.hashed = [&](const Sha1Digest& sha1, bool) { right = sha1 == expected_[index]; };
   hasher_.Check(std::move(piece), absl::Now(), /*may_wait=*/false);
   if (right) hasher_.Add(index, {});  // read back in its turn, unless it is in already

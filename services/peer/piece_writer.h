@@ -11,7 +11,9 @@
 #define GROUPSHARE_SERVICES_PEER_PIECE_WRITER_H_
 
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/bitfield.h"
@@ -75,15 +78,31 @@ class PieceWriter {
   // (now or, with `may_wait`, later) or alone, and then calls Hashed.
   bool Check(uint32_t index, std::vector<absl::string_view> data, bool may_wait, Done done,
              Run elsewhere);
-  // The verdict on a hashed piece: writes it if `sha1` is its own, and adds
-  // it to the whole file's SHA1 if it was hashed alone.
+  // The verdict on a hashed piece: writes it (from `copy`, if there is
+  // one) if `sha1` is its own, and adds it to the whole file's SHA1 if it
+  // was hashed alone.
   absl::Status Hashed(uint32_t index, absl::Span<const absl::string_view> data,
-                      const Sha1Digest& sha1);
+                      const char* copy, const Sha1Digest& sha1);
+
+  // Memory aligned for direct I/O, a piece's worth, that a piece is copied
+  // into as it is hashed and written from: the bytes gRPC received lie
+  // anywhere, and the part file would copy them again to write around the
+  // page cache.
+  struct FreeAligned {
+    void operator()(char* p) const { std::free(p); }
+  };
+  using Aligned = std::unique_ptr<char, FreeAligned>;
+  // A buffer for piece `index`; null for a piece not of whole blocks (the
+  // last one, as a rule).
+  Aligned TakeAligned(uint32_t index) ABSL_LOCKS_EXCLUDED(pool_mu_);
+  void GiveBack(Aligned buffer) ABSL_LOCKS_EXCLUDED(pool_mu_);
 
   const FileLayout layout_;
   const std::vector<Sha1Digest> expected_;
   PartFile* const file_;
   WholeFileHasher hasher_;
+  absl::Mutex pool_mu_;
+  std::vector<Aligned> pool_ ABSL_GUARDED_BY(pool_mu_);  // free buffers
 };
 
 }  // namespace groupshare::peer
