@@ -35,7 +35,7 @@ bool WholeFileHasher::Check(Unchecked piece, absl::Time now, bool may_wait) {
         waiting_.emplace(index, Waiting{std::move(piece), now});
         return true;
       }
-      busy_ = busy_ || turn;
+      if (turn) busy_ = true;
     }
   }
   if (!turn) {
@@ -47,8 +47,9 @@ bool WholeFileHasher::Check(Unchecked piece, absl::Time now, bool may_wait) {
   return false;
 }
 
-void WholeFileHasher::CheckWaiting(absl::Time before) {
+bool WholeFileHasher::CheckWaiting(absl::Time before) {
   std::vector<Unchecked> late;
+  bool others;
   {
     absl::MutexLock lock(&mu_);
     for (auto it = waiting_.begin(); it != waiting_.end();) {
@@ -59,8 +60,10 @@ void WholeFileHasher::CheckWaiting(absl::Time before) {
         ++it;
       }
     }
+    others = !waiting_.empty();
   }
   for (Unchecked& piece : late) CheckAlone(std::move(piece), /*in_turn_of_another=*/false);
+  return others;
 }
 
 void WholeFileHasher::DropWaiting() {

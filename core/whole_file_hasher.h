@@ -77,8 +77,8 @@ class WholeFileHasher {
   // piece taken in, or waiting, already.)
   bool Check(Unchecked piece, absl::Time now, bool may_wait) ABSL_LOCKS_EXCLUDED(mu_);
   // Hashes alone, here and now, the pieces that wait since before
-  // `before`.
-  void CheckWaiting(absl::Time before) ABSL_LOCKS_EXCLUDED(mu_);
+  // `before`; returns whether others wait still.
+  bool CheckWaiting(absl::Time before) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the pieces that wait (their `hashed` uncalled).
   void DropWaiting() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -246,9 +246,9 @@ TEST_F(PieceWriterTest, APieceThatWaitsTooLongIsCheckedAlone) {
   std::optional<Sha1Digest> sha1[3];
   EXPECT_TRUE(Check(hasher, 1, &sha1[1], start));
   EXPECT_TRUE(Check(hasher, 2, &sha1[2], start + absl::Milliseconds(10)));
-  hasher.CheckWaiting(start);  // none waits since before it
+  EXPECT_TRUE(hasher.CheckWaiting(start));  // none waits since before it
   EXPECT_FALSE(sha1[1].has_value());
-  hasher.CheckWaiting(start + absl::Milliseconds(5));
+  EXPECT_TRUE(hasher.CheckWaiting(start + absl::Milliseconds(5)));  // piece 2 waits still
   EXPECT_EQ(sha1[1], expected_[1]);
   EXPECT_FALSE(sha1[2].has_value());
   // Checked alone, piece 1 is in the whole file's SHA1 only once added.
@@ -258,6 +258,7 @@ TEST_F(PieceWriterTest, APieceThatWaitsTooLongIsCheckedAlone) {
   const std::vector<absl::string_view> parts = {one};
   hasher.Add(1, parts);
   EXPECT_EQ(sha1[2], expected_[2]);
+  EXPECT_FALSE(hasher.CheckWaiting(start + absl::Hours(1)));  // none waits
   std::optional<Sha1Digest> last;
   EXPECT_FALSE(Check(hasher, 3, &last));
   EXPECT_EQ(*hasher.Finish(), HexEncode(Sha1Of(content_)));

@@ -558,9 +558,23 @@ void Download::Verify(uint32_t link, PeerLink::Piece piece) {
       });
   if (!waits) return;
   absl::MutexLock lock(&mu_);
-  if (workers_ == nullptr) return;  // the download is ending
-  workers_->RunAt(absl::Now() + PieceWriter::kMostWait,
-                  [this] { target_->writer().CheckWaiting(); });
+  ScheduleCheckWaiting();
+}
+
+void Download::ScheduleCheckWaiting() {
+  if (workers_ == nullptr || check_waiting_due_) return;  // ending, or due already
+  check_waiting_due_ = true;
+  workers_->RunAt(absl::Now() + PieceWriter::kMostWait, [this] { CheckWaiting(); });
+}
+
+void Download::CheckWaiting() {
+  {
+    absl::MutexLock lock(&mu_);
+    check_waiting_due_ = false;
+  }
+  if (!target_->writer().CheckWaiting()) return;
+  absl::MutexLock lock(&mu_);
+  ScheduleCheckWaiting();  // for those that came since the last check
 }
 
 void Download::FreeDroppedLinks() {

@@ -283,6 +283,11 @@ class Download : public PeerLink::Owner {
   // On a worker: the piece through the writer, and its verdict posted, now
   // or once the piece's turn in the whole file's SHA1 comes.
   void Verify(uint32_t link, PeerLink::Piece piece);
+  // On a worker: checks alone the pieces that waited too long for their
+  // turn. One such task at a time, due kMostWait after it is scheduled, as
+  // long as any piece waits: a piece waits from kMostWait to twice that.
+  void ScheduleCheckWaiting() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckWaiting() ABSL_LOCKS_EXCLUDED(mu_);
 
   const Context context_;
   DownloadEnv* const env_;
@@ -331,6 +336,8 @@ class Download : public PeerLink::Owner {
   // Verifying, writing and hashing pieces; taken away when the download ends.
   std::unique_ptr<WorkQueue> workers_ ABSL_GUARDED_BY(mu_);
   uint32_t pieces_held_ ABSL_GUARDED_BY(mu_) = 0;  // handed to the workers, no verdict yet
+  // A worker is to check the pieces that wait for their turn too long.
+  bool check_waiting_due_ ABSL_GUARDED_BY(mu_) = false;
 
   // The last refresh's failure, logged once rather than at every refresh.
   // Only the tracker thread touches it.

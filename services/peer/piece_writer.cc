@@ -16,7 +16,7 @@ absl::Status PieceWriter::Write(uint32_t index, absl::Span<const absl::string_vi
   return verdict;
 }
 
-void PieceWriter::CheckWaiting() { hasher_.CheckWaiting(absl::Now() - kMostWait); }
+bool PieceWriter::CheckWaiting() { return hasher_.CheckWaiting(absl::Now() - kMostWait); }
 
 bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, bool may_wait,
                         Done done, Run elsewhere) {

@@ -62,7 +62,8 @@ class PieceWriter {
   absl::Status Write(uint32_t index, absl::Span<const absl::string_view> data);
   // Checks alone the pieces that waited longer than kMostWait for their
   // turn (on the system clock, as a WorkQueue's), and calls their `done`.
-  void CheckWaiting();
+  // Returns whether others wait still.
+  bool CheckWaiting();
   // Drops the pieces that wait, and their `done` uncalled.
   void DropWaiting() { hasher_.DropWaiting(); }
   // Whether piece `index` is on disk already, whole and right; if so it
