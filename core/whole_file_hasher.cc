@@ -137,11 +137,15 @@ void WholeFileHasher::HashNext(absl::Span<const absl::string_view> data) {
 }
 
 std::optional<WholeFileHasher::Unchecked> WholeFileHasher::Advance() {
-  const auto it = waiting_.find(next_++);
+  return TakeWaiting(next_++);
+}
+
+std::optional<WholeFileHasher::Unchecked> WholeFileHasher::TakeWaiting(uint32_t piece) {
+  const auto it = waiting_.find(piece);
   if (it == waiting_.end()) return std::nullopt;
-  std::optional<Unchecked> copy = std::move(it->second.piece);
+  std::optional<Unchecked> taken = std::move(it->second.piece);
   waiting_.erase(it);
-  return copy;
+  return taken;
 }
 
 void WholeFileHasher::Drain() {
@@ -157,13 +161,11 @@ void WholeFileHasher::Drain() {
       }
       piece = next_;
       if (!added_.Get(piece)) {
-        const auto it = waiting_.find(piece);
-        if (it == waiting_.end()) {
+        unchecked = TakeWaiting(piece);
+        if (!unchecked.has_value()) {
           busy_ = false;
           return;
         }
-        unchecked = std::move(it->second.piece);
-        waiting_.erase(it);
       } else if (auto it = copies_.find(piece); it != copies_.end()) {
         buffer_ = std::move(it->second);
         copies_.erase(it);

@@ -112,6 +112,8 @@ class WholeFileHasher {
   // Moves next_ on; a second copy of the piece that waits unchecked is
   // returned, to be checked alone.
   std::optional<Unchecked> Advance() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes `piece` out of waiting_, if it waits there.
+  std::optional<Unchecked> TakeWaiting(uint32_t piece) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const FileLayout layout_;
   PartFile* const file_;

@@ -564,7 +564,7 @@ void Download::Verify(uint32_t link, PeerLink::Piece piece) {
 void Download::ScheduleCheckWaiting() {
   if (workers_ == nullptr || check_waiting_due_) return;  // ending, or due already
   check_waiting_due_ = true;
-  workers_->RunAt(absl::Now() + PieceWriter::kMostWait, [this] { CheckWaiting(); });
+  workers_->RunAt(absl::Now() + PieceWriter::kTurnWait, [this] { CheckWaiting(); });
 }
 
 void Download::CheckWaiting() {

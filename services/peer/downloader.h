@@ -284,8 +284,9 @@ class Download : public PeerLink::Owner {
   // or once the piece's turn in the whole file's SHA1 comes.
   void Verify(uint32_t link, PeerLink::Piece piece);
   // On a worker: checks alone the pieces that waited too long for their
-  // turn. One such task at a time, due kMostWait after it is scheduled, as
-  // long as any piece waits: a piece waits from kMostWait to twice that.
+  // turn. One such task at a time, due PieceWriter::kTurnWait after it is
+  // scheduled, as long as any piece waits: a piece waits from kTurnWait to
+  // twice that.
   void ScheduleCheckWaiting() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckWaiting() ABSL_LOCKS_EXCLUDED(mu_);
 

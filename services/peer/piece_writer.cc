@@ -16,7 +16,7 @@ absl::Status PieceWriter::Write(uint32_t index, absl::Span<const absl::string_vi
   return verdict;
 }
 
-bool PieceWriter::CheckWaiting() { return hasher_.CheckWaiting(absl::Now() - kMostWait); }
+bool PieceWriter::CheckWaiting() { return hasher_.CheckWaiting(absl::Now() - kTurnWait); }
 
 bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, bool may_wait,
                         Done done, Run elsewhere) {
@@ -30,13 +30,11 @@ bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, boo
     std::vector<absl::string_view> data;
     Aligned copy;
     Done done;
-    Sha1Digest sha1;
   };
   auto pending =
-      std::make_shared<Pending>(Pending{index, std::move(data), nullptr, std::move(done), {}});
-  auto finish = [this, pending] {
-    absl::Status verdict =
-        Hashed(pending->index, pending->data, pending->copy.get(), pending->sha1);
+      std::make_shared<Pending>(Pending{index, std::move(data), nullptr, std::move(done)});
+  auto finish = [this, pending](const Sha1Digest& sha1) {
+    absl::Status verdict = Hashed(pending->index, pending->data, pending->copy.get(), sha1);
     GiveBack(std::move(pending->copy));
     std::move(pending->done)(std::move(verdict));
   };
@@ -46,15 +44,14 @@ bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, boo
     pending->copy = TakeAligned(pending->index);
     return pending->copy.get();
   };
-  piece.hashed = [pending, elsewhere = std::move(elsewhere), finish](
-                     const Sha1Digest& sha1, bool in_turn_of_another) mutable {
-    pending->sha1 = sha1;
+  piece.hashed = [elsewhere = std::move(elsewhere), finish](const Sha1Digest& sha1,
+                                                            bool in_turn_of_another) {
     // The caller in turn goes on hashing the pieces after it, while the
     // write (the device's time) waits on another thread.
     if (in_turn_of_another && elsewhere != nullptr) {
-      elsewhere(finish);
+      elsewhere([finish, sha1] { finish(sha1); });
     } else {
-      finish();
+      finish(sha1);
     }
   };
   return hasher_.Check(std::move(piece), absl::Now(), may_wait);

@@ -2,7 +2,7 @@
 // against its SHA1, written in place, and added to the whole file's SHA1,
 // which is computed as the pieces come. A piece that arrives a little ahead
 // of its turn in the whole file's SHA1 may wait for it, unchecked, a short
-// while (kMostWait), to be checked in the same pass (WholeFileHasher says
+// while (kTurnWait), to be checked in the same pass (WholeFileHasher says
 // why). Pieces verified on disk already (a resumed download) are checked
 // again and added likewise.
 //
@@ -36,7 +36,7 @@ class PieceWriter {
   // How long a piece may wait for its turn, at most, before CheckWaiting
   // checks it alone. Pieces a peer sends on several calls at once come a
   // few pieces out of order, and their turn a few milliseconds later.
-  static constexpr absl::Duration kMostWait = absl::Milliseconds(20);
+  static constexpr absl::Duration kTurnWait = absl::Milliseconds(20);
 
   // The verdict on a piece: OK, DATA_LOSS when its SHA1 failed (nothing
   // was written), or the write's error.
@@ -60,7 +60,7 @@ class PieceWriter {
   bool Write(uint32_t index, std::vector<absl::string_view> data, Done done, Run elsewhere);
   // The same, at once: returns the verdict.
   absl::Status Write(uint32_t index, absl::Span<const absl::string_view> data);
-  // Checks alone the pieces that waited longer than kMostWait for their
+  // Checks alone the pieces that waited longer than kTurnWait for their
   // turn (on the system clock, as a WorkQueue's), and calls their `done`.
   // Returns whether others wait still.
   bool CheckWaiting();
