@@ -10,7 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -191,17 +194,41 @@ std::string WaitForFile(const std::string& path, absl::Duration timeout) {
   }
 }
 
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// The lowest port the system hands out on its own (to port 0 and to the
+// source of a connection); 32768 unless set otherwise.
+int LowestEphemeralPort() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  return range >> low && low > 1024 ? low : 32768;
+}
+
+bool Binds(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return bound;
+}
+
+}  // namespace
+
+int UnusedPort() {
+  // Drawn below the ports the system chooses itself: a port it chose for us
+  // would be free again once tested, and a connection of a test running
+  // beside this one could take it as its source before our process listens.
+  const int high = LowestEphemeralPort();
+  const int low = std::max(1025, high - 16384);
+  thread_local std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<int> draw(low, high - 1);
+  for (int tries = 0; tries < 200; ++tries) {
+    if (const int port = draw(random); Binds(port)) return port;
+  }
+  throw std::runtime_error("no free port below the system's own");
 }
 
 int ConnectFrom(const std::string& source, int port) {

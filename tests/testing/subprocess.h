@@ -72,7 +72,8 @@ class Subprocess {
 // content ("" on timeout).
 std::string WaitForFile(const std::string& path, absl::Duration timeout = absl::Seconds(20));
 
-// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
+// A TCP port on 127.0.0.1 that nothing listens on (bound, then released),
+// out of the range the system draws from for port 0 and for connections.
 int UnusedPort();
 
 // A TCP connection to 127.0.0.1:`port` from `source`, another loopback
