@@ -233,7 +233,7 @@ TEST_P(StoreTest, ListingsSeeWhatAnotherTrackerChanged) {
   ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
   EXPECT_TRUE((*other)->ListFiles("bob", "g", {}, at)->empty());  // within the second
   EXPECT_EQ((*other)->ListFiles("bob", "g", {}, next_second())->size(), 1u);
-  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", Store::Holding::kSome).ok());
   auto files = *(*other)->ListFiles("bob", "g", {}, next_second());
   EXPECT_EQ(files[0].online_seeders, 1);
   EXPECT_EQ(files[0].online_partial, 1);
@@ -272,7 +272,7 @@ TEST_P(StoreTest, ListingsSeeThisTrackersChangesAtOnce) {
   EXPECT_EQ(first(), Counts(-1, -1));
   ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
   EXPECT_EQ(first(), Counts(1, 0));
-  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", Store::Holding::kSome).ok());
   EXPECT_EQ(first(), Counts(1, 1));
   ASSERT_TRUE(store_->ExtendSession("tok-alice", kT0 + absl::Minutes(5), std::nullopt).ok());
   EXPECT_EQ(first(), Counts(1, 1));
@@ -341,7 +341,7 @@ TEST_P(StoreTest, ReadsAndWritesAtOnce) {
       for (int i = w; i < kFiles; i += 2) {
         const std::string name = "f" + std::to_string(i);
         if (!store_->AddFile("alice", "", "g", MakeFile(name), kT0).ok() ||
-            !store_->AddHolder("bob", "", "g", name, false).ok() ||
+            !store_->AddHolder("bob", "", "g", name, Store::Holding::kSome).ok() ||
             !store_->ExtendSession("tok-alice", kT0 + absl::Seconds(30 + i), std::nullopt).ok()) {
           bad = true;
         }
@@ -652,8 +652,9 @@ TEST_P(StoreTest, PeersAreOnlineHoldersOtherThanTheCaller) {
   ASSERT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
   ASSERT_TRUE(store_->AnswerRequest("alice", "g", "carol", true, kT0).ok());
   ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile("movie"), kT0).ok());
-  EXPECT_EQ(store_->AddHolder("bob", "", "g", "nope", false).code(), StatusCode::kNotFound);
-  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
+  EXPECT_EQ(store_->AddHolder("bob", "", "g", "nope", Store::Holding::kSome).code(),
+            StatusCode::kNotFound);
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", Store::Holding::kSome).ok());
   Online("alice", "127.0.0.1:1001");
   Online("bob", "127.0.0.1:1002");
 
@@ -673,13 +674,54 @@ TEST_P(StoreTest, PeersAreOnlineHoldersOtherThanTheCaller) {
   EXPECT_EQ(peers[0].user_id, "bob");
 
   // Completing upgrades; a later partial announce does not downgrade.
-  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", true).ok());
-  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", false).ok());
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", Store::Holding::kAll).ok());
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", Store::Holding::kSome).ok());
   EXPECT_TRUE(store_->GetFileAndPeers("carol", "", "g", "movie", kT0)->peers[1].complete);
 
   // Logging out takes a holder offline.
   ASSERT_TRUE(store_->DeleteSession("tok-bob").ok());
   EXPECT_EQ(store_->GetFileAndPeers("carol", "", "g", "movie", kT0)->peers.size(), 1u);
+}
+
+// A download is listed from its start, before it has a piece: the others
+// connect to it at once. It does not keep a file that nobody else holds.
+TEST_P(StoreTest, ADownloadWithNoPieceYetIsListedButKeepsNoFile) {
+  MakeGroupWithBob();
+  ASSERT_TRUE(store_->RequestJoin("carol", "g", kT0).ok());
+  ASSERT_TRUE(store_->AnswerRequest("alice", "g", "carol", true, kT0).ok());
+  Online("alice", "127.0.0.1:1001");
+  Online("bob", "127.0.0.1:1002");
+  for (const char* name : {"movie", "song"}) {
+    ASSERT_TRUE(store_->AddFile("alice", "", "g", MakeFile(name), kT0).ok());
+  }
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "movie", Store::Holding::kNothingYet).ok());
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "song", Store::Holding::kSome).ok());
+  // A later announce of no piece takes nothing back.
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "song", Store::Holding::kNothingYet).ok());
+
+  auto peers = store_->GetFileAndPeers("carol", "", "g", "movie", kT0)->peers;
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[0].user_id, "alice");
+  EXPECT_EQ(peers[1].user_id, "bob");
+  EXPECT_FALSE(peers[1].complete);
+  auto files = *store_->ListFiles("carol", "g", {}, kT0);
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].online_seeders, 1);
+  EXPECT_EQ(files[0].online_partial, 1);
+
+  ASSERT_TRUE(store_->RemoveShare("alice", "", "g", "movie").ok());
+  ASSERT_TRUE(store_->RemoveShare("alice", "", "g", "song").ok());
+  EXPECT_EQ(store_->GetFileAndPeers("carol", "", "g", "movie", kT0).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->RemoveShare("bob", "", "g", "movie").code(), StatusCode::kNotFound);
+  peers = store_->GetFileAndPeers("carol", "", "g", "song", kT0)->peers;
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].user_id, "bob");
+
+  // Nor does it demote a holder of every piece.
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "song", Store::Holding::kAll).ok());
+  ASSERT_TRUE(store_->AddHolder("bob", "", "g", "song", Store::Holding::kNothingYet).ok());
+  EXPECT_TRUE(store_->GetFileAndPeers("carol", "", "g", "song", kT0)->peers[0].complete);
 }
 
 TEST_P(StoreTest, StopShareForgetsFileWithItsLastSharer) {

@@ -204,8 +204,8 @@ absl::StatusOr<FilePeers> SqlStore::GetFileAndPeers(const std::string& user_id,
         ORDER BY h.complete DESC, h.user_id, h.client_id)sql",
                                      group_id, name, user_id, client_id, Secs(now)));
     for (size_t r = 0; r < rows.size(); ++r) {
-      peers.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2), rows.Int(r, 3) != 0,
-                       rows.Text(r, 4)});
+      peers.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2),
+                       HoldsAll(rows.Int(r, 3)), rows.Text(r, 4)});
     }
     return absl::OkStatus();
   }));
@@ -233,18 +233,18 @@ absl::Status SqlStore::RemoveShare(const std::string& user_id, const std::string
 
 absl::Status SqlStore::AddHolder(const std::string& user_id, const std::string& client_id,
                                  const std::string& group_id, const std::string& name,
-                                 bool complete) {
+                                 Holding holding) {
   return Write([&](SqlConnection& c) -> absl::Status {
     RETURN_IF_ERROR(RequireMember(c, user_id, group_id));
     ASSIGN_OR_RETURN(auto file, FindFile(c, group_id, name));
     if (!file.has_value()) return NoSuchFile(group_id, name);
     RETURN_IF_ERROR(BumpFiles(c, group_id));
-    // A complete holder stays complete.
     return Q(c,
              "INSERT INTO shares(group_id, name, user_id, client_id, complete) "
              "VALUES($1, $2, $3, $4, $5) ON CONFLICT (group_id, name, user_id, client_id) "
-             "DO UPDATE SET complete = CASE WHEN shares.complete = 1 THEN 1 ELSE $5 END",
-             group_id, name, user_id, client_id, complete)
+             "DO UPDATE SET complete = CASE WHEN shares.complete > $5 THEN shares.complete "
+             "ELSE $5 END",
+             group_id, name, user_id, client_id, static_cast<int64_t>(holding))
         .status();
   });
 }
@@ -260,7 +260,7 @@ absl::StatusOr<std::vector<ShareView>> SqlStore::ListShares(const std::string& u
                                      user_id, client_id));
     for (size_t r = 0; r < rows.size(); ++r) {
       out.push_back({rows.Text(r, 0), rows.Text(r, 1), rows.Text(r, 2),
-                     static_cast<uint64_t>(rows.Int(r, 3)), rows.Int(r, 4) != 0});
+                     static_cast<uint64_t>(rows.Int(r, 3)), HoldsAll(rows.Int(r, 4))});
     }
     return absl::OkStatus();
   }));
@@ -293,7 +293,7 @@ absl::StatusOr<std::shared_ptr<const GroupFiles>> SqlStore::FilesOf(SqlConnectio
     }
     if (!rows.IsNull(r, 3)) {
       files->files.back().holders.push_back(
-          {rows.Text(r, 3), rows.Text(r, 4), rows.Int(r, 5) != 0});
+          {rows.Text(r, 3), rows.Text(r, 4), HoldsAll(rows.Int(r, 5))});
     }
   }
   absl::MutexLock lock(&cache_->mu);

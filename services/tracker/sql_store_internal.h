@@ -152,10 +152,16 @@ inline absl::StatusOr<std::optional<FileRecord>> FindFile(SqlConnection& c,
       rows.Text(0, 0), static_cast<uint64_t>(rows.Int(0, 1)), static_cast<uint32_t>(rows.Int(0, 2)),
       rows.Text(0, 3), UnpackSha1Hex(rows.Text(0, 4))});
 }
+// Whether the shares table's number says the holder has every piece.
+inline bool HoldsAll(int64_t holding) {
+  return holding == static_cast<int64_t>(Store::Holding::kAll);
+}
+// Forgets the group's files that nobody holds a piece of any more, with the
+// downloads that have none yet.
 inline absl::Status DropUnsharedFiles(SqlConnection& c, const std::string& group_id) {
   return Q(c,
            "DELETE FROM files WHERE group_id = $1 AND NOT EXISTS (SELECT 1 FROM shares s "
-           "WHERE s.group_id = $1 AND s.name = files.name)",
+           "WHERE s.group_id = $1 AND s.name = files.name AND s.complete >= 0)",
            group_id)
       .status();
 }
@@ -349,7 +355,7 @@ class SqlStore final : public Store {
                            const std::string& group_id, const std::string& name) override;
   absl::Status AddHolder(const std::string& user_id, const std::string& client_id,
                          const std::string& group_id, const std::string& name,
-                         bool complete) override;
+                         Holding holding) override;
   absl::StatusOr<std::vector<ShareView>> ListShares(const std::string& user_id,
                                                     const std::string& client_id) override;
 

@@ -276,12 +276,21 @@ class Store {
                                    const std::string& client_id,
                                    const std::string& group_id,
                                    const std::string& name) = 0;
-  // Records the user as holding pieces of the file (all when `complete`).
-  // NOT_FOUND for an unknown file. A complete holder stays complete.
+  // What a holder of a file holds. Kept as the number in the shares table.
+  enum class Holding : int {
+    // A download that has no verified piece yet: listed to the other
+    // holders, so that they connect before its first piece, but it does not
+    // keep the file in the group.
+    kNothingYet = -1,
+    kSome = 0,
+    kAll = 1,
+  };
+  // Records the user as holding the file so (NOT_FOUND for an unknown one).
+  // A holder never goes down: all stays all, some stays some.
   virtual absl::Status AddHolder(const std::string& user_id,
                                  const std::string& client_id,
                                  const std::string& group_id,
-                                 const std::string& name, bool complete) = 0;
+                                 const std::string& name, Holding holding) = 0;
   // Everything the user's client shares, in every group.
   virtual absl::StatusOr<std::vector<ShareView>> ListShares(
       const std::string& user_id, const std::string& client_id) = 0;

@@ -613,8 +613,11 @@ grpc::Status TrackerServiceImpl::AnnounceHolder(grpc::ServerContext* ctx,
     const std::string& user = session.user_id;
     RETURN_IF_ERROR(ValidateGroup(req->group_id()));
     RETURN_IF_ERROR(ValidateFileName(req->file_name()));
+    const Store::Holding holding = req->complete()       ? Store::Holding::kAll
+                                   : req->no_piece_yet() ? Store::Holding::kNothingYet
+                                                         : Store::Holding::kSome;
     return store_->AddHolder(user, session.client_id, req->group_id(), req->file_name(),
-                             req->complete());
+                             holding);
   });
 }
 
