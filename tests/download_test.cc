@@ -288,6 +288,9 @@ TEST_F(DownloadTest, ManyPeersByteExact) {
   EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
   EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
   EXPECT_EQ(p.pieces_done, p.piece_count);
+  // Listed at its start (no piece yet), at its first piece, and complete.
+  EXPECT_EQ(tracker_->starts.load(), 1);
+  EXPECT_EQ(tracker_->announces.load(), 1);
   EXPECT_EQ(tracker_->completes.load(), 1);
   EXPECT_TRUE(Served());
   // Several pieces travel in one call.
@@ -349,6 +352,16 @@ TEST_F(DownloadTest, DiskFullHalfWayFailsWithThatReasonAndWithdraws) {
   EXPECT_EQ(tracker_->announces.load(), 1);
   EXPECT_EQ(tracker_->stop_shares.load(), 1);
   EXPECT_EQ(tracker_->completes.load(), 0);
+
+  // With room again, the same download goes on from the pieces it holds:
+  // it is listed as holding some at once, not as a download with none.
+  env_.open_part_file = OpenPartFile;
+  p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_EQ(tracker_->starts.load(), 0);
+  EXPECT_EQ(tracker_->announces.load(), 1);
+  EXPECT_EQ(tracker_->completes.load(), 1);
 }
 
 TEST_F(DownloadTest, StalledLinksPiecesGoElsewhere) {

@@ -190,6 +190,11 @@ void Download::Run() {
   if (absl::Status s = Prepare(); !s.ok()) {
     Fail(s);
   } else {
+    if (picker_.HaveCount() == 0) {
+      tracker_thread_->Run([this] {
+        if (context_.tracker->AnnounceStart(group_id_, file_.name()).ok()) announced_ = true;
+      });
+    }
     AddPeers(first_);
   }
   absl::Time last_refresh = env_->Now(), last_save = env_->Now();
@@ -232,7 +237,9 @@ void Download::Run() {
     if (!announcing_ && picker_.HaveCount() > 0) {
       announcing_ = true;
       tracker_thread_->Run([this] {
-        announced_ = context_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok();
+        if (context_.tracker->AnnounceHolder(group_id_, file_.name(), false).ok()) {
+          announced_ = true;
+        }
       });
     }
     const bool room = peers_.connected() < max_peers_.load();

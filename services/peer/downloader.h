@@ -74,6 +74,10 @@ class DownloadTracker {
       const std::string& group_id, const std::string& name) = 0;
   virtual absl::Status AnnounceHolder(const std::string& group_id, const std::string& name,
                                       bool complete) = 0;
+  // Lists the caller as a holder that has no piece yet, so that the other
+  // holders connect to it now and fetch its first piece as soon as it has
+  // it. Once, not sent again if no tracker answers.
+  virtual absl::Status AnnounceStart(const std::string& group_id, const std::string& name) = 0;
   virtual absl::Status StopShare(const std::string& group_id, const std::string& name) = 0;
 };
 
@@ -302,7 +306,8 @@ class Download : public PeerLink::Owner {
   tracker::v1::GetFilePeersResponse first_;  // used once, by Run()
   std::atomic<uint32_t> max_peers_;
   std::unique_ptr<DownloadTarget> target_;  // set by Prepare, before any worker runs
-  // The partial announcement reached the tracker (so a failure withdraws it).
+  // An announcement (at the start or at the first piece) reached the tracker,
+  // so a failure withdraws it.
   std::atomic<bool> announced_{false};
 
   // Only the coordinator's thread touches these.

@@ -170,6 +170,13 @@ class TrackerForDownloads final : public DownloadTracker {
     return Change(group_id, name,
                   complete ? PendingChange::kAnnounceComplete : PendingChange::kAnnouncePartial);
   }
+  absl::Status AnnounceStart(const std::string& group_id, const std::string& name) override {
+    tv1::AnnounceHolderRequest req;
+    req.set_group_id(group_id);
+    req.set_file_name(name);
+    req.set_no_piece_yet(true);
+    return tracker_->Call(&Stub::AnnounceHolder, req).status();
+  }
   absl::Status StopShare(const std::string& group_id, const std::string& name) override {
     return Change(group_id, name, PendingChange::kStopShare);
   }

@@ -44,11 +44,15 @@ class FakeDownloadTracker final : public peer::DownloadTracker {
     ++(complete ? completes : announces);
     return absl::OkStatus();
   }
+  absl::Status AnnounceStart(const std::string&, const std::string&) override {
+    ++starts;
+    return absl::OkStatus();
+  }
   absl::Status StopShare(const std::string&, const std::string&) override {
     ++stop_shares;
     return absl::OkStatus();
   }
-  std::atomic<int> announces{0}, completes{0}, stop_shares{0};
+  std::atomic<int> starts{0}, announces{0}, completes{0}, stop_shares{0};
 
  private:
   absl::Mutex mu_;
