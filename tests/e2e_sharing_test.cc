@@ -686,6 +686,56 @@ TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
   EXPECT_TRUE(stolen_data.empty());
 }
 
+// A download is listed from its start, so that the others connect to it
+// before its first piece, but only once its peer service shows the
+// certificate of its login: whoever finds it listed can connect at once,
+// even to a client that logged in for the first time a moment before.
+TEST_F(Sharing, ADownloadIsListedFromItsStartOnceOthersCanConnectToIt) {
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "65536"});
+  auto bob = cluster_.StartUser("bob");
+  auto carol = cluster_.StartUser("carol");
+  cluster_.AddMember(*alice, *bob, "g");
+  cluster_.AddMember(*alice, *carol, "g");
+  std::string path = MakeFile("alice", "f.bin", 4 << 20);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  const testing::TestMember carol_member = testing::LoginMember(cluster_, "carol", "pw-carol");
+  auto tracker = testing::TrackerStub(cluster_);
+
+  // Bob on another machine: a client without a certificate until now.
+  auto laptop = cluster_.StartClient("bob-laptop");
+  EXPECT_EQ(laptop->Run("login bob pw-bob"), "logged in as bob");
+  EXPECT_THAT(laptop->Run("download_file g f.bin " + Dest("out.bin")),
+              StartsWith("downloading"));
+  std::string ticket;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       ticket.empty() && absl::Now() < deadline;) {
+    tv1::GetFilePeersRequest req;
+    req.set_group_id("g");
+    req.set_file_name("f.bin");
+    tv1::GetFilePeersResponse resp;
+    ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers,
+                            carol_member.token, req, &resp)
+                    .ok());
+    for (const tv1::Peer& p : resp.peers()) {
+      if (absl::EndsWith(p.address(), absl::StrCat(":", laptop->port))) ticket = p.ticket();
+    }
+    if (ticket.empty()) absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_FALSE(ticket.empty()) << "the download was not listed";
+  auto peer = pv1::PeerService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", laptop->port), carol_member.To("bob")));
+  pv1::GetBitfieldRequest bits;
+  bits.set_ticket(ticket);
+  bits.set_group_id("g");
+  bits.set_file_sha1(HexEncode(Sha1Of(testing::ReadFile(path))));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto reader = peer->GetBitfield(&ctx, bits);
+  pv1::BitfieldUpdate update;
+  EXPECT_TRUE(reader->Read(&update)) << reader->Finish().error_message();
+  ctx.TryCancel();
+}
+
 TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   const size_t size = 8 << 20;
   auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "8192"});

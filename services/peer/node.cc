@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -156,8 +157,11 @@ absl::Status CheckFileInfo(const tv1::FileInfo& f) {
 // request-id, until one does.
 class TrackerForDownloads final : public DownloadTracker {
  public:
-  TrackerForDownloads(TrackerClient* tracker, ClientState* state)
-      : tracker_(tracker), state_(state) {}
+  // `await_serving` returns once the peer service shows this login's
+  // certificate: a holder is listed only once others can connect to it.
+  TrackerForDownloads(TrackerClient* tracker, ClientState* state,
+                      std::function<void()> await_serving)
+      : tracker_(tracker), state_(state), await_serving_(std::move(await_serving)) {}
   absl::StatusOr<tv1::GetFilePeersResponse> GetFilePeers(const std::string& group_id,
                                                          const std::string& name) override {
     tv1::GetFilePeersRequest req;
@@ -167,6 +171,7 @@ class TrackerForDownloads final : public DownloadTracker {
   }
   absl::Status AnnounceHolder(const std::string& group_id, const std::string& name,
                               bool complete) override {
+    await_serving_();
     return Change(group_id, name,
                   complete ? PendingChange::kAnnounceComplete : PendingChange::kAnnouncePartial);
   }
@@ -175,6 +180,7 @@ class TrackerForDownloads final : public DownloadTracker {
     req.set_group_id(group_id);
     req.set_file_name(name);
     req.set_no_piece_yet(true);
+    await_serving_();
     return tracker_->Call(&Stub::AnnounceHolder, req).status();
   }
   absl::Status StopShare(const std::string& group_id, const std::string& name) override {
@@ -223,12 +229,14 @@ class TrackerForDownloads final : public DownloadTracker {
 
   TrackerClient* const tracker_;
   ClientState* const state_;
+  const std::function<void()> await_serving_;
 };
 
 Node::Node(TrackerClient* tracker, std::unique_ptr<ClientState> state, NodeOptions options)
     : tracker_(tracker),
       state_(std::move(state)),
-      download_tracker_(std::make_unique<TrackerForDownloads>(tracker, state_.get())),
+      download_tracker_(std::make_unique<TrackerForDownloads>(tracker, state_.get(),
+                                                              [this] { AwaitServing(); })),
       options_(std::move(options)),
       peer_address_(options_.peer_address) {
   peer_service_.SetSelfAddress(peer_address_);
