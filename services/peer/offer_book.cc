@@ -45,15 +45,30 @@ void OfferBook::TopUp(Reader reader, Offers& offers, Moves* out) {
     return;
   }
   const uint32_t share = Share();
-  // The pieces nobody asked for, those offered to the fewest readers
-  // first; only those already offered to this reader are passed over.
+  // The pieces nobody asked for and nobody is offered (fresh_ holds them
+  // first); with none of those and no offer left, the one offered to the
+  // fewest others.
   std::vector<uint32_t> chosen;
   for (auto it = fresh_.begin(); it != fresh_.end() && offers.unasked + chosen.size() < share;
        ++it) {
     const uint32_t piece = std::get<2>(*it);
-    if (!offers.offered.Get(piece)) chosen.push_back(piece);
+    if (offers.offered.Get(piece)) continue;
+    if (offered_[piece] > 0 && (offers.unasked > 0 || !chosen.empty())) break;
+    chosen.push_back(piece);
+    if (offered_[piece] > 0) break;
   }
   for (uint32_t p : chosen) Offer(reader, offers, p, out);
+}
+
+void OfferBook::Trim(Reader reader, Offers& offers, Moves& out) {
+  const uint32_t share = Share();
+  for (uint32_t p = 0; p < offers.offered.size() && offers.unasked > share; ++p) {
+    if (!offers.offered.Get(p) || !Fresh(p)) continue;
+    offers.offered.Set(p, false);
+    CountOffer(p, -1);
+    --offers.unasked;
+    out.push_back({reader, p, true});
+  }
 }
 
 OfferBook::Moves OfferBook::TopUpAll() {
@@ -66,12 +81,17 @@ OfferBook::Moves OfferBook::TopUpAll() {
   return out;
 }
 
-Bitfield OfferBook::Open(Reader reader) {
+Bitfield OfferBook::Open(Reader reader, Moves* others) {
   Offers& offers = readers_[reader];
   offers.offered = Bitfield(static_cast<uint32_t>(asked_.size()));
   if (readers_.size() == 1) {  // alone: everything, in the order it likes
     for (uint32_t p = 0; p < asked_.size(); ++p) Offer(reader, offers, p, nullptr);
   } else {
+    if (unsent_ > 0) {
+      for (auto& [other, their] : readers_) {
+        if (other != reader) Trim(other, their, *others);
+      }
+    }
     TopUp(reader, offers, nullptr);
   }
   return offers.offered;

@@ -2,18 +2,21 @@
 // members downloading it from it at once. A seeder's upload is what a flash
 // crowd waits on, so each byte it sends twice before every byte went out
 // once is time lost. A lone downloader is offered every piece; once several
-// read the seeder's bitfield, each new one is offered a few pieces nobody
-// asked for yet (those offered to the fewest others first), and another
-// each time one of its offered pieces is asked for by anyone (a piece on
-// its way spreads among the downloaders, who trade it). So, while pieces
-// are left that nobody asked for, a downloader has some to ask the seeder
-// for that nobody else gets from it: the seeder's first copies go to
-// different downloaders, and they fetch the rest from each other. A piece
-// offered to several readers (the first reader is offered all; when few
-// pieces are left, offers overlap) is withdrawn from them once one asks
-// for it, so that the others do not ask the seeder for a second copy
-// before every piece went out once. Then every reader is offered every
-// piece.
+// read the seeder's bitfield, each is offered a few pieces nobody asked for
+// yet and nobody else is offered, and another each time one of its offered
+// pieces is asked for by anyone (a piece on its way spreads among the
+// downloaders, who trade it). So, while pieces are left that nobody asked
+// for, a downloader has some to ask the seeder for that nobody else gets
+// from it: the seeder's first copies go to different downloaders, and they
+// fetch the rest from each other. When a second reader comes, the first
+// keeps only its share of its offers. Offers overlap only for a reader
+// left with none (when few pieces are left, or another reader sits on its
+// offers): it is offered one piece offered to the fewest others. A piece
+// offered to several readers is withdrawn from them once one asks for it,
+// so that the others do not ask the seeder for a second copy before every
+// piece went out once (an offer on its way when another asks may still
+// be asked for: the fewer overlap, the fewer such copies). Then every
+// reader is offered every piece.
 //
 // An offer is a hint: a piece asked for is sent whether it was offered or
 // not. Plain data, no threads: its owner (the peer service) serialises
@@ -50,8 +53,12 @@ class OfferBook {
 
   OfferBook(uint32_t piece_count, Options options);
 
+  struct Move;
+  using Moves = std::vector<Move>;
   // A reader opens: the pieces it is offered, every one when it is alone.
-  Bitfield Open(Reader reader);
+  // The offers it takes from others (beyond their share now) are added to
+  // `others`.
+  Bitfield Open(Reader reader, Moves* others);
   void Close(Reader reader);
   bool empty() const { return readers_.empty(); }
 
@@ -62,7 +69,6 @@ class OfferBook {
     uint32_t piece = 0;
     bool withdrawn = false;
   };
-  using Moves = std::vector<Move>;
   // A call asked for `pieces`.
   Moves Asked(absl::Span<const uint32_t> pieces);
   // A call that asked for `pieces` ended before they were sent.
@@ -75,9 +81,12 @@ class OfferBook {
     Bitfield offered;
     uint32_t unasked = 0;  // offered pieces in fresh_
   };
-  // Offers `reader` pieces until it holds its share of fresh ones (every
-  // piece, once all were sent); appends them to `out` when given.
+  // Offers `reader` pieces until it holds its share of fresh ones that no
+  // other reader is offered, or one that others are when there are none
+  // (every piece, once all were sent); appends them to `out` when given.
   void TopUp(Reader reader, Offers& offers, Moves* out);
+  // Withdraws fresh offers of `reader` beyond its share.
+  void Trim(Reader reader, Offers& offers, Moves& out);
   // TopUp of every reader short of its share.
   Moves TopUpAll();
   void Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out);

@@ -583,9 +583,16 @@ void PeerServiceImpl::Housekeep() {
 
 Bitfield PeerServiceImpl::OpenOffers(const ShareKey& key, uint32_t piece_count,
                                      BitfieldCall* call) {
-  absl::MutexLock lock(&offers_mu_);
-  auto it = offers_.try_emplace(key, piece_count, options_.offers).first;
-  return it->second.Open(call);
+  Bitfield offered;
+  ChangeOffers(
+      key,
+      [&](OfferBook& book) {
+        OfferBook::Moves others;
+        offered = book.Open(call, &others);
+        return others;
+      },
+      piece_count);
+  return offered;
 }
 
 void PeerServiceImpl::CloseOffers(const ShareKey& key, BitfieldCall* call) {
@@ -597,11 +604,13 @@ void PeerServiceImpl::CloseOffers(const ShareKey& key, BitfieldCall* call) {
 }
 
 void PeerServiceImpl::ChangeOffers(const ShareKey& key,
-                                   absl::FunctionRef<OfferBook::Moves(OfferBook&)> change) {
+                                   absl::FunctionRef<OfferBook::Moves(OfferBook&)> change,
+                                   uint32_t open_with) {
   std::vector<std::pair<BitfieldCall*, OfferBook::Move>> moved;
   {
     absl::MutexLock lock(&offers_mu_);
-    auto it = offers_.find(key);
+    auto it = open_with > 0 ? offers_.try_emplace(key, open_with, options_.offers).first
+                            : offers_.find(key);
     if (it == offers_.end()) return;
     for (const OfferBook::Move& move : change(it->second)) {
       // In the book, so alive until CloseOffers, which waits for the lock.

@@ -144,12 +144,13 @@ class PeerServiceImpl final : public pv1::PeerService::CallbackService {
   Bitfield OpenOffers(const ShareKey& key, uint32_t piece_count, BitfieldCall* call)
       ABSL_LOCKS_EXCLUDED(offers_mu_);
   void CloseOffers(const ShareKey& key, BitfieldCall* call) ABSL_LOCKS_EXCLUDED(offers_mu_);
-  // Tells the offer book of `key`, if there is one, what `change` says
-  // happened (a piece asked for, sent, or not sent after all), and its
+  // Tells the offer book of `key`, if there is one (made for a file of
+  // `open_with` pieces when not 0), what `change` says happened (a reader
+  // came, a piece was asked for, sent, or not sent after all), and its
   // readers what they are offered now.
   void ChangeOffers(const ShareKey& key,
-                    absl::FunctionRef<OfferBook::Moves(OfferBook&)> change)
-      ABSL_LOCKS_EXCLUDED(offers_mu_);
+                    absl::FunctionRef<OfferBook::Moves(OfferBook&)> change,
+                    uint32_t open_with = 0) ABSL_LOCKS_EXCLUDED(offers_mu_);
 
   PieceStore* const store_;
   const PeerServiceOptions options_;
