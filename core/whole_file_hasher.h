@@ -43,8 +43,11 @@ namespace groupshare {
 
 class WholeFileHasher {
  public:
-  // Pieces kept in memory ahead of their turn, by default.
-  static constexpr uint32_t kDefaultAhead = 16;
+  // Pieces kept in memory ahead of their turn, by default: as many as a
+  // download has asked for at once by default (16 MiB of 512 KiB pieces),
+  // so that pieces from several seeders, which come up to that far out of
+  // order, are hashed once.
+  static constexpr uint32_t kDefaultAhead = 32;
 
   // A piece not checked yet.
   struct Unchecked {
