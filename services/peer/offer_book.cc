@@ -63,12 +63,15 @@ void OfferBook::TopUp(Reader reader, Offers& offers, Moves* out) {
 void OfferBook::Trim(Reader reader, Offers& offers, Moves& out) {
   const uint32_t share = Share();
   for (uint32_t p = 0; p < offers.offered.size() && offers.unasked > share; ++p) {
-    if (!offers.offered.Get(p) || !Fresh(p)) continue;
-    offers.offered.Set(p, false);
-    CountOffer(p, -1);
-    --offers.unasked;
-    out.push_back({reader, p, true});
+    if (offers.offered.Get(p) && Fresh(p)) TakeBack(reader, offers, p, out);
   }
+}
+
+void OfferBook::TakeBack(Reader reader, Offers& offers, uint32_t piece, Moves& out) {
+  offers.offered.Set(piece, false);
+  if (Fresh(piece)) --offers.unasked;
+  CountOffer(piece, -1);
+  out.push_back({reader, piece, true});
 }
 
 OfferBook::Moves OfferBook::TopUpAll() {
@@ -134,10 +137,7 @@ OfferBook::Moves OfferBook::Asked(absl::Span<const uint32_t> pieces) {
 
 void OfferBook::Withdraw(uint32_t piece, Moves& out) {
   for (auto& [reader, offers] : readers_) {
-    if (!offers.offered.Get(piece)) continue;
-    offers.offered.Set(piece, false);
-    CountOffer(piece, -1);
-    out.push_back({reader, piece, true});
+    if (offers.offered.Get(piece)) TakeBack(reader, offers, piece, out);
   }
 }
 

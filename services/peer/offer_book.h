@@ -87,6 +87,8 @@ class OfferBook {
   void TopUp(Reader reader, Offers& offers, Moves* out);
   // Withdraws fresh offers of `reader` beyond its share.
   void Trim(Reader reader, Offers& offers, Moves& out);
+  // Withdraws `piece`, offered to `reader`, from it.
+  void TakeBack(Reader reader, Offers& offers, uint32_t piece, Moves& out);
   // TopUp of every reader short of its share.
   Moves TopUpAll();
   void Offer(Reader reader, Offers& offers, uint32_t piece, Moves* out);
