@@ -7,9 +7,14 @@
 namespace groupshare {
 namespace {
 
+// Where `piece` is to be copied as it is hashed (null for nowhere).
+char* CopyTarget(WholeFileHasher::Unchecked& piece) {
+  return piece.copy_to == nullptr ? nullptr : piece.copy_to();
+}
+
 void CheckAlone(WholeFileHasher::Unchecked piece, bool in_turn_of_another) {
   Sha1Stream alone;
-  alone.Update(piece.data, piece.copy_to == nullptr ? nullptr : piece.copy_to());
+  alone.Update(piece.data, CopyTarget(piece));
   std::move(piece.hashed)(alone.Finish(), in_turn_of_another);
 }
 
@@ -112,8 +117,7 @@ void WholeFileHasher::Add(uint32_t piece, absl::Span<const absl::string_view> da
 
 void WholeFileHasher::HashInTurn(Unchecked piece, bool waited) {
   Sha1Stream with_piece = sha1_;
-  const Sha1Digest digest = with_piece.UpdateAndHash(
-      piece.data, piece.copy_to == nullptr ? nullptr : piece.copy_to());
+  const Sha1Digest digest = with_piece.UpdateAndHash(piece.data, CopyTarget(piece));
   std::optional<Unchecked> copy;
   if (digest == piece.expected) {
     sha1_ = std::move(with_piece);
