@@ -19,6 +19,7 @@
 #include <map>
 #include <optional>
 #include <regex>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -391,6 +392,24 @@ grpc::Status CallTracker(tv1::TrackerService::Stub* stub,
 // "pw-<user>") took from the tracker for the only sharer: a member's
 // ticket, as its holder (or whoever copied it) would use it. Logs in as a
 // client of its own, `client_id`.
+// GetFilePeers as the member of `token`: its status, and the ticket made
+// out for the peer at 127.0.0.1:`port` ("" when that peer is not listed).
+std::pair<grpc::Status, std::string> TicketFor(tv1::TrackerService::Stub* tracker,
+                                               const std::string& token,
+                                               const std::string& group,
+                                               const std::string& file, int port) {
+  tv1::GetFilePeersRequest req;
+  req.set_group_id(group);
+  req.set_file_name(file);
+  tv1::GetFilePeersResponse resp;
+  grpc::Status s =
+      CallTracker(tracker, &tv1::TrackerService::Stub::GetFilePeers, token, req, &resp);
+  for (const tv1::Peer& p : resp.peers()) {
+    if (absl::EndsWith(p.address(), absl::StrCat(":", port))) return {s, p.ticket()};
+  }
+  return {s, ""};
+}
+
 struct Ticketed {
   pv1::GetPieceRequest request;
   testing::TestMember member;  // `user`, certified to call with the ticket
@@ -600,17 +619,9 @@ TEST_F(Sharing, OnlyATicketForThisPeerGroupAndFileIsServed) {
   // The ticket the tracker makes out to `user` for the peer at `port`.
   auto ticket_for = [&](const std::string& token, const std::string& group,
                         const std::string& file, grpc::StatusCode expect, int port = 0) {
-    tv1::GetFilePeersRequest req;
-    req.set_group_id(group);
-    req.set_file_name(file);
-    tv1::GetFilePeersResponse resp;
-    grpc::Status s = CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers, token,
-                                 req, &resp);
+    auto [s, ticket] = TicketFor(tracker.get(), token, group, file, port);
     EXPECT_EQ(s.error_code(), expect) << s.error_message();
-    for (const tv1::Peer& p : resp.peers()) {
-      if (absl::EndsWith(p.address(), absl::StrCat(":", port))) return p.ticket();
-    }
-    return std::string();
+    return ticket;
   };
   const testing::TestMember eve_member = testing::LoginMember(cluster_, "eve", "pw-eve");
   ticket_for(eve_member.token, "g", "secret.bin", grpc::StatusCode::PERMISSION_DENIED);
@@ -709,16 +720,9 @@ TEST_F(Sharing, ADownloadIsListedFromItsStartOnceOthersCanConnectToIt) {
   std::string ticket;
   for (absl::Time deadline = absl::Now() + absl::Seconds(10);
        ticket.empty() && absl::Now() < deadline;) {
-    tv1::GetFilePeersRequest req;
-    req.set_group_id("g");
-    req.set_file_name("f.bin");
-    tv1::GetFilePeersResponse resp;
-    ASSERT_TRUE(CallTracker(tracker.get(), &tv1::TrackerService::Stub::GetFilePeers,
-                            carol_member.token, req, &resp)
-                    .ok());
-    for (const tv1::Peer& p : resp.peers()) {
-      if (absl::EndsWith(p.address(), absl::StrCat(":", laptop->port))) ticket = p.ticket();
-    }
+    auto [s, listed] = TicketFor(tracker.get(), carol_member.token, "g", "f.bin", laptop->port);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ticket = listed;
     if (ticket.empty()) absl::SleepFor(absl::Milliseconds(5));
   }
   ASSERT_FALSE(ticket.empty()) << "the download was not listed";
