@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -109,6 +110,14 @@ bool IsSha1Hex(absl::string_view hex) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
+}
+
+std::optional<Sha1Digest> HexDecodeSha1(absl::string_view hex) {
+  if (!IsSha1Hex(hex)) return std::nullopt;
+  const std::string raw = *HexDecode(hex);
+  Sha1Digest out{};
+  std::copy(raw.begin(), raw.end(), out.begin());
+  return out;
 }
 
 std::string PackSha1Hex(const std::vector<std::string>& hex) {

@@ -48,6 +48,8 @@ std::string HexEncode(const Sha1Digest& digest);
 std::optional<std::string> HexDecode(absl::string_view hex);
 // True for exactly 40 lower-case hex characters.
 bool IsSha1Hex(absl::string_view hex);
+// The 20 bytes of a hex SHA1; nullopt unless IsSha1Hex.
+std::optional<Sha1Digest> HexDecodeSha1(absl::string_view hex);
 
 // Lists of SHA1 digests kept compactly: hex digests to their raw 20 bytes
 // back to back, and back.

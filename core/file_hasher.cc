@@ -64,6 +64,7 @@ absl::StatusOr<HashedFile> HashFile(
   out.piece_size = piece_size;
   FileLayout layout{out.size, piece_size};
   out.piece_sha1.reserve(layout.PieceCount());
+  out.sha1_chain.reserve(layout.PieceCount());
 
   auto buf_owner = std::make_unique<char[]>(piece_size);
   char* buf = buf_owner.get();
@@ -75,6 +76,7 @@ absl::StatusOr<HashedFile> HashFile(
     }
     const absl::string_view piece(buf, len);
     out.piece_sha1.push_back(HexEncode(whole.UpdateAndHash({piece})));
+    if (i + 1 < layout.PieceCount()) out.sha1_chain.push_back(HexEncode(whole.Chain()));
     if (progress && !progress(layout.PieceOffset(i) + len, out.size)) {
       return absl::CancelledError(absl::StrCat("hashing '", path, "' was cancelled"));
     }

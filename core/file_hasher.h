@@ -1,6 +1,6 @@
 // Hashes a file in one streaming pass: the SHA1 of every piece and of the
-// whole file, reading one piece at a time, so memory stays flat whatever
-// the file's size.
+// whole file, and the whole file's SHA1 chain, reading one piece at a time,
+// so memory stays flat whatever the file's size.
 #ifndef GROUPSHARE_CORE_FILE_HASHER_H_
 #define GROUPSHARE_CORE_FILE_HASHER_H_
 
@@ -19,6 +19,9 @@ struct HashedFile {
   uint32_t piece_size = 0;
   std::string sha1;                     // lower-case hex
   std::vector<std::string> piece_sha1;  // lower-case hex, one per piece
+  // The whole file's SHA1 state after each piece but the last (see
+  // Sha1Stream::Chain), lower-case hex.
+  std::vector<std::string> sha1_chain;
 };
 
 // NOT_FOUND when `path` does not exist, INVALID_ARGUMENT when it is not a

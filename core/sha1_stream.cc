@@ -1,6 +1,6 @@
 #include "core/sha1_stream.h"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -164,43 +164,62 @@ uint64_t Feed(absl::Span<const absl::string_view> data, uint8_t* carry, size_t u
   return fed;
 }
 
-// Hashes blocks into `Lanes` states, copying them where `out` says.
-template <int Lanes>
-void Compress(uint32_t* const* h, const uint8_t* p, size_t blocks, uint8_t* out) {
-  if (out != nullptr) {
-    Blocks<Lanes, true>(h, p, blocks, out);
-  } else {
-    Blocks<Lanes>(h, p, blocks);
-  }
+// The five words of a state, big-endian, as a digest's bytes are.
+Sha1Digest BytesOf(const uint32_t* h) {
+  Sha1Digest out;
+  for (int i = 0; i < 20; ++i) out[i] = static_cast<uint8_t>(h[i / 4] >> (24 - 8 * (i % 4)));
+  return out;
 }
 
-// Copies `data` to `copy`, one part after the other.
-void CopyParts(absl::Span<const absl::string_view> data, char* copy) {
-  for (absl::string_view part : data) {
-    if (part.empty()) continue;
-    std::memcpy(copy, part.data(), part.size());
-    copy += part.size();
+// Hashes `blocks` blocks at `p` into `Lanes` states, copying them to `out`
+// if it is set: with the SHA extensions in one pass, else through OpenSSL
+// one lane after the other.
+template <int Lanes>
+void Compress(bool native, uint32_t* const* h, const uint8_t* p, size_t blocks, uint8_t* out) {
+  if (native) {
+    if (out != nullptr) {
+      Blocks<Lanes, true>(h, p, blocks, out);
+    } else {
+      Blocks<Lanes>(h, p, blocks);
+    }
+    return;
   }
+  if (out != nullptr) std::memcpy(out, p, blocks * 64);
+  // SHA_CTX, deprecated in OpenSSL 3, is still its only way to a SHA1's
+  // state between blocks, which a chain needs.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  for (int l = 0; l < Lanes; ++l) {
+    SHA_CTX ctx;
+    SHA1_Init(&ctx);
+    ctx.h0 = h[l][0];
+    ctx.h1 = h[l][1];
+    ctx.h2 = h[l][2];
+    ctx.h3 = h[l][3];
+    ctx.h4 = h[l][4];
+    // Whole blocks go straight through: nothing is left in ctx.data.
+    SHA1_Update(&ctx, p, blocks * 64);
+    h[l][0] = ctx.h0;
+    h[l][1] = ctx.h1;
+    h[l][2] = ctx.h2;
+    h[l][3] = ctx.h3;
+    h[l][4] = ctx.h4;
+  }
+#pragma GCC diagnostic pop
 }
 
 }  // namespace
 
-Sha1Stream::Sha1Stream(Engine engine) {
-  if (engine == Engine::kBest && ShaExtensions()) return;
-  evp_.reset(EVP_MD_CTX_new());
-  EVP_DigestInit_ex(evp_.get(), EVP_sha1(), nullptr);
-}
+Sha1Stream::Sha1Stream(Engine engine)
+    : native_(engine == Engine::kBest && ShaExtensions()) {}
 
-Sha1Stream::Sha1Stream(const Sha1Stream& other) : state_(other.state_) {
-  if (other.evp_ != nullptr) {
-    evp_.reset(EVP_MD_CTX_new());
-    EVP_MD_CTX_copy_ex(evp_.get(), other.evp_.get());
+Sha1Stream::Sha1Stream(const Sha1Digest& chain, uint64_t length, Engine engine)
+    : Sha1Stream(engine) {
+  for (int i = 0; i < 20; ++i) {
+    uint32_t& word = state_.h[i / 4];
+    word = (i % 4 == 0 ? 0 : word << 8) | chain[i];
   }
-}
-
-Sha1Stream& Sha1Stream::operator=(const Sha1Stream& other) {
-  if (this != &other) *this = Sha1Stream(other);
-  return *this;
+  state_.length = length;
 }
 
 Sha1Stream::State Sha1Stream::Start() {
@@ -209,15 +228,15 @@ Sha1Stream::State Sha1Stream::Start() {
   return s;
 }
 
-void Sha1Stream::Add(State& state, absl::Span<const absl::string_view> data, char* copy) {
+void Sha1Stream::Add(State& state, absl::Span<const absl::string_view> data, char* copy) const {
   uint32_t* h[1] = {state.h};
   state.length += Feed(data, state.buffer, state.length % 64, reinterpret_cast<uint8_t*>(copy),
                        [&](const uint8_t* p, size_t blocks, uint8_t* out) {
-                         Compress<1>(h, p, blocks, out);
+                         Compress<1>(native_, h, p, blocks, out);
                        });
 }
 
-Sha1Digest Sha1Stream::Digest(State state) {
+Sha1Digest Sha1Stream::Digest(State state) const {
   // The padding: a one bit, zeros, and the length in bits, to a whole block.
   const size_t used = state.length % 64;
   uint8_t last[128] = {};
@@ -227,24 +246,19 @@ Sha1Digest Sha1Stream::Digest(State state) {
   const uint64_t bits = state.length * 8;
   for (int i = 0; i < 8; ++i) last[size - 1 - i] = static_cast<uint8_t>(bits >> (8 * i));
   uint32_t* h[1] = {state.h};
-  Blocks<1>(h, last, size / 64);
-  Sha1Digest out;
-  for (int i = 0; i < 20; ++i) out[i] = static_cast<uint8_t>(state.h[i / 4] >> (24 - 8 * (i % 4)));
-  return out;
+  Compress<1>(native_, h, last, size / 64, nullptr);
+  return BytesOf(state.h);
 }
 
+Sha1Digest Sha1Stream::Chain() const { return BytesOf(state_.h); }
+
 void Sha1Stream::Update(absl::Span<const absl::string_view> data, char* copy) {
-  if (native()) {
-    Add(state_, data, copy);
-    return;
-  }
-  if (copy != nullptr) CopyParts(data, copy);
-  for (absl::string_view part : data) EVP_DigestUpdate(evp_.get(), part.data(), part.size());
+  Add(state_, data, copy);
 }
 
 Sha1Digest Sha1Stream::UpdateAndHash(absl::Span<const absl::string_view> data, char* copy) {
-  if (!native() || state_.length % 64 != 0) {
-    // Two passes: OpenSSL, or the stream's blocks start elsewhere in `data`.
+  if (state_.length % 64 != 0) {
+    // Two passes: the stream's blocks start elsewhere in `data`.
     Update(data, copy);
     return Sha1Of(data);
   }
@@ -254,7 +268,7 @@ Sha1Digest Sha1Stream::UpdateAndHash(absl::Span<const absl::string_view> data, c
   uint32_t* h[2] = {alone.h, state_.h};
   const uint64_t fed = Feed(data, alone.buffer, 0, reinterpret_cast<uint8_t*>(copy),
                             [&](const uint8_t* p, size_t blocks, uint8_t* out) {
-                              Compress<2>(h, p, blocks, out);
+                              Compress<2>(native_, h, p, blocks, out);
                             });
   alone.length = fed;
   state_.length += fed;
@@ -263,15 +277,8 @@ Sha1Digest Sha1Stream::UpdateAndHash(absl::Span<const absl::string_view> data, c
 }
 
 Sha1Digest Sha1Stream::Finish() {
-  if (native()) {
-    const Sha1Digest out = Digest(state_);
-    state_ = Start();
-    return out;
-  }
-  Sha1Digest out{};
-  unsigned int size = 0;
-  EVP_DigestFinal_ex(evp_.get(), out.data(), &size);
-  EVP_DigestInit_ex(evp_.get(), EVP_sha1(), nullptr);
+  const Sha1Digest out = Digest(state_);
+  state_ = Start();
   return out;
 }
 

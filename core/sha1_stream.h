@@ -10,6 +10,11 @@
 // the time, and two together cost little more than one (about 1.7 times the
 // speed of two passes). Elsewhere OpenSSL hashes the run twice.
 //
+// A stream's state between two blocks (Chain) is what a file's SHA1 chain
+// holds at a piece's end: a stream resumed from the chain at a piece's
+// start and fed the piece must reach the chain at its end, so each piece
+// can be checked against the whole file's SHA1 in one pass, in any order.
+//
 // Copyable: a copy goes on from the same point. Not thread-safe.
 #ifndef GROUPSHARE_CORE_SHA1_STREAM_H_
 #define GROUPSHARE_CORE_SHA1_STREAM_H_
@@ -19,7 +24,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/crypto.h"
-#include "core/openssl_ptr.h"
 
 namespace groupshare {
 
@@ -30,14 +34,17 @@ class Sha1Stream {
   enum class Engine { kBest, kOpenSsl };
 
   explicit Sha1Stream(Engine engine = Engine::kBest);
-  Sha1Stream(const Sha1Stream& other);
-  Sha1Stream& operator=(const Sha1Stream& other);
-  Sha1Stream(Sha1Stream&&) noexcept = default;
-  Sha1Stream& operator=(Sha1Stream&&) noexcept = default;
-  ~Sha1Stream() = default;
+  // A stream that goes on from `chain`, the state of another after
+  // `length` bytes, a multiple of 64 (see Chain).
+  Sha1Stream(const Sha1Digest& chain, uint64_t length, Engine engine = Engine::kBest);
 
   // Whether this stream hashes with the SHA extensions.
-  bool native() const { return evp_ == nullptr; }
+  bool native() const { return native_; }
+  // Bytes added since the stream started.
+  uint64_t length() const { return state_.length; }
+  // The state after the bytes added so far, when they are a multiple of 64:
+  // its five words, big-endian, as a digest's bytes are.
+  Sha1Digest Chain() const;
 
   // Adds `data` to the stream; with `copy`, copies its bytes there too, in
   // the same pass (room for them all).
@@ -50,18 +57,17 @@ class Sha1Stream {
   Sha1Digest Finish();
 
  private:
-  // The stream's state when hashed with the SHA extensions.
   struct State {
     uint32_t h[5];
     uint64_t length = 0;      // bytes added
     uint8_t buffer[64] = {};  // the last partial block
   };
   static State Start();
-  static void Add(State& state, absl::Span<const absl::string_view> data, char* copy);
-  static Sha1Digest Digest(State state);
+  void Add(State& state, absl::Span<const absl::string_view> data, char* copy) const;
+  Sha1Digest Digest(State state) const;
 
   State state_ = Start();
-  EvpMdCtxPtr evp_;  // set when OpenSSL hashes
+  bool native_;  // the SHA extensions hash the blocks, else OpenSSL
 };
 
 }  // namespace groupshare

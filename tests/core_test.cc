@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <numeric>
 #include <random>
 
 #include "absl/time/clock.h"
@@ -300,6 +301,49 @@ TEST_P(Sha1StreamTest, ACopyGoesOnFromWhereItWasMade) {
   EXPECT_EQ(stream.Finish(), Sha1Of(a));  // the original did not move on
 }
 
+TEST_P(Sha1StreamTest, EachPieceIsCheckedAgainstTheChainAloneAndInAnyOrder) {
+  std::mt19937 rng(13);
+  const size_t piece = 4096;
+  std::string file(10 * piece + 333, '\0');
+  for (char& c : file) c = static_cast<char>(rng());
+  std::vector<Sha1Digest> chain;  // after each piece but the last
+  Sha1Stream whole(GetParam());
+  for (size_t at = 0; at + piece < file.size(); at += piece) {
+    whole.Update(absl::string_view(file).substr(at, piece));
+    chain.push_back(whole.Chain());
+  }
+  // The state after "abc" and its padding, one block, is SHA1("abc").
+  Sha1Stream abc(GetParam());
+  std::string padded("abc\x80", 4);
+  padded.resize(63, '\0');
+  padded += '\x18';  // 24 bits
+  abc.Update(padded);
+  EXPECT_EQ(HexEncode(abc.Chain()), "a9993e364706816aba3e25717850c26c9cd0d89d");
+
+  std::vector<size_t> order(chain.size() + 1);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  for (size_t i : order) {
+    const absl::string_view bytes = absl::string_view(file).substr(i * piece, piece);
+    Sha1Stream resumed = i == 0 ? Sha1Stream(GetParam())
+                                : Sha1Stream(chain[i - 1], i * piece, GetParam());
+    std::string copy(bytes.size(), '#');
+    resumed.Update(RandomParts(bytes, rng), copy.data());
+    EXPECT_EQ(copy, bytes);
+    if (i < chain.size()) {
+      EXPECT_EQ(resumed.Chain(), chain[i]) << i;
+    } else {
+      EXPECT_EQ(resumed.Finish(), Sha1Of(file));  // the last piece ends the file
+    }
+  }
+  // One byte changed anywhere in a piece, and it no longer reaches its chain.
+  std::string bad = file.substr(3 * piece, piece);
+  bad[rng() % piece] ^= 1;
+  Sha1Stream resumed(chain[2], 3 * piece, GetParam());
+  resumed.Update(bad);
+  EXPECT_NE(resumed.Chain(), chain[3]);
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, Sha1StreamTest,
                          ::testing::Values(Sha1Stream::Engine::kBest,
                                            Sha1Stream::Engine::kOpenSsl));
@@ -443,6 +487,15 @@ TEST(FileHasher, HashesPiecesAndWholeFile) {
   ASSERT_EQ(hashed->piece_sha1.size(), 4u);  // 3 full pieces and a short one
   EXPECT_EQ(hashed->piece_sha1[0], HexEncode(Sha1Of(data.substr(0, 32 << 10))));
   EXPECT_EQ(hashed->piece_sha1[3], HexEncode(Sha1Of(data.substr(3 * (32 << 10)))));
+  // The chain after the first piece is the state a stream reaches there;
+  // the last piece has none (the file's SHA1 ends it).
+  ASSERT_EQ(hashed->sha1_chain.size(), 3u);
+  Sha1Stream first;
+  first.Update(absl::string_view(data).substr(0, 32 << 10));
+  EXPECT_EQ(hashed->sha1_chain[0], HexEncode(first.Chain()));
+  Sha1Stream last(*HexDecodeSha1(hashed->sha1_chain[2]), 3 * (32 << 10));
+  last.Update(absl::string_view(data).substr(3 * (32 << 10)));
+  EXPECT_EQ(HexEncode(last.Finish()), hashed->sha1);
 }
 
 TEST(FileHasher, RefusesMissingFilesAndFolders) {
@@ -453,6 +506,7 @@ TEST(FileHasher, RefusesMissingFilesAndFolders) {
   auto empty = HashFile(dir.File("empty"));
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->piece_sha1.empty());
+  EXPECT_TRUE(empty->sha1_chain.empty());
   EXPECT_EQ(empty->sha1, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
 }
 
