@@ -83,6 +83,18 @@ TEST(ValidateFileInfo, SizesPiecesAndHashes) {
   bad_sha1.set_sha1(std::string(40, 'A'));
   tv1::FileInfo bad_piece_sha1 = File(1, 16 << 10, 1);
   bad_piece_sha1.set_piece_sha1(0, "abc");
+  // The chain: none, or one after each piece but the last.
+  tv1::FileInfo chained = File((32 << 10) + 1, 16 << 10, 3);
+  chained.add_sha1_chain(kSha1);
+  chained.add_sha1_chain(kSha1);
+  tv1::FileInfo short_chain = chained;
+  short_chain.mutable_sha1_chain()->RemoveLast();
+  tv1::FileInfo long_chain = chained;
+  long_chain.add_sha1_chain(kSha1);
+  tv1::FileInfo bad_chain = chained;
+  bad_chain.set_sha1_chain(1, std::string(40, 'g'));
+  tv1::FileInfo one_piece_chain = File(1, 16 << 10, 1);
+  one_piece_chain.add_sha1_chain(kSha1);
   tv1::FileInfo bad_name = File(1, 16 << 10, 1);
   bad_name.set_name("a/b");
   const std::vector<Case> cases = {
@@ -100,6 +112,11 @@ TEST(ValidateFileInfo, SizesPiecesAndHashes) {
       {File((uint64_t{kMaxPieceCount} << 14) + 1, 16 << 10, 0), "has 65537 pieces"},
       {bad_sha1, "sha1 must be 40 lower-case hex digits"},
       {bad_piece_sha1, "piece_sha1[0] must be"},
+      {chained, ""},
+      {short_chain, "has 2 sha1_chain entries (one after each piece but the last) or none, but 1"},
+      {long_chain, "but 3 were given"},
+      {one_piece_chain, "has 0 sha1_chain entries"},
+      {bad_chain, "sha1_chain[1] must be 40 lower-case hex digits"},
       {bad_name, ""}, // checked by ValidateFileName: any refusal will do
   };
   for (const Case &c : cases) {

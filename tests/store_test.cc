@@ -28,7 +28,7 @@ using absl::StatusCode;
 const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 
 FileRecord MakeFile(const std::string& name, char fill = 'a', uint64_t size = 3 << 19) {
-  FileRecord f{name, size, 1 << 19, std::string(40, fill), {}};
+  FileRecord f{name, size, 1 << 19, std::string(40, fill), {}, {}};
   for (uint64_t i = 0; i < (size + f.piece_size - 1) / f.piece_size; ++i) {
     f.piece_sha1.push_back(std::string(39, fill) + static_cast<char>('0' + i % 10));
   }
@@ -423,7 +423,7 @@ TEST_P(StoreTest, PieceHashesAUserSharesAreBounded) {
   }
   auto refused = store_->AddFile("alice", "", "g", MakeFile("d"), kT0);
   EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("piece hashes"));
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("of hashes"));
   ASSERT_TRUE(store_->RemoveShare("alice", "", "g", "a").ok());
   EXPECT_TRUE(store_->AddFile("alice", "", "g", MakeFile("d"), kT0).ok());
 }
@@ -598,6 +598,29 @@ TEST_P(StoreTest, LeaveHandsOwnershipToOldestMemberThenDeletes) {
   EXPECT_TRUE(store_->ListGroups("bob", {})->empty());
   // The id is free again.
   EXPECT_TRUE(store_->CreateGroup("carol", "g", kT0).ok());
+}
+
+// The SHA1 chain is optional: a file registered without one gets the first
+// one a sharer sends, and keeps it; another chain is refused.
+TEST_P(StoreTest, AFileKeepsTheFirstSha1ChainASharerSends) {
+  MakeGroupWithBob();
+  FileRecord f = MakeFile("movie");
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", f, kT0).ok());
+  EXPECT_TRUE(store_->GetFile("bob", "g", "movie")->sha1_chain.empty());
+  FileRecord chained = f;
+  for (size_t i = 0; i + 1 < f.piece_sha1.size(); ++i) {
+    chained.sha1_chain.push_back(std::string(39, 'c') + static_cast<char>('0' + i));
+  }
+  EXPECT_FALSE(*store_->AddFile("bob", "", "g", chained, kT0));
+  EXPECT_EQ(store_->GetFile("bob", "g", "movie")->sha1_chain, chained.sha1_chain);
+  EXPECT_FALSE(*store_->AddFile("alice", "", "g", f, kT0));  // none sent: it stays
+  FileRecord other = chained;
+  other.sha1_chain[0] = std::string(40, 'd');
+  EXPECT_EQ(store_->AddFile("bob", "", "g", other, kT0).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->GetFile("alice", "g", "movie")->sha1_chain, chained.sha1_chain);
+  EXPECT_EQ(store_->GetFileAndPeers("alice", "", "g", "movie", kT0)->file.sha1_chain,
+            chained.sha1_chain);
 }
 
 TEST_P(StoreTest, FilesNeedMembership) {

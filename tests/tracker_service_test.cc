@@ -157,6 +157,7 @@ class TrackerServiceTest : public ::testing::Test {
     f.set_sha1(std::string(40, 'a'));
     f.add_piece_sha1(std::string(40, 'b'));
     f.add_piece_sha1(std::string(40, 'c'));
+    f.add_sha1_chain(std::string(40, 'e'));
     return f;
   }
   grpc::Status Upload(const std::string& token, const std::string& group,
@@ -676,8 +677,12 @@ TEST_F(TrackerServiceTest, UploadValidatesTheFileInfo) {
   f.set_piece_sha1(1, "nothex");
   expect_invalid(f, "bad piece hash");
   f = File("f");
+  f.add_sha1_chain(std::string(40, 'e'));
+  expect_invalid(f, "a chain entry after the last piece");
+  f = File("f");
   f.set_size(0);
   f.clear_piece_sha1();
+  f.clear_sha1_chain();
   EXPECT_TRUE(Upload(alice, "g", f).ok()) << "an empty file has no pieces";
   tv1::FileInfo other = File("f");
   other.set_sha1(std::string(40, 'e'));
@@ -833,6 +838,8 @@ TEST_F(TrackerServiceTest, GetFilePeersSignsATicketForTheCaller) {
   ASSERT_TRUE(Call(&Stub::GetFilePeers, bob, req, &resp).ok());
   EXPECT_EQ(resp.file().sha1(), std::string(40, 'a'));
   EXPECT_EQ(resp.file().piece_sha1_size(), 2);
+  ASSERT_EQ(resp.file().sha1_chain_size(), 1);
+  EXPECT_EQ(resp.file().sha1_chain(0), std::string(40, 'e'));
   ASSERT_EQ(resp.peers_size(), 1);
   EXPECT_EQ(resp.peers(0).user_id(), "alice");
   EXPECT_EQ(resp.peers(0).address(), "127.0.0.1:7001");

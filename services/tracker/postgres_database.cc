@@ -131,6 +131,12 @@ constexpr char kPostgresSchemaV5[] = R"sql(
 ALTER TABLE sessions ADD COLUMN relay TEXT COLLATE "C" NOT NULL DEFAULT '';
 )sql";
 
+// Version 6: a file's SHA1 chain (tv1::FileInfo.sha1_chain), empty for
+// files registered without one.
+constexpr char kPostgresSchemaV6[] = R"sql(
+ALTER TABLE files ADD COLUMN sha1_chain BYTEA NOT NULL DEFAULT '';
+)sql";
+
 // The first line of libpq's message, which may span several.
 std::string FirstLine(const char* message) {
   absl::string_view m = message ? message : "";
@@ -354,7 +360,7 @@ class PostgresDatabase final : public SqlDatabase {
   const std::vector<std::string>& Migrations() const override {
     static const auto* const kMigrations = new std::vector<std::string>{
         kPostgresSchemaV1, kPostgresSchemaV2, kPostgresSchemaV3, kPostgresSchemaV4,
-        kPostgresSchemaV5};
+        kPostgresSchemaV5, kPostgresSchemaV6};
     return *kMigrations;
   }
 

@@ -78,6 +78,18 @@ absl::Status ValidateFileInfo(const tv1::FileInfo &f) {
           absl::StrCat("piece_sha1[", i, "] must be 40 lower-case hex digits"));
     }
   }
+  if (f.sha1_chain_size() != 0 && static_cast<uint64_t>(f.sha1_chain_size()) + 1 != pieces) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a file of ", pieces, " pieces has ", pieces == 0 ? 0 : pieces - 1,
+        " sha1_chain entries (one after each piece but the last) or none, but ",
+        f.sha1_chain_size(), " were given"));
+  }
+  for (int i = 0; i < f.sha1_chain_size(); ++i) {
+    if (!IsSha1Hex(f.sha1_chain(i))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sha1_chain[", i, "] must be 40 lower-case hex digits"));
+    }
+  }
   return absl::OkStatus();
 }
 

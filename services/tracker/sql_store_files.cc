@@ -65,6 +65,19 @@ absl::StatusOr<bool> SqlStore::AddFile(const std::string& user_id, const std::st
             "' is registered with the same SHA1 but other piece hashes; hash the file "
             "again (upload_file, or UploadFile with the piece hashes of that content)"));
       }
+      // The chain is optional: the first sharer to send one gives it to
+      // the file, and one that differs is refused as other hashes are.
+      if (!file.sha1_chain.empty() && existing->sha1_chain != file.sha1_chain) {
+        if (!existing->sha1_chain.empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "'", file.name, "' in group '", group_id,
+              "' is registered with the same SHA1 but another SHA1 chain; hash the file "
+              "again (upload_file, or UploadFile with the chain of that content)"));
+        }
+        RETURN_IF_ERROR(Q(c, "UPDATE files SET sha1_chain = $3 WHERE group_id = $1 AND name = $2",
+                          group_id, file.name, SqlBytes{PackSha1Hex(file.sha1_chain)})
+                            .status());
+      }
     } else {
       ASSIGN_OR_RETURN(int64_t files,
                        Count(c, "SELECT COUNT(*) FROM files WHERE group_id = $1", group_id));
@@ -76,23 +89,26 @@ absl::StatusOr<bool> SqlStore::AddFile(const std::string& user_id, const std::st
       ASSIGN_OR_RETURN(
           int64_t held,
           Count(c,
-                "SELECT COALESCE(SUM(LENGTH(f.piece_sha1)), 0) FROM files f WHERE EXISTS "
+                "SELECT COALESCE(SUM(LENGTH(f.piece_sha1) + LENGTH(f.sha1_chain)), 0) "
+                "FROM files f WHERE EXISTS "
                 "(SELECT 1 FROM shares s WHERE s.group_id = f.group_id AND s.name = f.name "
                 "AND s.user_id = $1)",
                 user_id));
-      const int64_t adding = static_cast<int64_t>(file.piece_sha1.size()) * 20;
+      const int64_t adding =
+          static_cast<int64_t>(file.piece_sha1.size() + file.sha1_chain.size()) * 20;
       if (held + adding > limits_.metadata_bytes_per_user) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "the files you share take ", held >> 10, " KiB of piece hashes here and this one ",
+            "the files you share take ", held >> 10, " KiB of hashes here and this one ",
             adding >> 10, " KiB more, past the tracker's limit of ",
             limits_.metadata_bytes_per_user >> 10,
             " KiB a user; stop sharing some (stop_share), or share larger pieces"));
       }
       RETURN_IF_ERROR(Q(c,
                         "INSERT INTO files(group_id, name, size, piece_size, sha1, piece_sha1, "
-                        "created_at) VALUES($1, $2, $3, $4, $5, $6, $7)",
+                        "created_at, sha1_chain) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
                         group_id, file.name, file.size, file.piece_size, file.sha1,
-                        SqlBytes{PackSha1Hex(file.piece_sha1)}, Secs(now))
+                        SqlBytes{PackSha1Hex(file.piece_sha1)}, Secs(now),
+                        SqlBytes{PackSha1Hex(file.sha1_chain)})
                           .status());
     }
     RETURN_IF_ERROR(BumpFiles(c, group_id));

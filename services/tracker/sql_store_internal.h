@@ -144,13 +144,14 @@ inline absl::StatusOr<std::optional<FileRecord>> FindFile(SqlConnection& c,
                                                           const std::string& group_id,
                                                           const std::string& name) {
   ASSIGN_OR_RETURN(SqlRows rows, Q(c,
-                                   "SELECT name, size, piece_size, sha1, piece_sha1 FROM files "
+                                   "SELECT name, size, piece_size, sha1, piece_sha1, sha1_chain "
+                                   "FROM files "
                                    "WHERE group_id = $1 AND name = $2",
                                    group_id, name));
   if (rows.empty()) return std::optional<FileRecord>();
   return std::optional<FileRecord>(FileRecord{
       rows.Text(0, 0), static_cast<uint64_t>(rows.Int(0, 1)), static_cast<uint32_t>(rows.Int(0, 2)),
-      rows.Text(0, 3), UnpackSha1Hex(rows.Text(0, 4))});
+      rows.Text(0, 3), UnpackSha1Hex(rows.Text(0, 4)), UnpackSha1Hex(rows.Text(0, 5))});
 }
 // Whether the shares table's number says the holder has every piece.
 inline bool HoldsAll(int64_t holding) {

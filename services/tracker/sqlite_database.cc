@@ -143,6 +143,12 @@ constexpr char kSchemaV6[] = R"sql(
 ALTER TABLE sessions ADD COLUMN relay TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 7: a file's SHA1 chain (tv1::FileInfo.sha1_chain), empty for
+// files registered without one.
+constexpr char kSchemaV7[] = R"sql(
+ALTER TABLE files ADD COLUMN sha1_chain BLOB NOT NULL DEFAULT x'';
+)sql";
+
 // "$1" as SQLite's "?1": the same parameter index whatever the order.
 std::string ToSqlite(absl::string_view sql) {
   std::string out(sql);
@@ -237,7 +243,7 @@ class SqliteDatabase final : public SqlDatabase {
   const std::vector<std::string>& Migrations() const override {
     static const auto* const kMigrations =
         new std::vector<std::string>{kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5,
-                                     kSchemaV6};
+                                     kSchemaV6, kSchemaV7};
     return *kMigrations;
   }
 

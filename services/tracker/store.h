@@ -87,6 +87,9 @@ struct FileRecord {
   uint32_t piece_size = 0;
   std::string sha1;                     // lower-case hex
   std::vector<std::string> piece_sha1;  // lower-case hex, one per piece
+  // The whole file's SHA1 chain (tv1::FileInfo.sha1_chain), lower-case
+  // hex; empty when its sharers sent none.
+  std::vector<std::string> sha1_chain;
 };
 
 // A file of a listing: its strings point into the listing's source.

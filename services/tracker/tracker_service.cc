@@ -41,6 +41,7 @@ void ToProto(const FileRecord& f, tv1::FileInfo* out) {
   out->set_piece_size(f.piece_size);
   out->set_sha1(f.sha1);
   for (const std::string& p : f.piece_sha1) out->add_piece_sha1(p);
+  for (const std::string& c : f.sha1_chain) out->add_sha1_chain(c);
 }
 
 // Logs one line for the request and converts its status. A keep-alive that
@@ -514,7 +515,8 @@ grpc::Status TrackerServiceImpl::UploadFile(grpc::ServerContext* ctx,
     RETURN_IF_ERROR(ValidateFileInfo(req->file()));
     const tv1::FileInfo& f = req->file();
     FileRecord record{f.name(), f.size(), f.piece_size(), f.sha1(),
-                      {f.piece_sha1().begin(), f.piece_sha1().end()}};
+                      {f.piece_sha1().begin(), f.piece_sha1().end()},
+                      {f.sha1_chain().begin(), f.sha1_chain().end()}};
     return Once(ctx, "UploadFile", user, *req, resp, [&](Store& store) -> absl::Status {
       ASSIGN_OR_RETURN(bool created, store.AddFile(user, session.client_id, req->group_id(),
                                                    record, options_.now()));
