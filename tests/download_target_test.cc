@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "core/crypto.h"
+#include "core/sha1_stream.h"
+#include "core/sqlite.h"
 #include "tests/testing/temp_dir.h"
 
 namespace groupshare::peer {
@@ -30,12 +32,20 @@ class DownloadTargetTest : public ::testing::Test {
     state_ = *ClientState::Open(dir_.File("state.db"));
   }
 
-  // The hashes of content_, as the tracker announces them.
-  void Describe() {
+  // The hashes of content_, as the tracker announces them: with its SHA1
+  // chain, or `unchained`, as older clients shared files.
+  void Describe(bool unchained = false) {
     file_.set_sha1(HexEncode(Sha1Of(content_)));
     file_.clear_piece_sha1();
+    file_.clear_sha1_chain();
+    Sha1Stream whole;
     for (size_t at = 0; at < content_.size(); at += kPiece) {
-      file_.add_piece_sha1(HexEncode(Sha1Of(Piece(static_cast<uint32_t>(at / kPiece)))));
+      const std::string piece = Piece(static_cast<uint32_t>(at / kPiece));
+      file_.add_piece_sha1(HexEncode(Sha1Of(piece)));
+      whole.Update(piece);
+      if (!unchained && at + kPiece < content_.size()) {
+        file_.add_sha1_chain(HexEncode(whole.Chain()));
+      }
     }
   }
 
@@ -89,6 +99,10 @@ TEST_F(DownloadTargetTest, AResumeKeepsOnlyTheRecordedPiecesThatStillCheckOut) {
   EXPECT_FALSE(have.Get(2));
   EXPECT_TRUE(have.Get(3));
   EXPECT_EQ(Record()->have, have.ToBytes());
+  // The record keeps the chain, to share the file again with it.
+  EXPECT_EQ(Record()->sha1_chain,
+            std::vector<std::string>(file_.sha1_chain().begin(), file_.sha1_chain().end()));
+  EXPECT_EQ(Record()->sha1_chain.size(), 3u);
 }
 
 // The file was shared again after an edit (a new SHA1, the same name): a
@@ -145,7 +159,10 @@ TEST_F(DownloadTargetTest, AFinishedFileIsRenamedIntoPlaceAndRecordedComplete) {
   EXPECT_NE(Record()->mtime_ns, 0);
 }
 
+// Registered without a chain, a file's piece hashes and its SHA1 can
+// disagree; with one, its last piece would not check out.
 TEST_F(DownloadTargetTest, AWholeFileThatDoesNotCheckOutIsDroppedWithItsRecord) {
+  Describe(/*unchained=*/true);
   file_.set_sha1(std::string(40, 'e'));  // every piece right, the whole wrong
   Bitfield have;
   auto target = Resume(&have);
@@ -166,6 +183,38 @@ TEST_F(DownloadTargetTest, AnExistingDestinationOrABadPieceSizeIsRefused) {
   unlink(dir_.File("out.bin").c_str());
   file_.set_piece_size(0);
   EXPECT_EQ(Resume(&have).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A state folder of a client from before the chain: its records are read,
+// without one, and a record put since keeps its chain.
+TEST(ClientStateTest, AnOlderClientsRecordsAreReadAndNewOnesKeepTheirChain) {
+  testing::TempDir dir;
+  {
+    auto db = sqlite::Database::Open(dir.File("state.db"), false);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec(R"sql(
+CREATE TABLE shares (user_id TEXT NOT NULL, group_id TEXT NOT NULL, name TEXT NOT NULL,
+  sha1 TEXT NOT NULL, size INTEGER NOT NULL, piece_size INTEGER NOT NULL,
+  piece_sha1 BLOB NOT NULL, path TEXT NOT NULL, complete INTEGER NOT NULL,
+  have BLOB NOT NULL, mtime_ns INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (user_id, group_id, sha1));
+INSERT INTO shares VALUES ('bob', 'g', 'old.bin', 'aa', 1, 16384, x'', '/old.bin', 1, x'', 5);
+PRAGMA user_version = 1;
+)sql").ok());
+  }
+  auto state = ClientState::Open(dir.File("state.db"));
+  ASSERT_TRUE(state.ok()) << state.status();
+  ShareRecord fresh{"bob", "g", "new.bin", "bb", 1, 16384, {}, "/new.bin", true, "", 7,
+                    {std::string(40, 'c')}};
+  ASSERT_TRUE((*state)->Put(fresh).ok());
+  auto records = (*state)->List("bob");
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].name, "new.bin");
+  EXPECT_EQ((*records)[0].sha1_chain, fresh.sha1_chain);
+  EXPECT_EQ((*records)[1].name, "old.bin");
+  EXPECT_EQ((*records)[1].mtime_ns, 5);
+  EXPECT_TRUE((*records)[1].sha1_chain.empty());
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "core/part_file.h"
 #include "core/piece_chunk.h"
 #include "core/piece_store.h"
+#include "core/sha1_stream.h"
 #include "services/peer/client_state.h"
 #include "services/peer/downloader.h"
 #include "tests/testing/cluster.h"
@@ -191,8 +192,9 @@ class DownloadTest : public ::testing::Test {
     options_.piece_timeout = absl::Seconds(20);
   }
 
-  // The file the peers share, in pieces of `piece_size`.
-  void SetContent(std::string content, uint32_t piece_size) {
+  // The file the peers share, in pieces of `piece_size`, with its SHA1
+  // chain as clients share it, or `unchained`, as older clients did.
+  void SetContent(std::string content, uint32_t piece_size, bool unchained = false) {
     content_ = std::move(content);
     piece_size_ = piece_size;
     FileLayout layout{content_.size(), piece_size_};
@@ -202,9 +204,14 @@ class DownloadTest : public ::testing::Test {
     f->set_piece_size(piece_size_);
     f->set_sha1(HexEncode(Sha1Of(content_)));
     f->clear_piece_sha1();
+    f->clear_sha1_chain();
+    Sha1Stream whole;
     for (uint32_t i = 0; i < layout.PieceCount(); ++i) {
-      f->add_piece_sha1(HexEncode(
-          Sha1Of(absl::string_view(content_).substr(layout.PieceOffset(i), layout.PieceLength(i)))));
+      const absl::string_view piece =
+          absl::string_view(content_).substr(layout.PieceOffset(i), layout.PieceLength(i));
+      f->add_piece_sha1(HexEncode(Sha1Of(piece)));
+      whole.Update(piece);
+      if (!unchained && i + 1 < layout.PieceCount()) f->add_sha1_chain(HexEncode(whole.Chain()));
     }
   }
 
@@ -297,7 +304,10 @@ TEST_F(DownloadTest, ManyPeersByteExact) {
   EXPECT_LT(p.counters.calls, p.piece_count);
 }
 
+// A file shared without its SHA1 chain: each piece is checked against its
+// SHA1, and the whole file hashed as they come.
 TEST_F(DownloadTest, FromSeedersAloneTheWholeFileIsHashedWithoutReadingItBack) {
+  SetContent(testing::RandomBytes(size_, 7), kPiece, /*unchained=*/true);
   // Every holder has the whole file: pieces are asked for in file order
   // (the first few at random), so they come near their turn.
   for (int i = 0; i < 2; ++i) AddPeer(absl::StrCat("p", i), FakePeer::Mode::kGood);
@@ -307,7 +317,22 @@ TEST_F(DownloadTest, FromSeedersAloneTheWholeFileIsHashedWithoutReadingItBack) {
   EXPECT_LE(p.counters.pieces_read_back, options_.random_first + 4) << p.piece_count;
 }
 
-TEST_F(DownloadTest, CorruptPeerIsStruckAndDropped) {
+// With the chain, pieces in any order are each checked in one pass, and
+// none is read back for the whole file's SHA1.
+TEST_F(DownloadTest, WithTheChainPiecesInAnyOrderAreNeverReadBack) {
+  options_.random_first = 1 << 20;  // every piece at random
+  for (int i = 0; i < 3; ++i) AddPeer(absl::StrCat("p", i), FakePeer::Mode::kGood);
+  DownloadProgress p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  EXPECT_EQ(p.counters.pieces_read_back, 0u);
+}
+
+// Unchained or not, a peer that sends corrupt pieces is struck.
+class CorruptPeerTest : public DownloadTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(CorruptPeerTest, IsStruckAndDropped) {
+  if (GetParam()) SetContent(testing::RandomBytes(size_, 7), kPiece, /*unchained=*/true);
   AddPeer("alice", FakePeer::Mode::kGood, absl::Milliseconds(5));
   FakePeer* mallory = AddPeer("mallory", FakePeer::Mode::kCorrupt);
   DownloadProgress p = Run();
@@ -319,6 +344,7 @@ TEST_F(DownloadTest, CorruptPeerIsStruckAndDropped) {
   EXPECT_EQ(p.bytes_by_peer.count("mallory"), 0u);
   EXPECT_EQ(p.bytes_by_peer["alice"], size_);
 }
+INSTANTIATE_TEST_SUITE_P(ChainedOrNot, CorruptPeerTest, ::testing::Bool());
 
 TEST_F(DownloadTest, EndgameCancelsTheSlowerCopy) {
   AddPeer("fast", FakePeer::Mode::kGood);

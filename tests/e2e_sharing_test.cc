@@ -502,8 +502,10 @@ void StartFakeSharer(Cluster& cluster, Cluster::Client& owner, const std::string
 // on one server, each on a port of its own, stand for many seeders.
 class HonestPeer final : public pv1::PeerService::Service {
  public:
-  HonestPeer(std::string content, uint32_t piece_size)
-      : content_(std::move(content)), layout_{content_.size(), piece_size} {}
+  // Each piece takes `per_piece` longer to send.
+  HonestPeer(std::string content, uint32_t piece_size,
+             absl::Duration per_piece = absl::ZeroDuration())
+      : content_(std::move(content)), layout_{content_.size(), piece_size}, per_piece_(per_piece) {}
   grpc::Status GetBitfield(grpc::ServerContext* ctx, const pv1::GetBitfieldRequest*,
                            grpc::ServerWriter<pv1::BitfieldUpdate>* writer) override {
     pv1::BitfieldUpdate all;
@@ -519,6 +521,7 @@ class HonestPeer final : public pv1::PeerService::Service {
       if (piece >= layout_.PieceCount()) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no such piece");
       }
+      absl::SleepFor(per_piece_);  // a slower seeder's pace, not a wait for a condition
       pv1::PieceChunk chunk;
       chunk.set_piece(piece);
       chunk.set_data(content_.substr(layout_.PieceOffset(piece), layout_.PieceLength(piece)));
@@ -530,6 +533,7 @@ class HonestPeer final : public pv1::PeerService::Service {
  private:
   const std::string content_;
   const FileLayout layout_;
+  const absl::Duration per_piece_;
 };
 
 // A holder must show the certificate of the member the tracker listed: a
@@ -970,9 +974,10 @@ TEST_F(Sharing, ThirtyTwoSeedersAtOnceWithAtMostEightDownloadThreads) {
   auto hashed = HashFile(path);
   ASSERT_TRUE(hashed.ok());
 
-  // 31 more seeders: one server in this process, a port and a user each.
+  // 31 more seeders: one server in this process, a port and a user each,
+  // each slower than the downloader, so that more of them are worth using.
   constexpr int kFakes = 31;
-  HonestPeer service(testing::ReadFile(path), hashed->piece_size);
+  HonestPeer service(testing::ReadFile(path), hashed->piece_size, absl::Milliseconds(20));
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
   std::vector<int> ports(kFakes);

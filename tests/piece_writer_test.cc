@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/sha1_stream.h"
+
 namespace groupshare::peer {
 namespace {
 
@@ -93,11 +95,25 @@ class HeldReads final : public PartFile {
 class PieceWriterTest : public ::testing::Test {
  protected:
   PieceWriterTest() {
-    for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>(i * 31 + 7);
+    for (size_t i = 0; i < content_.size(); ++i) {
+      content_[i] = static_cast<char>((i * 31 + 7) ^ (i >> 8));  // no two pieces alike
+    }
     for (uint32_t i = 0; i < layout_.PieceCount(); ++i) expected_.push_back(Sha1Of(Piece(i)));
   }
   std::string Piece(uint32_t i) const {
     return content_.substr(layout_.PieceOffset(i), layout_.PieceLength(i));
+  }
+  // What a file shared without its SHA1 chain is checked against.
+  PieceWriter::Expected Unchained() const { return {expected_, {}, Sha1Of(content_)}; }
+  // And with it.
+  PieceWriter::Expected Chained() const {
+    PieceWriter::Expected out = Unchained();
+    Sha1Stream whole;
+    for (uint32_t i = 0; i + 1 < layout_.PieceCount(); ++i) {
+      whole.Update(Piece(i));
+      out.chain.push_back(whole.Chain());
+    }
+    return out;
   }
   // The piece in two parts, as it may arrive.
   absl::Status Write(PieceWriter& writer, uint32_t i, std::string bytes) {
@@ -130,10 +146,62 @@ class PieceWriterTest : public ::testing::Test {
 };
 
 TEST_F(PieceWriterTest, PiecesAreCheckedWrittenAndMakeTheWholeFilesSha1InAnyOrder) {
-  PieceWriter writer(layout_, expected_, &file_);
+  PieceWriter writer(layout_, Unchained(), &file_);
   for (uint32_t i : {2u, 0u, 3u, 1u}) EXPECT_TRUE(Write(writer, i, Piece(i)).ok()) << i;
   EXPECT_TRUE(Write(writer, 3, Piece(3)).ok());  // a second copy: hashed once
   EXPECT_TRUE(file_.bytes == content_);
+  EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
+}
+
+// With the chain, each piece is checked alone in one pass, in any order: none
+// waits for its turn and none is read back, and the chain's end is the
+// whole file's SHA1.
+TEST_F(PieceWriterTest, WithTheChainEachPieceIsCheckedAloneAndNoneWaitsOrIsReadBack) {
+  PieceWriter writer(layout_, Chained(), &file_);
+  std::vector<absl::Status> verdicts;
+  for (uint32_t i : {3u, 1u, 2u}) {
+    auto kept = std::make_shared<std::string>(Piece(i));
+    EXPECT_FALSE(writer.Write(
+        i, {*kept}, [&verdicts, kept](absl::Status status) { verdicts.push_back(status); },
+        nullptr));
+  }
+  ASSERT_EQ(verdicts.size(), 3u);  // each decided at once
+  for (const absl::Status& v : verdicts) EXPECT_TRUE(v.ok()) << v;
+  EXPECT_EQ(writer.WholeFileSha1().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Write(writer, 0, Piece(0)).ok());
+  EXPECT_TRUE(file_.bytes == content_);
+  EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
+  EXPECT_EQ(file_.reads, 0);
+  EXPECT_EQ(writer.pieces_read_back(), 0u);
+}
+
+// The chain decides, at both ends of a piece: a piece changed, one from
+// another place in the file, and the last piece with the wrong file's SHA1
+// are refused and not written.
+TEST_F(PieceWriterTest, WithTheChainAPieceThatDoesNotReachItsEndIsRefused) {
+  PieceWriter writer(layout_, Chained(), &file_);
+  std::string bad = Piece(1);
+  bad[700] ^= 1;
+  EXPECT_EQ(Write(writer, 1, bad).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Write(writer, 2, Piece(1)).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Write(writer, 2, Piece(2).substr(1)).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(file_.writes, 0);
+  PieceWriter::Expected other = Chained();
+  other.whole[0] ^= 1;
+  PieceWriter other_end(layout_, other, &file_);
+  EXPECT_EQ(Write(other_end, 3, Piece(3)).code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(Write(other_end, 2, Piece(2)).ok());
+  EXPECT_EQ(file_.writes, 1);
+}
+
+TEST_F(PieceWriterTest, WithTheChainPiecesKeptOnDiskAreCheckedAndCount) {
+  file_.bytes = content_;
+  file_.bytes[layout_.PieceOffset(3) + 7] ^= 1;  // the last piece went bad on disk
+  PieceWriter writer(layout_, Chained(), &file_);
+  for (uint32_t i : {0u, 1u, 2u}) EXPECT_TRUE(writer.Kept(i)) << i;
+  EXPECT_FALSE(writer.Kept(3));
+  EXPECT_EQ(writer.WholeFileSha1().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Write(writer, 3, Piece(3)).ok());
   EXPECT_EQ(*writer.WholeFileSha1(), HexEncode(Sha1Of(content_)));
 }
 
@@ -143,7 +211,7 @@ TEST_F(PieceWriterTest, ACorruptPieceIsNotWrittenAndAFailedWriteSaysWhy) {
   for (uint32_t index : {0u, 2u}) {
     SCOPED_TRACE(index);
     MemoryPartFile file(content_.size());
-    PieceWriter writer(layout_, expected_, &file);
+    PieceWriter writer(layout_, Unchained(), &file);
     std::string bad = Piece(index);
     bad[5] ^= 1;
     EXPECT_EQ(Write(writer, index, bad).code(), absl::StatusCode::kDataLoss);
@@ -162,7 +230,7 @@ TEST_F(PieceWriterTest, ACorruptPieceIsNotWrittenAndAFailedWriteSaysWhy) {
 TEST_F(PieceWriterTest, PiecesKeptOnDiskAreCheckedAndCount) {
   file_.bytes = content_;
   file_.bytes[layout_.PieceOffset(2) + 7] ^= 1;  // piece 2 went bad on disk
-  PieceWriter writer(layout_, expected_, &file_);
+  PieceWriter writer(layout_, Unchained(), &file_);
   EXPECT_TRUE(writer.Kept(0));
   EXPECT_TRUE(writer.Kept(1));
   EXPECT_FALSE(writer.Kept(2));
@@ -315,7 +383,7 @@ TEST_F(PieceWriterTest, APieceOfWholeBlocksIsWrittenFromTheCopyMadeAsItWasHashed
     expected.push_back(Sha1Of(content.substr(layout.PieceOffset(i), layout.PieceLength(i))));
   }
   MemoryPartFile file(content.size());
-  PieceWriter writer(layout, expected, &file);
+  PieceWriter writer(layout, {expected, {}, {}}, &file);
   // Piece i off by one byte from any alignment, as gRPC's slices are.
   auto received = [&](uint32_t i) {
     return std::make_shared<std::string>(
@@ -344,7 +412,7 @@ TEST_F(PieceWriterTest, APieceOfWholeBlocksIsWrittenFromTheCopyMadeAsItWasHashed
 }
 
 TEST_F(PieceWriterTest, AWaitingPieceIsWrittenElsewhereOnceItsTurnComes) {
-  PieceWriter writer(layout_, expected_, &file_);
+  PieceWriter writer(layout_, Unchained(), &file_);
   std::optional<absl::Status> verdict[4];
   std::vector<std::function<void()>> elsewhere;
   auto write = [&](uint32_t i, std::string bytes) {

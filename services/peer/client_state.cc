@@ -55,6 +55,12 @@ absl::StatusOr<std::unique_ptr<ClientState>> ClientState::Open(const std::string
         "BEGIN; ALTER TABLE shares ADD COLUMN mtime_ns INTEGER NOT NULL DEFAULT 0; "
         "PRAGMA user_version = 1; COMMIT;"));
   }
+  // Version 2: the whole file's SHA1 chain, to share it again with it.
+  if (row && version.Int(0) < 2) {
+    RETURN_IF_ERROR(db->Exec(
+        "BEGIN; ALTER TABLE shares ADD COLUMN sha1_chain BLOB NOT NULL DEFAULT x''; "
+        "PRAGMA user_version = 2; COMMIT;"));
+  }
   return std::unique_ptr<ClientState>(new ClientState(std::move(db)));
 }
 
@@ -73,9 +79,10 @@ absl::Status ClientState::Put(const ShareRecord& r) {
   absl::MutexLock lock(&mu_);
   return db_->Run(
       "INSERT OR REPLACE INTO shares(user_id, group_id, name, sha1, size, piece_size, "
-      "piece_sha1, path, complete, have, mtime_ns) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "piece_sha1, path, complete, have, mtime_ns, sha1_chain) "
+      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       r.user_id, r.group_id, r.name, r.sha1, r.size, r.piece_size, Blob{PackSha1Hex(r.piece_sha1)},
-      r.path, r.complete, Blob{r.have}, r.mtime_ns);
+      r.path, r.complete, Blob{r.have}, r.mtime_ns, Blob{PackSha1Hex(r.sha1_chain)});
 }
 
 absl::Status ClientState::UpdateHave(const std::string& user, const std::string& group,
@@ -117,14 +124,14 @@ absl::StatusOr<std::vector<ShareRecord>> ClientState::List(const std::string& us
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(auto q, db_->Query(
       "SELECT group_id, name, sha1, size, piece_size, piece_sha1, path, complete, have, "
-      "mtime_ns FROM shares WHERE user_id = ? ORDER BY group_id, name", user));
+      "mtime_ns, sha1_chain FROM shares WHERE user_id = ? ORDER BY group_id, name", user));
   std::vector<ShareRecord> out;
   while (true) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
     out.push_back({user, q.Text(0), q.Text(1), q.Text(2), static_cast<uint64_t>(q.Int(3)),
                    static_cast<uint32_t>(q.Int(4)), UnpackSha1Hex(q.Text(5)), q.Text(6),
-                   q.Int(7) != 0, q.Text(8), q.Int(9)});
+                   q.Int(7) != 0, q.Text(8), q.Int(9), UnpackSha1Hex(q.Text(10))});
   }
   return out;
 }

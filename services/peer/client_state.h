@@ -33,6 +33,9 @@ struct ShareRecord {
   // hashed or finished; with `size`, how a changed file is recognised. 0:
   // not recorded (a record of an older client).
   int64_t mtime_ns = 0;
+  // The whole file's SHA1 chain (tv1::FileInfo.sha1_chain), lower-case
+  // hex; empty when the file was shared without one, or by an older client.
+  std::vector<std::string> sha1_chain;
 };
 
 // A download that completed, as show_downloads keeps listing it (across

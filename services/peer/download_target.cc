@@ -53,14 +53,15 @@ absl::StatusOr<std::unique_ptr<DownloadTarget>> DownloadTarget::Resume(const Spe
   }
   ASSIGN_OR_RETURN(PartFileOpened opened, env->OpenPartFile(target->part_path_, layout.size, ours));
   target->part_ = std::move(opened.file);
-  std::vector<Sha1Digest> expected;
+  // The tracker's answer was checked (CheckFileInfo): every hash decodes.
+  PieceWriter::Expected expected;
   for (const std::string& hex : spec.file.piece_sha1()) {
-    Sha1Digest digest{};
-    if (auto raw = HexDecode(hex); raw.has_value() && raw->size() == digest.size()) {
-      std::memcpy(digest.data(), raw->data(), digest.size());
-    }
-    expected.push_back(digest);
+    expected.pieces.push_back(HexDecodeSha1(hex).value_or(Sha1Digest{}));
   }
+  for (const std::string& hex : spec.file.sha1_chain()) {
+    expected.chain.push_back(HexDecodeSha1(hex).value_or(Sha1Digest{}));
+  }
+  expected.whole = HexDecodeSha1(spec.file.sha1()).value_or(Sha1Digest{});
   target->writer_ = std::make_unique<PieceWriter>(layout, std::move(expected), target->part_.get());
   if (opened.fresh) *have = Bitfield(layout.PieceCount());
   // Keep only the recorded pieces that still check out on disk.
@@ -84,7 +85,9 @@ absl::StatusOr<std::unique_ptr<DownloadTarget>> DownloadTarget::Resume(const Spe
                      {spec.file.piece_sha1().begin(), spec.file.piece_sha1().end()},
                      spec.dest,
                      false,
-                     have->ToBytes()};
+                     have->ToBytes(),
+                     0,
+                     {spec.file.sha1_chain().begin(), spec.file.sha1_chain().end()}};
   RETURN_IF_ERROR(state->Put(record));
   for (const std::string& sha1 : replaced) {
     RETURN_IF_ERROR(state->Remove(spec.user_id, spec.group_id, sha1));

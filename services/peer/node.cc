@@ -142,8 +142,15 @@ absl::Status CheckFileInfo(const tv1::FileInfo& f) {
   // becomes a path unchecked.
   RETURN_IF_ERROR(ValidateFileName(f.name()));
   FileLayout layout{f.size(), f.piece_size()};
+  const auto all_sha1 = [](const auto& hashes) {
+    return std::all_of(hashes.begin(), hashes.end(), [](const auto& h) { return IsSha1Hex(h); });
+  };
+  const bool chain_fits = f.sha1_chain().empty() ||
+                          (f.piece_size() % 64 == 0 &&
+                           static_cast<uint64_t>(f.sha1_chain_size()) + 1 == layout.PieceCount());
   if (f.piece_size() == 0 || !IsSha1Hex(f.sha1()) ||
-      static_cast<uint64_t>(f.piece_sha1_size()) != layout.PieceCount()) {
+      static_cast<uint64_t>(f.piece_sha1_size()) != layout.PieceCount() ||
+      !all_sha1(f.piece_sha1()) || !chain_fits || !all_sha1(f.sha1_chain())) {
     return absl::InvalidArgumentError("the tracker sent inconsistent file metadata");
   }
   return absl::OkStatus();
@@ -506,6 +513,7 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
       f->set_piece_size(r.piece_size);
       f->set_sha1(r.sha1);
       for (const std::string& p : r.piece_sha1) f->add_piece_sha1(p);
+      for (const std::string& c : r.sha1_chain) f->add_sha1_chain(c);
       if (auto up = tracker_->Call(&Stub::UploadFile, req); !up.ok()) {
         store_.Remove({r.group_id, r.sha1});
         summary->problems.push_back(
@@ -720,6 +728,7 @@ absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& uplo
   f->set_piece_size(hashed.piece_size);
   f->set_sha1(hashed.sha1);
   for (const std::string& p : hashed.piece_sha1) f->add_piece_sha1(p);
+  for (const std::string& c : hashed.sha1_chain) f->add_sha1_chain(c);
   AwaitServing();
   ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::UploadFile, req));
   // A stop_share no tracker heard yet must not undo this.
@@ -729,7 +738,7 @@ absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& uplo
   const bool already = store_.Get({group_id, hashed.sha1}).ok();
   RETURN_IF_ERROR(state_->Put({user, group_id, name, hashed.sha1, hashed.size,
                                hashed.piece_size, hashed.piece_sha1, abs, true, "",
-                               before.mtime_ns}));
+                               before.mtime_ns, hashed.sha1_chain}));
   RETURN_IF_ERROR(store_.Add({group_id, hashed.sha1}, name, abs, layout,
                              Bitfield(layout.PieceCount(), true), before));
   return UploadSummary{name, hashed.size, layout.PieceCount(), hashed.sha1, resp.created(),

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "core/sha1_stream.h"
+
 namespace groupshare::peer {
 
 bool PieceWriter::Write(uint32_t index, std::vector<absl::string_view> data, Done done,
@@ -20,8 +22,16 @@ bool PieceWriter::CheckWaiting() { return hasher_.CheckWaiting(absl::Now() - kTu
 
 bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, bool may_wait,
                         Done done, Run elsewhere) {
-  if (index >= expected_.size()) {
+  if (index >= expected_.pieces.size()) {
     std::move(done)(absl::DataLossError("no such piece"));
+    return false;
+  }
+  if (expected_.chained()) {
+    Aligned copy = TakeAligned(index);
+    const bool right = ChainHolds(index, data, copy.get());
+    absl::Status verdict = Checked(index, data, copy.get(), right);
+    GiveBack(std::move(copy));
+    std::move(done)(std::move(verdict));
     return false;
   }
   // What the piece's verdict needs, wherever it is reached.
@@ -34,11 +44,13 @@ bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, boo
   auto pending =
       std::make_shared<Pending>(Pending{index, std::move(data), nullptr, std::move(done)});
   auto finish = [this, pending](const Sha1Digest& sha1) {
-    absl::Status verdict = Hashed(pending->index, pending->data, pending->copy.get(), sha1);
+    absl::Status verdict = Checked(pending->index, pending->data, pending->copy.get(),
+                                   sha1 == expected_.pieces[pending->index]);
     GiveBack(std::move(pending->copy));
     std::move(pending->done)(std::move(verdict));
   };
-  WholeFileHasher::Unchecked piece{index, pending->data, expected_[index], nullptr, nullptr};
+  WholeFileHasher::Unchecked piece{index, pending->data, expected_.pieces[index], nullptr,
+                                   nullptr};
   // Taken once it is hashed: a piece that waits for its turn holds none.
   piece.copy_to = [this, pending] {
     pending->copy = TakeAligned(pending->index);
@@ -57,15 +69,39 @@ bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, boo
   return hasher_.Check(std::move(piece), absl::Now(), may_wait);
 }
 
-absl::Status PieceWriter::Hashed(uint32_t index, absl::Span<const absl::string_view> data,
-                                 const char* copy, const Sha1Digest& sha1) {
-  if (sha1 != expected_[index]) return absl::DataLossError("its SHA1 check failed");
+bool PieceWriter::ChainHolds(uint32_t index, absl::Span<const absl::string_view> data,
+                             char* copy) const {
+  const uint64_t offset = layout_.PieceOffset(index);
+  Sha1Stream stream = index == 0 ? Sha1Stream() : Sha1Stream(expected_.chain[index - 1], offset);
+  stream.Update(data, copy);
+  if (stream.length() != offset + layout_.PieceLength(index)) return false;
+  return index < expected_.chain.size() ? stream.Chain() == expected_.chain[index]
+                                        : stream.Finish() == expected_.whole;
+}
+
+absl::Status PieceWriter::Checked(uint32_t index, absl::Span<const absl::string_view> data,
+                                  const char* copy, bool right) {
+  if (!right) return absl::DataLossError("its SHA1 check failed");
   const absl::string_view copied(copy, copy == nullptr ? 0 : layout_.PieceLength(index));
   absl::Status written = file_->Write(layout_.PieceOffset(index),
                                       copy == nullptr ? data : absl::MakeConstSpan(&copied, 1));
-  // Hashed alone, it joins the whole file's SHA1 now (else this does nothing).
-  if (written.ok()) hasher_.Add(index, data);
+  if (!written.ok()) return written;
+  if (expected_.chained()) {
+    absl::MutexLock lock(&written_mu_);
+    written_.Set(index);
+  } else {
+    hasher_.Add(index, data);  // hashed alone, it joins the whole file's SHA1 now
+  }
   return written;
+}
+
+absl::StatusOr<std::string> PieceWriter::WholeFileSha1() {
+  if (!expected_.chained()) return hasher_.Finish();
+  absl::MutexLock lock(&written_mu_);
+  if (!written_.All()) {
+    return absl::FailedPreconditionError("pieces are missing from the whole file's SHA1");
+  }
+  return HexEncode(expected_.whole);
 }
 
 PieceWriter::Aligned PieceWriter::TakeAligned(uint32_t index) {
@@ -92,12 +128,19 @@ void PieceWriter::GiveBack(Aligned buffer) {
 }
 
 bool PieceWriter::Kept(uint32_t index) {
-  if (index >= expected_.size()) return false;
+  if (index >= expected_.pieces.size()) return false;
   std::string data(layout_.PieceLength(index), '\0');
   if (!file_->Read(layout_.PieceOffset(index), data.data(), data.size()).ok()) return false;
+  const absl::string_view bytes = data;
+  if (expected_.chained()) {
+    if (!ChainHolds(index, absl::MakeConstSpan(&bytes, 1), nullptr)) return false;
+    absl::MutexLock lock(&written_mu_);
+    written_.Set(index);
+    return true;
+  }
   bool right = false;
-  WholeFileHasher::Unchecked piece{index, {data}, expected_[index], nullptr, nullptr};
-  piece.hashed = [&](const Sha1Digest& sha1, bool) { right = sha1 == expected_[index]; };
+  WholeFileHasher::Unchecked piece{index, {data}, expected_.pieces[index], nullptr, nullptr};
+  piece.hashed = [&](const Sha1Digest& sha1, bool) { right = sha1 == expected_.pieces[index]; };
   hasher_.Check(std::move(piece), absl::Now(), /*may_wait=*/false);
   if (right) hasher_.Add(index, {});  // read back in its turn, unless it is in already
   return right;

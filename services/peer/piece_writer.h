@@ -1,10 +1,19 @@
-// A download's pieces on their way to its part file: each is checked
-// against its SHA1, written in place, and added to the whole file's SHA1,
-// which is computed as the pieces come. A piece that arrives a little ahead
-// of its turn in the whole file's SHA1 may wait for it, unchecked, a short
-// while (kTurnWait), to be checked in the same pass (WholeFileHasher says
-// why). Pieces verified on disk already (a resumed download) are checked
-// again and added likewise.
+// A download's pieces on their way to its part file: each is checked, then
+// written in place.
+//
+// A file shared with its SHA1 chain (the whole file's SHA1 state after each
+// piece, see Sha1Stream) has each piece checked against the chain at its
+// two ends: one pass over its bytes, in any order, and the whole file's
+// SHA1 is checked by the same passes.
+//
+// A file shared without one has each piece checked against its SHA1 and
+// added to the whole file's SHA1, which is computed as the pieces come. A
+// piece that arrives a little ahead of its turn in the whole file's SHA1
+// may wait for it, unchecked, a short while (kTurnWait), to be checked in
+// the same pass (WholeFileHasher says why).
+//
+// Pieces verified on disk already (a resumed download) are checked again
+// likewise.
 //
 // Thread-safe: the download's workers write pieces at once.
 #ifndef GROUPSHARE_SERVICES_PEER_PIECE_WRITER_H_
@@ -44,9 +53,24 @@ class PieceWriter {
   // Runs a task on another thread.
   using Run = std::function<void(std::function<void()> task)>;
 
-  // `expected` holds each piece's SHA1; `file` must outlive the writer.
-  PieceWriter(FileLayout layout, std::vector<Sha1Digest> expected, PartFile* file)
-      : layout_(layout), expected_(std::move(expected)), file_(file), hasher_(layout, file) {}
+  // What a piece is checked against.
+  struct Expected {
+    std::vector<Sha1Digest> pieces;  // each piece's SHA1
+    // The whole file's SHA1 chain after each piece but the last, and its
+    // SHA1; no chain when the file was shared without one.
+    std::vector<Sha1Digest> chain;
+    Sha1Digest whole{};
+    // Whether the chain is there to check against.
+    bool chained() const { return chain.size() + 1 == pieces.size(); }
+  };
+
+  // `file` must outlive the writer.
+  PieceWriter(FileLayout layout, Expected expected, PartFile* file)
+      : layout_(layout),
+        expected_(std::move(expected)),
+        file_(file),
+        hasher_(layout, file),
+        written_(layout.PieceCount()) {}
 
   // Checks and writes piece `index` (its bytes in parts), and calls `done`
   // with the verdict once: here, or, when the piece waits for its turn
@@ -69,8 +93,9 @@ class PieceWriter {
   // Whether piece `index` is on disk already, whole and right; if so it
   // joins the whole file's SHA1.
   bool Kept(uint32_t index);
-  // The whole file's SHA1 (lower-case hex) once every piece is in.
-  absl::StatusOr<std::string> WholeFileSha1() { return hasher_.Finish(); }
+  // The whole file's SHA1 (lower-case hex) once every piece is in: checked
+  // with each piece against the chain, or computed as they came.
+  absl::StatusOr<std::string> WholeFileSha1();
   // Pieces the whole file's SHA1 read back from the part file so far.
   uint32_t pieces_read_back() const { return hasher_.read_back(); }
 
@@ -79,11 +104,14 @@ class PieceWriter {
   // (now or, with `may_wait`, later) or alone, and then calls Hashed.
   bool Check(uint32_t index, std::vector<absl::string_view> data, bool may_wait, Done done,
              Run elsewhere);
-  // The verdict on a hashed piece: writes it (from `copy`, if there is
-  // one) if `sha1` is its own, and adds it to the whole file's SHA1 if it
-  // was hashed alone.
-  absl::Status Hashed(uint32_t index, absl::Span<const absl::string_view> data,
-                      const char* copy, const Sha1Digest& sha1);
+  // Whether piece `index`, its bytes in parts, reaches its chain value;
+  // copies them to `copy` (if set) on the way.
+  bool ChainHolds(uint32_t index, absl::Span<const absl::string_view> data, char* copy) const;
+  // The verdict on a checked piece: writes it (from `copy`, if there is
+  // one) if it is `right`, and adds it to the whole file's SHA1 if it was
+  // hashed alone.
+  absl::Status Checked(uint32_t index, absl::Span<const absl::string_view> data,
+                       const char* copy, bool right);
 
   // Memory aligned for direct I/O, a piece's worth, that a piece is copied
   // into as it is hashed and written from: the bytes gRPC received lie
@@ -99,11 +127,14 @@ class PieceWriter {
   void GiveBack(Aligned buffer) ABSL_LOCKS_EXCLUDED(pool_mu_);
 
   const FileLayout layout_;
-  const std::vector<Sha1Digest> expected_;
+  const Expected expected_;
   PartFile* const file_;
   WholeFileHasher hasher_;
   absl::Mutex pool_mu_;
   std::vector<Aligned> pool_ ABSL_GUARDED_BY(pool_mu_);  // free buffers
+  // With a chain, the pieces checked against it and written.
+  absl::Mutex written_mu_;
+  Bitfield written_ ABSL_GUARDED_BY(written_mu_);
 };
 
 }  // namespace groupshare::peer
