@@ -56,11 +56,13 @@ struct FileLayout {
 inline constexpr uint32_t kDefaultPieceSize = 512 << 10;
 inline constexpr uint32_t kMinPieceSize = 16 << 10;
 inline constexpr uint32_t kMaxPieceSize = 16 << 20;
-// The most pieces a shared file has. Each piece's SHA1 travels in every
-// UploadFile request and GetFilePeers reply for the file (42 bytes on the
-// wire), so this bounds those messages, and with them the largest request a
-// tracker takes, to under 3 MiB.
+// The most pieces a shared file has. Each piece's SHA1 and its SHA1 chain
+// value travel in every UploadFile request and GetFilePeers reply for the
+// file (42 bytes each on the wire), so this bounds those messages.
 inline constexpr uint32_t kMaxPieceCount = 1 << 16;
+// The largest description of a file on the wire (tracker.v1.FileInfo),
+// under 6 MiB: its hashes, and room for its name and the rest.
+inline constexpr int kMaxFileInfoBytes = kMaxPieceCount * 2 * 42 + (4 << 10);
 // The largest file groupshare shares: 1 TiB.
 inline constexpr uint64_t kMaxShareBytes = uint64_t{kMaxPieceCount} * kMaxPieceSize;
 

@@ -509,6 +509,7 @@ TEST(HostileMessages, TrackerRefusesRequestsLargerThanTheLargestUpload) {
   file->set_piece_size(kMaxPieceSize);
   file->set_sha1(std::string(40, 'a'));
   for (uint32_t i = 0; i < kMaxPieceCount; ++i) file->add_piece_sha1(std::string(40, 'a'));
+  for (uint32_t i = 0; i + 1 < kMaxPieceCount; ++i) file->add_sha1_chain(std::string(40, 'a'));
   grpc::ClientContext upload_ctx;
   upload_ctx.set_deadline(deadline());
   tv1::UploadFileResponse uploaded;
@@ -518,7 +519,7 @@ TEST(HostileMessages, TrackerRefusesRequestsLargerThanTheLargestUpload) {
 
   tv1::CreateUserRequest create;
   create.set_user_id("mallory");
-  create.set_password(std::string(3 << 20, 'x'));
+  create.set_password(std::string(6 << 20, 'x'));
   grpc::ClientContext create_ctx;
   create_ctx.set_deadline(deadline());
   tv1::CreateUserResponse created;

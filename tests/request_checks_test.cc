@@ -142,6 +142,7 @@ TEST(ValidateFileInfo, TheLargestShareFitsInTheLargestRequest) {
   req.set_group_id(std::string(64, 'g'));
   *req.mutable_file() = File(kMaxShareBytes, kMaxPieceSize, kMaxPieceCount);
   req.mutable_file()->set_name(std::string(255, 'n'));
+  for (uint32_t i = 0; i + 1 < kMaxPieceCount; ++i) req.mutable_file()->add_sha1_chain(kSha1);
   EXPECT_TRUE(ValidateFileInfo(req.file()).ok());
   EXPECT_LE(req.ByteSizeLong(), static_cast<size_t>(kMaxRequestBytes));
   EXPECT_GT(req.ByteSizeLong(), static_cast<size_t>(kMaxRequestBytes) - (64 << 10));

@@ -5,6 +5,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "core/bitfield.h"
 #include "core/log.h"
 
 namespace groupshare::peer {
@@ -51,6 +52,9 @@ void TrackerClient::Connect(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // A GetFilePeers reply holds a file's hashes, and its peers within
+  // gRPC's default of 4 MiB.
+  args.SetMaxReceiveMessageSize(kMaxFileInfoBytes + (4 << 20));
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < trackers_.size(); ++i) {
     stubs_.push_back(tv1::TrackerService::NewStub(

@@ -39,7 +39,8 @@ ABSL_FLAG(int, max_pending_requests, 1000, "join requests waiting in one group")
 ABSL_FLAG(int, max_files_per_group, 10000, "files one group may hold");
 ABSL_FLAG(int, max_sessions_per_user, 16, "clients one user may be logged in from at once");
 ABSL_FLAG(int, max_metadata_mb_per_user, 32,
-          "MiB of piece hashes (20 bytes a piece) the files one user shares may take here");
+          "MiB of hashes (40 bytes a piece: its SHA1 and its chain value) the files one user "
+          "shares may take here");
 ABSL_FLAG(int, max_streams_per_connection, 32, "concurrent calls on one connection");
 ABSL_FLAG(int, max_threads, 256,
           "threads serving calls; calls beyond them get RESOURCE_EXHAUSTED at once");

@@ -26,10 +26,9 @@ absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value);
 absl::Status ValidateFileInfo(const v1::FileInfo &f);
 
 // The largest request a tracker takes (gRPC refuses a larger one,
-// RESOURCE_EXHAUSTED): the UploadFile of a file of kMaxPieceCount pieces,
-// whose SHA1s take 42 bytes each, with room for the rest. Every other
-// request is a few KiB at most.
-inline constexpr int kMaxRequestBytes = kMaxPieceCount * 42 + (16 << 10);
+// RESOURCE_EXHAUSTED): the UploadFile of the largest file description, with
+// room for the rest. Every other request is a few KiB at most.
+inline constexpr int kMaxRequestBytes = kMaxFileInfoBytes + (16 << 10);
 
 // A request-id or client_id: 1 to 64 of [A-Za-z0-9._-].
 bool IsRequestId(absl::string_view id);
