@@ -40,8 +40,6 @@ class Sha1Stream {
 
   // Whether this stream hashes with the SHA extensions.
   bool native() const { return native_; }
-  // Bytes added since the stream started.
-  uint64_t length() const { return state_.length; }
   // The state after the bytes added so far, when they are a multiple of 64:
   // its five words, big-endian, as a digest's bytes are.
   Sha1Digest Chain() const;

@@ -185,6 +185,7 @@ TEST_F(PieceWriterTest, WithTheChainAPieceThatDoesNotReachItsEndIsRefused) {
   EXPECT_EQ(Write(writer, 1, bad).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(Write(writer, 2, Piece(1)).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(Write(writer, 2, Piece(2).substr(1)).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Write(writer, 2, Piece(2) + "x").code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(file_.writes, 0);
   PieceWriter::Expected other = Chained();
   other.whole[0] ^= 1;

@@ -71,10 +71,12 @@ bool PieceWriter::Check(uint32_t index, std::vector<absl::string_view> data, boo
 
 bool PieceWriter::ChainHolds(uint32_t index, absl::Span<const absl::string_view> data,
                              char* copy) const {
+  size_t size = 0;
+  for (absl::string_view part : data) size += part.size();
+  if (size != layout_.PieceLength(index)) return false;  // and `copy` has room for a piece only
   const uint64_t offset = layout_.PieceOffset(index);
   Sha1Stream stream = index == 0 ? Sha1Stream() : Sha1Stream(expected_.chain[index - 1], offset);
   stream.Update(data, copy);
-  if (stream.length() != offset + layout_.PieceLength(index)) return false;
   return index < expected_.chain.size() ? stream.Chain() == expected_.chain[index]
                                         : stream.Finish() == expected_.whole;
 }
