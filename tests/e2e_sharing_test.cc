@@ -47,10 +47,6 @@ using ::testing::StartsWith;
 namespace tv1 = ::groupshare::tracker::v1;
 namespace pv1 = ::groupshare::peer::v1;
 
-// Bytes each peer supplied, from the downloader's completion log line
-// ("... bytes from alice=123, bob=456").
-// The bytes each member sent `client` that passed their checks, for its
-// download of `name`: the lines of show_downloads --peers.
 // What `show_downloads --peers` says of the download of `name`: the lines
 // under it that begin with "  <what> ", as the rest of each line by its
 // first word (a user).

@@ -1,7 +1,8 @@
 // One file's download from the members who share it: different pieces from
-// several peers at once, chosen by the PiecePicker, each checked against its
-// SHA1 before it is written and shared at once; the whole file's SHA1 is
-// checked before the part file is renamed into place.
+// several peers at once, chosen by the PiecePicker, each checked against the
+// file's SHA1 chain (or, without one, its own SHA1) before it is written and
+// shared at once; the whole file's SHA1 is checked before the part file is
+// renamed into place.
 //
 // The stages, each its own unit:
 //  - DownloadEnv (download_env.h): the clock, the part file and the links,
@@ -10,9 +11,9 @@
 //    interface a test can make fail;
 //  - PeerLink (peer_link.h): one per peer, its gRPC streams on the callback
 //    API; pieces arrive as gRPC's own buffers;
-//  - PieceWriter (piece_writer.h): each piece checked, written and added
-//    to the whole-file SHA1 (core/whole_file_hasher.h) while the file
-//    arrives;
+//  - PieceWriter (piece_writer.h): each piece checked and written, against
+//    the SHA1 chain, or added to the whole-file SHA1
+//    (core/whole_file_hasher.h) while the file arrives;
 //  - DownloadTarget (download_target.h): resume (the part file and the
 //    pieces it kept) and finish (the whole file's SHA1, sync, rename);
 //  - PeerSet (peer_set.h): whom to connect, drop and rotate;
