@@ -600,18 +600,24 @@ TEST_P(StoreTest, LeaveHandsOwnershipToOldestMemberThenDeletes) {
   EXPECT_TRUE(store_->CreateGroup("carol", "g", kT0).ok());
 }
 
-// The SHA1 chain is optional: a file registered without one gets the first
-// one a sharer sends, and keeps it; another chain is refused.
-TEST_P(StoreTest, AFileKeepsTheFirstSha1ChainASharerSends) {
+// The SHA1 chain is optional, and a file keeps the one it was registered
+// with, or none: a later sharer's never replaces it, and another chain is
+// refused.
+TEST_P(StoreTest, AFileKeepsTheSha1ChainItWasRegisteredWith) {
   MakeGroupWithBob();
   FileRecord f = MakeFile("movie");
-  ASSERT_TRUE(store_->AddFile("alice", "", "g", f, kT0).ok());
-  EXPECT_TRUE(store_->GetFile("bob", "g", "movie")->sha1_chain.empty());
   FileRecord chained = f;
   for (size_t i = 0; i + 1 < f.piece_sha1.size(); ++i) {
     chained.sha1_chain.push_back(std::string(39, 'c') + static_cast<char>('0' + i));
   }
-  EXPECT_FALSE(*store_->AddFile("bob", "", "g", chained, kT0));
+  FileRecord unchained = MakeFile("show", 'b');
+  ASSERT_TRUE(store_->AddFile("alice", "", "g", unchained, kT0).ok());
+  FileRecord late = unchained;
+  late.sha1_chain = chained.sha1_chain;
+  EXPECT_FALSE(*store_->AddFile("bob", "", "g", late, kT0));  // one more sharer
+  EXPECT_TRUE(store_->GetFile("bob", "g", "show")->sha1_chain.empty());
+
+  ASSERT_TRUE(*store_->AddFile("bob", "", "g", chained, kT0));
   EXPECT_EQ(store_->GetFile("bob", "g", "movie")->sha1_chain, chained.sha1_chain);
   EXPECT_FALSE(*store_->AddFile("alice", "", "g", f, kT0));  // none sent: it stays
   FileRecord other = chained;

@@ -65,18 +65,16 @@ absl::StatusOr<bool> SqlStore::AddFile(const std::string& user_id, const std::st
             "' is registered with the same SHA1 but other piece hashes; hash the file "
             "again (upload_file, or UploadFile with the piece hashes of that content)"));
       }
-      // The chain is optional: the first sharer to send one gives it to
-      // the file, and one that differs is refused as other hashes are.
-      if (!file.sha1_chain.empty() && existing->sha1_chain != file.sha1_chain) {
-        if (!existing->sha1_chain.empty()) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "'", file.name, "' in group '", group_id,
-              "' is registered with the same SHA1 but another SHA1 chain; hash the file "
-              "again (upload_file, or UploadFile with the chain of that content)"));
-        }
-        RETURN_IF_ERROR(Q(c, "UPDATE files SET sha1_chain = $3 WHERE group_id = $1 AND name = $2",
-                          group_id, file.name, SqlBytes{PackSha1Hex(file.sha1_chain)})
-                            .status());
+      // The chain is what the file was registered with, or none: a later
+      // sharer's never replaces it, since a wrong one would fail every
+      // piece of every download. One that differs is refused as other
+      // piece hashes are.
+      if (!existing->sha1_chain.empty() && !file.sha1_chain.empty() &&
+          existing->sha1_chain != file.sha1_chain) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "'", file.name, "' in group '", group_id,
+            "' is registered with the same SHA1 but another SHA1 chain; hash the file "
+            "again (upload_file, or UploadFile with the chain of that content)"));
       }
     } else {
       ASSIGN_OR_RETURN(int64_t files,
