@@ -340,10 +340,14 @@ absl::Status Download::Finish() {
   for (const auto& [user, bytes] : bytes_by_peer_) {
     absl::StrAppend(&sources, sources.empty() ? "" : ", ", user, "=", bytes);
   }
+  const std::string checked =
+      file_.sha1_chain().empty()
+          ? absl::StrCat(counters_.pieces_read_back, " of ", layout_.PieceCount(),
+                         " pieces read back for the whole file's SHA1")
+          : "every piece checked against the file's SHA1 chain";
   GS_LOG(kInfo) << "download of " << file_.name() << " in " << group_id_ << " complete: "
                 << layout_.size << " bytes to " << dest_ << "; bytes from " << sources << "; "
-                << counters_.pieces_read_back << " of " << layout_.PieceCount()
-                << " pieces read back for the whole file's SHA1";
+                << checked;
   return absl::OkStatus();
 }
 
