@@ -425,6 +425,57 @@ TEST_F(E2E, StringsFromATrackerCannotActOnTheTerminal) {
   server->Shutdown(std::chrono::system_clock::now());
 }
 
+// A tracker that describes a file inconsistently: a SHA1 chain of the
+// wrong length, or with an entry that is no SHA1.
+class InconsistentFileTracker final : public tracker::v1::TrackerService::Service {
+ public:
+  grpc::Status Login(grpc::ServerContext*, const tracker::v1::LoginRequest*,
+                     tracker::v1::LoginResponse* resp) override {
+    resp->set_token(std::string(64, 'a'));
+    resp->set_session_ttl_seconds(30);
+    resp->set_ticket_public_key(TicketSigner::Generate().value()->PublicKey());
+    return grpc::Status::OK;
+  }
+  grpc::Status KeepAlive(grpc::ServerContext*, const tracker::v1::KeepAliveRequest*,
+                         tracker::v1::KeepAliveResponse*) override {
+    return grpc::Status::OK;
+  }
+  grpc::Status GetFilePeers(grpc::ServerContext*, const tracker::v1::GetFilePeersRequest* req,
+                            tracker::v1::GetFilePeersResponse* resp) override {
+    tracker::v1::FileInfo* f = resp->mutable_file();
+    f->set_name(req->file_name());
+    f->set_size(3 << 14);
+    f->set_piece_size(1 << 14);
+    f->set_sha1(std::string(40, 'a'));
+    for (int i = 0; i < 3; ++i) f->add_piece_sha1(std::string(40, 'b'));
+    f->add_sha1_chain(std::string(40, 'c'));
+    if (req->file_name() == "bad_hex.bin") f->add_sha1_chain("not a sha1");
+    return grpc::Status::OK;
+  }
+};
+
+TEST_F(E2E, AFileATrackerDescribesInconsistentlyIsNotDownloaded) {
+  InconsistentFileTracker service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  testing::WriteFile(dir_.File("odd.txt"), absl::StrCat("127.0.0.1:", port, "\n"));
+  auto c = StartClient("c", dir_.File("odd.txt"), {"--plaintext"});
+  EXPECT_EQ(c->Run("login x y"), "logged in as x");
+  for (const char* name : {"short_chain.bin", "bad_hex.bin"}) {
+    EXPECT_EQ(c->Run(absl::StrCat("download_file g ", name, " ", dir_.File(name))),
+              "error: the tracker sent inconsistent file metadata")
+        << name;
+    EXPECT_NE(access(dir_.File(absl::StrCat(name, ".part")).c_str(), F_OK), 0) << name;
+  }
+  c->CloseStdin();
+  c->Wait();
+  server->Shutdown(std::chrono::system_clock::now());
+}
+
 TEST_F(E2E, ClientOnAPipeStopsOnASignalAndLogsOut) {
   StartOneTracker({"--max_sessions_per_user", "1"});
   auto alice = StartClient("alice");
