@@ -9,6 +9,7 @@
 # the medians and their ratio.
 #   bench/download_bench.sh [--size_mib N] [--seeders N] [--runs N] [--no_reference]
 #                           [--plaintext_too] [--perf FILE] [--pause SECONDS] [--log_dir DIR]
+#                           [--no_sha_extensions]
 # groupshare runs over TLS, its default. --plaintext_too runs a second
 # tracker, seeders and downloader with --plaintext beside them, and each run
 # downloads over both, so that the medians give what TLS costs.
@@ -16,6 +17,8 @@
 # --pause waits that long before each groupshare run (the slow mode of a
 # client that sat idle).
 # --log_dir keeps the downloading client's log and shell output there.
+# --no_sha_extensions hashes as a CPU without the SHA extensions does, in
+# every process (libtorrent's OpenSSL too): a figure for such machines.
 # Exit status 3: the downloading client died (bench/download_soak.sh counts
 # these).
 # Run from the repository after scripts/setup.sh; the reference needs
@@ -39,7 +42,11 @@ while [ $# -gt 0 ]; do
     --perf) perf_out=$2; shift 2 ;;
     --pause) pause=$2; shift 2 ;;
     --log_dir) log_dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --no_sha_extensions)
+      # OpenSSL's capability mask: the SHA bit of CPUID leaf 7 off.
+      export OPENSSL_ia32cap=":~0x20000000" GROUPSHARE_NO_SHA_EXTENSIONS=1
+      shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -108,8 +108,11 @@ GS_SHA_TARGET void Blocks(uint32_t* const* h, const uint8_t* p, size_t blocks,
   }
 }
 
+// GROUPSHARE_NO_SHA_EXTENSIONS (set to anything) makes a CPU with them
+// hash as one without does, for benchmarks (bench/download_bench.sh).
 bool ShaExtensions() {
-  static const bool has = CpuHasShaExtensions();
+  static const bool has =
+      std::getenv("GROUPSHARE_NO_SHA_EXTENSIONS") == nullptr && CpuHasShaExtensions();
   return has;
 }
 
