@@ -341,10 +341,10 @@ absl::Status Download::Finish() {
     absl::StrAppend(&sources, sources.empty() ? "" : ", ", user, "=", bytes);
   }
   const std::string checked =
-      file_.sha1_chain().empty()
-          ? absl::StrCat(counters_.pieces_read_back, " of ", layout_.PieceCount(),
-                         " pieces read back for the whole file's SHA1")
-          : "every piece checked against the file's SHA1 chain";
+      target_->writer().chained()
+          ? "every piece checked against the file's SHA1 chain"
+          : absl::StrCat(counters_.pieces_read_back, " of ", layout_.PieceCount(),
+                         " pieces read back for the whole file's SHA1");
   GS_LOG(kInfo) << "download of " << file_.name() << " in " << group_id_ << " complete: "
                 << layout_.size << " bytes to " << dest_ << "; bytes from " << sources << "; "
                 << checked;

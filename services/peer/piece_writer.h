@@ -96,6 +96,8 @@ class PieceWriter {
   // The whole file's SHA1 (lower-case hex) once every piece is in: checked
   // with each piece against the chain, or computed as they came.
   absl::StatusOr<std::string> WholeFileSha1();
+  // Whether pieces are checked against the SHA1 chain.
+  bool chained() const { return expected_.chained(); }
   // Pieces the whole file's SHA1 read back from the part file so far.
   uint32_t pieces_read_back() const { return hasher_.read_back(); }
 
