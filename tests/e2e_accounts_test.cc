@@ -372,11 +372,9 @@ TEST_F(E2E, NeitherBinaryStartsOnAnAddressInUse) {
   }
 }
 
-// A tracker that answers with terminal escape sequences and spoofing
-// characters in what the shell prints: a group id that sets the terminal's
-// title and writes its clipboard, an owner with a right-to-left override,
-// an error message that clears the screen.
-class InjectingTracker final : public tracker::v1::TrackerService::Service {
+// A tracker of the test's own that lets anybody log in and keep alive; what
+// else it answers, its subclasses say.
+class LoginOnlyTracker : public tracker::v1::TrackerService::Service {
  public:
   grpc::Status Login(grpc::ServerContext*, const tracker::v1::LoginRequest*,
                      tracker::v1::LoginResponse* resp) override {
@@ -389,6 +387,27 @@ class InjectingTracker final : public tracker::v1::TrackerService::Service {
                          tracker::v1::KeepAliveResponse*) override {
     return grpc::Status::OK;
   }
+};
+
+// Serves `service` on a free port, plaintext, and writes its address to
+// `info_file`, for a client to take as its tracker.
+std::unique_ptr<grpc::Server> ServeAsTracker(grpc::Service* service,
+                                             const std::string& info_file) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server != nullptr) testing::WriteFile(info_file, absl::StrCat("127.0.0.1:", port, "\n"));
+  return server;
+}
+
+// A tracker that answers with terminal escape sequences and spoofing
+// characters in what the shell prints: a group id that sets the terminal's
+// title and writes its clipboard, an owner with a right-to-left override,
+// an error message that clears the screen.
+class InjectingTracker final : public LoginOnlyTracker {
+ public:
   grpc::Status ListGroups(grpc::ServerContext*, const tracker::v1::ListGroupsRequest*,
                           tracker::v1::ListGroupsResponse* resp) override {
     tracker::v1::Group* g = resp->add_groups();
@@ -406,13 +425,8 @@ class InjectingTracker final : public tracker::v1::TrackerService::Service {
 
 TEST_F(E2E, StringsFromATrackerCannotActOnTheTerminal) {
   InjectingTracker service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = ServeAsTracker(&service, dir_.File("evil.txt"));
   ASSERT_NE(server, nullptr);
-  testing::WriteFile(dir_.File("evil.txt"), absl::StrCat("127.0.0.1:", port, "\n"));
   auto c = StartClient("c", dir_.File("evil.txt"), {"--plaintext"});
   EXPECT_EQ(c->Run("login x y"), "logged in as x");
   EXPECT_EQ(c->Run("list_groups"),
@@ -427,19 +441,8 @@ TEST_F(E2E, StringsFromATrackerCannotActOnTheTerminal) {
 
 // A tracker that describes a file inconsistently: a SHA1 chain of the
 // wrong length, or with an entry that is no SHA1.
-class InconsistentFileTracker final : public tracker::v1::TrackerService::Service {
+class InconsistentFileTracker final : public LoginOnlyTracker {
  public:
-  grpc::Status Login(grpc::ServerContext*, const tracker::v1::LoginRequest*,
-                     tracker::v1::LoginResponse* resp) override {
-    resp->set_token(std::string(64, 'a'));
-    resp->set_session_ttl_seconds(30);
-    resp->set_ticket_public_key(TicketSigner::Generate().value()->PublicKey());
-    return grpc::Status::OK;
-  }
-  grpc::Status KeepAlive(grpc::ServerContext*, const tracker::v1::KeepAliveRequest*,
-                         tracker::v1::KeepAliveResponse*) override {
-    return grpc::Status::OK;
-  }
   grpc::Status GetFilePeers(grpc::ServerContext*, const tracker::v1::GetFilePeersRequest* req,
                             tracker::v1::GetFilePeersResponse* resp) override {
     tracker::v1::FileInfo* f = resp->mutable_file();
@@ -456,13 +459,8 @@ class InconsistentFileTracker final : public tracker::v1::TrackerService::Servic
 
 TEST_F(E2E, AFileATrackerDescribesInconsistentlyIsNotDownloaded) {
   InconsistentFileTracker service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = ServeAsTracker(&service, dir_.File("odd.txt"));
   ASSERT_NE(server, nullptr);
-  testing::WriteFile(dir_.File("odd.txt"), absl::StrCat("127.0.0.1:", port, "\n"));
   auto c = StartClient("c", dir_.File("odd.txt"), {"--plaintext"});
   EXPECT_EQ(c->Run("login x y"), "logged in as x");
   for (const char* name : {"short_chain.bin", "bad_hex.bin"}) {
