@@ -459,9 +459,11 @@ void JoinAsFakeSharer(Cluster& cluster, Cluster::Client& owner, testing::TestMem
 void UploadAsFakeSharer(Cluster& cluster, const testing::TestMember& member,
                         const std::string& group, const HashedFile& hashed, int port,
                         const testing::TestMember* server = nullptr) {
+  // A deadline, not a pause: a machine busy with other tests can take a
+  // while to finish the handshakes that probe the server.
   absl::Status served = (server != nullptr ? server : &member)
                             ->identity->AwaitServed(absl::StrCat("127.0.0.1:", port),
-                                                    absl::Seconds(5));
+                                                    absl::Seconds(20));
   EXPECT_TRUE(served.ok()) << served;
   tv1::UploadFileRequest upload;
   upload.set_group_id(group);
