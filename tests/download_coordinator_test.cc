@@ -15,12 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "core/crypto.h"
 #include "core/piece_store.h"
 #include "services/peer/client_state.h"
 #include "services/peer/download_env.h"
 #include "services/peer/downloader.h"
 #include "tests/testing/fake_download_tracker.h"
+#include "tests/testing/file_description.h"
 #include "tests/testing/temp_dir.h"
 
 namespace groupshare::peer {
@@ -361,15 +361,9 @@ class CoordinatorTest : public ::testing::Test {
  protected:
   CoordinatorTest() {
     state_ = *ClientState::Open(dir_.File("state.db"));
-    tv1::FileInfo* f = response_.mutable_file();
-    f->set_name("f.bin");
-    f->set_size(content_.size());
-    f->set_piece_size(kPiece);
-    f->set_sha1(HexEncode(Sha1Of(content_)));
-    for (uint32_t i = 0; i < layout_.PieceCount(); ++i) {
-      f->add_piece_sha1(HexEncode(Sha1Of(
-          absl::string_view(content_).substr(layout_.PieceOffset(i), layout_.PieceLength(i)))));
-    }
+    // Without a chain, as the coordinator's tests were written.
+    *response_.mutable_file() =
+        testing::DescribeFile("f.bin", content_, kPiece, /*unchained=*/true);
   }
   ~CoordinatorTest() override {
     if (download_ != nullptr) download_->Stop();

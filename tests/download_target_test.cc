@@ -10,9 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "core/crypto.h"
-#include "core/sha1_stream.h"
 #include "core/sqlite.h"
+#include "tests/testing/file_description.h"
 #include "tests/testing/temp_dir.h"
 
 namespace groupshare::peer {
@@ -26,8 +25,6 @@ class DownloadTargetTest : public ::testing::Test {
     content_ = std::string(3 * kPiece + 1000, '\0');
     for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>((i * 7919) >> 3);
     file_.set_name("f.bin");
-    file_.set_size(content_.size());
-    file_.set_piece_size(kPiece);
     Describe();
     state_ = *ClientState::Open(dir_.File("state.db"));
   }
@@ -35,18 +32,7 @@ class DownloadTargetTest : public ::testing::Test {
   // The hashes of content_, as the tracker announces them: with its SHA1
   // chain, or `unchained`, as older clients shared files.
   void Describe(bool unchained = false) {
-    file_.set_sha1(HexEncode(Sha1Of(content_)));
-    file_.clear_piece_sha1();
-    file_.clear_sha1_chain();
-    Sha1Stream whole;
-    for (size_t at = 0; at < content_.size(); at += kPiece) {
-      const std::string piece = Piece(static_cast<uint32_t>(at / kPiece));
-      file_.add_piece_sha1(HexEncode(Sha1Of(piece)));
-      whole.Update(piece);
-      if (!unchained && at + kPiece < content_.size()) {
-        file_.add_sha1_chain(HexEncode(whole.Chain()));
-      }
-    }
+    file_ = testing::DescribeFile(file_.name(), content_, kPiece, unchained);
   }
 
   std::string Piece(uint32_t i) const { return content_.substr(size_t{i} * kPiece, kPiece); }

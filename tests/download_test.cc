@@ -24,11 +24,11 @@
 #include "core/part_file.h"
 #include "core/piece_chunk.h"
 #include "core/piece_store.h"
-#include "core/sha1_stream.h"
 #include "services/peer/client_state.h"
 #include "services/peer/downloader.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/fake_download_tracker.h"
+#include "tests/testing/file_description.h"
 #include "tests/testing/temp_dir.h"
 
 namespace groupshare::peer {
@@ -197,22 +197,7 @@ class DownloadTest : public ::testing::Test {
   void SetContent(std::string content, uint32_t piece_size, bool unchained = false) {
     content_ = std::move(content);
     piece_size_ = piece_size;
-    FileLayout layout{content_.size(), piece_size_};
-    tv1::FileInfo* f = response_.mutable_file();
-    f->set_name("f.bin");
-    f->set_size(content_.size());
-    f->set_piece_size(piece_size_);
-    f->set_sha1(HexEncode(Sha1Of(content_)));
-    f->clear_piece_sha1();
-    f->clear_sha1_chain();
-    Sha1Stream whole;
-    for (uint32_t i = 0; i < layout.PieceCount(); ++i) {
-      const absl::string_view piece =
-          absl::string_view(content_).substr(layout.PieceOffset(i), layout.PieceLength(i));
-      f->add_piece_sha1(HexEncode(Sha1Of(piece)));
-      whole.Update(piece);
-      if (!unchained && i + 1 < layout.PieceCount()) f->add_sha1_chain(HexEncode(whole.Chain()));
-    }
+    *response_.mutable_file() = testing::DescribeFile("f.bin", content_, piece_size_, unchained);
   }
 
   FakePeer* AddPeer(const std::string& user, FakePeer::Mode mode,
