@@ -12,7 +12,8 @@ namespace groupshare::sqlite {
 namespace {
 
 absl::Status Error(sqlite3* db, int rc, absl::string_view what) {
-  std::string message = absl::StrCat(what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  const char* reason = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string message = what.empty() ? reason : absl::StrCat(what, ": ", reason);
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -176,12 +177,10 @@ absl::StatusOr<Statement> Database::PrepareCached(absl::string_view sql) {
 }
 
 absl::Status Database::Exec(absl::string_view sql) {
-  char* message = nullptr;
-  int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &message);
+  // SQLite's own message for a failed exec is sqlite3_errmsg's.
+  int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, nullptr);
   if (rc == SQLITE_OK) return absl::OkStatus();
-  absl::Status status = Error(nullptr, rc, message ? message : "exec");
-  sqlite3_free(message);
-  return status;
+  return Error(db_, rc, "");
 }
 
 absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -929,6 +930,22 @@ TEST(PostgresStore, UnreachableDatabaseIsUnavailable) {
 TEST(SqliteStore, UnopenablePathIsAnError) {
   auto store = OpenSqliteStore("/nonexistent-dir/x/tracker.db");
   EXPECT_FALSE(store.ok());
+}
+
+TEST(SqliteStore, AFileThatIsNoDatabaseIsNamedWithTheReasonOnce) {
+  testing::TempDir dir;
+  std::string path = dir.File("tracker.db");
+  {
+    std::ofstream garbage(path, std::ios::binary);
+    garbage << std::string(4096, 'x');
+  }
+  auto store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  std::string message(store.status().message());
+  EXPECT_THAT(message, ::testing::HasSubstr(path));
+  size_t first = message.find("file is not a database");
+  ASSERT_NE(first, std::string::npos) << message;
+  EXPECT_EQ(message.find("file is not a database", first + 1), std::string::npos) << message;
 }
 
 }  // namespace
