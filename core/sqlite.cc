@@ -71,7 +71,7 @@ absl::StatusOr<bool> Statement::Step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return Error(db_, rc, "database step");
+  return Error(db_, rc, "");
 }
 
 absl::Status Statement::Run() {

@@ -5,6 +5,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <arpa/inet.h>
@@ -1162,6 +1164,59 @@ TEST_F(Sharing, AFileChangedWhileSharedIsNoLongerServed) {
   EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
   EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+}
+
+// Mounts a file system of `bytes` at `dir`, seen by this thread and the
+// processes it starts from now on only (a mount namespace of its own).
+// False where that is not allowed (not root).
+bool MountSmallFileSystem(const std::string& dir, size_t bytes) {
+  if (mkdir(dir.c_str(), 0700) != 0) return false;
+  if (unshare(CLONE_NEWNS) != 0) return false;
+  if (mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+  const std::string options = absl::StrCat("size=", bytes, ",mode=0700");
+  return mount("tmpfs", dir.c_str(), "tmpfs", 0, options.c_str()) == 0;
+}
+
+// Writes `path` until its file system has no room left (at most `limit`).
+void FillUp(const std::string& path, size_t limit) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  const std::string block(4096, 'x');
+  for (size_t written = 0; written < limit;) {
+    ssize_t n = write(fd, block.data(), block.size());
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  close(fd);
+}
+
+// A client whose state folder cannot be written (its disk is full) says so,
+// and does not stay listed as the source of a share it could not record.
+TEST_F(Sharing, AShareTheStateFolderCannotRecordIsWithdrawn) {
+  const std::string state_dir = cluster_.dir().File("client-alice");
+  if (!MountSmallFileSystem(state_dir, 2 << 20)) {
+    GTEST_SKIP() << "mounting a small file system needs root";
+  }
+  auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  const std::string path = MakeFile("alice", "f.bin", 1 << 20);
+  const std::string filler = state_dir + "/filler";
+  FillUp(filler, 4 << 20);
+
+  EXPECT_EQ(alice->Run("upload_file " + path + " g"),
+            "error: the state folder could not be written (database or disk is full); f.bin "
+            "is not shared");
+  EXPECT_EQ(bob->Run("list_files g"), "no files in g yet");
+
+  ASSERT_EQ(unlink(filler.c_str()), 0);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"),
+              ::testing::MatchesRegex("shared f\\.bin in g \\([^;]*\\)"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  // The mount goes with this process; detached now, its folder can be removed.
+  umount2(state_dir.c_str(), MNT_DETACH);
 }
 
 // Polls `client`'s list_files g until its first line contains `needle`.

@@ -67,7 +67,7 @@ absl::StatusOr<std::unique_ptr<ClientState>> ClientState::Open(const std::string
 absl::StatusOr<std::string> ClientState::ClientId() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::string fresh, RandomBytes(12));
-  RETURN_IF_ERROR(db_->Run("INSERT OR IGNORE INTO meta(key, value) VALUES('client_id', ?)",
+  RETURN_IF_ERROR(Write("INSERT OR IGNORE INTO meta(key, value) VALUES('client_id', ?)",
                            HexEncode(fresh)));
   ASSIGN_OR_RETURN(auto q, db_->Query("SELECT value FROM meta WHERE key = 'client_id'"));
   ASSIGN_OR_RETURN(bool row, q.Step());
@@ -77,7 +77,7 @@ absl::StatusOr<std::string> ClientState::ClientId() {
 
 absl::Status ClientState::Put(const ShareRecord& r) {
   absl::MutexLock lock(&mu_);
-  return db_->Run(
+  return Write(
       "INSERT OR REPLACE INTO shares(user_id, group_id, name, sha1, size, piece_size, "
       "piece_sha1, path, complete, have, mtime_ns, sha1_chain) "
       "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -88,14 +88,14 @@ absl::Status ClientState::Put(const ShareRecord& r) {
 absl::Status ClientState::UpdateHave(const std::string& user, const std::string& group,
                                      const std::string& sha1, const std::string& have) {
   absl::MutexLock lock(&mu_);
-  return db_->Run("UPDATE shares SET have = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
+  return Write("UPDATE shares SET have = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
                   Blob{have}, user, group, sha1);
 }
 
 absl::Status ClientState::MarkComplete(const std::string& user, const std::string& group,
                                        const std::string& sha1, int64_t mtime_ns) {
   absl::MutexLock lock(&mu_);
-  return db_->Run(
+  return Write(
       "UPDATE shares SET complete = 1, have = x'', mtime_ns = ? WHERE user_id = ? "
       "AND group_id = ? AND sha1 = ?",
       mtime_ns, user, group, sha1);
@@ -104,20 +104,20 @@ absl::Status ClientState::MarkComplete(const std::string& user, const std::strin
 absl::Status ClientState::SetMtime(const std::string& user, const std::string& group,
                                    const std::string& sha1, int64_t mtime_ns) {
   absl::MutexLock lock(&mu_);
-  return db_->Run("UPDATE shares SET mtime_ns = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
+  return Write("UPDATE shares SET mtime_ns = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
                   mtime_ns, user, group, sha1);
 }
 
 absl::Status ClientState::Remove(const std::string& user, const std::string& group,
                                  const std::string& sha1) {
   absl::MutexLock lock(&mu_);
-  return db_->Run("DELETE FROM shares WHERE user_id = ? AND group_id = ? AND sha1 = ?", user,
+  return Write("DELETE FROM shares WHERE user_id = ? AND group_id = ? AND sha1 = ?", user,
                   group, sha1);
 }
 
 absl::Status ClientState::RemoveGroup(const std::string& user, const std::string& group) {
   absl::MutexLock lock(&mu_);
-  return db_->Run("DELETE FROM shares WHERE user_id = ? AND group_id = ?", user, group);
+  return Write("DELETE FROM shares WHERE user_id = ? AND group_id = ?", user, group);
 }
 
 absl::StatusOr<std::vector<ShareRecord>> ClientState::List(const std::string& user) {
@@ -138,7 +138,7 @@ absl::StatusOr<std::vector<ShareRecord>> ClientState::List(const std::string& us
 
 absl::Status ClientState::AddCompleted(const CompletedRecord& record) {
   absl::MutexLock lock(&mu_);
-  return db_->Run(
+  return Write(
       "INSERT INTO completed(user_id, group_id, name, path, size) VALUES(?, ?, ?, ?, ?)",
       record.user_id, record.group_id, record.name, record.path,
       static_cast<int64_t>(record.size));
@@ -159,12 +159,12 @@ absl::StatusOr<std::vector<CompletedRecord>> ClientState::ListCompleted(const st
 
 absl::Status ClientState::ClearCompleted(const std::string& user) {
   absl::MutexLock lock(&mu_);
-  return db_->Run("DELETE FROM completed WHERE user_id = ?", user);
+  return Write("DELETE FROM completed WHERE user_id = ?", user);
 }
 
 absl::Status ClientState::PutPending(const PendingChange& c) {
   absl::MutexLock lock(&mu_);
-  return db_->Run(
+  return Write(
       "INSERT OR REPLACE INTO pending(user_id, group_id, name, change, request_id) "
       "VALUES(?, ?, ?, ?, ?)",
       c.user_id, c.group_id, c.name, static_cast<int64_t>(c.change), c.request_id);
@@ -189,7 +189,7 @@ absl::StatusOr<std::vector<PendingChange>> ClientState::ListPending(const std::s
 
 absl::Status ClientState::RemovePending(const PendingChange& c) {
   absl::MutexLock lock(&mu_);
-  return db_->Run(
+  return Write(
       "DELETE FROM pending WHERE user_id = ? AND group_id = ? AND name = ? "
       "AND (? = '' OR request_id = ?)",
       c.user_id, c.group_id, c.name, c.request_id, c.request_id);

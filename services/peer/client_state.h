@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/sqlite.h"
 
@@ -105,6 +106,16 @@ class ClientState {
 
  private:
   explicit ClientState(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}
+  // Runs a statement that changes the state; its error tells the user where
+  // the write failed (a full disk, most often).
+  template <typename... Args>
+  absl::Status Write(absl::string_view sql, const Args&... args)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Status status = db_->Run(sql, args...);
+    if (status.ok()) return status;
+    return absl::Status(status.code(), absl::StrCat("the state folder could not be written (",
+                                                    status.message(), ")"));
+  }
   absl::Mutex mu_;
   std::unique_ptr<sqlite::Database> db_ ABSL_GUARDED_BY(mu_);
 };

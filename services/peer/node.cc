@@ -736,9 +736,16 @@ absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& uplo
 
   FileLayout layout{hashed.size, hashed.piece_size};
   const bool already = store_.Get({group_id, hashed.sha1}).ok();
-  RETURN_IF_ERROR(state_->Put({user, group_id, name, hashed.sha1, hashed.size,
-                               hashed.piece_size, hashed.piece_sha1, abs, true, "",
-                               before.mtime_ns, hashed.sha1_chain}));
+  if (absl::Status recorded = state_->Put({user, group_id, name, hashed.sha1, hashed.size,
+                                            hashed.piece_size, hashed.piece_sha1, abs, true,
+                                            "", before.mtime_ns, hashed.sha1_chain});
+      !recorded.ok()) {
+    // The tracker lists this client as a source now, but a share the state
+    // folder does not hold is not served: withdraw it.
+    if (!already) download_tracker_->StopShare(group_id, name).IgnoreError();
+    return absl::Status(recorded.code(),
+                        absl::StrCat(recorded.message(), "; ", name, " is not shared"));
+  }
   RETURN_IF_ERROR(store_.Add({group_id, hashed.sha1}, name, abs, layout,
                              Bitfield(layout.PieceCount(), true), before));
   return UploadSummary{name, hashed.size, layout.PieceCount(), hashed.sha1, resp.created(),
