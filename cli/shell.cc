@@ -291,7 +291,22 @@ std::vector<std::string> Shell::Notices() {
 }
 
 void Shell::Close() {
-  if (tracker_.user().has_value()) node_.Logout().IgnoreError();
+  std::optional<std::string> user = tracker_.user();
+  if (!user.has_value()) return;
+  // Leaving the shell (quit, end of input) says so only when it stops work.
+  const std::string paused = PausedByLogout();
+  node_.Logout().IgnoreError();
+  if (!paused.empty()) Print(absl::StrCat("logged out ", *user, paused));
+}
+
+std::string Shell::PausedByLogout() const {
+  int running = 0;
+  for (const peer::DownloadProgress& d : node_.Downloads()) {
+    running += d.state == peer::DownloadState::kRunning;
+  }
+  if (running == 0) return "";
+  return absl::StrCat("; ", Count(running, "download"), " paused: ",
+                      running == 1 ? "it goes" : "they go", " on at the next login");
 }
 
 absl::Status Shell::CreateUser(const Args& a) {
@@ -317,8 +332,9 @@ absl::Status Shell::Login(const Args& a) {
 
 absl::Status Shell::Logout(const Args&) {
   std::string user = tracker_.user().value_or("");
+  const std::string paused = PausedByLogout();
   RETURN_IF_ERROR(node_.Logout());
-  Print(absl::StrCat("logged out ", user));
+  Print(absl::StrCat("logged out ", user, paused));
   return absl::OkStatus();
 }
 

@@ -78,6 +78,8 @@ class Shell {
 
   std::string Usage(const Command& c) const;
   void Print(const std::string& line);
+  // "; 2 downloads paused: they go on at the next login", or "" when none runs.
+  std::string PausedByLogout() const;
 
   absl::Status CreateUser(const Args& a);
   absl::Status Login(const Args& a);

@@ -1939,6 +1939,36 @@ TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
   EXPECT_EQ(sources.size(), 1u);
 }
 
+// Logging out, or leaving the shell, in the middle of a download says that
+// it is paused; the next login takes it up where it was.
+TEST_F(Sharing, LeavingMidDownloadSaysItIsPausedAndLoginGoesOn) {
+  const size_t size = 16 << 20;
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "1024"});
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", size);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  ASSERT_GE(cluster_.WaitForPercent(*bob, 5), 5);
+  EXPECT_EQ(bob->Run("logout"),
+            "logged out bob; 1 download paused: it goes on at the next login");
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; resuming 1 download");
+  ASSERT_GE(cluster_.WaitForPercent(*bob, 10), 10);
+  // End of input ends the shell, as quit does.
+  bob->shell->CloseStdin();
+  EXPECT_THAT(bob->shell->WaitFor("logged out"),
+              Optional(std::string("logged out bob; 1 download paused: it goes on at the next "
+                                   "login")));
+  EXPECT_THAT(bob->shell->Wait(), Optional(0));
+  EXPECT_EQ(alice->Run("set upload_rate off"), "uploads are not capped");
+  bob = cluster_.StartClient("bob");
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; resuming 1 download");
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
+  // Nothing runs now: logging out says no more than that.
+  EXPECT_EQ(bob->Run("logout"), "logged out bob");
+}
+
 TEST_F(Sharing, BadInputGetsClearErrors) {
   auto alice = cluster_.StartUser("alice");
   auto bob = cluster_.StartUser("bob");
