@@ -109,7 +109,8 @@ class PosixPartFile final : public PartFile {
             "'", dest, "' appeared while downloading; the download stays in '", path_,
             "': move it away and download again"));
       }
-      return Errno(absl::StrCat("cannot rename to '", dest, "'"), path_);
+      return absl::UnavailableError(absl::StrCat("cannot rename '", path_, "' to '", dest,
+                                                 "': ", std::strerror(errno)));
     }
     path_ = dest;
     // The new name is durable once its folder is.
@@ -121,6 +122,19 @@ class PosixPartFile final : public PartFile {
     close(dir_fd);
     if (!synced) return Errno("cannot flush the folder of", dest);
     return absl::OkStatus();
+  }
+
+  absl::Status CheckStillAtPath() override {
+    struct stat open_file, at_path;
+    if (fstat(fd_, &open_file) != 0) return Errno("cannot check", path_);
+    if (lstat(path_.c_str(), &at_path) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR) return absl::OkStatus();  // cannot tell
+    } else if (at_path.st_dev == open_file.st_dev && at_path.st_ino == open_file.st_ino) {
+      return absl::OkStatus();
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", path_, "' was removed or replaced while downloading; download_file again to "
+        "start over"));
   }
 
  private:

@@ -42,6 +42,10 @@ class PartFile {
   // and makes the rename durable (fsync of the folder); ALREADY_EXISTS when
   // anything (a symlink included) is there, UNAVAILABLE on other failures.
   virtual absl::Status RenameTo(const std::string& dest) = 0;
+  // FAILED_PRECONDITION once the file is no longer at its path (removed,
+  // moved, or replaced by another), when what it holds can never be renamed
+  // into place; OK otherwise.
+  virtual absl::Status CheckStillAtPath() = 0;
 };
 
 struct PartFileOpened {

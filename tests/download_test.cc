@@ -121,6 +121,7 @@ class PartFileWrapper : public PartFile {
   }
   absl::Status Sync() override { return real_->Sync(); }
   absl::Status RenameTo(const std::string& dest) override { return real_->RenameTo(dest); }
+  absl::Status CheckStillAtPath() override { return real_->CheckStillAtPath(); }
 
  private:
   std::unique_ptr<PartFile> real_;
@@ -373,6 +374,32 @@ TEST_F(DownloadTest, DiskFullHalfWayFailsWithThatReasonAndWithdraws) {
   EXPECT_EQ(tracker_->starts.load(), 0);
   EXPECT_EQ(tracker_->announces.load(), 1);
   EXPECT_EQ(tracker_->completes.load(), 1);
+}
+
+TEST_F(DownloadTest, APartFileRemovedHalfWayFailsTheDownloadThenAndThere) {
+  AddPeer("alice", FakePeer::Mode::kGood, absl::Milliseconds(100));  // 6.5 s in all
+  tracker_ = std::make_unique<testing::FakeDownloadTracker>(response_);
+  Download download({tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
+                    response_, dir_.File("out.bin"));
+  download.Start();
+  for (absl::Time deadline = absl::Now() + absl::Seconds(30);
+       download.Progress().pieces_done == 0 && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(unlink(dir_.File("out.bin.part").c_str()), 0);
+  ASSERT_TRUE(download.WaitUntilDone(absl::Seconds(60)));
+  DownloadProgress p = download.Progress();
+  EXPECT_EQ(p.state, DownloadState::kFailed);
+  EXPECT_EQ(p.error, "'" + dir_.File("out.bin.part") +
+                         "' was removed or replaced while downloading; download_file again to "
+                         "start over");
+  EXPECT_LT(p.pieces_done, p.piece_count / 2);
+  EXPECT_FALSE(Served());
+
+  // Again, it starts over and completes.
+  p = Run();
+  EXPECT_EQ(p.state, DownloadState::kComplete) << p.error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
 }
 
 TEST_F(DownloadTest, StalledLinksPiecesGoElsewhere) {

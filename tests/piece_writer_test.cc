@@ -42,6 +42,7 @@ class MemoryPartFile final : public PartFile {
   }
   absl::Status Sync() override { return absl::OkStatus(); }
   absl::Status RenameTo(const std::string&) override { return absl::OkStatus(); }
+  absl::Status CheckStillAtPath() override { return absl::OkStatus(); }
 
   std::string bytes;
   bool full = false;
@@ -84,6 +85,7 @@ class HeldReads final : public PartFile {
   }
   absl::Status Sync() override { return file_->Sync(); }
   absl::Status RenameTo(const std::string& path) override { return file_->RenameTo(path); }
+  absl::Status CheckStillAtPath() override { return file_->CheckStillAtPath(); }
 
   Door reading;
   Door release;

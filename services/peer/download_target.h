@@ -44,6 +44,8 @@ class DownloadTarget {
   const FileLayout& layout() const { return layout_; }
   const std::string& part_path() const { return part_path_; }
   PieceWriter& writer() { return *writer_; }
+  // FAILED_PRECONDITION once the part file left its path (PartFile says).
+  absl::Status CheckPartFile() { return part_->CheckStillAtPath(); }
 
   // Once every piece is written. DATA_LOSS (the part file and its record
   // gone) when the whole file's SHA1 is not the announced one.

@@ -259,6 +259,11 @@ void Download::Run() {
       });
     }
     if (now - last_save >= kSaveInterval) {
+      // A part file taken away fails the download now, not at its end.
+      if (absl::Status s = target_->CheckPartFile(); !s.ok()) {
+        Fail(s);
+        break;
+      }
       SaveProgress();
       last_save = now;
     }
