@@ -131,6 +131,13 @@ int main(int argc, char** argv) {
   if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return FailStartup(absl::StrCat("cannot create state folder '", state_dir, "'"));
   }
+  if (absl::Status s = LockForLife(state_dir + "/lock"); !s.ok()) {
+    return FailStartup(
+        s.code() == absl::StatusCode::kFailedPrecondition
+            ? absl::StrCat("another client uses the state folder '", state_dir, "' (",
+                           s.message(), "); quit it, or give this one a --state_dir of its own")
+            : s.message());
+  }
   if (auto s = log::LogToFile(state_dir + "/client.log"); !s.ok()) return FailStartup(s.message());
 
   auto state = peer::ClientState::Open(state_dir + "/state.db");

@@ -30,6 +30,7 @@ using testing::Subprocess;
 using testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::Optional;
 using ::testing::StartsWith;
 
 struct TwoTrackersOnOneFile;
@@ -322,6 +323,27 @@ TEST_F(E2E, ClientCommandLineErrors) {
                      "--state_dir", dir_.File("state")}),
             0)
       << testing::ReadFile(dir_.File("err.txt"));
+}
+
+// Two clients on one state folder would share a client id, a state and part
+// files: the second stops at once and says why.
+TEST_F(E2E, ASecondClientOnTheSameStateFolderDoesNotStart) {
+  StartOneTracker();
+  auto first = StartClient("alice");
+  EXPECT_THAT(first->Run("create_user alice pw-alice"), StartsWith("user alice created"));
+  auto second = StartClient("alice");
+  second->CloseStdin();
+  EXPECT_THAT(second->Wait(), Optional(2));
+  EXPECT_EQ(testing::ReadFile(dir_.File("alice.stderr")),
+            absl::StrCat("error: another client uses the state folder '", dir_.File("alice"),
+                         "' (held by process ", first->pid(),
+                         "); quit it, or give this one a --state_dir of its own\n"));
+  // The first goes on; once it is gone, the folder is free.
+  EXPECT_THAT(first->Run("login alice pw-alice"), StartsWith("logged in as alice"));
+  first->Send("quit");
+  EXPECT_THAT(first->Wait(), Optional(0));
+  auto third = StartClient("alice");
+  EXPECT_THAT(third->Run("login alice pw-alice"), StartsWith("logged in as alice"));
 }
 
 TEST_F(E2E, TrackerStopsOnQuitAndSignalsButNotOnPipeEof) {

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -13,11 +15,11 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <atomic>
 #include <thread>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -217,6 +219,36 @@ bool ReadLines(int fd, const std::function<bool(absl::string_view)>& on_line,
     }
   }
   return false;
+}
+
+absl::Status LockForLife(const std::string& path) {
+  // flock's lock goes with this descriptor, which stays open (and out of
+  // any program this process runs) until the process ends.
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open '", path, "': ", std::strerror(errno)));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    char holder[32] = {};
+    const ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+    close(fd);
+    if (error != EWOULDBLOCK) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot lock '", path, "': ", std::strerror(error)));
+    }
+    const absl::string_view pid = absl::StripAsciiWhitespace(
+        absl::string_view(holder, n > 0 ? static_cast<size_t>(n) : 0));
+    return absl::FailedPreconditionError(
+        pid.empty() ? std::string("held by another process")
+                    : absl::StrCat("held by process ", pid));
+  }
+  // Without the pid the lock holds all the same: only the message of a
+  // second process would lack it.
+  const std::string pid = absl::StrCat(getpid(), "\n");
+  if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, pid.data(), pid.size(), 0);
+  return absl::OkStatus();
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view content,

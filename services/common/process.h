@@ -6,10 +6,10 @@
 
 #include <functional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace groupshare {
 
@@ -73,6 +73,12 @@ void RunConsoleUntilStopped(absl::string_view server);
 // input ended.
 bool ReadLines(int fd, const std::function<bool(absl::string_view line)>& on_line,
                const std::function<void()>& on_idle = nullptr);
+
+// Locks the file `path` (made 0600 if missing) for the rest of the
+// process's life and records the process id in it, so that two processes
+// never work on what it guards. FAILED_PRECONDITION ("held by process N")
+// when another process holds it; UNAVAILABLE when it cannot be opened.
+absl::Status LockForLife(const std::string& path);
 
 // Writes `content` to `path` through a temporary file and a rename, so a
 // reader never sees it half written, with permissions `mode`.
