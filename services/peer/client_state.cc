@@ -67,8 +67,8 @@ absl::StatusOr<std::unique_ptr<ClientState>> ClientState::Open(const std::string
 absl::StatusOr<std::string> ClientState::ClientId() {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(std::string fresh, RandomBytes(12));
-  RETURN_IF_ERROR(Write("INSERT OR IGNORE INTO meta(key, value) VALUES('client_id', ?)",
-                           HexEncode(fresh)));
+  RETURN_IF_ERROR(
+      Write("INSERT OR IGNORE INTO meta(key, value) VALUES('client_id', ?)", HexEncode(fresh)));
   ASSIGN_OR_RETURN(auto q, db_->Query("SELECT value FROM meta WHERE key = 'client_id'"));
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return absl::InternalError("the client id vanished from the state folder");
@@ -89,7 +89,7 @@ absl::Status ClientState::UpdateHave(const std::string& user, const std::string&
                                      const std::string& sha1, const std::string& have) {
   absl::MutexLock lock(&mu_);
   return Write("UPDATE shares SET have = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
-                  Blob{have}, user, group, sha1);
+               Blob{have}, user, group, sha1);
 }
 
 absl::Status ClientState::MarkComplete(const std::string& user, const std::string& group,
@@ -105,14 +105,14 @@ absl::Status ClientState::SetMtime(const std::string& user, const std::string& g
                                    const std::string& sha1, int64_t mtime_ns) {
   absl::MutexLock lock(&mu_);
   return Write("UPDATE shares SET mtime_ns = ? WHERE user_id = ? AND group_id = ? AND sha1 = ?",
-                  mtime_ns, user, group, sha1);
+               mtime_ns, user, group, sha1);
 }
 
 absl::Status ClientState::Remove(const std::string& user, const std::string& group,
                                  const std::string& sha1) {
   absl::MutexLock lock(&mu_);
-  return Write("DELETE FROM shares WHERE user_id = ? AND group_id = ? AND sha1 = ?", user,
-                  group, sha1);
+  return Write("DELETE FROM shares WHERE user_id = ? AND group_id = ? AND sha1 = ?", user, group,
+               sha1);
 }
 
 absl::Status ClientState::RemoveGroup(const std::string& user, const std::string& group) {
@@ -138,10 +138,9 @@ absl::StatusOr<std::vector<ShareRecord>> ClientState::List(const std::string& us
 
 absl::Status ClientState::AddCompleted(const CompletedRecord& record) {
   absl::MutexLock lock(&mu_);
-  return Write(
-      "INSERT INTO completed(user_id, group_id, name, path, size) VALUES(?, ?, ?, ?, ?)",
-      record.user_id, record.group_id, record.name, record.path,
-      static_cast<int64_t>(record.size));
+  return Write("INSERT INTO completed(user_id, group_id, name, path, size) VALUES(?, ?, ?, ?, ?)",
+               record.user_id, record.group_id, record.name, record.path,
+               static_cast<int64_t>(record.size));
 }
 
 absl::StatusOr<std::vector<CompletedRecord>> ClientState::ListCompleted(const std::string& user) {
