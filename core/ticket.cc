@@ -158,7 +158,7 @@ absl::StatusOr<Ticket> TicketVerifier::Verify(absl::string_view text,
     return denied("malformed claims");
   }
   Ticket ticket{fields[1], fields[2], fields[3], fields[4], absl::FromUnixSeconds(expiry)};
-  if (now >= ticket.expires) return denied("expired");
+  if (ticket.ExpiredAt(now)) return denied("expired");
   return ticket;
 }
 

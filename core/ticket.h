@@ -22,12 +22,20 @@
 
 namespace groupshare {
 
+// How far the clocks of a tracker and a peer may differ: a time the one
+// set is held to by the other with this much slack (certificates' start,
+// tickets' expiry), as Kerberos allows its tickets.
+inline constexpr absl::Duration kClockSlack = absl::Minutes(5);
+
 struct Ticket {
   std::string user_id;
   std::string group_id;
   std::string file_sha1;  // lower-case hex
   std::string peer;       // host:port of the one peer that accepts it
-  absl::Time expires;     // whole seconds
+  absl::Time expires;     // whole seconds, on the tracker's clock
+
+  // Whether a peer whose clock says `now` takes it as expired.
+  bool ExpiredAt(absl::Time now) const { return now >= expires + kClockSlack; }
 };
 
 // Holds the tracker's private key. Thread-safe after construction.

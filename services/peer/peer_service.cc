@@ -139,10 +139,10 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
       : CountedCall(ctx, ticket.user_id),
         service_(service),
         key_(std::move(key)),
-        expires_(ticket.expires),
+        ticket_(std::move(ticket)),
         listener_(std::make_shared<Listener>(this)) {}
 
-  absl::Time expires() const { return expires_; }
+  bool ExpiredAt(absl::Time now) const { return ticket_.ExpiredAt(now); }
 
   // Subscribes and sends the full bitfield.
   void Start() {
@@ -244,7 +244,7 @@ class PeerServiceImpl::BitfieldCall final : public internal::CountedCall<pv1::Bi
 
   PeerServiceImpl* const service_;
   const ShareKey key_;
-  const absl::Time expires_;
+  const Ticket ticket_;
   const std::shared_ptr<Listener> listener_;
   absl::Mutex mu_;
   pv1::BitfieldUpdate message_;  // written while writing_
@@ -529,7 +529,7 @@ void PeerServiceImpl::Housekeep() {
     }
     last_tick_ = now;
     for (BitfieldCall* call : bitfield_calls_) {
-      if (now >= call->expires()) {
+      if (call->ExpiredAt(now)) {
         call->Ref();
         expired.push_back(call);
       }

@@ -49,7 +49,7 @@ absl::StatusOr<Ticket> TicketGate::Authorize(const std::string& ticket,
   }
   const absl::Time now = now_();
   Ticket t;
-  if (cached.has_value() && now < cached->expires) {
+  if (cached.has_value() && !cached->ExpiredAt(now)) {
     t = *std::move(cached);
   } else {
     ASSIGN_OR_RETURN(t, verifier->Verify(ticket, now));

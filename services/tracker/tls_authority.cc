@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "core/log.h"
 #include "core/status_macros.h"
+#include "core/ticket.h"
 #include "services/tracker/key_schedule.h"
 
 namespace groupshare::tracker {
@@ -178,8 +179,7 @@ absl::StatusOr<PeerCertificate> PeerAuthority::Issue(const std::string& user_id,
                                 "0123456789.-_") == std::string::npos) {
     request.dns_names = {user_id};
   }
-  // A little slack for clocks that differ.
-  request.not_before = now - absl::Minutes(5);
+  request.not_before = now - kClockSlack;
   request.not_after = now + times_.certificate_ttl;
   absl::StatusOr<std::string> pem = groupshare::Issue(signer, public_key_pem, request);
   if (pem.status().code() == absl::StatusCode::kInvalidArgument) {
