@@ -80,6 +80,13 @@ std::string SharedLine(const peer::UploadSummary& up, const std::string& group_i
                       Count(up.pieces, "piece"), ", sha1 ", up.sha1, ")", news);
 }
 
+// "; 2 unfinished downloads were removed, part files too", or "".
+std::string RemovedDownloads(int removed) {
+  if (removed == 0) return "";
+  if (removed == 1) return "; an unfinished download was removed, part file too";
+  return absl::StrCat("; ", removed, " unfinished downloads were removed, part files too");
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view line) {
@@ -355,14 +362,14 @@ absl::Status Shell::JoinGroup(const Args& a) {
 }
 
 absl::Status Shell::LeaveGroup(const Args& a) {
-  ASSIGN_OR_RETURN(auto resp, node_.LeaveGroup(a[0]));
-  if (resp.group_deleted()) {
-    Print(absl::StrCat("left ", a[0], "; it had no other member and is deleted"));
-  } else if (!resp.new_owner().empty()) {
-    Print(absl::StrCat("left ", a[0], "; ", resp.new_owner(), " owns it now"));
-  } else {
-    Print(absl::StrCat("left ", a[0]));
+  ASSIGN_OR_RETURN(peer::Node::LeftGroup left, node_.LeaveGroup(a[0]));
+  std::string line = absl::StrCat("left ", a[0]);
+  if (left.answer.group_deleted()) {
+    absl::StrAppend(&line, "; it had no other member and is deleted");
+  } else if (!left.answer.new_owner().empty()) {
+    absl::StrAppend(&line, "; ", left.answer.new_owner(), " owns it now");
   }
+  Print(absl::StrCat(line, RemovedDownloads(left.removed_downloads)));
   return absl::OkStatus();
 }
 
@@ -453,8 +460,8 @@ absl::Status Shell::ListFiles(const Args& a) {
 }
 
 absl::Status Shell::StopShare(const Args& a) {
-  RETURN_IF_ERROR(node_.StopShare(a[0], a[1]));
-  Print(absl::StrCat("stopped sharing ", a[1], " in ", a[0]));
+  ASSIGN_OR_RETURN(int removed, node_.StopShare(a[0], a[1]));
+  Print(absl::StrCat("stopped sharing ", a[1], " in ", a[0], RemovedDownloads(removed)));
   return absl::OkStatus();
 }
 

@@ -1969,6 +1969,43 @@ TEST_F(Sharing, LeavingMidDownloadSaysItIsPausedAndLoginGoesOn) {
   EXPECT_EQ(bob->Run("logout"), "logged out bob");
 }
 
+// Stopping a download for good (stop_share, leave_group) removes its part
+// file, as a browser's cancel does; a part file that never was its own stays.
+TEST_F(Sharing, StoppingADownloadForGoodRemovesItsOwnPartFileOnly) {
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "1024"});
+  auto bob = cluster_.StartUser("bob");
+  cluster_.AddMember(*alice, *bob, "g");
+  std::string path = MakeFile("alice", "f.bin", 16 << 20);
+  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto exists = [](const std::string& file) {
+    struct stat st;
+    return stat(file.c_str(), &st) == 0;
+  };
+
+  testing::WriteFile(Dest("mine.bin.part"), "the user's own bytes");
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("mine.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[F]"),
+            "[F] [g] f.bin: '" + Dest("mine.bin.part") +
+                "' exists and is not a download of this client; remove it or choose another "
+                "destination");
+  EXPECT_EQ(bob->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
+  EXPECT_EQ(testing::ReadFile(Dest("mine.bin.part")), "the user's own bytes");
+
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  ASSERT_GT(cluster_.WaitForPercent(*bob, 1), 0);
+  ASSERT_TRUE(exists(Dest("out.bin.part")));
+  EXPECT_EQ(bob->Run("stop_share g f.bin"),
+            "stopped sharing f.bin in g; an unfinished download was removed, part file too");
+  EXPECT_FALSE(exists(Dest("out.bin.part")));
+
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  ASSERT_GT(cluster_.WaitForPercent(*bob, 1), 0);
+  EXPECT_EQ(bob->Run("leave_group g"),
+            "left g; an unfinished download was removed, part file too");
+  EXPECT_FALSE(exists(Dest("out.bin.part")));
+  EXPECT_EQ(bob->Run("show_downloads"), "no downloads yet; start one with download_file");
+}
+
 TEST_F(Sharing, BadInputGetsClearErrors) {
   auto alice = cluster_.StartUser("alice");
   auto bob = cluster_.StartUser("bob");

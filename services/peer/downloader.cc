@@ -124,6 +124,9 @@ void Download::Publish() {
   p.name = file_.name();
   p.dest = dest_;
   p.state = state_;
+  if (target_ != nullptr && state_ != DownloadState::kComplete) {
+    p.part_file = target_->part_path();
+  }
   p.pieces_done = picker_.HaveCount();
   p.piece_count = picker_.piece_count();
   p.bytes_done = bytes_done_;

@@ -159,6 +159,9 @@ struct DownloadProgress {
   bool waiting_for_sharer = false;
   absl::Duration gives_up_in = absl::ZeroDuration();
   std::string error;
+  // The part file this download opened as its own ("<dest>.part"), while it
+  // holds one: empty before, and once complete.
+  std::string part_file;
   // Complete at once, made from a file this client shares already: "hard
   // link" or "copy"; empty for a download.
   std::string local_copy;

@@ -1010,7 +1010,22 @@ std::vector<std::unique_ptr<Download>> Node::TakeDownloads(const std::string& gr
   return taken;
 }
 
-absl::Status Node::StopShare(const std::string& group_id, const std::string& name) {
+int Node::EndForGood(std::vector<std::unique_ptr<Download>> downloads) {
+  for (const auto& d : downloads) d->Stop();
+  std::vector<std::string> part_files;
+  for (const auto& d : downloads) {
+    d->WaitUntilDone(absl::InfiniteDuration());
+    if (std::string part = d->Progress().part_file; !part.empty()) {
+      part_files.push_back(std::move(part));
+    }
+  }
+  downloads.clear();  // their threads end and their files close
+  int removed = 0;
+  for (const std::string& part : part_files) removed += unlink(part.c_str()) == 0;
+  return removed;
+}
+
+absl::StatusOr<int> Node::StopShare(const std::string& group_id, const std::string& name) {
   ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
   const bool hashing = CancelUploads(group_id, name) > 0;
   std::vector<std::unique_ptr<Download>> stopped;
@@ -1019,19 +1034,19 @@ absl::Status Node::StopShare(const std::string& group_id, const std::string& nam
     stopped = TakeDownloads(group_id, name);
   }
   bool local = hashing || !stopped.empty();
-  for (const auto& d : stopped) {
-    // A failed download is served no more, but its record would resume it.
-    RETURN_IF_ERROR(state_->Remove(user, group_id, d->sha1()));
-  }
-  stopped.clear();
+  std::vector<std::string> sha1s;
+  for (const auto& d : stopped) sha1s.push_back(d->sha1());
+  const int removed = EndForGood(std::move(stopped));
+  // A failed download is served no more, but its record would resume it.
+  for (const std::string& sha1 : sha1s) RETURN_IF_ERROR(state_->Remove(user, group_id, sha1));
   if (auto key = store_.FindByName(group_id, name); key.has_value()) {
     store_.Remove(*key);
     RETURN_IF_ERROR(state_->Remove(user, group_id, key->sha1));
     local = true;
   }
   absl::Status status = download_tracker_->StopShare(group_id, name);
-  if (local && status.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
-  return status;
+  if (!status.ok() && !(local && status.code() == absl::StatusCode::kNotFound)) return status;
+  return removed;
 }
 
 std::vector<ShareTraffic> Node::Traffic() const {
@@ -1061,23 +1076,24 @@ void Node::SetMaxPeers(uint32_t max_peers) {
   for (const auto& d : downloads_) d->SetMaxPeers(max_peers);
 }
 
-absl::StatusOr<tv1::LeaveGroupResponse> Node::LeaveGroup(const std::string& group_id) {
+absl::StatusOr<Node::LeftGroup> Node::LeaveGroup(const std::string& group_id) {
   ASSIGN_OR_RETURN(std::string user, LoggedIn(tracker_));
   tv1::LeaveGroupRequest req;
   req.set_group_id(group_id);
-  ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::LeaveGroup, req));
+  LeftGroup left;
+  ASSIGN_OR_RETURN(left.answer, tracker_->Call(&Stub::LeaveGroup, req));
   CancelUploads(group_id, "");
   std::vector<std::unique_ptr<Download>> stopped;
   {
     absl::MutexLock lock(&mu_);
     stopped = TakeDownloads(group_id, "");
   }
-  stopped.clear();
+  left.removed_downloads = EndForGood(std::move(stopped));
   for (const ShareKey& key : store_.Keys()) {
     if (key.group_id == group_id) store_.Remove(key);
   }
   RETURN_IF_ERROR(state_->RemoveGroup(user, group_id));
-  return resp;
+  return left;
 }
 
 }  // namespace groupshare::peer

@@ -141,8 +141,10 @@ class Node {
   absl::Status ClearFinishedDownloads() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stops sharing (and downloading, or hashing) the file, here and at the
-  // tracker.
-  absl::Status StopShare(const std::string& group_id, const std::string& name)
+  // tracker. An unfinished download of it ends for good, its part file
+  // removed, as a browser's cancel removes its partial file: returns how
+  // many did (0 or 1).
+  absl::StatusOr<int> StopShare(const std::string& group_id, const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
   // What happened to shares since the last call, for the shell to tell: a
   // share whose file changed and is no longer served. One sentence each.
@@ -155,9 +157,13 @@ class Node {
   void SetMaxUploadRate(uint64_t bytes_per_second);
   void SetMaxPeers(uint32_t max_peers) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Leaves the group at the tracker and stops sharing in it here.
-  absl::StatusOr<tracker::v1::LeaveGroupResponse> LeaveGroup(const std::string& group_id)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Leaves the group at the tracker and stops sharing in it here; its
+  // unfinished downloads end as StopShare ends one.
+  struct LeftGroup {
+    tracker::v1::LeaveGroupResponse answer;
+    int removed_downloads = 0;
+  };
+  absl::StatusOr<LeftGroup> LeaveGroup(const std::string& group_id) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // Until the peer service shows the certificate of this login, which
@@ -180,6 +186,9 @@ class Node {
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
                                                        const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends taken downloads for good: each stops, and the part files of those
+  // unfinished are removed. Returns how many were.
+  static int EndForGood(std::vector<std::unique_ptr<Download>> downloads);
   struct Hashing {
     UploadProgress progress;  // guarded by Node::mu_
     std::atomic<uint64_t> hashed{0};
