@@ -152,6 +152,19 @@ class Sharing : public ::testing::Test {
     return path;
   }
   std::string Dest(const std::string& name) { return cluster_.dir().File(name); }
+  // alice, her uploads capped at `rate_kib` KiB/s, shares a 16 MiB f.bin in
+  // g, of which bob is a member.
+  struct SlowShare {
+    std::unique_ptr<Cluster::Client> alice, bob;
+    std::string path;
+  };
+  SlowShare AliceSharesSlowly(int rate_kib) {
+    SlowShare s{cluster_.StartUser("alice", {"--max_upload_rate", absl::StrCat(rate_kib)}),
+                cluster_.StartUser("bob"), MakeFile("alice", "f.bin", 16 << 20)};
+    cluster_.AddMember(*s.alice, *s.bob, "g");
+    EXPECT_THAT(s.alice->Run("upload_file " + s.path + " g"), StartsWith("shared"));
+    return s;
+  }
   // alice (with `alice_flags`) shares an 8 MiB f.bin in g with bob, whose
   // ticket for her is copied to someone who calls with it.
   struct CopiedTicket {
@@ -1913,14 +1926,10 @@ TEST(Tls, APeerRefusesCertificatesOfAnotherCaAndExpiredOnes) {
 }
 
 TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
-  const size_t size = 16 << 20;
   // A downloader saves its progress every second: at 3 MiB/s it loses at
   // most about a fifth of the file to a kill.
-  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "3072"});
-  auto bob = cluster_.StartUser("bob");
-  cluster_.AddMember(*alice, *bob, "g");
-  std::string path = MakeFile("alice", "f.bin", size);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto [alice, bob, path] = AliceSharesSlowly(3072);
+  const size_t size = testing::ReadFile(path).size();
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   double percent = cluster_.WaitForPercent(*bob, 50);
   ASSERT_GE(percent, 50);
@@ -1942,12 +1951,7 @@ TEST_F(Sharing, KilledDownloaderResumesFromItsVerifiedPieces) {
 // Logging out, or leaving the shell, in the middle of a download says that
 // it is paused; the next login takes it up where it was.
 TEST_F(Sharing, LeavingMidDownloadSaysItIsPausedAndLoginGoesOn) {
-  const size_t size = 16 << 20;
-  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "1024"});
-  auto bob = cluster_.StartUser("bob");
-  cluster_.AddMember(*alice, *bob, "g");
-  std::string path = MakeFile("alice", "f.bin", size);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto [alice, bob, path] = AliceSharesSlowly(1024);
   EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
   ASSERT_GE(cluster_.WaitForPercent(*bob, 5), 5);
   EXPECT_EQ(bob->Run("logout"),
@@ -1972,11 +1976,7 @@ TEST_F(Sharing, LeavingMidDownloadSaysItIsPausedAndLoginGoesOn) {
 // Stopping a download for good (stop_share, leave_group) removes its part
 // file, as a browser's cancel does; a part file that never was its own stays.
 TEST_F(Sharing, StoppingADownloadForGoodRemovesItsOwnPartFileOnly) {
-  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "1024"});
-  auto bob = cluster_.StartUser("bob");
-  cluster_.AddMember(*alice, *bob, "g");
-  std::string path = MakeFile("alice", "f.bin", 16 << 20);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto [alice, bob, path] = AliceSharesSlowly(1024);
   auto exists = [](const std::string& file) {
     struct stat st;
     return stat(file.c_str(), &st) == 0;
