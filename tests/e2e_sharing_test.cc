@@ -31,6 +31,7 @@
 #include "core/certificates.h"
 #include "core/crypto.h"
 #include "core/file_hasher.h"
+#include "core/sqlite.h"
 #include "core/ticket.h"
 #include "groupshare/peer/v1/peer.grpc.pb.h"
 #include "groupshare/tracker/v1/tracker.grpc.pb.h"
@@ -1696,6 +1697,27 @@ TEST(TicketKeys, RotationWhileSharing) {
   // if she heard of the key in time, from her keep-alives.
   absl::SleepFor(rotated + absl::Seconds(lead + 1) - absl::Now());  // the lead itself
   peers.ExpectBobDownloads();
+}
+
+// A share the tracker lists for a client whose state folder holds no record
+// of it (the client stopped between registering and recording it) is
+// withdrawn at the next login, and the login says so.
+TEST(TrackerOutage, AShareTheStateFolderLostIsWithdrawnAtLogin) {
+  AliceSharesWithBob peers({}, 1 << 20);
+  auto& [cluster, alice, bob, path] = peers;
+  ASSERT_TRUE(WaitForListing(*bob, "peers=1"));
+  alice->Run("quit");
+  ASSERT_THAT(alice->shell->Wait(), Optional(0));
+  {
+    auto state = sqlite::Database::Open(cluster.dir().File("client-alice/state.db"));
+    ASSERT_TRUE(state.ok()) << state.status();
+    ASSERT_TRUE((*state)->Exec("DELETE FROM shares WHERE name = 'f.bin'").ok());
+  }
+  alice = cluster.StartClient("alice");
+  EXPECT_EQ(alice->Run("login alice pw-alice"),
+            "logged in as alice; not shared again: f.bin in g: the state folder holds no record "
+            "of it");
+  EXPECT_TRUE(WaitForListing(*bob, "no files in g yet")) << alice->Log();
 }
 
 // One user logged in from two clients: each shares its own file, both are

@@ -456,6 +456,18 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
     summary->problems.push_back(absl::StrCat("state folder: ", records.status().message()));
     return;
   }
+  // A share the tracker lists for this client and the state folder does
+  // not hold (the client stopped between the two) is served by nobody:
+  // the tracker stops listing it.
+  for (const tv1::Share& s : login.shares()) {
+    const bool recorded = std::any_of(records->begin(), records->end(), [&](const ShareRecord& r) {
+      return r.group_id == s.group_id() && r.sha1 == s.sha1();
+    });
+    if (recorded) continue;
+    download_tracker_->StopShare(s.group_id(), s.file_name()).IgnoreError();
+    summary->problems.push_back(absl::StrCat(s.file_name(), " in ", s.group_id(),
+                                             ": the state folder holds no record of it"));
+  }
   for (const ShareRecord& r : *records) {
     if (!r.complete) {
       auto peers = download_tracker_->GetFilePeers(r.group_id, r.name);
