@@ -235,8 +235,11 @@ absl::Status LockForLife(const std::string& path) {
     const ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
     close(fd);
     if (error != EWOULDBLOCK) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot lock '", path, "': ", std::strerror(error)));
+      // A file system without locks (some network and container mounts)
+      // must not stop the process: it goes on unguarded.
+      GS_LOG(kWarning) << "cannot lock '" << path << "' (" << std::strerror(error)
+                       << "); nothing stops a second process from using what it guards";
+      return absl::OkStatus();
     }
     const absl::string_view pid = absl::StripAsciiWhitespace(
         absl::string_view(holder, n > 0 ? static_cast<size_t>(n) : 0));

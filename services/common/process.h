@@ -77,7 +77,8 @@ bool ReadLines(int fd, const std::function<bool(absl::string_view line)>& on_lin
 // Locks the file `path` (made 0600 if missing) for the rest of the
 // process's life and records the process id in it, so that two processes
 // never work on what it guards. FAILED_PRECONDITION ("held by process N")
-// when another process holds it; UNAVAILABLE when it cannot be opened.
+// when another process holds it; UNAVAILABLE when it cannot be opened. On
+// a file system without locks it logs a warning and returns OK.
 absl::Status LockForLife(const std::string& path);
 
 // Writes `content` to `path` through a temporary file and a rename, so a
