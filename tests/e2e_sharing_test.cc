@@ -1720,6 +1720,26 @@ TEST(TrackerOutage, AShareTheStateFolderLostIsWithdrawnAtLogin) {
   EXPECT_TRUE(WaitForListing(*bob, "no files in g yet")) << alice->Log();
 }
 
+// A download renamed into place whose record was not yet marked complete
+// when the client stopped (a crash between the two) is found whole at the
+// next login and shared, not reported as a destination that exists.
+TEST(CrashRecovery, ADownloadCompleteInPlaceButNotRecordedIsSharedAtLogin) {
+  AliceSharesWithBob peers({}, 1 << 20);
+  auto& [cluster, alice, bob, path] = peers;
+  peers.ExpectBobDownloads();
+  bob->Run("quit");
+  ASSERT_THAT(bob->shell->Wait(), Optional(0));
+  {
+    auto state = sqlite::Database::Open(cluster.dir().File("client-bob/state.db"));
+    ASSERT_TRUE(state.ok()) << state.status();
+    ASSERT_TRUE((*state)->Exec("UPDATE shares SET complete = 0 WHERE name = 'f.bin'").ok());
+  }
+  bob = cluster.StartClient("bob");
+  EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; sharing 1 file again");
+  EXPECT_EQ(alice->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
+  EXPECT_TRUE(WaitForListing(*alice, "peers=1 seeders=1")) << bob->Log();
+}
+
 // One user logged in from two clients: each shares its own file, both are
 // downloadable, list_files counts clients, and one logging out leaves the
 // other online.

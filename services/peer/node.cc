@@ -468,8 +468,8 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
     summary->problems.push_back(absl::StrCat(s.file_name(), " in ", s.group_id(),
                                              ": the state folder holds no record of it"));
   }
-  for (const ShareRecord& r : *records) {
-    if (!r.complete) {
+  for (ShareRecord& r : *records) {
+    if (!r.complete && !RecordFinished(user_id, r)) {
       auto peers = download_tracker_->GetFilePeers(r.group_id, r.name);
       auto download = peers.ok() ? MakeDownload(user_id, r.group_id, *std::move(peers), r.path)
                                  : peers.status();
@@ -535,6 +535,26 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
     }
     ++summary->sharing;
   }
+}
+
+bool Node::RecordFinished(const std::string& user_id, ShareRecord& r) {
+  struct stat st;
+  if (stat((r.path + ".part").c_str(), &st) == 0 || stat(r.path.c_str(), &st) != 0 ||
+      !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != r.size) {
+    return false;
+  }
+  absl::StatusOr<HashedFile> hashed = HashFile(r.path, r.piece_size);
+  if (!hashed.ok() || hashed->sha1 != r.sha1) return false;
+  absl::StatusOr<FileStamp> stamp = StampOf(r.path);
+  if (!stamp.ok() || !state_->MarkComplete(user_id, r.group_id, r.sha1, stamp->mtime_ns).ok()) {
+    return false;
+  }
+  state_->AddCompleted({user_id, r.group_id, r.name, r.path, r.size}).IgnoreError();
+  GS_LOG(kInfo) << "the download of " << r.name << " in " << r.group_id
+                << " was complete in place; recorded so now";
+  r.complete = true;
+  r.mtime_ns = stamp->mtime_ns;
+  return true;
 }
 
 void Node::ForgetChanged(const std::string& user_id, const std::string& group_id,

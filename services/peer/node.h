@@ -186,6 +186,11 @@ class Node {
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
                                                        const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A download the client renamed into place but stopped before it was
+  // recorded complete: its file is at its path, with no part file, and has
+  // the SHA1 it was to have (read whole to check). Records it complete and
+  // returns true; false for any other download.
+  bool RecordFinished(const std::string& user_id, ShareRecord& record);
   // Ends taken downloads for good: each stops, and the part files of those
   // unfinished are removed. Returns how many were.
   static int EndForGood(std::vector<std::unique_ptr<Download>> downloads);
