@@ -1699,6 +1699,19 @@ TEST(TicketKeys, RotationWhileSharing) {
   peers.ExpectBobDownloads();
 }
 
+// Quits `client`, runs `sql` on its state file, and starts it again: what
+// a client stopped at the wrong moment leaves behind.
+void RestartWithStateEdited(Cluster& cluster, std::unique_ptr<Cluster::Client>& client,
+                            const std::string& sql) {
+  client->Run("quit");
+  ASSERT_THAT(client->shell->Wait(), Optional(0));
+  auto state = sqlite::Database::Open(client->state_dir + "/state.db");
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_TRUE((*state)->Exec(sql).ok());
+  state->reset();
+  client = cluster.StartClient(client->name);
+}
+
 // A share the tracker lists for a client whose state folder holds no record
 // of it (the client stopped between registering and recording it) is
 // withdrawn at the next login, and the login says so.
@@ -1706,14 +1719,7 @@ TEST(TrackerOutage, AShareTheStateFolderLostIsWithdrawnAtLogin) {
   AliceSharesWithBob peers({}, 1 << 20);
   auto& [cluster, alice, bob, path] = peers;
   ASSERT_TRUE(WaitForListing(*bob, "peers=1"));
-  alice->Run("quit");
-  ASSERT_THAT(alice->shell->Wait(), Optional(0));
-  {
-    auto state = sqlite::Database::Open(cluster.dir().File("client-alice/state.db"));
-    ASSERT_TRUE(state.ok()) << state.status();
-    ASSERT_TRUE((*state)->Exec("DELETE FROM shares WHERE name = 'f.bin'").ok());
-  }
-  alice = cluster.StartClient("alice");
+  RestartWithStateEdited(cluster, alice, "DELETE FROM shares WHERE name = 'f.bin'");
   EXPECT_EQ(alice->Run("login alice pw-alice"),
             "logged in as alice; not shared again: f.bin in g: the state folder holds no record "
             "of it");
@@ -1727,14 +1733,7 @@ TEST(CrashRecovery, ADownloadCompleteInPlaceButNotRecordedIsSharedAtLogin) {
   AliceSharesWithBob peers({}, 1 << 20);
   auto& [cluster, alice, bob, path] = peers;
   peers.ExpectBobDownloads();
-  bob->Run("quit");
-  ASSERT_THAT(bob->shell->Wait(), Optional(0));
-  {
-    auto state = sqlite::Database::Open(cluster.dir().File("client-bob/state.db"));
-    ASSERT_TRUE(state.ok()) << state.status();
-    ASSERT_TRUE((*state)->Exec("UPDATE shares SET complete = 0 WHERE name = 'f.bin'").ok());
-  }
-  bob = cluster.StartClient("bob");
+  RestartWithStateEdited(cluster, bob, "UPDATE shares SET complete = 0 WHERE name = 'f.bin'");
   EXPECT_EQ(bob->Run("login bob pw-bob"), "logged in as bob; sharing 1 file again");
   EXPECT_EQ(alice->Run("stop_share g f.bin"), "stopped sharing f.bin in g");
   EXPECT_TRUE(WaitForListing(*alice, "peers=1 seeders=1")) << bob->Log();
