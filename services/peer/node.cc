@@ -538,8 +538,9 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
 }
 
 bool Node::RecordFinished(const std::string& user_id, ShareRecord& r) {
+  // The file itself, never one a symlink planted there names.
   struct stat st;
-  if (stat((r.path + ".part").c_str(), &st) == 0 || stat(r.path.c_str(), &st) != 0 ||
+  if (lstat((r.path + ".part").c_str(), &st) == 0 || lstat(r.path.c_str(), &st) != 0 ||
       !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != r.size) {
     return false;
   }
