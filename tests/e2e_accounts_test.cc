@@ -13,6 +13,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -491,6 +493,46 @@ TEST_F(E2E, AFileATrackerDescribesInconsistentlyIsNotDownloaded) {
         << name;
     EXPECT_NE(access(dir_.File(absl::StrCat(name, ".part")).c_str(), F_OK), 0) << name;
   }
+  c->CloseStdin();
+  c->Wait();
+  server->Shutdown(std::chrono::system_clock::now());
+}
+
+// A tracker whose login lists 100,000 shares this client never made; it
+// counts the StopShare calls that come back.
+class ShareFloodingTracker final : public LoginOnlyTracker {
+ public:
+  grpc::Status Login(grpc::ServerContext* ctx, const tracker::v1::LoginRequest* req,
+                     tracker::v1::LoginResponse* resp) override {
+    LoginOnlyTracker::Login(ctx, req, resp);
+    for (int i = 0; i < 100'000; ++i) {
+      tracker::v1::Share* share = resp->add_shares();
+      share->set_group_id("g");
+      share->set_file_name(absl::StrCat("f", i));
+      share->set_sha1(std::string(40, 'a'));
+      share->set_complete(true);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status StopShare(grpc::ServerContext*, const tracker::v1::StopShareRequest*,
+                         tracker::v1::StopShareResponse*) override {
+    ++stop_shares;
+    return grpc::Status::OK;
+  }
+  std::atomic<int> stop_shares{0};
+};
+
+TEST_F(E2E, ALoginListingSharesTheClientNeverMadeWithdrawsABoundedFew) {
+  ShareFloodingTracker service;
+  std::unique_ptr<grpc::Server> server = ServeAsTracker(&service, dir_.File("flood.txt"));
+  ASSERT_NE(server, nullptr);
+  auto c = StartClient("c", dir_.File("flood.txt"), {"--plaintext"});
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(c->Run("login x y"),
+            "logged in as x; not shared again: 64 files the state folder holds no record of, "
+            "such as f0 in g");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(service.stop_shares.load(), 64);
   c->CloseStdin();
   c->Wait();
   server->Shutdown(std::chrono::system_clock::now());

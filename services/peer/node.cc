@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/crypto.h"
@@ -456,18 +457,7 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
     summary->problems.push_back(absl::StrCat("state folder: ", records.status().message()));
     return;
   }
-  // A share the tracker lists for this client and the state folder does
-  // not hold (the client stopped between the two) is served by nobody:
-  // the tracker stops listing it.
-  for (const tv1::Share& s : login.shares()) {
-    const bool recorded = std::any_of(records->begin(), records->end(), [&](const ShareRecord& r) {
-      return r.group_id == s.group_id() && r.sha1 == s.sha1();
-    });
-    if (recorded) continue;
-    download_tracker_->StopShare(s.group_id(), s.file_name()).IgnoreError();
-    summary->problems.push_back(absl::StrCat(s.file_name(), " in ", s.group_id(),
-                                             ": the state folder holds no record of it"));
-  }
+  WithdrawUnrecorded(login, *records, summary);
   for (ShareRecord& r : *records) {
     if (!r.complete && !RecordFinished(user_id, r)) {
       auto peers = download_tracker_->GetFilePeers(r.group_id, r.name);
@@ -534,6 +524,30 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
       }
     }
     ++summary->sharing;
+  }
+}
+
+void Node::WithdrawUnrecorded(const tv1::LoginResponse& login,
+                              const std::vector<ShareRecord>& records, LoginSummary* summary) {
+  // A tracker lists only what this client registered, but a hostile one
+  // could list anything: a set to look up, and a bound on what one login
+  // withdraws (the rest goes at the next).
+  constexpr int kMaxWithdrawn = 64;
+  absl::flat_hash_set<std::pair<std::string, std::string>> recorded;
+  for (const ShareRecord& r : records) recorded.insert({r.group_id, r.sha1});
+  std::vector<std::string> withdrawn;
+  for (const tv1::Share& s : login.shares()) {
+    if (recorded.contains({s.group_id(), s.sha1()})) continue;
+    if (withdrawn.size() == kMaxWithdrawn) break;
+    download_tracker_->StopShare(s.group_id(), s.file_name()).IgnoreError();
+    withdrawn.push_back(absl::StrCat(s.file_name(), " in ", s.group_id()));
+  }
+  if (withdrawn.size() == 1) {
+    summary->problems.push_back(
+        absl::StrCat(withdrawn[0], ": the state folder holds no record of it"));
+  } else if (!withdrawn.empty()) {
+    summary->problems.push_back(absl::StrCat(
+        withdrawn.size(), " files the state folder holds no record of, such as ", withdrawn[0]));
   }
 }
 

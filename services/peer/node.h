@@ -186,6 +186,11 @@ class Node {
   std::vector<std::unique_ptr<Download>> TakeDownloads(const std::string& group_id,
                                                        const std::string& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shares the tracker lists for this client and the state folder does not
+  // hold (the client stopped between the two) are served by nobody: the
+  // tracker stops listing them, and the login says so.
+  void WithdrawUnrecorded(const tracker::v1::LoginResponse& login,
+                          const std::vector<ShareRecord>& records, LoginSummary* summary);
   // A download the client renamed into place but stopped before it was
   // recorded complete: its file is at its path, with no part file, and has
   // the SHA1 it was to have (read whole to check). Records it complete and
