@@ -85,6 +85,23 @@ class E2E : public ::testing::Test {
         dir_.File(name + ".stderr"));
   }
 
+  // A tracker of the test's own, serving `service` (plaintext), and client
+  // "c" of it; the client quits and the tracker stops when it goes.
+  struct OwnTracker {
+    OwnTracker() = default;
+    OwnTracker(OwnTracker&&) = default;  // the moved-from one holds nothing to stop
+    ~OwnTracker() {
+      if (client != nullptr) {
+        client->CloseStdin();
+        client->Wait();
+      }
+      if (server != nullptr) server->Shutdown(std::chrono::system_clock::now());
+    }
+    std::unique_ptr<grpc::Server> server;
+    std::unique_ptr<Subprocess> client;
+  };
+  OwnTracker ClientOfOwnTracker(grpc::Service* service);
+
   TempDir dir_;
   std::unique_ptr<Subprocess> tracker_;
   int port_ = 0;
@@ -426,6 +443,15 @@ std::unique_ptr<grpc::Server> ServeAsTracker(grpc::Service* service,
   return server;
 }
 
+E2E::OwnTracker E2E::ClientOfOwnTracker(grpc::Service* service) {
+  OwnTracker own;
+  own.server = ServeAsTracker(service, dir_.File("own_tracker.txt"));
+  if (own.server != nullptr) {
+    own.client = StartClient("c", dir_.File("own_tracker.txt"), {"--plaintext"});
+  }
+  return own;
+}
+
 // A tracker that answers with terminal escape sequences and spoofing
 // characters in what the shell prints: a group id that sets the terminal's
 // title and writes its clipboard, an owner with a right-to-left override,
@@ -449,18 +475,15 @@ class InjectingTracker final : public LoginOnlyTracker {
 
 TEST_F(E2E, StringsFromATrackerCannotActOnTheTerminal) {
   InjectingTracker service;
-  std::unique_ptr<grpc::Server> server = ServeAsTracker(&service, dir_.File("evil.txt"));
-  ASSERT_NE(server, nullptr);
-  auto c = StartClient("c", dir_.File("evil.txt"), {"--plaintext"});
+  OwnTracker own = ClientOfOwnTracker(&service);
+  ASSERT_NE(own.server, nullptr);
+  Subprocess* c = own.client.get();
   EXPECT_EQ(c->Run("login x y"), "logged in as x");
   EXPECT_EQ(c->Run("list_groups"),
             "evil\\e]0;owned\\x07\\e]52;c;aGk=\\x07 owner=mallory\\u{202e}fdp.exe members=1 "
             "you=none");
   EXPECT_EQ(c->Run("create_group g"), "error: \\e[2J\\x0dgone");
   EXPECT_EQ(c->transcript().find('\x1b'), std::string::npos);
-  c->CloseStdin();
-  c->Wait();
-  server->Shutdown(std::chrono::system_clock::now());
 }
 
 // A tracker that describes a file inconsistently: a SHA1 chain of the
@@ -483,9 +506,9 @@ class InconsistentFileTracker final : public LoginOnlyTracker {
 
 TEST_F(E2E, AFileATrackerDescribesInconsistentlyIsNotDownloaded) {
   InconsistentFileTracker service;
-  std::unique_ptr<grpc::Server> server = ServeAsTracker(&service, dir_.File("odd.txt"));
-  ASSERT_NE(server, nullptr);
-  auto c = StartClient("c", dir_.File("odd.txt"), {"--plaintext"});
+  OwnTracker own = ClientOfOwnTracker(&service);
+  ASSERT_NE(own.server, nullptr);
+  Subprocess* c = own.client.get();
   EXPECT_EQ(c->Run("login x y"), "logged in as x");
   for (const char* name : {"short_chain.bin", "bad_hex.bin"}) {
     EXPECT_EQ(c->Run(absl::StrCat("download_file g ", name, " ", dir_.File(name))),
@@ -493,9 +516,6 @@ TEST_F(E2E, AFileATrackerDescribesInconsistentlyIsNotDownloaded) {
         << name;
     EXPECT_NE(access(dir_.File(absl::StrCat(name, ".part")).c_str(), F_OK), 0) << name;
   }
-  c->CloseStdin();
-  c->Wait();
-  server->Shutdown(std::chrono::system_clock::now());
 }
 
 // A tracker whose login lists 100,000 shares this client never made; it
@@ -524,18 +544,15 @@ class ShareFloodingTracker final : public LoginOnlyTracker {
 
 TEST_F(E2E, ALoginListingSharesTheClientNeverMadeWithdrawsABoundedFew) {
   ShareFloodingTracker service;
-  std::unique_ptr<grpc::Server> server = ServeAsTracker(&service, dir_.File("flood.txt"));
-  ASSERT_NE(server, nullptr);
-  auto c = StartClient("c", dir_.File("flood.txt"), {"--plaintext"});
+  OwnTracker own = ClientOfOwnTracker(&service);
+  ASSERT_NE(own.server, nullptr);
+  Subprocess* c = own.client.get();
   const absl::Time start = absl::Now();
   EXPECT_EQ(c->Run("login x y"),
             "logged in as x; not shared again: 64 files the state folder holds no record of, "
             "such as f0 in g");
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_EQ(service.stop_shares.load(), 64);
-  c->CloseStdin();
-  c->Wait();
-  server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(E2E, ClientOnAPipeStopsOnASignalAndLogsOut) {
