@@ -21,6 +21,9 @@ namespace {
 using Stub = tracker::v1::TrackerService::Stub;
 namespace tv1 = ::groupshare::tracker::v1;
 
+// The most of a line's unknown word that an error repeats.
+constexpr size_t kMaxEchoed = 64;
+
 // "~" and "~/..." stand for the home folder, as in a shell.
 std::string ExpandHome(const std::string& path) {
   const char* home = std::getenv("HOME");
@@ -254,7 +257,8 @@ bool Shell::Execute(absl::string_view line) {
     user_after_command_ = tracker_.user();
     return true;
   }
-  Print(absl::StrCat("error: unknown command '", name, "'; type help for the list"));
+  Print(absl::StrCat("error: unknown command '", Abbreviated(name, kMaxEchoed),
+                     "'; type help for the list"));
   return true;
 }
 

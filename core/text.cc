@@ -1,5 +1,6 @@
 #include "core/text.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace groupshare {
@@ -77,6 +78,17 @@ std::string EscapeForTerminal(absl::string_view text) {
     }
   }
   return out;
+}
+
+std::string Abbreviated(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t end = 0;
+  for (size_t at = 0; at <= max_bytes;) {
+    end = at;
+    if (at == text.size()) break;
+    NextCodePoint(text, &at);
+  }
+  return absl::StrCat(text.substr(0, end), "...");
 }
 
 }  // namespace groupshare

@@ -29,6 +29,10 @@ bool IsUnsafeToShow(char32_t c);
 // the terminal, and nothing hides.
 std::string EscapeForTerminal(absl::string_view text);
 
+// `text` when it has at most `max_bytes` bytes; else its first code points
+// that fit, followed by "...": for echoing input whose length nothing bounds.
+std::string Abbreviated(absl::string_view text, size_t max_bytes);
+
 }  // namespace groupshare
 
 #endif  // GROUPSHARE_CORE_TEXT_H_

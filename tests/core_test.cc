@@ -88,6 +88,14 @@ TEST(Text, EscapesWhatWouldActOnOrHideFromATerminal) {
   EXPECT_EQ(EscapeForTerminal("bad \xff byte"), "bad \\xff byte");
 }
 
+TEST(Text, AbbreviatesAtACodePointBoundary) {
+  EXPECT_EQ(Abbreviated("short", 5), "short");
+  EXPECT_EQ(Abbreviated("longer", 5), "longe...");
+  EXPECT_EQ(Abbreviated("ab\u00e9", 3), "ab...");  // never half of the two-byte \u00e9
+  EXPECT_EQ(Abbreviated("\u00e9\u00e9", 2), "\u00e9...");
+  EXPECT_EQ(Abbreviated("xyz", 0), "...");
+}
+
 TEST(Ids, FileNamesCannotEscapeAFolder) {
   EXPECT_TRUE(ValidateFileName("movie.mkv").ok());
   EXPECT_TRUE(ValidateFileName("..hidden").ok());

@@ -235,6 +235,9 @@ TEST_F(E2E, ShellRejectsBadInputWithUsage) {
   EXPECT_EQ(c->Run("create_user onlyone"), "error: usage: create_user <user_id> <password>");
   EXPECT_EQ(c->Run("login a b c"), "error: usage: login <user_id> <password>");
   EXPECT_EQ(c->Run("frobnicate"), "error: unknown command 'frobnicate'; type help for the list");
+  EXPECT_EQ(c->Run(std::string(100'000, 'x')),
+            absl::StrCat("error: unknown command '", std::string(64, 'x'),
+                         "...'; type help for the list"));
   EXPECT_THAT(c->Run(absl::StrCat("create_user ", std::string(65, 'u'), " pw")),
               StartsWith("error: user id is 65 bytes long; the limit is 64"));
   EXPECT_THAT(c->Run("create_user a\x01z pw"), HasSubstr("control characters"));

@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "core/log.h"
+#include "core/text.h"
 
 namespace groupshare {
 
@@ -163,8 +164,8 @@ void RunConsoleUntilStopped(absl::string_view server) {
     absl::string_view cmd = absl::StripAsciiWhitespace(line);
     if (cmd == "quit" || cmd == "exit") return false;
     if (!cmd.empty()) {
-      std::cout << "error: unknown command '" << cmd << "'; type quit to stop " << server
-                << std::endl;
+      std::cout << "error: unknown command '" << Abbreviated(cmd, 64) << "'; type quit to stop "
+                << server << std::endl;
     }
     return true;
   });
