@@ -209,13 +209,20 @@ std::string Shell::Usage(const Command& c) const {
 }
 
 std::string LineForHistory(absl::string_view line) {
-  absl::string_view rest = absl::StripLeadingAsciiWhitespace(line);
-  const size_t end = rest.find_first_of(" \t");
-  const absl::string_view command = rest.substr(0, end);
+  // The command as the shell reads it ("login", \login and "login" alike),
+  // or, in a line it cannot split, its first blank-separated word unquoted.
+  absl::StatusOr<std::vector<std::string>> words = SplitWords(line);
+  std::string command;
+  if (words.ok()) {
+    if (!words->empty()) command = words->front();
+  } else {
+    absl::string_view rest = absl::StripLeadingAsciiWhitespace(line);
+    command = absl::StrReplaceAll(rest.substr(0, rest.find_first_of(" \t")),
+                                  {{"\"", ""}, {"'", ""}, {"\\", ""}});
+  }
   if (command != "login" && command != "create_user") return std::string(line);
   // The command and the user id stay; the password is never kept. A line
   // of another arity (a forgotten blank: "login alicepw") keeps nothing.
-  absl::StatusOr<std::vector<std::string>> words = SplitWords(line);
   std::string user = words.ok() && words->size() == 3 ? (*words)[1] : "";
   return absl::StrCat(command, user.empty() ? "" : " ", user, " ********");
 }

@@ -104,6 +104,10 @@ TEST(LineForHistory, PasswordsAreNeverKept) {
   // Whatever the arity: a blank forgotten, or one too many.
   EXPECT_EQ(LineForHistory("login zedzedpw-S3cret"), "login ********");
   EXPECT_EQ(LineForHistory("create_user zed pw extra"), "create_user ********");
+  // However the command is written, as long as the shell reads it so.
+  EXPECT_EQ(LineForHistory("\"login\" alice secret"), "login alice ********");
+  EXPECT_EQ(LineForHistory("\\login alice secret"), "login alice ********");
+  EXPECT_EQ(LineForHistory("'create_user' eve \"unterminated"), "create_user ********");
   EXPECT_EQ(LineForHistory("list_groups"), "list_groups");
   EXPECT_EQ(LineForHistory("download_file g login.txt x"), "download_file g login.txt x");
 }
