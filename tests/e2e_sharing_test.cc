@@ -153,15 +153,15 @@ class Sharing : public ::testing::Test {
     return path;
   }
   std::string Dest(const std::string& name) { return cluster_.dir().File(name); }
-  // alice, her uploads capped at `rate_kib` KiB/s, shares a 16 MiB f.bin in
-  // g, of which bob is a member.
+  // alice, her uploads capped at `rate_kib` KiB/s, shares f.bin (16 MiB, or
+  // `size` bytes) in g, of which bob is a member.
   struct SlowShare {
     std::unique_ptr<Cluster::Client> alice, bob;
     std::string path;
   };
-  SlowShare AliceSharesSlowly(int rate_kib) {
+  SlowShare AliceSharesSlowly(int rate_kib, size_t size = 16 << 20) {
     SlowShare s{cluster_.StartUser("alice", {"--max_upload_rate", absl::StrCat(rate_kib)}),
-                cluster_.StartUser("bob"), MakeFile("alice", "f.bin", 16 << 20)};
+                cluster_.StartUser("bob"), MakeFile("alice", "f.bin", size)};
     cluster_.AddMember(*s.alice, *s.bob, "g");
     EXPECT_THAT(s.alice->Run("upload_file " + s.path + " g"), StartsWith("shared"));
     return s;
@@ -556,11 +556,7 @@ class HonestPeer final : public pv1::PeerService::Service {
 // faster than anyone.
 TEST_F(Sharing, AHolderShowingAnotherMembersCertificateIsRefused) {
   const size_t size = 8 << 20;
-  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});
-  auto dave = cluster_.StartUser("dave");
-  cluster_.AddMember(*alice, *dave, "g");
-  std::string path = MakeFile("alice", "f.bin", size);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto [alice, bob, path] = AliceSharesSlowly(4096, size);
   auto hashed = HashFile(path);
   ASSERT_TRUE(hashed.ok());
 
@@ -578,22 +574,17 @@ TEST_F(Sharing, AHolderShowingAnotherMembersCertificateIsRefused) {
   // Mallory registers the file at the address where trudy's server runs.
   UploadAsFakeSharer(cluster_, mallory, "g", *hashed, port, &trudy);
 
-  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
-  ExpectNoneFrom(BytesByPeer(*dave, "f.bin"), "mallory", size);
-  EXPECT_EQ(DroppedPeers(*dave, "f.bin").count("mallory"), 1u)
-      << dave->Run("show_downloads --peers");
+  ExpectNoneFrom(BytesByPeer(*bob, "f.bin"), "mallory", size);
+  EXPECT_EQ(DroppedPeers(*bob, "f.bin").count("mallory"), 1u) << bob->Run("show_downloads --peers");
   (*server)->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
   const size_t size = 16 << 20;
-  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "8192"});
-  auto dave = cluster_.StartUser("dave");
-  cluster_.AddMember(*alice, *dave, "g");
-  std::string path = MakeFile("alice", "f.bin", size);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto [alice, bob, path] = AliceSharesSlowly(8192, size);
   auto hashed = HashFile(path);
   ASSERT_TRUE(hashed.ok());
 
@@ -604,13 +595,13 @@ TEST_F(Sharing, PeerServingCorruptBytesIsDroppedAndTheFileIsStillRight) {
   StartFakeSharer(cluster_, *alice, "mallory", &mallory_service, "g", *hashed, &server);
   ASSERT_NE(server, nullptr);
 
-  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"));
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
   // Mallory sent pieces, and not one passed its check: every byte of the
   // file came from the others.
   EXPECT_GE(mallory_service.served(), 3);
-  ExpectNoneFrom(BytesByPeer(*dave, "f.bin"), "mallory", testing::ReadFile(path).size());
+  ExpectNoneFrom(BytesByPeer(*bob, "f.bin"), "mallory", size);
   server->Shutdown(std::chrono::system_clock::now());
 }
 
@@ -760,11 +751,7 @@ TEST_F(Sharing, ADownloadIsListedFromItsStartOnceOthersCanConnectToIt) {
 
 TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   const size_t size = 8 << 20;
-  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "8192"});
-  auto dave = cluster_.StartUser("dave");
-  cluster_.AddMember(*alice, *dave, "g");
-  std::string path = MakeFile("alice", "f.bin", size);
-  EXPECT_THAT(alice->Run("upload_file " + path + " g"), StartsWith("shared"));
+  auto [alice, bob, path] = AliceSharesSlowly(8192, size);
   auto hashed = HashFile(path);
   ASSERT_TRUE(hashed.ok());
   // Mallory answers each 512 KiB piece with a 96 MiB message.
@@ -773,17 +760,17 @@ TEST_F(Sharing, OversizedChunksAreRefusedWithoutBeingBuffered) {
   std::unique_ptr<grpc::Server> server;
   StartFakeSharer(cluster_, *alice, "mallory", &mallory_service, "g", *hashed, &server);
   ASSERT_NE(server, nullptr);
-  const long peak_before = ProcStatus(dave->shell->pid(), "VmHWM");
-  EXPECT_THAT(dave->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
-  EXPECT_EQ(cluster_.WaitForDownload(*dave, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"))
-      << dave->Log();
+  const long peak_before = ProcStatus(bob->shell->pid(), "VmHWM");
+  EXPECT_THAT(bob->Run("download_file g f.bin " + Dest("out.bin")), StartsWith("downloading"));
+  EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C]"), "[C] [g] f.bin -> " + Dest("out.bin"))
+      << bob->Log();
   EXPECT_TRUE(testing::ReadFile(Dest("out.bin")) == testing::ReadFile(path));
-  EXPECT_GE(mallory_service.served(), 1) << dave->Log();
-  ExpectNoneFrom(BytesByPeer(*dave, "f.bin"), "mallory", testing::ReadFile(path).size());
+  EXPECT_GE(mallory_service.served(), 1) << bob->Log();
+  ExpectNoneFrom(BytesByPeer(*bob, "f.bin"), "mallory", size);
   // Not one 96 MiB message was held in memory. (An honest download of it
   // grows the peak by up to about 42 MiB when the machine is busy.)
   if (kMemoryBoundsHold) {
-    EXPECT_LT(ProcStatus(dave->shell->pid(), "VmHWM") - peak_before, 64 << 10) << dave->Log();
+    EXPECT_LT(ProcStatus(bob->shell->pid(), "VmHWM") - peak_before, 64 << 10) << bob->Log();
   }
   server->Shutdown(std::chrono::system_clock::now());
 }
