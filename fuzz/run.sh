@@ -12,7 +12,7 @@ bin=${BUILD_DIR:-build-asan}/bin
 seconds=${FUZZ_SECONDS:-15}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(ticket_fuzz tracker_info_fuzz ids_fuzz bitfield_fuzz
-                                     shell_words_fuzz piece_request_fuzz tracker_request_fuzz)
+                                     shell_words_fuzz piece_request_fuzz file_info_fuzz)
 # Targets run side by side, FUZZ_JOBS (default: the cores) at a time.
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
 scratch=$(mktemp -d -t groupshare-fuzz.XXXXXX)

@@ -490,7 +490,8 @@ TEST_F(E2E, StringsFromATrackerCannotActOnTheTerminal) {
 }
 
 // A tracker that describes a file inconsistently: a SHA1 chain of the
-// wrong length, or with an entry that is no SHA1.
+// wrong length, or with an entry that is no SHA1, or pieces of a size no
+// sharer may register.
 class InconsistentFileTracker final : public LoginOnlyTracker {
  public:
   grpc::Status GetFilePeers(grpc::ServerContext*, const tracker::v1::GetFilePeersRequest* req,
@@ -503,6 +504,13 @@ class InconsistentFileTracker final : public LoginOnlyTracker {
     for (int i = 0; i < 3; ++i) f->add_piece_sha1(std::string(40, 'b'));
     f->add_sha1_chain(std::string(40, 'c'));
     if (req->file_name() == "bad_hex.bin") f->add_sha1_chain("not a sha1");
+    if (req->file_name() == "huge_piece.bin") {
+      f->set_size(uint64_t{1} << 31);
+      f->set_piece_size(1u << 31);
+      f->clear_piece_sha1();
+      f->add_piece_sha1(std::string(40, 'b'));
+      f->clear_sha1_chain();
+    }
     return grpc::Status::OK;
   }
 };
@@ -513,9 +521,15 @@ TEST_F(E2E, AFileATrackerDescribesInconsistentlyIsNotDownloaded) {
   ASSERT_NE(own.server, nullptr);
   Subprocess* c = own.client.get();
   EXPECT_EQ(c->Run("login x y"), "logged in as x");
-  for (const char* name : {"short_chain.bin", "bad_hex.bin"}) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"short_chain.bin",
+       "a file of 3 pieces has 2 sha1_chain entries (one after each piece "
+       "but the last) or none, but 1 were given"},
+      {"bad_hex.bin", "sha1_chain[1] must be 40 lower-case hex digits"},
+      {"huge_piece.bin", "piece_size 2147483648 must be a power of two from 16 KiB to 16 MiB"}};
+  for (const auto& [name, why] : cases) {
     EXPECT_EQ(c->Run(absl::StrCat("download_file g ", name, " ", dir_.File(name))),
-              "error: the tracker sent inconsistent file metadata")
+              absl::StrCat("error: the tracker sent inconsistent file metadata (", why, ")"))
         << name;
     EXPECT_NE(access(dir_.File(absl::StrCat(name, ".part")).c_str(), F_OK), 0) << name;
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/file_info.h"
 
 namespace groupshare::tracker {
 namespace {

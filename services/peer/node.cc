@@ -25,6 +25,7 @@
 #include "core/part_file.h"
 #include "core/status_macros.h"
 #include "core/ticket.h"
+#include "services/common/file_info.h"
 
 namespace groupshare::peer {
 
@@ -138,23 +139,14 @@ std::string DescribeNotice(const tv1::Notice& n) {
   }
 }
 
+// The tracker is trusted for hashes, but what it says of a file is held to
+// the rules it holds sharers to: a name from the network never becomes a
+// path unchecked, nor a piece size a buffer.
 absl::Status CheckFileInfo(const tv1::FileInfo& f) {
-  // The tracker is trusted for hashes, but a name from the network never
-  // becomes a path unchecked.
-  RETURN_IF_ERROR(ValidateFileName(f.name()));
-  FileLayout layout{f.size(), f.piece_size()};
-  const auto all_sha1 = [](const auto& hashes) {
-    return std::all_of(hashes.begin(), hashes.end(), [](const auto& h) { return IsSha1Hex(h); });
-  };
-  const bool chain_fits = f.sha1_chain().empty() ||
-                          (f.piece_size() % 64 == 0 &&
-                           static_cast<uint64_t>(f.sha1_chain_size()) + 1 == layout.PieceCount());
-  if (f.piece_size() == 0 || !IsSha1Hex(f.sha1()) ||
-      static_cast<uint64_t>(f.piece_sha1_size()) != layout.PieceCount() ||
-      !all_sha1(f.piece_sha1()) || !chain_fits || !all_sha1(f.sha1_chain())) {
-    return absl::InvalidArgumentError("the tracker sent inconsistent file metadata");
-  }
-  return absl::OkStatus();
+  absl::Status valid = ValidateFileInfo(f);
+  if (valid.ok()) return valid;
+  return absl::InvalidArgumentError(
+      absl::StrCat("the tracker sent inconsistent file metadata (", valid.message(), ")"));
 }
 
 }  // namespace

@@ -20,11 +20,6 @@ namespace groupshare::tracker {
 // wrong otherwise.
 absl::StatusOr<absl::string_view> ParseBearer(absl::string_view value);
 
-// A file's description as a sharer registers it: its name, a power-of-two
-// piece size from 16 KiB to 16 MiB, at most kMaxPieceCount pieces, and
-// well-formed SHA1s, one a piece. INVALID_ARGUMENT naming what is wrong.
-absl::Status ValidateFileInfo(const v1::FileInfo &f);
-
 // The largest request a tracker takes (gRPC refuses a larger one,
 // RESOURCE_EXHAUSTED): the UploadFile of the largest file description, with
 // room for the rest. Every other request is a few KiB at most.

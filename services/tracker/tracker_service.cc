@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/status_macros.h"
 #include "core/tracker_info.h"
+#include "services/common/file_info.h"
 #include "services/common/grpc_status.h"
 #include "services/common/server_setup.h"
 #include "services/tracker/list_files_wire.h"
