@@ -149,6 +149,23 @@ absl::Status CheckFileInfo(const tv1::FileInfo& f) {
       absl::StrCat("the tracker sent inconsistent file metadata (", valid.message(), ")"));
 }
 
+// The request that registers `name` in `group_id` as `hashes` describe it:
+// a HashedFile, or the record of a share (which keeps what hashing gave).
+template <typename Hashes>
+tv1::UploadFileRequest UploadRequest(const std::string& group_id, const std::string& name,
+                                     const Hashes& hashes) {
+  tv1::UploadFileRequest req;
+  req.set_group_id(group_id);
+  tv1::FileInfo* f = req.mutable_file();
+  f->set_name(name);
+  f->set_size(hashes.size);
+  f->set_piece_size(hashes.piece_size);
+  f->set_sha1(hashes.sha1);
+  for (const std::string& p : hashes.piece_sha1) f->add_piece_sha1(p);
+  for (const std::string& c : hashes.sha1_chain) f->add_sha1_chain(c);
+  return req;
+}
+
 }  // namespace
 
 // The tracker as a download sees it. Changes of what this client holds are
@@ -499,16 +516,8 @@ void Node::Restore(const std::string& user_id, const tv1::LoginResponse& login,
       download_tracker_->AnnounceHolder(r.group_id, r.name, true).IgnoreError();
     } else if (known == nullptr) {
       // The tracker forgot the share (or never heard of it): register again.
-      tv1::UploadFileRequest req;
-      req.set_group_id(r.group_id);
-      tv1::FileInfo* f = req.mutable_file();
-      f->set_name(r.name);
-      f->set_size(r.size);
-      f->set_piece_size(r.piece_size);
-      f->set_sha1(r.sha1);
-      for (const std::string& p : r.piece_sha1) f->add_piece_sha1(p);
-      for (const std::string& c : r.sha1_chain) f->add_sha1_chain(c);
-      if (auto up = tracker_->Call(&Stub::UploadFile, req); !up.ok()) {
+      if (auto up = tracker_->Call(&Stub::UploadFile, UploadRequest(r.group_id, r.name, r));
+          !up.ok()) {
         store_.Remove({r.group_id, r.sha1});
         summary->problems.push_back(
             absl::StrCat(r.name, " in ", r.group_id, ": ", up.status().message()));
@@ -759,17 +768,9 @@ absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& uplo
   }
   if (upload.cancel) return absl::CancelledError("cancelled");
 
-  tv1::UploadFileRequest req;
-  req.set_group_id(group_id);
-  tv1::FileInfo* f = req.mutable_file();
-  f->set_name(name);
-  f->set_size(hashed.size);
-  f->set_piece_size(hashed.piece_size);
-  f->set_sha1(hashed.sha1);
-  for (const std::string& p : hashed.piece_sha1) f->add_piece_sha1(p);
-  for (const std::string& c : hashed.sha1_chain) f->add_sha1_chain(c);
   AwaitServing();
-  ASSIGN_OR_RETURN(auto resp, tracker_->Call(&Stub::UploadFile, req));
+  ASSIGN_OR_RETURN(auto resp,
+                   tracker_->Call(&Stub::UploadFile, UploadRequest(group_id, name, hashed)));
   // A stop_share no tracker heard yet must not undo this.
   state_->RemovePending({user, group_id, name, PendingChange::kStopShare, ""}).IgnoreError();
 
