@@ -1,15 +1,13 @@
 // client <IP>:<PORT> <tracker_info.txt>: the groupshare shell. Reads
 // commands from a terminal or from piped stdin until quit or end of input.
 
+#include <grpcpp/server_builder.h>
 #include <malloc.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <iostream>
 #include <string>
-
-#include <grpcpp/server_builder.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -26,8 +24,8 @@
 #include "services/peer/node.h"
 #include "services/peer/peer_identity.h"
 #include "services/peer/peer_service.h"
-#include "services/peer/tracker_trust.h"
 #include "services/peer/tracker_client.h"
+#include "services/peer/tracker_trust.h"
 
 ABSL_FLAG(std::string, state_dir, "",
           "folder for this client's state and log (default: "
@@ -128,8 +126,8 @@ int main(int argc, char** argv) {
         "client-", absl::StrReplaceAll(self->host, {{"[", ""}, {"]", ""}, {":", "_"}}),
         "_", self->port));
   }
-  if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return FailStartup(absl::StrCat("cannot create state folder '", state_dir, "'"));
+  if (absl::Status made = MakeStateFolder(state_dir); !made.ok()) {
+    return FailStartup(made.message());
   }
   if (absl::Status s = LockForLife(state_dir + "/lock"); !s.ok()) {
     return FailStartup(

@@ -1,10 +1,11 @@
 #include "core/sqlite.h"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
@@ -135,9 +136,10 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
                                SQLITE_OPEN_NOMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) {
+    const int why = raw ? sqlite3_system_errno(raw) : 0;
     absl::Status status = absl::UnavailableError(absl::StrCat(
-        "cannot open database '", path, "': ",
-        raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+        "cannot open database '", path, "': ", raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc),
+        why != 0 ? absl::StrCat(" (", std::strerror(why), ")") : ""));
     sqlite3_close(raw);
     return status;
   }

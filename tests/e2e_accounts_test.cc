@@ -28,12 +28,13 @@
 namespace groupshare {
 namespace {
 
-using testing::Subprocess;
-using testing::TempDir;
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Optional;
 using ::testing::StartsWith;
+using testing::Subprocess;
+using testing::TempDir;
 
 struct TwoTrackersOnOneFile;
 
@@ -293,6 +294,11 @@ TEST_F(E2E, TrackerCommandLineErrors) {
   std::tie(code, err) = run({dir_.File("good.txt"), "1", "extra"});
   EXPECT_EQ(code, 2);
   EXPECT_THAT(err, HasSubstr("one argument too many: 'extra'"));
+  std::tie(code, err) = run({dir_.File("good.txt"), "1", "--db", dir_.File("no/tracker.db")});
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr(absl::StrCat("cannot open database '", dir_.File("no/tracker.db"),
+                                          "': unable to open database file (No such file or "
+                                          "directory)")));
   // The specification's own command line repeats the tracker_info file.
   {
     Subprocess spec({GS_TRACKER_BIN, dir_.File("good.txt"), "1", dir_.File("good.txt"), "--db",
@@ -340,6 +346,19 @@ TEST_F(E2E, ClientCommandLineErrors) {
   EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), "x", "y"}), 2);
   EXPECT_THAT(testing::ReadFile(dir_.File("err.txt")),
               HasSubstr("2 arguments too many: 'x' 'y'"));
+  // A state folder that cannot be made says why.
+  EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), "--state_dir", dir_.File("no/state")}),
+            2);
+  EXPECT_THAT(
+      testing::ReadFile(dir_.File("err.txt")),
+      EndsWith(absl::StrCat("error: cannot create the state folder '", dir_.File("no/state"),
+                            "' (No such file or directory); give --state_dir a folder "
+                            "you may write\n")));
+  EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), "--state_dir", dir_.File("good.txt")}),
+            2);
+  EXPECT_THAT(testing::ReadFile(dir_.File("err.txt")),
+              EndsWith(absl::StrCat("error: the state folder '", dir_.File("good.txt"),
+                                    "' is a file; give --state_dir a folder you may write\n")));
   // As the specification writes it: the tracker_info file twice.
   EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), dir_.File("good.txt"),
                      "--state_dir", dir_.File("state")}),

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -280,10 +281,28 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 
 std::string DefaultStatePath(absl::string_view name) {
   const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') {
+    const passwd* account = getpwuid(getuid());
+    home = account != nullptr ? account->pw_dir : nullptr;
+  }
   if (home == nullptr || *home == '\0') return std::string(name);
   std::string dir = absl::StrCat(home, "/.groupshare");
   mkdir(dir.c_str(), 0700);
   return absl::StrCat(dir, "/", name);
+}
+
+absl::Status MakeStateFolder(const std::string& dir) {
+  struct stat st;
+  if (mkdir(dir.c_str(), 0700) != 0 && (errno != EEXIST || stat(dir.c_str(), &st) != 0)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create the state folder '", dir, "' (", std::strerror(errno),
+                     "); give --state_dir a folder you may write"));
+  }
+  if (stat(dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the state folder '", dir, "' is a file; give --state_dir a folder you may write"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace groupshare

@@ -86,8 +86,14 @@ absl::Status LockForLife(const std::string& path);
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view content,
                                  int mode = 0644);
 
-// $HOME/.groupshare/<name> (or ./<name> without HOME), creating the folder.
+// <home>/.groupshare/<name>, creating the folder: the home is $HOME, or the
+// account's home when HOME is not set (as in a service's environment);
+// ./<name> when there is neither.
 std::string DefaultStatePath(absl::string_view name);
+
+// Makes the state folder `dir` (mode 0700) unless it is there. An error
+// says why, and what to do.
+absl::Status MakeStateFolder(const std::string& dir);
 
 }  // namespace groupshare
 

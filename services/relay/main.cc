@@ -2,21 +2,16 @@
 // address of its Nth line, and its session port beside it, until 'quit' on
 // stdin, SIGINT or SIGTERM.
 
-#include <sys/stat.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/server_builder.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include <chrono>
 #include <iostream>
 #include <string>
 #include <thread>
-
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/tls_certificate_provider.h>
-#include <grpcpp/security/tls_credentials_options.h>
-#include <grpcpp/server_builder.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
@@ -199,8 +194,8 @@ int main(int argc, char** argv) {
   const TrackerAddress& address = (*relays)[number - 1];
   std::string dir = absl::GetFlag(FLAGS_state_dir);
   if (dir.empty()) dir = DefaultStatePath(absl::StrCat("relay-", number));
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return FailStartup(absl::StrCat("cannot make the state folder ", dir, ": ", strerror(errno)));
+  if (absl::Status made = MakeStateFolder(dir); !made.ok()) {
+    return FailStartup(made.message());
   }
 
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
