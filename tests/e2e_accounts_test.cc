@@ -605,6 +605,11 @@ TEST_F(E2E, ClientOnAPipeStopsOnASignalAndLogsOut) {
   // The main loop logged out on its way out: the session is gone, long
   // before it would have expired.
   EXPECT_EQ(other->Run("login alice pw"), "logged in as alice");
+  // A terminal that closes (a dropped ssh connection) stops it as cleanly.
+  other->Signal(SIGHUP);
+  EXPECT_EQ(other->Wait(), 0);
+  auto third = StartClient("alice-third");
+  EXPECT_EQ(third->Run("login alice pw"), "logged in as alice");
 }
 
 TEST_F(E2E, ClientFailsOverToTheNextTracker) {

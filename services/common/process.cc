@@ -59,11 +59,16 @@ int FailStartup(absl::string_view message) {
 }
 
 namespace {
+// Whether SIGHUP was ignored when the process started (nohup): then it
+// stays so, rather than be waited for.
+std::atomic<bool> g_hangup_ignored{false};
+
 sigset_t TermSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  if (!g_hangup_ignored) sigaddset(&set, SIGHUP);
   return set;
 }
 }  // namespace
@@ -123,6 +128,8 @@ void DisableMutexDeadlockDetection() {
 }
 
 void BlockTermSignals() {
+  struct sigaction hangup {};
+  g_hangup_ignored = sigaction(SIGHUP, nullptr, &hangup) == 0 && hangup.sa_handler == SIG_IGN;
   sigset_t set = TermSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A peer that goes away mid-write must not kill us.

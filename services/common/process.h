@@ -43,8 +43,9 @@ absl::Status CheckPositionalArgs(std::vector<std::string>& args,
 // same code without these mains, keep it.
 void DisableMutexDeadlockDetection();
 
-// Blocks SIGINT and SIGTERM in this thread and every thread it starts later;
-// call first thing in main. Then WatchTermSignals logs each of them that
+// Blocks SIGINT, SIGTERM and SIGHUP (a closed terminal; unless nohup ignores
+// it) in this thread and every thread it starts later; call first thing in
+// main. Then WatchTermSignals logs each of them that
 // arrives (from a thread of its own) and asks the process to stop: the main
 // loop sees it through StopRequested and ends in its own time, never in the
 // middle of a command. The stop is process-wide state, so the signal

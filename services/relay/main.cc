@@ -1,6 +1,6 @@
 // relay <relay_info.txt> <relay_no>: runs relay number N of the file on the
 // address of its Nth line, and its session port beside it, until 'quit' on
-// stdin, SIGINT or SIGTERM.
+// stdin, SIGINT, SIGTERM or SIGHUP.
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/tls_certificate_provider.h>

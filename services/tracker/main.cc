@@ -1,5 +1,5 @@
 // tracker <tracker_info.txt> <tracker_no>: runs tracker number N of the file
-// on the address of its Nth line until 'quit' on stdin, SIGINT or SIGTERM.
+// on the address of its Nth line until 'quit' on stdin, SIGINT, SIGTERM or SIGHUP.
 
 #include <unistd.h>
 
@@ -105,8 +105,9 @@ constexpr char kUsage[] =
     "       tracker --db <database> --rotate_peer_ca\n"
     "\n"
     "Runs tracker number <tracker_no> (1-based) of tracker_info.txt, which holds one\n"
-    "host:port a line, on the address of that line. Type 'quit' to stop it; SIGINT and\n"
-    "SIGTERM stop it too. With stdin not a terminal, end of input does not stop it.\n";
+    "host:port a line, on the address of that line. Type 'quit' to stop it; SIGINT,\n"
+    "SIGTERM and SIGHUP (its terminal closed) stop it too. With stdin not a terminal,\n"
+    "end of input does not stop it.\n";
 
 // The database of --db, with the limits of the flags.
 absl::StatusOr<std::unique_ptr<groupshare::tracker::Store>> OpenStore(std::string* described) {

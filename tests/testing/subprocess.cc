@@ -62,10 +62,12 @@ Subprocess::Subprocess(const std::vector<std::string>& argv,
       int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (err >= 0) dup2(err, STDERR_FILENO);
     }
-    // Signals blocked in the test runner must not stay blocked here.
+    // Signals blocked in the test runner must not stay blocked here, nor
+    // SIGHUP ignored (a runner started with nohup).
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGHUP, SIG_DFL);
     execve(args[0], args.data(), envp.data());
     _exit(127);
   }
