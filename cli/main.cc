@@ -139,6 +139,12 @@ int main(int argc, char** argv) {
   if (auto s = log::LogToFile(state_dir + "/client.log"); !s.ok()) return FailStartup(s.message());
 
   auto state = peer::ClientState::Open(state_dir + "/state.db");
+  if (absl::IsDataLoss(state.status())) {
+    return FailStartup(absl::StrCat(
+        "the client's state is damaged (", state.status().message(),
+        "); move state.db away and start again, then upload_file your shares again (the files "
+        "themselves are untouched)"));
+  }
   if (!state.ok()) return FailStartup(state.status().message());
 
   const bool plaintext = absl::GetFlag(FLAGS_plaintext);

@@ -153,7 +153,9 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path
       absl::StrCat("PRAGMA journal_mode=WAL; PRAGMA synchronous=",
                    full_sync ? "FULL" : "NORMAL", "; PRAGMA foreign_keys=ON;"));
   if (!status.ok()) {
-    return absl::Status(status.code(),
+    const int rc = sqlite3_errcode(raw) & 0xff;
+    const bool damaged = rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
+    return absl::Status(damaged ? absl::StatusCode::kDataLoss : status.code(),
                         absl::StrCat("database '", path, "': ", status.message()));
   }
   return db;

@@ -70,7 +70,8 @@ class Database {
   // foreign keys on and a busy timeout, so that several processes may share
   // it. With `full_sync` every commit is on disk before it returns (it
   // survives a power cut); without, a commit survives a crash of the process
-  // but may be lost with the machine, and is much cheaper.
+  // but may be lost with the machine, and is much cheaper. DATA_LOSS for a
+  // file that is no database, or a damaged one.
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path,
                                                         bool full_sync = true);
   ~Database();

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -359,6 +360,17 @@ TEST_F(E2E, ClientCommandLineErrors) {
   EXPECT_THAT(testing::ReadFile(dir_.File("err.txt")),
               EndsWith(absl::StrCat("error: the state folder '", dir_.File("good.txt"),
                                     "' is a file; give --state_dir a folder you may write\n")));
+  // A damaged state says so, and what to do.
+  ASSERT_EQ(mkdir(dir_.File("damaged").c_str(), 0700), 0);
+  testing::WriteFile(dir_.File("damaged/state.db"), std::string(8192, 'x'));
+  EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), "--state_dir", dir_.File("damaged")}),
+            2);
+  EXPECT_THAT(testing::ReadFile(dir_.File("err.txt")),
+              EndsWith(absl::StrCat("error: the client's state is damaged (database '",
+                                    dir_.File("damaged/state.db"),
+                                    "': file is not a database); move state.db away and start "
+                                    "again, then upload_file your shares again (the files "
+                                    "themselves are untouched)\n")));
   // As the specification writes it: the tracker_info file twice.
   EXPECT_EQ(code_of({"127.0.0.1:0", dir_.File("good.txt"), dir_.File("good.txt"),
                      "--state_dir", dir_.File("state")}),
