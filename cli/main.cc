@@ -43,6 +43,8 @@ ABSL_FLAG(int, no_source_timeout, 30,
 ABSL_FLAG(int64_t, max_upload_rate, 0,
           "KiB a second this client sends to other peers at most, over all downloads "
           "(0: no limit)");
+ABSL_FLAG(int64_t, max_download_rate, 0,
+          "KiB a second this client's downloads receive at most, together (0: no limit)");
 ABSL_FLAG(std::string, listen, "",
           "host:port the peer service listens on, when it is not the advertised address "
           "(the first argument): behind a NAT or in a container, say. Default: the "
@@ -190,8 +192,11 @@ int main(int argc, char** argv) {
   options.serve.write_timeout = absl::Seconds(absl::GetFlag(FLAGS_stalled_reader_timeout));
   peer::Node node(tracker.get(), *std::move(state), options);
   if (absl::GetFlag(FLAGS_max_upload_rate) < 0) return FailStartup("--max_upload_rate must be >= 0");
-  node.peer_service()->SetMaxUploadRate(
-      static_cast<uint64_t>(absl::GetFlag(FLAGS_max_upload_rate)) * 1024);
+  if (absl::GetFlag(FLAGS_max_download_rate) < 0) {
+    return FailStartup("--max_download_rate must be >= 0");
+  }
+  node.SetMaxUploadRate(static_cast<uint64_t>(absl::GetFlag(FLAGS_max_upload_rate)) * 1024);
+  node.SetMaxDownloadRate(static_cast<uint64_t>(absl::GetFlag(FLAGS_max_download_rate)) * 1024);
 
   EnableReflectionAndHealth();
   grpc::ServerBuilder builder;

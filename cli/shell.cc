@@ -169,7 +169,8 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
       {"show_uploads", {}, "what each share sent since login, and to whom it sends now", true,
        bind(&Shell::ShowUploads)},
       {"set", {"setting", "value"},
-       "change a limit now: upload_rate <KiB/s|off>, max_peers <1-64>", false,
+       "change a limit now: upload_rate <KiB/s|off>, download_rate <KiB/s|off>, max_peers <1-64>",
+       false,
        bind(&Shell::Set)},
       {"stop_share", {"group_id", "file_name"},
        "stop sharing a file, or downloading it (its part file is removed)", true,
@@ -530,19 +531,19 @@ absl::Status Shell::ShowUploads(const Args&) {
 absl::Status Shell::Set(const Args& a) {
   const std::string& setting = a[0];
   const std::string& value = a[1];
-  if (setting == "upload_rate") {
-    if (value == "off") {
-      node_.SetMaxUploadRate(0);
-      Print("uploads are not capped");
-      return absl::OkStatus();
-    }
+  if (setting == "upload_rate" || setting == "download_rate") {
+    const bool up = setting == "upload_rate";
     uint64_t kib = 0;
-    if (!absl::SimpleAtoi(value, &kib) || kib == 0 || kib > (uint64_t{1} << 30)) {
+    if (value != "off" &&
+        (!absl::SimpleAtoi(value, &kib) || kib == 0 || kib > (uint64_t{1} << 30))) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "'", value, "' is not a rate; set upload_rate takes KiB/s (1 or more) or off"));
+          "'", value, "' is not a rate; set ", setting, " takes KiB/s (1 or more) or off"));
     }
-    node_.SetMaxUploadRate(kib * 1024);
-    Print(absl::StrCat("uploads send at most ", kib, " KiB/s together"));
+    up ? node_.SetMaxUploadRate(kib * 1024) : node_.SetMaxDownloadRate(kib * 1024);
+    const char* what = up ? "uploads" : "downloads";
+    Print(kib == 0 ? absl::StrCat(what, " are not capped")
+                   : absl::StrCat(what, up ? " send" : " receive", " at most ", kib,
+                                  " KiB/s together"));
     return absl::OkStatus();
   }
   if (setting == "max_peers") {
@@ -556,7 +557,8 @@ absl::Status Shell::Set(const Args& a) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "no setting '", setting, "'; set takes upload_rate <KiB/s|off> or max_peers <1-64>"));
+      "no setting '", setting,
+      "'; set takes upload_rate <KiB/s|off>, download_rate <KiB/s|off> or max_peers <1-64>"));
 }
 
 absl::Status Shell::ShowDownloads(const Args& a) {

@@ -378,8 +378,8 @@ class CoordinatorTest : public ::testing::Test {
   void Start() {
     tracker_ = std::make_unique<testing::FakeDownloadTracker>(response_);
     download_ = std::make_unique<Download>(
-        Download::Context{tracker_.get(), &store_, state_.get(), "dave", &env_}, options_, "g",
-        response_, dir_.File("out.bin"));
+        Download::Context{tracker_.get(), &store_, state_.get(), "dave", &env_, cap_}, options_,
+        "g", response_, dir_.File("out.bin"));
     download_->Start();
   }
   // The link to `user` once the download made it.
@@ -405,8 +405,63 @@ class CoordinatorTest : public ::testing::Test {
   SystemDownloadEnv system_env_;
   FakeEnv env_{&system_env_, &content_, layout_};
   std::unique_ptr<testing::FakeDownloadTracker> tracker_;
+  RateCap* cap_ = nullptr;
   std::unique_ptr<Download> download_;
 };
+
+TEST(RateCap, ARequestGoesWhileTheBucketHoldsAnyBytesAndTimePaysBackTheDebt) {
+  RateCap cap;
+  const absl::Time t0 = absl::FromUnixSeconds(1800000000);
+  cap.Take(uint64_t{1} << 40, t0);
+  EXPECT_TRUE(cap.Open(t0));  // no cap
+  cap.SetRate(1000);
+  EXPECT_TRUE(cap.Open(t0));  // starts full: a second's worth
+  cap.Take(1500, t0);         // on credit
+  EXPECT_FALSE(cap.Open(t0));
+  EXPECT_FALSE(cap.Open(t0 + absl::Milliseconds(500)));  // debt paid, nothing more
+  EXPECT_TRUE(cap.Open(t0 + absl::Milliseconds(600)));
+  // Idle time fills the bucket to a second's worth, not more.
+  const absl::Time later = t0 + absl::Hours(1);
+  cap.Take(1000, later);
+  EXPECT_FALSE(cap.Open(later));
+  cap.SetRate(0);
+  EXPECT_TRUE(cap.Open(later));
+}
+
+// Under a download cap a piece is asked for only once the cap has room, so
+// the pieces asked for keep to its rate while the peer could send faster;
+// once the cap is lifted, the rest come at once.
+TEST_F(CoordinatorTest, UnderADownloadCapPiecesAreAskedForNoFasterThanItAllows) {
+  RateCap cap;
+  cap.SetRate(kPiece / 2);  // a piece every two seconds
+  cap_ = &cap;
+  // With its SHA1 chain, so that each piece is checked as it comes.
+  *response_.mutable_file() = testing::DescribeFile("f.bin", content_, kPiece);
+  AddHolder("alice");
+  Start();
+  auto alice = Link("alice");
+  alice->SendBitfield(Pieces(0, 8));
+  ASSERT_TRUE(Eventually([&] { return alice->asked().size() == 1; }));
+  for (int pass = 1; pass <= 32; ++pass) {  // 8 s on the fake clock
+    alice->DeliverAll();
+    ASSERT_TRUE(env_.Advance(absl::Milliseconds(250)));
+    const double seconds = pass * 0.25;
+    const size_t asked = alice->asked().size();
+    // The full bucket (half a piece), a piece on credit, and what the
+    // rate paid for since: at t = 0, 1.25, 3.25, 5.25 and 7.25 s (a pass
+    // later when the piece before is still being checked).
+    EXPECT_LE(asked, static_cast<size_t>(1.5 + seconds / 2)) << seconds;
+    EXPECT_GE(asked, static_cast<size_t>(seconds / 2)) << seconds;
+  }
+  EXPECT_NE(Progress().state, DownloadState::kComplete);
+  cap.SetRate(0);
+  ASSERT_TRUE(env_.Advance(absl::Milliseconds(250)));
+  EXPECT_TRUE(Eventually([&] {
+    alice->DeliverAll();
+    return Progress().state == DownloadState::kComplete;
+  })) << Progress().error;
+  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+}
 
 TEST_F(CoordinatorTest, CallsThatBringNothingAreCancelledOnceThePieceTimeoutPasses) {
   options_.piece_timeout = absl::Seconds(20);

@@ -1627,6 +1627,40 @@ TEST_F(Sharing, ShowUploadsAndLimitsChangedAtRunTime) {
   EXPECT_EQ(alice->Run("show_uploads"), "nothing sent since login");
 }
 
+// A download cap holds what all of a client's downloads receive together,
+// and changes at run time.
+TEST_F(Sharing, ADownloadCapHoldsAllOfAClientsDownloadsTogether) {
+  auto alice = cluster_.StartUser("alice");
+  auto bob = cluster_.StartUser("bob", {"--max_download_rate", "1024"});
+  cluster_.AddMember(*alice, *bob, "g");
+  const std::vector<std::string> names = {"f1.bin", "f2.bin"};
+  std::vector<std::string> paths;
+  for (uint32_t i = 0; i < names.size(); ++i) {
+    paths.push_back(MakeFile("alice", names[i], 2 << 20, /*seed=*/i + 1));
+    EXPECT_THAT(alice->Run(absl::StrCat("upload_file ", paths[i], " g")), StartsWith("shared"));
+  }
+  const absl::Time start = absl::Now();
+  for (const std::string& name : names) {
+    EXPECT_THAT(bob->Run(absl::StrCat("download_file g ", name, " ", Dest(name))),
+                StartsWith("downloading"));
+  }
+  for (const std::string& name : names) {
+    EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C] [g] " + name),
+              absl::StrCat("[C] [g] ", name, " -> ", Dest(name)));
+  }
+  // 4 MiB at 1 MiB/s: the full bucket (1 MiB) and a piece on credit for
+  // each download (2 x 512 KiB) go at once, the other 2 MiB take 2 s.
+  // Alone, either download would have been asked for within 1.5 s; without
+  // a cap, both take a small part of a second here.
+  EXPECT_GE(absl::Now() - start, absl::Seconds(2));
+  for (uint32_t i = 0; i < names.size(); ++i) {
+    EXPECT_TRUE(testing::ReadFile(Dest(names[i])) == testing::ReadFile(paths[i])) << names[i];
+  }
+  EXPECT_EQ(bob->Run("set download_rate off"), "downloads are not capped");
+  EXPECT_EQ(bob->Run("set download_rate 64"), "downloads receive at most 64 KiB/s together");
+  EXPECT_THAT(bob->Run("set download_rate -1"), StartsWith("error: '-1' is not a rate"));
+}
+
 // What concerns a user reaches its shell unasked, at its next keep-alive:
 // a request waiting for a group it owns, its own request accepted or
 // refused (told at its next login when it was away), a group handed to it.

@@ -395,11 +395,17 @@ void Download::Fill(uint32_t id) {
     // Past its least window, a link takes only what the download's budget
     // has left, so fast links get the budget and every link keeps going.
     const uint64_t budget = options_.max_bytes_in_flight / layout_.piece_size;
+    // Under a download cap, a piece is asked for only once the cap has room
+    // (Tick tries again).
+    RateCap* const cap = context_.cap;
+    const absl::Time now = env_->Now();
     std::vector<uint32_t> pieces;
     while (pieces.size() < batch &&
-           (picker_.InFlight(picked) < kMinWindow || picker_.TotalInFlight() < budget)) {
+           (picker_.InFlight(picked) < kMinWindow || picker_.TotalInFlight() < budget) &&
+           (cap == nullptr || cap->Open(now))) {
       auto p = picker_.Pick(picked, waits);
       if (!p.has_value()) break;
+      if (cap != nullptr) cap->Take(layout_.PieceLength(p->value()), now);
       pieces.push_back(p->value());
     }
     if (pieces.empty()) return;

@@ -63,6 +63,7 @@
 #include "services/peer/peer_link.h"
 #include "services/peer/peer_set.h"
 #include "services/peer/piece_writer.h"
+#include "services/peer/rate_cap.h"
 
 namespace groupshare::peer {
 
@@ -184,6 +185,8 @@ class Download : public PeerLink::Owner {
     ClientState* state;
     std::string user_id;
     DownloadEnv* env;  // its clock, part file and peer links
+    // What this client's downloads may receive together; null: no cap.
+    RateCap* cap = nullptr;
   };
 
   // `first` is the tracker's answer to GetFilePeers for the file, already

@@ -864,8 +864,8 @@ absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& 
     return absl::AlreadyExistsError(absl::StrCat(
         "you already share this file in ", group_id, " as '", served->name, "'"));
   }
-  Download::Context context{download_tracker_.get(), &store_, state_.get(), user_id,
-                            &download_env_};
+  Download::Context context{
+      download_tracker_.get(), &store_, state_.get(), user_id, &download_env_, &download_cap_};
   DownloadOptions options;
   {
     absl::MutexLock lock(&mu_);

@@ -152,9 +152,11 @@ class Node {
 
   // What each share sent since the login, and to whom it sends now.
   std::vector<ShareTraffic> Traffic() const;
-  // Limits, changed at run time: what all uploads send at most together
-  // (0: no cap), and the peers a download connects to at once.
+  // Limits, changed at run time: what all uploads send, and all downloads
+  // receive, at most together (0: no cap), and the peers a download
+  // connects to at once.
   void SetMaxUploadRate(uint64_t bytes_per_second);
+  void SetMaxDownloadRate(uint64_t bytes_per_second) { download_cap_.SetRate(bytes_per_second); }
   void SetMaxPeers(uint32_t max_peers) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Leaves the group at the tracker and stops sharing in it here; its
@@ -249,6 +251,7 @@ class Node {
   const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
   NodeOptions options_;  // max_peers guarded by mu_, the rest constant
   SystemDownloadEnv download_env_{RouterFor(options_)};
+  RateCap download_cap_;  // outlives the downloads
   PieceStore store_;
   PeerServiceImpl peer_service_{&store_, options_.serve};
 
