@@ -1,13 +1,14 @@
 // client <IP>:<PORT> <tracker_info.txt>: the groupshare shell. Reads
 // commands from a terminal or from piped stdin until quit or end of input.
 
-#include <grpcpp/server_builder.h>
 #include <malloc.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <iostream>
 #include <string>
+
+#include <grpcpp/server_builder.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -24,8 +25,8 @@
 #include "services/peer/node.h"
 #include "services/peer/peer_identity.h"
 #include "services/peer/peer_service.h"
-#include "services/peer/tracker_client.h"
 #include "services/peer/tracker_trust.h"
+#include "services/peer/tracker_client.h"
 
 ABSL_FLAG(std::string, state_dir, "",
           "folder for this client's state and log (default: "

@@ -45,11 +45,11 @@ void DisableMutexDeadlockDetection();
 
 // Blocks SIGINT, SIGTERM and SIGHUP (a closed terminal; unless nohup ignores
 // it) in this thread and every thread it starts later; call first thing in
-// main. Then WatchTermSignals logs each of them that
-// arrives (from a thread of its own) and asks the process to stop: the main
-// loop sees it through StopRequested and ends in its own time, never in the
-// middle of a command. The stop is process-wide state, so the signal
-// thread touches nothing that main owns.
+// main. Then WatchTermSignals logs each of them that arrives (from a thread
+// of its own) and asks the process to stop: the main loop sees it through
+// StopRequested and ends in its own time, never in the middle of a command.
+// The stop is process-wide state, so the signal thread touches nothing that
+// main owns.
 void BlockTermSignals();
 void WatchTermSignals();
 void RequestStop();

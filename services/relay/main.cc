@@ -2,16 +2,17 @@
 // address of its Nth line, and its session port beside it, until 'quit' on
 // stdin, SIGINT, SIGTERM or SIGHUP.
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/tls_certificate_provider.h>
-#include <grpcpp/security/tls_credentials_options.h>
-#include <grpcpp/server_builder.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <iostream>
 #include <string>
 #include <thread>
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/server_builder.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
