@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <random>
@@ -394,6 +395,15 @@ class CoordinatorTest : public ::testing::Test {
     return b;
   }
   DownloadProgress Progress() { return download_->Progress(); }
+  // Has `links` send what they are asked for until the download completes;
+  // the file is then the content, byte for byte.
+  void ExpectCompletesFrom(std::initializer_list<FakeLink*> links) {
+    EXPECT_TRUE(Eventually([&] {
+      for (FakeLink* link : links) link->DeliverAll();
+      return Progress().state == DownloadState::kComplete;
+    })) << Progress().error;
+    EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  }
 
   testing::TempDir dir_;
   const std::string content_ = Content(8 * kPiece);
@@ -456,11 +466,7 @@ TEST_F(CoordinatorTest, UnderADownloadCapPiecesAreAskedForNoFasterThanItAllows) 
   EXPECT_NE(Progress().state, DownloadState::kComplete);
   cap.SetRate(0);
   ASSERT_TRUE(env_.Advance(absl::Milliseconds(250)));
-  EXPECT_TRUE(Eventually([&] {
-    alice->DeliverAll();
-    return Progress().state == DownloadState::kComplete;
-  })) << Progress().error;
-  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  ExpectCompletesFrom({alice.get()});
 }
 
 TEST_F(CoordinatorTest, CallsThatBringNothingAreCancelledOnceThePieceTimeoutPasses) {
@@ -477,11 +483,7 @@ TEST_F(CoordinatorTest, CallsThatBringNothingAreCancelledOnceThePieceTimeoutPass
   EXPECT_GE(Progress().counters.stalled_calls, 1u);
   // Asked again (one failure is not enough to drop it), and it delivers.
   ASSERT_TRUE(Eventually([&] { return alice->open_calls() > 0; }));
-  EXPECT_TRUE(Eventually([&] {
-    alice->DeliverAll();
-    return Progress().state == DownloadState::kComplete;
-  })) << Progress().error;
-  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  ExpectCompletesFrom({alice.get()});
 }
 
 // A seeder that withdraws an offer (another downloader asked for the piece
@@ -503,13 +505,9 @@ TEST_F(CoordinatorTest, APieceWithdrawnByAPeerIsNotAskedOfIt) {
   ASSERT_TRUE(env_.Advance(absl::Milliseconds(300)));
   EXPECT_EQ(alice->asked(), (std::set<uint32_t>{0, 1, 2, 3}));
   bob->SendBitfield(Pieces(0, 8));
-  EXPECT_TRUE(Eventually([&] {
-    bob->DeliverAll();
-    return Progress().state == DownloadState::kComplete;
-  })) << Progress().error;
+  ExpectCompletesFrom({bob.get()});
   EXPECT_FALSE(alice->asked().count(5));
   EXPECT_TRUE(bob->asked().count(5));
-  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
 }
 
 // A peer with nothing else to give fetches a copy of a piece that waits at
@@ -536,12 +534,7 @@ TEST_F(CoordinatorTest, AnIdlePeerCopiesOnlyAPieceThatWaitsAtItsPeer) {
   EXPECT_TRUE(at_alice.count(*bob->asked().begin()));
   bob->DeliverAll();
   ASSERT_TRUE(Eventually([&] { return Progress().counters.cancelled_copies == 1; }));
-  EXPECT_TRUE(Eventually([&] {
-    alice->DeliverAll();
-    bob->DeliverAll();
-    return Progress().state == DownloadState::kComplete;
-  })) << Progress().error;
-  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  ExpectCompletesFrom({alice.get(), bob.get()});
 }
 
 // Downloaders who start together are listed as each gets its first piece;
@@ -631,11 +624,7 @@ TEST_F(CoordinatorTest, AFileTheTrackerNoLongerListsIsStillTakenFromThePeersThat
   EXPECT_EQ(Progress().state, DownloadState::kRunning);
   tracker_->SetAnswer(absl::UnavailableError("the tracker is out of reach"));
   ASSERT_TRUE(env_.Advance(absl::Seconds(1)));
-  EXPECT_TRUE(Eventually([&] {
-    alice->DeliverAll();
-    return Progress().state == DownloadState::kComplete;
-  })) << Progress().error;
-  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  ExpectCompletesFrom({alice.get()});
 }
 
 TEST_F(CoordinatorTest, APeerSendingCorruptPiecesIsStruckOutAndTheOthersFinish) {
@@ -655,11 +644,7 @@ TEST_F(CoordinatorTest, APeerSendingCorruptPiecesIsStruckOutAndTheOthersFinish) 
   DownloadProgress p = Progress();
   EXPECT_GE(p.counters.corrupt_pieces, 3u);
   alice->SendBitfield(Pieces(0, 8));
-  ASSERT_TRUE(Eventually([&] {
-    alice->DeliverAll();
-    return Progress().state == DownloadState::kComplete;
-  }));
-  EXPECT_TRUE(testing::ReadFile(dir_.File("out.bin")) == content_);
+  ExpectCompletesFrom({alice.get()});
   p = Progress();
   EXPECT_EQ(p.bytes_by_peer.count("mallory"), 0u);
   EXPECT_EQ(p.bytes_by_peer["alice"], content_.size());
