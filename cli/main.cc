@@ -68,6 +68,8 @@ ABSL_FLAG(int, stalled_reader_timeout, 30,
 ABSL_FLAG(int, max_memory_mb, 64,
           "memory gRPC may hold for the peer service's connections and calls; under "
           "pressure it cancels calls and closes connections");
+ABSL_FLAG(int, max_active_downloads, 8,
+          "downloads that run at once; the others wait their turn in the order they came");
 ABSL_FLAG(int, max_peers, 16,
           "peers one download connects to at once (1-64); more holders wait in reserve and "
           "take the place of a peer that fails or is slow");
@@ -187,6 +189,11 @@ int main(int argc, char** argv) {
   const int max_peers = absl::GetFlag(FLAGS_max_peers);
   if (max_peers < 1 || max_peers > 64) return FailStartup("--max_peers must be from 1 to 64");
   options.download.max_peers = static_cast<uint32_t>(max_peers);
+  const int active = absl::GetFlag(FLAGS_max_active_downloads);
+  if (active < 1 || active > 1000) {
+    return FailStartup("--max_active_downloads must be from 1 to 1000");
+  }
+  options.max_active_downloads = static_cast<uint32_t>(active);
   if (absl::GetFlag(FLAGS_stalled_reader_timeout) < 1) {
     return FailStartup("--stalled_reader_timeout must be at least 1");
   }

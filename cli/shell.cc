@@ -576,6 +576,11 @@ absl::Status Shell::ShowDownloads(const Args& a) {
                                     p.group_id, "] ", p.name);
     switch (p.state) {
       case peer::DownloadState::kRunning:
+        if (p.queued_ahead.has_value()) {
+          absl::StrAppend(&line, " queued: it starts when a running download ends (",
+                          *p.queued_ahead, " ahead of it)");
+          break;
+        }
         absl::StrAppend(
             &line, " ",
             absl::StrFormat("%.1f%%", p.size == 0 ? 0.0 : 100.0 * p.bytes_done / p.size),

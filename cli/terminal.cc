@@ -98,7 +98,7 @@ std::string ProgressPrompt(const std::vector<peer::DownloadProgress>& downloads,
     return d.size == 0 ? 0.0 : static_cast<double>(d.bytes_done) / d.size;
   };
   for (const auto& d : downloads) {
-    if (d.state != peer::DownloadState::kRunning) continue;
+    if (d.state != peer::DownloadState::kRunning || d.queued_ahead.has_value()) continue;
     if (shown == nullptr || fraction(d) > fraction(*shown)) shown = &d;
     ++running;
     total_rate += d.bytes_per_second;

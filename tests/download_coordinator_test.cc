@@ -438,6 +438,21 @@ TEST(RateCap, ARequestGoesWhileTheBucketHoldsAnyBytesAndTimePaysBackTheDebt) {
   EXPECT_TRUE(cap.Open(later));
 }
 
+TEST(DownloadSlots, TurnsGoInTheOrderDownloadsCameAndOneThatLeftIsSkipped) {
+  DownloadSlots slots(2);
+  const uint64_t a = slots.Join(), b = slots.Join(), c = slots.Join(), d = slots.Join();
+  EXPECT_FALSE(slots.TryTake(b));  // a came first
+  EXPECT_TRUE(slots.TryTake(a));
+  EXPECT_TRUE(slots.TryTake(b));
+  EXPECT_FALSE(slots.TryTake(c));  // both slots taken
+  EXPECT_EQ(slots.Ahead(d), 1u);
+  slots.Leave(c);  // stopped while it waited
+  EXPECT_EQ(slots.Ahead(d), 0u);
+  EXPECT_FALSE(slots.TryTake(d));
+  slots.Give();  // a ended
+  EXPECT_TRUE(slots.TryTake(d));
+}
+
 // Under a download cap a piece is asked for only once the cap has room, so
 // the pieces asked for keep to its rate while the peer could send faster;
 // once the cap is lifted, the rest come at once.

@@ -1661,6 +1661,49 @@ TEST_F(Sharing, ADownloadCapHoldsAllOfAClientsDownloadsTogether) {
   EXPECT_THAT(bob->Run("set download_rate -1"), StartsWith("error: '-1' is not a rate"));
 }
 
+// Downloads beyond --max_active_downloads wait their turn in the order they
+// came, holding no part file; one stopped while it waits just goes.
+TEST_F(Sharing, DownloadsBeyondTheLimitWaitTheirTurnInOrder) {
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "2048"});
+  auto bob = cluster_.StartUser("bob", {"--max_active_downloads", "1"});
+  cluster_.AddMember(*alice, *bob, "g");
+  const std::vector<std::string> names = {"a.bin", "b.bin", "c.bin"};
+  std::vector<std::string> paths;
+  for (uint32_t i = 0; i < names.size(); ++i) {
+    paths.push_back(MakeFile("alice", names[i], 4 << 20, /*seed=*/i + 1));
+    EXPECT_THAT(alice->Run(absl::StrCat("upload_file ", paths[i], " g")), StartsWith("shared"));
+  }
+  for (const std::string& name : names) {
+    EXPECT_THAT(bob->Run(absl::StrCat("download_file g ", name, " ", Dest(name))),
+                StartsWith("downloading"));
+  }
+  // At 2 MiB/s a.bin takes two seconds: the others wait behind it.
+  auto all_listed = [](const std::vector<std::string>& l) {
+    return l.size() == 3 && absl::StrContains(l[2], "queued");
+  };
+  std::vector<std::string> lines = cluster_.Downloads(*bob);
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       !all_listed(lines) && absl::Now() < deadline; lines = cluster_.Downloads(*bob)) {
+    absl::SleepFor(absl::Milliseconds(50));  // a poll with a deadline
+  }
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_THAT(lines[0], StartsWith("[D] [g] a.bin "));
+  EXPECT_EQ(lines[1],
+            "[D] [g] b.bin queued: it starts when a running download ends (0 ahead of it)");
+  EXPECT_EQ(lines[2],
+            "[D] [g] c.bin queued: it starts when a running download ends (1 ahead of it)");
+  EXPECT_NE(access((Dest("b.bin") + ".part").c_str(), F_OK), 0);
+  EXPECT_THAT(bob->Run("stop_share g c.bin"), StartsWith("stopped sharing c.bin in g"));
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C] [g] " + names[i]),
+              absl::StrCat("[C] [g] ", names[i], " -> ", Dest(names[i])));
+    EXPECT_TRUE(testing::ReadFile(Dest(names[i])) == testing::ReadFile(paths[i])) << names[i];
+  }
+  EXPECT_EQ(cluster_.Downloads(*bob).size(), 2u);
+  EXPECT_NE(access(Dest("c.bin").c_str(), F_OK), 0);
+  EXPECT_NE(access((Dest("c.bin") + ".part").c_str(), F_OK), 0);
+}
+
 // What concerns a user reaches its shell unasked, at its next keep-alive:
 // a request waiting for a group it owns, its own request accepted or
 // refused (told at its next login when it was away), a group handed to it.

@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/status_macros.h"
@@ -87,10 +88,6 @@ Download::Download(Context context, DownloadOptions options, std::string group_i
               PiecePicker::Options{options_.random_first, 2, 32, std::random_device{}()}),
       peers_(PeerSetOptions(options_, layout_.piece_size), env_->Now()),
       last_tick_(env_->Now()) {
-  {
-    absl::MutexLock lock(&mu_);
-    workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
-  }
   Publish();
 }
 
@@ -134,6 +131,7 @@ void Download::Publish() {
     p.waiting_for_sharer = true;
     p.gives_up_in = options_.no_source_timeout - (env_->Now() - no_source_since_);
   }
+  p.queued_ahead = queued_ahead_;
   p.size = layout_.size;
   p.bytes_per_second = state_ == DownloadState::kRunning ? rate_ : 0;
   p.eta_bytes_per_second = state_ == DownloadState::kRunning ? eta_rate_ : 0;
@@ -188,17 +186,58 @@ void Download::OnCallEnd(PeerLink* link, std::vector<uint32_t> undelivered,
   Post(CallEndEvent{link->id(), std::move(undelivered), status});
 }
 
-void Download::Run() {
-  const absl::Time started = env_->Now();
-  if (absl::Status s = Prepare(); !s.ok()) {
-    Fail(s);
-  } else {
-    if (picker_.HaveCount() == 0) {
-      tracker_thread_->Run([this] {
-        if (context_.tracker->AnnounceStart(group_id_, file_.name()).ok()) announced_ = true;
-      });
+bool Download::AwaitTurn() {
+  DownloadSlots* const slots = context_.slots;
+  if (slots == nullptr) return true;
+  const uint64_t place = slots->Join();
+  bool waited = false;
+  while (!slots->TryTake(place)) {
+    waited = true;
+    queued_ahead_ = slots->Ahead(place);
+    Publish();
+    absl::MutexLock lock(&mu_);
+    if (!stop_) env_->WaitUntil(&changed_, &mu_, env_->Now() + kTick);
+    if (stop_) {
+      slots->Leave(place);
+      return false;
     }
-    AddPeers(first_);
+  }
+  has_slot_ = true;
+  queued_ahead_.reset();
+  // The holders and tickets it was given may be stale by now.
+  if (waited) {
+    auto fresh = context_.tracker->GetFilePeers(group_id_, file_.name());
+    if (fresh.ok() && fresh->file().sha1() == file_.sha1()) first_ = *std::move(fresh);
+  }
+  return true;
+}
+
+void Download::Run() {
+  absl::Cleanup give_back = [this] {
+    if (has_slot_) context_.slots->Give();
+  };
+  absl::Time started = env_->Now();
+  if (!AwaitTurn()) {
+    // Stopped while it waited its turn: it opened nothing, and ends so.
+    ending_ = true;
+    state_ = DownloadState::kStopped;
+    queued_ahead_.reset();
+  } else {
+    {
+      absl::MutexLock lock(&mu_);
+      workers_ = std::make_unique<WorkQueue>(std::max(options_.workers, 1));
+    }
+    started = env_->Now();
+    if (absl::Status s = Prepare(); !s.ok()) {
+      Fail(s);
+    } else {
+      if (picker_.HaveCount() == 0) {
+        tracker_thread_->Run([this] {
+          if (context_.tracker->AnnounceStart(group_id_, file_.name()).ok()) announced_ = true;
+        });
+      }
+      AddPeers(first_);
+    }
   }
   absl::Time last_refresh = env_->Now(), last_save = env_->Now();
   absl::Duration refresh_wait = options_.first_refresh;  // doubles up to the interval

@@ -24,13 +24,14 @@
 //
 // Threads: per download, the coordinator, `workers` workers that verify
 // and write pieces, and one that talks to the tracker, whatever the number
-// of peers. The links' reactions (on gRPC's threads), the workers and the
-// tracker thread never touch the coordinator's state: they post events to
-// its queue, which it takes in turn, as libtorrent's disk thread posts its
-// results back. Every failure goes through Fail(): the reason is recorded,
-// the pieces are no longer offered, and the tracker is told. The download
-// ends in order: links closed, workers drained, links freed, events
-// dropped.
+// of peers. A download that waits its turn (Context::slots) has only the
+// coordinator and the tracker's thread, and no buffer. The links' reactions
+// (on gRPC's threads), the workers and the tracker thread never touch the
+// coordinator's state: they post events to its queue, which it takes in
+// turn, as libtorrent's disk thread posts its results back. Every failure
+// goes through Fail(): the reason is recorded, the pieces are no longer
+// offered, and the tracker is told. The download ends in order: links
+// closed, workers drained, links freed, events dropped.
 //
 // Public methods are thread-safe.
 #ifndef GROUPSHARE_SERVICES_PEER_DOWNLOADER_H_
@@ -41,6 +42,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -59,6 +61,7 @@
 #include "groupshare/tracker/v1/tracker.pb.h"
 #include "services/peer/client_state.h"
 #include "services/peer/download_env.h"
+#include "services/peer/download_slots.h"
 #include "services/peer/download_target.h"
 #include "services/peer/peer_link.h"
 #include "services/peer/peer_set.h"
@@ -155,6 +158,9 @@ struct DownloadProgress {
   int peers = 0;  // connected now
   uint32_t links_open = 0;  // peer links not yet freed (a dropped one goes within a tick)
   uint32_t pieces_held = 0;  // received, not yet verified and written
+  // Waiting for its turn under the limit of downloads at once, behind this
+  // many others; empty once it runs.
+  std::optional<uint32_t> queued_ahead;
   // No peer can send what is missing: the download fails if that lasts
   // `gives_up_in` longer.
   bool waiting_for_sharer = false;
@@ -187,6 +193,8 @@ class Download : public PeerLink::Owner {
     DownloadEnv* env;  // its clock, part file and peer links
     // What this client's downloads may receive together; null: no cap.
     RateCap* cap = nullptr;
+    // How many of its downloads run at once; null: no limit.
+    DownloadSlots* slots = nullptr;
   };
 
   // `first` is the tracker's answer to GetFilePeers for the file, already
@@ -254,6 +262,10 @@ class Download : public PeerLink::Owner {
   void Handle(CallEndEvent& e);
   void Handle(VerifiedEvent& e);
   void Handle(PeersEvent& e);
+  // Waits for a slot among the downloads that run at once (see
+  // Context::slots), then takes a fresh list of holders if it waited;
+  // false when the download was stopped first.
+  bool AwaitTurn();
   // Opens the part file, reusing the verified pieces a crash left behind.
   absl::Status Prepare();
   // Checks the whole file and renames it into place.
@@ -318,6 +330,8 @@ class Download : public PeerLink::Owner {
   std::atomic<bool> announced_{false};
 
   // Only the coordinator's thread touches these.
+  std::optional<uint32_t> queued_ahead_;  // see DownloadProgress::queued_ahead
+  bool has_slot_ = false;                 // one of Context::slots, to give back
   bool ending_ = false;  // stopped, failed or every piece in
   DownloadState state_ = DownloadState::kRunning;
   std::string error_;

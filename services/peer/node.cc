@@ -864,8 +864,13 @@ absl::StatusOr<std::unique_ptr<Download>> Node::MakeDownload(const std::string& 
     return absl::AlreadyExistsError(absl::StrCat(
         "you already share this file in ", group_id, " as '", served->name, "'"));
   }
-  Download::Context context{
-      download_tracker_.get(), &store_, state_.get(), user_id, &download_env_, &download_cap_};
+  Download::Context context{.tracker = download_tracker_.get(),
+                            .store = &store_,
+                            .state = state_.get(),
+                            .user_id = user_id,
+                            .env = &download_env_,
+                            .cap = &download_cap_,
+                            .slots = &download_slots_};
   DownloadOptions options;
   {
     absl::MutexLock lock(&mu_);

@@ -32,6 +32,8 @@ struct NodeOptions {
   // host:port of this client's PeerService, as the other members reach it.
   std::string peer_address;
   DownloadOptions download;
+  // Downloads that run at once; the others wait their turn (DownloadSlots).
+  uint32_t max_active_downloads = 8;
   // This client's certificate for mutual TLS with the other members, which
   // it outlives: its downloads present it, and it is renewed with the
   // keep-alives. Plaintext when null.
@@ -251,7 +253,8 @@ class Node {
   const std::unique_ptr<TrackerForDownloads> download_tracker_;  // tracker_ as downloads see it
   NodeOptions options_;  // max_peers guarded by mu_, the rest constant
   SystemDownloadEnv download_env_{RouterFor(options_)};
-  RateCap download_cap_;  // outlives the downloads
+  RateCap download_cap_;  // outlives the downloads, as download_slots_ does
+  DownloadSlots download_slots_{options_.max_active_downloads};
   PieceStore store_;
   PeerServiceImpl peer_service_{&store_, options_.serve};
 
