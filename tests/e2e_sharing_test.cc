@@ -1650,8 +1650,8 @@ TEST_F(Sharing, ADownloadCapHoldsAllOfAClientsDownloadsTogether) {
   }
   // 4 MiB at 1 MiB/s: the full bucket (1 MiB) and a piece on credit for
   // each download (2 x 512 KiB) go at once, the other 2 MiB take 2 s.
-  // Alone, either download would have been asked for within 1.5 s; without
-  // a cap, both take a small part of a second here.
+  // A cap of each download's own would have let both through in half a
+  // second; without a cap, both take a small part of a second here.
   EXPECT_GE(absl::Now() - start, absl::Seconds(2));
   for (uint32_t i = 0; i < names.size(); ++i) {
     EXPECT_TRUE(testing::ReadFile(Dest(names[i])) == testing::ReadFile(paths[i])) << names[i];
