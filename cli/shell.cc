@@ -169,7 +169,8 @@ Shell::Shell(peer::TrackerClient& tracker, peer::Node& node, std::ostream& out)
       {"show_uploads", {}, "what each share sent since login, and to whom it sends now", true,
        bind(&Shell::ShowUploads)},
       {"set", {"setting", "value"},
-       "change a limit now: upload_rate <KiB/s|off>, download_rate <KiB/s|off>, max_peers <1-64>",
+       "change a limit now: upload_rate <KiB/s|off>, download_rate <KiB/s|off>, max_peers "
+       "<1-64>, active_downloads <1-1000>",
        false,
        bind(&Shell::Set)},
       {"stop_share", {"group_id", "file_name"},
@@ -556,9 +557,20 @@ absl::Status Shell::Set(const Args& a) {
     Print(absl::StrCat("downloads connect to at most ", peers, " peers at once"));
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "no setting '", setting,
-      "'; set takes upload_rate <KiB/s|off>, download_rate <KiB/s|off> or max_peers <1-64>"));
+  if (setting == "active_downloads") {
+    uint32_t n = 0;
+    if (!absl::SimpleAtoi(value, &n) || n < 1 || n > 1000) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", value, "' is not a download count; set active_downloads takes 1 to 1000"));
+    }
+    node_.SetMaxActiveDownloads(n);
+    Print(absl::StrCat("at most ", n, " downloads run at once; the others wait their turn"));
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("no setting '", setting,
+                   "'; set takes upload_rate <KiB/s|off>, download_rate <KiB/s|off>, max_peers "
+                   "<1-64> or active_downloads <1-1000>"));
 }
 
 absl::Status Shell::ShowDownloads(const Args& a) {

@@ -1694,6 +1694,17 @@ TEST_F(Sharing, DownloadsBeyondTheLimitWaitTheirTurnInOrder) {
             "[D] [g] c.bin queued: it starts when a running download ends (1 ahead of it)");
   EXPECT_NE(access((Dest("b.bin") + ".part").c_str(), F_OK), 0);
   EXPECT_THAT(bob->Run("stop_share g c.bin"), StartsWith("stopped sharing c.bin in g"));
+  // A second slot lets b.bin start at once, beside a.bin.
+  EXPECT_EQ(bob->Run("set active_downloads 2"),
+            "at most 2 downloads run at once; the others wait their turn");
+  EXPECT_THAT(bob->Run("set active_downloads 0"), StartsWith("error: '0' is not a download count"));
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       absl::StrContains(lines[1], "queued") && absl::Now() < deadline;
+       lines = cluster_.Downloads(*bob)) {
+    absl::SleepFor(absl::Milliseconds(50));  // a poll with a deadline
+  }
+  EXPECT_THAT(lines[1], HasSubstr("[g] b.bin ")) << lines[1];
+  EXPECT_THAT(lines[1], Not(HasSubstr("queued"))) << lines[1];
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(cluster_.WaitForDownload(*bob, "[C] [g] " + names[i]),
               absl::StrCat("[C] [g] ", names[i], " -> ", Dest(names[i])));

@@ -18,6 +18,12 @@ namespace groupshare::peer {
 class DownloadSlots {
  public:
   explicit DownloadSlots(uint32_t max) : max_(max) {}
+  // From now on: fewer leaves those running to end; more lets the next
+  // ones start.
+  void SetMax(uint32_t max) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    max_ = max;
+  }
 
   // A place in the queue, to be given to TryTake, and to Leave when the
   // download ends before it got a slot.
@@ -53,7 +59,7 @@ class DownloadSlots {
 
  private:
   mutable absl::Mutex mu_;
-  const uint32_t max_;
+  uint32_t max_ ABSL_GUARDED_BY(mu_);
   uint32_t taken_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<uint64_t> waiting_ ABSL_GUARDED_BY(mu_);

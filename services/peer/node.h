@@ -155,11 +155,12 @@ class Node {
   // What each share sent since the login, and to whom it sends now.
   std::vector<ShareTraffic> Traffic() const;
   // Limits, changed at run time: what all uploads send, and all downloads
-  // receive, at most together (0: no cap), and the peers a download
-  // connects to at once.
+  // receive, at most together (0: no cap), the peers a download connects
+  // to at once, and the downloads that run at once.
   void SetMaxUploadRate(uint64_t bytes_per_second);
   void SetMaxDownloadRate(uint64_t bytes_per_second) { download_cap_.SetRate(bytes_per_second); }
   void SetMaxPeers(uint32_t max_peers) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetMaxActiveDownloads(uint32_t n) { download_slots_.SetMax(n); }
 
   // Leaves the group at the tracker and stops sharing in it here; its
   // unfinished downloads end as StopShare ends one.
