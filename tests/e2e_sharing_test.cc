@@ -967,7 +967,10 @@ TEST_F(Sharing, ASeederOffersACrowdDifferentPiecesAndMoreAsTheyAreAskedFor) {
 
 TEST_F(Sharing, ThirtyTwoSeedersAtOnceWithAtMostEightDownloadThreads) {
   const size_t size = 64 << 20;
-  auto alice = cluster_.StartUser("alice");
+  // Capped, so that the download waits for the others to connect rather
+  // than end before half of them could send a piece (as it did on a busy
+  // machine).
+  auto alice = cluster_.StartUser("alice", {"--max_upload_rate", "4096"});
   auto dave = cluster_.StartUser("dave", {"--max_peers", "32"});
   cluster_.AddMember(*alice, *dave, "g");
   std::string path = MakeFile("alice", "f.bin", size);
