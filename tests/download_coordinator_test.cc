@@ -468,16 +468,19 @@ TEST_F(CoordinatorTest, UnderADownloadCapPiecesAreAskedForNoFasterThanItAllows) 
   alice->SendBitfield(Pieces(0, 8));
   ASSERT_TRUE(Eventually([&] { return alice->asked().size() == 1; }));
   for (int pass = 1; pass <= 32; ++pass) {  // 8 s on the fake clock
+    // Each piece is in and checked (on the workers, in real time) before
+    // the clock moves on, so that only the cap holds the next one back.
     alice->DeliverAll();
+    ASSERT_TRUE(Eventually([&] { return Progress().pieces_done == alice->asked().size(); }));
     ASSERT_TRUE(env_.Advance(absl::Milliseconds(250)));
     const double seconds = pass * 0.25;
     const size_t asked = alice->asked().size();
     // The full bucket (half a piece), a piece on credit, and what the
-    // rate paid for since: at t = 0, 1.25, 3.25, 5.25 and 7.25 s (a pass
-    // later when the piece before is still being checked).
+    // rate paid for since: at t = 0, 1.25, 3.25, 5.25 and 7.25 s.
     EXPECT_LE(asked, static_cast<size_t>(1.5 + seconds / 2)) << seconds;
     EXPECT_GE(asked, static_cast<size_t>(seconds / 2)) << seconds;
   }
+  EXPECT_EQ(alice->asked().size(), 5u);
   EXPECT_NE(Progress().state, DownloadState::kComplete);
   cap.SetRate(0);
   ASSERT_TRUE(env_.Advance(absl::Milliseconds(250)));
