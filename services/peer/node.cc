@@ -166,6 +166,19 @@ tv1::UploadFileRequest UploadRequest(const std::string& group_id, const std::str
   return req;
 }
 
+// FAILED_PRECONDITION unless the file at `path` is still as `before` found
+// it, and `hashed` read it all: a hash is vouched for only by the stamp the
+// file kept while it was read.
+absl::Status UnchangedWhileHashed(const std::string& path, const FileStamp& before,
+                                  const HashedFile& hashed) {
+  if (absl::StatusOr<FileStamp> after = StampOf(path);
+      !after.ok() || *after != before || hashed.size != before.size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", path, "' changed while it was hashed; upload it again once nothing writes to it"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // The tracker as a download sees it. Changes of what this client holds are
@@ -559,10 +572,12 @@ bool Node::RecordFinished(const std::string& user_id, ShareRecord& r) {
       !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != r.size) {
     return false;
   }
-  absl::StatusOr<HashedFile> hashed = HashFile(r.path, r.piece_size);
-  if (!hashed.ok() || hashed->sha1 != r.sha1) return false;
   absl::StatusOr<FileStamp> stamp = StampOf(r.path);
-  if (!stamp.ok() || !state_->MarkComplete(user_id, r.group_id, r.sha1, stamp->mtime_ns).ok()) {
+  if (!stamp.ok()) return false;
+  absl::StatusOr<HashedFile> hashed = HashFile(r.path, r.piece_size);
+  if (!hashed.ok() || hashed->sha1 != r.sha1 ||
+      !UnchangedWhileHashed(r.path, *stamp, *hashed).ok() ||
+      !state_->MarkComplete(user_id, r.group_id, r.sha1, stamp->mtime_ns).ok()) {
     return false;
   }
   state_->AddCompleted({user_id, r.group_id, r.name, r.path, r.size}).IgnoreError();
@@ -761,11 +776,7 @@ absl::StatusOr<UploadSummary> Node::Share(const std::string& user, Hashing& uplo
                      upload.hashed = done;
                      return !upload.cancel;
                    }));
-  if (absl::StatusOr<FileStamp> after = StampOf(abs);
-      !after.ok() || *after != before || hashed.size != before.size) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "'", abs, "' changed while it was hashed; upload it again once nothing writes to it"));
-  }
+  RETURN_IF_ERROR(UnchangedWhileHashed(abs, before, hashed));
   if (upload.cancel) return absl::CancelledError("cancelled");
 
   AwaitServing();
